@@ -1,0 +1,708 @@
+//! [`MessagingInstrumenter`] (built once) and the [`Operation`] guard it returns for each
+//! messaging operation.
+//!
+//! The instrumenter owns everything semconv decides: span names (`{messaging.operation.name}
+//! {destination}`), span kinds, the sampling-relevant attributes given at span start, status and
+//! `error.type`, the metrics, and the propagation policy. Broker crates only describe an operation
+//! through a [`MessagingAttributes`] view.
+
+use std::{
+    borrow::Cow,
+    fmt,
+    future::Future,
+    sync::{Arc, OnceLock},
+    time::{Duration, SystemTime},
+};
+
+use opentelemetry::{
+    Array, Context, InstrumentationScope, Key, KeyValue, StringValue, Value,
+    context::FutureExt as _,
+    global::{BoxedTracer, ObjectSafeTracerProvider},
+    metrics::MeterProvider,
+    propagation::{Extractor, Injector, TextMapPropagator},
+    trace::{Link, SpanBuilder, Status, TraceContextExt, Tracer},
+};
+
+use crate::{
+    attributes::MessagingAttributes,
+    metrics::{Instruments, Measurement},
+    operation::OperationType,
+    propagation::{Extracted, ProcessParent, Propagator, process_parent},
+    semconv,
+};
+
+/// Name of the instrumentation scope: `otel-messaging`.
+pub const SCOPE_NAME: &str = "otel-messaging";
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder(SCOPE_NAME)
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .with_schema_url(semconv::SCHEMA_URL)
+        .build()
+}
+
+struct Inner {
+    tracer: BoxedTracer,
+    instruments: Option<Instruments>,
+    propagator: Propagator,
+    trust_boundary: bool,
+    captured_headers: Vec<(String, Key)>,
+    body_size: bool,
+}
+
+/// Creates spans and metrics for messaging operations, following semconv v1.44.
+///
+/// Build it once and share it (it is a cheap `Clone` over an `Arc`):
+/// [`new`](Self::new) uses the global tracer, meter and propagator;
+/// [`builder`](Self::builder) takes explicit providers and the policies. The `_traced` sugar of
+/// the broker crates uses [`global`](Self::global) unless given an instrumenter.
+///
+/// # Examples
+///
+/// The three-line primitive every broker integration is made of:
+///
+/// ```
+/// use std::collections::HashMap;
+/// use opentelemetry::Context;
+/// use otel_messaging::{MessagingAttributes, MessagingInstrumenter, OperationType};
+///
+/// struct Send<'a>(&'a str);
+/// impl MessagingAttributes for Send<'_> {
+///     fn system(&self) -> &'static str { "kafka" }
+///     fn operation_type(&self) -> OperationType { OperationType::Send }
+///     fn operation_name(&self) -> &'static str { "send" }
+///     fn destination_name(&self) -> Option<&str> { Some(self.0) }
+/// }
+///
+/// let instrumenter = MessagingInstrumenter::new();
+/// let mut headers: HashMap<String, String> = HashMap::new();
+/// let operation = instrumenter.start_send(&Send("orders"), &Context::current(), &headers);
+/// operation.inject(&mut headers);                  // the creation context goes into the message
+/// let result: Result<(), std::io::Error> = Ok(()); // ... the native send ...
+/// operation.end(&result, |_| "io");                // status, error.type, duration metric
+/// ```
+#[derive(Clone)]
+pub struct MessagingInstrumenter {
+    inner: Arc<Inner>,
+    process_parent: ProcessParent,
+}
+
+impl fmt::Debug for MessagingInstrumenter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessagingInstrumenter")
+            .field("process_parent", &self.process_parent)
+            .field("trust_boundary", &self.inner.trust_boundary)
+            .field("propagator", &self.inner.propagator)
+            .field("metrics", &self.inner.instruments.is_some())
+            .field("captured_headers", &self.inner.captured_headers.len())
+            .field("body_size", &self.inner.body_size)
+            .finish()
+    }
+}
+
+impl Default for MessagingInstrumenter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MessagingInstrumenter {
+    /// An instrumenter on the global tracer provider, meter provider and text-map propagator, with
+    /// every policy at its default.
+    ///
+    /// The providers are read **now**: install them (`global::set_tracer_provider`,
+    /// `global::set_meter_provider`) before calling this. The propagator is read at each call.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder for explicit providers and policies.
+    pub fn builder() -> MessagingInstrumenterBuilder {
+        MessagingInstrumenterBuilder::default()
+    }
+
+    /// The process-wide default instrumenter the `_traced` sugar uses, built from the global
+    /// providers on first use.
+    ///
+    /// Install the global tracer and meter providers before the first traced call; providers
+    /// installed later are not seen by this instance (use an explicit instrumenter then).
+    pub fn global() -> &'static MessagingInstrumenter {
+        static GLOBAL: OnceLock<MessagingInstrumenter> = OnceLock::new();
+        GLOBAL.get_or_init(MessagingInstrumenter::new)
+    }
+
+    /// A copy of this instrumenter with another process-parent policy, for one consumer.
+    /// Ignored (stays [`ProcessParent::Link`]) when the instrumenter is a trust boundary.
+    pub fn with_process_parent(&self, policy: ProcessParent) -> Self {
+        MessagingInstrumenter { inner: self.inner.clone(), process_parent: policy }
+    }
+
+    /// The process-parent policy in force.
+    pub fn process_parent(&self) -> ProcessParent {
+        if self.inner.trust_boundary { ProcessParent::Link } else { self.process_parent }
+    }
+
+    /// Writes `cx` into a message carrier through this instrumenter's propagator, skipping empty
+    /// values.
+    pub fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+        self.inner.propagator.inject(cx, injector);
+    }
+
+    /// Reads a message carrier into a fresh [`Context`] through this instrumenter's propagator,
+    /// validating `traceparent` strictly (see [`crate::propagation::StrictExtractor`]). Invalid or
+    /// missing fields give a context without a span; never the ambient one.
+    pub fn extract_context(&self, extractor: &dyn Extractor) -> Context {
+        self.inner.propagator.extract(extractor)
+    }
+
+    /// Starts an operation whose parent is `parent`, with no links.
+    ///
+    /// Use it for settle operations and anything without a message carrier at hand.
+    pub fn start(&self, view: &dyn MessagingAttributes, parent: &Context) -> Operation {
+        self.start_span(view, parent, Vec::new(), None, None, true, None)
+    }
+
+    /// Starts a send (or create) operation for one outgoing message.
+    ///
+    /// `message` reads the headers the message already has: if they hold a valid creation context
+    /// (a user-provided one), it is **not** overwritten — [`Operation::inject`] does nothing,
+    /// the span links to that context and, being no longer the creation context, is a `CLIENT`
+    /// send span (semconv v1.44 "Trace structure" → "Producer spans").
+    /// Allow-listed headers are captured from `message` as `messaging.header.<name>`.
+    pub fn start_send(
+        &self,
+        view: &dyn MessagingAttributes,
+        parent: &Context,
+        message: &dyn Extractor,
+    ) -> Operation {
+        let existing = Extracted::new(self.extract_context(message));
+        let mut links = Vec::new();
+        let own_context = !existing.has_span;
+        if existing.has_span {
+            links.push(Link::with_context(existing.cx.span().span_context().clone()));
+        }
+        self.start_span(view, parent, links, Some(message), None, own_context, None)
+    }
+
+    /// Starts the process operation of one delivered message, inside the current context
+    /// ([`Context::current`]) as the ambient context. See [`start_process_in`](Self::start_process_in).
+    pub fn start_process(&self, view: &dyn MessagingAttributes, message: &dyn Extractor) -> Operation {
+        Context::map_current(|ambient| self.start_process_in(view, message, ambient))
+    }
+
+    /// Starts the process operation of one delivered message.
+    ///
+    /// The creation context is read from `message` (strict W3C validation; invalid input means
+    /// "no context", and the span is then a child of `ambient` or a new root). Parent and links
+    /// follow [`process_parent`](Self::process_parent); the creation context is always linked.
+    /// Incoming baggage is visible in [`Operation::context`] unless the instrumenter is a trust
+    /// boundary. Queue wait is recorded when the view knows the send time.
+    pub fn start_process_in(
+        &self,
+        view: &dyn MessagingAttributes,
+        message: &dyn Extractor,
+        ambient: &Context,
+    ) -> Operation {
+        let extracted = Extracted::new(self.extract_context(message));
+        let (parent, links) = process_parent(
+            self.process_parent(),
+            &extracted,
+            ambient,
+            !self.inner.trust_boundary,
+        );
+        let now = SystemTime::now();
+        let queue_wait = view
+            .sent_time()
+            .map(|sent| now.duration_since(sent).unwrap_or(Duration::ZERO).as_secs_f64());
+        self.start_span(view, &parent, links, Some(message), Some(now), true, queue_wait)
+    }
+
+    /// Starts a batch operation (receive/poll, batch process, batch settle) that links every
+    /// message's creation context, with per-message link attributes (e.g. `messaging.message.id`,
+    /// partition, offset).
+    ///
+    /// The parent is `parent` (never a creation context). `started_at` back-dates the span start,
+    /// for receive spans built after the poll returned (links must exist at span start so
+    /// samplers see them); `None` means now. Messages without a valid creation context get no
+    /// link.
+    pub fn start_batch<'m, I>(
+        &self,
+        view: &dyn MessagingAttributes,
+        parent: &Context,
+        started_at: Option<SystemTime>,
+        messages: I,
+    ) -> Operation
+    where
+        I: IntoIterator<Item = (&'m dyn Extractor, Vec<KeyValue>)>,
+    {
+        let links = messages
+            .into_iter()
+            .filter_map(|(extractor, attributes)| {
+                let cx = self.extract_context(extractor);
+                let sc = cx.span().span_context().clone();
+                sc.is_valid().then(|| Link::new(sc, attributes, 0))
+            })
+            .collect();
+        self.start_span(view, parent, links, None, started_at, true, None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_span(
+        &self,
+        view: &dyn MessagingAttributes,
+        parent: &Context,
+        links: Vec<Link>,
+        message: Option<&dyn Extractor>,
+        started_at: Option<SystemTime>,
+        own_context: bool,
+        queue_wait: Option<f64>,
+    ) -> Operation {
+        let operation_type = view.operation_type();
+        let creation_context =
+            own_context && matches!(operation_type, OperationType::Send | OperationType::Create);
+        let kind = operation_type
+            .span_kind(own_context && view.send_is_creation_context());
+        let start = started_at.unwrap_or_else(SystemTime::now);
+
+        let mut attributes = Vec::with_capacity(16);
+        let mut metric_attributes = Vec::new();
+        let metrics = self.inner.instruments.is_some();
+        attributes.push(KeyValue::new(semconv::MESSAGING_SYSTEM, view.system()));
+        attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_NAME, view.operation_name()));
+        if metrics {
+            metric_attributes.extend_from_slice(&attributes);
+        }
+        attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, operation_type.as_str()));
+
+        let hidden = view.destination_temporary() || view.destination_anonymous();
+        let destination = view.destination_name();
+        if let Some(name) = destination {
+            let value = Value::String(StringValue::from(Arc::<str>::from(name)));
+            if metrics && !hidden {
+                metric_attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, value.clone()));
+            }
+            attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, value));
+        }
+        let template = view.destination_template();
+        if let Some(template) = template {
+            let value = Value::String(StringValue::from(Arc::<str>::from(template)));
+            if metrics {
+                metric_attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_TEMPLATE, value.clone()));
+            }
+            attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_TEMPLATE, value));
+        }
+        if view.destination_temporary() {
+            attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_TEMPORARY, true));
+        }
+        if view.destination_anonymous() {
+            attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_ANONYMOUS, true));
+        }
+        if let Some(partition) = view.destination_partition_id() {
+            if metrics {
+                metric_attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_PARTITION_ID, partition.clone()));
+            }
+            attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_PARTITION_ID, partition));
+        }
+        if let Some(group) = view.consumer_group_name() {
+            let value = Value::String(StringValue::from(Arc::<str>::from(group)));
+            if metrics {
+                metric_attributes.push(KeyValue::new(semconv::MESSAGING_CONSUMER_GROUP_NAME, value.clone()));
+            }
+            attributes.push(KeyValue::new(semconv::MESSAGING_CONSUMER_GROUP_NAME, value));
+        }
+        if let Some((address, port)) = view.server() {
+            let value = Value::String(StringValue::from(Arc::<str>::from(address)));
+            if metrics {
+                metric_attributes.push(KeyValue::new(semconv::SERVER_ADDRESS, value.clone()));
+                if let Some(port) = port {
+                    metric_attributes.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+                }
+            }
+            attributes.push(KeyValue::new(semconv::SERVER_ADDRESS, value));
+            if let Some(port) = port {
+                attributes.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+            }
+        }
+        let batch = view.batch_message_count();
+        if let Some(count) = batch {
+            attributes.push(KeyValue::new(
+                semconv::MESSAGING_BATCH_MESSAGE_COUNT,
+                i64::try_from(count).unwrap_or(i64::MAX),
+            ));
+        }
+        if let Some(id) = view.message_id() {
+            attributes.push(KeyValue::new(semconv::MESSAGING_MESSAGE_ID, id.to_owned()));
+        }
+        if let Some(id) = view.conversation_id() {
+            attributes.push(KeyValue::new(semconv::MESSAGING_MESSAGE_CONVERSATION_ID, id.to_owned()));
+        }
+        if operation_type != OperationType::Create {
+            if let Some(id) = view.client_id() {
+                attributes.push(KeyValue::new(semconv::MESSAGING_CLIENT_ID, id.to_owned()));
+            }
+        }
+        if self.inner.body_size && batch.is_none() && operation_type != OperationType::Settle {
+            if let Some(size) = view.body_size() {
+                attributes.push(KeyValue::new(
+                    semconv::MESSAGING_MESSAGE_BODY_SIZE,
+                    i64::try_from(size).unwrap_or(i64::MAX),
+                ));
+            }
+        }
+        if let Some(wait) = queue_wait {
+            attributes.push(KeyValue::new(semconv::OTEL_MESSAGING_QUEUE_WAIT_DURATION, wait));
+        }
+        if let Some(message) = message {
+            for (header, key) in &self.inner.captured_headers {
+                if let Some(values) = message.get_all(header) {
+                    let values: Vec<StringValue> =
+                        values.into_iter().map(|v| StringValue::from(v.to_owned())).collect();
+                    attributes.push(KeyValue::new(key.clone(), Value::Array(Array::String(values))));
+                }
+            }
+        }
+        view.system_attributes(&mut attributes);
+
+        let name = span_name(view.operation_name(), destination, template, hidden);
+        let mut builder = SpanBuilder::from_name(name)
+            .with_kind(kind)
+            .with_start_time(start)
+            .with_attributes(attributes);
+        if !links.is_empty() {
+            builder = builder.with_links(links);
+        }
+        let span = self.inner.tracer.build_with_context(builder, parent);
+        Operation {
+            cx: parent.with_span(span),
+            start,
+            operation_type,
+            creation_context,
+            messages: batch.unwrap_or(1),
+            counts_as_delivery: view.counts_as_delivery(),
+            queue_wait,
+            metric_attributes,
+            instrumenter: self.inner.clone(),
+            ended: false,
+        }
+    }
+}
+
+/// The span name: `{messaging.operation.name} {destination}`, where the destination is the
+/// template if any, else the destination name unless it is temporary or anonymous; without one the
+/// name is the operation name alone (semconv v1.44 `messaging-spans.md`, "Span name").
+pub fn span_name(
+    operation_name: &'static str,
+    destination: Option<&str>,
+    template: Option<&str>,
+    hidden: bool,
+) -> Cow<'static, str> {
+    match template.or(if hidden { None } else { destination }) {
+        Some(destination) => {
+            let mut name = String::with_capacity(operation_name.len() + 1 + destination.len());
+            name.push_str(operation_name);
+            name.push(' ');
+            name.push_str(destination);
+            Cow::Owned(name)
+        }
+        None => Cow::Borrowed(operation_name),
+    }
+}
+
+/// Configures a [`MessagingInstrumenter`]. Every setting has a default, written on its method.
+#[derive(Default)]
+pub struct MessagingInstrumenterBuilder {
+    tracer: Option<BoxedTracer>,
+    meter: Option<opentelemetry::metrics::Meter>,
+    metrics: Option<bool>,
+    propagator: Propagator,
+    process_parent: ProcessParent,
+    trust_boundary: bool,
+    captured_headers: Vec<String>,
+    body_size: bool,
+}
+
+impl fmt::Debug for MessagingInstrumenterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessagingInstrumenterBuilder")
+            .field("explicit_tracer", &self.tracer.is_some())
+            .field("explicit_meter", &self.meter.is_some())
+            .field("propagator", &self.propagator)
+            .field("process_parent", &self.process_parent)
+            .field("trust_boundary", &self.trust_boundary)
+            .field("captured_headers", &self.captured_headers)
+            .field("body_size", &self.body_size)
+            .finish()
+    }
+}
+
+impl MessagingInstrumenterBuilder {
+    /// Uses `provider` for spans (scope `otel-messaging`, this crate's version, the v1.44 schema
+    /// URL).
+    ///
+    /// Defaults to the global tracer provider at the time [`build`](Self::build) is called.
+    pub fn with_tracer_provider<P>(mut self, provider: &P) -> Self
+    where
+        P: ObjectSafeTracerProvider,
+    {
+        self.tracer = Some(BoxedTracer::new(provider.boxed_tracer(scope())));
+        self
+    }
+
+    /// Uses `provider` for the messaging metrics.
+    ///
+    /// Defaults to the global meter provider at the time [`build`](Self::build) is called.
+    pub fn with_meter_provider<P>(mut self, provider: &P) -> Self
+    where
+        P: MeterProvider + ?Sized,
+    {
+        self.meter = Some(provider.meter_with_scope(scope()));
+        self
+    }
+
+    /// Turns the metrics on or off. Off saves building metric attributes on every operation.
+    ///
+    /// Defaults to on.
+    pub fn with_metrics(mut self, enabled: bool) -> Self {
+        self.metrics = Some(enabled);
+        self
+    }
+
+    /// Uses `propagator` for inject and extract instead of the global one.
+    ///
+    /// Defaults to the global text-map propagator, read at each call. Note that the
+    /// opentelemetry-rust global default is a **no-op**: an application must install one, e.g.
+    /// `TextMapCompositePropagator` of `TraceContextPropagator` and `BaggagePropagator`.
+    pub fn with_propagator<P>(mut self, propagator: P) -> Self
+    where
+        P: TextMapPropagator + Send + Sync + 'static,
+    {
+        self.propagator = Propagator::Explicit(Arc::new(propagator));
+        self
+    }
+
+    /// Sets how single-message process spans relate to the creation context.
+    ///
+    /// Defaults to [`ProcessParent::Spec`]. Overridable per consumer with
+    /// [`MessagingInstrumenter::with_process_parent`].
+    pub fn with_process_parent(mut self, policy: ProcessParent) -> Self {
+        self.process_parent = policy;
+        self
+    }
+
+    /// Marks the consumer side as a trust boundary: process spans never take a producer's
+    /// context as parent (always [`ProcessParent::Link`], whatever else is set) and incoming
+    /// baggage is dropped.
+    ///
+    /// Defaults to `false`.
+    pub fn with_trust_boundary(mut self, enabled: bool) -> Self {
+        self.trust_boundary = enabled;
+        self
+    }
+
+    /// Captures these message headers on send and process spans as `messaging.header.<name>`
+    /// (string array, every value of a repeated header in order; `-` becomes `_` and the name is
+    /// lower-cased in the key). Header values can hold personal data; list only what is safe.
+    ///
+    /// Defaults to none.
+    pub fn with_captured_headers<I, S>(mut self, headers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.captured_headers = headers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Records `messaging.message.body.size` (bytes, Opt-In in semconv) on single-message spans.
+    ///
+    /// Defaults to `false`.
+    pub fn with_body_size(mut self, enabled: bool) -> Self {
+        self.body_size = enabled;
+        self
+    }
+
+    /// Builds the instrumenter, creating its instruments once.
+    pub fn build(self) -> MessagingInstrumenter {
+        let tracer = self
+            .tracer
+            .unwrap_or_else(|| opentelemetry::global::tracer_with_scope(scope()));
+        let instruments = if self.metrics.unwrap_or(true) {
+            let meter = self
+                .meter
+                .unwrap_or_else(|| opentelemetry::global::meter_with_scope(scope()));
+            Some(Instruments::new(&meter))
+        } else {
+            None
+        };
+        let captured_headers = self
+            .captured_headers
+            .into_iter()
+            .map(|header| {
+                let key = format!(
+                    "{}{}",
+                    semconv::MESSAGING_HEADER_PREFIX,
+                    header.to_ascii_lowercase().replace('-', "_")
+                );
+                (header, Key::new(key))
+            })
+            .collect();
+        MessagingInstrumenter {
+            inner: Arc::new(Inner {
+                tracer,
+                instruments,
+                propagator: self.propagator,
+                trust_boundary: self.trust_boundary,
+                captured_headers,
+                body_size: self.body_size,
+            }),
+            process_parent: self.process_parent,
+        }
+    }
+}
+
+/// One messaging operation in progress: its span, its timer and its metric attributes.
+///
+/// Returned by the `start*` methods of [`MessagingInstrumenter`]. End it with [`end`](Self::end),
+/// [`end_ok`](Self::end_ok) or [`end_error`](Self::end_error); dropping it ends the span too
+/// (no status set) and records its duration, so a cancelled future still closes its span.
+#[must_use = "an Operation ends its span when dropped; keep it until the operation completes"]
+pub struct Operation {
+    cx: Context,
+    start: SystemTime,
+    operation_type: OperationType,
+    creation_context: bool,
+    messages: u64,
+    counts_as_delivery: bool,
+    queue_wait: Option<f64>,
+    metric_attributes: Vec<KeyValue>,
+    instrumenter: Arc<Inner>,
+    ended: bool,
+}
+
+impl fmt::Debug for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Operation")
+            .field("operation_type", &self.operation_type)
+            .field("span_context", self.cx.span().span_context())
+            .field("creation_context", &self.creation_context)
+            .field("messages", &self.messages)
+            .finish()
+    }
+}
+
+impl Operation {
+    /// The context holding this operation's span: the parent for spans made inside the operation
+    /// (a handler's own spans), and the creation context written by [`inject`](Self::inject).
+    pub fn context(&self) -> &Context {
+        &self.cx
+    }
+
+    /// Whether the span is recording (sampled); late attributes are skipped when it is not.
+    pub fn is_recording(&self) -> bool {
+        self.cx.span().is_recording()
+    }
+
+    /// Writes this operation's context into the outgoing message as its creation context.
+    ///
+    /// Does nothing for operations that are not creation contexts: receive, process and settle
+    /// operations, and a send whose message already carried a user-provided creation context.
+    /// Empty values are never written.
+    pub fn inject(&self, injector: &mut dyn Injector) {
+        if self.creation_context {
+            self.instrumenter.propagator.inject(&self.cx, injector);
+        }
+    }
+
+    /// Whether [`inject`](Self::inject) writes anything, i.e. this operation's context is the
+    /// creation context of the message.
+    pub fn is_creation_context(&self) -> bool {
+        self.creation_context
+    }
+
+    /// Records on the span that the creation context could not be written into the message
+    /// (`otel_messaging.context.injected = false`), e.g. because the carrier was full.
+    pub fn record_not_injected(&self) {
+        self.set_attributes([KeyValue::new(semconv::OTEL_MESSAGING_CONTEXT_INJECTED, false)]);
+    }
+
+    /// Adds attributes known only after the operation started (offset, message id, partition
+    /// chosen by the broker). Skipped when the span is not recording.
+    pub fn set_attributes(&self, attributes: impl IntoIterator<Item = KeyValue>) {
+        let span = self.cx.span();
+        if span.is_recording() {
+            span.set_attributes(attributes);
+        }
+    }
+
+    /// Ends the operation as succeeded: status unset, no `error.type`.
+    pub fn end_ok(mut self) {
+        self.finish(None);
+    }
+
+    /// Ends the operation as failed: span status `Error` with `description` (the error message;
+    /// never the payload), `error.type = error_type` on the span and on the metrics.
+    ///
+    /// `error_type` must be of low cardinality (an error code name, a type name, or
+    /// [`semconv::ERROR_TYPE_OTHER`]).
+    pub fn end_error(mut self, error_type: &str, description: impl fmt::Display) {
+        self.finish(Some((error_type, description.to_string())));
+    }
+
+    /// Ends the operation from a native result: `Ok` → [`end_ok`](Self::end_ok); `Err(e)` →
+    /// [`end_error`](Self::end_error) with `error_type(e)` and `e`'s message.
+    pub fn end<T, E: fmt::Display>(self, result: &Result<T, E>, error_type: impl FnOnce(&E) -> &str) {
+        match result {
+            Ok(_) => self.end_ok(),
+            Err(e) => {
+                let kind = error_type(e).to_owned();
+                self.end_error(&kind, e);
+            }
+        }
+    }
+
+    /// Runs `handler` inside this operation (its context is current whenever the future is
+    /// polled, so the handler's spans nest under it) and ends the operation with the handler's
+    /// result, which is returned unchanged. On `Err(e)` the `error.type` is the error's Rust type
+    /// name (`std::any::type_name::<E>()`, e.g. `anyhow::Error`).
+    pub async fn run<F, T, E>(self, handler: F) -> Result<T, E>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: fmt::Display,
+    {
+        let result = handler.with_context(self.cx.clone()).await;
+        self.end(&result, |_| std::any::type_name::<E>());
+        result
+    }
+
+    fn finish(&mut self, error: Option<(&str, String)>) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        let end = SystemTime::now();
+        let span = self.cx.span();
+        if let Some((error_type, description)) = &error {
+            span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, (*error_type).to_owned()));
+            span.set_status(Status::error(description.clone()));
+        }
+        span.end_with_timestamp(end);
+        if let Some(instruments) = &self.instrumenter.instruments {
+            let duration = end.duration_since(self.start).unwrap_or(Duration::ZERO).as_secs_f64();
+            instruments.record(Measurement {
+                operation_type: self.operation_type,
+                duration_secs: duration,
+                messages: self.messages,
+                counts_as_delivery: self.counts_as_delivery,
+                queue_wait_secs: self.queue_wait,
+                attributes: &mut self.metric_attributes,
+                error_type: error.as_ref().map(|(t, _)| *t),
+            });
+        }
+    }
+}
+
+impl Drop for Operation {
+    fn drop(&mut self) {
+        self.finish(None);
+    }
+}

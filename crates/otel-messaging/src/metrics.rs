@@ -1,0 +1,116 @@
+//! The four semconv messaging instruments plus the project's queue-wait histogram, built once per
+//! instrumenter.
+//!
+//! Source: semconv v1.44 `docs/messaging/messaging-metrics.md` and `model/messaging/metrics.yaml`.
+//!
+//! | Instrument | Kind | Unit | Recorded |
+//! |---|---|---|---|
+//! | `messaging.client.operation.duration` | f64 histogram | `s` | every create/send/receive/settle operation, = span duration |
+//! | `messaging.process.duration` | f64 histogram | `s` | every process operation, = span duration |
+//! | `messaging.client.sent.messages` | u64 counter | `{message}` | per send operation, by its message count |
+//! | `messaging.client.consumed.messages` | u64 counter | `{message}` | once per delivery: receive operations, and process operations not preceded by a traced receive |
+//! | `otel_messaging.queue.wait.duration` | f64 histogram | `s` | per process operation whose message carries a send time |
+//!
+//! Metric attributes are the low-cardinality ones only: `messaging.system`,
+//! `messaging.operation.name`, `messaging.operation.type` (operation duration only),
+//! `messaging.destination.name` (omitted for temporary/anonymous destinations),
+//! `messaging.destination.template`, `messaging.destination.partition.id`,
+//! `messaging.consumer.group.name`, `server.address`, `server.port`, and `error.type` iff the
+//! operation failed.
+
+use opentelemetry::{
+    KeyValue,
+    metrics::{Counter, Histogram, Meter},
+};
+
+use crate::{operation::OperationType, semconv};
+
+/// The instruments of one instrumenter.
+#[derive(Debug, Clone)]
+pub(crate) struct Instruments {
+    operation_duration: Histogram<f64>,
+    process_duration: Histogram<f64>,
+    sent_messages: Counter<u64>,
+    consumed_messages: Counter<u64>,
+    queue_wait: Histogram<f64>,
+}
+
+/// What an ended operation reports to the instruments.
+pub(crate) struct Measurement<'a> {
+    pub(crate) operation_type: OperationType,
+    pub(crate) duration_secs: f64,
+    pub(crate) messages: u64,
+    pub(crate) counts_as_delivery: bool,
+    pub(crate) queue_wait_secs: Option<f64>,
+    pub(crate) attributes: &'a mut Vec<KeyValue>,
+    pub(crate) error_type: Option<&'a str>,
+}
+
+impl Instruments {
+    pub(crate) fn new(meter: &Meter) -> Self {
+        Instruments {
+            operation_duration: meter
+                .f64_histogram(semconv::MESSAGING_CLIENT_OPERATION_DURATION)
+                .with_unit(semconv::UNIT_SECONDS)
+                .with_description(
+                    "Duration of messaging operation initiated by a producer or consumer client.",
+                )
+                .with_boundaries(semconv::DURATION_BUCKETS.to_vec())
+                .build(),
+            process_duration: meter
+                .f64_histogram(semconv::MESSAGING_PROCESS_DURATION)
+                .with_unit(semconv::UNIT_SECONDS)
+                .with_description("Duration of processing operation.")
+                .with_boundaries(semconv::DURATION_BUCKETS.to_vec())
+                .build(),
+            sent_messages: meter
+                .u64_counter(semconv::MESSAGING_CLIENT_SENT_MESSAGES)
+                .with_unit(semconv::UNIT_MESSAGES)
+                .with_description("Number of messages producer attempted to send to the broker.")
+                .build(),
+            consumed_messages: meter
+                .u64_counter(semconv::MESSAGING_CLIENT_CONSUMED_MESSAGES)
+                .with_unit(semconv::UNIT_MESSAGES)
+                .with_description("Number of messages that were delivered to the application.")
+                .build(),
+            queue_wait: meter
+                .f64_histogram(semconv::OTEL_MESSAGING_QUEUE_WAIT_DURATION)
+                .with_unit(semconv::UNIT_SECONDS)
+                .with_description(
+                    "Time a message waited between being sent and the start of its processing.",
+                )
+                .with_boundaries(semconv::QUEUE_WAIT_BUCKETS.to_vec())
+                .build(),
+        }
+    }
+
+    /// Records one ended operation. `m.attributes` holds the base metric attributes (without
+    /// `messaging.operation.type` and `error.type`); it is extended in place.
+    pub(crate) fn record(&self, m: Measurement<'_>) {
+        let attrs = m.attributes;
+        if let Some(error_type) = m.error_type {
+            attrs.push(KeyValue::new(semconv::ERROR_TYPE, error_type.to_owned()));
+        }
+        match m.operation_type {
+            OperationType::Process => {
+                self.process_duration.record(m.duration_secs, attrs);
+                if m.counts_as_delivery {
+                    self.consumed_messages.add(m.messages, attrs);
+                }
+                if let Some(wait) = m.queue_wait_secs {
+                    self.queue_wait.record(wait, attrs);
+                }
+            }
+            op => {
+                if op == OperationType::Send {
+                    self.sent_messages.add(m.messages, attrs);
+                }
+                if op == OperationType::Receive && m.counts_as_delivery {
+                    self.consumed_messages.add(m.messages, attrs);
+                }
+                attrs.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, op.as_str()));
+                self.operation_duration.record(m.duration_secs, attrs);
+            }
+        }
+    }
+}

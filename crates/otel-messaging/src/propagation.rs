@@ -1,0 +1,415 @@
+//! Propagation: strict W3C validation on extract, no empty or duplicate values on inject, and the
+//! parent/link policy of process spans.
+//!
+//! The propagator itself is the global [`TextMapPropagator`] (or one given to the builder), so
+//! W3C Trace Context + Baggage, B3, Jaeger and X-Ray all work. Two things are added around it:
+//!
+//! * [`StrictExtractor`] hides a `traceparent` that is not valid per W3C Trace Context
+//!   (`spec/20-http_request_header_format.md`) — the SDK's `TraceContextPropagator` accepts short
+//!   ids, a leading `+`, a 3-character version and more (reference: semconv digest §5.4) — and,
+//!   with it, the `tracestate` that must then be ignored. Repeated `tracestate` and `baggage`
+//!   values are combined with `,` as W3C asks.
+//! * [`NonEmptyInjector`] drops empty values (the SDK always emits `tracestate`, even empty;
+//!   W3C says to avoid sending an empty one).
+//!
+//! Invalid input is "no context": extraction never fails and never returns the ambient context
+//! as if it came from the producer.
+
+use std::borrow::Cow;
+
+use opentelemetry::{
+    Context,
+    baggage::BaggageExt,
+    propagation::{Extractor, Injector, TextMapPropagator},
+    trace::{Link, TraceContextExt},
+};
+
+/// Key of the W3C `traceparent` field.
+pub const TRACEPARENT: &str = "traceparent";
+/// Key of the W3C `tracestate` field.
+pub const TRACESTATE: &str = "tracestate";
+/// Key of the W3C `baggage` field.
+pub const BAGGAGE: &str = "baggage";
+
+/// How the process span of a single message relates to the message's creation context.
+///
+/// Source: semconv v1.44 `messaging-spans.md`, "Trace structure" → "Consumer spans": the
+/// creation context MAY be the parent of a single-message process span; it is NOT RECOMMENDED by
+/// default when processing happens inside another (ambient) span, and then the ambient context
+/// SHOULD be added as a link. The creation context is always linked.
+///
+/// Batch process and receive spans never use a creation context as parent; they link every
+/// message's creation context whatever the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ProcessParent {
+    /// The spec's default (this is the default): without an ambient span the creation context
+    /// is the parent **and** a link; inside an ambient span the ambient span is the parent and
+    /// the creation context a link.
+    #[default]
+    Spec,
+    /// Always continue the producer's trace: the creation context is the parent and a link; an
+    /// ambient span, if any, becomes a second link.
+    CreationContext,
+    /// Never parent on the creation context: the process span is a new root (or a child of the
+    /// ambient span, if any) with a link to the creation context. Use it for long delays, or at
+    /// trust boundaries together with [`crate::MessagingInstrumenterBuilder::with_trust_boundary`].
+    Link,
+}
+
+/// An [`Extractor`] wrapper that applies W3C Trace Context validation before the propagator sees
+/// the carrier.
+///
+/// * `traceparent` is returned only if it is valid per W3C (see [`is_valid_traceparent`]);
+///   otherwise both `traceparent` and `tracestate` read as absent.
+/// * Repeated `tracestate` or `baggage` values (as [`Extractor::get_all`] reports them) are
+///   combined with `,`; a repeated `traceparent` reads as its last value.
+/// * Every other key passes through unchanged, so B3, Jaeger or X-Ray fields still work.
+///
+/// Building it allocates only when a `tracestate` or `baggage` key repeats.
+pub struct StrictExtractor<'a> {
+    inner: &'a dyn Extractor,
+    traceparent_ok: bool,
+    tracestate: Option<Cow<'a, str>>,
+    baggage: Option<Cow<'a, str>>,
+}
+
+impl std::fmt::Debug for StrictExtractor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StrictExtractor")
+            .field("traceparent_ok", &self.traceparent_ok)
+            .field("tracestate", &self.tracestate)
+            .field("baggage", &self.baggage)
+            .finish()
+    }
+}
+
+fn joined<'a>(inner: &'a dyn Extractor, key: &str) -> Option<Cow<'a, str>> {
+    match inner.get_all(key) {
+        Some(values) if values.len() > 1 => Some(Cow::Owned(values.join(","))),
+        Some(mut values) => values.pop().map(Cow::Borrowed),
+        None => None,
+    }
+}
+
+impl<'a> StrictExtractor<'a> {
+    /// Wraps `inner`, validating its `traceparent` once.
+    pub fn new(inner: &'a dyn Extractor) -> Self {
+        let traceparent_ok = inner.get(TRACEPARENT).is_some_and(is_valid_traceparent);
+        let tracestate = if traceparent_ok { joined(inner, TRACESTATE) } else { None };
+        let baggage = joined(inner, BAGGAGE);
+        StrictExtractor { inner, traceparent_ok, tracestate, baggage }
+    }
+
+    /// Whether the carrier holds a valid W3C `traceparent`.
+    pub fn has_valid_traceparent(&self) -> bool {
+        self.traceparent_ok
+    }
+}
+
+impl Extractor for StrictExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        if key.eq_ignore_ascii_case(TRACEPARENT) {
+            if self.traceparent_ok { self.inner.get(TRACEPARENT) } else { None }
+        } else if key.eq_ignore_ascii_case(TRACESTATE) {
+            self.tracestate.as_deref()
+        } else if key.eq_ignore_ascii_case(BAGGAGE) {
+            self.baggage.as_deref()
+        } else {
+            self.inner.get(key)
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.inner
+            .keys()
+            .into_iter()
+            .filter(|k| self.traceparent_ok || !(k.eq_ignore_ascii_case(TRACEPARENT) || k.eq_ignore_ascii_case(TRACESTATE)))
+            .collect()
+    }
+
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        if key.eq_ignore_ascii_case(TRACEPARENT)
+            || key.eq_ignore_ascii_case(TRACESTATE)
+            || key.eq_ignore_ascii_case(BAGGAGE)
+        {
+            self.get(key).map(|v| vec![v])
+        } else {
+            self.inner.get_all(key)
+        }
+    }
+}
+
+/// Whether `value` is a valid W3C `traceparent` (Trace Context Level 2/3,
+/// `spec/20-http_request_header_format.md`).
+///
+/// Rules: `version-traceid-parentid-flags`, every field lowercase hex; version is 2 characters
+/// and not `ff`; trace id 32 characters, not all zero; parent id 16 characters, not all zero;
+/// flags 2 characters (any value: `03`, the "random" bit, is accepted). Version `00` must be
+/// exactly 55 characters; a higher version may carry more fields after a `-`. No surrounding
+/// whitespace.
+///
+/// # Examples
+///
+/// ```
+/// use otel_messaging::propagation::is_valid_traceparent;
+/// assert!(is_valid_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+/// assert!(!is_valid_traceparent("00-1-2-01"));
+/// ```
+pub fn is_valid_traceparent(value: &str) -> bool {
+    let b = value.as_bytes();
+    fn lower_hex(bytes: &[u8]) -> bool {
+        bytes.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+    }
+    fn non_zero(bytes: &[u8]) -> bool {
+        bytes.iter().any(|&c| c != b'0')
+    }
+    if b.len() < 55 {
+        return false;
+    }
+    let (version, trace_id, parent_id, flags) = (&b[0..2], &b[3..35], &b[36..52], &b[53..55]);
+    if b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+        return false;
+    }
+    if !(lower_hex(version) && lower_hex(trace_id) && lower_hex(parent_id) && lower_hex(flags)) {
+        return false;
+    }
+    if version == b"ff" || !non_zero(trace_id) || !non_zero(parent_id) {
+        return false;
+    }
+    if version == b"00" {
+        b.len() == 55
+    } else {
+        b.len() == 55 || b[55] == b'-'
+    }
+}
+
+/// An [`Injector`] wrapper that never writes an empty value.
+///
+/// The SDK's W3C propagator always writes `tracestate`, even when it is empty; W3C Trace Context
+/// says to avoid sending an empty `tracestate`, and some carriers (SQS message attributes) reject
+/// empty values.
+pub struct NonEmptyInjector<'a>(pub &'a mut dyn Injector);
+
+impl std::fmt::Debug for NonEmptyInjector<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NonEmptyInjector")
+    }
+}
+
+impl Injector for NonEmptyInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if !value.is_empty() {
+            self.0.set(key, value);
+        }
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        self.0.reserve(additional);
+    }
+}
+
+/// The propagator an instrumenter uses: an explicit one, or the global one at each call.
+#[derive(Clone, Default)]
+pub(crate) enum Propagator {
+    #[default]
+    Global,
+    Explicit(std::sync::Arc<dyn TextMapPropagator + Send + Sync>),
+}
+
+impl std::fmt::Debug for Propagator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Propagator::Global => f.write_str("Global"),
+            Propagator::Explicit(_) => f.write_str("Explicit"),
+        }
+    }
+}
+
+impl Propagator {
+    fn with<T>(&self, mut f: impl FnMut(&dyn TextMapPropagator) -> T) -> T {
+        match self {
+            Propagator::Global => opentelemetry::global::get_text_map_propagator(f),
+            Propagator::Explicit(p) => f(p.as_ref()),
+        }
+    }
+
+    /// Writes `cx` into `injector`, skipping empty values.
+    pub(crate) fn inject(&self, cx: &Context, injector: &mut dyn Injector) {
+        let mut injector = NonEmptyInjector(injector);
+        self.with(|p| p.inject_context(cx, &mut injector));
+    }
+
+    /// Extracts a context from `extractor` into an empty base context, through [`StrictExtractor`].
+    pub(crate) fn extract(&self, extractor: &dyn Extractor) -> Context {
+        let strict = StrictExtractor::new(extractor);
+        self.with(|p| p.extract_with_context(&Context::new(), &strict))
+    }
+}
+
+/// The result of reading a message's propagation fields.
+#[derive(Debug, Clone)]
+pub(crate) struct Extracted {
+    /// The full extracted context (span context and baggage).
+    pub(crate) cx: Context,
+    /// Whether it holds a valid remote span context (the creation context).
+    pub(crate) has_span: bool,
+}
+
+impl Extracted {
+    pub(crate) fn new(cx: Context) -> Self {
+        let has_span = cx.span().span_context().is_valid();
+        Extracted { cx, has_span }
+    }
+}
+
+/// The parent context and links of a single-message process span.
+pub(crate) fn process_parent(
+    policy: ProcessParent,
+    extracted: &Extracted,
+    ambient: &Context,
+    keep_baggage: bool,
+) -> (Context, Vec<Link>) {
+    let ambient_span = ambient.has_active_span() && ambient.span().span_context().is_valid();
+    let mut links = Vec::new();
+    if extracted.has_span {
+        links.push(Link::with_context(extracted.cx.span().span_context().clone()));
+    }
+    let use_creation = extracted.has_span
+        && match policy {
+            ProcessParent::Spec => !ambient_span,
+            ProcessParent::CreationContext => true,
+            ProcessParent::Link => false,
+        };
+    let parent = if use_creation {
+        if ambient_span {
+            links.push(Link::with_context(ambient.span().span_context().clone()));
+        }
+        if keep_baggage { extracted.cx.clone() } else { extracted.cx.with_cleared_baggage() }
+    } else {
+        // The ambient context (a root when it holds no span) keeps its own values; incoming
+        // baggage is added only when the ambient context has none of its own.
+        let incoming = extracted.cx.baggage();
+        if keep_baggage && !incoming.is_empty() && ambient.baggage().is_empty() {
+            ambient.with_baggage(incoming.iter().map(|(k, (v, m))| {
+                opentelemetry::baggage::KeyValueMetadata::new(k.clone(), v.clone(), m.clone())
+            }))
+        } else {
+            ambient.clone()
+        }
+    };
+    (parent, links)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn valid_traceparents() {
+        for v in [
+            TP,
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert!(is_valid_traceparent(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn invalid_traceparents() {
+        for v in [
+            "",
+            "00-1-2-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "000-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "0A-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            " 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert!(!is_valid_traceparent(v), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn strict_extractor_hides_invalid_traceparent_and_its_tracestate() {
+        let mut carrier = HashMap::new();
+        carrier.insert("traceparent".to_string(), "00-1-2-01".to_string());
+        carrier.insert("tracestate".to_string(), "a=1".to_string());
+        carrier.insert("baggage".to_string(), "k=v".to_string());
+        let strict = StrictExtractor::new(&carrier);
+        assert!(!strict.has_valid_traceparent());
+        assert_eq!(strict.get("traceparent"), None);
+        assert_eq!(strict.get("tracestate"), None);
+        assert_eq!(strict.get("baggage"), Some("k=v"));
+        let mut keys = strict.keys();
+        keys.sort_unstable();
+        assert_eq!(keys, ["baggage"]);
+    }
+
+    struct Multi(Vec<(&'static str, &'static str)>);
+    impl Extractor for Multi {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| *v)
+        }
+        fn keys(&self) -> Vec<&str> {
+            self.0.iter().map(|(k, _)| *k).collect()
+        }
+        fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+            let v: Vec<_> = self.0.iter().filter(|(k, _)| *k == key).map(|(_, v)| *v).collect();
+            (!v.is_empty()).then_some(v)
+        }
+    }
+
+    #[test]
+    fn strict_extractor_joins_repeated_tracestate_and_baggage() {
+        let carrier = Multi(vec![
+            ("traceparent", TP),
+            ("tracestate", "a=1"),
+            ("baggage", "k=v"),
+            ("tracestate", "b=2"),
+            ("baggage", "x=y"),
+        ]);
+        let strict = StrictExtractor::new(&carrier);
+        assert_eq!(strict.get("traceparent"), Some(TP));
+        assert_eq!(strict.get("tracestate"), Some("a=1,b=2"));
+        assert_eq!(strict.get("baggage"), Some("k=v,x=y"));
+        assert_eq!(strict.get_all("tracestate"), Some(vec!["a=1,b=2"]));
+    }
+
+    #[test]
+    fn non_empty_injector_skips_empty_values() {
+        let mut map: HashMap<String, String> = HashMap::new();
+        let mut inj = NonEmptyInjector(&mut map);
+        inj.set("tracestate", String::new());
+        inj.set("traceparent", TP.to_string());
+        assert_eq!(map.len(), 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn traceparent_validation_never_panics(s in ".{0,80}") {
+            let _ = is_valid_traceparent(&s);
+        }
+
+        #[test]
+        fn valid_traceparent_roundtrips(t in "[0-9a-f]{32}", p in "[0-9a-f]{16}", f in "[0-9a-f]{2}") {
+            let v = format!("00-{t}-{p}-{f}");
+            let expected = t.bytes().any(|c| c != b'0') && p.bytes().any(|c| c != b'0');
+            proptest::prop_assert_eq!(is_valid_traceparent(&v), expected);
+        }
+    }
+}

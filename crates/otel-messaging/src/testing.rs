@@ -1,0 +1,434 @@
+//! Test support (feature `testing`): explicit in-memory tracer and meter providers, whole-trace
+//! assertions, and a text waterfall of a trace.
+//!
+//! Nothing here touches the global providers, so tests can run in parallel in one process.
+//!
+//! ```
+//! use otel_messaging::testing::{TestTelemetry, waterfall};
+//!
+//! let telemetry = TestTelemetry::new();
+//! let instrumenter = telemetry.instrumenter();
+//! // ... drive a producer and a consumer with `instrumenter` ...
+//! let spans = telemetry.spans();
+//! println!("{}", waterfall(&spans));
+//! ```
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt::Write as _,
+    time::{Duration, SystemTime},
+};
+
+use opentelemetry::{
+    KeyValue, Value,
+    trace::{SpanId, SpanKind, Status, TraceId},
+};
+use opentelemetry_sdk::{
+    metrics::{
+        InMemoryMetricExporter, SdkMeterProvider,
+        data::{AggregatedMetrics, MetricData},
+    },
+    propagation::{BaggagePropagator, TraceContextPropagator},
+    trace::{InMemorySpanExporter, SdkTracerProvider, SpanData},
+};
+
+use crate::{MessagingInstrumenter, MessagingInstrumenterBuilder};
+
+/// Explicit tracer and meter providers wired to in-memory exporters.
+///
+/// Spans are exported synchronously (simple processor), so [`spans`](Self::spans) sees every
+/// ended span.
+#[derive(Debug, Clone)]
+pub struct TestTelemetry {
+    /// The tracer provider (simple processor → in-memory exporter).
+    pub tracer_provider: SdkTracerProvider,
+    /// The meter provider (periodic reader → in-memory exporter, read on [`metrics`](Self::metrics)).
+    pub meter_provider: SdkMeterProvider,
+    span_exporter: InMemorySpanExporter,
+    metric_exporter: InMemoryMetricExporter,
+}
+
+impl Default for TestTelemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The propagator tests use: W3C Trace Context + W3C Baggage.
+pub fn w3c_propagator() -> opentelemetry::propagation::TextMapCompositePropagator {
+    opentelemetry::propagation::TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ])
+}
+
+impl TestTelemetry {
+    /// New providers and exporters, independent of every other instance and of the globals.
+    pub fn new() -> Self {
+        let span_exporter = InMemorySpanExporter::default();
+        let tracer_provider = SdkTracerProvider::builder()
+            .with_simple_exporter(span_exporter.clone())
+            .build();
+        let metric_exporter = InMemoryMetricExporter::default();
+        let meter_provider = SdkMeterProvider::builder()
+            .with_periodic_exporter(metric_exporter.clone())
+            .build();
+        TestTelemetry { tracer_provider, meter_provider, span_exporter, metric_exporter }
+    }
+
+    /// A builder already holding these providers and the W3C propagator ([`w3c_propagator`]).
+    pub fn instrumenter_builder(&self) -> MessagingInstrumenterBuilder {
+        MessagingInstrumenter::builder()
+            .with_tracer_provider(&self.tracer_provider)
+            .with_meter_provider(&self.meter_provider)
+            .with_propagator(w3c_propagator())
+    }
+
+    /// An instrumenter on these providers with every policy at its default.
+    pub fn instrumenter(&self) -> MessagingInstrumenter {
+        self.instrumenter_builder().build()
+    }
+
+    /// A tracer of these providers, for the test's own spans (an HTTP handler, a db call).
+    pub fn tracer(&self, name: &'static str) -> opentelemetry_sdk::trace::SdkTracer {
+        use opentelemetry::trace::TracerProvider as _;
+        self.tracer_provider.tracer(name)
+    }
+
+    /// Every span ended so far, in end order.
+    pub fn spans(&self) -> Vec<SpanData> {
+        let _ = self.tracer_provider.force_flush();
+        self.span_exporter.get_finished_spans().unwrap_or_default()
+    }
+
+    /// Every data point recorded so far, flattened (latest collection wins).
+    pub fn metrics(&self) -> Vec<MetricPoint> {
+        let _ = self.meter_provider.force_flush();
+        let exported = self.metric_exporter.get_finished_metrics().unwrap_or_default();
+        let mut points = Vec::new();
+        if let Some(last) = exported.last() {
+            for scope in last.scope_metrics() {
+                for metric in scope.metrics() {
+                    collect_points(metric.name(), metric.unit(), metric.data(), &mut points);
+                }
+            }
+        }
+        points
+    }
+}
+
+fn collect_points(name: &str, unit: &str, data: &AggregatedMetrics, out: &mut Vec<MetricPoint>) {
+    fn push<T: Copy + Into<f64>>(name: &str, unit: &str, data: &MetricData<T>, out: &mut Vec<MetricPoint>) {
+        let point = |attributes: Vec<KeyValue>, count: u64, sum: f64| MetricPoint {
+            name: name.to_owned(),
+            unit: unit.to_owned(),
+            attributes: sorted(attributes),
+            count,
+            sum,
+        };
+        match data {
+            MetricData::Sum(sum) => {
+                for p in sum.data_points() {
+                    let v: f64 = p.value().into();
+                    out.push(point(p.attributes().cloned().collect(), v as u64, v));
+                }
+            }
+            MetricData::Histogram(h) => {
+                for p in h.data_points() {
+                    out.push(point(p.attributes().cloned().collect(), p.count(), p.sum().into()));
+                }
+            }
+            MetricData::Gauge(g) => {
+                for p in g.data_points() {
+                    let v: f64 = p.value().into();
+                    out.push(point(p.attributes().cloned().collect(), 1, v));
+                }
+            }
+            MetricData::ExponentialHistogram(_) => {}
+        }
+    }
+    match data {
+        AggregatedMetrics::F64(d) => push(name, unit, d, out),
+        AggregatedMetrics::U64(d) => {
+            // u64 → f64 is lossy only above 2^53, far beyond test counts.
+            let mut tmp = Vec::new();
+            if let MetricData::Sum(sum) = d {
+                for p in sum.data_points() {
+                    tmp.push(MetricPoint {
+                        name: name.to_owned(),
+                        unit: unit.to_owned(),
+                        attributes: sorted(p.attributes().cloned().collect()),
+                        count: p.value(),
+                        sum: p.value() as f64,
+                    });
+                }
+            }
+            out.extend(tmp);
+        }
+        AggregatedMetrics::I64(_) => {}
+    }
+}
+
+fn sorted(mut attributes: Vec<KeyValue>) -> Vec<KeyValue> {
+    attributes.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+    attributes
+}
+
+/// One metric data point: a counter's value or a histogram's count and sum.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricPoint {
+    /// Instrument name, e.g. `messaging.client.sent.messages`.
+    pub name: String,
+    /// Instrument unit, e.g. `s` or `{message}`.
+    pub unit: String,
+    /// Attributes, sorted by key.
+    pub attributes: Vec<KeyValue>,
+    /// Counter value, or number of histogram measurements.
+    pub count: u64,
+    /// Counter value, or sum of histogram measurements.
+    pub sum: f64,
+}
+
+/// The attributes of `span` as a key-sorted map, for whole-set comparisons.
+pub fn attributes(span: &SpanData) -> BTreeMap<String, Value> {
+    span.attributes.iter().map(|kv| (kv.key.to_string(), kv.value.clone())).collect()
+}
+
+/// The one span named `name`. Fails the test, listing the names present, when there is not
+/// exactly one.
+pub fn span<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+    let found: Vec<_> = spans.iter().filter(|s| s.name == name).collect();
+    let names: Vec<_> = spans.iter().map(|s| s.name.as_ref()).collect();
+    assert_eq!(found.len(), 1, "expected exactly one span named {name:?}; spans: {names:?}");
+    found[0]
+}
+
+/// Expected shape of one span in [`assert_trace`].
+#[derive(Debug, Clone)]
+pub struct SpanShape {
+    name: String,
+    kind: SpanKind,
+    parent: Parent,
+    links: Vec<String>,
+    attributes: Option<BTreeMap<String, Value>>,
+    error: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+enum Parent {
+    Root,
+    Span(String),
+    Any,
+}
+
+/// Starts the expected shape of the span named `name` with kind `kind`. By default it must be a
+/// root, with no links, and its attributes and status are not checked.
+pub fn shape(name: impl Into<String>, kind: SpanKind) -> SpanShape {
+    SpanShape { name: name.into(), kind, parent: Parent::Root, links: Vec::new(), attributes: None, error: None }
+}
+
+impl SpanShape {
+    /// The span's parent is the span named `parent` (in the same trace).
+    pub fn parent(mut self, parent: impl Into<String>) -> Self {
+        self.parent = Parent::Span(parent.into());
+        self
+    }
+
+    /// The span's parent is not checked.
+    pub fn any_parent(mut self) -> Self {
+        self.parent = Parent::Any;
+        self
+    }
+
+    /// The span links to exactly these spans, in this order (by name).
+    pub fn links(mut self, targets: &[&str]) -> Self {
+        self.links = targets.iter().map(|t| (*t).to_owned()).collect();
+        self
+    }
+
+    /// The span has exactly these attributes (the whole set, order-insensitive).
+    pub fn attributes(mut self, expected: impl IntoIterator<Item = KeyValue>) -> Self {
+        self.attributes = Some(expected.into_iter().map(|kv| (kv.key.to_string(), kv.value)).collect());
+        self
+    }
+
+    /// The span's status is `Error` (`true`) or not (`false`).
+    pub fn error(mut self, is_error: bool) -> Self {
+        self.error = Some(is_error);
+        self
+    }
+}
+
+/// Asserts the whole shape of a set of spans: exactly the expected spans (by name), each with its
+/// kind, its parent (by name, or root), its links (by target name, in order), and, where given,
+/// its exact attribute set and error status. Spans are matched by name, so names must be unique
+/// in `spans`.
+pub fn assert_trace(spans: &[SpanData], expected: &[SpanShape]) {
+    let mut names: Vec<_> = spans.iter().map(|s| s.name.to_string()).collect();
+    let mut expected_names: Vec<_> = expected.iter().map(|s| s.name.clone()).collect();
+    names.sort();
+    expected_names.sort();
+    assert_eq!(names, expected_names, "span names differ\n{}", waterfall(spans));
+    let by_id: HashMap<SpanId, &SpanData> = spans.iter().map(|s| (s.span_context.span_id(), s)).collect();
+    for shape in expected {
+        let s = span(spans, &shape.name);
+        assert_eq!(s.span_kind, shape.kind, "kind of {:?}", shape.name);
+        match &shape.parent {
+            Parent::Any => {}
+            Parent::Root => assert_eq!(
+                s.parent_span_id,
+                SpanId::INVALID,
+                "{:?} should be a root, its parent is {:?}",
+                shape.name,
+                by_id.get(&s.parent_span_id).map(|p| p.name.as_ref())
+            ),
+            Parent::Span(parent) => {
+                let p = span(spans, parent);
+                assert_eq!(
+                    s.parent_span_id,
+                    p.span_context.span_id(),
+                    "parent of {:?} should be {:?}, is {:?}",
+                    shape.name,
+                    parent,
+                    by_id.get(&s.parent_span_id).map(|p| p.name.as_ref())
+                );
+                assert_eq!(s.span_context.trace_id(), p.span_context.trace_id(), "trace of {:?}", shape.name);
+            }
+        }
+        let links: Vec<String> = s
+            .links
+            .iter()
+            .map(|l| {
+                by_id
+                    .get(&l.span_context.span_id())
+                    .map(|t| t.name.to_string())
+                    .unwrap_or_else(|| format!("<unknown {}>", l.span_context.span_id()))
+            })
+            .collect();
+        assert_eq!(links, shape.links, "links of {:?}", shape.name);
+        if let Some(expected) = &shape.attributes {
+            assert_eq!(&attributes(s), expected, "attributes of {:?}", shape.name);
+        }
+        if let Some(is_error) = shape.error {
+            assert_eq!(matches!(s.status, Status::Error { .. }), is_error, "status of {:?}: {:?}", shape.name, s.status);
+        }
+    }
+}
+
+/// Asserts that every span in `spans` belongs to one trace and returns its id.
+pub fn assert_one_trace(spans: &[SpanData]) -> TraceId {
+    let first = spans.first().map(|s| s.span_context.trace_id()).unwrap_or(TraceId::INVALID);
+    for s in spans {
+        assert_eq!(s.span_context.trace_id(), first, "span {:?} is in another trace\n{}", s.name, waterfall(spans));
+    }
+    first
+}
+
+const BAR_WIDTH: usize = 48;
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn since(t: SystemTime, origin: SystemTime) -> Duration {
+    t.duration_since(origin).unwrap_or(Duration::ZERO)
+}
+
+fn kind_name(kind: &SpanKind) -> &'static str {
+    match kind {
+        SpanKind::Client => "CLIENT",
+        SpanKind::Server => "SERVER",
+        SpanKind::Producer => "PRODUCER",
+        SpanKind::Consumer => "CONSUMER",
+        SpanKind::Internal => "INTERNAL",
+    }
+}
+
+/// Renders the spans as waterfalls, one per trace: an indented tree (children under their
+/// parent, siblings by start time) with a bar per span on a time axis shared by the trace.
+///
+/// The gap between a producer span's end and the start of a consumer span that it parents or
+/// links to is drawn with `·` and labelled `queue wait`. Times are milliseconds from the start of
+/// the trace. Spans whose parent is not in `spans` are drawn as roots.
+pub fn waterfall(spans: &[SpanData]) -> String {
+    let mut out = String::new();
+    let mut traces: Vec<TraceId> = Vec::new();
+    for s in spans {
+        if !traces.contains(&s.span_context.trace_id()) {
+            traces.push(s.span_context.trace_id());
+        }
+    }
+    for trace_id in traces {
+        let mut in_trace: Vec<&SpanData> = spans.iter().filter(|s| s.span_context.trace_id() == trace_id).collect();
+        in_trace.sort_by_key(|s| s.start_time);
+        render_trace(trace_id, &in_trace, spans, &mut out);
+    }
+    out
+}
+
+fn render_trace(trace_id: TraceId, spans: &[&SpanData], all: &[SpanData], out: &mut String) {
+    let Some(origin) = spans.iter().map(|s| s.start_time).min() else { return };
+    let end = spans.iter().map(|s| s.end_time).max().unwrap_or(origin);
+    let total = since(end, origin).max(Duration::from_micros(1));
+    let ids: HashMap<SpanId, &SpanData> = spans.iter().map(|s| (s.span_context.span_id(), *s)).collect();
+    let producers: HashMap<SpanId, &SpanData> = all
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Producer)
+        .map(|s| (s.span_context.span_id(), s))
+        .collect();
+    let _ = writeln!(out, "trace {trace_id}  ({} spans, {:.1} ms)", spans.len(), millis(total));
+
+    // Depth-first from the roots.
+    let mut order: Vec<(usize, &SpanData)> = Vec::new();
+    let mut stack: Vec<(usize, &SpanData)> = spans
+        .iter()
+        .filter(|s| !ids.contains_key(&s.parent_span_id))
+        .rev()
+        .map(|s| (0, *s))
+        .collect();
+    while let Some((depth, s)) = stack.pop() {
+        order.push((depth, s));
+        let children = spans.iter().filter(|c| c.parent_span_id == s.span_context.span_id()).rev();
+        stack.extend(children.map(|c| (depth + 1, *c)));
+    }
+
+    let label_width = order.iter().map(|(d, s)| d * 2 + s.name.len()).max().unwrap_or(0).min(48);
+    let col = |t: SystemTime| -> usize {
+        let frac = since(t, origin).as_secs_f64() / total.as_secs_f64();
+        ((frac * BAR_WIDTH as f64).round() as usize).min(BAR_WIDTH)
+    };
+    for (depth, s) in order {
+        let mut bar = vec![' '; BAR_WIDTH];
+        let (a, b) = (col(s.start_time), col(s.end_time).max(col(s.start_time) + 1).min(BAR_WIDTH));
+        let mut note = String::new();
+        // Queue wait: from the producing span's end to this consumer span's start.
+        if s.span_kind == SpanKind::Consumer {
+            let producer = producers
+                .get(&s.parent_span_id)
+                .copied()
+                .or_else(|| s.links.iter().find_map(|l| producers.get(&l.span_context.span_id()).copied()));
+            if let Some(p) = producer {
+                if p.end_time < s.start_time {
+                    let gap = s.start_time.duration_since(p.end_time).unwrap_or(Duration::ZERO);
+                    for c in bar.iter_mut().take(a).skip(col(p.end_time)) {
+                        *c = '·';
+                    }
+                    note = format!("  queue wait {:.1} ms", millis(gap));
+                }
+            }
+        }
+        for c in bar.iter_mut().take(b).skip(a.min(BAR_WIDTH - 1)) {
+            *c = '█';
+        }
+        let status = if matches!(s.status, Status::Error { .. }) { "  ERROR" } else { "" };
+        let label = format!("{}{}", "  ".repeat(depth), s.name);
+        let _ = writeln!(
+            out,
+            "{label:<label_width$}  |{}| {:>8.1} ms {:>8.1} ms  {}{status}{note}",
+            bar.into_iter().collect::<String>(),
+            millis(since(s.start_time, origin)),
+            millis(s.end_time.duration_since(s.start_time).unwrap_or(Duration::ZERO)),
+            kind_name(&s.span_kind),
+        );
+    }
+}
