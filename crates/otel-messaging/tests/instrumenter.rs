@@ -1,0 +1,397 @@
+//! Broker-free tests of the instrumenter: span names, kinds, parents, links, attributes, status,
+//! metrics and propagation policy, through explicit in-memory providers.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, SystemTime},
+};
+
+use opentelemetry::{
+    Context, KeyValue, StringValue, Value,
+    baggage::BaggageExt,
+    trace::{SpanKind, TraceContextExt, Tracer},
+};
+use otel_messaging::{
+    MessagingAttributes, OperationType, ProcessParent,
+    testing::{TestTelemetry, assert_trace, attributes, shape, span},
+};
+
+#[derive(Default)]
+struct View {
+    op: Option<OperationType>,
+    name: &'static str,
+    destination: Option<&'static str>,
+    template: Option<&'static str>,
+    anonymous: bool,
+    batch: Option<u64>,
+    sent: Option<SystemTime>,
+}
+
+impl MessagingAttributes for View {
+    fn system(&self) -> &'static str {
+        "kafka"
+    }
+    fn operation_type(&self) -> OperationType {
+        self.op.unwrap_or(OperationType::Send)
+    }
+    fn operation_name(&self) -> &'static str {
+        self.name
+    }
+    fn destination_name(&self) -> Option<&str> {
+        self.destination
+    }
+    fn destination_template(&self) -> Option<&str> {
+        self.template
+    }
+    fn destination_anonymous(&self) -> bool {
+        self.anonymous
+    }
+    fn destination_partition_id(&self) -> Option<StringValue> {
+        Some("3".into())
+    }
+    fn consumer_group_name(&self) -> Option<&str> {
+        (self.operation_type() != OperationType::Send).then_some("workers")
+    }
+    fn server(&self) -> Option<(&str, Option<u16>)> {
+        Some(("broker.local", Some(9092)))
+    }
+    fn batch_message_count(&self) -> Option<u64> {
+        self.batch
+    }
+    fn sent_time(&self) -> Option<SystemTime> {
+        self.sent
+    }
+    fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        attributes.push(KeyValue::new("messaging.kafka.offset", 42_i64));
+    }
+}
+
+fn send_view() -> View {
+    View { op: Some(OperationType::Send), name: "send", destination: Some("orders"), ..View::default() }
+}
+
+fn process_view() -> View {
+    View { op: Some(OperationType::Process), name: "process", destination: Some("orders"), ..View::default() }
+}
+
+type Headers = HashMap<String, String>;
+
+/// Sends one message through `instrumenter`, returning its headers.
+fn send(instrumenter: &otel_messaging::MessagingInstrumenter, parent: &Context) -> Headers {
+    let mut headers = Headers::new();
+    let op = instrumenter.start_send(&send_view(), parent, &headers);
+    op.inject(&mut headers);
+    op.end_ok();
+    headers
+}
+
+#[test]
+fn send_span_has_full_attribute_set_and_injects_traceparent_only() {
+    let t = TestTelemetry::new();
+    let headers = send(&t.instrumenter(), &Context::new());
+    assert_eq!(headers.keys().collect::<Vec<_>>(), ["traceparent"], "no empty tracestate");
+    let spans = t.spans();
+    assert_trace(
+        &spans,
+        &[shape("send orders", SpanKind::Producer).error(false).attributes([
+            KeyValue::new("messaging.system", "kafka"),
+            KeyValue::new("messaging.operation.name", "send"),
+            KeyValue::new("messaging.operation.type", "send"),
+            KeyValue::new("messaging.destination.name", "orders"),
+            KeyValue::new("messaging.destination.partition.id", "3"),
+            KeyValue::new("server.address", "broker.local"),
+            KeyValue::new("server.port", 9092_i64),
+            KeyValue::new("messaging.kafka.offset", 42_i64),
+        ])],
+    );
+    let sc = spans[0].span_context.clone();
+    assert_eq!(headers["traceparent"], format!("00-{}-{}-01", sc.trace_id(), sc.span_id()));
+}
+
+#[test]
+fn process_without_ambient_span_is_child_and_link_of_creation_context() {
+    let t = TestTelemetry::new();
+    let instrumenter = t.instrumenter();
+    let headers = send(&instrumenter, &Context::new());
+    instrumenter.start_process_in(&process_view(), &headers, &Context::new()).end_ok();
+    let spans = t.spans();
+    assert_trace(
+        &spans,
+        &[
+            shape("send orders", SpanKind::Producer),
+            shape("process orders", SpanKind::Consumer).parent("send orders").links(&["send orders"]),
+        ],
+    );
+}
+
+#[test]
+fn process_inside_ambient_span_is_child_of_ambient_and_links_creation_context() {
+    let t = TestTelemetry::new();
+    let instrumenter = t.instrumenter();
+    let headers = send(&instrumenter, &Context::new());
+    let tracer = t.tracer("app");
+    let ambient = Context::new().with_span(tracer.start("poll loop"));
+    instrumenter.start_process_in(&process_view(), &headers, &ambient).end_ok();
+    ambient.span().end();
+    assert_trace(
+        &t.spans(),
+        &[
+            shape("send orders", SpanKind::Producer),
+            shape("poll loop", SpanKind::Internal),
+            shape("process orders", SpanKind::Consumer).parent("poll loop").links(&["send orders"]),
+        ],
+    );
+}
+
+#[test]
+fn creation_context_policy_parents_on_producer_and_links_ambient() {
+    let t = TestTelemetry::new();
+    let instrumenter = t.instrumenter_builder().with_process_parent(ProcessParent::CreationContext).build();
+    let headers = send(&instrumenter, &Context::new());
+    let tracer = t.tracer("app");
+    let ambient = Context::new().with_span(tracer.start("poll loop"));
+    instrumenter.start_process_in(&process_view(), &headers, &ambient).end_ok();
+    ambient.span().end();
+    assert_trace(
+        &t.spans(),
+        &[
+            shape("send orders", SpanKind::Producer),
+            shape("poll loop", SpanKind::Internal),
+            shape("process orders", SpanKind::Consumer)
+                .parent("send orders")
+                .links(&["send orders", "poll loop"]),
+        ],
+    );
+}
+
+#[test]
+fn link_policy_gives_new_root_plus_link_and_is_overridable_per_consumer() {
+    let t = TestTelemetry::new();
+    let instrumenter = t.instrumenter();
+    let headers = send(&instrumenter, &Context::new());
+    let consumer = instrumenter.with_process_parent(ProcessParent::Link);
+    consumer.start_process_in(&process_view(), &headers, &Context::new()).end_ok();
+    let spans = t.spans();
+    assert_trace(
+        &spans,
+        &[
+            shape("send orders", SpanKind::Producer),
+            shape("process orders", SpanKind::Consumer).links(&["send orders"]),
+        ],
+    );
+    let (s, p) = (span(&spans, "send orders"), span(&spans, "process orders"));
+    assert_ne!(s.span_context.trace_id(), p.span_context.trace_id());
+}
+
+#[test]
+fn baggage_flows_to_process_context_unless_trust_boundary() {
+    let t = TestTelemetry::new();
+    let producer = t.instrumenter();
+    let parent = Context::new().with_baggage([KeyValue::new("tenant", "acme")]);
+    let headers = send(&producer, &parent);
+    assert!(headers.contains_key("baggage"));
+
+    let op = producer.start_process_in(&process_view(), &headers, &Context::new());
+    assert_eq!(op.context().baggage().get("tenant").map(|v| v.as_str().to_owned()), Some("acme".into()));
+    op.end_ok();
+
+    let guarded = t.instrumenter_builder().with_trust_boundary(true).with_process_parent(ProcessParent::CreationContext).build();
+    assert_eq!(guarded.process_parent(), ProcessParent::Link);
+    let op = guarded.start_process_in(&process_view(), &headers, &Context::new());
+    assert!(op.context().baggage().is_empty());
+    assert!(!op.context().span().span_context().trace_id().to_string().is_empty());
+    op.end_ok();
+    let spans = t.spans();
+    let processes: Vec<_> = spans.iter().filter(|s| s.name == "process orders").collect();
+    assert_eq!(processes.len(), 2);
+    assert_eq!(processes[1].parent_span_id, opentelemetry::trace::SpanId::INVALID, "trust boundary: new root");
+    assert_eq!(processes[1].links.len(), 1);
+}
+
+#[test]
+fn existing_creation_context_is_not_overwritten() {
+    let t = TestTelemetry::new();
+    let instrumenter = t.instrumenter();
+    let user_tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_string();
+    let mut headers = Headers::from([("traceparent".to_string(), user_tp.clone())]);
+    let op = instrumenter.start_send(&send_view(), &Context::new(), &headers);
+    assert!(!op.is_creation_context());
+    op.inject(&mut headers);
+    op.end_ok();
+    assert_eq!(headers["traceparent"], user_tp);
+    let spans = t.spans();
+    let s = span(&spans, "send orders");
+    assert_eq!(s.span_kind, SpanKind::Client, "send is CLIENT when it is not the creation context");
+    assert_eq!(s.links.len(), 1);
+    assert_eq!(s.links[0].span_context.span_id().to_string(), "b7ad6b7169203331");
+}
+
+#[test]
+fn malformed_traceparent_means_no_context() {
+    let t = TestTelemetry::new();
+    let instrumenter = t.instrumenter();
+    for bad in ["00-1-2-01", "garbage", "", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"] {
+        let headers = Headers::from([
+            ("traceparent".to_string(), bad.to_string()),
+            ("tracestate".to_string(), "a=1".to_string()),
+        ]);
+        let cx = instrumenter.extract_context(&headers);
+        assert!(!cx.span().span_context().is_valid(), "{bad:?}");
+        instrumenter.start_process_in(&process_view(), &headers, &Context::new()).end_ok();
+    }
+    for s in t.spans() {
+        assert_eq!(s.parent_span_id, opentelemetry::trace::SpanId::INVALID);
+        assert!(s.links.is_empty());
+    }
+}
+
+#[test]
+fn batch_links_every_creation_context_with_per_message_attributes() {
+    let t = TestTelemetry::new();
+    let instrumenter = t.instrumenter();
+    let a = send(&instrumenter, &Context::new());
+    let b = send(&instrumenter, &Context::new());
+    let none = Headers::new();
+    let view = View { op: Some(OperationType::Receive), name: "poll", destination: Some("orders"), batch: Some(3), ..View::default() };
+    let started = SystemTime::now() - Duration::from_millis(5);
+    let messages: Vec<(&dyn opentelemetry::propagation::Extractor, Vec<KeyValue>)> = vec![
+        (&a, vec![KeyValue::new("messaging.kafka.offset", 0_i64)]),
+        (&b, vec![KeyValue::new("messaging.kafka.offset", 1_i64)]),
+        (&none, vec![KeyValue::new("messaging.kafka.offset", 2_i64)]),
+    ];
+    instrumenter.start_batch(&view, &Context::new(), Some(started), messages).end_ok();
+    let spans = t.spans();
+    let poll = span(&spans, "poll orders");
+    assert_eq!(poll.span_kind, SpanKind::Client);
+    assert_eq!(poll.start_time, started);
+    assert_eq!(poll.links.len(), 2);
+    assert_eq!(poll.links[0].attributes, vec![KeyValue::new("messaging.kafka.offset", 0_i64)]);
+    assert_eq!(poll.links[1].attributes, vec![KeyValue::new("messaging.kafka.offset", 1_i64)]);
+    assert_eq!(attributes(poll)["messaging.batch.message_count"], Value::I64(3));
+    let sends: Vec<_> = spans.iter().filter(|s| s.name == "send orders").collect();
+    assert_eq!(poll.links[0].span_context.span_id(), sends[0].span_context.span_id());
+    assert_eq!(poll.links[1].span_context.span_id(), sends[1].span_context.span_id());
+}
+
+#[test]
+fn failure_sets_status_error_type_and_metric_error_type() {
+    let t = TestTelemetry::new();
+    let instrumenter = t.instrumenter();
+    let headers = Headers::new();
+    let op = instrumenter.start_send(&send_view(), &Context::new(), &headers);
+    let result: Result<(), std::io::Error> = Err(std::io::Error::other("broker down"));
+    op.end(&result, |_| "BROKER_NOT_AVAILABLE");
+    let spans = t.spans();
+    let s = span(&spans, "send orders");
+    assert_eq!(s.status, opentelemetry::trace::Status::error("broker down"));
+    assert_eq!(attributes(s)["error.type"], Value::from("BROKER_NOT_AVAILABLE"));
+
+    let metrics = t.metrics();
+    let duration = metrics.iter().find(|m| m.name == "messaging.client.operation.duration").expect("duration");
+    assert_eq!(duration.unit, "s");
+    assert_eq!(duration.count, 1);
+    assert_eq!(
+        duration.attributes,
+        vec![
+            KeyValue::new("error.type", "BROKER_NOT_AVAILABLE"),
+            KeyValue::new("messaging.destination.name", "orders"),
+            KeyValue::new("messaging.destination.partition.id", "3"),
+            KeyValue::new("messaging.operation.name", "send"),
+            KeyValue::new("messaging.operation.type", "send"),
+            KeyValue::new("messaging.system", "kafka"),
+            KeyValue::new("server.address", "broker.local"),
+            KeyValue::new("server.port", 9092_i64),
+        ]
+    );
+    let sent = metrics.iter().find(|m| m.name == "messaging.client.sent.messages").expect("sent");
+    assert_eq!((sent.unit.as_str(), sent.count), ("{message}", 1));
+}
+
+#[test]
+fn process_records_queue_wait_and_process_metrics() {
+    let t = TestTelemetry::new();
+    let instrumenter = t.instrumenter();
+    let view = View { sent: Some(SystemTime::now() - Duration::from_secs(2)), ..process_view() };
+    instrumenter.start_process_in(&view, &Headers::new(), &Context::new()).end_ok();
+    let spans = t.spans();
+    let wait = match attributes(span(&spans, "process orders"))["otel_messaging.queue.wait.duration"] {
+        Value::F64(v) => v,
+        ref other => panic!("queue wait not a double: {other:?}"),
+    };
+    assert!((2.0..60.0).contains(&wait), "{wait}");
+    let names: Vec<_> = t.metrics().into_iter().map(|m| (m.name, m.count)).collect();
+    for expected in ["messaging.process.duration", "messaging.client.consumed.messages", "otel_messaging.queue.wait.duration"] {
+        assert!(names.iter().any(|(n, c)| n == expected && *c == 1), "{expected} in {names:?}");
+    }
+    assert!(!names.iter().any(|(n, _)| n == "messaging.client.operation.duration"));
+}
+
+#[test]
+fn span_name_follows_destination_rules() {
+    let t = TestTelemetry::new();
+    let instrumenter = t.instrumenter();
+    let anonymous = View { destination: Some("amq.gen-Xa2"), anonymous: true, ..send_view() };
+    instrumenter.start(&anonymous, &Context::new()).end_ok();
+    let templated = View { destination: Some("orders-42"), template: Some("orders-{id}"), ..send_view() };
+    instrumenter.start(&templated, &Context::new()).end_ok();
+    let names: Vec<_> = t.spans().into_iter().map(|s| s.name.to_string()).collect();
+    assert_eq!(names, ["send", "send orders-{id}"]);
+    let metrics = t.metrics();
+    let anon_metric = metrics
+        .iter()
+        .find(|m| m.name == "messaging.client.operation.duration" && !m.attributes.iter().any(|kv| kv.key.as_str() == "messaging.destination.template"))
+        .expect("anonymous send metric");
+    assert!(!anon_metric.attributes.iter().any(|kv| kv.key.as_str() == "messaging.destination.name"));
+}
+
+#[test]
+fn dropping_an_operation_ends_its_span() {
+    let t = TestTelemetry::new();
+    let op = t.instrumenter().start(&send_view(), &Context::new());
+    drop(op);
+    let spans = t.spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].status, opentelemetry::trace::Status::Unset);
+}
+
+#[test]
+fn captured_headers_are_opt_in() {
+    let t = TestTelemetry::new();
+    let headers = Headers::from([("x-tenant".to_string(), "acme".to_string()), ("secret".to_string(), "s".to_string())]);
+    t.instrumenter().start_process_in(&process_view(), &headers, &Context::new()).end_ok();
+    let with = t.instrumenter_builder().with_captured_headers(["X-Tenant"]).build();
+    let headers = Headers::from([("x-tenant".to_string(), "acme".to_string())]);
+    with.start_process_in(&process_view(), &headers, &Context::new()).end_ok();
+    let spans = t.spans();
+    assert!(!attributes(&spans[0]).keys().any(|k| k.starts_with("messaging.header.")));
+    assert_eq!(
+        attributes(&spans[1])["messaging.header.x_tenant"],
+        Value::Array(opentelemetry::Array::String(vec!["acme".into()]))
+    );
+}
+
+#[tokio::test]
+async fn run_nests_handler_spans_and_returns_result_unchanged() {
+    let t = TestTelemetry::new();
+    let instrumenter = t.instrumenter();
+    let headers = send(&instrumenter, &Context::new());
+    let tracer = t.tracer("app");
+    let op = instrumenter.start_process_in(&process_view(), &headers, &Context::new());
+    let result: Result<u32, String> = op
+        .run(async {
+            tracer.in_span("db insert", |_| ());
+            Err("constraint violated".to_string())
+        })
+        .await;
+    assert_eq!(result, Err("constraint violated".to_string()));
+    let spans = t.spans();
+    assert_trace(
+        &spans,
+        &[
+            shape("send orders", SpanKind::Producer),
+            shape("process orders", SpanKind::Consumer).parent("send orders").links(&["send orders"]).error(true),
+            shape("db insert", SpanKind::Internal).parent("process orders"),
+        ],
+    );
+    assert_eq!(attributes(span(&spans, "process orders"))["error.type"], Value::from("alloc::string::String"));
+}
