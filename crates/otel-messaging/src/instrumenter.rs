@@ -650,12 +650,16 @@ impl Operation {
 
     /// Ends the operation from a native result: `Ok` → [`end_ok`](Self::end_ok); `Err(e)` →
     /// [`end_error`](Self::end_error) with `error_type(e)` and `e`'s message.
-    pub fn end<T, E: fmt::Display>(self, result: &Result<T, E>, error_type: impl FnOnce(&E) -> &str) {
+    pub fn end<T, E, S>(self, result: &Result<T, E>, error_type: impl FnOnce(&E) -> S)
+    where
+        E: fmt::Display,
+        S: AsRef<str>,
+    {
         match result {
             Ok(_) => self.end_ok(),
             Err(e) => {
-                let kind = error_type(e).to_owned();
-                self.end_error(&kind, e);
+                let kind = error_type(e);
+                self.end_error(kind.as_ref(), e);
             }
         }
     }

@@ -184,6 +184,21 @@ pub fn is_valid_traceparent(value: &str) -> bool {
     }
 }
 
+/// An [`Extractor`] over nothing, for messages that carry no metadata at all (a Kafka record
+/// without headers). Allocates nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmptyExtractor;
+
+impl Extractor for EmptyExtractor {
+    fn get(&self, _key: &str) -> Option<&str> {
+        None
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        Vec::new()
+    }
+}
+
 /// An [`Injector`] wrapper that never writes an empty value.
 ///
 /// The SDK's W3C propagator always writes `tracestate`, even when it is empty; W3C Trace Context

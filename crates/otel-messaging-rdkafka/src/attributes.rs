@@ -1,0 +1,267 @@
+//! Views of Kafka operations for the semantic conventions, Kafka-specific attribute keys, and
+//! [`error_type`].
+//!
+//! Source: semconv v1.44 `docs/messaging/kafka.md` (`model/messaging/kafka.yaml`).
+
+use std::{
+    borrow::Cow,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use opentelemetry::{KeyValue, StringValue, Value};
+use otel_messaging::{MessagingAttributes, OperationType, semconv};
+use rdkafka::{
+    error::KafkaError,
+    message::{Message, Timestamp},
+};
+
+use crate::config::KafkaInstrumentation;
+
+/// `messaging.system` for every Kafka span: `kafka`.
+pub const SYSTEM: &str = semconv::system::KAFKA;
+
+/// `messaging.operation.name` of producer spans: `send`.
+pub const OPERATION_SEND: &str = "send";
+/// `messaging.operation.name` of batch receive spans: `poll`.
+pub const OPERATION_POLL: &str = "poll";
+/// `messaging.operation.name` of process spans: `process`.
+pub const OPERATION_PROCESS: &str = "process";
+
+pub(crate) fn partition_value(partition: i32) -> StringValue {
+    const SMALL: [&str; 16] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15"];
+    match usize::try_from(partition).ok().and_then(|p| SMALL.get(p)) {
+        Some(s) => StringValue::from(*s),
+        None => StringValue::from(partition.to_string()),
+    }
+}
+
+fn key_value(key: Option<&[u8]>) -> Option<KeyValue> {
+    let key = std::str::from_utf8(key?).ok()?;
+    Some(KeyValue::new(semconv::MESSAGING_KAFKA_MESSAGE_KEY, key.to_owned()))
+}
+
+fn cluster_value(id: &Option<Arc<str>>) -> Option<KeyValue> {
+    id.as_ref().map(|id| KeyValue::new(semconv::MESSAGING_KAFKA_CLUSTER_ID, Value::String(id.clone().into())))
+}
+
+/// The send of one record (`send {topic}`, PRODUCER).
+#[derive(Debug)]
+pub(crate) struct SendView<'a> {
+    pub(crate) topic: &'a str,
+    pub(crate) partition: Option<i32>,
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) tombstone: bool,
+    pub(crate) body_size: Option<u64>,
+    pub(crate) cluster_id: Option<Arc<str>>,
+    pub(crate) client: &'a KafkaInstrumentation,
+}
+
+impl MessagingAttributes for SendView<'_> {
+    fn system(&self) -> &'static str {
+        SYSTEM
+    }
+    fn operation_type(&self) -> OperationType {
+        OperationType::Send
+    }
+    fn operation_name(&self) -> &'static str {
+        OPERATION_SEND
+    }
+    fn destination_name(&self) -> Option<&str> {
+        Some(self.topic)
+    }
+    fn destination_partition_id(&self) -> Option<StringValue> {
+        self.partition.map(partition_value)
+    }
+    fn client_id(&self) -> Option<&str> {
+        self.client.client_id()
+    }
+    fn server(&self) -> Option<(&str, Option<u16>)> {
+        self.client.server()
+    }
+    fn body_size(&self) -> Option<u64> {
+        self.body_size
+    }
+    fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        if self.tombstone {
+            attributes.push(KeyValue::new(semconv::MESSAGING_KAFKA_MESSAGE_TOMBSTONE, true));
+        }
+        if self.client.captures_key() {
+            attributes.extend(key_value(self.key));
+        }
+        attributes.extend(cluster_value(&self.cluster_id));
+    }
+}
+
+/// Attributes known once the broker acknowledged a record: partition and offset.
+pub(crate) fn delivery_attributes(partition: i32, offset: i64) -> [KeyValue; 2] {
+    [
+        KeyValue::new(semconv::MESSAGING_DESTINATION_PARTITION_ID, partition_value(partition)),
+        KeyValue::new(semconv::MESSAGING_KAFKA_OFFSET, offset),
+    ]
+}
+
+/// The processing of one received message (`process {topic}`, CONSUMER).
+#[derive(Debug)]
+pub(crate) struct ProcessView<'a, M: ?Sized> {
+    pub(crate) message: &'a M,
+    pub(crate) cluster_id: Option<Arc<str>>,
+    pub(crate) client: &'a KafkaInstrumentation,
+    pub(crate) counted: bool,
+}
+
+/// The time a record was created or appended, from its Kafka timestamp (milliseconds since the
+/// epoch); `None` when not available or negative.
+pub(crate) fn record_time(timestamp: Timestamp) -> Option<SystemTime> {
+    let millis = u64::try_from(timestamp.to_millis()?).ok()?;
+    UNIX_EPOCH.checked_add(Duration::from_millis(millis))
+}
+
+impl<M: Message + ?Sized> MessagingAttributes for ProcessView<'_, M> {
+    fn system(&self) -> &'static str {
+        SYSTEM
+    }
+    fn operation_type(&self) -> OperationType {
+        OperationType::Process
+    }
+    fn operation_name(&self) -> &'static str {
+        OPERATION_PROCESS
+    }
+    fn destination_name(&self) -> Option<&str> {
+        Some(self.message.topic())
+    }
+    fn destination_partition_id(&self) -> Option<StringValue> {
+        Some(partition_value(self.message.partition()))
+    }
+    fn consumer_group_name(&self) -> Option<&str> {
+        self.client.consumer_group()
+    }
+    fn client_id(&self) -> Option<&str> {
+        self.client.client_id()
+    }
+    fn server(&self) -> Option<(&str, Option<u16>)> {
+        self.client.server()
+    }
+    fn body_size(&self) -> Option<u64> {
+        self.message.payload().map(|p| p.len() as u64)
+    }
+    fn sent_time(&self) -> Option<SystemTime> {
+        record_time(self.message.timestamp())
+    }
+    fn counts_as_delivery(&self) -> bool {
+        !self.counted
+    }
+    fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        attributes.push(KeyValue::new(semconv::MESSAGING_KAFKA_OFFSET, self.message.offset()));
+        if self.message.payload().is_none() {
+            attributes.push(KeyValue::new(semconv::MESSAGING_KAFKA_MESSAGE_TOMBSTONE, true));
+        }
+        if self.client.captures_key() {
+            attributes.extend(key_value(self.message.key()));
+        }
+        attributes.extend(cluster_value(&self.cluster_id));
+    }
+}
+
+/// A batch poll (`poll {topic}`, CLIENT) that returned `count` messages.
+#[derive(Debug)]
+pub(crate) struct PollView<'a> {
+    pub(crate) topic: Option<&'a str>,
+    pub(crate) partition: Option<i32>,
+    pub(crate) count: u64,
+    pub(crate) cluster_id: Option<Arc<str>>,
+    pub(crate) client: &'a KafkaInstrumentation,
+}
+
+impl MessagingAttributes for PollView<'_> {
+    fn system(&self) -> &'static str {
+        SYSTEM
+    }
+    fn operation_type(&self) -> OperationType {
+        OperationType::Receive
+    }
+    fn operation_name(&self) -> &'static str {
+        OPERATION_POLL
+    }
+    fn destination_name(&self) -> Option<&str> {
+        self.topic
+    }
+    fn destination_partition_id(&self) -> Option<StringValue> {
+        self.partition.map(partition_value)
+    }
+    fn consumer_group_name(&self) -> Option<&str> {
+        self.client.consumer_group()
+    }
+    fn client_id(&self) -> Option<&str> {
+        self.client.client_id()
+    }
+    fn server(&self) -> Option<(&str, Option<u16>)> {
+        self.client.server()
+    }
+    fn batch_message_count(&self) -> Option<u64> {
+        Some(self.count)
+    }
+    fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        attributes.extend(cluster_value(&self.cluster_id));
+    }
+}
+
+/// Per-message link attributes of a batch poll: the values that vary between messages
+/// (partition, offset; topic only when the batch spans several topics).
+pub(crate) fn link_attributes<M: Message + ?Sized>(message: &M, mixed_topics: bool) -> Vec<KeyValue> {
+    let mut attributes = Vec::with_capacity(3);
+    if mixed_topics {
+        attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, message.topic().to_owned()));
+    }
+    attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_PARTITION_ID, partition_value(message.partition())));
+    attributes.push(KeyValue::new(semconv::MESSAGING_KAFKA_OFFSET, message.offset()));
+    attributes
+}
+
+/// The `error.type` of a Kafka error: the librdkafka error code in the SCREAMING_SNAKE_CASE
+/// of the semconv examples (`MSG_SIZE_TOO_LARGE`, `UNKNOWN_TOPIC_OR_PARTITION`,
+/// `MESSAGE_TIMED_OUT`), or `_OTHER` for errors that carry no code.
+///
+/// The name is derived from rdkafka's `RDKafkaErrorCode` variant name (`MessageSizeTooLarge` →
+/// `MESSAGE_SIZE_TOO_LARGE`), so it is stable across releases and of low cardinality.
+pub fn error_type(error: &KafkaError) -> Cow<'static, str> {
+    match error.rdkafka_error_code() {
+        Some(code) => Cow::Owned(screaming_snake(&format!("{code:?}"))),
+        None => Cow::Borrowed(semconv::ERROR_TYPE_OTHER),
+    }
+}
+
+fn screaming_snake(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 8);
+    let mut prev_lower = false;
+    for c in camel.chars() {
+        if c.is_ascii_uppercase() && prev_lower {
+            out.push('_');
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    #[test]
+    fn error_type_is_screaming_snake_code_name() {
+        let e = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        assert_eq!(error_type(&e), "MESSAGE_SIZE_TOO_LARGE");
+        let e = KafkaError::MessageProduction(RDKafkaErrorCode::UnknownTopicOrPartition);
+        assert_eq!(error_type(&e), "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(error_type(&KafkaError::Canceled), "_OTHER");
+    }
+
+    #[test]
+    fn partition_values() {
+        assert_eq!(partition_value(3).as_str(), "3");
+        assert_eq!(partition_value(123).as_str(), "123");
+        assert_eq!(partition_value(-1).as_str(), "-1");
+    }
+}

@@ -1,0 +1,321 @@
+//! Traced consumption: a `process {topic}` CONSUMER span per message around the user's handler
+//! ([`MessageExt::process_traced`], and the [`StreamConsumerExt::stream_traced`] adapter), and a
+//! `poll {topic}` CLIENT span linking every message of a batch
+//! ([`StreamConsumerExt::recv_batch_traced`]).
+//!
+//! Parent and links of process spans follow the instrumenter's
+//! [`ProcessParent`](otel_messaging::ProcessParent) policy (semconv v1.44
+//! `messaging-spans.md`, "Consumer spans"); queue wait is measured from the record timestamp.
+
+use std::{
+    future::Future,
+    ops::Deref,
+    pin::Pin,
+    task::{Context as TaskContext, Poll},
+    time::{Duration, SystemTime},
+};
+
+use futures_core::Stream;
+use opentelemetry::{Context, KeyValue, propagation::Extractor};
+use otel_messaging::{Operation, propagation::EmptyExtractor};
+use rdkafka::{
+    consumer::{ConsumerContext, StreamConsumer, stream_consumer::MessageStream},
+    error::KafkaResult,
+    message::{BorrowedMessage, Headers, Message},
+    util::AsyncRuntime,
+};
+
+use crate::{
+    attributes::{PollView, ProcessView, link_attributes},
+    carrier::HeadersExtractor,
+    config::KafkaInstrumentation,
+};
+
+/// Starts the process operation of `message` inside `ambient`.
+fn start_process<M>(instrumentation: &KafkaInstrumentation, message: &M, ambient: &Context, counted: bool) -> Operation
+where
+    M: Message + ?Sized,
+    M::Headers: Headers,
+{
+    let view = ProcessView {
+        message,
+        cluster_id: instrumentation.cached_cluster_id(),
+        client: instrumentation,
+        counted,
+    };
+    match message.headers() {
+        Some(headers) => instrumentation.instrumenter.start_process_in(&view, &HeadersExtractor(headers), ambient),
+        None => instrumentation.instrumenter.start_process_in(&view, &EmptyExtractor, ambient),
+    }
+}
+
+/// Traced processing of a received Kafka message ([`BorrowedMessage`], `OwnedMessage`, any
+/// [`Message`]).
+pub trait MessageExt: Message {
+    /// Runs `handler` inside a `process {topic}` CONSUMER span and returns its result unchanged.
+    ///
+    /// The span starts now and ends when `handler` completes; spans the handler creates nest under
+    /// it (its context is current while the handler is polled). The creation context comes from
+    /// the message headers (strict W3C validation); parent and links follow the instrumenter's
+    /// policy, with the current context as the ambient one. Uses [`KafkaInstrumentation::global`].
+    ///
+    /// # Errors
+    ///
+    /// Returns the handler's error unchanged; the span gets status `Error` and `error.type` = the
+    /// error's Rust type name.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(consumer: rdkafka::consumer::StreamConsumer) -> anyhow::Result<()> {
+    /// use otel_messaging_rdkafka::MessageExt as _;
+    ///
+    /// let message = consumer.recv().await?;
+    /// message.process_traced(async { /* handle */ Ok::<_, anyhow::Error>(()) }).await?;
+    /// # Ok(()) }
+    /// ```
+    fn process_traced<F, T, E>(&self, handler: F) -> impl Future<Output = Result<T, E>>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        self.process_traced_with(KafkaInstrumentation::global(), handler)
+    }
+
+    /// [`process_traced`](Self::process_traced) with an explicit [`KafkaInstrumentation`].
+    ///
+    /// # Errors
+    ///
+    /// As [`process_traced`](Self::process_traced): the handler's error, unchanged.
+    fn process_traced_with<F, T, E>(
+        &self,
+        instrumentation: &KafkaInstrumentation,
+        handler: F,
+    ) -> impl Future<Output = Result<T, E>>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: std::fmt::Display;
+}
+
+impl<M> MessageExt for M
+where
+    M: Message + ?Sized,
+    M::Headers: Headers,
+{
+    fn process_traced_with<F, T, E>(
+        &self,
+        instrumentation: &KafkaInstrumentation,
+        handler: F,
+    ) -> impl Future<Output = Result<T, E>>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let operation = Context::map_current(|ambient| start_process(instrumentation, self, ambient, false));
+        operation.run(handler)
+    }
+}
+
+/// A message handed to the application together with its running `process {topic}` span.
+///
+/// Dereferences to the message. Run the handler with [`process`](Self::process) (ends the span
+/// with the handler's result), or use [`context`](Self::context) as the parent of your own spans;
+/// dropping it ends the span.
+#[derive(Debug)]
+pub struct TracedMessage<M> {
+    message: M,
+    operation: Operation,
+}
+
+impl<M> TracedMessage<M> {
+    /// The context of the process span.
+    pub fn context(&self) -> &Context {
+        self.operation.context()
+    }
+
+    /// The message.
+    pub fn message(&self) -> &M {
+        &self.message
+    }
+
+    /// Runs `handler` inside the process span, ends the span with its result, and returns the
+    /// message and the result unchanged.
+    ///
+    /// # Errors
+    ///
+    /// The handler's error, unchanged (span status `Error`, `error.type` = its type name).
+    pub async fn process<F, T, E>(self, handler: impl FnOnce(&M) -> F) -> (M, Result<T, E>)
+    where
+        F: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let TracedMessage { message, operation } = self;
+        let result = operation.run(handler(&message)).await;
+        (message, result)
+    }
+
+    /// Ends the process span and returns the message.
+    pub fn into_inner(self) -> M {
+        self.message
+    }
+}
+
+impl<M> Deref for TracedMessage<M> {
+    type Target = M;
+
+    fn deref(&self) -> &M {
+        &self.message
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The stream of [`StreamConsumerExt::stream_traced`]: each message arrives with its process
+    /// span already started.
+    pub struct TracedStream<'a, C: ConsumerContext> {
+        #[pin]
+        inner: MessageStream<'a, C>,
+        instrumentation: &'a KafkaInstrumentation,
+    }
+}
+
+impl<C: ConsumerContext> std::fmt::Debug for TracedStream<'_, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TracedStream")
+    }
+}
+
+impl<'a, C: ConsumerContext + 'a> Stream for TracedStream<'a, C> {
+    type Item = KafkaResult<TracedMessage<BorrowedMessage<'a>>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        let instrumentation = *this.instrumentation;
+        this.inner.poll_next(cx).map(|item| {
+            item.map(|result| {
+                result.map(|message| {
+                    let operation =
+                        Context::map_current(|ambient| start_process(instrumentation, &message, ambient, false));
+                    TracedMessage { message, operation }
+                })
+            })
+        })
+    }
+}
+
+/// Traced consumption on rdkafka's [`StreamConsumer`].
+pub trait StreamConsumerExt<'a, C: ConsumerContext + 'a, R> {
+    /// Like [`StreamConsumer::stream`], but each message comes as a [`TracedMessage`] whose
+    /// `process {topic}` CONSUMER span starts when the message is handed over.
+    fn stream_traced(&'a self, instrumentation: &'a KafkaInstrumentation) -> TracedStream<'a, C>;
+
+    /// Receives up to `max_messages` messages, waiting at most `timeout` in total, and records one
+    /// `poll {topic}` CLIENT span for the batch: it starts when this call starts, links every
+    /// message's creation context (link attributes: partition, offset, and topic when the batch
+    /// spans several topics), and carries `messaging.batch.message_count`. An empty poll records
+    /// no span. Messages counted here are not counted again in `messaging.client.consumed.messages`
+    /// when processed with [`process_batch_message`].
+    ///
+    /// # Errors
+    ///
+    /// A consumer error ends the batch: it is returned if no message was received yet (the span
+    /// then records nothing), otherwise the messages received so far are returned.
+    fn recv_batch_traced(
+        &'a self,
+        instrumentation: &'a KafkaInstrumentation,
+        max_messages: usize,
+        timeout: Duration,
+    ) -> impl Future<Output = KafkaResult<Vec<BorrowedMessage<'a>>>>;
+}
+
+impl<'a, C, R> StreamConsumerExt<'a, C, R> for StreamConsumer<C, R>
+where
+    C: ConsumerContext + 'static,
+    R: AsyncRuntime + 'a,
+{
+    fn stream_traced(&'a self, instrumentation: &'a KafkaInstrumentation) -> TracedStream<'a, C> {
+        TracedStream { inner: self.stream(), instrumentation }
+    }
+
+    async fn recv_batch_traced(
+        &'a self,
+        instrumentation: &'a KafkaInstrumentation,
+        max_messages: usize,
+        timeout: Duration,
+    ) -> KafkaResult<Vec<BorrowedMessage<'a>>> {
+        let parent = Context::current();
+        let started = SystemTime::now();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut batch = Vec::with_capacity(max_messages.min(1024));
+        while batch.len() < max_messages {
+            match tokio::time::timeout_at(deadline, self.recv()).await {
+                Err(_elapsed) => break,
+                Ok(Ok(message)) => batch.push(message),
+                Ok(Err(e)) if batch.is_empty() => return Err(e),
+                Ok(Err(_)) => break,
+            }
+        }
+        if !batch.is_empty() {
+            use rdkafka::consumer::Consumer as _;
+            record_poll(instrumentation, self.client(), &parent, started, &batch);
+        }
+        Ok(batch)
+    }
+}
+
+/// Records the `poll` span of a received batch.
+fn record_poll<Cx: rdkafka::ClientContext, M>(
+    instrumentation: &KafkaInstrumentation,
+    client: &rdkafka::client::Client<Cx>,
+    parent: &Context,
+    started: SystemTime,
+    batch: &[M],
+) where
+    M: Message,
+    M::Headers: Headers,
+{
+    let first = &batch[0];
+    let same_topic = batch.iter().all(|m| m.topic() == first.topic());
+    let same_partition = same_topic && batch.iter().all(|m| m.partition() == first.partition());
+    let view = PollView {
+        topic: same_topic.then(|| first.topic()),
+        partition: same_partition.then(|| first.partition()),
+        count: batch.len() as u64,
+        cluster_id: instrumentation.cluster_id(client),
+        client: instrumentation,
+    };
+    let extractors: Vec<(Option<HeadersExtractor<'_, M::Headers>>, Vec<KeyValue>)> = batch
+        .iter()
+        .map(|m| (m.headers().map(HeadersExtractor), link_attributes(m, !same_topic)))
+        .collect();
+    let messages = extractors.iter().map(|(extractor, attributes)| {
+        let extractor: &dyn Extractor = match extractor {
+            Some(e) => e,
+            None => &EmptyExtractor,
+        };
+        (extractor, attributes.clone())
+    });
+    instrumentation.instrumenter.start_batch(&view, parent, Some(started), messages).end_ok();
+}
+
+/// Runs `handler` inside the `process {topic}` CONSUMER span of one message of a batch received
+/// with [`StreamConsumerExt::recv_batch_traced`] (the message is not counted again in
+/// `messaging.client.consumed.messages`). The parent is the current context's span if any
+/// (the spec default), following the instrumenter's policy.
+///
+/// # Errors
+///
+/// Returns the handler's error unchanged.
+pub async fn process_batch_message<M, F, T, E>(
+    instrumentation: &KafkaInstrumentation,
+    message: &M,
+    handler: F,
+) -> Result<T, E>
+where
+    M: Message + ?Sized,
+    M::Headers: Headers,
+    F: Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let operation = Context::map_current(|ambient| start_process(instrumentation, message, ambient, true));
+    operation.run(handler).await
+}

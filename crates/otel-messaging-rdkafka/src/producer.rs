@@ -1,0 +1,347 @@
+//! Traced sends: [`FutureProducerExt::send_traced`] for `FutureProducer`, and
+//! [`BaseProducerExt::send_traced`] for `BaseProducer` / `ThreadedProducer` built with a
+//! [`TracingProducerContext`], whose delivery callback ends the span.
+//!
+//! Every send is a `send {topic}` PRODUCER span (semconv v1.44 `kafka.md`, "Send span
+//! (producer)") whose context is written into the record's headers as the creation context. The
+//! span ends when the broker acknowledges the record (the delivery report), not when the record is
+//! enqueued, and gets the partition and offset from the delivery. Native results and errors come
+//! back unchanged.
+
+use std::future::Future;
+
+use opentelemetry::Context;
+use otel_messaging::Operation;
+use rdkafka::{
+    ClientContext,
+    client::{Client, OAuthToken},
+    config::RDKafkaLogLevel,
+    error::KafkaError,
+    message::{Message, OwnedHeaders, ToBytes},
+    producer::{
+        BaseProducer, BaseRecord, DeliveryResult, FutureProducer, FutureRecord, NoCustomPartitioner,
+        Producer, ProducerContext, ThreadedProducer,
+        future_producer::OwnedDeliveryResult,
+    },
+    statistics::Statistics,
+    util::{AsyncRuntime, Timeout},
+};
+
+use crate::{
+    attributes::{SendView, delivery_attributes, error_type},
+    carrier::{HeadersExtractor, HeadersInjector},
+    config::KafkaInstrumentation,
+};
+
+/// Starts the send span of `record`'s fields and injects its context into `headers`.
+#[allow(clippy::too_many_arguments)]
+fn start_send<C: ClientContext>(
+    instrumentation: &KafkaInstrumentation,
+    client: &Client<C>,
+    parent: &Context,
+    topic: &str,
+    partition: Option<i32>,
+    key: Option<&[u8]>,
+    payload: Option<&[u8]>,
+    headers: &mut OwnedHeaders,
+) -> Operation {
+    let view = SendView {
+        topic,
+        partition,
+        key,
+        tombstone: payload.is_none(),
+        body_size: payload.map(|p| p.len() as u64),
+        cluster_id: instrumentation.cluster_id(client),
+        client: instrumentation,
+    };
+    let operation = instrumentation.instrumenter.start_send(&view, parent, &HeadersExtractor(&*headers));
+    operation.inject(&mut HeadersInjector(headers));
+    operation
+}
+
+/// Ends a send operation from its delivery report.
+fn end_send(operation: Operation, delivery: Result<(i32, i64), &KafkaError>) {
+    match delivery {
+        Ok((partition, offset)) => {
+            operation.set_attributes(delivery_attributes(partition, offset));
+            operation.end_ok();
+        }
+        Err(e) => operation.end_error(&error_type(e), e),
+    }
+}
+
+/// Traced sends on rdkafka's [`FutureProducer`].
+pub trait FutureProducerExt {
+    /// Sends `record` like [`FutureProducer::send`], inside a `send {topic}` PRODUCER span whose
+    /// context is written into the record's headers (an existing creation context is kept).
+    ///
+    /// The parent is the current context ([`Context::current`]) when this method is called.
+    /// `queue_timeout` has the native meaning. The span ends when the delivery report arrives, so
+    /// its duration includes the broker's acknowledgement; the partition and offset are recorded.
+    /// Uses [`KafkaInstrumentation::global`].
+    ///
+    /// # Errors
+    ///
+    /// Returns the native result unchanged. On error the span gets status `Error` and
+    /// `error.type` from [`error_type`](crate::error_type).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(producer: rdkafka::producer::FutureProducer) {
+    /// use otel_messaging_rdkafka::FutureProducerExt as _;
+    /// use rdkafka::producer::FutureRecord;
+    /// use std::time::Duration;
+    ///
+    /// let record = FutureRecord::to("orders").key("order-1").payload("{}");
+    /// let delivery = producer.send_traced(record, Duration::from_secs(5)).await;
+    /// # }
+    /// ```
+    fn send_traced<K, P, T>(
+        &self,
+        record: FutureRecord<'_, K, P>,
+        queue_timeout: T,
+    ) -> impl Future<Output = OwnedDeliveryResult> + Send
+    where
+        K: ToBytes + ?Sized + Sync,
+        P: ToBytes + ?Sized + Sync,
+        T: Into<Timeout> + Send,
+    {
+        self.send_traced_with(KafkaInstrumentation::global(), record, queue_timeout)
+    }
+
+    /// [`send_traced`](Self::send_traced) with an explicit [`KafkaInstrumentation`] (instrumenter
+    /// and client facts).
+    ///
+    /// # Errors
+    ///
+    /// As [`send_traced`](Self::send_traced): the native result, unchanged.
+    fn send_traced_with<K, P, T>(
+        &self,
+        instrumentation: &KafkaInstrumentation,
+        record: FutureRecord<'_, K, P>,
+        queue_timeout: T,
+    ) -> impl Future<Output = OwnedDeliveryResult> + Send
+    where
+        K: ToBytes + ?Sized + Sync,
+        P: ToBytes + ?Sized + Sync,
+        T: Into<Timeout> + Send;
+}
+
+impl<C, R> FutureProducerExt for FutureProducer<C, R>
+where
+    C: ClientContext + 'static,
+    R: AsyncRuntime,
+{
+    fn send_traced_with<K, P, T>(
+        &self,
+        instrumentation: &KafkaInstrumentation,
+        mut record: FutureRecord<'_, K, P>,
+        queue_timeout: T,
+    ) -> impl Future<Output = OwnedDeliveryResult> + Send
+    where
+        K: ToBytes + ?Sized + Sync,
+        P: ToBytes + ?Sized + Sync,
+        T: Into<Timeout> + Send,
+    {
+        let parent = Context::current();
+        let mut headers = record.headers.take().unwrap_or_else(|| OwnedHeaders::new_with_capacity(2));
+        let operation = start_send(
+            instrumentation,
+            self.client(),
+            &parent,
+            record.topic,
+            record.partition,
+            record.key.map(ToBytes::to_bytes),
+            record.payload.map(ToBytes::to_bytes),
+            &mut headers,
+        );
+        record.headers = Some(headers);
+        let send = self.send(record, queue_timeout);
+        async move {
+            let result = send.await;
+            end_send(operation, result.as_ref().map(|d| (d.partition, d.offset)).map_err(|(e, _)| e));
+            result
+        }
+    }
+}
+
+/// A [`ProducerContext`] wrapper that ends each traced send's span in the delivery callback, for
+/// [`BaseProducer`] and [`ThreadedProducer`].
+///
+/// Everything else (logging, errors, statistics, OAuth, the inner delivery callback) is delegated
+/// to the wrapped context `C`, which receives its own delivery opaque unchanged.
+///
+/// # Examples
+///
+/// ```no_run
+/// use otel_messaging_rdkafka::{BaseProducerExt as _, KafkaInstrumentation, TracingProducerContext};
+/// use rdkafka::{ClientConfig, producer::{BaseRecord, DefaultProducerContext, ThreadedProducer}};
+///
+/// let mut config = ClientConfig::new();
+/// config.set("bootstrap.servers", "localhost:9092");
+/// let context = TracingProducerContext::new(DefaultProducerContext, KafkaInstrumentation::from_config(&config));
+/// let producer: ThreadedProducer<_> = config.create_with_context(context)?;
+/// producer.send_traced(BaseRecord::to("orders").key("k").payload("v")).map_err(|(e, _)| e)?;
+/// # Ok::<(), rdkafka::error::KafkaError>(())
+/// ```
+#[derive(Debug)]
+pub struct TracingProducerContext<C> {
+    inner: C,
+    instrumentation: KafkaInstrumentation,
+}
+
+impl<C> TracingProducerContext<C> {
+    /// Wraps `inner`, tracing sends with `instrumentation`.
+    pub fn new(inner: C, instrumentation: KafkaInstrumentation) -> Self {
+        TracingProducerContext { inner, instrumentation }
+    }
+
+    /// The wrapped context.
+    pub fn inner(&self) -> &C {
+        &self.inner
+    }
+}
+
+/// The delivery opaque of a [`TracingProducerContext`]: the traced send's operation and the
+/// wrapped context's own opaque.
+#[derive(Debug)]
+pub struct TracedDelivery<D> {
+    operation: Option<Operation>,
+    inner: D,
+}
+
+impl<D> TracedDelivery<D> {
+    /// Wraps the inner context's opaque with no operation (an untraced send through
+    /// `BaseProducer::send` on a traced producer).
+    pub fn untraced(inner: D) -> Box<Self> {
+        Box::new(TracedDelivery { operation: None, inner })
+    }
+}
+
+impl<C: ClientContext> ClientContext for TracingProducerContext<C> {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = C::ENABLE_REFRESH_OAUTH_TOKEN;
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.inner.log(level, fac, log_message);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        self.inner.stats(statistics);
+    }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.inner.stats_raw(statistics);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.inner.error(error, reason);
+    }
+
+    fn generate_oauth_token(
+        &self,
+        oauthbearer_config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        self.inner.generate_oauth_token(oauthbearer_config)
+    }
+}
+
+impl<C: ProducerContext> ProducerContext for TracingProducerContext<C>
+where
+    C::DeliveryOpaque: Send + Sync,
+{
+    type DeliveryOpaque = Box<TracedDelivery<C::DeliveryOpaque>>;
+
+    fn delivery(&self, delivery_result: &DeliveryResult<'_>, delivery_opaque: Self::DeliveryOpaque) {
+        let TracedDelivery { operation, inner } = *delivery_opaque;
+        if let Some(operation) = operation {
+            end_send(
+                operation,
+                delivery_result.as_ref().map(|m| (m.partition(), m.offset())).map_err(|(e, _)| e),
+            );
+        }
+        self.inner.delivery(delivery_result, inner);
+    }
+}
+
+type Record<'a, K, P, D> = BaseRecord<'a, K, P, D>;
+
+fn swap_opaque<'a, K: ToBytes + ?Sized, P: ToBytes + ?Sized, D1, D2>(
+    record: Record<'a, K, P, D1>,
+    opaque: D2,
+) -> (Record<'a, K, P, D2>, D1)
+where
+    D1: rdkafka::util::IntoOpaque,
+    D2: rdkafka::util::IntoOpaque,
+{
+    let BaseRecord { topic, partition, payload, key, timestamp, headers, delivery_opaque } = record;
+    (BaseRecord { topic, partition, payload, key, timestamp, headers, delivery_opaque: opaque }, delivery_opaque)
+}
+
+/// Traced sends on [`BaseProducer`] and [`ThreadedProducer`] built with a
+/// [`TracingProducerContext`].
+pub trait BaseProducerExt<C: ProducerContext> {
+    /// Sends `record` like the native `send`, inside a `send {topic}` PRODUCER span that ends in
+    /// the delivery callback (so it covers the broker's acknowledgement). The record carries the
+    /// wrapped context's own delivery opaque; the parent is [`Context::current`].
+    ///
+    /// # Errors
+    ///
+    /// The native error and the record, unchanged but for the injected propagation headers; the
+    /// span then ends with status `Error` and `error.type`.
+    #[allow(clippy::type_complexity)]
+    fn send_traced<'a, K, P>(
+        &self,
+        record: BaseRecord<'a, K, P, C::DeliveryOpaque>,
+    ) -> Result<(), (KafkaError, BaseRecord<'a, K, P, C::DeliveryOpaque>)>
+    where
+        K: ToBytes + ?Sized,
+        P: ToBytes + ?Sized;
+}
+
+macro_rules! impl_base_producer_ext {
+    ($producer:ident) => {
+        impl<C> BaseProducerExt<C> for $producer<TracingProducerContext<C>, NoCustomPartitioner>
+        where
+            C: ProducerContext + 'static,
+            C::DeliveryOpaque: Send + Sync,
+        {
+            fn send_traced<'a, K, P>(
+                &self,
+                mut record: BaseRecord<'a, K, P, C::DeliveryOpaque>,
+            ) -> Result<(), (KafkaError, BaseRecord<'a, K, P, C::DeliveryOpaque>)>
+            where
+                K: ToBytes + ?Sized,
+                P: ToBytes + ?Sized,
+            {
+                let instrumentation = &self.context().instrumentation;
+                let mut headers = record.headers.take().unwrap_or_else(|| OwnedHeaders::new_with_capacity(2));
+                let operation = start_send(
+                    instrumentation,
+                    self.client(),
+                    &Context::current(),
+                    record.topic,
+                    record.partition,
+                    record.key.map(ToBytes::to_bytes),
+                    record.payload.map(ToBytes::to_bytes),
+                    &mut headers,
+                );
+                record.headers = Some(headers);
+                let (record, inner) = swap_opaque(record, ());
+                let opaque = Box::new(TracedDelivery { operation: Some(operation), inner });
+                let (record, ()) = swap_opaque(record, opaque);
+                self.send(record).map_err(|(e, record)| {
+                    let (record, traced) = swap_opaque(record, ());
+                    let TracedDelivery { operation, inner } = *traced;
+                    if let Some(operation) = operation {
+                        end_send(operation, Err(&e));
+                    }
+                    (e, swap_opaque(record, inner).0)
+                })
+            }
+        }
+    };
+}
+
+impl_base_producer_ext!(BaseProducer);
+impl_base_producer_ext!(ThreadedProducer);
