@@ -1,0 +1,333 @@
+//! Kafka (rdkafka) against a real broker (tansu from `just brokers-up`, or any broker at
+//! `KAFKA_BOOTSTRAP_SERVERS`), asserting whole traces through explicit in-memory providers.
+
+use std::time::Duration;
+
+use integration_tests::{kafka_bootstrap, kafka_cluster_id, unique_name};
+use opentelemetry::{
+    Context, KeyValue, Value,
+    trace::{FutureExt as _, SpanKind, Status, TraceContextExt, Tracer as _},
+};
+use otel_messaging::{
+    ProcessParent,
+    testing::{TestTelemetry, assert_one_trace, assert_trace, attributes, shape, span, waterfall},
+};
+use otel_messaging_rdkafka::{
+    BaseProducerExt as _, FutureProducerExt as _, KafkaInstrumentation, MessageExt as _, StreamConsumerExt as _,
+    TracingProducerContext,
+};
+use rdkafka::{
+    ClientConfig, Message, Offset, TopicPartitionList,
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    consumer::{Consumer, StreamConsumer},
+    error::KafkaError,
+    message::{Header, Headers, OwnedHeaders},
+    producer::{BaseRecord, DefaultProducerContext, FutureProducer, FutureRecord, Producer, ThreadedProducer},
+    types::RDKafkaErrorCode,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+struct Kafka {
+    bootstrap: String,
+    topic: String,
+}
+
+async fn kafka() -> Kafka {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_name("orders");
+    let admin: AdminClient<_> =
+        ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("admin client");
+    let results = admin
+        .create_topics([&NewTopic::new(&topic, 1, TopicReplication::Fixed(1))], &AdminOptions::new())
+        .await
+        .expect("create topic");
+    for r in results {
+        r.expect("topic created");
+    }
+    Kafka { bootstrap, topic }
+}
+
+impl Kafka {
+    fn producer_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap).set("client.id", "it-producer").set("linger.ms", "0");
+        c
+    }
+
+    fn consumer_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap)
+            .set("client.id", "it-consumer")
+            .set("group.id", "it-workers")
+            .set("enable.auto.commit", "false");
+        c
+    }
+
+    /// A producer whose metadata (and so the cluster id) is already known.
+    fn producer(&self) -> FutureProducer {
+        let producer: FutureProducer = self.producer_config().create().expect("producer");
+        producer.client().fetch_metadata(Some(&self.topic), TIMEOUT).expect("metadata");
+        producer
+    }
+
+    /// A consumer reading partition 0 of the test topic from the beginning (no group join).
+    fn consumer(&self) -> StreamConsumer {
+        let consumer: StreamConsumer = self.consumer_config().create().expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.topic, 0, Offset::Beginning).expect("partition");
+        consumer.assign(&tpl).expect("assign");
+        consumer
+    }
+}
+
+async fn recv(consumer: &StreamConsumer) -> rdkafka::message::BorrowedMessage<'_> {
+    tokio::time::timeout(TIMEOUT, consumer.recv()).await.expect("a message within the timeout").expect("message")
+}
+
+#[tokio::test]
+async fn process_span_is_child_and_link_of_send_span() {
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let producer_tracing = KafkaInstrumentation::from_config(&k.producer_config()).with_instrumenter(t.instrumenter());
+    let consumer_tracing = KafkaInstrumentation::from_config(&k.consumer_config()).with_instrumenter(t.instrumenter());
+    let producer = k.producer();
+
+    let delivery = producer
+        .send_traced_with(&producer_tracing, FutureRecord::to(&k.topic).key("order-1").payload("{}"), TIMEOUT)
+        .await
+        .expect("delivered");
+    let consumer = k.consumer();
+    let message = recv(&consumer).await;
+    let tracer = t.tracer("worker");
+    message
+        .process_traced_with(&consumer_tracing, async {
+            tracer.in_span("db insert", |_| ());
+            Ok::<_, KafkaError>(())
+        })
+        .await
+        .expect("handler ok");
+
+    let spans = t.spans();
+    let send_name = format!("send {}", k.topic);
+    let process_name = format!("process {}", k.topic);
+    assert_trace(
+        &spans,
+        &[
+            shape(&send_name, SpanKind::Producer).error(false).attributes([
+                KeyValue::new("messaging.system", "kafka"),
+                KeyValue::new("messaging.operation.name", "send"),
+                KeyValue::new("messaging.operation.type", "send"),
+                KeyValue::new("messaging.destination.name", k.topic.clone()),
+                KeyValue::new("messaging.destination.partition.id", "0"),
+                KeyValue::new("messaging.kafka.offset", delivery.offset),
+                KeyValue::new("messaging.client.id", "it-producer"),
+                KeyValue::new("messaging.kafka.cluster.id", kafka_cluster_id()),
+                KeyValue::new("server.address", "127.0.0.1"),
+                KeyValue::new("server.port", 9092_i64),
+            ]),
+            shape(&process_name, SpanKind::Consumer).parent(&send_name).links(&[&send_name]).error(false),
+            shape("db insert", SpanKind::Internal).parent(&process_name),
+        ],
+    );
+    assert_one_trace(&spans);
+    let mut process = attributes(span(&spans, &process_name));
+    let wait = process.remove("otel_messaging.queue.wait.duration").expect("queue wait recorded");
+    assert!(matches!(wait, Value::F64(w) if (0.0..60.0).contains(&w)), "{wait:?}");
+    let expected: std::collections::BTreeMap<String, Value> = [
+        ("messaging.system", Value::from("kafka")),
+        ("messaging.operation.name", "process".into()),
+        ("messaging.operation.type", "process".into()),
+        ("messaging.destination.name", Value::from(k.topic.clone())),
+        ("messaging.destination.partition.id", "0".into()),
+        ("messaging.kafka.offset", Value::I64(delivery.offset)),
+        ("messaging.consumer.group.name", "it-workers".into()),
+        ("messaging.client.id", "it-consumer".into()),
+        ("server.address", "127.0.0.1".into()),
+        ("server.port", Value::I64(9092)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(process, expected, "process attributes (the cluster id is only known once the consumer fetched metadata)");
+}
+
+#[tokio::test]
+async fn link_only_policy_gives_new_root_plus_link() {
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let producer_tracing = KafkaInstrumentation::from_config(&k.producer_config()).with_instrumenter(t.instrumenter());
+    let consumer_tracing = KafkaInstrumentation::from_config(&k.consumer_config())
+        .with_instrumenter(t.instrumenter().with_process_parent(ProcessParent::Link));
+    k.producer()
+        .send_traced_with(&producer_tracing, FutureRecord::<(), _>::to(&k.topic).payload("x"), TIMEOUT)
+        .await
+        .expect("delivered");
+    let consumer = k.consumer();
+    let mut stream = consumer.stream_traced(&consumer_tracing);
+    let traced = futures_util::StreamExt::next(&mut stream).await.expect("stream open").expect("message");
+    let (_message, result) = traced.process(|m| std::future::ready(Ok::<_, KafkaError>(m.offset()))).await;
+    assert_eq!(result.expect("handler"), 0);
+
+    let spans = t.spans();
+    let send_name = format!("send {}", k.topic);
+    assert_trace(
+        &spans,
+        &[
+            shape(&send_name, SpanKind::Producer),
+            shape(format!("process {}", k.topic), SpanKind::Consumer).links(&[&send_name]),
+        ],
+    );
+    assert_ne!(spans[0].span_context.trace_id(), spans[1].span_context.trace_id());
+}
+
+#[tokio::test]
+async fn batch_poll_links_every_message() {
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let producer_tracing = KafkaInstrumentation::from_config(&k.producer_config()).with_instrumenter(t.instrumenter());
+    let consumer_tracing = KafkaInstrumentation::from_config(&k.consumer_config()).with_instrumenter(t.instrumenter());
+    let producer = k.producer();
+    for i in 0..3 {
+        let payload = format!("m{i}");
+        producer
+            .send_traced_with(&producer_tracing, FutureRecord::<(), _>::to(&k.topic).payload(&payload), TIMEOUT)
+            .await
+            .expect("delivered");
+    }
+    let consumer = k.consumer();
+    let mut batch = Vec::new();
+    while batch.len() < 3 {
+        batch.extend(consumer.recv_batch_traced(&consumer_tracing, 3 - batch.len(), TIMEOUT).await.expect("batch"));
+    }
+    let spans = t.spans();
+    let polls: Vec<_> = spans.iter().filter(|s| s.name == format!("poll {}", k.topic)).collect();
+    let links: Vec<_> = polls.iter().flat_map(|p| p.links.iter()).collect();
+    assert_eq!(links.len(), 3, "{}", waterfall(&spans));
+    let sends: Vec<_> = spans.iter().filter(|s| s.span_kind == SpanKind::Producer).collect();
+    for (i, (link, send)) in links.iter().zip(&sends).enumerate() {
+        assert_eq!(link.span_context.span_id(), send.span_context.span_id());
+        assert_eq!(
+            link.attributes,
+            vec![
+                KeyValue::new("messaging.destination.partition.id", "0"),
+                KeyValue::new("messaging.kafka.offset", i as i64),
+            ]
+        );
+    }
+    for poll in &polls {
+        assert_eq!(poll.span_kind, SpanKind::Client);
+        assert_eq!(poll.parent_span_id, opentelemetry::trace::SpanId::INVALID);
+        let count = attributes(poll)["messaging.batch.message_count"].clone();
+        assert_eq!(count, Value::I64(poll.links.len() as i64));
+    }
+}
+
+#[tokio::test]
+async fn existing_creation_context_is_not_overwritten() {
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let producer_tracing = KafkaInstrumentation::from_config(&k.producer_config()).with_instrumenter(t.instrumenter());
+    let user_tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let headers = OwnedHeaders::new().insert(Header { key: "traceparent", value: Some(user_tp) });
+    k.producer()
+        .send_traced_with(&producer_tracing, FutureRecord::<(), _>::to(&k.topic).payload("x").headers(headers), TIMEOUT)
+        .await
+        .expect("delivered");
+    let consumer = k.consumer();
+    let message = recv(&consumer).await;
+    let received: Vec<_> = message.headers().expect("headers").iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect();
+    assert_eq!(received, vec![("traceparent".to_string(), Some(user_tp.as_bytes().to_vec()))]);
+    let spans = t.spans();
+    let send = span(&spans, &format!("send {}", k.topic));
+    assert_eq!(send.span_kind, SpanKind::Client);
+    assert_eq!(send.links.len(), 1);
+    assert_eq!(send.links[0].span_context.span_id().to_string(), "b7ad6b7169203331");
+}
+
+#[tokio::test]
+async fn malformed_and_duplicated_traceparent_headers_are_handled() {
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let consumer_tracing = KafkaInstrumentation::from_config(&k.consumer_config()).with_instrumenter(t.instrumenter());
+    let producer = k.producer();
+    let first = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let last = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let cases: Vec<OwnedHeaders> = vec![
+        OwnedHeaders::new().insert(Header { key: "traceparent", value: Some("00-1-2-01") }),
+        OwnedHeaders::new().insert(Header { key: "traceparent", value: Some(&[0xff_u8, 0xfe, 0x00][..]) }),
+        OwnedHeaders::new().insert(Header { key: "traceparent", value: None::<&str> }),
+        OwnedHeaders::new().insert(Header { key: "traceparent", value: Some("x".repeat(100_000).as_str()) }),
+        OwnedHeaders::new()
+            .insert(Header { key: "traceparent", value: Some(first) })
+            .insert(Header { key: "traceparent", value: Some(last) }),
+    ];
+    let n = cases.len();
+    for headers in cases {
+        producer
+            .send(FutureRecord::<(), _>::to(&k.topic).payload("x").headers(headers), TIMEOUT)
+            .await
+            .expect("delivered");
+    }
+    let consumer = k.consumer();
+    for _ in 0..n {
+        let message = recv(&consumer).await;
+        message.process_traced_with(&consumer_tracing, async { Ok::<_, KafkaError>(()) }).await.expect("processed");
+    }
+    let spans = t.spans();
+    assert_eq!(spans.len(), n);
+    for s in &spans[..n - 1] {
+        assert_eq!(s.parent_span_id, opentelemetry::trace::SpanId::INVALID, "malformed: new trace");
+        assert!(s.links.is_empty());
+    }
+    let dup = &spans[n - 1];
+    assert_eq!(dup.span_context.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736", "the last traceparent wins");
+    assert_eq!(dup.parent_span_id.to_string(), "00f067aa0ba902b7");
+}
+
+#[tokio::test]
+async fn failing_produce_marks_error_and_returns_native_error() {
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let mut config = k.producer_config();
+    config.set("message.max.bytes", "1000");
+    let producer_tracing = KafkaInstrumentation::from_config(&config).with_instrumenter(t.instrumenter());
+    let producer: FutureProducer = config.create().expect("producer");
+    let payload = vec![b'x'; 5_000];
+    let err = producer
+        .send_traced_with(&producer_tracing, FutureRecord::<(), _>::to(&k.topic).payload(&payload), TIMEOUT)
+        .await
+        .expect_err("too large");
+    assert_eq!(err.0, KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge));
+    assert_eq!(err.1.payload(), Some(&payload[..]), "the native error carries the record back");
+    let spans = t.spans();
+    let send = span(&spans, &format!("send {}", k.topic));
+    assert!(matches!(send.status, Status::Error { .. }), "{:?}", send.status);
+    assert_eq!(attributes(send)["error.type"], Value::from("MESSAGE_SIZE_TOO_LARGE"));
+    let metrics = t.metrics();
+    let duration = metrics.iter().find(|m| m.name == "messaging.client.operation.duration").expect("metric");
+    assert!(duration.attributes.contains(&KeyValue::new("error.type", "MESSAGE_SIZE_TOO_LARGE")));
+}
+
+#[tokio::test]
+async fn threaded_producer_span_ends_in_delivery_callback() {
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let config = k.producer_config();
+    let tracing = KafkaInstrumentation::from_config(&config).with_instrumenter(t.instrumenter());
+    let producer: ThreadedProducer<_> =
+        config.create_with_context(TracingProducerContext::new(DefaultProducerContext, tracing)).expect("producer");
+    let tracer = t.tracer("app");
+    let parent = Context::new().with_span(tracer.start("job"));
+    async {
+        producer.send_traced(BaseRecord::to(&k.topic).key("k").payload("v")).map_err(|(e, _)| e).expect("queued");
+    }
+    .with_context(parent.clone())
+    .await;
+    parent.span().end();
+    producer.flush(TIMEOUT).expect("flushed");
+    let spans = t.spans();
+    let send_name = format!("send {}", k.topic);
+    assert_trace(&spans, &[shape("job", SpanKind::Internal), shape(&send_name, SpanKind::Producer).parent("job")]);
+    assert_eq!(attributes(span(&spans, &send_name))["messaging.kafka.offset"], Value::I64(0));
+}

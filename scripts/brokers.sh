@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Brings the test brokers up (or down), with Docker when an engine answers, otherwise as native
+# processes, installing what is missing where it can. Idempotent: a broker already listening is
+# left alone.
+#
+#   scripts/brokers.sh up      start every broker and wait until each answers
+#   scripts/brokers.sh down    stop what this script started natively (and `docker compose down`)
+#   scripts/brokers.sh check   validate docker-compose.yml when a docker client is present
+#
+# Kafka: tansu 0.6.0 (`cargo install tansu --version 0.6.0 --features dynostore`, ~10-13 min the
+# first time on 2 cores, cached in ~/.cargo/bin afterwards), in-memory storage, 127.0.0.1:9092.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+state="$here/.brokers"
+mkdir -p "$state"
+
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+TANSU_VERSION="0.6.0"
+export KAFKA_CLUSTER_ID="${KAFKA_CLUSTER_ID:-otel-messaging-test}"
+
+log() { printf '[brokers] %s\n' "$*" >&2; }
+die() { printf '[brokers] ERROR: %s\n' "$*" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # port name seconds
+  local deadline=$((SECONDS + $3))
+  until port_open "$1"; do
+    [ $SECONDS -lt $deadline ] || die "$2 did not open port $1 within $3 s (log: $state/$2.log)"
+    sleep 0.1
+  done
+}
+
+docker_engine() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+
+compose() {
+  if docker compose version >/dev/null 2>&1; then docker compose "$@";
+  elif command -v docker-compose >/dev/null 2>&1; then docker-compose "$@";
+  else return 127; fi
+}
+
+check_compose() {
+  command -v docker >/dev/null 2>&1 || { log "no docker client: docker-compose.yml not validated"; return 0; }
+  if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
+    log "docker client without the compose plugin: installing Debian's docker-compose to validate the file"
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+      (apt-get install -y -qq docker-compose >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq docker-compose >/dev/null 2>&1; }) \
+        || die "could not install docker-compose; install the compose plugin to validate docker-compose.yml"
+    else
+      die "no compose command; install the docker compose plugin to validate docker-compose.yml"
+    fi
+  fi
+  compose -f "$here/docker-compose.yml" config -q || die "docker-compose.yml is invalid"
+  log "docker-compose.yml is valid"
+}
+
+ensure_tansu() {
+  if command -v tansu >/dev/null 2>&1 && tansu --version 2>/dev/null | grep -q "$TANSU_VERSION" \
+     && tansu --help 2>/dev/null | grep -q dynostore; then
+    return 0
+  fi
+  command -v cargo >/dev/null 2>&1 || die "tansu is missing and cargo is not installed to build it"
+  log "installing tansu $TANSU_VERSION with --features dynostore (first time: ~10-13 min on 2 cores)"
+  cargo install tansu --version "$TANSU_VERSION" --features dynostore --locked >"$state/tansu-install.log" 2>&1 \
+    || die "cargo install tansu failed (log: $state/tansu-install.log)"
+}
+
+kafka_up() {
+  if port_open "$KAFKA_PORT"; then log "Kafka already listening on $KAFKA_PORT"; return 0; fi
+  ensure_tansu
+  log "starting tansu on 127.0.0.1:$KAFKA_PORT (memory storage, cluster id $KAFKA_CLUSTER_ID)"
+  CLUSTER_ID="$KAFKA_CLUSTER_ID" nohup tansu broker \
+    --listener-url "tcp://127.0.0.1:$KAFKA_PORT" --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --storage-engine memory://tansu/ >"$state/tansu.log" 2>&1 &
+  echo $! >"$state/tansu.pid"
+  wait_port "$KAFKA_PORT" tansu 30
+  log "Kafka ready"
+}
+
+up() {
+  if docker_engine; then
+    log "Docker engine found: docker compose up --wait"
+    compose -f "$here/docker-compose.yml" up -d --wait kafka
+  else
+    log "no Docker engine: native brokers"
+    kafka_up
+  fi
+}
+
+down() {
+  if docker_engine; then compose -f "$here/docker-compose.yml" down --volumes || true; fi
+  for pidfile in "$state"/*.pid; do
+    [ -e "$pidfile" ] || continue
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile"
+  done
+  log "stopped"
+}
+
+case "${1:-up}" in
+  up) up ;;
+  down) down ;;
+  check) check_compose ;;
+  *) die "usage: $0 up|down|check" ;;
+esac
