@@ -32,7 +32,3 @@ check:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
-
-# Criterion benchmarks (instrumentation overhead, sampled vs unsampled).
-bench:
-    cargo bench -p otel-messaging-rdkafka --bench overhead

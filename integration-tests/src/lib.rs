@@ -43,5 +43,10 @@ pub fn require_reachable(name: &str, address: &str) {
 pub fn unique_name(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    format!("{prefix}-{}-{}-{}", std::process::id(), millis % 1_000_000_000, N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        millis % 1_000_000_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }

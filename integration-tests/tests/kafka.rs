@@ -13,8 +13,8 @@ use otel_messaging::{
     testing::{TestTelemetry, assert_one_trace, assert_trace, attributes, shape, span, waterfall},
 };
 use otel_messaging_rdkafka::{
-    BaseProducerExt as _, FutureProducerExt as _, KafkaInstrumentation, MessageExt as _, StreamConsumerExt as _,
-    TracingProducerContext,
+    BaseProducerExt as _, FutureProducerExt as _, KafkaInstrumentation, MessageExt as _,
+    StreamConsumerExt as _, TracingProducerContext,
 };
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
@@ -22,7 +22,9 @@ use rdkafka::{
     consumer::{Consumer, StreamConsumer},
     error::KafkaError,
     message::{Header, Headers, OwnedHeaders},
-    producer::{BaseRecord, DefaultProducerContext, FutureProducer, FutureRecord, Producer, ThreadedProducer},
+    producer::{
+        BaseRecord, DefaultProducerContext, FutureProducer, FutureRecord, Producer, ThreadedProducer,
+    },
     types::RDKafkaErrorCode,
 };
 
@@ -82,15 +84,20 @@ impl Kafka {
 }
 
 async fn recv(consumer: &StreamConsumer) -> rdkafka::message::BorrowedMessage<'_> {
-    tokio::time::timeout(TIMEOUT, consumer.recv()).await.expect("a message within the timeout").expect("message")
+    tokio::time::timeout(TIMEOUT, consumer.recv())
+        .await
+        .expect("a message within the timeout")
+        .expect("message")
 }
 
 #[tokio::test]
 async fn process_span_is_child_and_link_of_send_span() {
     let k = kafka().await;
     let t = TestTelemetry::new();
-    let producer_tracing = KafkaInstrumentation::from_config(&k.producer_config()).with_instrumenter(t.instrumenter());
-    let consumer_tracing = KafkaInstrumentation::from_config(&k.consumer_config()).with_instrumenter(t.instrumenter());
+    let producer_tracing =
+        KafkaInstrumentation::from_config(&k.producer_config()).with_instrumenter(t.instrumenter());
+    let consumer_tracing =
+        KafkaInstrumentation::from_config(&k.consumer_config()).with_instrumenter(t.instrumenter());
     let producer = k.producer();
 
     let delivery = producer
@@ -149,14 +156,18 @@ async fn process_span_is_child_and_link_of_send_span() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    assert_eq!(process, expected, "process attributes (the cluster id is only known once the consumer fetched metadata)");
+    assert_eq!(
+        process, expected,
+        "process attributes (the cluster id is only known once the consumer fetched metadata)"
+    );
 }
 
 #[tokio::test]
 async fn link_only_policy_gives_new_root_plus_link() {
     let k = kafka().await;
     let t = TestTelemetry::new();
-    let producer_tracing = KafkaInstrumentation::from_config(&k.producer_config()).with_instrumenter(t.instrumenter());
+    let producer_tracing =
+        KafkaInstrumentation::from_config(&k.producer_config()).with_instrumenter(t.instrumenter());
     let consumer_tracing = KafkaInstrumentation::from_config(&k.consumer_config())
         .with_instrumenter(t.instrumenter().with_process_parent(ProcessParent::Link));
     k.producer()
@@ -185,20 +196,28 @@ async fn link_only_policy_gives_new_root_plus_link() {
 async fn batch_poll_links_every_message() {
     let k = kafka().await;
     let t = TestTelemetry::new();
-    let producer_tracing = KafkaInstrumentation::from_config(&k.producer_config()).with_instrumenter(t.instrumenter());
-    let consumer_tracing = KafkaInstrumentation::from_config(&k.consumer_config()).with_instrumenter(t.instrumenter());
+    let producer_tracing =
+        KafkaInstrumentation::from_config(&k.producer_config()).with_instrumenter(t.instrumenter());
+    let consumer_tracing =
+        KafkaInstrumentation::from_config(&k.consumer_config()).with_instrumenter(t.instrumenter());
     let producer = k.producer();
     for i in 0..3 {
         let payload = format!("m{i}");
         producer
-            .send_traced_with(&producer_tracing, FutureRecord::<(), _>::to(&k.topic).payload(&payload), TIMEOUT)
+            .send_traced_with(
+                &producer_tracing,
+                FutureRecord::<(), _>::to(&k.topic).payload(&payload),
+                TIMEOUT,
+            )
             .await
             .expect("delivered");
     }
     let consumer = k.consumer();
     let mut batch = Vec::new();
     while batch.len() < 3 {
-        batch.extend(consumer.recv_batch_traced(&consumer_tracing, 3 - batch.len(), TIMEOUT).await.expect("batch"));
+        batch.extend(
+            consumer.recv_batch_traced(&consumer_tracing, 3 - batch.len(), TIMEOUT).await.expect("batch"),
+        );
     }
     let spans = t.spans();
     let polls: Vec<_> = spans.iter().filter(|s| s.name == format!("poll {}", k.topic)).collect();
@@ -227,16 +246,26 @@ async fn batch_poll_links_every_message() {
 async fn existing_creation_context_is_not_overwritten() {
     let k = kafka().await;
     let t = TestTelemetry::new();
-    let producer_tracing = KafkaInstrumentation::from_config(&k.producer_config()).with_instrumenter(t.instrumenter());
+    let producer_tracing =
+        KafkaInstrumentation::from_config(&k.producer_config()).with_instrumenter(t.instrumenter());
     let user_tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let headers = OwnedHeaders::new().insert(Header { key: "traceparent", value: Some(user_tp) });
     k.producer()
-        .send_traced_with(&producer_tracing, FutureRecord::<(), _>::to(&k.topic).payload("x").headers(headers), TIMEOUT)
+        .send_traced_with(
+            &producer_tracing,
+            FutureRecord::<(), _>::to(&k.topic).payload("x").headers(headers),
+            TIMEOUT,
+        )
         .await
         .expect("delivered");
     let consumer = k.consumer();
     let message = recv(&consumer).await;
-    let received: Vec<_> = message.headers().expect("headers").iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect();
+    let received: Vec<_> = message
+        .headers()
+        .expect("headers")
+        .iter()
+        .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+        .collect();
     assert_eq!(received, vec![("traceparent".to_string(), Some(user_tp.as_bytes().to_vec()))]);
     let spans = t.spans();
     let send = span(&spans, &format!("send {}", k.topic));
@@ -249,7 +278,8 @@ async fn existing_creation_context_is_not_overwritten() {
 async fn malformed_and_duplicated_traceparent_headers_are_handled() {
     let k = kafka().await;
     let t = TestTelemetry::new();
-    let consumer_tracing = KafkaInstrumentation::from_config(&k.consumer_config()).with_instrumenter(t.instrumenter());
+    let consumer_tracing =
+        KafkaInstrumentation::from_config(&k.consumer_config()).with_instrumenter(t.instrumenter());
     let producer = k.producer();
     let first = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let last = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -272,7 +302,10 @@ async fn malformed_and_duplicated_traceparent_headers_are_handled() {
     let consumer = k.consumer();
     for _ in 0..n {
         let message = recv(&consumer).await;
-        message.process_traced_with(&consumer_tracing, async { Ok::<_, KafkaError>(()) }).await.expect("processed");
+        message
+            .process_traced_with(&consumer_tracing, async { Ok::<_, KafkaError>(()) })
+            .await
+            .expect("processed");
     }
     let spans = t.spans();
     assert_eq!(spans.len(), n);
@@ -281,7 +314,11 @@ async fn malformed_and_duplicated_traceparent_headers_are_handled() {
         assert!(s.links.is_empty());
     }
     let dup = &spans[n - 1];
-    assert_eq!(dup.span_context.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736", "the last traceparent wins");
+    assert_eq!(
+        dup.span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "the last traceparent wins"
+    );
     assert_eq!(dup.parent_span_id.to_string(), "00f067aa0ba902b7");
 }
 
@@ -315,12 +352,16 @@ async fn threaded_producer_span_ends_in_delivery_callback() {
     let t = TestTelemetry::new();
     let config = k.producer_config();
     let tracing = KafkaInstrumentation::from_config(&config).with_instrumenter(t.instrumenter());
-    let producer: ThreadedProducer<_> =
-        config.create_with_context(TracingProducerContext::new(DefaultProducerContext, tracing)).expect("producer");
+    let producer: ThreadedProducer<_> = config
+        .create_with_context(TracingProducerContext::new(DefaultProducerContext, tracing))
+        .expect("producer");
     let tracer = t.tracer("app");
     let parent = Context::new().with_span(tracer.start("job"));
     async {
-        producer.send_traced(BaseRecord::to(&k.topic).key("k").payload("v")).map_err(|(e, _)| e).expect("queued");
+        producer
+            .send_traced(BaseRecord::to(&k.topic).key("k").payload("v"))
+            .map_err(|(e, _)| e)
+            .expect("queued");
     }
     .with_context(parent.clone())
     .await;
@@ -328,6 +369,9 @@ async fn threaded_producer_span_ends_in_delivery_callback() {
     producer.flush(TIMEOUT).expect("flushed");
     let spans = t.spans();
     let send_name = format!("send {}", k.topic);
-    assert_trace(&spans, &[shape("job", SpanKind::Internal), shape(&send_name, SpanKind::Producer).parent("job")]);
+    assert_trace(
+        &spans,
+        &[shape("job", SpanKind::Internal), shape(&send_name, SpanKind::Producer).parent("job")],
+    );
     assert_eq!(attributes(span(&spans, &send_name))["messaging.kafka.offset"], Value::I64(0));
 }

@@ -51,7 +51,10 @@ fn tracer_provider(memory: &InMemorySpanExporter) -> anyhow::Result<SdkTracerPro
             opentelemetry_otlp::SpanExporter::builder().build()?
         } else {
             // The OTLP default protocol is http/protobuf.
-            opentelemetry_otlp::SpanExporter::builder().with_http().with_protocol(Protocol::HttpBinary).build()?
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .build()?
         };
         builder = builder.with_batch_exporter(exporter);
         println!("exporting spans over OTLP as well");

@@ -29,7 +29,8 @@ pub const OPERATION_POLL: &str = "poll";
 pub const OPERATION_PROCESS: &str = "process";
 
 pub(crate) fn partition_value(partition: i32) -> StringValue {
-    const SMALL: [&str; 16] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15"];
+    const SMALL: [&str; 16] =
+        ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15"];
     match usize::try_from(partition).ok().and_then(|p| SMALL.get(p)) {
         Some(s) => StringValue::from(*s),
         None => StringValue::from(partition.to_string()),
@@ -213,7 +214,10 @@ pub(crate) fn link_attributes<M: Message + ?Sized>(message: &M, mixed_topics: bo
     if mixed_topics {
         attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, message.topic().to_owned()));
     }
-    attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_PARTITION_ID, partition_value(message.partition())));
+    attributes.push(KeyValue::new(
+        semconv::MESSAGING_DESTINATION_PARTITION_ID,
+        partition_value(message.partition()),
+    ));
     attributes.push(KeyValue::new(semconv::MESSAGING_KAFKA_OFFSET, message.offset()));
     attributes
 }

@@ -32,7 +32,12 @@ use crate::{
 };
 
 /// Starts the process operation of `message` inside `ambient`.
-fn start_process<M>(instrumentation: &KafkaInstrumentation, message: &M, ambient: &Context, counted: bool) -> Operation
+fn start_process<M>(
+    instrumentation: &KafkaInstrumentation,
+    message: &M,
+    ambient: &Context,
+    counted: bool,
+) -> Operation
 where
     M: Message + ?Sized,
     M::Headers: Headers,
@@ -44,7 +49,9 @@ where
         counted,
     };
     match message.headers() {
-        Some(headers) => instrumentation.instrumenter.start_process_in(&view, &HeadersExtractor(headers), ambient),
+        Some(headers) => {
+            instrumentation.instrumenter.start_process_in(&view, &HeadersExtractor(headers), ambient)
+        }
         None => instrumentation.instrumenter.start_process_in(&view, &EmptyExtractor, ambient),
     }
 }
@@ -193,8 +200,9 @@ impl<'a, C: ConsumerContext + 'a> Stream for TracedStream<'a, C> {
         this.inner.poll_next(cx).map(|item| {
             item.map(|result| {
                 result.map(|message| {
-                    let operation =
-                        Context::map_current(|ambient| start_process(instrumentation, &message, ambient, false));
+                    let operation = Context::map_current(|ambient| {
+                        start_process(instrumentation, &message, ambient, false)
+                    });
                     TracedMessage { message, operation }
                 })
             })
@@ -283,10 +291,8 @@ fn record_poll<Cx: rdkafka::ClientContext, M>(
         cluster_id: instrumentation.cluster_id(client),
         client: instrumentation,
     };
-    let extractors: Vec<(Option<HeadersExtractor<'_, M::Headers>>, Vec<KeyValue>)> = batch
-        .iter()
-        .map(|m| (m.headers().map(HeadersExtractor), link_attributes(m, !same_topic)))
-        .collect();
+    let extractors: Vec<(Option<HeadersExtractor<'_, M::Headers>>, Vec<KeyValue>)> =
+        batch.iter().map(|m| (m.headers().map(HeadersExtractor), link_attributes(m, !same_topic))).collect();
     let messages = extractors.iter().map(|(extractor, attributes)| {
         let extractor: &dyn Extractor = match extractor {
             Some(e) => e,

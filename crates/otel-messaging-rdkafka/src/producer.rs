@@ -20,8 +20,7 @@ use rdkafka::{
     message::{Message, OwnedHeaders, ToBytes},
     producer::{
         BaseProducer, BaseRecord, DeliveryResult, FutureProducer, FutureRecord, NoCustomPartitioner,
-        Producer, ProducerContext, ThreadedProducer,
-        future_producer::OwnedDeliveryResult,
+        Producer, ProducerContext, ThreadedProducer, future_producer::OwnedDeliveryResult,
     },
     statistics::Statistics,
     util::{AsyncRuntime, Timeout},
@@ -275,7 +274,10 @@ where
     D2: rdkafka::util::IntoOpaque,
 {
     let BaseRecord { topic, partition, payload, key, timestamp, headers, delivery_opaque } = record;
-    (BaseRecord { topic, partition, payload, key, timestamp, headers, delivery_opaque: opaque }, delivery_opaque)
+    (
+        BaseRecord { topic, partition, payload, key, timestamp, headers, delivery_opaque: opaque },
+        delivery_opaque,
+    )
 }
 
 /// Traced sends on [`BaseProducer`] and [`ThreadedProducer`] built with a

@@ -138,10 +138,7 @@ pub trait MessagingAttributes {
     /// a process span for a message already counted by a traced receive returns `false`, so each
     /// delivery is counted once (semconv `messaging-metrics.md`).
     fn counts_as_delivery(&self) -> bool {
-        matches!(
-            self.operation_type(),
-            OperationType::Receive | OperationType::Process
-        )
+        matches!(self.operation_type(), OperationType::Receive | OperationType::Process)
     }
 
     /// Attributes only this messaging system defines (e.g. `messaging.kafka.offset`,

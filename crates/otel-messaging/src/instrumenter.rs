@@ -204,16 +204,11 @@ impl MessagingInstrumenter {
         ambient: &Context,
     ) -> Operation {
         let extracted = Extracted::new(self.extract_context(message));
-        let (parent, links) = process_parent(
-            self.process_parent(),
-            &extracted,
-            ambient,
-            !self.inner.trust_boundary,
-        );
+        let (parent, links) =
+            process_parent(self.process_parent(), &extracted, ambient, !self.inner.trust_boundary);
         let now = SystemTime::now();
-        let queue_wait = view
-            .sent_time()
-            .map(|sent| now.duration_since(sent).unwrap_or(Duration::ZERO).as_secs_f64());
+        let queue_wait =
+            view.sent_time().map(|sent| now.duration_since(sent).unwrap_or(Duration::ZERO).as_secs_f64());
         self.start_span(view, &parent, links, Some(message), Some(now), true, queue_wait)
     }
 
@@ -260,8 +255,7 @@ impl MessagingInstrumenter {
         let operation_type = view.operation_type();
         let creation_context =
             own_context && matches!(operation_type, OperationType::Send | OperationType::Create);
-        let kind = operation_type
-            .span_kind(own_context && view.send_is_creation_context());
+        let kind = operation_type.span_kind(own_context && view.send_is_creation_context());
         let start = started_at.unwrap_or_else(SystemTime::now);
 
         let mut attributes = Vec::with_capacity(16);
@@ -299,7 +293,8 @@ impl MessagingInstrumenter {
         }
         if let Some(partition) = view.destination_partition_id() {
             if metrics {
-                metric_attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_PARTITION_ID, partition.clone()));
+                metric_attributes
+                    .push(KeyValue::new(semconv::MESSAGING_DESTINATION_PARTITION_ID, partition.clone()));
             }
             attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_PARTITION_ID, partition));
         }
@@ -364,10 +359,8 @@ impl MessagingInstrumenter {
         view.system_attributes(&mut attributes);
 
         let name = span_name(view.operation_name(), destination, template, hidden);
-        let mut builder = SpanBuilder::from_name(name)
-            .with_kind(kind)
-            .with_start_time(start)
-            .with_attributes(attributes);
+        let mut builder =
+            SpanBuilder::from_name(name).with_kind(kind).with_start_time(start).with_attributes(attributes);
         if !links.is_empty() {
             builder = builder.with_links(links);
         }
@@ -523,13 +516,9 @@ impl MessagingInstrumenterBuilder {
 
     /// Builds the instrumenter, creating its instruments once.
     pub fn build(self) -> MessagingInstrumenter {
-        let tracer = self
-            .tracer
-            .unwrap_or_else(|| opentelemetry::global::tracer_with_scope(scope()));
+        let tracer = self.tracer.unwrap_or_else(|| opentelemetry::global::tracer_with_scope(scope()));
         let instruments = if self.metrics.unwrap_or(true) {
-            let meter = self
-                .meter
-                .unwrap_or_else(|| opentelemetry::global::meter_with_scope(scope()));
+            let meter = self.meter.unwrap_or_else(|| opentelemetry::global::meter_with_scope(scope()));
             Some(Instruments::new(&meter))
         } else {
             None

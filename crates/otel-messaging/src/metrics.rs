@@ -76,9 +76,7 @@ impl Instruments {
             queue_wait: meter
                 .f64_histogram(semconv::OTEL_MESSAGING_QUEUE_WAIT_DURATION)
                 .with_unit(semconv::UNIT_SECONDS)
-                .with_description(
-                    "Time a message waited between being sent and the start of its processing.",
-                )
+                .with_description("Time a message waited between being sent and the start of its processing.")
                 .with_boundaries(semconv::QUEUE_WAIT_BUCKETS.to_vec())
                 .build(),
         }

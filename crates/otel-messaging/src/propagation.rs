@@ -124,7 +124,10 @@ impl Extractor for StrictExtractor<'_> {
         self.inner
             .keys()
             .into_iter()
-            .filter(|k| self.traceparent_ok || !(k.eq_ignore_ascii_case(TRACEPARENT) || k.eq_ignore_ascii_case(TRACESTATE)))
+            .filter(|k| {
+                self.traceparent_ok
+                    || !(k.eq_ignore_ascii_case(TRACEPARENT) || k.eq_ignore_ascii_case(TRACESTATE))
+            })
             .collect()
     }
 
@@ -177,11 +180,7 @@ pub fn is_valid_traceparent(value: &str) -> bool {
     if version == b"ff" || !non_zero(trace_id) || !non_zero(parent_id) {
         return false;
     }
-    if version == b"00" {
-        b.len() == 55
-    } else {
-        b.len() == 55 || b[55] == b'-'
-    }
+    if version == b"00" { b.len() == 55 } else { b.len() == 55 || b[55] == b'-' }
 }
 
 /// An [`Extractor`] over nothing, for messages that carry no metadata at all (a Kafka record

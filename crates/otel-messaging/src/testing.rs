@@ -66,13 +66,11 @@ impl TestTelemetry {
     /// New providers and exporters, independent of every other instance and of the globals.
     pub fn new() -> Self {
         let span_exporter = InMemorySpanExporter::default();
-        let tracer_provider = SdkTracerProvider::builder()
-            .with_simple_exporter(span_exporter.clone())
-            .build();
+        let tracer_provider =
+            SdkTracerProvider::builder().with_simple_exporter(span_exporter.clone()).build();
         let metric_exporter = InMemoryMetricExporter::default();
-        let meter_provider = SdkMeterProvider::builder()
-            .with_periodic_exporter(metric_exporter.clone())
-            .build();
+        let meter_provider =
+            SdkMeterProvider::builder().with_periodic_exporter(metric_exporter.clone()).build();
         TestTelemetry { tracer_provider, meter_provider, span_exporter, metric_exporter }
     }
 
@@ -224,7 +222,14 @@ enum Parent {
 /// Starts the expected shape of the span named `name` with kind `kind`. By default it must be a
 /// root, with no links, and its attributes and status are not checked.
 pub fn shape(name: impl Into<String>, kind: SpanKind) -> SpanShape {
-    SpanShape { name: name.into(), kind, parent: Parent::Root, links: Vec::new(), attributes: None, error: None }
+    SpanShape {
+        name: name.into(),
+        kind,
+        parent: Parent::Root,
+        links: Vec::new(),
+        attributes: None,
+        error: None,
+    }
 }
 
 impl SpanShape {
@@ -310,7 +315,13 @@ pub fn assert_trace(spans: &[SpanData], expected: &[SpanShape]) {
             assert_eq!(&attributes(s), expected, "attributes of {:?}", shape.name);
         }
         if let Some(is_error) = shape.error {
-            assert_eq!(matches!(s.status, Status::Error { .. }), is_error, "status of {:?}: {:?}", shape.name, s.status);
+            assert_eq!(
+                matches!(s.status, Status::Error { .. }),
+                is_error,
+                "status of {:?}: {:?}",
+                shape.name,
+                s.status
+            );
         }
     }
 }
@@ -319,7 +330,13 @@ pub fn assert_trace(spans: &[SpanData], expected: &[SpanShape]) {
 pub fn assert_one_trace(spans: &[SpanData]) -> TraceId {
     let first = spans.first().map(|s| s.span_context.trace_id()).unwrap_or(TraceId::INVALID);
     for s in spans {
-        assert_eq!(s.span_context.trace_id(), first, "span {:?} is in another trace\n{}", s.name, waterfall(spans));
+        assert_eq!(
+            s.span_context.trace_id(),
+            first,
+            "span {:?} is in another trace\n{}",
+            s.name,
+            waterfall(spans)
+        );
     }
     first
 }
@@ -359,7 +376,8 @@ pub fn waterfall(spans: &[SpanData]) -> String {
         }
     }
     for trace_id in traces {
-        let mut in_trace: Vec<&SpanData> = spans.iter().filter(|s| s.span_context.trace_id() == trace_id).collect();
+        let mut in_trace: Vec<&SpanData> =
+            spans.iter().filter(|s| s.span_context.trace_id() == trace_id).collect();
         in_trace.sort_by_key(|s| s.start_time);
         render_trace(trace_id, &in_trace, spans, &mut out);
     }
@@ -380,12 +398,8 @@ fn render_trace(trace_id: TraceId, spans: &[&SpanData], all: &[SpanData], out: &
 
     // Depth-first from the roots.
     let mut order: Vec<(usize, &SpanData)> = Vec::new();
-    let mut stack: Vec<(usize, &SpanData)> = spans
-        .iter()
-        .filter(|s| !ids.contains_key(&s.parent_span_id))
-        .rev()
-        .map(|s| (0, *s))
-        .collect();
+    let mut stack: Vec<(usize, &SpanData)> =
+        spans.iter().filter(|s| !ids.contains_key(&s.parent_span_id)).rev().map(|s| (0, *s)).collect();
     while let Some((depth, s)) = stack.pop() {
         order.push((depth, s));
         let children = spans.iter().filter(|c| c.parent_span_id == s.span_context.span_id()).rev();

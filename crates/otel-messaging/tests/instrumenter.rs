@@ -195,7 +195,11 @@ fn baggage_flows_to_process_context_unless_trust_boundary() {
     assert_eq!(op.context().baggage().get("tenant").map(|v| v.as_str().to_owned()), Some("acme".into()));
     op.end_ok();
 
-    let guarded = t.instrumenter_builder().with_trust_boundary(true).with_process_parent(ProcessParent::CreationContext).build();
+    let guarded = t
+        .instrumenter_builder()
+        .with_trust_boundary(true)
+        .with_process_parent(ProcessParent::CreationContext)
+        .build();
     assert_eq!(guarded.process_parent(), ProcessParent::Link);
     let op = guarded.start_process_in(&process_view(), &headers, &Context::new());
     assert!(op.context().baggage().is_empty());
@@ -204,7 +208,11 @@ fn baggage_flows_to_process_context_unless_trust_boundary() {
     let spans = t.spans();
     let processes: Vec<_> = spans.iter().filter(|s| s.name == "process orders").collect();
     assert_eq!(processes.len(), 2);
-    assert_eq!(processes[1].parent_span_id, opentelemetry::trace::SpanId::INVALID, "trust boundary: new root");
+    assert_eq!(
+        processes[1].parent_span_id,
+        opentelemetry::trace::SpanId::INVALID,
+        "trust boundary: new root"
+    );
     assert_eq!(processes[1].links.len(), 1);
 }
 
@@ -252,7 +260,13 @@ fn batch_links_every_creation_context_with_per_message_attributes() {
     let a = send(&instrumenter, &Context::new());
     let b = send(&instrumenter, &Context::new());
     let none = Headers::new();
-    let view = View { op: Some(OperationType::Receive), name: "poll", destination: Some("orders"), batch: Some(3), ..View::default() };
+    let view = View {
+        op: Some(OperationType::Receive),
+        name: "poll",
+        destination: Some("orders"),
+        batch: Some(3),
+        ..View::default()
+    };
     let started = SystemTime::now() - Duration::from_millis(5);
     let messages: Vec<(&dyn opentelemetry::propagation::Extractor, Vec<KeyValue>)> = vec![
         (&a, vec![KeyValue::new("messaging.kafka.offset", 0_i64)]),
@@ -287,7 +301,8 @@ fn failure_sets_status_error_type_and_metric_error_type() {
     assert_eq!(attributes(s)["error.type"], Value::from("BROKER_NOT_AVAILABLE"));
 
     let metrics = t.metrics();
-    let duration = metrics.iter().find(|m| m.name == "messaging.client.operation.duration").expect("duration");
+    let duration =
+        metrics.iter().find(|m| m.name == "messaging.client.operation.duration").expect("duration");
     assert_eq!(duration.unit, "s");
     assert_eq!(duration.count, 1);
     assert_eq!(
@@ -320,7 +335,11 @@ fn process_records_queue_wait_and_process_metrics() {
     };
     assert!((2.0..60.0).contains(&wait), "{wait}");
     let names: Vec<_> = t.metrics().into_iter().map(|m| (m.name, m.count)).collect();
-    for expected in ["messaging.process.duration", "messaging.client.consumed.messages", "otel_messaging.queue.wait.duration"] {
+    for expected in [
+        "messaging.process.duration",
+        "messaging.client.consumed.messages",
+        "otel_messaging.queue.wait.duration",
+    ] {
         assert!(names.iter().any(|(n, c)| n == expected && *c == 1), "{expected} in {names:?}");
     }
     assert!(!names.iter().any(|(n, _)| n == "messaging.client.operation.duration"));
@@ -339,7 +358,10 @@ fn span_name_follows_destination_rules() {
     let metrics = t.metrics();
     let anon_metric = metrics
         .iter()
-        .find(|m| m.name == "messaging.client.operation.duration" && !m.attributes.iter().any(|kv| kv.key.as_str() == "messaging.destination.template"))
+        .find(|m| {
+            m.name == "messaging.client.operation.duration"
+                && !m.attributes.iter().any(|kv| kv.key.as_str() == "messaging.destination.template")
+        })
         .expect("anonymous send metric");
     assert!(!anon_metric.attributes.iter().any(|kv| kv.key.as_str() == "messaging.destination.name"));
 }
@@ -357,7 +379,10 @@ fn dropping_an_operation_ends_its_span() {
 #[test]
 fn captured_headers_are_opt_in() {
     let t = TestTelemetry::new();
-    let headers = Headers::from([("x-tenant".to_string(), "acme".to_string()), ("secret".to_string(), "s".to_string())]);
+    let headers = Headers::from([
+        ("x-tenant".to_string(), "acme".to_string()),
+        ("secret".to_string(), "s".to_string()),
+    ]);
     t.instrumenter().start_process_in(&process_view(), &headers, &Context::new()).end_ok();
     let with = t.instrumenter_builder().with_captured_headers(["X-Tenant"]).build();
     let headers = Headers::from([("x-tenant".to_string(), "acme".to_string())]);
@@ -389,9 +414,15 @@ async fn run_nests_handler_spans_and_returns_result_unchanged() {
         &spans,
         &[
             shape("send orders", SpanKind::Producer),
-            shape("process orders", SpanKind::Consumer).parent("send orders").links(&["send orders"]).error(true),
+            shape("process orders", SpanKind::Consumer)
+                .parent("send orders")
+                .links(&["send orders"])
+                .error(true),
             shape("db insert", SpanKind::Internal).parent("process orders"),
         ],
     );
-    assert_eq!(attributes(span(&spans, "process orders"))["error.type"], Value::from("alloc::string::String"));
+    assert_eq!(
+        attributes(span(&spans, "process orders"))["error.type"],
+        Value::from("alloc::string::String")
+    );
 }

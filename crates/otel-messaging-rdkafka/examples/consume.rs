@@ -1,0 +1,70 @@
+//! Consume with a traced stream: each message arrives with its `process {topic}` CONSUMER span
+//! started, parented on (and linked to) the producer's creation context.
+//!
+//! ```sh
+//! just brokers-up
+//! cargo run -p otel-messaging-rdkafka --example produce -- orders 3
+//! cargo run -p otel-messaging-rdkafka --example consume -- orders 3
+//! ```
+
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use opentelemetry::{global, propagation::TextMapCompositePropagator, trace::Tracer as _};
+use opentelemetry_sdk::{
+    propagation::{BaggagePropagator, TraceContextPropagator},
+    trace::{InMemorySpanExporter, SdkTracerProvider},
+};
+use otel_messaging_rdkafka::{KafkaInstrumentation, StreamConsumerExt as _};
+use rdkafka::{
+    ClientConfig, Message as _,
+    consumer::{CommitMode, Consumer, StreamConsumer},
+};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let topic = args.next().unwrap_or_else(|| "orders".into());
+    let count: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(3);
+    let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+
+    let spans = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
+    global::set_tracer_provider(provider.clone());
+    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
+
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "example-workers")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false");
+    let consumer: StreamConsumer = config.create()?;
+    consumer.subscribe(&[&topic])?;
+    let tracing = KafkaInstrumentation::from_config(&config);
+
+    let mut stream = consumer.stream_traced(&tracing).take(count);
+    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
+        let message = message?;
+        let (message, result) = message
+            .process(|m| {
+                let offset = m.offset();
+                async move {
+                    // The handler's spans nest under `process {topic}`.
+                    global::tracer("worker")
+                        .in_span("handle order", |_| println!("handling offset {offset}"));
+                    Ok::<_, anyhow::Error>(())
+                }
+            })
+            .await;
+        result?;
+        consumer.commit_message(&message, CommitMode::Async)?;
+    }
+    provider.force_flush()?;
+    print!("{}", otel_messaging::testing::waterfall(&spans.get_finished_spans()?));
+    provider.shutdown()?;
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! Produce traced records: each `send {topic}` PRODUCER span ends at the broker's acknowledgement
+//! and its context travels in the record headers.
+//!
+//! ```sh
+//! just brokers-up   # or any Kafka at KAFKA_BOOTSTRAP_SERVERS (default 127.0.0.1:9092)
+//! cargo run -p otel-messaging-rdkafka --example produce -- orders 3
+//! ```
+//!
+//! The spans are kept in memory and printed as a waterfall at the end.
+
+use std::time::Duration;
+
+use opentelemetry::{global, propagation::TextMapCompositePropagator};
+use opentelemetry_sdk::{
+    propagation::{BaggagePropagator, TraceContextPropagator},
+    trace::{InMemorySpanExporter, SdkTracerProvider},
+};
+use otel_messaging_rdkafka::{FutureProducerExt as _, KafkaInstrumentation};
+use rdkafka::{
+    ClientConfig,
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    producer::{FutureProducer, FutureRecord},
+    types::RDKafkaErrorCode,
+};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let topic = args.next().unwrap_or_else(|| "orders".into());
+    let count: u32 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(3);
+    let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+
+    // Providers and a propagator first: the opentelemetry-rust default propagator is a no-op.
+    let spans = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
+    global::set_tracer_provider(provider.clone());
+    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
+
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &bootstrap).set("client.id", "example-producer");
+    let producer: FutureProducer = config.create()?;
+    // Some brokers (tansu) do not auto-create topics: create it, tolerating "already exists".
+    let admin: AdminClient<_> = config.create()?;
+    let topic_spec = NewTopic::new(&topic, 1, TopicReplication::Fixed(1));
+    for result in admin.create_topics([&topic_spec], &AdminOptions::new()).await? {
+        if let Err((name, code)) = result {
+            if code != RDKafkaErrorCode::TopicAlreadyExists {
+                anyhow::bail!("creating topic {name}: {code}");
+            }
+        }
+    }
+    let tracing = KafkaInstrumentation::from_config(&config);
+
+    for i in 0..count {
+        let payload = format!(r#"{{"order":{i}}}"#);
+        let record = FutureRecord::to(&topic).key("order").payload(&payload);
+        match producer.send_traced_with(&tracing, record, Duration::from_secs(10)).await {
+            Ok(delivery) => println!("sent to partition {} offset {}", delivery.partition, delivery.offset),
+            Err((e, _)) => eprintln!("send failed: {e}"),
+        }
+    }
+    provider.force_flush()?;
+    print!("{}", otel_messaging::testing::waterfall(&spans.get_finished_spans()?));
+    provider.shutdown()?;
+    Ok(())
+}
