@@ -1,6 +1,8 @@
 //! Kafka (rdkafka) against a real broker (tansu from `just brokers-up`, or any broker at
 //! `KAFKA_BOOTSTRAP_SERVERS`), asserting whole traces through explicit in-memory providers.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use std::time::Duration;
 
 use integration_tests::{kafka_bootstrap, kafka_cluster_id, unique_name};

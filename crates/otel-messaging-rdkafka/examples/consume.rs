@@ -7,6 +7,8 @@
 //! cargo run -p otel-messaging-rdkafka --example consume -- orders 3
 //! ```
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use std::time::Duration;
 
 use futures_util::StreamExt as _;

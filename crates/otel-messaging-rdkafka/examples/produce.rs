@@ -8,6 +8,8 @@
 //!
 //! The spans are kept in memory and printed as a waterfall at the end.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use std::time::Duration;
 
 use opentelemetry::{global, propagation::TextMapCompositePropagator};
@@ -46,10 +48,9 @@ async fn main() -> anyhow::Result<()> {
     let admin: AdminClient<_> = config.create()?;
     let topic_spec = NewTopic::new(&topic, 1, TopicReplication::Fixed(1));
     for result in admin.create_topics([&topic_spec], &AdminOptions::new()).await? {
-        if let Err((name, code)) = result {
-            if code != RDKafkaErrorCode::TopicAlreadyExists {
-                anyhow::bail!("creating topic {name}: {code}");
-            }
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => anyhow::bail!("creating topic {name}: {code}"),
         }
     }
     let tracing = KafkaInstrumentation::from_config(&config);

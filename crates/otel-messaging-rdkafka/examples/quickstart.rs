@@ -13,6 +13,8 @@
 //! It prints the waterfall of the trace: `POST /orders` (SERVER) → `send orders` (PRODUCER) → queue
 //! wait → `process orders` (CONSUMER) → `INSERT orders` (CLIENT).
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use std::time::Duration;
 
 use anyhow::Context as _;

@@ -291,6 +291,7 @@ fn record_poll<Cx: rdkafka::ClientContext, M>(
         cluster_id: instrumentation.cluster_id(client),
         client: instrumentation,
     };
+    #[allow(clippy::type_complexity)]
     let extractors: Vec<(Option<HeadersExtractor<'_, M::Headers>>, Vec<KeyValue>)> =
         batch.iter().map(|m| (m.headers().map(HeadersExtractor), link_attributes(m, !same_topic))).collect();
     let messages = extractors.iter().map(|(extractor, attributes)| {

@@ -282,6 +282,7 @@ where
 
 /// Traced sends on [`BaseProducer`] and [`ThreadedProducer`] built with a
 /// [`TracingProducerContext`].
+#[allow(clippy::result_large_err)] // the native signature of `BaseProducer::send`
 pub trait BaseProducerExt<C: ProducerContext> {
     /// Sends `record` like the native `send`, inside a `send {topic}` PRODUCER span that ends in
     /// the delivery callback (so it covers the broker's acknowledgement). The record carries the
@@ -303,6 +304,7 @@ pub trait BaseProducerExt<C: ProducerContext> {
 
 macro_rules! impl_base_producer_ext {
     ($producer:ident) => {
+        #[allow(clippy::result_large_err)]
         impl<C> BaseProducerExt<C> for $producer<TracingProducerContext<C>, NoCustomPartitioner>
         where
             C: ProducerContext + 'static,

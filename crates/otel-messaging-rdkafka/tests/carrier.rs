@@ -1,6 +1,8 @@
 //! Broker-free carrier tests: round trips through the W3C propagators, replacement on inject,
 //! last-wins extraction, and skipping of null / non-UTF-8 values.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use opentelemetry::{
     Context, KeyValue,
     baggage::BaggageExt,

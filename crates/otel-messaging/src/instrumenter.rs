@@ -331,18 +331,13 @@ impl MessagingInstrumenter {
         if let Some(id) = view.conversation_id() {
             attributes.push(KeyValue::new(semconv::MESSAGING_MESSAGE_CONVERSATION_ID, id.to_owned()));
         }
-        if operation_type != OperationType::Create {
-            if let Some(id) = view.client_id() {
-                attributes.push(KeyValue::new(semconv::MESSAGING_CLIENT_ID, id.to_owned()));
-            }
+        if let Some(id) = view.client_id().filter(|_| operation_type != OperationType::Create) {
+            attributes.push(KeyValue::new(semconv::MESSAGING_CLIENT_ID, id.to_owned()));
         }
-        if self.inner.body_size && batch.is_none() && operation_type != OperationType::Settle {
-            if let Some(size) = view.body_size() {
-                attributes.push(KeyValue::new(
-                    semconv::MESSAGING_MESSAGE_BODY_SIZE,
-                    i64::try_from(size).unwrap_or(i64::MAX),
-                ));
-            }
+        let single_with_body = batch.is_none() && operation_type != OperationType::Settle;
+        if let Some(size) = view.body_size().filter(|_| self.inner.body_size && single_with_body) {
+            let size = i64::try_from(size).unwrap_or(i64::MAX);
+            attributes.push(KeyValue::new(semconv::MESSAGING_MESSAGE_BODY_SIZE, size));
         }
         if let Some(wait) = queue_wait {
             attributes.push(KeyValue::new(semconv::OTEL_MESSAGING_QUEUE_WAIT_DURATION, wait));

@@ -421,14 +421,12 @@ fn render_trace(trace_id: TraceId, spans: &[&SpanData], all: &[SpanData], out: &
                 .get(&s.parent_span_id)
                 .copied()
                 .or_else(|| s.links.iter().find_map(|l| producers.get(&l.span_context.span_id()).copied()));
-            if let Some(p) = producer {
-                if p.end_time < s.start_time {
-                    let gap = s.start_time.duration_since(p.end_time).unwrap_or(Duration::ZERO);
-                    for c in bar.iter_mut().take(a).skip(col(p.end_time)) {
-                        *c = '·';
-                    }
-                    note = format!("  queue wait {:.1} ms", millis(gap));
+            if let Some(p) = producer.filter(|p| p.end_time < s.start_time) {
+                let gap = s.start_time.duration_since(p.end_time).unwrap_or(Duration::ZERO);
+                for c in bar.iter_mut().take(a).skip(col(p.end_time)) {
+                    *c = '·';
                 }
+                note = format!("  queue wait {:.1} ms", millis(gap));
             }
         }
         for c in bar.iter_mut().take(b).skip(a.min(BAR_WIDTH - 1)) {

@@ -1,6 +1,8 @@
 //! Broker-free tests of the instrumenter: span names, kinds, parents, links, attributes, status,
 //! metrics and propagation policy, through explicit in-memory providers.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use std::{
     collections::HashMap,
     time::{Duration, SystemTime},
