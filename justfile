@@ -32,3 +32,7 @@ check:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+# Criterion benchmark of the per-message overhead (sampled, unsampled, the hand-written pattern).
+bench:
+    cargo bench -p otel-messaging-rdkafka --bench overhead
