@@ -30,8 +30,7 @@ use opentelemetry_sdk::{
     trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter},
 };
 use otel_messaging::{
-    MessagingAttributes, MessagingInstrumenter, OperationType,
-    propagation::EmptyExtractor,
+    MessagingAttributes, MessagingInstrumenter, OperationType, propagation::EmptyExtractor,
     testing::w3c_propagator,
 };
 use otel_messaging_rdkafka::{HeadersExtractor, HeadersInjector};
@@ -132,7 +131,10 @@ fn seeds_pattern(provider: &SdkTracerProvider, propagator: &dyn TextMapPropagato
         }
     }
     let parent = propagator.extract_with_context(&Context::new(), &back);
-    let span = tracer.span_builder("orders process").with_kind(SpanKind::Consumer).start_with_context(&tracer, &parent);
+    let span = tracer
+        .span_builder("orders process")
+        .with_kind(SpanKind::Consumer)
+        .start_with_context(&tracer, &parent);
     drop(span);
 }
 

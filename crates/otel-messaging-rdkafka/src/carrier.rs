@@ -49,6 +49,47 @@ impl Injector for HeadersInjector<'_> {
     }
 }
 
+/// Collects propagation fields, then writes them into headers held by value: the producer path
+/// owns the record's headers, so it needs no placeholder `OwnedHeaders` (a C allocation) per field.
+#[derive(Debug, Default)]
+pub(crate) struct PendingHeaders(Vec<(std::borrow::Cow<'static, str>, String)>);
+
+impl PendingHeaders {
+    /// Writes the collected fields into `headers`, replacing existing keys (as [`HeadersInjector`]).
+    pub(crate) fn apply(self, mut headers: OwnedHeaders) -> OwnedHeaders {
+        if self.0.is_empty() {
+            return headers;
+        }
+        let present = headers.iter().any(|h| self.0.iter().any(|(k, _)| h.key.eq_ignore_ascii_case(k)));
+        if present {
+            let mut rebuilt = OwnedHeaders::new_with_capacity(headers.count() + self.0.len());
+            for h in headers.iter().filter(|h| !self.0.iter().any(|(k, _)| h.key.eq_ignore_ascii_case(k))) {
+                rebuilt = rebuilt.insert(Header { key: h.key, value: h.value });
+            }
+            headers = rebuilt;
+        }
+        for (key, value) in &self.0 {
+            headers = headers.insert(Header { key: key.as_ref(), value: Some(value.as_bytes()) });
+        }
+        headers
+    }
+}
+
+impl Injector for PendingHeaders {
+    fn set(&mut self, key: &str, value: String) {
+        use std::borrow::Cow;
+        // The W3C keys are static; any other propagator's keys are copied.
+        let key: Cow<'static, str> = match key {
+            "traceparent" => Cow::Borrowed("traceparent"),
+            "tracestate" => Cow::Borrowed("tracestate"),
+            "baggage" => Cow::Borrowed("baggage"),
+            other => Cow::Owned(other.to_owned()),
+        };
+        self.0.retain(|(k, _)| !k.eq_ignore_ascii_case(&key));
+        self.0.push((key, value));
+    }
+}
+
 /// Reads propagation fields from the headers of a received (or outgoing) Kafka record.
 ///
 /// Works over any rdkafka [`Headers`] type: [`OwnedHeaders`], `BorrowedHeaders`.

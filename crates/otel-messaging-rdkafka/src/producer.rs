@@ -11,7 +11,7 @@
 use std::future::Future;
 
 use opentelemetry::Context;
-use otel_messaging::Operation;
+use otel_messaging::{Operation, propagation::EmptyExtractor};
 use rdkafka::{
     ClientContext,
     client::{Client, OAuthToken},
@@ -28,11 +28,12 @@ use rdkafka::{
 
 use crate::{
     attributes::{SendView, delivery_attributes, error_type},
-    carrier::{HeadersExtractor, HeadersInjector},
+    carrier::{HeadersExtractor, PendingHeaders},
     config::KafkaInstrumentation,
 };
 
-/// Starts the send span of `record`'s fields and injects its context into `headers`.
+/// Starts the send span of a record's fields and returns it with the record's headers, into which
+/// its context has been written (an existing creation context is kept).
 #[allow(clippy::too_many_arguments)]
 fn start_send<C: ClientContext>(
     instrumentation: &KafkaInstrumentation,
@@ -42,8 +43,8 @@ fn start_send<C: ClientContext>(
     partition: Option<i32>,
     key: Option<&[u8]>,
     payload: Option<&[u8]>,
-    headers: &mut OwnedHeaders,
-) -> Operation {
+    headers: Option<OwnedHeaders>,
+) -> (Operation, OwnedHeaders) {
     let view = SendView {
         topic,
         partition,
@@ -53,9 +54,14 @@ fn start_send<C: ClientContext>(
         cluster_id: instrumentation.cluster_id(client),
         client: instrumentation,
     };
-    let operation = instrumentation.instrumenter.start_send(&view, parent, &HeadersExtractor(&*headers));
-    operation.inject(&mut HeadersInjector(headers));
-    operation
+    let operation = match &headers {
+        Some(h) => instrumentation.instrumenter.start_send(&view, parent, &HeadersExtractor(h)),
+        None => instrumentation.instrumenter.start_send(&view, parent, &EmptyExtractor),
+    };
+    let mut pending = PendingHeaders::default();
+    operation.inject(&mut pending);
+    let headers = pending.apply(headers.unwrap_or_else(|| OwnedHeaders::new_with_capacity(2)));
+    (operation, headers)
 }
 
 /// Ends a send operation from its delivery report.
@@ -144,8 +150,7 @@ where
         T: Into<Timeout> + Send,
     {
         let parent = Context::current();
-        let mut headers = record.headers.take().unwrap_or_else(|| OwnedHeaders::new_with_capacity(2));
-        let operation = start_send(
+        let (operation, headers) = start_send(
             instrumentation,
             self.client(),
             &parent,
@@ -153,7 +158,7 @@ where
             record.partition,
             record.key.map(ToBytes::to_bytes),
             record.payload.map(ToBytes::to_bytes),
-            &mut headers,
+            record.headers.take(),
         );
         record.headers = Some(headers);
         let send = self.send(record, queue_timeout);
@@ -319,8 +324,7 @@ macro_rules! impl_base_producer_ext {
                 P: ToBytes + ?Sized,
             {
                 let instrumentation = &self.context().instrumentation;
-                let mut headers = record.headers.take().unwrap_or_else(|| OwnedHeaders::new_with_capacity(2));
-                let operation = start_send(
+                let (operation, headers) = start_send(
                     instrumentation,
                     self.client(),
                     &Context::current(),
@@ -328,7 +332,7 @@ macro_rules! impl_base_producer_ext {
                     record.partition,
                     record.key.map(ToBytes::to_bytes),
                     record.payload.map(ToBytes::to_bytes),
-                    &mut headers,
+                    record.headers.take(),
                 );
                 record.headers = Some(headers);
                 let (record, inner) = swap_opaque(record, ());
