@@ -68,6 +68,16 @@ impl Kafka {
         c
     }
 
+    /// Producer-side instrumentation on `t`'s providers, with the producer config's facts.
+    fn producer_tracing(&self, t: &TestTelemetry) -> KafkaInstrumentation {
+        KafkaInstrumentation::from_config(&self.producer_config()).with_instrumenter(t.instrumenter())
+    }
+
+    /// Consumer-side instrumentation on `t`'s providers, with the consumer config's facts.
+    fn consumer_tracing(&self, t: &TestTelemetry) -> KafkaInstrumentation {
+        KafkaInstrumentation::from_config(&self.consumer_config()).with_instrumenter(t.instrumenter())
+    }
+
     /// A producer whose metadata (and so the cluster id) is already known.
     fn producer(&self) -> FutureProducer {
         let producer: FutureProducer = self.producer_config().create().expect("producer");
@@ -96,10 +106,8 @@ async fn recv(consumer: &StreamConsumer) -> rdkafka::message::BorrowedMessage<'_
 async fn process_span_is_child_and_link_of_send_span() {
     let k = kafka().await;
     let t = TestTelemetry::new();
-    let producer_tracing =
-        KafkaInstrumentation::from_config(&k.producer_config()).with_instrumenter(t.instrumenter());
-    let consumer_tracing =
-        KafkaInstrumentation::from_config(&k.consumer_config()).with_instrumenter(t.instrumenter());
+    let producer_tracing = k.producer_tracing(&t);
+    let consumer_tracing = k.consumer_tracing(&t);
     let producer = k.producer();
 
     let delivery = producer
@@ -168,8 +176,7 @@ async fn process_span_is_child_and_link_of_send_span() {
 async fn link_only_policy_gives_new_root_plus_link() {
     let k = kafka().await;
     let t = TestTelemetry::new();
-    let producer_tracing =
-        KafkaInstrumentation::from_config(&k.producer_config()).with_instrumenter(t.instrumenter());
+    let producer_tracing = k.producer_tracing(&t);
     let consumer_tracing = KafkaInstrumentation::from_config(&k.consumer_config())
         .with_instrumenter(t.instrumenter().with_process_parent(ProcessParent::Link));
     k.producer()
@@ -198,10 +205,8 @@ async fn link_only_policy_gives_new_root_plus_link() {
 async fn batch_poll_links_every_message() {
     let k = kafka().await;
     let t = TestTelemetry::new();
-    let producer_tracing =
-        KafkaInstrumentation::from_config(&k.producer_config()).with_instrumenter(t.instrumenter());
-    let consumer_tracing =
-        KafkaInstrumentation::from_config(&k.consumer_config()).with_instrumenter(t.instrumenter());
+    let producer_tracing = k.producer_tracing(&t);
+    let consumer_tracing = k.consumer_tracing(&t);
     let producer = k.producer();
     for i in 0..3 {
         let payload = format!("m{i}");
@@ -248,8 +253,7 @@ async fn batch_poll_links_every_message() {
 async fn existing_creation_context_is_not_overwritten() {
     let k = kafka().await;
     let t = TestTelemetry::new();
-    let producer_tracing =
-        KafkaInstrumentation::from_config(&k.producer_config()).with_instrumenter(t.instrumenter());
+    let producer_tracing = k.producer_tracing(&t);
     let user_tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let headers = OwnedHeaders::new().insert(Header { key: "traceparent", value: Some(user_tp) });
     k.producer()
@@ -280,8 +284,7 @@ async fn existing_creation_context_is_not_overwritten() {
 async fn malformed_and_duplicated_traceparent_headers_are_handled() {
     let k = kafka().await;
     let t = TestTelemetry::new();
-    let consumer_tracing =
-        KafkaInstrumentation::from_config(&k.consumer_config()).with_instrumenter(t.instrumenter());
+    let consumer_tracing = k.consumer_tracing(&t);
     let producer = k.producer();
     let first = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let last = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
