@@ -9,7 +9,6 @@
 
 use std::{
     future::Future,
-    ops::Deref,
     pin::Pin,
     task::{Context as TaskContext, Poll},
     time::{Duration, SystemTime},
@@ -17,7 +16,7 @@ use std::{
 
 use futures_core::Stream;
 use opentelemetry::{Context, KeyValue, propagation::Extractor};
-use otel_messaging::{Operation, propagation::EmptyExtractor};
+use otel_messaging::{Operation, TracedMessage, propagation::EmptyExtractor};
 use rdkafka::{
     consumer::{ConsumerContext, StreamConsumer, stream_consumer::MessageStream},
     error::KafkaResult,
@@ -123,58 +122,6 @@ where
     }
 }
 
-/// A message handed to the application together with its running `process {topic}` span.
-///
-/// Dereferences to the message. Run the handler with [`process`](Self::process) (ends the span
-/// with the handler's result), or use [`context`](Self::context) as the parent of your own spans;
-/// dropping it ends the span.
-#[derive(Debug)]
-pub struct TracedMessage<M> {
-    message: M,
-    operation: Operation,
-}
-
-impl<M> TracedMessage<M> {
-    /// The context of the process span.
-    pub fn context(&self) -> &Context {
-        self.operation.context()
-    }
-
-    /// The message.
-    pub fn message(&self) -> &M {
-        &self.message
-    }
-
-    /// Runs `handler` inside the process span, ends the span with its result, and returns the
-    /// message and the result unchanged.
-    ///
-    /// # Errors
-    ///
-    /// The handler's error, unchanged (span status `Error`, `error.type` = its type name).
-    pub async fn process<F, T, E>(self, handler: impl FnOnce(&M) -> F) -> (M, Result<T, E>)
-    where
-        F: Future<Output = Result<T, E>>,
-        E: std::fmt::Display,
-    {
-        let TracedMessage { message, operation } = self;
-        let result = operation.run(handler(&message)).await;
-        (message, result)
-    }
-
-    /// Ends the process span and returns the message.
-    pub fn into_inner(self) -> M {
-        self.message
-    }
-}
-
-impl<M> Deref for TracedMessage<M> {
-    type Target = M;
-
-    fn deref(&self) -> &M {
-        &self.message
-    }
-}
-
 pin_project_lite::pin_project! {
     /// The stream of [`StreamConsumerExt::stream_traced`]: each message arrives with its process
     /// span already started.
@@ -203,7 +150,7 @@ impl<'a, C: ConsumerContext + 'a> Stream for TracedStream<'a, C> {
                     let operation = Context::map_current(|ambient| {
                         start_process(instrumentation, &message, ambient, false)
                     });
-                    TracedMessage { message, operation }
+                    TracedMessage::new(message, operation)
                 })
             })
         })

@@ -10,6 +10,7 @@ use std::{
     borrow::Cow,
     fmt,
     future::Future,
+    ops::Deref,
     sync::{Arc, OnceLock},
     time::{Duration, SystemTime},
 };
@@ -692,5 +693,63 @@ impl Operation {
 impl Drop for Operation {
     fn drop(&mut self) {
         self.finish(None);
+    }
+}
+
+/// A message handed to the application together with its running process span (`process
+/// {destination}`), as the broker crates' stream adapters yield it.
+///
+/// Dereferences to the message. Run the handler with [`process`](Self::process) (ends the span
+/// with the handler's result), or use [`context`](Self::context) as the parent of your own spans;
+/// dropping it ends the span.
+#[derive(Debug)]
+pub struct TracedMessage<M> {
+    message: M,
+    operation: Operation,
+}
+
+impl<M> TracedMessage<M> {
+    /// Pairs `message` with the process `operation` started for it.
+    pub fn new(message: M, operation: Operation) -> Self {
+        TracedMessage { message, operation }
+    }
+
+    /// The context of the process span.
+    pub fn context(&self) -> &Context {
+        self.operation.context()
+    }
+
+    /// The message.
+    pub fn message(&self) -> &M {
+        &self.message
+    }
+
+    /// Runs `handler` inside the process span, ends the span with its result, and returns the
+    /// message and the result unchanged.
+    ///
+    /// # Errors
+    ///
+    /// The handler's error, unchanged (span status `Error`, `error.type` = its type name).
+    pub async fn process<F, T, E>(self, handler: impl FnOnce(&M) -> F) -> (M, Result<T, E>)
+    where
+        F: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let TracedMessage { message, operation } = self;
+        let result = operation.run(handler(&message)).await;
+        (message, result)
+    }
+
+    /// Ends the process span and returns the message.
+    pub fn into_inner(self) -> M {
+        self.message
+    }
+}
+
+impl<M> Deref for TracedMessage<M> {
+    type Target = M;
+
+    fn deref(&self) -> &M {
+        &self.message
     }
 }

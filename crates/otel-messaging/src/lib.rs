@@ -13,7 +13,7 @@ pub mod testing;
 
 pub use attributes::MessagingAttributes;
 pub use instrumenter::{
-    MessagingInstrumenter, MessagingInstrumenterBuilder, Operation, SCOPE_NAME, span_name,
+    MessagingInstrumenter, MessagingInstrumenterBuilder, Operation, SCOPE_NAME, TracedMessage, span_name,
 };
 pub use operation::OperationType;
 pub use propagation::ProcessParent;

@@ -1,0 +1,308 @@
+//! Views of RabbitMQ operations for the semantic conventions, RabbitMQ destination naming, the
+//! project's extra keys, and [`error_type`].
+//!
+//! Source: semconv v1.44 `docs/messaging/rabbitmq.md` (`model/messaging/rabbitmq.yaml`).
+
+use std::{
+    borrow::Cow,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use lapin::{
+    BasicProperties, ErrorKind,
+    message::Delivery,
+    types::{AMQPValue, FieldTable},
+};
+use opentelemetry::KeyValue;
+use otel_messaging::{MessagingAttributes, OperationType, semconv};
+
+use crate::config::AmqpInstrumentation;
+
+/// `messaging.system` of every RabbitMQ span: `rabbitmq`.
+pub const SYSTEM: &str = semconv::system::RABBITMQ;
+/// `messaging.operation.name` of publish spans: `publish`.
+pub const OPERATION_PUBLISH: &str = "publish";
+/// `messaging.operation.name` of process spans: `process`.
+pub const OPERATION_PROCESS: &str = "process";
+/// `messaging.operation.name` of `basic_get` receive spans: `receive`.
+pub const OPERATION_RECEIVE: &str = "receive";
+
+/// Header carrying the publish time in milliseconds since the Unix epoch (AMQP long-long int),
+/// added by the traced publish when the message has no `timestamp` property.
+pub const SENT_TIME_HEADER: &str = "x-otel-sent-ms";
+
+/// Project namespace (not semconv): `true` on process/receive spans of a redelivered message
+/// (AMQP `redelivered` flag); absent otherwise.
+pub const OTEL_MESSAGING_RABBITMQ_REDELIVERED: &str = "otel_messaging.rabbitmq.redelivered";
+
+/// Prefix of server-named (anonymous) queues: `amq.gen-`.
+const SERVER_NAMED: &str = "amq.gen-";
+
+fn is_server_named(name: &str) -> bool {
+    name.starts_with(SERVER_NAMED)
+}
+
+/// The producer destination: `{exchange}:{routing key}`, the non-empty one alone, or
+/// `amq.default` (semconv v1.44 rabbitmq.md, send span note).
+pub fn publish_destination(exchange: &str, routing_key: &str) -> Cow<'static, str> {
+    match (exchange.is_empty(), routing_key.is_empty()) {
+        (false, false) => Cow::Owned(format!("{exchange}:{routing_key}")),
+        (false, true) => Cow::Owned(exchange.to_owned()),
+        (true, false) => Cow::Owned(routing_key.to_owned()),
+        (true, true) => Cow::Borrowed("amq.default"),
+    }
+}
+
+/// The consumer destination: `{exchange}:{routing key}:{queue}` with empty parts omitted and the
+/// routing key given once when it equals the queue (semconv v1.44 rabbitmq.md, consumer note).
+pub fn consumer_destination(exchange: &str, routing_key: &str, queue: Option<&str>) -> String {
+    let queue = queue.filter(|q| !q.is_empty() && *q != routing_key);
+    [Some(exchange), Some(routing_key), queue]
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The message's send time: the `timestamp` property (seconds), else the [`SENT_TIME_HEADER`]
+/// (milliseconds).
+pub(crate) fn sent_time(properties: &BasicProperties) -> Option<SystemTime> {
+    if let Some(seconds) = properties.timestamp() {
+        return UNIX_EPOCH.checked_add(Duration::from_secs(*seconds));
+    }
+    let millis = match properties.headers().as_ref()?.inner().get(SENT_TIME_HEADER)? {
+        AMQPValue::LongLongInt(v) => u64::try_from(*v).ok()?,
+        AMQPValue::Timestamp(v) => *v,
+        _ => return None,
+    };
+    UNIX_EPOCH.checked_add(Duration::from_millis(millis))
+}
+
+/// Writes [`SENT_TIME_HEADER`] = now (ms) into `headers`.
+pub(crate) fn set_sent_time(headers: &mut FieldTable) {
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    headers
+        .insert(SENT_TIME_HEADER.into(), AMQPValue::LongLongInt(i64::try_from(millis).unwrap_or(i64::MAX)));
+}
+
+fn common(attributes: &mut Vec<KeyValue>, routing_key: &str, properties: &BasicProperties) {
+    if !routing_key.is_empty() {
+        attributes
+            .push(KeyValue::new(semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY, routing_key.to_owned()));
+    }
+    if let Some(id) = properties.message_id() {
+        attributes.push(KeyValue::new(semconv::MESSAGING_MESSAGE_ID, id.as_str().to_owned()));
+    }
+    if let Some(id) = properties.correlation_id() {
+        attributes.push(KeyValue::new(semconv::MESSAGING_MESSAGE_CONVERSATION_ID, id.as_str().to_owned()));
+    }
+}
+
+/// A `basic_publish` (`publish {destination}`, PRODUCER).
+#[derive(Debug)]
+pub(crate) struct PublishView<'a> {
+    pub(crate) destination: Cow<'static, str>,
+    pub(crate) routing_key: &'a str,
+    pub(crate) anonymous: bool,
+    pub(crate) properties: &'a BasicProperties,
+    pub(crate) body_size: u64,
+    pub(crate) client: &'a AmqpInstrumentation,
+}
+
+impl<'a> PublishView<'a> {
+    pub(crate) fn new(
+        exchange: &str,
+        routing_key: &'a str,
+        properties: &'a BasicProperties,
+        body_size: usize,
+        client: &'a AmqpInstrumentation,
+    ) -> Self {
+        PublishView {
+            destination: publish_destination(exchange, routing_key),
+            routing_key,
+            anonymous: exchange.is_empty() && is_server_named(routing_key),
+            properties,
+            body_size: body_size as u64,
+            client,
+        }
+    }
+}
+
+impl MessagingAttributes for PublishView<'_> {
+    fn system(&self) -> &'static str {
+        SYSTEM
+    }
+    fn operation_type(&self) -> OperationType {
+        OperationType::Send
+    }
+    fn operation_name(&self) -> &'static str {
+        OPERATION_PUBLISH
+    }
+    fn destination_name(&self) -> Option<&str> {
+        Some(&self.destination)
+    }
+    fn destination_anonymous(&self) -> bool {
+        self.anonymous
+    }
+    fn server(&self) -> Option<(&str, Option<u16>)> {
+        self.client.server()
+    }
+    fn body_size(&self) -> Option<u64> {
+        Some(self.body_size)
+    }
+    fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        common(attributes, self.routing_key, self.properties);
+    }
+}
+
+/// A delivery handed to the application: `process {destination}` (CONSUMER) for pushed
+/// deliveries, `receive {destination}` (CLIENT) for `basic_get`.
+#[derive(Debug)]
+pub(crate) struct DeliveryView<'a> {
+    pub(crate) operation: OperationType,
+    pub(crate) delivery: &'a Delivery,
+    pub(crate) destination: String,
+    pub(crate) anonymous: bool,
+    pub(crate) client: &'a AmqpInstrumentation,
+}
+
+impl<'a> DeliveryView<'a> {
+    pub(crate) fn new(
+        operation: OperationType,
+        delivery: &'a Delivery,
+        queue: Option<&str>,
+        client: &'a AmqpInstrumentation,
+    ) -> Self {
+        let routing_key = delivery.routing_key.as_str();
+        DeliveryView {
+            operation,
+            delivery,
+            destination: consumer_destination(delivery.exchange.as_str(), routing_key, queue),
+            anonymous: queue.is_some_and(is_server_named) || is_server_named(routing_key),
+            client,
+        }
+    }
+}
+
+impl MessagingAttributes for DeliveryView<'_> {
+    fn system(&self) -> &'static str {
+        SYSTEM
+    }
+    fn operation_type(&self) -> OperationType {
+        self.operation
+    }
+    fn operation_name(&self) -> &'static str {
+        if self.operation == OperationType::Receive { OPERATION_RECEIVE } else { OPERATION_PROCESS }
+    }
+    fn destination_name(&self) -> Option<&str> {
+        Some(&self.destination)
+    }
+    fn destination_anonymous(&self) -> bool {
+        self.anonymous
+    }
+    fn server(&self) -> Option<(&str, Option<u16>)> {
+        self.client.server()
+    }
+    fn body_size(&self) -> Option<u64> {
+        Some(self.delivery.data.len() as u64)
+    }
+    fn sent_time(&self) -> Option<SystemTime> {
+        sent_time(&self.delivery.properties)
+    }
+    fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        common(attributes, self.delivery.routing_key.as_str(), &self.delivery.properties);
+        attributes.push(KeyValue::new(
+            semconv::MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG,
+            i64::try_from(self.delivery.delivery_tag).unwrap_or(i64::MAX),
+        ));
+        if self.delivery.redelivered {
+            attributes.push(KeyValue::new(OTEL_MESSAGING_RABBITMQ_REDELIVERED, true));
+        }
+    }
+}
+
+/// An `ack`/`nack`/`reject` of one delivery (`{ack|nack|reject} {destination}`, CLIENT).
+#[derive(Debug)]
+pub(crate) struct SettleView<'a> {
+    pub(crate) name: &'static str,
+    pub(crate) destination: String,
+    pub(crate) anonymous: bool,
+    pub(crate) delivery_tag: u64,
+    pub(crate) client: &'a AmqpInstrumentation,
+}
+
+impl MessagingAttributes for SettleView<'_> {
+    fn system(&self) -> &'static str {
+        SYSTEM
+    }
+    fn operation_type(&self) -> OperationType {
+        OperationType::Settle
+    }
+    fn operation_name(&self) -> &'static str {
+        self.name
+    }
+    fn destination_name(&self) -> Option<&str> {
+        Some(&self.destination)
+    }
+    fn destination_anonymous(&self) -> bool {
+        self.anonymous
+    }
+    fn server(&self) -> Option<(&str, Option<u16>)> {
+        self.client.server()
+    }
+    fn counts_as_delivery(&self) -> bool {
+        false
+    }
+    fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        attributes.push(KeyValue::new(
+            semconv::MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG,
+            i64::try_from(self.delivery_tag).unwrap_or(i64::MAX),
+        ));
+    }
+}
+
+/// The `error.type` of a lapin error: the AMQP reply code name in lower case for broker errors
+/// (`not-found`, `precondition-failed`, `connection-forced`), otherwise lapin's error kind name
+/// (`IOError`, `InvalidChannelState`, ...). Low cardinality; never the message.
+pub fn error_type(error: &lapin::Error) -> Cow<'static, str> {
+    match error.kind() {
+        ErrorKind::ProtocolError(e) => Cow::Owned(match e.kind() {
+            lapin::protocol::AMQPErrorKind::Soft(s) => s.to_string().to_ascii_lowercase(),
+            lapin::protocol::AMQPErrorKind::Hard(h) => h.to_string().to_ascii_lowercase(),
+        }),
+        kind => {
+            let debug = format!("{kind:?}");
+            let name = debug.split(['(', ' ', '{']).next().unwrap_or(semconv::ERROR_TYPE_OTHER);
+            Cow::Owned(name.to_owned())
+        }
+    }
+}
+
+/// `error.type` of a publish the broker negatively confirmed: `nack`.
+pub const ERROR_TYPE_NACK: &str = "nack";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_destinations() {
+        assert_eq!(publish_destination("direct_logs", "warning"), "direct_logs:warning");
+        assert_eq!(publish_destination("logs", ""), "logs");
+        assert_eq!(publish_destination("", "orders"), "orders");
+        assert_eq!(publish_destination("", ""), "amq.default");
+    }
+
+    #[test]
+    fn consumer_destinations() {
+        assert_eq!(
+            consumer_destination("direct_logs", "warning", Some("my_queue")),
+            "direct_logs:warning:my_queue"
+        );
+        assert_eq!(consumer_destination("direct_logs", "warning", Some("warning")), "direct_logs:warning");
+        assert_eq!(consumer_destination("", "orders", Some("orders")), "orders");
+        assert_eq!(consumer_destination("logs", "", Some("q1")), "logs:q1");
+        assert_eq!(consumer_destination("logs", "", None), "logs");
+    }
+}

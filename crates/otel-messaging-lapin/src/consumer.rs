@@ -1,0 +1,221 @@
+//! Traced consumption: a `process {destination}` CONSUMER span per delivery around the user's
+//! handler ([`DeliveryExt::process_traced`], and the [`ConsumerExt::traced`] stream adapter), and
+//! `ack`/`nack`/`reject` settle spans (CLIENT).
+//!
+//! Parent and links of process spans follow the instrumenter's
+//! [`ProcessParent`](otel_messaging::ProcessParent) policy; queue wait comes from the `timestamp`
+//! property (seconds) or the `x-otel-sent-ms` header the traced publish adds.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context as TaskContext, Poll},
+};
+
+use futures_core::Stream;
+use lapin::{
+    Consumer, Result,
+    message::Delivery,
+    options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions},
+    types::FieldTable,
+};
+use opentelemetry::Context;
+use otel_messaging::{Operation, OperationType, TracedMessage};
+
+use crate::{
+    attributes::{DeliveryView, SettleView, consumer_destination, error_type},
+    carrier::FieldTableExtractor,
+    config::AmqpInstrumentation,
+};
+
+fn start_process(
+    instrumentation: &AmqpInstrumentation,
+    delivery: &Delivery,
+    queue: Option<&str>,
+) -> Operation {
+    let view = DeliveryView::new(OperationType::Process, delivery, queue, instrumentation);
+    let empty = FieldTable::default();
+    let headers = delivery.properties.headers().as_ref().unwrap_or(&empty);
+    instrumentation.instrumenter.start_process(&view, &FieldTableExtractor(headers))
+}
+
+async fn settle<F>(
+    instrumentation: &AmqpInstrumentation,
+    delivery: &Delivery,
+    name: &'static str,
+    settle: F,
+) -> Result<bool>
+where
+    F: Future<Output = Result<bool>>,
+{
+    if !instrumentation.settle_spans() {
+        return settle.await;
+    }
+    let routing_key = delivery.routing_key.as_str();
+    let view = SettleView {
+        name,
+        destination: consumer_destination(delivery.exchange.as_str(), routing_key, None),
+        anonymous: routing_key.starts_with("amq.gen-"),
+        delivery_tag: delivery.delivery_tag,
+        client: instrumentation,
+    };
+    let operation = instrumentation.instrumenter.start(&view, &Context::current());
+    let result = settle.await;
+    operation.end(&result, error_type);
+    result
+}
+
+/// Traced processing and settling of a lapin [`Delivery`].
+pub trait DeliveryExt {
+    /// Runs `handler` inside a `process {exchange}:{routing key}` CONSUMER span and returns its
+    /// result unchanged. The creation context comes from the `headers` property; parent and links
+    /// follow the instrumenter's policy with the current context as the ambient one. Uses
+    /// [`AmqpInstrumentation::global`]. (The delivery does not name its queue: use
+    /// [`ConsumerExt::traced`] for the full `{exchange}:{routing key}:{queue}` destination.)
+    ///
+    /// # Errors
+    ///
+    /// The handler's error, unchanged (span status `Error`, `error.type` = its Rust type name).
+    fn process_traced<F, T, E>(&self, handler: F) -> impl Future<Output = std::result::Result<T, E>>
+    where
+        F: Future<Output = std::result::Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        self.process_traced_with(AmqpInstrumentation::global(), handler)
+    }
+
+    /// [`process_traced`](Self::process_traced) with an explicit [`AmqpInstrumentation`].
+    ///
+    /// # Errors
+    ///
+    /// The handler's error, unchanged.
+    fn process_traced_with<F, T, E>(
+        &self,
+        instrumentation: &AmqpInstrumentation,
+        handler: F,
+    ) -> impl Future<Output = std::result::Result<T, E>>
+    where
+        F: Future<Output = std::result::Result<T, E>>,
+        E: std::fmt::Display;
+
+    /// Acks like `delivery.acker.ack(options)`, inside an `ack {destination}` settle span (CLIENT)
+    /// when settle spans are on ([`AmqpInstrumentation::with_settle_spans`]).
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn ack_traced(
+        &self,
+        instrumentation: &AmqpInstrumentation,
+        options: BasicAckOptions,
+    ) -> impl Future<Output = Result<bool>>;
+
+    /// Nacks like `delivery.acker.nack(options)`, inside a `nack {destination}` settle span.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn nack_traced(
+        &self,
+        instrumentation: &AmqpInstrumentation,
+        options: BasicNackOptions,
+    ) -> impl Future<Output = Result<bool>>;
+
+    /// Rejects like `delivery.acker.reject(options)`, inside a `reject {destination}` settle span.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn reject_traced(
+        &self,
+        instrumentation: &AmqpInstrumentation,
+        options: BasicRejectOptions,
+    ) -> impl Future<Output = Result<bool>>;
+}
+
+impl DeliveryExt for Delivery {
+    fn process_traced_with<F, T, E>(
+        &self,
+        instrumentation: &AmqpInstrumentation,
+        handler: F,
+    ) -> impl Future<Output = std::result::Result<T, E>>
+    where
+        F: Future<Output = std::result::Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        start_process(instrumentation, self, None).run(handler)
+    }
+
+    fn ack_traced(
+        &self,
+        instrumentation: &AmqpInstrumentation,
+        options: BasicAckOptions,
+    ) -> impl Future<Output = Result<bool>> {
+        settle(instrumentation, self, "ack", self.acker.ack(options))
+    }
+
+    fn nack_traced(
+        &self,
+        instrumentation: &AmqpInstrumentation,
+        options: BasicNackOptions,
+    ) -> impl Future<Output = Result<bool>> {
+        settle(instrumentation, self, "nack", self.acker.nack(options))
+    }
+
+    fn reject_traced(
+        &self,
+        instrumentation: &AmqpInstrumentation,
+        options: BasicRejectOptions,
+    ) -> impl Future<Output = Result<bool>> {
+        settle(instrumentation, self, "reject", self.acker.reject(options))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A lapin [`Consumer`] whose deliveries arrive as [`TracedMessage`]s with their
+    /// `process {exchange}:{routing key}:{queue}` span started (see [`ConsumerExt::traced`]).
+    pub struct TracedConsumer {
+        #[pin]
+        inner: Consumer,
+        queue: String,
+        instrumentation: AmqpInstrumentation,
+    }
+}
+
+impl std::fmt::Debug for TracedConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TracedConsumer").field("queue", &self.queue).finish()
+    }
+}
+
+impl Stream for TracedConsumer {
+    type Item = Result<TracedMessage<Delivery>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        let (queue, instrumentation) = (this.queue.as_str(), &*this.instrumentation);
+        this.inner.poll_next(cx).map(|item| {
+            item.map(|result| {
+                result.map(|delivery| {
+                    let operation = start_process(instrumentation, &delivery, Some(queue));
+                    TracedMessage::new(delivery, operation)
+                })
+            })
+        })
+    }
+}
+
+/// The stream adapter over a lapin [`Consumer`].
+pub trait ConsumerExt {
+    /// Wraps the consumer: each delivery comes with its process span already started, named
+    /// after the consumer's queue (`amq.gen-*` server-named queues are anonymous and never enter
+    /// span names).
+    fn traced(self, instrumentation: &AmqpInstrumentation) -> TracedConsumer;
+}
+
+impl ConsumerExt for Consumer {
+    fn traced(self, instrumentation: &AmqpInstrumentation) -> TracedConsumer {
+        let queue = self.queue().as_str().to_owned();
+        TracedConsumer { inner: self, queue, instrumentation: instrumentation.clone() }
+    }
+}

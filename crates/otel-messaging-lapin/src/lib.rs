@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod attributes;
+mod carrier;
+mod config;
+mod consumer;
+mod producer;
+
+pub use attributes::{
+    ERROR_TYPE_NACK, OPERATION_PROCESS, OPERATION_PUBLISH, OPERATION_RECEIVE,
+    OTEL_MESSAGING_RABBITMQ_REDELIVERED, SENT_TIME_HEADER, SYSTEM, consumer_destination, error_type,
+    publish_destination,
+};
+pub use carrier::{FieldTableExtractor, FieldTableInjector};
+pub use config::AmqpInstrumentation;
+pub use consumer::{ConsumerExt, DeliveryExt, TracedConsumer};
+pub use otel_messaging::TracedMessage;
+pub use producer::{ChannelExt, TracedPublisherConfirm};
