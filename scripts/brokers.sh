@@ -7,6 +7,7 @@
 #   scripts/brokers.sh down    stop what this script started natively (and `docker compose down`)
 #   scripts/brokers.sh check   validate docker-compose.yml when a docker client is present
 #
+# RabbitMQ: Debian's rabbitmq-server (`rabbitmq-server -detached`), guest/guest on 127.0.0.1:5672.
 # Kafka: tansu 0.6.0 (`cargo install tansu --version 0.6.0 --features dynostore`, ~10-13 min the
 # first time on 2 cores, cached in ~/.cargo/bin afterwards), in-memory storage, 127.0.0.1:9092.
 set -euo pipefail
@@ -16,6 +17,7 @@ state="$here/.brokers"
 mkdir -p "$state"
 
 KAFKA_PORT="${KAFKA_PORT:-9092}"
+RABBITMQ_PORT=5672
 TANSU_VERSION="0.6.0"
 export KAFKA_CLUSTER_ID="${KAFKA_CLUSTER_ID:-otel-messaging-test}"
 
@@ -78,18 +80,41 @@ kafka_up() {
   log "Kafka ready"
 }
 
+apt_install() { # package...
+  command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] || die "$* missing: install it (Debian: apt-get install $*)"
+  log "installing $* from Debian"
+  apt-get install -y -qq "$@" >"$state/apt.log" 2>&1 \
+    || { apt-get update -qq >>"$state/apt.log" 2>&1 && apt-get install -y -qq "$@" >>"$state/apt.log" 2>&1; } \
+    || die "apt-get install $* failed (log: $state/apt.log)"
+}
+
+rabbitmq_up() {
+  if port_open "$RABBITMQ_PORT"; then log "RabbitMQ already listening on $RABBITMQ_PORT"; return 0; fi
+  command -v rabbitmq-server >/dev/null 2>&1 || apt_install rabbitmq-server
+  # The node name must resolve; fall back to localhost when the hostname does not.
+  if ! getent hosts "$(hostname)" >/dev/null 2>&1; then export RABBITMQ_NODENAME=rabbit@localhost; fi
+  log "starting rabbitmq-server"
+  rabbitmq-server -detached >"$state/rabbitmq.log" 2>&1 || die "rabbitmq-server failed to start (log: $state/rabbitmq.log)"
+  touch "$state/rabbitmq.started"
+  wait_port "$RABBITMQ_PORT" rabbitmq 90
+  rabbitmqctl await_startup --timeout 60 >/dev/null 2>&1 || log "rabbitmqctl await_startup did not confirm; port is open"
+  log "RabbitMQ ready"
+}
+
 up() {
   if docker_engine; then
     log "Docker engine found: docker compose up --wait"
-    compose -f "$here/docker-compose.yml" up -d --wait kafka
+    compose -f "$here/docker-compose.yml" up -d --wait kafka rabbitmq
   else
     log "no Docker engine: native brokers"
     kafka_up
+    rabbitmq_up
   fi
 }
 
 down() {
   if docker_engine; then compose -f "$here/docker-compose.yml" down --volumes || true; fi
+  if [ -e "$state/rabbitmq.started" ]; then rabbitmqctl stop >/dev/null 2>&1 || true; rm -f "$state/rabbitmq.started"; fi
   for pidfile in "$state"/*.pid; do
     [ -e "$pidfile" ] || continue
     kill "$(cat "$pidfile")" 2>/dev/null || true

@@ -16,6 +16,15 @@ pub fn kafka_bootstrap() -> String {
     servers
 }
 
+/// AMQP URI of the test RabbitMQ: `AMQP_URL`, default `amqp://guest:guest@127.0.0.1:5672/%2f`.
+pub fn amqp_url() -> String {
+    let url = std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let authority = url.split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    require_reachable("RabbitMQ", host_port);
+    url
+}
+
 /// The cluster id the test broker was started with (`KAFKA_CLUSTER_ID`, default the one
 /// `scripts/brokers.sh` gives tansu).
 pub fn kafka_cluster_id() -> String {

@@ -59,7 +59,15 @@ where
         delivery_tag: delivery.delivery_tag,
         client: instrumentation,
     };
-    let operation = instrumentation.instrumenter.start(&view, &Context::current());
+    // Parent: the current context (typically the process span, when settling inside the handler);
+    // always a link to the message's creation context, so a settle after processing is still
+    // connected to the producer.
+    let empty = FieldTable::default();
+    let headers = delivery.properties.headers().as_ref().unwrap_or(&empty);
+    let extractor = FieldTableExtractor(headers);
+    let message: [(&dyn opentelemetry::propagation::Extractor, Vec<opentelemetry::KeyValue>); 1] =
+        [(&extractor, Vec::new())];
+    let operation = instrumentation.instrumenter.start_batch(&view, &Context::current(), None, message);
     let result = settle.await;
     operation.end(&result, error_type);
     result
@@ -99,7 +107,9 @@ pub trait DeliveryExt {
         E: std::fmt::Display;
 
     /// Acks like `delivery.acker.ack(options)`, inside an `ack {destination}` settle span (CLIENT)
-    /// when settle spans are on ([`AmqpInstrumentation::with_settle_spans`]).
+    /// when settle spans are on ([`AmqpInstrumentation::with_settle_spans`]). The span's parent is
+    /// the current context (the process span when called inside the handler) and it links to the
+    /// message's creation context.
     ///
     /// # Errors
     ///

@@ -1,0 +1,495 @@
+//! RabbitMQ (lapin) against a real broker (`just brokers-up`, or `AMQP_URL`), asserting whole
+//! traces through explicit in-memory providers.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use integration_tests::{amqp_url, unique_name};
+use lapin::{
+    BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind,
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
+        ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    },
+    types::{AMQPValue, ByteArray, FieldTable, ShortString},
+};
+use opentelemetry::{
+    Context, KeyValue, Value,
+    trace::{FutureExt as _, SpanKind, TraceContextExt, Tracer as _},
+};
+use otel_messaging::{
+    ProcessParent,
+    testing::{TestTelemetry, assert_one_trace, assert_trace, attributes, shape, span, waterfall},
+};
+use otel_messaging_lapin::{AmqpInstrumentation, ChannelExt as _, ConsumerExt as _, DeliveryExt as _};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn channel() -> (Connection, Channel) {
+    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    (conn, ch)
+}
+
+fn tracing(t: &TestTelemetry) -> AmqpInstrumentation {
+    AmqpInstrumentation::from_uri(&amqp_url()).with_instrumenter(t.instrumenter())
+}
+
+async fn queue(ch: &Channel, name: &str, arguments: FieldTable) -> String {
+    let options = QueueDeclareOptions { auto_delete: true, exclusive: name.is_empty(), ..Default::default() };
+    let q = ch.queue_declare(name.into(), options, arguments).await.expect("queue");
+    q.name().as_str().to_owned()
+}
+
+async fn consume(
+    ch: &Channel,
+    queue: &str,
+    tracing: &AmqpInstrumentation,
+) -> otel_messaging_lapin::TracedConsumer {
+    ch.basic_consume(
+        queue.into(),
+        unique_name("c").into(),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("consume")
+    .traced(tracing)
+}
+
+async fn next(
+    consumer: &mut otel_messaging_lapin::TracedConsumer,
+) -> otel_messaging::TracedMessage<lapin::message::Delivery> {
+    tokio::time::timeout(TIMEOUT, consumer.next())
+        .await
+        .expect("a delivery in time")
+        .expect("open")
+        .expect("delivery")
+}
+
+async fn publish(
+    ch: &Channel,
+    tracing: &AmqpInstrumentation,
+    exchange: &str,
+    routing_key: &str,
+    properties: BasicProperties,
+) {
+    ch.basic_publish_traced_with(
+        tracing,
+        exchange.into(),
+        routing_key.into(),
+        BasicPublishOptions::default(),
+        b"{}",
+        properties,
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("confirm");
+}
+
+#[tokio::test]
+async fn one_publish_one_process_parented_and_linked() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let (_c, ch) = channel().await;
+    let q = queue(&ch, &unique_name("orders"), FieldTable::default()).await;
+    let mut consumer = consume(&ch, &q, &tr).await;
+    let props = BasicProperties::default().with_message_id("m-1".into()).with_correlation_id("conv-1".into());
+    publish(&ch, &tr, "", &q, props).await;
+    let delivery = next(&mut consumer).await;
+    let (delivery, result) = delivery
+        .process(|_| async {
+            t.tracer("worker").in_span("db insert", |_| ());
+            Ok::<_, lapin::Error>(())
+        })
+        .await;
+    result.expect("handler");
+    delivery.ack_traced(&tr, BasicAckOptions::default()).await.expect("ack");
+
+    let spans = t.spans();
+    let (send, process, ack) = (format!("publish {q}"), format!("process {q}"), format!("ack {q}"));
+    assert_trace(
+        &spans,
+        &[
+            shape(&send, SpanKind::Producer).error(false).attributes([
+                KeyValue::new("messaging.system", "rabbitmq"),
+                KeyValue::new("messaging.operation.name", "publish"),
+                KeyValue::new("messaging.operation.type", "send"),
+                KeyValue::new("messaging.destination.name", q.clone()),
+                KeyValue::new("messaging.rabbitmq.destination.routing_key", q.clone()),
+                KeyValue::new("messaging.message.id", "m-1"),
+                KeyValue::new("messaging.message.conversation_id", "conv-1"),
+                KeyValue::new("server.address", "127.0.0.1"),
+                KeyValue::new("server.port", 5672_i64),
+            ]),
+            shape(&process, SpanKind::Consumer).parent(&send).links(&[&send]),
+            shape("db insert", SpanKind::Internal).parent(&process),
+            shape(&ack, SpanKind::Client).links(&[&send]).error(false).attributes([
+                KeyValue::new("messaging.system", "rabbitmq"),
+                KeyValue::new("messaging.operation.name", "ack"),
+                KeyValue::new("messaging.operation.type", "settle"),
+                KeyValue::new("messaging.destination.name", q.clone()),
+                KeyValue::new("messaging.rabbitmq.message.delivery_tag", 1_i64),
+                KeyValue::new("server.address", "127.0.0.1"),
+                KeyValue::new("server.port", 5672_i64),
+            ]),
+        ],
+    );
+    let in_trace: Vec<_> = spans.iter().filter(|s| s.name != ack).cloned().collect();
+    assert_one_trace(&in_trace);
+    let p = attributes(span(&spans, &process));
+    assert_eq!(p["messaging.rabbitmq.message.delivery_tag"], Value::I64(1));
+    assert!(matches!(p["otel_messaging.queue.wait.duration"], Value::F64(w) if (0.0..60.0).contains(&w)));
+    assert!(!p.contains_key("otel_messaging.rabbitmq.redelivered"));
+}
+
+#[tokio::test]
+async fn link_only_policy_gives_new_root_plus_link() {
+    let t = TestTelemetry::new();
+    let producer = tracing(&t);
+    let consumer_tracing =
+        tracing(&t).with_instrumenter(t.instrumenter().with_process_parent(ProcessParent::Link));
+    let (_c, ch) = channel().await;
+    let q = queue(&ch, &unique_name("orders"), FieldTable::default()).await;
+    let mut consumer = consume(&ch, &q, &consumer_tracing).await;
+    publish(&ch, &producer, "", &q, BasicProperties::default()).await;
+    drop(next(&mut consumer).await);
+    let spans = t.spans();
+    let send = format!("publish {q}");
+    assert_trace(
+        &spans,
+        &[
+            shape(&send, SpanKind::Producer),
+            shape(format!("process {q}"), SpanKind::Consumer).links(&[&send]),
+        ],
+    );
+    assert_ne!(spans[0].span_context.trace_id(), spans[1].span_context.trace_id());
+}
+
+#[tokio::test]
+async fn publish_span_ends_at_confirm_and_nack_is_an_error() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let (_c, ch) = channel().await;
+    ch.confirm_select(ConfirmSelectOptions::default()).await.expect("confirm mode");
+    let mut args = FieldTable::default();
+    args.insert("x-max-length".into(), AMQPValue::LongInt(1));
+    args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+    let q = queue(&ch, &unique_name("bounded"), args).await;
+
+    let confirm = ch
+        .basic_publish_traced_with(
+            &tr,
+            "".into(),
+            q.as_str().into(),
+            BasicPublishOptions::default(),
+            b"1",
+            BasicProperties::default(),
+        )
+        .await
+        .expect("publish");
+    assert!(t.spans().is_empty(), "in confirm mode the span stays open until the confirm");
+    assert!(confirm.await.expect("confirm").is_ack());
+    assert_eq!(t.spans().len(), 1);
+
+    let second = ch
+        .basic_publish_traced_with(
+            &tr,
+            "".into(),
+            q.as_str().into(),
+            BasicPublishOptions::default(),
+            b"2",
+            BasicProperties::default(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    assert!(second.is_nack(), "the queue is full: reject-publish nacks");
+    let spans = t.spans();
+    assert_eq!(spans.len(), 2);
+    assert!(matches!(spans[1].status, opentelemetry::trace::Status::Error { .. }));
+    assert_eq!(attributes(&spans[1])["error.type"], Value::from("nack"));
+    assert!(!attributes(&spans[0]).contains_key("error.type"));
+}
+
+#[tokio::test]
+async fn fanout_to_two_queues_gives_two_process_spans_in_one_trace() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let (_c, ch) = channel().await;
+    let ex = unique_name("fanout");
+    ch.exchange_declare(
+        ex.as_str().into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions { auto_delete: true, ..Default::default() },
+        FieldTable::default(),
+    )
+    .await
+    .expect("exchange");
+    let (qa, qb) = (unique_name("a"), unique_name("b"));
+    for q in [&qa, &qb] {
+        queue(&ch, q, FieldTable::default()).await;
+        ch.queue_bind(
+            q.as_str().into(),
+            ex.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind");
+    }
+    let (mut ca, mut cb) = (consume(&ch, &qa, &tr).await, consume(&ch, &qb, &tr).await);
+    publish(&ch, &tr, &ex, "", BasicProperties::default()).await;
+    drop(next(&mut ca).await);
+    drop(next(&mut cb).await);
+    let spans = t.spans();
+    let send = format!("publish {ex}");
+    assert_trace(
+        &spans,
+        &[
+            shape(&send, SpanKind::Producer),
+            shape(format!("process {ex}:{qa}"), SpanKind::Consumer).parent(&send).links(&[&send]),
+            shape(format!("process {ex}:{qb}"), SpanKind::Consumer).parent(&send).links(&[&send]),
+        ],
+    );
+    assert_one_trace(&spans);
+}
+
+#[tokio::test]
+async fn topic_exchange_and_server_named_queue_never_in_span_names() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let (_c, ch) = channel().await;
+    let ex = unique_name("topic");
+    ch.exchange_declare(
+        ex.as_str().into(),
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions { auto_delete: true, ..Default::default() },
+        FieldTable::default(),
+    )
+    .await
+    .expect("exchange");
+    let q = queue(&ch, "", FieldTable::default()).await;
+    assert!(q.starts_with("amq.gen-"), "{q}");
+    ch.queue_bind(
+        q.as_str().into(),
+        ex.as_str().into(),
+        "orders.*".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("bind");
+    let mut consumer = consume(&ch, &q, &tr).await;
+    publish(&ch, &tr, &ex, "orders.eu", BasicProperties::default()).await;
+    drop(next(&mut consumer).await);
+    let spans = t.spans();
+    let send = format!("publish {ex}:orders.eu");
+    assert_trace(
+        &spans,
+        &[
+            shape(&send, SpanKind::Producer),
+            shape("process", SpanKind::Consumer).parent(&send).links(&[&send]),
+        ],
+    );
+    let p = attributes(span(&spans, "process"));
+    assert_eq!(p["messaging.destination.name"], Value::from(format!("{ex}:orders.eu:{q}")));
+    assert_eq!(p["messaging.destination.anonymous"], Value::Bool(true));
+    assert!(spans.iter().all(|s| !s.name.contains("amq.gen-")));
+}
+
+#[tokio::test]
+async fn redelivery_after_nack_requeue_is_flagged_and_processed_again() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let (_c, ch) = channel().await;
+    let q = queue(&ch, &unique_name("retry"), FieldTable::default()).await;
+    let mut consumer = consume(&ch, &q, &tr).await;
+    publish(&ch, &tr, "", &q, BasicProperties::default()).await;
+    let first = next(&mut consumer).await.into_inner();
+    first.nack_traced(&tr, BasicNackOptions { requeue: true, ..Default::default() }).await.expect("nack");
+    let second = next(&mut consumer).await.into_inner();
+    assert!(second.redelivered);
+    second.ack_traced(&tr, BasicAckOptions::default()).await.expect("ack");
+    let spans = t.spans();
+    let processes: Vec<_> = spans.iter().filter(|s| s.name == format!("process {q}")).collect();
+    assert_eq!(processes.len(), 2, "{}", waterfall(&spans));
+    assert!(!attributes(processes[0]).contains_key("otel_messaging.rabbitmq.redelivered"));
+    assert_eq!(attributes(processes[1])["otel_messaging.rabbitmq.redelivered"], Value::Bool(true));
+    let nack = span(&spans, &format!("nack {q}"));
+    assert_eq!(nack.links.len(), 1, "settle spans link to the creation context");
+    assert_eq!(
+        nack.links[0].span_context.span_id(),
+        span(&spans, &format!("publish {q}")).span_context.span_id()
+    );
+    let in_trace: Vec<_> =
+        spans.iter().filter(|s| !s.name.starts_with("nack") && !s.name.starts_with("ack")).cloned().collect();
+    assert_one_trace(&in_trace);
+}
+
+#[tokio::test]
+async fn malformed_binary_or_duplicated_traceparent_is_delivered_as_new_trace() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let (_c, ch) = channel().await;
+    let q = queue(&ch, &unique_name("bad"), FieldTable::default()).await;
+    let mut consumer = consume(&ch, &q, &tr).await;
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut cases = Vec::new();
+    let mut h = FieldTable::default();
+    h.insert("traceparent".into(), AMQPValue::LongString("00-1-2-01".into()));
+    cases.push(h);
+    let mut h = FieldTable::default();
+    h.insert("traceparent".into(), AMQPValue::ByteArray(ByteArray::from(vec![0xff_u8, 0x00, 0xfe])));
+    cases.push(h);
+    let mut h = FieldTable::default();
+    h.insert("traceparent".into(), AMQPValue::LongInt(42));
+    cases.push(h);
+    let mut h = FieldTable::default();
+    h.insert("Traceparent".into(), AMQPValue::LongString("garbage".into()));
+    h.insert(
+        "traceparent".into(),
+        AMQPValue::LongString("00-00000000000000000000000000000000-00f067aa0ba902b7-01".into()),
+    );
+    cases.push(h);
+    let n = cases.len();
+    for headers in cases {
+        // Untraced publishes: the messages carry exactly these headers.
+        ch.basic_publish(
+            "".into(),
+            q.as_str().into(),
+            BasicPublishOptions::default(),
+            b"x",
+            BasicProperties::default().with_headers(headers),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    }
+    for _ in 0..n {
+        let (_d, r) = next(&mut consumer)
+            .await
+            .process(|d| std::future::ready(Ok::<_, lapin::Error>(d.data.len())))
+            .await;
+        assert_eq!(r.expect("handler"), 1);
+    }
+    let spans = t.spans();
+    assert_eq!(spans.len(), n);
+    for s in &spans {
+        assert_eq!(s.parent_span_id, opentelemetry::trace::SpanId::INVALID);
+        assert!(s.links.is_empty());
+        assert_ne!(s.span_context.trace_id().to_string(), tp[3..35]);
+    }
+    // .NET publishers send byte arrays; a valid one is read.
+    let mut h = FieldTable::default();
+    h.insert("traceparent".into(), AMQPValue::ByteArray(ByteArray::from(tp.as_bytes().to_vec())));
+    ch.basic_publish(
+        "".into(),
+        q.as_str().into(),
+        BasicPublishOptions::default(),
+        b"x",
+        BasicProperties::default().with_headers(h),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("confirm");
+    drop(next(&mut consumer).await);
+    let spans = t.spans();
+    assert_eq!(spans[n].span_context.trace_id().to_string(), &tp[3..35]);
+}
+
+#[tokio::test]
+async fn basic_get_records_a_linked_receive_span() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let (_c, ch) = channel().await;
+    let q = queue(&ch, &unique_name("get"), FieldTable::default()).await;
+    publish(&ch, &tr, "", &q, BasicProperties::default()).await;
+    let mut got = None;
+    for _ in 0..50 {
+        got = ch
+            .basic_get_traced_with(&tr, q.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("get");
+        if got.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(got.is_some());
+    let spans = t.spans();
+    let send = format!("publish {q}");
+    assert_trace(
+        &spans,
+        &[shape(&send, SpanKind::Producer), shape(format!("receive {q}"), SpanKind::Client).links(&[&send])],
+    );
+}
+
+#[tokio::test]
+async fn rpc_reply_lands_in_the_callers_trace() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let (_c, ch) = channel().await;
+    let requests = queue(&ch, &unique_name("rpc"), FieldTable::default()).await;
+    let replies = queue(&ch, "", FieldTable::default()).await;
+    let mut server = consume(&ch, &requests, &tr).await;
+    let mut client = consume(&ch, &replies, &tr).await;
+
+    let tracer = t.tracer("app");
+    let call = Context::new().with_span(tracer.start("rpc call"));
+    let props = BasicProperties::default()
+        .with_reply_to(ShortString::from(replies.clone()))
+        .with_correlation_id("c-1".into());
+    publish(&ch, &tr, "", &requests, props).with_context(call.clone()).await;
+
+    // Server: processes the request and publishes the reply inside its process span.
+    let request = next(&mut server).await;
+    let (_req, result) = request
+        .process(|d| {
+            let reply_to = d.properties.reply_to().clone().expect("reply_to");
+            let correlation = d.properties.correlation_id().clone().expect("correlation id");
+            let (ch, tr) = (&ch, &tr);
+            async move {
+                publish(
+                    ch,
+                    tr,
+                    "",
+                    reply_to.as_str(),
+                    BasicProperties::default().with_correlation_id(correlation),
+                )
+                .await;
+                Ok::<_, lapin::Error>(())
+            }
+        })
+        .await;
+    result.expect("server handler");
+
+    // Client: processes the reply inside the call.
+    let reply = next(&mut client).await;
+    assert_eq!(reply.properties.correlation_id().as_ref().map(|c| c.as_str()), Some("c-1"));
+    drop(reply);
+    call.span().end();
+
+    let spans = t.spans();
+    assert_one_trace(&spans);
+    assert_eq!(spans.len(), 5, "{}", waterfall(&spans));
+    let req_send = format!("publish {requests}");
+    let req_process = format!("process {requests}");
+    assert_trace(
+        &spans,
+        &[
+            shape("rpc call", SpanKind::Internal),
+            shape(&req_send, SpanKind::Producer).parent("rpc call"),
+            shape(&req_process, SpanKind::Consumer).parent(&req_send).links(&[&req_send]),
+            shape("publish", SpanKind::Producer).parent(&req_process),
+            shape("process", SpanKind::Consumer).parent("publish").links(&["publish"]),
+        ],
+    );
+}
