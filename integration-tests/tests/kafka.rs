@@ -186,7 +186,7 @@ async fn link_only_policy_gives_new_root_plus_link() {
     let consumer = k.consumer();
     let mut stream = consumer.stream_traced(&consumer_tracing);
     let traced = futures_util::StreamExt::next(&mut stream).await.expect("stream open").expect("message");
-    let (_message, result) = traced.process(|m| std::future::ready(Ok::<_, KafkaError>(m.offset()))).await;
+    let (_message, result) = traced.process(async |m| Ok::<_, KafkaError>(m.offset())).await;
     assert_eq!(result.expect("handler"), 0);
 
     let spans = t.spans();

@@ -101,7 +101,7 @@ async fn one_publish_one_process_parented_and_linked() {
     publish(&ch, &tr, "", &q, props).await;
     let delivery = next(&mut consumer).await;
     let (delivery, result) = delivery
-        .process(|_| async {
+        .process(async |_| {
             t.tracer("worker").in_span("db insert", |_| ());
             Ok::<_, lapin::Error>(())
         })
@@ -373,10 +373,7 @@ async fn malformed_binary_or_duplicated_traceparent_is_delivered_as_new_trace() 
         .expect("confirm");
     }
     for _ in 0..n {
-        let (_d, r) = next(&mut consumer)
-            .await
-            .process(|d| std::future::ready(Ok::<_, lapin::Error>(d.data.len())))
-            .await;
+        let (_d, r) = next(&mut consumer).await.process(async |d| Ok::<_, lapin::Error>(d.data.len())).await;
         assert_eq!(r.expect("handler"), 1);
     }
     let spans = t.spans();
@@ -452,11 +449,11 @@ async fn rpc_reply_lands_in_the_callers_trace() {
     // Server: processes the request and publishes the reply inside its process span.
     let request = next(&mut server).await;
     let (_req, result) = request
-        .process(|d| {
+        .process(async |d| {
             let reply_to = d.properties.reply_to().clone().expect("reply_to");
             let correlation = d.properties.correlation_id().clone().expect("correlation id");
             let (ch, tr) = (&ch, &tr);
-            async move {
+            {
                 publish(
                     ch,
                     tr,

@@ -52,9 +52,9 @@ async fn main() -> anyhow::Result<()> {
     while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
         let message = message?;
         let (message, result) = message
-            .process(|m| {
+            .process(async |m| {
                 let offset = m.offset();
-                async move {
+                {
                     // The handler's spans nest under `process {topic}`.
                     global::tracer("worker")
                         .in_span("handle order", |_| println!("handling offset {offset}"));

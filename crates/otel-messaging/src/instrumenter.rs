@@ -730,10 +730,9 @@ impl<M> TracedMessage<M> {
     /// # Errors
     ///
     /// The handler's error, unchanged (span status `Error`, `error.type` = its type name).
-    pub async fn process<F, T, E>(self, handler: impl FnOnce(&M) -> F) -> (M, Result<T, E>)
+    pub async fn process<T, E>(self, handler: impl AsyncFnOnce(&M) -> Result<T, E>) -> (M, Result<T, E>)
     where
-        F: Future<Output = Result<T, E>>,
-        E: std::fmt::Display,
+        E: fmt::Display,
     {
         let TracedMessage { message, operation } = self;
         let result = operation.run(handler(&message)).await;

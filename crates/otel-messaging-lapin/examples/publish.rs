@@ -1,0 +1,65 @@
+//! Publish traced messages: each `publish {destination}` PRODUCER span ends at the broker's
+//! confirm (the channel is put in confirm mode) and its context travels in the `headers` table.
+//!
+//! ```sh
+//! just brokers-up    # or any RabbitMQ at AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f)
+//! cargo run -p otel-messaging-lapin --example publish -- orders 3
+//! ```
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use lapin::{
+    BasicProperties, Connection, ConnectionProperties,
+    options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions},
+    types::FieldTable,
+};
+use opentelemetry::{global, propagation::TextMapCompositePropagator};
+use opentelemetry_sdk::{
+    propagation::{BaggagePropagator, TraceContextPropagator},
+    trace::{InMemorySpanExporter, SdkTracerProvider},
+};
+use otel_messaging_lapin::{AmqpInstrumentation, ChannelExt as _};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let queue = args.next().unwrap_or_else(|| "orders".into());
+    let count: u32 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(3);
+    let url = std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+
+    // Providers and a propagator first: the opentelemetry-rust default propagator is a no-op.
+    let spans = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
+    global::set_tracer_provider(provider.clone());
+    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
+
+    let connection = Connection::connect(&url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    channel
+        .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await?;
+    let tracing = AmqpInstrumentation::from_uri(&url);
+
+    for i in 0..count {
+        let body = format!(r#"{{"order":{i}}}"#);
+        let confirmation = channel
+            .basic_publish_traced_with(
+                &tracing,
+                "".into(),
+                queue.as_str().into(),
+                BasicPublishOptions::default(),
+                body.as_bytes(),
+                BasicProperties::default(),
+            )
+            .await?
+            .await?;
+        println!("published order {i}: ack = {}", confirmation.is_ack());
+    }
+    print!("{}", otel_messaging::testing::waterfall(&spans.get_finished_spans()?));
+    provider.shutdown()?;
+    Ok(())
+}
