@@ -1,0 +1,75 @@
+//! Carriers over Redis stream entry fields: [`FieldsInjector`] (fields about to be written by
+//! `XADD`) and [`StreamFieldsExtractor`] (the field map of a read entry). Pure adapters.
+
+use std::collections::HashMap;
+
+use opentelemetry::propagation::{Extractor, Injector};
+use redis::Value;
+
+/// Writes propagation fields as `(field, value)` pairs, appended to an entry's fields by `XADD`.
+/// Setting a key replaces any pair of that key (ASCII case-insensitive). Never fails.
+pub struct FieldsInjector<'a>(pub &'a mut Vec<(String, String)>);
+
+impl std::fmt::Debug for FieldsInjector<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("FieldsInjector").field(&self.0.len()).finish()
+    }
+}
+
+impl Injector for FieldsInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+        self.0.push((key.to_owned(), value));
+    }
+}
+
+/// Reads propagation fields from a stream entry's field map (`StreamId::map`).
+///
+/// Bulk, simple and verbatim string values holding UTF-8 are read; everything else reads as
+/// absent. Keys match ASCII case-insensitively (an exact match wins).
+pub struct StreamFieldsExtractor<'a>(pub &'a HashMap<String, Value>);
+
+impl std::fmt::Debug for StreamFieldsExtractor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamFieldsExtractor")
+    }
+}
+
+pub(crate) fn value_str(value: &Value) -> Option<&str> {
+    match value {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+        Value::SimpleString(s) => Some(s),
+        Value::VerbatimString { text, .. } => Some(text),
+        _ => None,
+    }
+}
+
+impl Extractor for StreamFieldsExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        if let Some(v) = self.0.get(key) {
+            return value_str(v);
+        }
+        self.0.iter().filter(|(k, _)| k.eq_ignore_ascii_case(key)).find_map(|(_, v)| value_str(v))
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+}
+
+/// Reads fields from flattened `XADD` arguments `[field, value, field, value, ...]`.
+pub(crate) struct ArgPairsExtractor<'a>(pub(crate) &'a [Vec<u8>]);
+
+impl Extractor for ArgPairsExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .chunks_exact(2)
+            .rev()
+            .filter(|p| std::str::from_utf8(&p[0]).is_ok_and(|k| k.eq_ignore_ascii_case(key)))
+            .find_map(|p| std::str::from_utf8(&p[1]).ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.chunks_exact(2).filter_map(|p| std::str::from_utf8(&p[0]).ok()).collect()
+    }
+}

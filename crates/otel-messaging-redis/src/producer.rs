@@ -1,0 +1,192 @@
+//! Traced producing: `XADD` with the context in entry fields ([`StreamsExt::xadd_traced`],
+//! [`StreamsExt::xadd_maxlen_traced`]), and the envelope for lists and pub/sub
+//! ([`QueueExt::lpush_traced`], [`QueueExt::rpush_traced`], [`QueueExt::publish_traced`]).
+//!
+//! Every send is a `send {destination}` PRODUCER span that ends with the server's reply.
+
+use std::future::Future;
+
+use opentelemetry::Context;
+use otel_messaging::OperationType;
+use redis::{FromRedisValue, RedisResult, ToRedisArgs, Value, aio::ConnectionLike, streams::StreamMaxlen};
+
+use crate::{
+    attributes::{RedisView, error_type, message_id_attribute},
+    carrier::{ArgPairsExtractor, FieldsInjector},
+    config::RedisInstrumentation,
+    envelope::{EnvelopeHeaders, encode},
+};
+
+/// `messaging.operation.name` of send spans: `send`.
+pub const OPERATION_SEND: &str = "send";
+
+fn destination_of<K: ToRedisArgs>(key: &K) -> String {
+    key.to_redis_args().first().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default()
+}
+
+async fn xadd<C, K, ID, F, V, RV>(
+    conn: &mut C,
+    instrumentation: &RedisInstrumentation,
+    parent: Context,
+    key: K,
+    maxlen: Option<StreamMaxlen>,
+    id: ID,
+    items: &[(F, V)],
+) -> RedisResult<RV>
+where
+    C: ConnectionLike + Send,
+    K: ToRedisArgs,
+    ID: ToRedisArgs,
+    F: ToRedisArgs,
+    V: ToRedisArgs,
+    RV: FromRedisValue,
+{
+    let stream = destination_of(&key);
+    let item_args = items.to_redis_args();
+    let view = RedisView::new(OperationType::Send, OPERATION_SEND, Some(&stream), instrumentation);
+    let operation = instrumentation.instrumenter.start_send(&view, &parent, &ArgPairsExtractor(&item_args));
+    let mut fields = Vec::new();
+    operation.inject(&mut FieldsInjector(&mut fields));
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(key);
+    if let Some(maxlen) = maxlen {
+        cmd.arg(maxlen);
+    }
+    cmd.arg(id).arg(items).arg(&fields);
+    let result: RedisResult<Value> = cmd.query_async(conn).await;
+    match &result {
+        Ok(Value::BulkString(bytes)) => {
+            if let Ok(entry_id) = std::str::from_utf8(bytes) {
+                operation.set_attributes([message_id_attribute(entry_id)]);
+            }
+            operation.end_ok();
+        }
+        Ok(_) => operation.end_ok(),
+        Err(e) => operation.end_error(&error_type(e), e),
+    }
+    RV::from_redis_value(result?).map_err(Into::into)
+}
+
+/// Traced stream producing on any async redis-rs connection.
+pub trait StreamsExt: ConnectionLike + Send + Sized {
+    /// `XADD key id field value ...` like `AsyncCommands::xadd` (same arguments, same generic
+    /// return), inside a `send {stream}` PRODUCER span. The context is written as extra entry
+    /// fields named by the propagator (`traceparent`, `tracestate`, `baggage`), unless the items
+    /// already carry a creation context, which is kept. The returned entry id becomes
+    /// `messaging.message.id`. The parent is [`Context::current`] at the call.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged (span status `Error`, `error.type` from
+    /// [`error_type`](crate::error_type)).
+    fn xadd_traced<K, ID, F, V, RV>(
+        &mut self,
+        instrumentation: &RedisInstrumentation,
+        key: K,
+        id: ID,
+        items: &[(F, V)],
+    ) -> impl Future<Output = RedisResult<RV>> + Send
+    where
+        K: ToRedisArgs + Send,
+        ID: ToRedisArgs + Send,
+        F: ToRedisArgs + Sync,
+        V: ToRedisArgs + Sync,
+        RV: FromRedisValue,
+    {
+        xadd(self, instrumentation, Context::current(), key, None, id, items)
+    }
+
+    /// `XADD key MAXLEN ... id field value ...` like `AsyncCommands::xadd_maxlen`, traced as
+    /// [`xadd_traced`](Self::xadd_traced).
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn xadd_maxlen_traced<K, ID, F, V, RV>(
+        &mut self,
+        instrumentation: &RedisInstrumentation,
+        key: K,
+        maxlen: StreamMaxlen,
+        id: ID,
+        items: &[(F, V)],
+    ) -> impl Future<Output = RedisResult<RV>> + Send
+    where
+        K: ToRedisArgs + Send,
+        ID: ToRedisArgs + Send,
+        F: ToRedisArgs + Sync,
+        V: ToRedisArgs + Sync,
+        RV: FromRedisValue,
+    {
+        xadd(self, instrumentation, Context::current(), key, Some(maxlen), id, items)
+    }
+}
+
+impl<C: ConnectionLike + Send + Sized> StreamsExt for C {}
+
+async fn send_enveloped<C: ConnectionLike + Send>(
+    conn: &mut C,
+    instrumentation: &RedisInstrumentation,
+    parent: Context,
+    command: &'static str,
+    destination: &str,
+    payload: &[u8],
+) -> RedisResult<usize> {
+    let mut view = RedisView::new(OperationType::Send, OPERATION_SEND, Some(destination), instrumentation);
+    view.body_size = Some(payload.len() as u64);
+    let operation = instrumentation.instrumenter.start(&view, &parent);
+    let mut headers = EnvelopeHeaders::default();
+    operation.inject(&mut headers);
+    let result: RedisResult<usize> =
+        redis::cmd(command).arg(destination).arg(encode(&headers, payload)).query_async(conn).await;
+    operation.end(&result, error_type);
+    result
+}
+
+/// Traced list queues and pub/sub with the opt-in envelope ([`crate::envelope`]): the payload is
+/// wrapped with the trace context; consumers unwrap it with the traced receive functions.
+pub trait QueueExt: ConnectionLike + Send + Sized {
+    /// `LPUSH key <envelope(payload)>` inside a `send {key}` PRODUCER span; returns the list length.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn lpush_traced(
+        &mut self,
+        instrumentation: &RedisInstrumentation,
+        key: &str,
+        payload: &[u8],
+    ) -> impl Future<Output = RedisResult<usize>> + Send {
+        send_enveloped(self, instrumentation, Context::current(), "LPUSH", key, payload)
+    }
+
+    /// `RPUSH key <envelope(payload)>` inside a `send {key}` PRODUCER span; returns the list length.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn rpush_traced(
+        &mut self,
+        instrumentation: &RedisInstrumentation,
+        key: &str,
+        payload: &[u8],
+    ) -> impl Future<Output = RedisResult<usize>> + Send {
+        send_enveloped(self, instrumentation, Context::current(), "RPUSH", key, payload)
+    }
+
+    /// `PUBLISH channel <envelope(payload)>` inside a `send {channel}` PRODUCER span; returns the
+    /// number of subscribers that received it.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn publish_traced(
+        &mut self,
+        instrumentation: &RedisInstrumentation,
+        channel: &str,
+        payload: &[u8],
+    ) -> impl Future<Output = RedisResult<usize>> + Send {
+        send_enveloped(self, instrumentation, Context::current(), "PUBLISH", channel, payload)
+    }
+}
+
+impl<C: ConnectionLike + Send + Sized> QueueExt for C {}
