@@ -97,7 +97,10 @@ impl MessagingAttributes for RedisView<'_> {
     }
     fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
         if let Some(count) = self.delivery_count {
-            attributes.push(KeyValue::new(OTEL_MESSAGING_REDIS_DELIVERY_COUNT, i64::try_from(count).unwrap_or(i64::MAX)));
+            attributes.push(KeyValue::new(
+                OTEL_MESSAGING_REDIS_DELIVERY_COUNT,
+                i64::try_from(count).unwrap_or(i64::MAX),
+            ));
         }
     }
 }
@@ -134,7 +137,10 @@ mod tests {
 
     #[test]
     fn entry_ids_carry_the_send_time() {
-        assert_eq!(entry_time("1700000000123-0"), UNIX_EPOCH.checked_add(Duration::from_millis(1_700_000_000_123)));
+        assert_eq!(
+            entry_time("1700000000123-0"),
+            UNIX_EPOCH.checked_add(Duration::from_millis(1_700_000_000_123))
+        );
         assert_eq!(entry_time("garbage"), None);
     }
 }

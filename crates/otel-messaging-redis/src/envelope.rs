@@ -122,7 +122,15 @@ mod tests {
 
     #[test]
     fn non_envelopes_pass_through_unchanged() {
-        for bytes in [&b""[..], b"plain", b"OTM", b"OTM\x02\x00\x00x", b"OTM\x01\x00\x09short", b"OTM\x01\x00\x03a\nb", b"OTM\x01\x00\x02\xff\xfe"] {
+        for bytes in [
+            &b""[..],
+            b"plain",
+            b"OTM",
+            b"OTM\x02\x00\x00x",
+            b"OTM\x01\x00\x09short",
+            b"OTM\x01\x00\x03a\nb",
+            b"OTM\x01\x00\x02\xff\xfe",
+        ] {
             assert_eq!(decode(bytes), (None, bytes), "{bytes:?}");
         }
     }

@@ -1,1 +1,19 @@
-mod attributes; mod carrier; mod config; pub mod envelope; mod producer; pub use producer::*; pub use config::*; pub use carrier::*; pub use attributes::*;
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod attributes;
+mod carrier;
+mod config;
+mod consumer;
+pub mod envelope;
+mod producer;
+
+pub use attributes::{OTEL_MESSAGING_REDIS_DELIVERY_COUNT, SYSTEM, error_type};
+pub use carrier::{FieldsInjector, StreamFieldsExtractor};
+pub use config::RedisInstrumentation;
+pub use consumer::{
+    MsgExt, OPERATION_ACK, OPERATION_CLAIM, OPERATION_PROCESS, OPERATION_RECEIVE, QueueConsumerExt,
+    QueueMessage, StreamEntryExt, StreamsConsumerExt,
+};
+pub use otel_messaging::TracedMessage;
+pub use producer::{OPERATION_SEND, QueueExt, StreamsExt};

@@ -1,0 +1,331 @@
+//! Traced consuming: `XREADGROUP`/`XREAD` receive spans linking every entry
+//! ([`StreamsConsumerExt::xread_options_traced`]), per-entry process spans ([`StreamEntryExt::traced`]),
+//! `XACK` settle spans, `XAUTOCLAIM` with delivery counts, and enveloped list pops and pub/sub
+//! messages.
+
+use std::{collections::HashMap, future::Future, time::SystemTime};
+
+use opentelemetry::{Context, KeyValue, propagation::Extractor};
+use otel_messaging::{OperationType, TracedMessage, propagation::EmptyExtractor};
+use redis::{
+    RedisResult, ToRedisArgs,
+    aio::ConnectionLike,
+    streams::{
+        StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadOptions,
+        StreamReadReply,
+    },
+};
+
+use crate::{
+    attributes::{RedisView, entry_link_attributes, entry_time, error_type},
+    carrier::StreamFieldsExtractor,
+    config::RedisInstrumentation,
+    envelope::decode,
+};
+
+/// `messaging.operation.name` of stream read spans: `receive`.
+pub const OPERATION_RECEIVE: &str = "receive";
+/// `messaging.operation.name` of `XAUTOCLAIM` spans: `claim`.
+pub const OPERATION_CLAIM: &str = "claim";
+/// `messaging.operation.name` of process spans: `process`.
+pub const OPERATION_PROCESS: &str = "process";
+/// `messaging.operation.name` of `XACK` spans: `ack`.
+pub const OPERATION_ACK: &str = "ack";
+
+/// The consumer group of `XREADGROUP` options (`GROUP <group> <consumer>`).
+fn group_of(options: &StreamReadOptions) -> Option<String> {
+    let args = options.to_redis_args();
+    let at = args.iter().position(|a| a.eq_ignore_ascii_case(b"GROUP"))?;
+    args.get(at + 1).map(|g| String::from_utf8_lossy(g).into_owned())
+}
+
+/// Records one receive-type span over stream entries, linking each entry's creation context.
+fn record_entries<'e>(
+    instrumentation: &RedisInstrumentation,
+    parent: &Context,
+    started: SystemTime,
+    name: &'static str,
+    group: Option<&str>,
+    streams: impl Iterator<Item = (&'e str, &'e [StreamId])> + Clone,
+) {
+    let count: usize = streams.clone().map(|(_, ids)| ids.len()).sum();
+    if count == 0 {
+        return;
+    }
+    let mut keys = streams.clone().filter(|(_, ids)| !ids.is_empty()).map(|(k, _)| k);
+    let first = keys.next();
+    let single = if keys.next().is_none() { first } else { None };
+    let mut view = RedisView::new(OperationType::Receive, name, single, instrumentation);
+    view.group = group;
+    view.batch = Some(count as u64);
+    let entries: Vec<(StreamFieldsExtractor<'_>, Vec<KeyValue>)> = streams
+        .flat_map(|(_, ids)| ids.iter())
+        .map(|e| (StreamFieldsExtractor(&e.map), entry_link_attributes(&e.id)))
+        .collect();
+    let messages = entries.iter().map(|(x, a)| (x as &dyn Extractor, a.clone()));
+    instrumentation.instrumenter.start_batch(&view, parent, Some(started), messages).end_ok();
+}
+
+/// Traced stream consuming on any async redis-rs connection.
+pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
+    /// `XREAD`/`XREADGROUP` like `AsyncCommands::xread_options`, returning the parsed
+    /// [`StreamReadReply`], and one `receive {stream}` CLIENT span (`receive` alone when several
+    /// streams answered) from the call to the reply, linking every entry's creation context with
+    /// its id as `messaging.message.id` link attribute, `messaging.batch.message_count`, and the
+    /// consumer group of the options. No span when nothing was read. Entries are counted in
+    /// `messaging.client.consumed.messages` here, not again when processed.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn xread_options_traced<K, ID>(
+        &mut self,
+        instrumentation: &RedisInstrumentation,
+        keys: &[K],
+        ids: &[ID],
+        options: &StreamReadOptions,
+    ) -> impl Future<Output = RedisResult<StreamReadReply>> + Send
+    where
+        K: ToRedisArgs + Sync,
+        ID: ToRedisArgs + Sync,
+    {
+        let parent = Context::current();
+        let started = SystemTime::now();
+        let group = group_of(options);
+        let mut cmd = redis::cmd(if group.is_some() { "XREADGROUP" } else { "XREAD" });
+        cmd.arg(options).arg("STREAMS").arg(keys).arg(ids);
+        async move {
+            let result: RedisResult<StreamReadReply> = cmd.query_async(self).await;
+            match &result {
+                Ok(reply) => {
+                    let streams = reply.keys.iter().map(|k| (k.key.as_str(), k.ids.as_slice()));
+                    record_entries(
+                        instrumentation,
+                        &parent,
+                        started,
+                        OPERATION_RECEIVE,
+                        group.as_deref(),
+                        streams,
+                    );
+                }
+                Err(e) => {
+                    let view =
+                        RedisView::new(OperationType::Receive, OPERATION_RECEIVE, None, instrumentation);
+                    instrumentation.instrumenter.start(&view, &parent).end_error(&error_type(e), e);
+                }
+            }
+            result
+        }
+    }
+
+    /// `XAUTOCLAIM key group consumer min-idle start [COUNT n]` like `AsyncCommands::xautoclaim_options`,
+    /// then `XPENDING` for the claimed ids so each claimed entry's `delivered_count` is filled in;
+    /// one `claim {stream}` CLIENT span links every claimed entry's creation context (link
+    /// attributes: message id). Processing a claimed entry with [`StreamEntryExt::traced`] continues
+    /// the original trace and records `otel_messaging.redis.delivery_count`.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    #[allow(clippy::too_many_arguments)]
+    fn xautoclaim_traced(
+        &mut self,
+        instrumentation: &RedisInstrumentation,
+        key: &str,
+        group: &str,
+        consumer: &str,
+        min_idle_time_ms: u64,
+        start: &str,
+        options: StreamAutoClaimOptions,
+    ) -> impl Future<Output = RedisResult<StreamAutoClaimReply>> + Send {
+        let parent = Context::current();
+        let started = SystemTime::now();
+        let mut cmd = redis::cmd("XAUTOCLAIM");
+        cmd.arg(key).arg(group).arg(consumer).arg(min_idle_time_ms).arg(start).arg(options);
+        let (key, group, consumer) = (key.to_owned(), group.to_owned(), consumer.to_owned());
+        async move {
+            let mut result: RedisResult<StreamAutoClaimReply> = cmd.query_async(&mut *self).await;
+            if let Ok(reply) = &mut result {
+                if !reply.claimed.is_empty() {
+                    let counts: RedisResult<StreamPendingCountReply> = redis::cmd("XPENDING")
+                        .arg(&key)
+                        .arg(&group)
+                        .arg("-")
+                        .arg("+")
+                        .arg(reply.claimed.len().max(1) * 4)
+                        .arg(&consumer)
+                        .query_async(&mut *self)
+                        .await;
+                    if let Ok(counts) = counts {
+                        let by_id: HashMap<&str, usize> =
+                            counts.ids.iter().map(|p| (p.id.as_str(), p.times_delivered)).collect();
+                        for entry in &mut reply.claimed {
+                            if let Some(n) = by_id.get(entry.id.as_str()) {
+                                entry.delivered_count = Some(*n);
+                            }
+                        }
+                    }
+                }
+                let streams = std::iter::once((key.as_str(), reply.claimed.as_slice()));
+                record_entries(instrumentation, &parent, started, OPERATION_CLAIM, Some(&group), streams);
+            }
+            result
+        }
+    }
+
+    /// `XACK key group id...` inside an `ack {stream}` settle span (CLIENT); returns the number of
+    /// entries acknowledged. `messaging.batch.message_count` is set when more than one id is given.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn xack_traced<ID: ToRedisArgs + Sync>(
+        &mut self,
+        instrumentation: &RedisInstrumentation,
+        key: &str,
+        group: &str,
+        ids: &[ID],
+    ) -> impl Future<Output = RedisResult<usize>> + Send {
+        let mut view = RedisView::new(OperationType::Settle, OPERATION_ACK, Some(key), instrumentation);
+        view.group = Some(group);
+        view.batch = (ids.len() > 1).then_some(ids.len() as u64);
+        let operation = instrumentation.instrumenter.start(&view, &Context::current());
+        let mut cmd = redis::cmd("XACK");
+        cmd.arg(key).arg(group).arg(ids);
+        async move {
+            let result: RedisResult<usize> = cmd.query_async(self).await;
+            operation.end(&result, error_type);
+            result
+        }
+    }
+}
+
+impl<C: ConnectionLike + Send + Sized> StreamsConsumerExt for C {}
+
+/// Process spans for stream entries.
+pub trait StreamEntryExt: Sized {
+    /// Starts the `process {stream}` CONSUMER span of this entry and hands it over as a
+    /// [`TracedMessage`] (run the handler with `.process(async |entry| ...)`). The creation context
+    /// comes from the entry's fields; queue wait from the millisecond part of the entry id;
+    /// `otel_messaging.redis.delivery_count` from `delivered_count` when known (claimed entries).
+    /// With [`RedisInstrumentation::with_strip_fields`] the propagation fields are removed from
+    /// the entry after they were read.
+    fn traced(
+        self,
+        instrumentation: &RedisInstrumentation,
+        stream: &str,
+        group: Option<&str>,
+    ) -> TracedMessage<StreamId>;
+}
+
+impl StreamEntryExt for StreamId {
+    fn traced(
+        mut self,
+        instrumentation: &RedisInstrumentation,
+        stream: &str,
+        group: Option<&str>,
+    ) -> TracedMessage<StreamId> {
+        let mut view =
+            RedisView::new(OperationType::Process, OPERATION_PROCESS, Some(stream), instrumentation);
+        view.group = group;
+        view.message_id = Some(&self.id);
+        view.sent = entry_time(&self.id);
+        view.delivery_count = self.delivered_count.map(|n| n as u64);
+        view.counted = true;
+        let operation = instrumentation.instrumenter.start_process(&view, &StreamFieldsExtractor(&self.map));
+        if instrumentation.strip_fields() {
+            for field in ["traceparent", "tracestate", "baggage"] {
+                self.map.retain(|k, _| !k.eq_ignore_ascii_case(field));
+            }
+        }
+        TracedMessage::new(self, operation)
+    }
+}
+
+/// A message popped from a list or received on a pub/sub channel, with the envelope removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    /// The list or channel it came from.
+    pub source: String,
+    /// The payload: the envelope's payload, or the bytes unchanged when they were not an envelope.
+    pub payload: Vec<u8>,
+}
+
+fn start_queue_process(
+    instrumentation: &RedisInstrumentation,
+    source: String,
+    bytes: &[u8],
+) -> TracedMessage<QueueMessage> {
+    let (headers, payload) = decode(bytes);
+    let mut view = RedisView::new(OperationType::Process, OPERATION_PROCESS, Some(&source), instrumentation);
+    view.body_size = Some(payload.len() as u64);
+    let operation = match &headers {
+        Some(h) => instrumentation.instrumenter.start_process(&view, h),
+        None => instrumentation.instrumenter.start_process(&view, &EmptyExtractor),
+    };
+    let payload = payload.to_vec();
+    TracedMessage::new(QueueMessage { source, payload }, operation)
+}
+
+/// Traced list consumption with the envelope.
+pub trait QueueConsumerExt: ConnectionLike + Send + Sized {
+    /// `BRPOP key timeout`; a popped message comes back with its `process {key}` CONSUMER span
+    /// started (context from the envelope; a plain payload is delivered unchanged as a new trace).
+    /// `None` on timeout.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn brpop_traced(
+        &mut self,
+        instrumentation: &RedisInstrumentation,
+        key: &str,
+        timeout_secs: f64,
+    ) -> impl Future<Output = RedisResult<Option<TracedMessage<QueueMessage>>>> + Send {
+        let mut cmd = redis::cmd("BRPOP");
+        cmd.arg(key).arg(timeout_secs);
+        async move {
+            let popped: Option<(String, Vec<u8>)> = cmd.query_async(self).await?;
+            Ok(popped.map(|(source, bytes)| start_queue_process(instrumentation, source, &bytes)))
+        }
+    }
+
+    /// `BLMOVE source destination <from> <to> timeout` (the reliable-queue pattern); the moved
+    /// message comes back with its `process {source}` CONSUMER span started. `None` on timeout.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn blmove_traced(
+        &mut self,
+        instrumentation: &RedisInstrumentation,
+        source: &str,
+        destination: &str,
+        from: redis::Direction,
+        to: redis::Direction,
+        timeout_secs: f64,
+    ) -> impl Future<Output = RedisResult<Option<TracedMessage<QueueMessage>>>> + Send {
+        let mut cmd = redis::cmd("BLMOVE");
+        cmd.arg(source).arg(destination).arg(from).arg(to).arg(timeout_secs);
+        let source = source.to_owned();
+        async move {
+            let moved: Option<Vec<u8>> = cmd.query_async(self).await?;
+            Ok(moved.map(|bytes| start_queue_process(instrumentation, source, &bytes)))
+        }
+    }
+}
+
+impl<C: ConnectionLike + Send + Sized> QueueConsumerExt for C {}
+
+/// Traced pub/sub messages.
+pub trait MsgExt {
+    /// Starts the `process {channel}` CONSUMER span of a pub/sub message (context from the
+    /// envelope; a plain payload is delivered unchanged as a new trace).
+    fn traced(&self, instrumentation: &RedisInstrumentation) -> TracedMessage<QueueMessage>;
+}
+
+impl MsgExt for redis::Msg {
+    fn traced(&self, instrumentation: &RedisInstrumentation) -> TracedMessage<QueueMessage> {
+        start_queue_process(instrumentation, self.get_channel_name().to_owned(), self.get_payload_bytes())
+    }
+}
