@@ -8,6 +8,7 @@
 #   scripts/brokers.sh check   validate docker-compose.yml when a docker client is present
 #
 # RabbitMQ: Debian's rabbitmq-server (`rabbitmq-server -detached`), guest/guest on 127.0.0.1:5672.
+# Redis: Debian's redis-server on 127.0.0.1:6379, no persistence.
 # Kafka: tansu 0.6.0 (`cargo install tansu --version 0.6.0 --features dynostore`, ~10-13 min the
 # first time on 2 cores, cached in ~/.cargo/bin afterwards), in-memory storage, 127.0.0.1:9092.
 set -euo pipefail
@@ -18,6 +19,7 @@ mkdir -p "$state"
 
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 RABBITMQ_PORT=5672
+REDIS_PORT=6379
 TANSU_VERSION="0.6.0"
 export KAFKA_CLUSTER_ID="${KAFKA_CLUSTER_ID:-otel-messaging-test}"
 
@@ -101,14 +103,29 @@ rabbitmq_up() {
   log "RabbitMQ ready"
 }
 
+redis_up() {
+  if port_open "$REDIS_PORT"; then log "Redis already listening on $REDIS_PORT"; return 0; fi
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  log "starting redis-server on 127.0.0.1:$REDIS_PORT (no persistence)"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+    --logfile "$state/redis.log" --pidfile "$state/redis.pid" || die "redis-server failed to start"
+  local deadline=$((SECONDS + 20))
+  until redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; do
+    [ $SECONDS -lt $deadline ] || die "Redis did not answer PING within 20 s (log: $state/redis.log)"
+    sleep 0.1
+  done
+  log "Redis ready"
+}
+
 up() {
   if docker_engine; then
     log "Docker engine found: docker compose up --wait"
-    compose -f "$here/docker-compose.yml" up -d --wait kafka rabbitmq
+    compose -f "$here/docker-compose.yml" up -d --wait kafka rabbitmq redis
   else
     log "no Docker engine: native brokers"
     kafka_up
     rabbitmq_up
+    redis_up
   fi
 }
 

@@ -25,6 +25,15 @@ pub fn amqp_url() -> String {
     url
 }
 
+/// Redis URL of the test Redis: `REDIS_URL`, default `redis://127.0.0.1:6379/`.
+pub fn redis_url() -> String {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let host_port = url.split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("");
+    let host_port = host_port.rsplit('@').next().unwrap_or(host_port);
+    require_reachable("Redis", host_port);
+    url
+}
+
 /// The cluster id the test broker was started with (`KAFKA_CLUSTER_ID`, default the one
 /// `scripts/brokers.sh` gives tansu).
 pub fn kafka_cluster_id() -> String {
