@@ -273,6 +273,10 @@ pub trait QueueConsumerExt: ConnectionLike + Send + Sized {
     /// started (context from the envelope; a plain payload is delivered unchanged as a new trace).
     /// `None` on timeout.
     ///
+    /// redis-rs's multiplexed connection answers a command with an error after its response
+    /// timeout (500 ms by default), shorter than most pop timeouts: block on a connection whose
+    /// response timeout exceeds `timeout_secs` (`AsyncConnectionConfig::set_response_timeout`).
+    ///
     /// # Errors
     ///
     /// The native error, unchanged.

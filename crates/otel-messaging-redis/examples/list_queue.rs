@@ -1,0 +1,63 @@
+//! A work queue on a Redis list with the opt-in envelope: `RPUSH` wraps the payload with the trace
+//! context, `BLMOVE` (the reliable-queue pattern) unwraps it and starts the process span.
+//! A plain payload pushed by another producer is delivered unchanged, as a new trace.
+//!
+//! ```sh
+//! cargo run -p otel-messaging-redis --example list_queue
+//! ```
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use opentelemetry::trace::{FutureExt as _, TraceContextExt as _, Tracer as _};
+use opentelemetry::{global, propagation::TextMapCompositePropagator};
+use opentelemetry_sdk::{
+    propagation::{BaggagePropagator, TraceContextPropagator},
+    trace::{InMemorySpanExporter, SdkTracerProvider},
+};
+use otel_messaging_redis::{QueueConsumerExt as _, QueueExt as _, RedisInstrumentation};
+use redis::AsyncCommands as _;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let spans = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
+    global::set_tracer_provider(provider.clone());
+    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
+    let client = redis::Client::open(url)?;
+    // Blocking pops wait longer than redis-rs's default response timeout (seconds vs 500 ms):
+    // give the connection that blocks a timeout longer than the pop's own.
+    let config =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(std::time::Duration::from_secs(10)));
+    let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
+    let tracing = RedisInstrumentation::from_client(&client);
+    let (queue, processing) = ("example:jobs", "example:jobs:processing");
+
+    let tracer = global::tracer("app");
+    let request = opentelemetry::Context::current_with_span(tracer.start("POST /jobs"));
+    async { conn.rpush_traced(&tracing, queue, b"resize image 42").await }
+        .with_context(request.clone())
+        .await?;
+    request.span().end();
+    let _: usize = conn.rpush(queue, b"legacy producer, no envelope").await?;
+
+    while let Some(job) = conn
+        .blmove_traced(&tracing, queue, processing, redis::Direction::Left, redis::Direction::Right, 1.0)
+        .await?
+    {
+        let (job, result) = job
+            .process(async |j| {
+                println!("job: {}", String::from_utf8_lossy(&j.payload));
+                anyhow::Ok(())
+            })
+            .await;
+        result?;
+        let _: usize = conn.lrem(processing, 1, job.payload).await.unwrap_or(0);
+    }
+    print!("{}", otel_messaging::testing::waterfall(&spans.get_finished_spans()?));
+    provider.shutdown()?;
+    Ok(())
+}

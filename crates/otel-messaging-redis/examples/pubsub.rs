@@ -1,0 +1,56 @@
+//! Pub/sub with the opt-in envelope: `PUBLISH` wraps the payload with the trace context; the
+//! subscriber unwraps it and processes the message inside the publisher's trace.
+//!
+//! ```sh
+//! cargo run -p otel-messaging-redis --example pubsub
+//! ```
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures_util::StreamExt as _;
+use opentelemetry::{global, propagation::TextMapCompositePropagator};
+use opentelemetry_sdk::{
+    propagation::{BaggagePropagator, TraceContextPropagator},
+    trace::{InMemorySpanExporter, SdkTracerProvider},
+};
+use otel_messaging_redis::{MsgExt as _, QueueExt as _, RedisInstrumentation};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let spans = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
+    global::set_tracer_provider(provider.clone());
+    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
+    let client = redis::Client::open(url)?;
+    let tracing = RedisInstrumentation::from_client(&client);
+
+    let mut subscriber = client.get_async_pubsub().await?;
+    subscriber.subscribe("example:events").await?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let receivers = conn.publish_traced(&tracing, "example:events", b"order shipped").await?;
+    println!("published to {receivers} subscriber(s)");
+
+    let message = tokio::time::timeout(Duration::from_secs(5), subscriber.on_message().next())
+        .await
+        .context("no message in 5 s")?
+        .context("subscription closed")?;
+    let (event, result) = message
+        .traced(&tracing)
+        .process(async |m| {
+            println!("event on {}: {}", m.source, String::from_utf8_lossy(&m.payload));
+            anyhow::Ok(())
+        })
+        .await;
+    result?;
+    drop(event);
+    print!("{}", otel_messaging::testing::waterfall(&spans.get_finished_spans()?));
+    provider.shutdown()?;
+    Ok(())
+}

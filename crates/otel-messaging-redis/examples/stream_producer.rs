@@ -1,0 +1,45 @@
+//! Add traced entries to a Redis stream: each `send {stream}` PRODUCER span writes its context as
+//! entry fields (`traceparent`, `tracestate`, `baggage`) and records the entry id.
+//!
+//! ```sh
+//! just brokers-up     # or any Redis at REDIS_URL (default redis://127.0.0.1:6379/)
+//! cargo run -p otel-messaging-redis --example stream_producer -- orders 3
+//! cargo run -p otel-messaging-redis --example stream_worker -- orders
+//! ```
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use opentelemetry::{global, propagation::TextMapCompositePropagator};
+use opentelemetry_sdk::{
+    propagation::{BaggagePropagator, TraceContextPropagator},
+    trace::{InMemorySpanExporter, SdkTracerProvider},
+};
+use otel_messaging_redis::{RedisInstrumentation, StreamsExt as _};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let stream = args.next().unwrap_or_else(|| "orders".into());
+    let count: u32 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(3);
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+
+    // Providers and a propagator first: the opentelemetry-rust default propagator is a no-op.
+    let spans = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
+    global::set_tracer_provider(provider.clone());
+    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
+
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let tracing = RedisInstrumentation::from_client(&client);
+    for i in 0..count {
+        let id: String = conn.xadd_traced(&tracing, &stream, "*", &[("order", i.to_string())]).await?;
+        println!("added entry {id}");
+    }
+    print!("{}", otel_messaging::testing::waterfall(&spans.get_finished_spans()?));
+    provider.shutdown()?;
+    Ok(())
+}

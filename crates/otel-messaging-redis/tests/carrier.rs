@@ -1,0 +1,62 @@
+//! Broker-free carrier tests for the Redis crate.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::collections::HashMap;
+
+use opentelemetry::{
+    Context,
+    propagation::{Extractor, TextMapPropagator},
+    trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState},
+};
+use otel_messaging::testing::w3c_propagator;
+use otel_messaging_redis::{FieldsInjector, StreamFieldsExtractor, envelope};
+use redis::Value;
+
+fn cx() -> Context {
+    Context::new().with_remote_span_context(SpanContext::new(
+        TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+        SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    ))
+}
+
+#[test]
+fn fields_round_trip_through_w3c_propagator() {
+    let mut fields = vec![("traceparent".to_string(), "stale".to_string())];
+    w3c_propagator().inject_context(&cx(), &mut FieldsInjector(&mut fields));
+    assert_eq!(fields.len(), 1, "replaced, no empty tracestate");
+    let map: HashMap<String, Value> =
+        fields.into_iter().map(|(k, v)| (k, Value::BulkString(v.into_bytes()))).collect();
+    let extracted = w3c_propagator().extract_with_context(&Context::new(), &StreamFieldsExtractor(&map));
+    assert_eq!(extracted.span().span_context().span_id().to_string(), "00f067aa0ba902b7");
+}
+
+#[test]
+fn extractor_reads_string_values_only() {
+    let map = HashMap::from([
+        ("a".to_string(), Value::BulkString(b"bulk".to_vec())),
+        ("b".to_string(), Value::SimpleString("simple".into())),
+        ("c".to_string(), Value::Int(1)),
+        ("d".to_string(), Value::BulkString(vec![0xff])),
+        ("e".to_string(), Value::Nil),
+    ]);
+    let x = StreamFieldsExtractor(&map);
+    assert_eq!(
+        [x.get("a"), x.get("B"), x.get("c"), x.get("d"), x.get("e")],
+        [Some("bulk"), Some("simple"), None, None, None]
+    );
+}
+
+#[test]
+fn envelope_carries_the_w3c_context() {
+    let mut headers = envelope::EnvelopeHeaders::default();
+    w3c_propagator().inject_context(&cx(), &mut headers);
+    let bytes = envelope::encode(&headers, b"\x00payload\xff");
+    let (decoded, payload) = envelope::decode(&bytes);
+    assert_eq!(payload, b"\x00payload\xff");
+    let extracted = w3c_propagator().extract_with_context(&Context::new(), &decoded.expect("an envelope"));
+    assert_eq!(extracted.span().span_context().trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+}
