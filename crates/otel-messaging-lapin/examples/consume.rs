@@ -17,11 +17,7 @@ use lapin::{
     options::{BasicAckOptions, BasicConsumeOptions, QueueDeclareOptions},
     types::FieldTable,
 };
-use opentelemetry::{global, propagation::TextMapCompositePropagator, trace::Tracer as _};
-use opentelemetry_sdk::{
-    propagation::{BaggagePropagator, TraceContextPropagator},
-    trace::{InMemorySpanExporter, SdkTracerProvider},
-};
+use opentelemetry::{global, trace::Tracer as _};
 use otel_messaging_lapin::{AmqpInstrumentation, ConsumerExt as _, DeliveryExt as _};
 
 #[tokio::main]
@@ -31,13 +27,9 @@ async fn main() -> anyhow::Result<()> {
     let count: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(3);
     let url = std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
 
-    let spans = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
-    global::set_tracer_provider(provider.clone());
-    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
-        Box::new(TraceContextPropagator::new()),
-        Box::new(BaggagePropagator::new()),
-    ]));
+    // A global tracer provider (spans kept in memory) and the W3C propagator: install a propagator,
+    // the opentelemetry-rust default one is a no-op.
+    let telemetry = otel_messaging::testing::DemoTelemetry::install();
 
     let connection = Connection::connect(&url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
@@ -67,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
             .await;
         result?;
     }
-    print!("{}", otel_messaging::testing::waterfall(&spans.get_finished_spans()?));
-    provider.shutdown()?;
+    print!("{}", telemetry.waterfall());
+    telemetry.shutdown()?;
     Ok(())
 }

@@ -13,11 +13,6 @@ use lapin::{
     options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions},
     types::FieldTable,
 };
-use opentelemetry::{global, propagation::TextMapCompositePropagator};
-use opentelemetry_sdk::{
-    propagation::{BaggagePropagator, TraceContextPropagator},
-    trace::{InMemorySpanExporter, SdkTracerProvider},
-};
 use otel_messaging_lapin::{AmqpInstrumentation, ChannelExt as _};
 
 #[tokio::main]
@@ -27,14 +22,9 @@ async fn main() -> anyhow::Result<()> {
     let count: u32 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(3);
     let url = std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
 
-    // Providers and a propagator first: the opentelemetry-rust default propagator is a no-op.
-    let spans = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
-    global::set_tracer_provider(provider.clone());
-    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
-        Box::new(TraceContextPropagator::new()),
-        Box::new(BaggagePropagator::new()),
-    ]));
+    // A global tracer provider (spans kept in memory) and the W3C propagator: install a propagator,
+    // the opentelemetry-rust default one is a no-op.
+    let telemetry = otel_messaging::testing::DemoTelemetry::install();
 
     let connection = Connection::connect(&url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
@@ -59,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         println!("published order {i}: ack = {}", confirmation.is_ack());
     }
-    print!("{}", otel_messaging::testing::waterfall(&spans.get_finished_spans()?));
-    provider.shutdown()?;
+    print!("{}", telemetry.waterfall());
+    telemetry.shutdown()?;
     Ok(())
 }

@@ -20,25 +20,16 @@ use lapin::{
 };
 use opentelemetry::{
     global,
-    propagation::TextMapCompositePropagator,
     trace::{FutureExt as _, SpanKind, TraceContextExt, Tracer as _},
-};
-use opentelemetry_sdk::{
-    propagation::{BaggagePropagator, TraceContextPropagator},
-    trace::{InMemorySpanExporter, SdkTracerProvider},
 };
 use otel_messaging_lapin::{AmqpInstrumentation, ChannelExt as _, ConsumerExt as _};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let url = std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    let spans = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
-    global::set_tracer_provider(provider.clone());
-    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
-        Box::new(TraceContextPropagator::new()),
-        Box::new(BaggagePropagator::new()),
-    ]));
+    // A global tracer provider (spans kept in memory) and the W3C propagator: install a propagator,
+    // the opentelemetry-rust default one is a no-op.
+    let telemetry = otel_messaging::testing::DemoTelemetry::install();
     let tracing = AmqpInstrumentation::from_uri(&url);
 
     let connection = Connection::connect(&url, ConnectionProperties::default()).await?;
@@ -134,10 +125,10 @@ async fn main() -> anyhow::Result<()> {
     call.span().end();
     println!("price: {price}");
 
-    let finished = spans.get_finished_spans()?;
-    print!("{}", otel_messaging::testing::waterfall(&finished));
+    let finished = telemetry.spans();
+    print!("{}", telemetry.waterfall());
     let traces: std::collections::HashSet<_> = finished.iter().map(|s| s.span_context.trace_id()).collect();
-    provider.shutdown()?;
+    telemetry.shutdown()?;
     anyhow::ensure!(traces.len() == 1, "expected one trace, got {}", traces.len());
     Ok(())
 }

@@ -12,11 +12,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use opentelemetry::{global, propagation::TextMapCompositePropagator, trace::Tracer as _};
-use opentelemetry_sdk::{
-    propagation::{BaggagePropagator, TraceContextPropagator},
-    trace::{InMemorySpanExporter, SdkTracerProvider},
-};
+use opentelemetry::{global, trace::Tracer as _};
 use otel_messaging_rdkafka::{KafkaInstrumentation, StreamConsumerExt as _};
 use rdkafka::{
     ClientConfig, Message as _,
@@ -30,13 +26,9 @@ async fn main() -> anyhow::Result<()> {
     let count: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(3);
     let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
 
-    let spans = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
-    global::set_tracer_provider(provider.clone());
-    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
-        Box::new(TraceContextPropagator::new()),
-        Box::new(BaggagePropagator::new()),
-    ]));
+    // A global tracer provider (spans kept in memory) and the W3C propagator: install a propagator,
+    // the opentelemetry-rust default one is a no-op.
+    let telemetry = otel_messaging::testing::DemoTelemetry::install();
 
     let mut config = ClientConfig::new();
     config
@@ -65,8 +57,7 @@ async fn main() -> anyhow::Result<()> {
         result?;
         consumer.commit_message(&message, CommitMode::Async)?;
     }
-    provider.force_flush()?;
-    print!("{}", otel_messaging::testing::waterfall(&spans.get_finished_spans()?));
-    provider.shutdown()?;
+    print!("{}", telemetry.waterfall());
+    telemetry.shutdown()?;
     Ok(())
 }

@@ -12,11 +12,6 @@
 
 use std::time::Duration;
 
-use opentelemetry::{global, propagation::TextMapCompositePropagator};
-use opentelemetry_sdk::{
-    propagation::{BaggagePropagator, TraceContextPropagator},
-    trace::{InMemorySpanExporter, SdkTracerProvider},
-};
 use otel_messaging_rdkafka::{FutureProducerExt as _, KafkaInstrumentation};
 use rdkafka::{
     ClientConfig,
@@ -32,14 +27,9 @@ async fn main() -> anyhow::Result<()> {
     let count: u32 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(3);
     let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
 
-    // Providers and a propagator first: the opentelemetry-rust default propagator is a no-op.
-    let spans = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
-    global::set_tracer_provider(provider.clone());
-    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
-        Box::new(TraceContextPropagator::new()),
-        Box::new(BaggagePropagator::new()),
-    ]));
+    // A global tracer provider (spans kept in memory) and the W3C propagator: install a propagator,
+    // the opentelemetry-rust default one is a no-op.
+    let telemetry = otel_messaging::testing::DemoTelemetry::install();
 
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &bootstrap).set("client.id", "example-producer");
@@ -63,8 +53,7 @@ async fn main() -> anyhow::Result<()> {
             Err((e, _)) => eprintln!("send failed: {e}"),
         }
     }
-    provider.force_flush()?;
-    print!("{}", otel_messaging::testing::waterfall(&spans.get_finished_spans()?));
-    provider.shutdown()?;
+    print!("{}", telemetry.waterfall());
+    telemetry.shutdown()?;
     Ok(())
 }

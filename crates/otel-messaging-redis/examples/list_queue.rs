@@ -8,25 +8,17 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+use opentelemetry::global;
 use opentelemetry::trace::{FutureExt as _, TraceContextExt as _, Tracer as _};
-use opentelemetry::{global, propagation::TextMapCompositePropagator};
-use opentelemetry_sdk::{
-    propagation::{BaggagePropagator, TraceContextPropagator},
-    trace::{InMemorySpanExporter, SdkTracerProvider},
-};
 use otel_messaging_redis::{QueueConsumerExt as _, QueueExt as _, RedisInstrumentation};
 use redis::AsyncCommands as _;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
-    let spans = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
-    global::set_tracer_provider(provider.clone());
-    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
-        Box::new(TraceContextPropagator::new()),
-        Box::new(BaggagePropagator::new()),
-    ]));
+    // A global tracer provider (spans kept in memory) and the W3C propagator: install a propagator,
+    // the opentelemetry-rust default one is a no-op.
+    let telemetry = otel_messaging::testing::DemoTelemetry::install();
     let client = redis::Client::open(url)?;
     // Blocking pops wait longer than redis-rs's default response timeout (seconds vs 500 ms):
     // give the connection that blocks a timeout longer than the pop's own.
@@ -57,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
         result?;
         let _: usize = conn.lrem(processing, 1, job.payload).await.unwrap_or(0);
     }
-    print!("{}", otel_messaging::testing::waterfall(&spans.get_finished_spans()?));
-    provider.shutdown()?;
+    print!("{}", telemetry.waterfall());
+    telemetry.shutdown()?;
     Ok(())
 }

@@ -9,11 +9,6 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use opentelemetry::{global, propagation::TextMapCompositePropagator};
-use opentelemetry_sdk::{
-    propagation::{BaggagePropagator, TraceContextPropagator},
-    trace::{InMemorySpanExporter, SdkTracerProvider},
-};
 use otel_messaging_redis::{RedisInstrumentation, StreamsExt as _};
 
 #[tokio::main]
@@ -23,14 +18,9 @@ async fn main() -> anyhow::Result<()> {
     let count: u32 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(3);
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
 
-    // Providers and a propagator first: the opentelemetry-rust default propagator is a no-op.
-    let spans = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
-    global::set_tracer_provider(provider.clone());
-    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
-        Box::new(TraceContextPropagator::new()),
-        Box::new(BaggagePropagator::new()),
-    ]));
+    // A global tracer provider (spans kept in memory) and the W3C propagator: install a propagator,
+    // the opentelemetry-rust default one is a no-op.
+    let telemetry = otel_messaging::testing::DemoTelemetry::install();
 
     let client = redis::Client::open(url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
@@ -39,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
         let id: String = conn.xadd_traced(&tracing, &stream, "*", &[("order", i.to_string())]).await?;
         println!("added entry {id}");
     }
-    print!("{}", otel_messaging::testing::waterfall(&spans.get_finished_spans()?));
-    provider.shutdown()?;
+    print!("{}", telemetry.waterfall());
+    telemetry.shutdown()?;
     Ok(())
 }
