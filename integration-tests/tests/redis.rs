@@ -112,21 +112,23 @@ async fn link_only_policy_and_stripped_fields() {
         .with_strip_fields(true);
     let stream = unique_name("orders");
     let _: String = conn.xadd_traced(&producer, &stream, "*", &[("k", "v")]).await.expect("xadd");
-    let reply: redis::streams::StreamReadReply = conn.xread(&[&stream], &["0"]).await.expect("read");
+    let reply = conn.xread_traced(&producer, &[&stream], &["0"]).await.expect("read");
     let entry = reply.keys[0].ids[0].clone();
     let traced = entry.traced(&consumer, &stream, None);
     assert_eq!(traced.map.keys().collect::<Vec<_>>(), ["k"], "propagation fields stripped");
     drop(traced);
     let spans = t.spans();
     let send = format!("send {stream}");
+    let process = format!("process {stream}");
     assert_trace(
         &spans,
         &[
             shape(&send, SpanKind::Producer),
-            shape(format!("process {stream}"), SpanKind::Consumer).links(&[&send]),
+            shape(format!("receive {stream}"), SpanKind::Client).links(&[&send]),
+            shape(&process, SpanKind::Consumer).links(&[&send]),
         ],
     );
-    assert_ne!(spans[0].span_context.trace_id(), spans[1].span_context.trace_id());
+    assert_ne!(span(&spans, &send).span_context.trace_id(), span(&spans, &process).span_context.trace_id());
 }
 
 #[tokio::test]
@@ -146,8 +148,10 @@ async fn two_consumers_in_a_group_process_each_entry_once_in_its_producers_trace
         let opts = StreamReadOptions::default().group("g", consumer).count(2);
         let reply = conn.xread_options_traced(&tr, &[&stream], &[">"], &opts).await.expect("read");
         for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
-            seen.push(entry.id.clone());
-            drop(entry.traced(&tr, &stream, Some("g")));
+            let (entry, ok) =
+                entry.process_traced(&tr, &stream, Some("g"), async |_| Ok::<_, redis::RedisError>(())).await;
+            ok.expect("handler");
+            seen.push(entry.id);
         }
     }
     seen.sort();

@@ -5,7 +5,7 @@
 
 use std::{collections::HashMap, future::Future, time::SystemTime};
 
-use opentelemetry::{Context, KeyValue, propagation::Extractor};
+use opentelemetry::{Context, KeyValue, context::FutureExt as _, propagation::Extractor};
 use otel_messaging::{OperationType, TracedMessage, propagation::EmptyExtractor};
 use redis::{
     RedisResult, ToRedisArgs,
@@ -118,6 +118,27 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
         }
     }
 
+    /// `XREAD STREAMS key... id...` with default options, traced as
+    /// [`xread_options_traced`](Self::xread_options_traced).
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn xread_traced<K, ID>(
+        &mut self,
+        instrumentation: &RedisInstrumentation,
+        keys: &[K],
+        ids: &[ID],
+    ) -> impl Future<Output = RedisResult<StreamReadReply>> + Send
+    where
+        K: ToRedisArgs + Sync,
+        ID: ToRedisArgs + Sync,
+    {
+        let options = StreamReadOptions::default();
+        let parent = Context::current();
+        async move { self.xread_options_traced(instrumentation, keys, ids, &options).with_context(parent).await }
+    }
+
     /// `XAUTOCLAIM key group consumer min-idle start [COUNT n]` like `AsyncCommands::xautoclaim_options`,
     /// then `XPENDING` for the claimed ids so each claimed entry's `delivered_count` is filled in;
     /// one `claim {stream}` CLIENT span links every claimed entry's creation context (link
@@ -216,6 +237,25 @@ pub trait StreamEntryExt: Sized {
         stream: &str,
         group: Option<&str>,
     ) -> TracedMessage<StreamId>;
+
+    /// Runs `handler` inside this entry's `process {stream}` CONSUMER span (see
+    /// [`traced`](Self::traced)) and returns the entry and the handler's result unchanged.
+    ///
+    /// # Errors
+    ///
+    /// The handler's error, unchanged (span status `Error`, `error.type` = its Rust type name).
+    fn process_traced<T, E>(
+        self,
+        instrumentation: &RedisInstrumentation,
+        stream: &str,
+        group: Option<&str>,
+        handler: impl AsyncFnOnce(&StreamId) -> Result<T, E>,
+    ) -> impl Future<Output = (StreamId, Result<T, E>)>
+    where
+        E: std::fmt::Display,
+    {
+        self.traced(instrumentation, stream, group).process(handler)
+    }
 }
 
 impl StreamEntryExt for StreamId {
