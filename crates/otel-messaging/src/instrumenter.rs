@@ -149,6 +149,12 @@ impl MessagingInstrumenter {
         self.inner.propagator.inject(cx, injector);
     }
 
+    /// The carrier keys this instrumenter's propagator reads and writes (e.g. `traceparent`,
+    /// `tracestate`, `baggage` for W3C), for brokers where a consumer must ask for them by name.
+    pub fn propagation_fields(&self) -> Vec<String> {
+        self.inner.propagator.fields()
+    }
+
     /// Reads a message carrier into a fresh [`Context`] through this instrumenter's propagator,
     /// validating `traceparent` strictly (see [`crate::propagation::StrictExtractor`]). Invalid or
     /// missing fields give a context without a span; never the ambient one.

@@ -248,6 +248,11 @@ impl Propagator {
         }
     }
 
+    /// The fields (carrier keys) the propagator reads and writes.
+    pub(crate) fn fields(&self) -> Vec<String> {
+        self.with(|p| p.fields().map(str::to_owned).collect())
+    }
+
     /// Writes `cx` into `injector`, skipping empty values.
     pub(crate) fn inject(&self, cx: &Context, injector: &mut dyn Injector) {
         let mut injector = NonEmptyInjector(injector);

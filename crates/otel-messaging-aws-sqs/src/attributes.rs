@@ -1,0 +1,170 @@
+//! Views of SQS operations for the semantic conventions (v1.44 `docs/messaging/sqs.md`), the
+//! queue-URL parsing, the project's extra key, and [`error_type`].
+
+use std::{
+    borrow::Cow,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use aws_sdk_sqs::{
+    error::ProvideErrorMetadata,
+    types::{Message, MessageSystemAttributeName},
+};
+use opentelemetry::KeyValue;
+use otel_messaging::{MessagingAttributes, OperationType, semconv};
+
+/// `messaging.system` of every SQS span: `aws_sqs`.
+pub const SYSTEM: &str = semconv::system::AWS_SQS;
+
+/// Project namespace (not semconv): the message's `ApproximateReceiveCount` (redelivery), on
+/// process spans.
+pub const OTEL_MESSAGING_AWS_SQS_RECEIVE_COUNT: &str = "otel_messaging.aws_sqs.approximate_receive_count";
+
+/// The parts of a queue URL (`https://sqs.us-east-1.amazonaws.com/123456789012/orders`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct QueueUrl<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) name: Option<&'a str>,
+    pub(crate) host: Option<&'a str>,
+    pub(crate) port: Option<u16>,
+}
+
+impl<'a> QueueUrl<'a> {
+    pub(crate) fn parse(url: &'a str) -> Self {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|c| c.is_ascii_digit()) => (h, p.parse().ok()),
+            _ => (authority, None),
+        };
+        let port = port.or(match scheme {
+            "https" => Some(443),
+            "http" => Some(80),
+            _ => None,
+        });
+        let name = path.trim_end_matches('/').rsplit('/').next().filter(|n| !n.is_empty());
+        QueueUrl { url, name, host: (!host.is_empty()).then_some(host), port }
+    }
+}
+
+/// One SQS operation.
+#[derive(Debug)]
+pub(crate) struct SqsView<'a> {
+    pub(crate) operation: OperationType,
+    pub(crate) name: &'static str,
+    pub(crate) queue: QueueUrl<'a>,
+    pub(crate) message_id: Option<&'a str>,
+    pub(crate) batch: Option<u64>,
+    pub(crate) body_size: Option<u64>,
+    pub(crate) own_context: bool,
+    pub(crate) message: Option<&'a Message>,
+}
+
+impl<'a> SqsView<'a> {
+    pub(crate) fn new(operation: OperationType, name: &'static str, queue_url: &'a str) -> Self {
+        SqsView {
+            operation,
+            name,
+            queue: QueueUrl::parse(queue_url),
+            message_id: None,
+            batch: None,
+            body_size: None,
+            own_context: true,
+            message: None,
+        }
+    }
+}
+
+fn system_attribute<'m>(message: &'m Message, name: &MessageSystemAttributeName) -> Option<&'m str> {
+    message.attributes.as_ref()?.get(name).map(String::as_str)
+}
+
+impl MessagingAttributes for SqsView<'_> {
+    fn system(&self) -> &'static str {
+        SYSTEM
+    }
+    fn operation_type(&self) -> OperationType {
+        self.operation
+    }
+    fn operation_name(&self) -> &'static str {
+        self.name
+    }
+    fn destination_name(&self) -> Option<&str> {
+        self.queue.name
+    }
+    fn message_id(&self) -> Option<&str> {
+        self.message_id
+    }
+    fn batch_message_count(&self) -> Option<u64> {
+        self.batch
+    }
+    fn server(&self) -> Option<(&str, Option<u16>)> {
+        self.queue.host.map(|h| (h, self.queue.port))
+    }
+    fn body_size(&self) -> Option<u64> {
+        self.body_size
+    }
+    fn send_is_creation_context(&self) -> bool {
+        self.own_context
+    }
+    fn sent_time(&self) -> Option<SystemTime> {
+        let millis: u64 =
+            system_attribute(self.message?, &MessageSystemAttributeName::SentTimestamp)?.parse().ok()?;
+        UNIX_EPOCH.checked_add(Duration::from_millis(millis))
+    }
+    fn counts_as_delivery(&self) -> bool {
+        // Process spans follow a traced receive, which counted the message.
+        self.operation == OperationType::Receive
+    }
+    fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        attributes.push(KeyValue::new(semconv::AWS_SQS_QUEUE_URL, self.queue.url.to_owned()));
+        if let Some(count) = self
+            .message
+            .and_then(|m| system_attribute(m, &MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|c| c.parse::<i64>().ok())
+        {
+            attributes.push(KeyValue::new(OTEL_MESSAGING_AWS_SQS_RECEIVE_COUNT, count));
+        }
+    }
+}
+
+/// `aws.request_id` of a response, set when it ends.
+pub(crate) fn request_id_attribute(id: &str) -> KeyValue {
+    KeyValue::new(semconv::AWS_REQUEST_ID, id.to_owned())
+}
+
+/// `messaging.message.id` known after the call (the id SQS assigned).
+pub(crate) fn message_id_attribute(id: &str) -> KeyValue {
+    KeyValue::new(semconv::MESSAGING_MESSAGE_ID, id.to_owned())
+}
+
+/// `messaging.message.id` link attribute of one received message.
+pub(crate) fn message_link_attributes(message: &Message) -> Vec<KeyValue> {
+    message.message_id.as_deref().map(message_id_attribute).into_iter().collect()
+}
+
+/// The `error.type` of an SQS error: the service error code (`AWS.SimpleQueueService.NonExistentQueue`,
+/// `QueueDoesNotExist`, `RequestThrottled`, ...), or `_OTHER` for errors without one (I/O,
+/// timeouts, construction).
+pub fn error_type<E: ProvideErrorMetadata>(error: &E) -> Cow<'static, str> {
+    match error.code() {
+        Some(code) => Cow::Owned(code.to_owned()),
+        None => Cow::Borrowed(semconv::ERROR_TYPE_OTHER),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::QueueUrl;
+
+    #[test]
+    fn parses_queue_urls() {
+        let q = QueueUrl::parse("https://sqs.us-east-1.amazonaws.com/123456789012/orders.fifo");
+        assert_eq!(
+            (q.name, q.host, q.port),
+            (Some("orders.fifo"), Some("sqs.us-east-1.amazonaws.com"), Some(443))
+        );
+        let q = QueueUrl::parse("http://127.0.0.1:5000/123456789012/jobs");
+        assert_eq!((q.name, q.host, q.port), (Some("jobs"), Some("127.0.0.1"), Some(5000)));
+    }
+}

@@ -1,0 +1,230 @@
+//! Carriers over SQS message attributes ([`MessageAttributesInjector`],
+//! [`MessageAttributesExtractor`]), the X-Ray `AWSTraceHeader` fallback, and the 10-attribute
+//! limit.
+//!
+//! SQS facts (aws-sdk-sqs 1.119, checked against moto 5.2): at most 10 message attributes per
+//! message; a receiver gets attributes only when it asks for them by name (or `All`); every value
+//! needs a `DataType` (`String` here) and a non-empty value.
+
+use std::collections::HashMap;
+
+use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
+use opentelemetry::propagation::{Extractor, Injector};
+
+/// Most message attributes one SQS message may carry.
+pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
+
+/// Writes propagation fields as `String` message attributes. Empty values are never written (SQS
+/// rejects them); a key replaces any attribute of that key. Never fails: a value the SDK cannot
+/// build is skipped. Does **not** enforce the 10-attribute limit (the traced sends do).
+pub struct MessageAttributesInjector<'a>(pub &'a mut HashMap<String, MessageAttributeValue>);
+
+impl std::fmt::Debug for MessageAttributesInjector<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("MessageAttributesInjector").field(&self.0.len()).finish()
+    }
+}
+
+pub(crate) fn string_attribute(value: String) -> Option<MessageAttributeValue> {
+    MessageAttributeValue::builder().data_type("String").string_value(value).build().ok()
+}
+
+impl Injector for MessageAttributesInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if value.is_empty() {
+            return;
+        }
+        if let Some(attribute) = string_attribute(value) {
+            self.0.retain(|k, _| !k.eq_ignore_ascii_case(key));
+            self.0.insert(key.to_owned(), attribute);
+        }
+    }
+}
+
+/// Reads propagation fields from SQS message attributes: `String` (and `String.*` custom-typed)
+/// values; binary and list values read as absent. Keys match ASCII case-insensitively.
+pub struct MessageAttributesExtractor<'a>(pub &'a HashMap<String, MessageAttributeValue>);
+
+impl std::fmt::Debug for MessageAttributesExtractor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MessageAttributesExtractor")
+    }
+}
+
+fn string_of(value: &MessageAttributeValue) -> Option<&str> {
+    value.data_type.starts_with("String").then_some(())?;
+    value.string_value.as_deref()
+}
+
+fn get_from<'a>(attributes: &'a HashMap<String, MessageAttributeValue>, key: &str) -> Option<&'a str> {
+    if let Some(v) = attributes.get(key) {
+        return string_of(v);
+    }
+    attributes.iter().filter(|(k, _)| k.eq_ignore_ascii_case(key)).find_map(|(_, v)| string_of(v))
+}
+
+impl Extractor for MessageAttributesExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        get_from(self.0, key)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+}
+
+/// Converts an X-Ray trace header (`Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1`,
+/// fields in any order) to a W3C `traceparent`. `None` when `Root` or `Parent` is missing or malformed.
+///
+/// Format: AWS X-Ray developer guide, "Tracing header"; the Lambda SQS convention reads it from the
+/// `AWSTraceHeader` system attribute (semconv `docs/faas/aws-lambda.md`).
+pub fn xray_to_traceparent(header: &str) -> Option<String> {
+    let (mut root, mut parent, mut sampled) = (None, None, false);
+    for part in header.split(';').map(str::trim) {
+        match part.split_once('=') {
+            Some(("Root", v)) => root = Some(v),
+            Some(("Parent", v)) => parent = Some(v),
+            Some(("Sampled", v)) => sampled = v == "1",
+            _ => {}
+        }
+    }
+    let mut fields = root?.split('-');
+    let (version, time, id) = (fields.next()?, fields.next()?, fields.next()?);
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|c| c.is_ascii_hexdigit());
+    if version != "1" || !hex(time, 8) || !hex(id, 24) || fields.next().is_some() {
+        return None;
+    }
+    let parent = parent?;
+    if !hex(parent, 16) {
+        return None;
+    }
+    Some(format!(
+        "00-{}{}-{}-{}",
+        time.to_ascii_lowercase(),
+        id.to_ascii_lowercase(),
+        parent.to_ascii_lowercase(),
+        if sampled { "01" } else { "00" }
+    ))
+}
+
+/// The carrier of a received message: its message attributes, or — when they hold no
+/// `traceparent` — the `AWSTraceHeader` system attribute converted to a `traceparent`.
+pub(crate) struct ReceivedMessageExtractor<'a> {
+    attributes: Option<&'a HashMap<String, MessageAttributeValue>>,
+    xray: Option<String>,
+}
+
+impl<'a> ReceivedMessageExtractor<'a> {
+    pub(crate) fn new(message: &'a Message) -> Self {
+        let attributes = message.message_attributes.as_ref();
+        let has_context =
+            attributes.is_some_and(|a| MessageAttributesExtractor(a).get("traceparent").is_some());
+        let xray = if has_context {
+            None
+        } else {
+            message
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader))
+                .and_then(|h| xray_to_traceparent(h))
+        };
+        ReceivedMessageExtractor { attributes, xray }
+    }
+}
+
+impl Extractor for ReceivedMessageExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        if let Some(xray) = &self.xray {
+            return key.eq_ignore_ascii_case("traceparent").then_some(xray.as_str());
+        }
+        self.attributes.and_then(|a| get_from(a, key))
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        match (&self.xray, self.attributes) {
+            (Some(_), _) => vec!["traceparent"],
+            (None, Some(a)) => a.keys().map(String::as_str).collect(),
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+/// Writes `fields` (collected propagation fields) into `attributes` within the 10-attribute
+/// limit: all of them if they fit, else `traceparent` alone if one slot is free, else nothing.
+/// Returns whether anything was written.
+pub(crate) fn inject_within_limit(
+    fields: Vec<(String, String)>,
+    attributes: &mut HashMap<String, MessageAttributeValue>,
+) -> bool {
+    let new: Vec<_> = fields.into_iter().filter(|(k, _)| !attributes.contains_key(k)).collect();
+    let room = MAX_MESSAGE_ATTRIBUTES.saturating_sub(attributes.len());
+    let chosen: Vec<_> = if new.len() <= room {
+        new
+    } else if room >= 1 {
+        new.into_iter().filter(|(k, _)| k == "traceparent").take(1).collect()
+    } else {
+        Vec::new()
+    };
+    let wrote = !chosen.is_empty();
+    let mut injector = MessageAttributesInjector(attributes);
+    for (k, v) in chosen {
+        injector.set(&k, v);
+    }
+    wrote
+}
+
+/// Collects propagation fields (the instrumenter already drops empty values).
+#[derive(Default)]
+pub(crate) struct Collected(pub(crate) Vec<(String, String)>);
+
+impl Injector for Collected {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.push((key.to_owned(), value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xray_headers_convert_to_traceparent() {
+        assert_eq!(
+            xray_to_traceparent("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
+                .as_deref(),
+            Some("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01")
+        );
+        assert_eq!(
+            xray_to_traceparent("Parent=53995c3f42cd8ad8;Root=1-5759E988-bd862e3fe1be46a994272793")
+                .as_deref(),
+            Some("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-00")
+        );
+        for bad in [
+            "",
+            "Root=1-5759e988;Parent=53995c3f42cd8ad8",
+            "Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8",
+            "Root=1-5759e988-bd862e3fe1be46a994272793",
+        ] {
+            assert_eq!(xray_to_traceparent(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn limit_degrades_to_traceparent_then_nothing() {
+        let fields = || {
+            vec![("traceparent".to_string(), "tp".to_string()), ("baggage".to_string(), "k=v".to_string())]
+        };
+        let user = |n: usize| -> HashMap<String, MessageAttributeValue> {
+            (0..n).map(|i| (format!("a{i}"), string_attribute("v".into()).expect("attr"))).collect()
+        };
+        let mut a = user(8);
+        assert!(inject_within_limit(fields(), &mut a));
+        assert_eq!(a.len(), 10);
+        let mut a = user(9);
+        assert!(inject_within_limit(fields(), &mut a));
+        assert!(a.contains_key("traceparent") && !a.contains_key("baggage"));
+        let mut a = user(10);
+        assert!(!inject_within_limit(fields(), &mut a));
+        assert_eq!(a.len(), 10);
+    }
+}

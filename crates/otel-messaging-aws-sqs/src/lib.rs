@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod attributes;
+mod carrier;
+mod config;
+mod consumer;
+mod producer;
+
+pub use attributes::{OTEL_MESSAGING_AWS_SQS_RECEIVE_COUNT, SYSTEM, error_type};
+pub use carrier::{
+    MAX_MESSAGE_ATTRIBUTES, MessageAttributesExtractor, MessageAttributesInjector, xray_to_traceparent,
+};
+pub use config::SqsInstrumentation;
+pub use consumer::{
+    DeleteMessageBatchFluentBuilderExt, DeleteMessageFluentBuilderExt, MessageExt, OPERATION_DELETE,
+    OPERATION_PROCESS, OPERATION_RECEIVE, ReceiveMessageFluentBuilderExt,
+};
+pub use otel_messaging::TracedMessage;
+pub use producer::{
+    OPERATION_CREATE, OPERATION_SEND, SendMessageBatchFluentBuilderExt, SendMessageFluentBuilderExt,
+};

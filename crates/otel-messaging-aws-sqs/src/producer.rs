@@ -1,0 +1,211 @@
+//! Traced sends: `.send_traced()` on the `SendMessage` and `SendMessageBatch` fluent builders.
+//!
+//! `SendMessage` → `send {queue}` PRODUCER span, ending with the response. `SendMessageBatch` →
+//! by default one `create {queue}` PRODUCER span per entry (each entry carries its own creation
+//! context) plus a `send {queue}` CLIENT span linking them, with `messaging.batch.message_count`
+//! (semconv v1.44 "Trace structure", batch sending); with create spans off, a single `send {queue}`
+//! PRODUCER span whose context goes into every entry. The 10-attribute limit never makes a send
+//! fail: the context degrades to `traceparent` alone, then to nothing
+//! (`otel_messaging.context.injected = false` on the span).
+
+use std::{collections::HashMap, future::Future};
+
+use aws_sdk_sqs::{
+    config::http::HttpResponse,
+    error::{DisplayErrorContext, SdkError},
+    operation::{
+        RequestId as _,
+        send_message::{SendMessageError, SendMessageOutput, builders::SendMessageFluentBuilder},
+        send_message_batch::{
+            SendMessageBatchError, SendMessageBatchOutput, builders::SendMessageBatchFluentBuilder,
+        },
+    },
+    types::MessageAttributeValue,
+};
+use opentelemetry::{Context, propagation::Extractor, trace::TraceContextExt};
+use otel_messaging::{Operation, OperationType, propagation::EmptyExtractor};
+
+use crate::{
+    attributes::{SqsView, error_type, message_id_attribute, request_id_attribute},
+    carrier::{Collected, MessageAttributesExtractor, inject_within_limit},
+    config::SqsInstrumentation,
+};
+
+/// `messaging.operation.name` of send spans: `send`.
+pub const OPERATION_SEND: &str = "send";
+/// `messaging.operation.name` of per-entry create spans: `create`.
+pub const OPERATION_CREATE: &str = "create";
+
+/// Writes `operation`'s context into `attributes` within the limit; records when it could not.
+fn inject(operation: &Operation, attributes: &mut HashMap<String, MessageAttributeValue>) {
+    if !operation.is_creation_context() {
+        return;
+    }
+    let mut collected = Collected::default();
+    operation.inject(&mut collected);
+    if !collected.0.is_empty() && !inject_within_limit(collected.0, attributes) {
+        operation.record_not_injected();
+    }
+}
+
+/// Traced `SendMessage`.
+pub trait SendMessageFluentBuilderExt: Sized {
+    /// Sends like `.send()`, inside a `send {queue}` PRODUCER span (parent: [`Context::current`]
+    /// at the call) whose context is written into the message attributes (a user-provided creation
+    /// context is kept). `messaging.message.id` and `aws.request_id` come from the response. Uses
+    /// [`SqsInstrumentation::global`].
+    ///
+    /// # Errors
+    ///
+    /// The native `SdkError`, unchanged (span status `Error`, `error.type` = the service error code).
+    fn send_traced(
+        self,
+    ) -> impl Future<Output = Result<SendMessageOutput, SdkError<SendMessageError, HttpResponse>>> + Send
+    {
+        self.send_traced_with(SqsInstrumentation::global())
+    }
+
+    /// [`send_traced`](Self::send_traced) with an explicit [`SqsInstrumentation`].
+    ///
+    /// # Errors
+    ///
+    /// The native `SdkError`, unchanged.
+    fn send_traced_with(
+        self,
+        instrumentation: &SqsInstrumentation,
+    ) -> impl Future<Output = Result<SendMessageOutput, SdkError<SendMessageError, HttpResponse>>> + Send;
+}
+
+impl SendMessageFluentBuilderExt for SendMessageFluentBuilder {
+    fn send_traced_with(
+        self,
+        instrumentation: &SqsInstrumentation,
+    ) -> impl Future<Output = Result<SendMessageOutput, SdkError<SendMessageError, HttpResponse>>> + Send
+    {
+        let parent = Context::current();
+        let url = self.get_queue_url().clone().unwrap_or_default();
+        let had_attributes = self.get_message_attributes().is_some();
+        let mut attributes = self.get_message_attributes().clone().unwrap_or_default();
+        let mut view = SqsView::new(OperationType::Send, OPERATION_SEND, &url);
+        view.body_size = self.get_message_body().as_ref().map(|b| b.len() as u64);
+        let operation =
+            instrumentation.instrumenter.start_send(&view, &parent, &MessageAttributesExtractor(&attributes));
+        inject(&operation, &mut attributes);
+        let builder = if had_attributes || !attributes.is_empty() {
+            self.set_message_attributes(Some(attributes))
+        } else {
+            self
+        };
+        async move {
+            let result = builder.send().await;
+            match &result {
+                Ok(output) => {
+                    operation.set_attributes(output.message_id().map(message_id_attribute));
+                    operation.set_attributes(output.request_id().map(request_id_attribute));
+                    operation.end_ok();
+                }
+                Err(e) => operation.end_error(&error_type(e), DisplayErrorContext(e)),
+            }
+            result
+        }
+    }
+}
+
+/// Traced `SendMessageBatch`.
+pub trait SendMessageBatchFluentBuilderExt: Sized {
+    /// Sends like `.send()`: per-entry `create {queue}` PRODUCER spans (unless turned off with
+    /// [`SqsInstrumentation::with_create_spans`]) and a `send {queue}` span with
+    /// `messaging.batch.message_count` linking every entry's creation context. Entries that already
+    /// carry a creation context keep it and get no create span. Entries reported in `Failed` end
+    /// their create span with status `Error` and the entry's error code.
+    ///
+    /// # Errors
+    ///
+    /// The native `SdkError`, unchanged (every span of the batch gets status `Error`).
+    fn send_traced_with(
+        self,
+        instrumentation: &SqsInstrumentation,
+    ) -> impl Future<Output = Result<SendMessageBatchOutput, SdkError<SendMessageBatchError, HttpResponse>>> + Send;
+}
+
+impl SendMessageBatchFluentBuilderExt for SendMessageBatchFluentBuilder {
+    fn send_traced_with(
+        self,
+        instrumentation: &SqsInstrumentation,
+    ) -> impl Future<Output = Result<SendMessageBatchOutput, SdkError<SendMessageBatchError, HttpResponse>>> + Send
+    {
+        let parent = Context::current();
+        let url = self.get_queue_url().clone().unwrap_or_default();
+        let mut entries = self.get_entries().clone().unwrap_or_default();
+        let instrumenter = &instrumentation.instrumenter;
+        let mut creates: Vec<(String, Operation)> = Vec::new();
+        let mut send_view = SqsView::new(OperationType::Send, OPERATION_SEND, &url);
+        send_view.batch = Some(entries.len() as u64);
+        let send = if instrumentation.create_spans() {
+            for entry in &mut entries {
+                let mut attributes = entry.message_attributes.take().unwrap_or_default();
+                let existing = instrumenter.extract_context(&MessageAttributesExtractor(&attributes));
+                if !existing.span().span_context().is_valid() {
+                    let mut view = SqsView::new(OperationType::Create, OPERATION_CREATE, &url);
+                    view.body_size = Some(entry.message_body.len() as u64);
+                    let create = instrumenter.start_send(&view, &parent, &EmptyExtractor);
+                    inject(&create, &mut attributes);
+                    creates.push((entry.id.clone(), create));
+                }
+                entry.message_attributes = (!attributes.is_empty()).then_some(attributes);
+            }
+            send_view.own_context = false;
+            let empty = HashMap::new();
+            let extractors: Vec<MessageAttributesExtractor<'_>> = entries
+                .iter()
+                .map(|e| MessageAttributesExtractor(e.message_attributes.as_ref().unwrap_or(&empty)))
+                .collect();
+            instrumenter.start_batch(
+                &send_view,
+                &parent,
+                None,
+                extractors.iter().map(|x| (x as &dyn Extractor, Vec::new())),
+            )
+        } else {
+            let send = instrumenter.start(&send_view, &parent);
+            for entry in &mut entries {
+                let mut attributes = entry.message_attributes.take().unwrap_or_default();
+                let existing = instrumenter.extract_context(&MessageAttributesExtractor(&attributes));
+                if !existing.span().span_context().is_valid() {
+                    inject(&send, &mut attributes);
+                }
+                entry.message_attributes = (!attributes.is_empty()).then_some(attributes);
+            }
+            send
+        };
+        let builder = self.set_entries(Some(entries));
+        async move {
+            let result = builder.send().await;
+            match &result {
+                Ok(output) => {
+                    for (id, create) in creates {
+                        if let Some(ok) = output.successful().iter().find(|s| s.id == id) {
+                            create.set_attributes([message_id_attribute(&ok.message_id)]);
+                            create.end_ok();
+                        } else if let Some(failed) = output.failed().iter().find(|f| f.id == id) {
+                            let description = failed.message.clone().unwrap_or_else(|| failed.code.clone());
+                            create.end_error(&failed.code, description);
+                        } else {
+                            create.end_ok();
+                        }
+                    }
+                    send.set_attributes(output.request_id().map(request_id_attribute));
+                    send.end_ok();
+                }
+                Err(e) => {
+                    let kind = error_type(e);
+                    for (_, create) in creates {
+                        create.end_error(&kind, DisplayErrorContext(e));
+                    }
+                    send.end_error(&kind, DisplayErrorContext(e));
+                }
+            }
+            result
+        }
+    }
+}
