@@ -9,6 +9,7 @@
 #
 # RabbitMQ: Debian's rabbitmq-server (`rabbitmq-server -detached`), guest/guest on 127.0.0.1:5672.
 # Redis: Debian's redis-server on 127.0.0.1:6379, no persistence.
+# SQS: moto_server 5.2.1 from PyPI on 127.0.0.1:5000 (region us-east-1, credentials testing/testing).
 # Kafka: tansu 0.6.0 (`cargo install tansu --version 0.6.0 --features dynostore`, ~10-13 min the
 # first time on 2 cores, cached in ~/.cargo/bin afterwards), in-memory storage, 127.0.0.1:9092.
 set -euo pipefail
@@ -20,6 +21,8 @@ mkdir -p "$state"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 RABBITMQ_PORT=5672
 REDIS_PORT=6379
+SQS_PORT=5000
+MOTO_VERSION="5.2.1"
 TANSU_VERSION="0.6.0"
 export KAFKA_CLUSTER_ID="${KAFKA_CLUSTER_ID:-otel-messaging-test}"
 
@@ -117,15 +120,35 @@ redis_up() {
   log "Redis ready"
 }
 
+sqs_up() {
+  if port_open "$SQS_PORT"; then log "SQS endpoint already listening on $SQS_PORT"; return 0; fi
+  if ! command -v moto_server >/dev/null 2>&1 || ! moto_server --help >/dev/null 2>&1; then
+    log "installing moto[server]==$MOTO_VERSION from PyPI"
+    python3 -m pip install --quiet "moto[server]==$MOTO_VERSION" >"$state/pip.log" 2>&1 \
+      || die "pip install moto[server] failed (log: $state/pip.log)"
+    hash -r
+  fi
+  log "starting moto_server (SQS) on 127.0.0.1:$SQS_PORT"
+  nohup moto_server -H 127.0.0.1 -p "$SQS_PORT" >"$state/moto.log" 2>&1 &
+  echo $! >"$state/moto.pid"
+  local deadline=$((SECONDS + 30))
+  until curl -s -o /dev/null "http://127.0.0.1:$SQS_PORT/moto-api/"; do
+    [ $SECONDS -lt $deadline ] || die "moto_server did not answer within 30 s (log: $state/moto.log)"
+    sleep 0.1
+  done
+  log "SQS endpoint ready"
+}
+
 up() {
   if docker_engine; then
     log "Docker engine found: docker compose up --wait"
-    compose -f "$here/docker-compose.yml" up -d --wait kafka rabbitmq redis
+    compose -f "$here/docker-compose.yml" up -d --wait kafka rabbitmq redis sqs
   else
     log "no Docker engine: native brokers"
     kafka_up
     rabbitmq_up
     redis_up
+    sqs_up
   fi
 }
 

@@ -34,6 +34,14 @@ pub fn redis_url() -> String {
     url
 }
 
+/// SQS endpoint of the tests: `SQS_ENDPOINT_URL`, default `http://127.0.0.1:5000` (moto_server).
+pub fn sqs_endpoint() -> String {
+    let url = std::env::var("SQS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:5000".into());
+    let host_port = url.split("://").nth(1).unwrap_or("").split('/').next().unwrap_or("").to_owned();
+    require_reachable("SQS endpoint", &host_port);
+    url
+}
+
 /// The cluster id the test broker was started with (`KAFKA_CLUSTER_ID`, default the one
 /// `scripts/brokers.sh` gives tansu).
 pub fn kafka_cluster_id() -> String {

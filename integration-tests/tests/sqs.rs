@@ -1,0 +1,295 @@
+//! SQS (aws-sdk-sqs) against an SQS endpoint (moto_server from `just brokers-up`, or
+//! `SQS_ENDPOINT_URL`), asserting whole traces through explicit in-memory providers.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_sqs::{
+    Client,
+    config::Credentials,
+    types::{
+        MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+        SendMessageBatchRequestEntry,
+    },
+};
+use integration_tests::{sqs_endpoint, unique_name};
+use opentelemetry::{
+    Context, Value,
+    trace::{FutureExt as _, SpanKind, TraceContextExt, Tracer as _},
+};
+use otel_messaging::{
+    ProcessParent,
+    testing::{TestTelemetry, assert_trace, attributes, shape, span, waterfall},
+};
+use otel_messaging_aws_sqs::{
+    DeleteMessageFluentBuilderExt as _, MessageExt as _, ReceiveMessageFluentBuilderExt as _,
+    SendMessageBatchFluentBuilderExt as _, SendMessageFluentBuilderExt as _, SqsInstrumentation,
+};
+
+async fn client() -> Client {
+    let conf = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(sqs_endpoint())
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
+        .load()
+        .await;
+    Client::new(&conf)
+}
+
+async fn queue(client: &Client, fifo: bool) -> String {
+    let name = if fifo { format!("{}.fifo", unique_name("q")) } else { unique_name("q") };
+    let mut req = client.create_queue().queue_name(&name);
+    if fifo {
+        req = req
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::ContentBasedDeduplication, "true");
+    }
+    req.send().await.expect("create queue").queue_url.expect("url")
+}
+
+fn name_of(url: &str) -> &str {
+    url.rsplit('/').next().unwrap()
+}
+
+fn string(v: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder().data_type("String").string_value(v).build().unwrap()
+}
+
+#[tokio::test]
+async fn send_receive_process_delete_is_one_trace_without_asking_for_attributes() {
+    let t = TestTelemetry::new();
+    let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
+    let c = client().await;
+    let url = queue(&c, false).await;
+    let q = name_of(&url).to_owned();
+
+    let tracer = t.tracer("app");
+    let request = Context::new().with_span(tracer.start("POST /orders"));
+    let sent = async { c.send_message().queue_url(&url).message_body("{}").send_traced_with(&tr).await }
+        .with_context(request.clone())
+        .await
+        .expect("send");
+    request.span().end();
+
+    // No message attribute names asked for: the traced receive asks for the context itself.
+    let received = c
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(1)
+        .send_traced_with(&tr)
+        .await
+        .expect("receive");
+    let message = received.messages.expect("messages").pop().expect("a message");
+    assert_eq!(message.message_id, sent.message_id);
+    let (message, result) = message
+        .process_traced(&tr, &url, async |m| {
+            c.delete_message()
+                .queue_url(&url)
+                .receipt_handle(m.receipt_handle.clone().unwrap())
+                .send_traced_with(&tr)
+                .await
+        })
+        .await;
+    result.expect("delete");
+
+    let spans = t.spans();
+    let (send, receive, process, delete) =
+        (format!("send {q}"), format!("receive {q}"), format!("process {q}"), format!("delete {q}"));
+    assert_trace(
+        &spans,
+        &[
+            shape("POST /orders", SpanKind::Internal),
+            shape(&send, SpanKind::Producer).parent("POST /orders"),
+            shape(&receive, SpanKind::Client).links(&[&send]),
+            shape(&process, SpanKind::Consumer).parent(&send).links(&[&send]),
+            shape(&delete, SpanKind::Client).parent(&process),
+        ],
+    );
+    let s = attributes(span(&spans, &send));
+    assert_eq!(s["messaging.system"], Value::from("aws_sqs"));
+    assert_eq!(s["messaging.destination.name"], Value::from(q.clone()));
+    assert_eq!(s["aws.sqs.queue.url"], Value::from(url.clone()));
+    assert_eq!(s["messaging.message.id"], Value::from(message.message_id.clone().unwrap()));
+    assert_eq!(s["server.address"], Value::from("127.0.0.1"));
+    assert_eq!(s["server.port"], Value::I64(5000));
+    assert!(!s.contains_key("otel_messaging.context.injected"));
+    let p = attributes(span(&spans, &process));
+    assert_eq!(p["otel_messaging.aws_sqs.approximate_receive_count"], Value::I64(1));
+    assert!(matches!(p["otel_messaging.queue.wait.duration"], Value::F64(w) if (0.0..60.0).contains(&w)));
+    assert_eq!(attributes(span(&spans, &receive))["messaging.batch.message_count"], Value::I64(1));
+}
+
+#[tokio::test]
+async fn link_only_policy_gives_new_root_plus_link() {
+    let t = TestTelemetry::new();
+    let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
+    let consumer = SqsInstrumentation::default()
+        .with_instrumenter(t.instrumenter().with_process_parent(ProcessParent::Link));
+    let c = client().await;
+    let url = queue(&c, false).await;
+    let q = name_of(&url).to_owned();
+    c.send_message().queue_url(&url).message_body("x").send_traced_with(&tr).await.expect("send");
+    let received = c
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(1)
+        .send_traced_with(&tr)
+        .await
+        .expect("receive");
+    drop(received.messages.unwrap().pop().unwrap().traced(&consumer, &url));
+    let spans = t.spans();
+    let send = format!("send {q}");
+    let process = format!("process {q}");
+    assert_trace(
+        &spans,
+        &[
+            shape(&send, SpanKind::Producer),
+            shape(format!("receive {q}"), SpanKind::Client).links(&[&send]),
+            shape(&process, SpanKind::Consumer).links(&[&send]),
+        ],
+    );
+    assert_ne!(span(&spans, &send).span_context.trace_id(), span(&spans, &process).span_context.trace_id());
+}
+
+#[tokio::test]
+async fn attribute_limit_degrades_to_traceparent_then_nothing_and_never_fails() {
+    let t = TestTelemetry::new();
+    let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
+    let c = client().await;
+    let url = queue(&c, false).await;
+    for n in [9, 10] {
+        let mut req = c.send_message().queue_url(&url).message_body(format!("{n} attributes"));
+        for i in 0..n {
+            req = req.message_attributes(format!("a{i}"), string("v"));
+        }
+        req.send_traced_with(&tr).await.expect("the send never fails because of the context");
+    }
+    let received = c
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .wait_time_seconds(1)
+        .send_traced_with(&tr)
+        .await
+        .expect("receive");
+    let messages = received.messages.unwrap();
+    assert_eq!(messages.len(), 2);
+    for m in &messages {
+        let attrs = m.message_attributes.as_ref().unwrap();
+        assert_eq!(attrs.len(), 10);
+        let body = m.body.as_deref().unwrap();
+        assert_eq!(attrs.contains_key("traceparent"), body.starts_with('9'), "{body}");
+    }
+    let spans = t.spans();
+    let sends: Vec<_> = spans.iter().filter(|s| s.span_kind == SpanKind::Producer).collect();
+    assert!(!attributes(sends[0]).contains_key("otel_messaging.context.injected"));
+    assert_eq!(attributes(sends[1])["otel_messaging.context.injected"], Value::Bool(false));
+}
+
+#[tokio::test]
+async fn batch_send_gives_create_spans_linked_by_a_client_send_span() {
+    let t = TestTelemetry::new();
+    let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
+    let c = client().await;
+    let url = queue(&c, false).await;
+    let q = name_of(&url).to_owned();
+    let entries: Vec<_> = (0..3)
+        .map(|i| {
+            SendMessageBatchRequestEntry::builder()
+                .id(format!("e{i}"))
+                .message_body(format!("m{i}"))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let out = c
+        .send_message_batch()
+        .queue_url(&url)
+        .set_entries(Some(entries))
+        .send_traced_with(&tr)
+        .await
+        .expect("batch");
+    assert_eq!(out.successful.len(), 3);
+    let received = c
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send_traced_with(&tr)
+        .await
+        .expect("receive");
+    for m in received.messages.unwrap() {
+        drop(m.traced(&tr, &url));
+    }
+    let spans = t.spans();
+    let creates: Vec<_> = spans.iter().filter(|s| s.name == format!("create {q}")).collect();
+    assert_eq!(creates.len(), 3, "{}", waterfall(&spans));
+    assert!(creates.iter().all(|s| s.span_kind == SpanKind::Producer));
+    let send = span(&spans, &format!("send {q}"));
+    assert_eq!(send.span_kind, SpanKind::Client);
+    assert_eq!(attributes(send)["messaging.batch.message_count"], Value::I64(3));
+    let linked: Vec<_> = send.links.iter().map(|l| l.span_context.span_id()).collect();
+    assert_eq!(linked, creates.iter().map(|s| s.span_context.span_id()).collect::<Vec<_>>());
+    let processes: Vec<_> = spans.iter().filter(|s| s.name == format!("process {q}")).collect();
+    assert_eq!(processes.len(), 3);
+    for p in processes {
+        assert!(
+            creates.iter().any(|c| c.span_context.span_id() == p.parent_span_id),
+            "each message continues its own create span"
+        );
+    }
+}
+
+#[tokio::test]
+async fn aws_trace_header_alone_continues_that_trace_and_fifo_works() {
+    let t = TestTelemetry::new();
+    let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
+    let c = client().await;
+    let url = queue(&c, true).await;
+    let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    c.send_message()
+        .queue_url(&url)
+        .message_body("from an X-Ray instrumented producer")
+        .message_group_id("g1")
+        .message_system_attributes(
+            MessageSystemAttributeNameForSends::AwsTraceHeader,
+            MessageSystemAttributeValue::builder().data_type("String").string_value(header).build().unwrap(),
+        )
+        .send()
+        .await
+        .expect("untraced FIFO send");
+    let received = c
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(1)
+        .send_traced_with(&tr)
+        .await
+        .expect("receive");
+    drop(received.messages.unwrap().pop().unwrap().traced(&tr, &url));
+    let spans = t.spans();
+    let process = span(&spans, &format!("process {}", name_of(&url)));
+    assert_eq!(process.span_context.trace_id().to_string(), "5759e988bd862e3fe1be46a994272793");
+    assert_eq!(process.parent_span_id.to_string(), "53995c3f42cd8ad8");
+}
+
+#[tokio::test]
+async fn unknown_queue_gives_error_status_and_native_error() {
+    let t = TestTelemetry::new();
+    let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
+    let c = client().await;
+    let url = format!("{}/123456789012/{}", sqs_endpoint(), unique_name("missing"));
+    let err = c
+        .send_message()
+        .queue_url(&url)
+        .message_body("x")
+        .send_traced_with(&tr)
+        .await
+        .expect_err("no such queue");
+    let code = aws_sdk_sqs::error::ProvideErrorMetadata::code(&err).map(str::to_owned);
+    assert!(code.is_some(), "{err:?}");
+    let spans = t.spans();
+    let send = span(&spans, &format!("send {}", name_of(&url)));
+    assert!(matches!(send.status, opentelemetry::trace::Status::Error { .. }));
+    assert_eq!(attributes(send)["error.type"], Value::from(code.unwrap()));
+}
