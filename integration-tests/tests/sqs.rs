@@ -293,3 +293,29 @@ async fn unknown_queue_gives_error_status_and_native_error() {
     assert!(matches!(send.status, opentelemetry::trace::Status::Error { .. }));
     assert_eq!(attributes(send)["error.type"], Value::from(code.unwrap()));
 }
+
+#[tokio::test]
+async fn sns_notification_envelope_carries_the_context() {
+    let t = TestTelemetry::new();
+    let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
+    let c = client().await;
+    let url = queue(&c, false).await;
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    // What SQS receives from an SNS subscription without raw message delivery.
+    let body = format!(
+        r#"{{"Type":"Notification","MessageId":"n-1","TopicArn":"arn:aws:sns:us-east-1:123456789012:orders","Message":"hi","MessageAttributes":{{"traceparent":{{"Type":"String","Value":"{tp}"}}}}}}"#
+    );
+    c.send_message().queue_url(&url).message_body(body).send().await.expect("untraced send");
+    let received = c
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(1)
+        .send_traced_with(&tr)
+        .await
+        .expect("receive");
+    drop(received.messages.unwrap().pop().unwrap().traced(&tr, &url));
+    let spans = t.spans();
+    let process = span(&spans, &format!("process {}", name_of(&url)));
+    assert_eq!(process.span_context.trace_id().to_string(), &tp[3..35]);
+    assert_eq!(process.parent_span_id.to_string(), &tp[36..52]);
+}

@@ -107,10 +107,34 @@ pub fn xray_to_traceparent(header: &str) -> Option<String> {
     ))
 }
 
-/// The carrier of a received message: its message attributes, or — when they hold no
-/// `traceparent` — the `AWSTraceHeader` system attribute converted to a `traceparent`.
+/// The `String` message attributes of an SNS notification envelope (the body SQS receives from an
+/// SNS subscription without raw message delivery):
+/// `{"Type":"Notification", ..., "MessageAttributes": {"traceparent": {"Type":"String","Value":"00-…"}}}`.
+/// Empty for any other body.
+pub(crate) fn sns_envelope_attributes(body: &str) -> Vec<(String, String)> {
+    if !body.trim_start().starts_with('{') {
+        return Vec::new();
+    }
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else { return Vec::new() };
+    if json.get("Type").and_then(|t| t.as_str()) != Some("Notification") {
+        return Vec::new();
+    }
+    let Some(attributes) = json.get("MessageAttributes").and_then(|a| a.as_object()) else {
+        return Vec::new();
+    };
+    attributes
+        .iter()
+        .filter(|(_, v)| v.get("Type").and_then(|t| t.as_str()).is_some_and(|t| t.starts_with("String")))
+        .filter_map(|(k, v)| Some((k.clone(), v.get("Value")?.as_str()?.to_owned())))
+        .collect()
+}
+
+/// The carrier of a received message: its message attributes; when they hold no `traceparent`, the
+/// message attributes of an SNS notification envelope in the body; else the `AWSTraceHeader`
+/// system attribute converted to a `traceparent`.
 pub(crate) struct ReceivedMessageExtractor<'a> {
     attributes: Option<&'a HashMap<String, MessageAttributeValue>>,
+    sns: Vec<(String, String)>,
     xray: Option<String>,
 }
 
@@ -119,7 +143,12 @@ impl<'a> ReceivedMessageExtractor<'a> {
         let attributes = message.message_attributes.as_ref();
         let has_context =
             attributes.is_some_and(|a| MessageAttributesExtractor(a).get("traceparent").is_some());
-        let xray = if has_context {
+        let sns = if has_context {
+            Vec::new()
+        } else {
+            message.body.as_deref().map(sns_envelope_attributes).unwrap_or_default()
+        };
+        let xray = if has_context || sns.iter().any(|(k, _)| k.eq_ignore_ascii_case("traceparent")) {
             None
         } else {
             message
@@ -128,7 +157,7 @@ impl<'a> ReceivedMessageExtractor<'a> {
                 .and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader))
                 .and_then(|h| xray_to_traceparent(h))
         };
-        ReceivedMessageExtractor { attributes, xray }
+        ReceivedMessageExtractor { attributes, sns, xray }
     }
 }
 
@@ -137,14 +166,18 @@ impl Extractor for ReceivedMessageExtractor<'_> {
         if let Some(xray) = &self.xray {
             return key.eq_ignore_ascii_case("traceparent").then_some(xray.as_str());
         }
+        if !self.sns.is_empty() {
+            return self.sns.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str());
+        }
         self.attributes.and_then(|a| get_from(a, key))
     }
 
     fn keys(&self) -> Vec<&str> {
-        match (&self.xray, self.attributes) {
-            (Some(_), _) => vec!["traceparent"],
-            (None, Some(a)) => a.keys().map(String::as_str).collect(),
-            (None, None) => Vec::new(),
+        match (&self.xray, self.sns.is_empty(), self.attributes) {
+            (Some(_), _, _) => vec!["traceparent"],
+            (None, false, _) => self.sns.iter().map(|(k, _)| k.as_str()).collect(),
+            (None, true, Some(a)) => a.keys().map(String::as_str).collect(),
+            (None, true, None) => Vec::new(),
         }
     }
 }
@@ -206,6 +239,18 @@ mod tests {
             "Root=1-5759e988-bd862e3fe1be46a994272793",
         ] {
             assert_eq!(xray_to_traceparent(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sns_notification_envelopes_are_read() {
+        let body = r#"{"Type":"Notification","MessageId":"m","Message":"hi","MessageAttributes":{"traceparent":{"Type":"String","Value":"00-ab-cd-01"},"n":{"Type":"Number","Value":"1"}}}"#;
+        assert_eq!(
+            sns_envelope_attributes(body),
+            vec![("traceparent".to_string(), "00-ab-cd-01".to_string())]
+        );
+        for other in ["hi", "{", r#"{"Type":"SubscriptionConfirmation"}"#, r#"{"Type":"Notification"}"#] {
+            assert!(sns_envelope_attributes(other).is_empty(), "{other}");
         }
     }
 
