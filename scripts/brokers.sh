@@ -122,18 +122,19 @@ redis_up() {
 
 sqs_up() {
   if port_open "$SQS_PORT"; then log "SQS endpoint already listening on $SQS_PORT"; return 0; fi
-  if ! command -v moto_server >/dev/null 2>&1 || ! moto_server --help >/dev/null 2>&1; then
+  if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
     log "installing moto[server]==$MOTO_VERSION from PyPI"
     python3 -m pip install --quiet "moto[server]==$MOTO_VERSION" >"$state/pip.log" 2>&1 \
       || die "pip install moto[server] failed (log: $state/pip.log)"
-    hash -r
   fi
-  log "starting moto_server (SQS) on 127.0.0.1:$SQS_PORT"
-  nohup moto_server -H 127.0.0.1 -p "$SQS_PORT" >"$state/moto.log" 2>&1 &
+  log "starting moto (SQS) on 127.0.0.1:$SQS_PORT"
+  # `python3 -m moto.server` is moto_server without relying on a console-script shim (pyenv needs a
+  # rehash before a freshly installed one appears).
+  nohup python3 -m moto.server -H 127.0.0.1 -p "$SQS_PORT" >"$state/moto.log" 2>&1 &
   echo $! >"$state/moto.pid"
   local deadline=$((SECONDS + 30))
   until curl -s -o /dev/null "http://127.0.0.1:$SQS_PORT/moto-api/"; do
-    [ $SECONDS -lt $deadline ] || die "moto_server did not answer within 30 s (log: $state/moto.log)"
+    [ $SECONDS -lt $deadline ] || die "moto did not answer within 30 s (log: $state/moto.log)"
     sleep 0.1
   done
   log "SQS endpoint ready"

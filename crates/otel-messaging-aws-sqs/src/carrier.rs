@@ -217,6 +217,7 @@ impl Injector for Collected {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 
