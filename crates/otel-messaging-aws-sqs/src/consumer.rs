@@ -18,7 +18,7 @@ use aws_sdk_sqs::{
     },
     types::{Message, MessageSystemAttributeName},
 };
-use opentelemetry::{Context, propagation::Extractor};
+use opentelemetry::propagation::Extractor;
 use otel_messaging::{OperationType, TracedMessage};
 
 use crate::{
@@ -67,7 +67,7 @@ impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
         instrumentation: &SqsInstrumentation,
     ) -> impl Future<Output = Result<ReceiveMessageOutput, SdkError<ReceiveMessageError, HttpResponse>>> + Send
     {
-        let parent = Context::current();
+        let parent = otel_messaging::current_context();
         let started = SystemTime::now();
         let url = self.get_queue_url().clone().unwrap_or_default();
         let mut names = self.get_message_attribute_names().clone().unwrap_or_default();
@@ -181,7 +181,7 @@ impl DeleteMessageFluentBuilderExt for DeleteMessageFluentBuilder {
     {
         let url = self.get_queue_url().clone().unwrap_or_default();
         let view = SqsView::new(OperationType::Settle, OPERATION_DELETE, &url);
-        let operation = instrumentation.instrumenter.start(&view, &Context::current());
+        let operation = instrumentation.instrumenter.start(&view, &otel_messaging::current_context());
         async move {
             let result = self.send().await;
             match &result {
@@ -222,7 +222,7 @@ impl DeleteMessageBatchFluentBuilderExt for DeleteMessageBatchFluentBuilder {
         let url = self.get_queue_url().clone().unwrap_or_default();
         let mut view = SqsView::new(OperationType::Settle, OPERATION_DELETE, &url);
         view.batch = Some(self.get_entries().as_ref().map_or(0, Vec::len) as u64);
-        let operation = instrumentation.instrumenter.start(&view, &Context::current());
+        let operation = instrumentation.instrumenter.start(&view, &otel_messaging::current_context());
         async move {
             let result = self.send().await;
             match &result {

@@ -22,7 +22,7 @@ use aws_sdk_sqs::{
     },
     types::MessageAttributeValue,
 };
-use opentelemetry::{Context, propagation::Extractor, trace::TraceContextExt};
+use opentelemetry::{propagation::Extractor, trace::TraceContextExt};
 use otel_messaging::{Operation, OperationType, propagation::EmptyExtractor};
 
 use crate::{
@@ -82,7 +82,7 @@ impl SendMessageFluentBuilderExt for SendMessageFluentBuilder {
         instrumentation: &SqsInstrumentation,
     ) -> impl Future<Output = Result<SendMessageOutput, SdkError<SendMessageError, HttpResponse>>> + Send
     {
-        let parent = Context::current();
+        let parent = otel_messaging::current_context();
         let url = self.get_queue_url().clone().unwrap_or_default();
         let had_attributes = self.get_message_attributes().is_some();
         let mut attributes = self.get_message_attributes().clone().unwrap_or_default();
@@ -134,7 +134,7 @@ impl SendMessageBatchFluentBuilderExt for SendMessageBatchFluentBuilder {
         instrumentation: &SqsInstrumentation,
     ) -> impl Future<Output = Result<SendMessageBatchOutput, SdkError<SendMessageBatchError, HttpResponse>>> + Send
     {
-        let parent = Context::current();
+        let parent = otel_messaging::current_context();
         let url = self.get_queue_url().clone().unwrap_or_default();
         let mut entries = self.get_entries().clone().unwrap_or_default();
         let instrumenter = &instrumentation.instrumenter;

@@ -19,7 +19,6 @@ use lapin::{
     options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions},
     types::FieldTable,
 };
-use opentelemetry::Context;
 use otel_messaging::{Operation, OperationType, TracedMessage};
 
 use crate::{
@@ -67,7 +66,8 @@ where
     let extractor = FieldTableExtractor(headers);
     let message: [(&dyn opentelemetry::propagation::Extractor, Vec<opentelemetry::KeyValue>); 1] =
         [(&extractor, Vec::new())];
-    let operation = instrumentation.instrumenter.start_batch(&view, &Context::current(), None, message);
+    let operation =
+        instrumentation.instrumenter.start_batch(&view, &otel_messaging::current_context(), None, message);
     let result = settle.await;
     operation.end(&result, error_type);
     result

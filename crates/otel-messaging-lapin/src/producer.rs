@@ -14,7 +14,6 @@ use lapin::{
     options::{BasicGetOptions, BasicPublishOptions},
     types::{FieldTable, ShortString},
 };
-use opentelemetry::Context;
 use otel_messaging::{Operation, OperationType};
 
 use crate::{
@@ -131,7 +130,7 @@ impl ChannelExt for Channel {
         payload: &[u8],
         properties: BasicProperties,
     ) -> impl Future<Output = Result<TracedPublisherConfirm>> + Send {
-        let parent = Context::current();
+        let parent = otel_messaging::current_context();
         let mut headers = properties.headers().clone().unwrap_or_default();
         let view = PublishView::new(
             exchange.as_str(),
@@ -170,7 +169,7 @@ impl ChannelExt for Channel {
         queue: ShortString,
         options: BasicGetOptions,
     ) -> impl Future<Output = Result<Option<BasicGetMessage>>> + Send {
-        let parent = Context::current();
+        let parent = otel_messaging::current_context();
         let started = std::time::SystemTime::now();
         let name = queue.clone();
         let get = self.basic_get(queue, options);

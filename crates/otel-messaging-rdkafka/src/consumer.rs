@@ -117,7 +117,7 @@ where
         F: Future<Output = Result<T, E>>,
         E: std::fmt::Display,
     {
-        let operation = Context::map_current(|ambient| start_process(instrumentation, self, ambient, false));
+        let operation = start_process(instrumentation, self, &otel_messaging::current_context(), false);
         operation.run(handler)
     }
 }
@@ -147,9 +147,8 @@ impl<'a, C: ConsumerContext + 'a> Stream for TracedStream<'a, C> {
         this.inner.poll_next(cx).map(|item| {
             item.map(|result| {
                 result.map(|message| {
-                    let operation = Context::map_current(|ambient| {
-                        start_process(instrumentation, &message, ambient, false)
-                    });
+                    let operation =
+                        start_process(instrumentation, &message, &otel_messaging::current_context(), false);
                     TracedMessage::new(message, operation)
                 })
             })
@@ -197,7 +196,7 @@ where
         max_messages: usize,
         timeout: Duration,
     ) -> KafkaResult<Vec<BorrowedMessage<'a>>> {
-        let parent = Context::current();
+        let parent = otel_messaging::current_context();
         let started = SystemTime::now();
         let deadline = tokio::time::Instant::now() + timeout;
         let mut batch = Vec::with_capacity(max_messages.min(1024));
@@ -270,6 +269,6 @@ where
     F: Future<Output = Result<T, E>>,
     E: std::fmt::Display,
 {
-    let operation = Context::map_current(|ambient| start_process(instrumentation, message, ambient, true));
+    let operation = start_process(instrumentation, message, &otel_messaging::current_context(), true);
     operation.run(handler).await
 }

@@ -149,7 +149,7 @@ where
         P: ToBytes + ?Sized + Sync,
         T: Into<Timeout> + Send,
     {
-        let parent = Context::current();
+        let parent = otel_messaging::current_context();
         let (operation, headers) = start_send(
             instrumentation,
             self.client(),
@@ -327,7 +327,7 @@ macro_rules! impl_base_producer_ext {
                 let (operation, headers) = start_send(
                     instrumentation,
                     self.client(),
-                    &Context::current(),
+                    &otel_messaging::current_context(),
                     record.topic,
                     record.partition,
                     record.key.map(ToBytes::to_bytes),

@@ -89,7 +89,7 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
         K: ToRedisArgs + Sync,
         ID: ToRedisArgs + Sync,
     {
-        let parent = Context::current();
+        let parent = otel_messaging::current_context();
         let started = SystemTime::now();
         let group = group_of(options);
         let mut cmd = redis::cmd(if group.is_some() { "XREADGROUP" } else { "XREAD" });
@@ -135,7 +135,7 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
         ID: ToRedisArgs + Sync,
     {
         let options = StreamReadOptions::default();
-        let parent = Context::current();
+        let parent = otel_messaging::current_context();
         async move { self.xread_options_traced(instrumentation, keys, ids, &options).with_context(parent).await }
     }
 
@@ -159,7 +159,7 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
         start: &str,
         options: StreamAutoClaimOptions,
     ) -> impl Future<Output = RedisResult<StreamAutoClaimReply>> + Send {
-        let parent = Context::current();
+        let parent = otel_messaging::current_context();
         let started = SystemTime::now();
         let mut cmd = redis::cmd("XAUTOCLAIM");
         cmd.arg(key).arg(group).arg(consumer).arg(min_idle_time_ms).arg(start).arg(options);
@@ -210,7 +210,7 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
         let mut view = RedisView::new(OperationType::Settle, OPERATION_ACK, Some(key), instrumentation);
         view.group = Some(group);
         view.batch = (ids.len() > 1).then_some(ids.len() as u64);
-        let operation = instrumentation.instrumenter.start(&view, &Context::current());
+        let operation = instrumentation.instrumenter.start(&view, &otel_messaging::current_context());
         let mut cmd = redis::cmd("XACK");
         cmd.arg(key).arg(group).arg(ids);
         async move {

@@ -93,7 +93,7 @@ pub trait StreamsExt: ConnectionLike + Send + Sized {
         V: ToRedisArgs + Sync,
         RV: FromRedisValue,
     {
-        xadd(self, instrumentation, Context::current(), key, None, id, items)
+        xadd(self, instrumentation, otel_messaging::current_context(), key, None, id, items)
     }
 
     /// `XADD key MAXLEN ... id field value ...` like `AsyncCommands::xadd_maxlen`, traced as
@@ -117,7 +117,7 @@ pub trait StreamsExt: ConnectionLike + Send + Sized {
         V: ToRedisArgs + Sync,
         RV: FromRedisValue,
     {
-        xadd(self, instrumentation, Context::current(), key, Some(maxlen), id, items)
+        xadd(self, instrumentation, otel_messaging::current_context(), key, Some(maxlen), id, items)
     }
 }
 
@@ -156,7 +156,7 @@ pub trait QueueExt: ConnectionLike + Send + Sized {
         key: &str,
         payload: &[u8],
     ) -> impl Future<Output = RedisResult<usize>> + Send {
-        send_enveloped(self, instrumentation, Context::current(), "LPUSH", key, payload)
+        send_enveloped(self, instrumentation, otel_messaging::current_context(), "LPUSH", key, payload)
     }
 
     /// `RPUSH key <envelope(payload)>` inside a `send {key}` PRODUCER span; returns the list length.
@@ -170,7 +170,7 @@ pub trait QueueExt: ConnectionLike + Send + Sized {
         key: &str,
         payload: &[u8],
     ) -> impl Future<Output = RedisResult<usize>> + Send {
-        send_enveloped(self, instrumentation, Context::current(), "RPUSH", key, payload)
+        send_enveloped(self, instrumentation, otel_messaging::current_context(), "RPUSH", key, payload)
     }
 
     /// `PUBLISH channel <envelope(payload)>` inside a `send {channel}` PRODUCER span; returns the
@@ -185,7 +185,7 @@ pub trait QueueExt: ConnectionLike + Send + Sized {
         channel: &str,
         payload: &[u8],
     ) -> impl Future<Output = RedisResult<usize>> + Send {
-        send_enveloped(self, instrumentation, Context::current(), "PUBLISH", channel, payload)
+        send_enveloped(self, instrumentation, otel_messaging::current_context(), "PUBLISH", channel, payload)
     }
 }
 

@@ -192,9 +192,10 @@ impl MessagingInstrumenter {
     }
 
     /// Starts the process operation of one delivered message, inside the current context
-    /// ([`Context::current`]) as the ambient context. See [`start_process_in`](Self::start_process_in).
+    /// ([`crate::current_context`]: the current `tracing` span's with feature `tracing`) as the
+    /// ambient context. See [`start_process_in`](Self::start_process_in).
     pub fn start_process(&self, view: &dyn MessagingAttributes, message: &dyn Extractor) -> Operation {
-        Context::map_current(|ambient| self.start_process_in(view, message, ambient))
+        self.start_process_in(view, message, &crate::current_context())
     }
 
     /// Starts the process operation of one delivered message.
@@ -216,7 +217,28 @@ impl MessagingInstrumenter {
         let now = SystemTime::now();
         let queue_wait =
             view.sent_time().map(|sent| now.duration_since(sent).unwrap_or(Duration::ZERO).as_secs_f64());
-        self.start_span(view, &parent, links, Some(message), Some(now), true, queue_wait)
+        self.start_span_bridged(view, &parent, links, Some(message), Some(now), queue_wait)
+    }
+
+    /// Like `start_span` for a process operation: with feature `tracing`, backed by a `tracing`
+    /// span when the bridge can be used.
+    fn start_span_bridged(
+        &self,
+        view: &dyn MessagingAttributes,
+        parent: &Context,
+        links: Vec<Link>,
+        message: Option<&dyn Extractor>,
+        started_at: Option<SystemTime>,
+        queue_wait: Option<f64>,
+    ) -> Operation {
+        #[cfg(feature = "tracing")]
+        {
+            self.start_span_inner(view, parent, links, message, started_at, true, queue_wait, true)
+        }
+        #[cfg(not(feature = "tracing"))]
+        {
+            self.start_span(view, parent, links, message, started_at, true, queue_wait)
+        }
     }
 
     /// Starts a batch operation (receive/poll, batch process, batch settle) that links every
@@ -259,6 +281,22 @@ impl MessagingInstrumenter {
         own_context: bool,
         queue_wait: Option<f64>,
     ) -> Operation {
+        self.start_span_inner(view, parent, links, message, started_at, own_context, queue_wait, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_span_inner(
+        &self,
+        view: &dyn MessagingAttributes,
+        parent: &Context,
+        links: Vec<Link>,
+        message: Option<&dyn Extractor>,
+        started_at: Option<SystemTime>,
+        own_context: bool,
+        queue_wait: Option<f64>,
+        bridge: bool,
+    ) -> Operation {
+        let _ = bridge;
         let operation_type = view.operation_type();
         let creation_context =
             own_context && matches!(operation_type, OperationType::Send | OperationType::Create);
@@ -361,6 +399,27 @@ impl MessagingInstrumenter {
         view.system_attributes(&mut attributes);
 
         let name = span_name(view.operation_name(), destination, template, hidden);
+        #[cfg(feature = "tracing")]
+        if bridge {
+            if let Some(span) =
+                crate::tracing_bridge::operation_span(&name, &kind, &attributes, &links, parent)
+            {
+                use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+                return Operation {
+                    cx: span.context(),
+                    start,
+                    operation_type,
+                    creation_context,
+                    messages: batch.unwrap_or(1),
+                    counts_as_delivery: view.counts_as_delivery(),
+                    queue_wait,
+                    metric_attributes,
+                    instrumenter: self.inner.clone(),
+                    ended: false,
+                    tracing_span: Some(span),
+                };
+            }
+        }
         let mut builder =
             SpanBuilder::from_name(name).with_kind(kind).with_start_time(start).with_attributes(attributes);
         if !links.is_empty() {
@@ -378,6 +437,8 @@ impl MessagingInstrumenter {
             metric_attributes,
             instrumenter: self.inner.clone(),
             ended: false,
+            #[cfg(feature = "tracing")]
+            tracing_span: None,
         }
     }
 }
@@ -568,6 +629,9 @@ pub struct Operation {
     metric_attributes: Vec<KeyValue>,
     instrumenter: Arc<Inner>,
     ended: bool,
+    /// With feature `tracing`: the `tracing` span backing a process operation.
+    #[cfg(feature = "tracing")]
+    tracing_span: Option<tracing::Span>,
 }
 
 impl fmt::Debug for Operation {
@@ -664,6 +728,13 @@ impl Operation {
         F: Future<Output = Result<T, E>>,
         E: fmt::Display,
     {
+        #[cfg(feature = "tracing")]
+        if let Some(span) = self.tracing_span.clone() {
+            use tracing::Instrument as _;
+            let result = handler.instrument(span).await;
+            self.end(&result, |_| std::any::type_name::<E>());
+            return result;
+        }
         let result = handler.with_context(self.cx.clone()).await;
         self.end(&result, |_| std::any::type_name::<E>());
         result
@@ -675,12 +746,29 @@ impl Operation {
         }
         self.ended = true;
         let end = SystemTime::now();
-        let span = self.cx.span();
-        if let Some((error_type, description)) = &error {
-            span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, (*error_type).to_owned()));
-            span.set_status(Status::error(description.clone()));
+        #[cfg(feature = "tracing")]
+        let bridged = self.tracing_span.take();
+        #[cfg(not(feature = "tracing"))]
+        let bridged: Option<()> = None;
+        match bridged {
+            #[cfg(feature = "tracing")]
+            Some(span) => {
+                use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+                if let Some((error_type, description)) = &error {
+                    span.set_attribute(semconv::ERROR_TYPE, (*error_type).to_owned());
+                    span.set_status(Status::error(description.clone()));
+                }
+                drop(span); // the last handle: tracing-opentelemetry ends the span now
+            }
+            _ => {
+                let span = self.cx.span();
+                if let Some((error_type, description)) = &error {
+                    span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, (*error_type).to_owned()));
+                    span.set_status(Status::error(description.clone()));
+                }
+                span.end_with_timestamp(end);
+            }
         }
-        span.end_with_timestamp(end);
         if let Some(instruments) = &self.instrumenter.instruments {
             let duration = end.duration_since(self.start).unwrap_or(Duration::ZERO).as_secs_f64();
             instruments.record(Measurement {

@@ -10,6 +10,9 @@ pub mod semconv;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+#[cfg(feature = "tracing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
+mod tracing_bridge;
 
 pub use attributes::MessagingAttributes;
 pub use instrumenter::{
@@ -17,3 +20,17 @@ pub use instrumenter::{
 };
 pub use operation::OperationType;
 pub use propagation::ProcessParent;
+
+/// The context the `_traced` sugar of the broker crates takes as parent: with feature `tracing`, the
+/// current `tracing::Span`'s OpenTelemetry context when it has a valid span; otherwise (and without
+/// the feature) [`opentelemetry::Context::current`].
+pub fn current_context() -> opentelemetry::Context {
+    #[cfg(feature = "tracing")]
+    {
+        tracing_bridge::current_context()
+    }
+    #[cfg(not(feature = "tracing"))]
+    {
+        opentelemetry::Context::current()
+    }
+}
