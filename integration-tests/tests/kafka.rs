@@ -380,3 +380,104 @@ async fn threaded_producer_span_ends_in_delivery_callback() {
     );
     assert_eq!(attributes(span(&spans, &send_name))["messaging.kafka.offset"], Value::I64(0));
 }
+
+mod tracing_bridge {
+    use super::*;
+    use tracing::Instrument as _;
+
+    /// The classic job-worker failure (apalis #664): a worker whose spans start a fresh trace. With
+    /// the `tracing` feature the whole path is one trace: request → send → process → the handler's
+    /// `tracing` spans, across `.await` and `tokio::spawn`.
+    #[tokio::test]
+    async fn tracing_spans_form_one_trace_across_spawn() {
+        let k = kafka().await;
+        let t = TestTelemetry::new();
+        let _subscriber = tracing::subscriber::set_default(integration_tests::tracing_subscriber_for(&t));
+        let producer_tracing = k.producer_tracing(&t);
+        let consumer_tracing = k.consumer_tracing(&t);
+        let producer = k.producer();
+
+        let request = tracing::info_span!("POST /orders");
+        async {
+            producer
+                .send_traced_with(
+                    &producer_tracing,
+                    FutureRecord::<(), _>::to(&k.topic).payload("{}"),
+                    TIMEOUT,
+                )
+                .await
+        }
+        .instrument(request.clone())
+        .await
+        .expect("delivered");
+        drop(request);
+
+        let consumer = k.consumer();
+        let message = recv(&consumer).await;
+        message
+            .process_traced_with(&consumer_tracing, async {
+                async { tokio::task::yield_now().await }.instrument(tracing::info_span!("db insert")).await;
+                tokio::spawn(async { tracing::info_span!("spawned").in_scope(|| ()) }.in_current_span())
+                    .await
+                    .expect("join");
+                Ok::<_, KafkaError>(())
+            })
+            .await
+            .expect("handler");
+
+        let spans = t.spans();
+        let (send, process) = (format!("send {}", k.topic), format!("process {}", k.topic));
+        assert_trace(
+            &spans,
+            &[
+                shape("POST /orders", SpanKind::Internal),
+                shape(&send, SpanKind::Producer).parent("POST /orders"),
+                shape(&process, SpanKind::Consumer).parent(&send).links(&[&send]),
+                shape("db insert", SpanKind::Internal).parent(&process),
+                shape("spawned", SpanKind::Internal).parent(&process),
+            ],
+        );
+        assert_one_trace(&spans);
+        let p = attributes(span(&spans, &process));
+        assert_eq!(p["messaging.system"], Value::from("kafka"));
+        assert_eq!(p["messaging.consumer.group.name"], Value::from("it-workers"));
+    }
+
+    /// Inside a worker-loop span, the spec default makes the loop the parent; `CreationContext`
+    /// continues the producer's trace and links the loop.
+    #[tokio::test]
+    async fn creation_context_policy_inside_a_tracing_worker_span() {
+        let k = kafka().await;
+        let t = TestTelemetry::new();
+        let _subscriber = tracing::subscriber::set_default(integration_tests::tracing_subscriber_for(&t));
+        let producer_tracing = k.producer_tracing(&t);
+        let consumer_tracing = KafkaInstrumentation::from_config(&k.consumer_config())
+            .with_instrumenter(t.instrumenter().with_process_parent(ProcessParent::CreationContext));
+        k.producer()
+            .send_traced_with(&producer_tracing, FutureRecord::<(), _>::to(&k.topic).payload("x"), TIMEOUT)
+            .await
+            .expect("delivered");
+        let consumer = k.consumer();
+        let worker = tracing::info_span!("worker loop");
+        async {
+            let message = recv(&consumer).await;
+            message
+                .process_traced_with(&consumer_tracing, async { Ok::<_, KafkaError>(()) })
+                .await
+                .expect("handler");
+        }
+        .instrument(worker.clone())
+        .await;
+        drop(worker);
+        let spans = t.spans();
+        let (send, process) = (format!("send {}", k.topic), format!("process {}", k.topic));
+        assert_trace(
+            &spans,
+            &[
+                shape(&send, SpanKind::Producer),
+                shape("worker loop", SpanKind::Internal),
+                shape(&process, SpanKind::Consumer).parent(&send).links(&[&send, "worker loop"]),
+            ],
+        );
+    }
+}

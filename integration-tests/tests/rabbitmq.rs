@@ -490,3 +490,47 @@ async fn rpc_reply_lands_in_the_callers_trace() {
         ],
     );
 }
+
+mod tracing_bridge {
+    use super::*;
+    use tracing::Instrument as _;
+
+    #[tokio::test]
+    async fn tracing_spans_form_one_trace_across_spawn() {
+        let t = TestTelemetry::new();
+        let _subscriber = tracing::subscriber::set_default(integration_tests::tracing_subscriber_for(&t));
+        let tr = tracing(&t);
+        let (_c, ch) = channel().await;
+        let q = queue(&ch, &unique_name("jobs"), FieldTable::default()).await;
+        let mut consumer = consume(&ch, &q, &tr).await;
+        let request = tracing::info_span!("POST /jobs");
+        publish(&ch, &tr, "", &q, BasicProperties::default()).instrument(request.clone()).await;
+        drop(request);
+        let delivery = next(&mut consumer).await;
+        let (_d, result) = delivery
+            .process(async |_| {
+                async { tokio::task::yield_now().await }
+                    .instrument(tracing::info_span!("resize image"))
+                    .await;
+                tokio::spawn(async { tracing::info_span!("spawned").in_scope(|| ()) }.in_current_span())
+                    .await
+                    .expect("join");
+                Ok::<_, lapin::Error>(())
+            })
+            .await;
+        result.expect("handler");
+        let spans = t.spans();
+        let (send, process) = (format!("publish {q}"), format!("process {q}"));
+        assert_trace(
+            &spans,
+            &[
+                shape("POST /jobs", SpanKind::Internal),
+                shape(&send, SpanKind::Producer).parent("POST /jobs"),
+                shape(&process, SpanKind::Consumer).parent(&send).links(&[&send]),
+                shape("resize image", SpanKind::Internal).parent(&process),
+                shape("spawned", SpanKind::Internal).parent(&process),
+            ],
+        );
+        assert_one_trace(&spans);
+    }
+}
