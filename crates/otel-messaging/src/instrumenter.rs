@@ -400,25 +400,24 @@ impl MessagingInstrumenter {
 
         let name = span_name(view.operation_name(), destination, template, hidden);
         #[cfg(feature = "tracing")]
-        if bridge {
-            if let Some(span) =
-                crate::tracing_bridge::operation_span(&name, &kind, &attributes, &links, parent)
-            {
-                use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-                return Operation {
-                    cx: span.context(),
-                    start,
-                    operation_type,
-                    creation_context,
-                    messages: batch.unwrap_or(1),
-                    counts_as_delivery: view.counts_as_delivery(),
-                    queue_wait,
-                    metric_attributes,
-                    instrumenter: self.inner.clone(),
-                    ended: false,
-                    tracing_span: Some(span),
-                };
-            }
+        if let Some(span) = bridge
+            .then(|| crate::tracing_bridge::operation_span(&name, &kind, &attributes, &links, parent))
+            .flatten()
+        {
+            use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+            return Operation {
+                cx: span.context(),
+                start,
+                operation_type,
+                creation_context,
+                messages: batch.unwrap_or(1),
+                counts_as_delivery: view.counts_as_delivery(),
+                queue_wait,
+                metric_attributes,
+                instrumenter: self.inner.clone(),
+                ended: false,
+                tracing_span: Some(span),
+            };
         }
         let mut builder =
             SpanBuilder::from_name(name).with_kind(kind).with_start_time(start).with_attributes(attributes);
