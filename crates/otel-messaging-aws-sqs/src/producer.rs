@@ -50,7 +50,7 @@ fn inject(operation: &Operation, attributes: &mut HashMap<String, MessageAttribu
 
 /// Traced `SendMessage`.
 pub trait SendMessageFluentBuilderExt: Sized {
-    /// Sends like `.send()`, inside a `send {queue}` PRODUCER span (parent: [`Context::current`]
+    /// Sends like `.send()`, inside a `send {queue}` PRODUCER span (parent: [`otel_messaging::current_context`]
     /// at the call) whose context is written into the message attributes (a user-provided creation
     /// context is kept). `messaging.message.id` and `aws.request_id` come from the response. Uses
     /// [`SqsInstrumentation::global`].

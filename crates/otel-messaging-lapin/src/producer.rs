@@ -63,7 +63,7 @@ impl Future for TracedPublisherConfirm {
 pub trait ChannelExt {
     /// Publishes like [`Channel::basic_publish`] (same arguments, same order), inside a
     /// `publish {destination}` PRODUCER span whose context is written into the `headers` property
-    /// (an existing creation context is kept). The parent is [`Context::current`] at the call.
+    /// (an existing creation context is kept). The parent is [`otel_messaging::current_context`] at the call.
     ///
     /// Returns a [`TracedPublisherConfirm`] where lapin returns a `PublisherConfirm`: await it the
     /// same way. Uses [`AmqpInstrumentation::global`].

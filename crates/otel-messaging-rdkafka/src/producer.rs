@@ -80,7 +80,7 @@ pub trait FutureProducerExt {
     /// Sends `record` like [`FutureProducer::send`], inside a `send {topic}` PRODUCER span whose
     /// context is written into the record's headers (an existing creation context is kept).
     ///
-    /// The parent is the current context ([`Context::current`]) when this method is called.
+    /// The parent is the current context ([`otel_messaging::current_context`]) when this method is called.
     /// `queue_timeout` has the native meaning. The span ends when the delivery report arrives, so
     /// its duration includes the broker's acknowledgement; the partition and offset are recorded.
     /// Uses [`KafkaInstrumentation::global`].
@@ -291,7 +291,7 @@ where
 pub trait BaseProducerExt<C: ProducerContext> {
     /// Sends `record` like the native `send`, inside a `send {topic}` PRODUCER span that ends in
     /// the delivery callback (so it covers the broker's acknowledgement). The record carries the
-    /// wrapped context's own delivery opaque; the parent is [`Context::current`].
+    /// wrapped context's own delivery opaque; the parent is [`otel_messaging::current_context`].
     ///
     /// # Errors
     ///

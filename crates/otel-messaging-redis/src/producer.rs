@@ -73,7 +73,7 @@ pub trait StreamsExt: ConnectionLike + Send + Sized {
     /// return), inside a `send {stream}` PRODUCER span. The context is written as extra entry
     /// fields named by the propagator (`traceparent`, `tracestate`, `baggage`), unless the items
     /// already carry a creation context, which is kept. The returned entry id becomes
-    /// `messaging.message.id`. The parent is [`Context::current`] at the call.
+    /// `messaging.message.id`. The parent is [`otel_messaging::current_context`] at the call.
     ///
     /// # Errors
     ///
