@@ -7,6 +7,11 @@ mod metrics;
 mod operation;
 pub mod propagation;
 pub mod semconv;
+/// Guides (documentation only). Why a module: docs.rs renders long-form guides as module pages.
+pub mod docs {
+    #[doc = include_str!("docs/job_frameworks.md")]
+    pub mod job_frameworks {}
+}
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
