@@ -76,14 +76,3 @@ pub fn unique_name(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
-
-/// A `tracing` subscriber whose tracing-opentelemetry layer exports to `telemetry`'s in-memory
-/// tracer provider; install it with `tracing::subscriber::set_default` (thread-local, so tests stay
-/// independent; `tokio::test`'s current-thread runtime runs spawned tasks on the same thread).
-pub fn tracing_subscriber_for(
-    telemetry: &otel_messaging::testing::TestTelemetry,
-) -> impl tracing::Subscriber + Send + Sync {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(telemetry.tracer("tracing")))
-}
