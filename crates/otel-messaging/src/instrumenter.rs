@@ -399,34 +399,30 @@ impl MessagingInstrumenter {
         view.system_attributes(&mut attributes);
 
         let name = span_name(view.operation_name(), destination, template, hidden);
+        // With feature `tracing`, a process operation is backed by a `tracing` span when possible.
         #[cfg(feature = "tracing")]
-        if let Some(span) = bridge
+        let tracing_span = bridge
             .then(|| crate::tracing_bridge::operation_span(&name, &kind, &attributes, &links, parent))
-            .flatten()
-        {
-            use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-            return Operation {
-                cx: span.context(),
-                start,
-                operation_type,
-                creation_context,
-                messages: batch.unwrap_or(1),
-                counts_as_delivery: view.counts_as_delivery(),
-                queue_wait,
-                metric_attributes,
-                instrumenter: self.inner.clone(),
-                ended: false,
-                tracing_span: Some(span),
-            };
-        }
-        let mut builder =
-            SpanBuilder::from_name(name).with_kind(kind).with_start_time(start).with_attributes(attributes);
-        if !links.is_empty() {
-            builder = builder.with_links(links);
-        }
-        let span = self.inner.tracer.build_with_context(builder, parent);
+            .flatten();
+        let plain = || {
+            let mut builder = SpanBuilder::from_name(name)
+                .with_kind(kind)
+                .with_start_time(start)
+                .with_attributes(attributes);
+            if !links.is_empty() {
+                builder = builder.with_links(links);
+            }
+            parent.with_span(self.inner.tracer.build_with_context(builder, parent))
+        };
+        #[cfg(feature = "tracing")]
+        let cx = match &tracing_span {
+            Some(span) => tracing_opentelemetry::OpenTelemetrySpanExt::context(span),
+            None => plain(),
+        };
+        #[cfg(not(feature = "tracing"))]
+        let cx = plain();
         Operation {
-            cx: parent.with_span(span),
+            cx,
             start,
             operation_type,
             creation_context,
@@ -437,7 +433,7 @@ impl MessagingInstrumenter {
             instrumenter: self.inner.clone(),
             ended: false,
             #[cfg(feature = "tracing")]
-            tracing_span: None,
+            tracing_span,
         }
     }
 }
