@@ -47,6 +47,15 @@ async fn queue(client: &Client, fifo: bool) -> String {
     req.send().await.expect("create queue").queue_url.expect("url")
 }
 
+/// Per-test telemetry, instrumentation on it, a client, and a fresh queue's URL.
+async fn setup(fifo: bool) -> (TestTelemetry, SqsInstrumentation, Client, String) {
+    let t = TestTelemetry::new();
+    let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
+    let c = client().await;
+    let url = queue(&c, fifo).await;
+    (t, tr, c, url)
+}
+
 fn name_of(url: &str) -> &str {
     url.rsplit('/').next().unwrap()
 }
@@ -57,10 +66,7 @@ fn string(v: &str) -> MessageAttributeValue {
 
 #[tokio::test]
 async fn send_receive_process_delete_is_one_trace_without_asking_for_attributes() {
-    let t = TestTelemetry::new();
-    let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
-    let c = client().await;
-    let url = queue(&c, false).await;
+    let (t, tr, c, url) = setup(false).await;
     let q = name_of(&url).to_owned();
 
     let tracer = t.tracer("app");
@@ -121,12 +127,9 @@ async fn send_receive_process_delete_is_one_trace_without_asking_for_attributes(
 
 #[tokio::test]
 async fn link_only_policy_gives_new_root_plus_link() {
-    let t = TestTelemetry::new();
-    let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
+    let (t, tr, c, url) = setup(false).await;
     let consumer = SqsInstrumentation::default()
         .with_instrumenter(t.instrumenter().with_process_parent(ProcessParent::Link));
-    let c = client().await;
-    let url = queue(&c, false).await;
     let q = name_of(&url).to_owned();
     c.send_message().queue_url(&url).message_body("x").send_traced_with(&tr).await.expect("send");
     let received = c
@@ -153,10 +156,7 @@ async fn link_only_policy_gives_new_root_plus_link() {
 
 #[tokio::test]
 async fn attribute_limit_degrades_to_traceparent_then_nothing_and_never_fails() {
-    let t = TestTelemetry::new();
-    let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
-    let c = client().await;
-    let url = queue(&c, false).await;
+    let (t, tr, c, url) = setup(false).await;
     for n in [9, 10] {
         let mut req = c.send_message().queue_url(&url).message_body(format!("{n} attributes"));
         for i in 0..n {
@@ -189,10 +189,7 @@ async fn attribute_limit_degrades_to_traceparent_then_nothing_and_never_fails() 
 
 #[tokio::test]
 async fn batch_send_gives_create_spans_linked_by_a_client_send_span() {
-    let t = TestTelemetry::new();
-    let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
-    let c = client().await;
-    let url = queue(&c, false).await;
+    let (t, tr, c, url) = setup(false).await;
     let q = name_of(&url).to_owned();
     let entries: Vec<_> = (0..3)
         .map(|i| {
@@ -243,10 +240,7 @@ async fn batch_send_gives_create_spans_linked_by_a_client_send_span() {
 
 #[tokio::test]
 async fn aws_trace_header_alone_continues_that_trace_and_fifo_works() {
-    let t = TestTelemetry::new();
-    let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
-    let c = client().await;
-    let url = queue(&c, true).await;
+    let (t, tr, c, url) = setup(true).await;
     let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
     c.send_message()
         .queue_url(&url)
@@ -296,10 +290,7 @@ async fn unknown_queue_gives_error_status_and_native_error() {
 
 #[tokio::test]
 async fn sns_notification_envelope_carries_the_context() {
-    let t = TestTelemetry::new();
-    let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
-    let c = client().await;
-    let url = queue(&c, false).await;
+    let (t, tr, c, url) = setup(false).await;
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     // What SQS receives from an SNS subscription without raw message delivery.
     let body = format!(
