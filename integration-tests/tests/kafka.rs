@@ -222,9 +222,8 @@ async fn batch_poll_links_every_message() {
     let consumer = k.consumer();
     let mut batch = Vec::new();
     while batch.len() < 3 {
-        batch.extend(
-            consumer.recv_batch_traced(&consumer_tracing, 3 - batch.len(), TIMEOUT).await.expect("batch"),
-        );
+        let wanted = 3 - batch.len();
+        consumer.recv_batch_traced(&consumer_tracing, &mut batch, wanted, TIMEOUT).await.expect("batch");
     }
     let spans = t.spans();
     let polls: Vec<_> = spans.iter().filter(|s| s.name == format!("poll {}", k.topic)).collect();

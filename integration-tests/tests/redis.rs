@@ -175,7 +175,7 @@ async fn two_consumers_in_a_group_process_each_entry_once_in_its_producers_trace
 async fn claimed_pending_entry_continues_the_original_trace_with_delivery_count() {
     let t = TestTelemetry::new();
     let (client, mut conn) = connect().await;
-    let tr = tracing(&t, &client);
+    let tr = tracing(&t, &client).with_claim_delivery_counts(true);
     let stream = unique_name("claims");
     group(&mut conn, &stream, "g").await;
     let id: String = conn.xadd_traced(&tr, &stream, "*", &[("job", "1")]).await.expect("xadd");
@@ -201,6 +201,31 @@ async fn claimed_pending_entry_continues_the_original_trace_with_delivery_count(
     assert_eq!(claim.links.len(), 1);
 }
 
+/// By default the traced XAUTOCLAIM is the native command alone: the same reply as the untraced
+/// call (no delivery counts filled in), one round trip.
+#[tokio::test]
+async fn default_claim_returns_the_native_reply_unchanged() {
+    let t = TestTelemetry::new();
+    let (client, mut conn) = connect().await;
+    let tr = tracing(&t, &client);
+    let stream = unique_name("claims");
+    group(&mut conn, &stream, "g").await;
+    for job in ["1", "2"] {
+        let _: String = conn.xadd_traced(&tr, &stream, "*", &[("job", job)]).await.expect("xadd");
+    }
+    let opts = StreamReadOptions::default().group("g", "c1");
+    let _ = conn.xread_options_traced(&tr, &[&stream], &[">"], &opts).await.expect("read");
+    let options = || StreamAutoClaimOptions::default().count(1);
+    let traced = conn.xautoclaim_traced(&tr, &stream, "g", "c2", 0, "0-0", options()).await.expect("claim");
+    let native: redis::streams::StreamAutoClaimReply =
+        conn.xautoclaim_options(&stream, "g", "c3", 0, "0-0", options()).await.expect("claim");
+    assert_eq!(traced.claimed.len(), 1);
+    assert_eq!(traced.claimed[0].delivered_count, None, "as natively");
+    assert_eq!(traced.claimed[0].delivered_count, native.claimed[0].delivered_count);
+    assert_eq!(traced.next_stream_id, native.next_stream_id);
+    assert_eq!(span(&t.spans(), &format!("claim {stream}")).links.len(), 1);
+}
+
 #[tokio::test]
 async fn list_queue_with_envelope_continues_context_and_plain_payloads_pass_through() {
     let t = TestTelemetry::new();
@@ -211,6 +236,9 @@ async fn list_queue_with_envelope_continues_context_and_plain_payloads_pass_thro
     conn.lpush_traced(&tr, &list, &every_byte).await.expect("lpush");
     let _: usize = conn.lpush(&list, b"plain payload").await.expect("plain lpush");
     let _: usize = conn.lpush(&list, b"OTM\x01\x00\x40truncated").await.expect("truncated envelope");
+    // A plain payload that starts with the envelope magic and version (review finding M4).
+    let lookalike = b"\x8FOTMENV\x02\x00\x00\x00\x00\x00\x00rest".to_vec();
+    conn.lpush_traced(&tr, &list, &lookalike).await.expect("lpush");
 
     let first = conn.brpop_traced(&tr, &list, 5.0).await.expect("pop").expect("a message");
     assert_eq!(first.payload, every_byte, "binary payload with every byte value round-trips");
@@ -226,13 +254,18 @@ async fn list_queue_with_envelope_continues_context_and_plain_payloads_pass_thro
         .expect("a message");
     assert_eq!(third.payload, b"OTM\x01\x00\x40truncated", "a malformed envelope is delivered whole");
     drop(third);
+    let fourth = conn.brpop_traced(&tr, &list, 5.0).await.expect("pop").expect("a message");
+    assert_eq!(fourth.payload, lookalike, "a look-alike payload arrives byte for byte");
+    drop(fourth);
 
     let spans = t.spans();
     let send = format!("send {list}");
     let processes: Vec<_> = spans.iter().filter(|s| s.name == format!("process {list}")).collect();
-    assert_eq!(processes.len(), 3);
-    assert_eq!(processes[0].parent_span_id, span(&spans, &send).span_context.span_id());
-    for p in &processes[1..] {
+    assert_eq!(processes.len(), 4);
+    let sends: Vec<_> = spans.iter().filter(|s| s.name == send).collect();
+    assert_eq!(processes[0].parent_span_id, sends[0].span_context.span_id());
+    assert_eq!(processes[3].parent_span_id, sends[1].span_context.span_id());
+    for p in &processes[1..3] {
         assert_eq!(p.parent_span_id, opentelemetry::trace::SpanId::INVALID, "no context: a new trace");
         assert!(p.links.is_empty());
     }
@@ -265,4 +298,22 @@ async fn pubsub_with_envelope_continues_context() {
         ],
     );
     let _ = envelope::VERSION;
+}
+
+/// With nothing to propagate (no context written), list payloads are sent as they are, so an
+/// uninstrumented consumer reads exactly what was pushed (review finding M4).
+#[tokio::test]
+async fn nothing_to_propagate_sends_the_plain_payload() {
+    let t = TestTelemetry::new();
+    let (client, mut conn) = connect().await;
+    let silent = RedisInstrumentation::from_client(&client).with_instrumenter(
+        t.instrumenter_builder().with_propagator(opentelemetry::propagation::TextMapCompositePropagator::new(vec![])).build(),
+    );
+    let list = unique_name("queue");
+    conn.lpush_traced(&silent, &list, b"plain").await.expect("lpush");
+    let raw: Vec<u8> = conn.rpop(&list, None).await.expect("rpop");
+    assert_eq!(raw, b"plain");
+    conn.lpush_traced(&silent.clone().with_envelope_always(true), &list, b"plain").await.expect("lpush");
+    let raw: Vec<u8> = conn.rpop(&list, None).await.expect("rpop");
+    assert_eq!(envelope::decode(&raw), (Some(envelope::EnvelopeHeaders::default()), &b"plain"[..]), "asked for");
 }

@@ -35,7 +35,6 @@ impl Injector for MessageAttributesInjector<'_> {
             return;
         }
         if let Some(attribute) = string_attribute(value) {
-            self.0.retain(|k, _| !k.eq_ignore_ascii_case(key));
             self.0.insert(key.to_owned(), attribute);
         }
     }

@@ -66,17 +66,20 @@ pub fn consumer_destination(exchange: &str, routing_key: &str, queue: Option<&st
 }
 
 /// The message's send time: the `timestamp` property (seconds), else the [`SENT_TIME_HEADER`]
-/// (milliseconds).
+/// (milliseconds as a long-long integer, as the traced publish writes it; seconds when it is an
+/// AMQP timestamp value).
 pub(crate) fn sent_time(properties: &BasicProperties) -> Option<SystemTime> {
     if let Some(seconds) = properties.timestamp() {
         return UNIX_EPOCH.checked_add(Duration::from_secs(*seconds));
     }
-    let millis = match properties.headers().as_ref()?.inner().get(SENT_TIME_HEADER)? {
-        AMQPValue::LongLongInt(v) => u64::try_from(*v).ok()?,
-        AMQPValue::Timestamp(v) => *v,
-        _ => return None,
-    };
-    UNIX_EPOCH.checked_add(Duration::from_millis(millis))
+    match properties.headers().as_ref()?.inner().get(SENT_TIME_HEADER)? {
+        AMQPValue::LongLongInt(millis) => {
+            UNIX_EPOCH.checked_add(Duration::from_millis(u64::try_from(*millis).ok()?))
+        }
+        // An AMQP timestamp is seconds since the epoch (AMQP 0-9-1 §4.2.5.4), whatever the header's name.
+        AMQPValue::Timestamp(seconds) => UNIX_EPOCH.checked_add(Duration::from_secs(*seconds)),
+        _ => None,
+    }
 }
 
 /// Writes [`SENT_TIME_HEADER`] = now (ms) into `headers`.

@@ -1,16 +1,15 @@
 //! Carriers over the AMQP `headers` table (lapin's [`FieldTable`]): [`FieldTableInjector`] and
 //! [`FieldTableExtractor`]. Pure adapters; no globals, never fail, never panic.
 
-use std::collections::BTreeMap;
-
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use opentelemetry::propagation::{Extractor, Injector};
 
 /// Writes propagation fields into an AMQP `headers` table as `LongString` values (field type `S`,
 /// what the Java, Python (pika) and JS instrumentations write).
 ///
-/// Setting a key replaces any existing entry of that key, compared ASCII case-insensitively, so
-/// a message never carries two `traceparent` entries. Never fails.
+/// Setting a key replaces the existing entry of exactly that key (AMQP table keys are
+/// case-sensitive, so a user's `Baggage` entry is left alone), so a message never carries two
+/// `traceparent` entries. Never fails.
 pub struct FieldTableInjector<'a>(pub &'a mut FieldTable);
 
 impl std::fmt::Debug for FieldTableInjector<'_> {
@@ -21,18 +20,6 @@ impl std::fmt::Debug for FieldTableInjector<'_> {
 
 impl Injector for FieldTableInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        let other_case =
-            self.0.inner().keys().any(|k| k.as_str() != key && k.as_str().eq_ignore_ascii_case(key));
-        if other_case {
-            let map: BTreeMap<ShortString, AMQPValue> = self
-                .0
-                .inner()
-                .iter()
-                .filter(|(k, _)| !k.as_str().eq_ignore_ascii_case(key))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            *self.0 = FieldTable::from(map);
-        }
         self.0.insert(ShortString::from(key), AMQPValue::LongString(LongString::from(value)));
     }
 }

@@ -31,14 +31,21 @@ fn round_trips_through_w3c_propagator_as_long_strings() {
 }
 
 #[test]
-fn inject_replaces_other_spellings_and_keeps_other_entries() {
+fn inject_replaces_the_exact_key_only_and_keeps_other_entries() {
     let mut table = FieldTable::default();
-    table.insert("TraceParent".into(), AMQPValue::LongString("old".into()));
+    table.insert("TraceParent".into(), AMQPValue::LongString("user's own".into()));
+    table.insert("traceparent".into(), AMQPValue::LongString("old".into()));
     table.insert("app".into(), AMQPValue::LongInt(7));
     FieldTableInjector(&mut table).set("traceparent", "new".into());
     let keys: Vec<_> = table.inner().keys().map(ShortString::as_str).collect();
-    assert_eq!(keys, ["app", "traceparent"]);
+    assert_eq!(
+        keys,
+        ["TraceParent", "app", "traceparent"],
+        "AMQP keys are case-sensitive: other spellings stay"
+    );
+    assert_eq!(table.inner().get("TraceParent"), Some(&AMQPValue::LongString("user's own".into())));
     assert_eq!(table.inner().get("app"), Some(&AMQPValue::LongInt(7)));
+    assert_eq!(FieldTableExtractor(&table).get("traceparent"), Some("new"), "the exact key wins on read");
 }
 
 #[test]

@@ -4,13 +4,15 @@
 //! [`Extractor`] traits; no globals, never fail, never panic.
 
 use opentelemetry::propagation::{Extractor, Injector};
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, Headers as _, OwnedHeaders};
 
 /// Writes propagation fields into the headers of an outgoing Kafka record.
 ///
-/// Setting a key **replaces** every existing header of that key (compared ASCII
-/// case-insensitively), so a record never carries two `traceparent` headers. Values are written as
-/// UTF-8 bytes, the encoding the Java, Python and JS instrumentations use. Never fails.
+/// Setting a key **replaces** every existing header of exactly that key (Kafka header keys are
+/// case-sensitive, so a user's `Baggage` header is left alone), so a record never carries two
+/// `traceparent` headers; other headers keep their order. Values are written as UTF-8 bytes, the
+/// encoding the Java, Python and JS instrumentations use. Never fails, never panics (headers
+/// with non-UTF-8 keys, e.g. forwarded from a consumed record, are kept as they are).
 ///
 /// # Examples
 ///
@@ -31,48 +33,58 @@ impl std::fmt::Debug for HeadersInjector<'_> {
     }
 }
 
+/// Replaces every header named exactly `key` with one `key: value` header at the end.
+fn replace(headers: &mut OwnedHeaders, key: &str, value: &[u8]) {
+    raw::remove(headers, key);
+    *headers = std::mem::take(headers).insert(Header { key, value: Some(value) });
+}
+
 impl Injector for HeadersInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        let present = self.0.iter().any(|h| h.key.eq_ignore_ascii_case(key));
-        let headers = std::mem::take(self.0);
-        let headers = if present {
-            // OwnedHeaders has no removal: rebuild it without the old values, keeping order.
-            let mut rebuilt = OwnedHeaders::new_with_capacity(headers.count());
-            for h in headers.iter().filter(|h| !h.key.eq_ignore_ascii_case(key)) {
-                rebuilt = rebuilt.insert(Header { key: h.key, value: h.value });
-            }
-            rebuilt
-        } else {
-            headers
-        };
-        *self.0 = headers.insert(Header { key, value: Some(value.as_bytes()) });
+        replace(self.0, key, value.as_bytes());
     }
 }
 
 /// Collects propagation fields, then writes them into headers held by value: the producer path
 /// owns the record's headers, so it needs no placeholder `OwnedHeaders` (a C allocation) per field.
 #[derive(Debug, Default)]
-pub(crate) struct PendingHeaders(Vec<(std::borrow::Cow<'static, str>, String)>);
+pub(crate) struct PendingHeaders(pub(crate) Vec<(std::borrow::Cow<'static, str>, String)>);
 
 impl PendingHeaders {
     /// Writes the collected fields into `headers`, replacing existing keys (as [`HeadersInjector`]).
     pub(crate) fn apply(self, mut headers: OwnedHeaders) -> OwnedHeaders {
-        if self.0.is_empty() {
-            return headers;
-        }
-        let present = headers.iter().any(|h| self.0.iter().any(|(k, _)| h.key.eq_ignore_ascii_case(k)));
-        if present {
-            let mut rebuilt = OwnedHeaders::new_with_capacity(headers.count() + self.0.len());
-            for h in headers.iter().filter(|h| !self.0.iter().any(|(k, _)| h.key.eq_ignore_ascii_case(k))) {
-                rebuilt = rebuilt.insert(Header { key: h.key, value: h.value });
-            }
-            headers = rebuilt;
-        }
         for (key, value) in &self.0 {
-            headers = headers.insert(Header { key: key.as_ref(), value: Some(value.as_bytes()) });
+            replace(&mut headers, key, value.as_bytes());
         }
         headers
     }
+
+    /// Bytes these fields add to a record's serialized headers (key, value and their varint
+    /// lengths, as the Kafka record format counts them).
+    pub(crate) fn serialized_size(&self) -> usize {
+        self.0.iter().map(|(k, v)| header_size(k.len(), v.len())).sum()
+    }
+
+    /// Drops a field (e.g. `baggage`) by exact key.
+    pub(crate) fn remove(&mut self, key: &str) {
+        self.0.retain(|(k, _)| k != key);
+    }
+}
+
+/// Serialized bytes of one header (librdkafka `rkhdr_ser_size`): key, value and their varint lengths.
+fn header_size(key: usize, value: usize) -> usize {
+    key + value + varint_len(key) + varint_len(value)
+}
+
+/// Bytes of a zig-zag varint encoding `n` (the Kafka record format's length prefixes).
+fn varint_len(n: usize) -> usize {
+    let mut v = (n as u64) << 1;
+    let mut len = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        len += 1;
+    }
+    len
 }
 
 impl Injector for PendingHeaders {
@@ -85,17 +97,33 @@ impl Injector for PendingHeaders {
             "baggage" => Cow::Borrowed("baggage"),
             other => Cow::Owned(other.to_owned()),
         };
-        self.0.retain(|(k, _)| !k.eq_ignore_ascii_case(&key));
+        self.0.retain(|(k, _)| *k != key);
         self.0.push((key, value));
     }
 }
 
+/// Serialized size of `headers` (bytes, key + value + varint lengths per header), as librdkafka
+/// counts them against `message.max.bytes`.
+pub(crate) fn serialized_size(headers: &OwnedHeaders) -> usize {
+    let reader = headers.raw();
+    (0..reader.count())
+        .filter_map(|i| reader.get(i))
+        .map(|(k, v)| header_size(k.len(), v.map_or(0, <[u8]>::len)))
+        .sum()
+}
+
 /// Reads propagation fields from the headers of a received (or outgoing) Kafka record.
 ///
-/// Works over any rdkafka [`Headers`] type: [`OwnedHeaders`], `BorrowedHeaders`.
+/// Works over rdkafka's two header types, `BorrowedHeaders` (a consumed message) and
+/// [`OwnedHeaders`] (a record being built, or a detached message): see [`RawHeaders`].
 /// Keys match ASCII case-insensitively. When a key repeats, [`get`](Extractor::get) returns the
 /// **last** value (as Kafka's `lastHeader`), [`get_all`](Extractor::get_all) returns every value in
-/// order. Null values and values that are not UTF-8 are skipped, never a panic.
+/// order. Headers whose key or value is not UTF-8, and null values, are skipped: never a panic.
+///
+/// Why not rdkafka's `Headers::try_get`: rdkafka 0.39 unwraps the key as UTF-8, and librdkafka
+/// accepts any bytes as a key (kcat, the C, Go and other clients can write such records), so one
+/// such record would panic every consumer that looks at its headers. The headers are read here
+/// through librdkafka directly (see [`RawHeaders`]).
 pub struct HeadersExtractor<'a, H: ?Sized>(pub &'a H);
 
 impl<H: ?Sized> std::fmt::Debug for HeadersExtractor<'_, H> {
@@ -104,39 +132,176 @@ impl<H: ?Sized> std::fmt::Debug for HeadersExtractor<'_, H> {
     }
 }
 
-fn utf8<'h>(header: Header<'h, &'h [u8]>) -> Option<(&'h str, &'h str)> {
-    let value = std::str::from_utf8(header.value?).ok()?;
-    Some((header.key, value))
+/// A header whose key and value are both UTF-8; `None` for any other header.
+fn utf8_header<'a>(key: &'a [u8], value: Option<&'a [u8]>) -> Option<(&'a str, &'a str)> {
+    Some((std::str::from_utf8(key).ok()?, std::str::from_utf8(value?).ok()?))
 }
 
-impl<H: Headers + ?Sized> Extractor for HeadersExtractor<'_, H> {
+impl<H: RawHeaders + ?Sized> Extractor for HeadersExtractor<'_, H> {
     fn get(&self, key: &str) -> Option<&str> {
-        let count = self.0.count();
-        (0..count)
+        let headers = self.0.raw();
+        (0..headers.count())
             .rev()
-            .filter_map(|i| self.0.try_get(i))
-            .filter(|h| h.key.eq_ignore_ascii_case(key))
-            .find_map(utf8)
+            .filter_map(|i| headers.get(i))
+            .filter(|(k, _)| k.eq_ignore_ascii_case(key.as_bytes()))
+            .find_map(|(k, v)| utf8_header(k, v))
             .map(|(_, v)| v)
     }
 
+    /// Every distinct UTF-8 key, in order of first appearance (linear time: a record can carry
+    /// tens of thousands of headers).
     fn keys(&self) -> Vec<&str> {
-        let mut keys: Vec<&str> = Vec::with_capacity(self.0.count());
-        for h in (0..self.0.count()).filter_map(|i| self.0.try_get(i)) {
-            if !keys.contains(&h.key) {
-                keys.push(h.key);
-            }
-        }
-        keys
+        let headers = self.0.raw();
+        let count = headers.count();
+        let mut seen = std::collections::HashSet::with_capacity(count);
+        (0..count)
+            .filter_map(|i| headers.get(i))
+            .filter_map(|(k, _)| std::str::from_utf8(k).ok())
+            .filter(|k| seen.insert(*k))
+            .collect()
     }
 
     fn get_all(&self, key: &str) -> Option<Vec<&str>> {
-        let values: Vec<&str> = (0..self.0.count())
-            .filter_map(|i| self.0.try_get(i))
-            .filter(|h| h.key.eq_ignore_ascii_case(key))
-            .filter_map(utf8)
+        let headers = self.0.raw();
+        let values: Vec<&str> = (0..headers.count())
+            .filter_map(|i| headers.get(i))
+            .filter(|(k, _)| k.eq_ignore_ascii_case(key.as_bytes()))
+            .filter_map(|(k, v)| utf8_header(k, v))
             .map(|(_, v)| v)
             .collect();
         (!values.is_empty()).then_some(values)
+    }
+}
+
+/// Headers with arbitrary key bytes, which rdkafka's `OwnedHeaders::insert` cannot build (its keys
+/// are `&str`) but librdkafka and other Kafka clients can write: for tests and fuzzing of
+/// consumers. A `None` value is a null header value.
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub fn raw_headers<'h>(headers: impl IntoIterator<Item = (&'h [u8], Option<&'h [u8]>)>) -> OwnedHeaders {
+    let mut owned = OwnedHeaders::new();
+    for (key, value) in headers {
+        raw::add(&mut owned, key, value);
+    }
+    owned
+}
+
+/// rdkafka header types whose headers can be read as raw bytes, keys included: `BorrowedHeaders`
+/// and [`OwnedHeaders`]. Sealed.
+pub trait RawHeaders: raw::Sealed {
+    /// A reader over these headers.
+    #[doc(hidden)]
+    fn raw(&self) -> raw::HeaderReader<'_>;
+}
+
+impl RawHeaders for rdkafka::message::BorrowedHeaders {
+    fn raw(&self) -> raw::HeaderReader<'_> {
+        raw::HeaderReader::borrowed(self)
+    }
+}
+
+impl RawHeaders for OwnedHeaders {
+    fn raw(&self) -> raw::HeaderReader<'_> {
+        raw::HeaderReader::borrowed(self.as_borrowed())
+    }
+}
+
+/// The one `unsafe` module of the workspace: reading librdkafka headers without rdkafka's UTF-8
+/// `unwrap` on keys.
+///
+/// Audit notes (rdkafka 0.39.0, rdkafka-sys 4.10.0, pinned by the lock file; re-check on upgrade):
+///
+/// * rdkafka builds every `&BorrowedHeaders` by casting the native `rd_kafka_headers_t *` to a
+///   reference to the zero-sized `BorrowedHeaders` (`BorrowedHeaders::from_native_ptr`,
+///   `OwnedHeaders::as_borrowed`), and its own `as_native_ptr` casts it back. The address of a
+///   `&BorrowedHeaders` is therefore the native pointer, valid for as long as the reference; the
+///   test `raw_reader_agrees_with_rdkafka` checks this against rdkafka's own reader.
+/// * `rd_kafka_header_get_all` only reads the list and returns pointers into memory owned by it
+///   (a NUL-terminated name, and a value pointer + size, null for a null value), which stays
+///   valid and unchanged while the headers are borrowed: both rdkafka header types are read-only
+///   through `&self`.
+#[allow(unsafe_code)]
+mod raw {
+    use std::{ffi::CStr, marker::PhantomData, os::raw::c_char, ptr};
+
+    use rdkafka::{
+        bindings::{
+            rd_kafka_header_cnt, rd_kafka_header_get_all, rd_kafka_header_remove, rd_kafka_headers_t,
+        },
+        message::{BorrowedHeaders, OwnedHeaders},
+        types::RDKafkaRespErr,
+    };
+
+    /// Removes every header named exactly `key` (librdkafka `rd_kafka_header_remove`, `strcmp`).
+    pub(super) fn remove(headers: &mut OwnedHeaders, key: &str) {
+        let Ok(name) = std::ffi::CString::new(key) else { return };
+        let native = ptr::from_ref(headers.as_borrowed()).cast::<rd_kafka_headers_t>().cast_mut();
+        // SAFETY: `native` is the list `headers` owns (module notes), which we borrow mutably, so
+        // nothing else reads it meanwhile; an `OwnedHeaders` is never read-only. The name is a
+        // NUL-terminated local; librdkafka does not keep it.
+        let _ = unsafe { rd_kafka_header_remove(native, name.as_ptr()) };
+    }
+
+    /// Appends a header with arbitrary key bytes (librdkafka `rd_kafka_header_add`).
+    #[cfg(feature = "testing")]
+    pub(super) fn add(headers: &mut OwnedHeaders, key: &[u8], value: Option<&[u8]>) {
+        let native = ptr::from_ref(headers.as_borrowed()).cast::<rd_kafka_headers_t>().cast_mut();
+        let (value_ptr, value_len) = value.map_or((ptr::null(), 0), |v| (v.as_ptr(), v.len()));
+        // SAFETY: as in `remove`; librdkafka copies `key_len` bytes of the name and `value_len`
+        // bytes of the value (none for a null value).
+        let _ = unsafe {
+            rdkafka::bindings::rd_kafka_header_add(
+                native,
+                key.as_ptr().cast::<c_char>(),
+                isize::try_from(key.len()).unwrap_or(0),
+                value_ptr.cast::<std::ffi::c_void>(),
+                isize::try_from(value_len).unwrap_or(0),
+            )
+        };
+    }
+
+    pub trait Sealed {}
+    impl Sealed for BorrowedHeaders {}
+    impl Sealed for OwnedHeaders {}
+
+    /// Reads the headers behind a `&BorrowedHeaders` as raw bytes.
+    #[derive(Debug, Clone, Copy)]
+    pub struct HeaderReader<'a> {
+        native: *const rd_kafka_headers_t,
+        _borrow: PhantomData<&'a BorrowedHeaders>,
+    }
+
+    impl<'a> HeaderReader<'a> {
+        pub(super) fn borrowed(headers: &'a BorrowedHeaders) -> Self {
+            HeaderReader { native: ptr::from_ref(headers).cast::<rd_kafka_headers_t>(), _borrow: PhantomData }
+        }
+
+        /// Number of headers.
+        pub fn count(&self) -> usize {
+            // SAFETY: `native` is a valid header list for `'a` (module notes).
+            unsafe { rd_kafka_header_cnt(self.native) }
+        }
+
+        /// The key and value (`None` for a null value) of header `index`, as bytes.
+        pub fn get(&self, index: usize) -> Option<(&'a [u8], Option<&'a [u8]>)> {
+            let mut name: *const c_char = ptr::null();
+            let mut value: *const std::ffi::c_void = ptr::null();
+            let mut size = 0usize;
+            // SAFETY: `native` is a valid header list for `'a`; the out-pointers are locals.
+            let err =
+                unsafe { rd_kafka_header_get_all(self.native, index, &mut name, &mut value, &mut size) };
+            if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+                return None;
+            }
+            // SAFETY: librdkafka returned a NUL-terminated name owned by the list, valid for `'a`.
+            let key = unsafe { CStr::from_ptr(name) }.to_bytes();
+            let value = if value.is_null() {
+                None
+            } else {
+                // SAFETY: `value` points to `size` bytes owned by the list, valid for `'a`.
+                Some(unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) })
+            };
+            Some((key, value))
+        }
     }
 }

@@ -36,8 +36,14 @@ pub struct KafkaInstrumentation {
     client_id: Option<Arc<str>>,
     group_id: Option<Arc<str>>,
     capture_key: bool,
-    cluster_id: Arc<OnceLock<Arc<str>>>,
+    max_message_bytes: usize,
+    /// The cluster id of the first client that reported one, with that client's native handle
+    /// address: other clients sharing this instrumentation are asked themselves.
+    cluster_id: Arc<OnceLock<(usize, Arc<str>)>>,
 }
+
+/// librdkafka's default `message.max.bytes`: 1 000 000 bytes.
+pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
 
 impl KafkaInstrumentation {
     /// Facts read from `config`: `bootstrap.servers` (the first entry, as `server.address` and
@@ -52,6 +58,10 @@ impl KafkaInstrumentation {
             client_id: config.get("client.id").map(Arc::from),
             group_id: config.get("group.id").map(Arc::from),
             capture_key: false,
+            max_message_bytes: config
+                .get("message.max.bytes")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES),
             cluster_id: Arc::default(),
         }
     }
@@ -74,6 +84,22 @@ impl KafkaInstrumentation {
     /// Defaults to `false`: keys often hold user or tenant identifiers.
     pub fn with_capture_key(mut self, enabled: bool) -> Self {
         self.capture_key = enabled;
+        self
+    }
+
+    /// The producer's `message.max.bytes` (bytes): the context written into a record is cut down
+    /// (`baggage`, then `tracestate`, then all of it, recording `otel_messaging.context.injected =
+    /// false`) so that a record that fits this limit uninstrumented still fits it.
+    ///
+    /// Defaults to the config's `message.max.bytes`, else librdkafka's default
+    /// [`DEFAULT_MESSAGE_MAX_BYTES`] (also for [`global`](Self::global), which knows no config).
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
+    }
+
+    /// Sets the limit of [`max_message_bytes`](Self::max_message_bytes), in bytes.
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
         self
     }
 
@@ -104,17 +130,23 @@ impl KafkaInstrumentation {
 
     /// `messaging.kafka.cluster.id` if a client already reported it, without asking any client.
     pub(crate) fn cached_cluster_id(&self) -> Option<Arc<str>> {
-        self.cluster_id.get().cloned()
+        self.cluster_id.get().map(|(_, id)| id.clone())
     }
 
-    /// `messaging.kafka.cluster.id`, once known. Asks `client` without waiting (librdkafka answers
-    /// from its metadata cache) until the id is known, then answers from this cache only.
+    /// `messaging.kafka.cluster.id` of `client`, once known. The first client to report an id
+    /// has it cached here (keyed by its native handle); any other client sharing this
+    /// instrumentation (e.g. through [`global`](Self::global)) is asked each time, without waiting
+    /// (librdkafka answers from its metadata cache), so a span never carries another cluster's id.
     pub(crate) fn cluster_id<C: rdkafka::ClientContext>(&self, client: &Client<C>) -> Option<Arc<str>> {
-        if let Some(id) = self.cluster_id.get() {
+        let handle = client.native_ptr() as usize;
+        if let Some((owner, id)) = self.cluster_id.get()
+            && *owner == handle
+        {
             return Some(id.clone());
         }
         let id: Arc<str> = client.fetch_cluster_id(Timeout::After(std::time::Duration::ZERO))?.into();
-        Some(self.cluster_id.get_or_init(|| id).clone())
+        let (owner, cached) = self.cluster_id.get_or_init(|| (handle, id.clone()));
+        Some(if *owner == handle { cached.clone() } else { id })
     }
 }
 

@@ -20,13 +20,13 @@ use otel_messaging::{Operation, TracedMessage, propagation::EmptyExtractor};
 use rdkafka::{
     consumer::{ConsumerContext, StreamConsumer, stream_consumer::MessageStream},
     error::KafkaResult,
-    message::{BorrowedMessage, Headers, Message},
+    message::{BorrowedMessage, Message},
     util::AsyncRuntime,
 };
 
 use crate::{
-    attributes::{PollView, ProcessView, link_attributes},
-    carrier::HeadersExtractor,
+    attributes::{PollView, ProcessView, error_type, link_attributes},
+    carrier::{HeadersExtractor, RawHeaders},
     config::KafkaInstrumentation,
 };
 
@@ -39,7 +39,7 @@ fn start_process<M>(
 ) -> Operation
 where
     M: Message + ?Sized,
-    M::Headers: Headers,
+    M::Headers: RawHeaders,
 {
     let view = ProcessView {
         message,
@@ -106,7 +106,7 @@ pub trait MessageExt: Message {
 impl<M> MessageExt for M
 where
     M: Message + ?Sized,
-    M::Headers: Headers,
+    M::Headers: RawHeaders,
 {
     fn process_traced_with<F, T, E>(
         &self,
@@ -162,23 +162,50 @@ pub trait StreamConsumerExt<'a, C: ConsumerContext + 'a, R> {
     /// `process {topic}` CONSUMER span starts when the message is handed over.
     fn stream_traced(&'a self, instrumentation: &'a KafkaInstrumentation) -> TracedStream<'a, C>;
 
-    /// Receives up to `max_messages` messages, waiting at most `timeout` in total, and records one
-    /// `poll {topic}` CLIENT span for the batch: it starts when this call starts, links every
-    /// message's creation context (link attributes: partition, offset, and topic when the batch
-    /// spans several topics), and carries `messaging.batch.message_count`. An empty poll records
-    /// no span. Messages counted here are not counted again in `messaging.client.consumed.messages`
-    /// when processed with [`process_batch_message`].
+    /// Receives up to `max_messages` messages into `batch`, waiting at most `timeout` in total,
+    /// and records one `poll {topic}` CLIENT span for them: it starts when this call starts, links
+    /// every message's creation context (link attributes: partition, offset, and topic when the
+    /// batch spans several topics), and carries `messaging.batch.message_count`. An empty poll
+    /// records no span. Messages counted here are not counted again in
+    /// `messaging.client.consumed.messages` when processed with [`process_batch_message`].
+    ///
+    /// Messages are **appended** to `batch` as they arrive (nothing already in it is touched);
+    /// returns how many were appended. `timeout` may be anything up to `Duration::MAX` (no
+    /// deadline); the deadline uses a runtime-independent timer ([`futures_timer`]), so this works
+    /// on any [`AsyncRuntime`], inside or outside a Tokio runtime.
+    ///
+    /// # Cancel safety
+    ///
+    /// This method is cancel safe, like [`StreamConsumer::recv`]: every message received before
+    /// the future is dropped (in `tokio::select!`, under a timeout) is already in `batch`, so a
+    /// message whose offset librdkafka has stored is never lost; the poll span of those messages
+    /// is recorded on drop.
     ///
     /// # Errors
     ///
-    /// A consumer error ends the batch: it is returned if no message was received yet (the span
-    /// then records nothing), otherwise the messages received so far are returned.
-    fn recv_batch_traced(
+    /// The first consumer error, unchanged (e.g. `PartitionEOF` with `enable.partition.eof`, a
+    /// transport or authorization error). It ends the call: the messages received before it are
+    /// in `batch` (process them too), and the poll span records the error (`error.type`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(consumer: rdkafka::consumer::StreamConsumer, tracing: otel_messaging_rdkafka::KafkaInstrumentation) {
+    /// use otel_messaging_rdkafka::StreamConsumerExt as _;
+    /// use std::time::Duration;
+    ///
+    /// let mut batch = Vec::with_capacity(100);
+    /// let result = consumer.recv_batch_traced(&tracing, &mut batch, 100, Duration::from_secs(1)).await;
+    /// for message in batch.drain(..) { /* handle every message, even when `result` is an error */ }
+    /// # }
+    /// ```
+    fn recv_batch_traced<'b>(
         &'a self,
         instrumentation: &'a KafkaInstrumentation,
+        batch: &'b mut Vec<BorrowedMessage<'a>>,
         max_messages: usize,
         timeout: Duration,
-    ) -> impl Future<Output = KafkaResult<Vec<BorrowedMessage<'a>>>>;
+    ) -> impl Future<Output = KafkaResult<usize>>;
 }
 
 impl<'a, C, R> StreamConsumerExt<'a, C, R> for StreamConsumer<C, R>
@@ -190,29 +217,74 @@ where
         TracedStream { inner: self.stream(), instrumentation }
     }
 
-    async fn recv_batch_traced(
+    async fn recv_batch_traced<'b>(
         &'a self,
         instrumentation: &'a KafkaInstrumentation,
+        batch: &'b mut Vec<BorrowedMessage<'a>>,
         max_messages: usize,
         timeout: Duration,
-    ) -> KafkaResult<Vec<BorrowedMessage<'a>>> {
-        let parent = otel_messaging::current_context();
-        let started = SystemTime::now();
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut batch = Vec::with_capacity(max_messages.min(1024));
-        while batch.len() < max_messages {
-            match tokio::time::timeout_at(deadline, self.recv()).await {
-                Err(_elapsed) => break,
-                Ok(Ok(message)) => batch.push(message),
-                Ok(Err(e)) if batch.is_empty() => return Err(e),
-                Ok(Err(_)) => break,
+    ) -> KafkaResult<usize> {
+        use futures_util::future::{Either, select};
+        use rdkafka::consumer::Consumer as _;
+
+        let mut poll = PollGuard {
+            instrumentation,
+            client: self.client(),
+            parent: otel_messaging::current_context(),
+            started: SystemTime::now(),
+            first: batch.len(),
+            batch,
+            error: None,
+        };
+        // No deadline when `timeout` does not fit in an `Instant` (e.g. `Duration::MAX`).
+        let mut deadline =
+            std::time::Instant::now().checked_add(timeout).map(|_| futures_timer::Delay::new(timeout));
+        while poll.batch.len() - poll.first < max_messages {
+            let next = std::pin::pin!(self.recv());
+            let received = match deadline.as_mut() {
+                Some(delay) => match select(next, delay).await {
+                    Either::Left((received, _)) => received,
+                    Either::Right(((), _)) => break,
+                },
+                None => next.await,
+            };
+            match received {
+                Ok(message) => poll.batch.push(message),
+                Err(e) => {
+                    poll.error = Some((error_type(&e), e.to_string()));
+                    return Err(e);
+                }
             }
         }
-        if !batch.is_empty() {
-            use rdkafka::consumer::Consumer as _;
-            record_poll(instrumentation, self.client(), &parent, started, &batch);
+        Ok(poll.batch.len() - poll.first)
+    }
+}
+
+/// Records the `poll` span of the messages appended to `batch` when dropped: at the end of
+/// `recv_batch_traced`, or when its future is cancelled.
+struct PollGuard<'g, 'a, Cx: rdkafka::ClientContext> {
+    instrumentation: &'g KafkaInstrumentation,
+    client: &'g rdkafka::client::Client<Cx>,
+    parent: Context,
+    started: SystemTime,
+    first: usize,
+    batch: &'g mut Vec<BorrowedMessage<'a>>,
+    error: Option<(std::borrow::Cow<'static, str>, String)>,
+}
+
+impl<Cx: rdkafka::ClientContext> Drop for PollGuard<'_, '_, Cx> {
+    fn drop(&mut self) {
+        let received = self.batch.get(self.first..).unwrap_or_default();
+        if !received.is_empty() {
+            record_poll(
+                self.instrumentation,
+                self.client,
+                &self.parent,
+                self.started,
+                received,
+                self.error.take(),
+            );
         }
-        Ok(batch)
     }
 }
 
@@ -223,9 +295,10 @@ fn record_poll<Cx: rdkafka::ClientContext, M>(
     parent: &Context,
     started: SystemTime,
     batch: &[M],
+    error: Option<(std::borrow::Cow<'static, str>, String)>,
 ) where
     M: Message,
-    M::Headers: Headers,
+    M::Headers: RawHeaders,
 {
     let first = &batch[0];
     let same_topic = batch.iter().all(|m| m.topic() == first.topic());
@@ -247,7 +320,11 @@ fn record_poll<Cx: rdkafka::ClientContext, M>(
         };
         (extractor, attributes.clone())
     });
-    instrumentation.instrumenter.start_batch(&view, parent, Some(started), messages).end_ok();
+    let operation = instrumentation.instrumenter.start_batch(&view, parent, Some(started), messages);
+    match error {
+        Some((error_type, description)) => operation.end_error(&error_type, description),
+        None => operation.end_ok(),
+    }
 }
 
 /// Runs `handler` inside the `process {topic}` CONSUMER span of one message of a batch received
@@ -265,7 +342,7 @@ pub async fn process_batch_message<M, F, T, E>(
 ) -> Result<T, E>
 where
     M: Message + ?Sized,
-    M::Headers: Headers,
+    M::Headers: RawHeaders,
     F: Future<Output = Result<T, E>>,
     E: std::fmt::Display,
 {

@@ -8,8 +8,10 @@ mod consumer;
 mod producer;
 
 pub use attributes::{OPERATION_POLL, OPERATION_PROCESS, OPERATION_SEND, SYSTEM, error_type};
-pub use carrier::{HeadersExtractor, HeadersInjector};
-pub use config::KafkaInstrumentation;
+#[cfg(feature = "testing")]
+pub use carrier::raw_headers;
+pub use carrier::{HeadersExtractor, HeadersInjector, RawHeaders};
+pub use config::{DEFAULT_MESSAGE_MAX_BYTES, KafkaInstrumentation};
 pub use consumer::{MessageExt, StreamConsumerExt, TracedStream, process_batch_message};
 pub use otel_messaging::TracedMessage;
 pub use producer::{BaseProducerExt, FutureProducerExt, TracedDelivery, TracingProducerContext};

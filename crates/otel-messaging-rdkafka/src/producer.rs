@@ -28,7 +28,7 @@ use rdkafka::{
 
 use crate::{
     attributes::{SendView, delivery_attributes, error_type},
-    carrier::{HeadersExtractor, PendingHeaders},
+    carrier::{HeadersExtractor, PendingHeaders, serialized_size},
     config::KafkaInstrumentation,
 };
 
@@ -60,8 +60,39 @@ fn start_send<C: ClientContext>(
     };
     let mut pending = PendingHeaders::default();
     operation.inject(&mut pending);
+    if !pending.0.is_empty() {
+        let native = RECORD_OVERHEAD
+            + key.map_or(0, <[u8]>::len)
+            + payload.map_or(0, <[u8]>::len)
+            + headers.as_ref().map_or(0, serialized_size);
+        fit_to_limit(&mut pending, native, instrumentation.max_message_bytes(), &operation);
+    }
     let headers = pending.apply(headers.unwrap_or_else(|| OwnedHeaders::new_with_capacity(2)));
     (operation, headers)
+}
+
+/// librdkafka's worst-case record overhead (`RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD`, bytes), counted
+/// with key, value and headers against `message.max.bytes`.
+const RECORD_OVERHEAD: usize = 36;
+
+/// Degrades the context written into a record so that it never makes a record that fits
+/// `message.max.bytes` uninstrumented fail with `MSG_SIZE_TOO_LARGE`: drop `baggage`, then
+/// `tracestate`, then everything (`otel_messaging.context.injected = false` on the span). A record
+/// already over the limit is left to fail natively, unchanged but for the context.
+fn fit_to_limit(pending: &mut PendingHeaders, native: usize, limit: usize, operation: &Operation) {
+    if native > limit {
+        return;
+    }
+    for field in ["baggage", "tracestate"] {
+        if native + pending.serialized_size() <= limit {
+            return;
+        }
+        pending.remove(field);
+    }
+    if native + pending.serialized_size() > limit {
+        pending.0.clear();
+        operation.record_not_injected();
+    }
 }
 
 /// Ends a send operation from its delivery report.

@@ -26,6 +26,8 @@ pub struct RedisInstrumentation {
     pub(crate) instrumenter: MessagingInstrumenter,
     server: Option<(Arc<str>, Option<u16>)>,
     strip_fields: bool,
+    envelope_always: bool,
+    claim_delivery_counts: bool,
 }
 
 impl RedisInstrumentation {
@@ -49,6 +51,8 @@ impl RedisInstrumentation {
             instrumenter: MessagingInstrumenter::global().clone(),
             server: None,
             strip_fields: false,
+            envelope_always: false,
+            claim_delivery_counts: false,
         })
     }
 
@@ -67,6 +71,30 @@ impl RedisInstrumentation {
         self
     }
 
+    /// Wraps every list or pub/sub payload in an [envelope](crate::envelope), even when there is
+    /// no context to carry (e.g. no propagator installed, or nothing sampled is propagated by a
+    /// propagator that writes nothing), so that consumers can rely on the format.
+    ///
+    /// Defaults to `false`: a payload is wrapped only when there is context to carry (or when it
+    /// would itself read as an envelope), so consumers that know nothing of envelopes keep working.
+    pub fn with_envelope_always(mut self, enabled: bool) -> Self {
+        self.envelope_always = enabled;
+        self
+    }
+
+    /// Makes `xautoclaim_traced` fill in each claimed entry's `StreamId::delivered_count`, which the
+    /// native `XAUTOCLAIM` reply leaves `None`: the claim and an `XPENDING` over the claimed id
+    /// range run in one atomic server-side script (one round trip, so a cancelled call strands no
+    /// more entries than the native call would). The process span of a claimed entry then records
+    /// `otel_messaging.redis.delivery_count`.
+    ///
+    /// Defaults to `false`: `xautoclaim_traced` sends the native `XAUTOCLAIM` alone and returns its
+    /// reply unchanged.
+    pub fn with_claim_delivery_counts(mut self, enabled: bool) -> Self {
+        self.claim_delivery_counts = enabled;
+        self
+    }
+
     /// `server.address` and `server.port` of the connection.
     pub fn server(&self) -> Option<(&str, Option<u16>)> {
         self.server.as_ref().map(|(h, p)| (h.as_ref(), *p))
@@ -74,5 +102,13 @@ impl RedisInstrumentation {
 
     pub(crate) fn strip_fields(&self) -> bool {
         self.strip_fields
+    }
+
+    pub(crate) fn envelope_always(&self) -> bool {
+        self.envelope_always
+    }
+
+    pub(crate) fn claim_delivery_counts(&self) -> bool {
+        self.claim_delivery_counts
     }
 }

@@ -3,17 +3,14 @@
 //! `XACK` settle spans, `XAUTOCLAIM` with delivery counts, and enveloped list pops and pub/sub
 //! messages.
 
-use std::{collections::HashMap, future::Future, time::SystemTime};
+use std::{future::Future, time::SystemTime};
 
 use opentelemetry::{Context, KeyValue, context::FutureExt as _, propagation::Extractor};
 use otel_messaging::{OperationType, TracedMessage, propagation::EmptyExtractor};
 use redis::{
     RedisResult, ToRedisArgs,
     aio::ConnectionLike,
-    streams::{
-        StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadOptions,
-        StreamReadReply,
-    },
+    streams::{StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply},
 };
 
 use crate::{
@@ -64,6 +61,31 @@ fn record_entries<'e>(
         .collect();
     let messages = entries.iter().map(|(x, a)| (x as &dyn Extractor, a.clone()));
     instrumentation.instrumenter.start_batch(&view, parent, Some(started), messages).end_ok();
+}
+
+/// `XAUTOCLAIM` followed by `XPENDING key group id id 1 consumer` for each claimed id, atomically;
+/// returns `{claim reply, {delivery count per claimed entry}}`. KEYS[1] = stream; ARGV = group,
+/// consumer, min-idle-time, start, options.
+const CLAIM_WITH_COUNTS: &str = r"
+local claim = redis.call('XAUTOCLAIM', KEYS[1], unpack(ARGV))
+local counts = {}
+for i, entry in ipairs(claim[2]) do
+  local id = entry
+  if type(entry) == 'table' then id = entry[1] end
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1, ARGV[2])
+  if pending[1] then counts[i] = pending[1][4] else counts[i] = 0 end
+end
+return {claim, counts}
+";
+
+/// Parses the reply of [`CLAIM_WITH_COUNTS`] into the native reply with delivery counts filled in.
+fn claim_with_counts(value: redis::Value) -> RedisResult<StreamAutoClaimReply> {
+    let (claim, counts): (redis::Value, Vec<usize>) = redis::from_redis_value(value)?;
+    let mut reply: StreamAutoClaimReply = redis::from_redis_value(claim)?;
+    for (entry, count) in reply.claimed.iter_mut().zip(counts) {
+        entry.delivered_count = (count > 0).then_some(count);
+    }
+    Ok(reply)
 }
 
 /// Traced stream consuming on any async redis-rs connection.
@@ -140,14 +162,19 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
     }
 
     /// `XAUTOCLAIM key group consumer min-idle start [COUNT n]` like `AsyncCommands::xautoclaim_options`,
-    /// then `XPENDING` for the claimed ids so each claimed entry's `delivered_count` is filled in;
-    /// one `claim {stream}` CLIENT span links every claimed entry's creation context (link
-    /// attributes: message id). Processing a claimed entry with [`StreamEntryExt::traced`] continues
-    /// the original trace and records `otel_messaging.redis.delivery_count`.
+    /// inside one `claim {stream}` CLIENT span that links every claimed entry's creation context
+    /// (link attributes: message id). The native command is sent alone, in one round trip, and its
+    /// reply comes back unchanged (`StreamId::delivered_count` stays `None`, as natively), so
+    /// cancelling this call strands no more entries than cancelling the native call.
+    ///
+    /// With [`RedisInstrumentation::with_claim_delivery_counts`], the claim and an `XPENDING` per
+    /// claimed id run in one atomic script instead (still one round trip), and each claimed entry's
+    /// `delivered_count` is filled in; processing it with [`StreamEntryExt::traced`] then records
+    /// `otel_messaging.redis.delivery_count`.
     ///
     /// # Errors
     ///
-    /// The native error, unchanged.
+    /// The native error, unchanged (the span records it).
     #[allow(clippy::too_many_arguments)]
     fn xautoclaim_traced(
         &mut self,
@@ -161,34 +188,41 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
     ) -> impl Future<Output = RedisResult<StreamAutoClaimReply>> + Send {
         let parent = otel_messaging::current_context();
         let started = SystemTime::now();
-        let mut cmd = redis::cmd("XAUTOCLAIM");
-        cmd.arg(key).arg(group).arg(consumer).arg(min_idle_time_ms).arg(start).arg(options);
-        let (key, group, consumer) = (key.to_owned(), group.to_owned(), consumer.to_owned());
+        let counts = instrumentation.claim_delivery_counts();
+        let mut cmd = if counts {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(CLAIM_WITH_COUNTS)
+                .arg(1)
+                .arg(key)
+                .arg(group)
+                .arg(consumer)
+                .arg(min_idle_time_ms)
+                .arg(start);
+            cmd
+        } else {
+            let mut cmd = redis::cmd("XAUTOCLAIM");
+            cmd.arg(key).arg(group).arg(consumer).arg(min_idle_time_ms).arg(start);
+            cmd
+        };
+        cmd.arg(options);
+        let (key, group) = (key.to_owned(), group.to_owned());
         async move {
-            let mut result: RedisResult<StreamAutoClaimReply> = cmd.query_async(&mut *self).await;
-            if let Ok(reply) = &mut result {
-                if !reply.claimed.is_empty() {
-                    let counts: RedisResult<StreamPendingCountReply> = redis::cmd("XPENDING")
-                        .arg(&key)
-                        .arg(&group)
-                        .arg("-")
-                        .arg("+")
-                        .arg(reply.claimed.len().max(1) * 4)
-                        .arg(&consumer)
-                        .query_async(&mut *self)
-                        .await;
-                    if let Ok(counts) = counts {
-                        let by_id: HashMap<&str, usize> =
-                            counts.ids.iter().map(|p| (p.id.as_str(), p.times_delivered)).collect();
-                        for entry in &mut reply.claimed {
-                            if let Some(n) = by_id.get(entry.id.as_str()) {
-                                entry.delivered_count = Some(*n);
-                            }
-                        }
-                    }
+            let result: RedisResult<StreamAutoClaimReply> = if counts {
+                cmd.query_async::<redis::Value>(&mut *self).await.and_then(claim_with_counts)
+            } else {
+                cmd.query_async(&mut *self).await
+            };
+            match &result {
+                Ok(reply) => {
+                    let streams = std::iter::once((key.as_str(), reply.claimed.as_slice()));
+                    record_entries(instrumentation, &parent, started, OPERATION_CLAIM, Some(&group), streams);
                 }
-                let streams = std::iter::once((key.as_str(), reply.claimed.as_slice()));
-                record_entries(instrumentation, &parent, started, OPERATION_CLAIM, Some(&group), streams);
+                Err(e) => {
+                    let mut view =
+                        RedisView::new(OperationType::Receive, OPERATION_CLAIM, Some(&key), instrumentation);
+                    view.group = Some(&group);
+                    instrumentation.instrumenter.start(&view, &parent).end_error(&error_type(e), e);
+                }
             }
             result
         }

@@ -14,7 +14,7 @@ use crate::{
     attributes::{RedisView, error_type, message_id_attribute},
     carrier::{ArgPairsExtractor, FieldsInjector},
     config::RedisInstrumentation,
-    envelope::{EnvelopeHeaders, encode},
+    envelope::{EnvelopeHeaders, wrap},
 };
 
 /// `messaging.operation.name` of send spans: `send`.
@@ -136,16 +136,22 @@ async fn send_enveloped<C: ConnectionLike + Send>(
     let operation = instrumentation.instrumenter.start(&view, &parent);
     let mut headers = EnvelopeHeaders::default();
     operation.inject(&mut headers);
-    let result: RedisResult<usize> =
-        redis::cmd(command).arg(destination).arg(encode(&headers, payload)).query_async(conn).await;
+    let enveloped = wrap(&headers, payload, instrumentation.envelope_always());
+    let result: RedisResult<usize> = redis::cmd(command)
+        .arg(destination)
+        .arg(enveloped.as_deref().unwrap_or(payload))
+        .query_async(conn)
+        .await;
     operation.end(&result, error_type);
     result
 }
 
 /// Traced list queues and pub/sub with the opt-in envelope ([`crate::envelope`]): the payload is
-/// wrapped with the trace context; consumers unwrap it with the traced receive functions.
+/// wrapped with the trace context when there is one to carry (see [`crate::envelope::wrap`]);
+/// consumers unwrap it with the traced receive functions and always get the payload back byte
+/// for byte.
 pub trait QueueExt: ConnectionLike + Send + Sized {
-    /// `LPUSH key <envelope(payload)>` inside a `send {key}` PRODUCER span; returns the list length.
+    /// `LPUSH key <payload, enveloped with its context>` inside a `send {key}` PRODUCER span; returns the list length.
     ///
     /// # Errors
     ///
@@ -159,7 +165,7 @@ pub trait QueueExt: ConnectionLike + Send + Sized {
         send_enveloped(self, instrumentation, otel_messaging::current_context(), "LPUSH", key, payload)
     }
 
-    /// `RPUSH key <envelope(payload)>` inside a `send {key}` PRODUCER span; returns the list length.
+    /// `RPUSH key <payload, enveloped with its context>` inside a `send {key}` PRODUCER span; returns the list length.
     ///
     /// # Errors
     ///
@@ -173,7 +179,7 @@ pub trait QueueExt: ConnectionLike + Send + Sized {
         send_enveloped(self, instrumentation, otel_messaging::current_context(), "RPUSH", key, payload)
     }
 
-    /// `PUBLISH channel <envelope(payload)>` inside a `send {channel}` PRODUCER span; returns the
+    /// `PUBLISH channel <payload, enveloped with its context>` inside a `send {channel}` PRODUCER span; returns the
     /// number of subscribers that received it.
     ///
     /// # Errors

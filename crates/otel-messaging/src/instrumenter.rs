@@ -49,6 +49,7 @@ struct Inner {
     trust_boundary: bool,
     captured_headers: Vec<(String, Key)>,
     body_size: bool,
+    error_description: bool,
 }
 
 /// Creates spans and metrics for messaging operations, following semconv v1.44.
@@ -156,10 +157,12 @@ impl MessagingInstrumenter {
     }
 
     /// Reads a message carrier into a fresh [`Context`] through this instrumenter's propagator,
-    /// validating `traceparent` strictly (see [`crate::propagation::StrictExtractor`]). Invalid or
-    /// missing fields give a context without a span; never the ambient one.
+    /// validating `traceparent`, `tracestate` and `baggage` strictly (see
+    /// [`crate::propagation::StrictExtractor`]). Invalid or missing fields give a context without
+    /// a span; never the ambient one. At a trust boundary
+    /// ([`MessagingInstrumenterBuilder::with_trust_boundary`]) incoming baggage is not read.
     pub fn extract_context(&self, extractor: &dyn Extractor) -> Context {
-        self.inner.propagator.extract(extractor)
+        self.inner.propagator.extract(extractor, !self.inner.trust_boundary)
     }
 
     /// Starts an operation whose parent is `parent`, with no links.
@@ -182,7 +185,7 @@ impl MessagingInstrumenter {
         parent: &Context,
         message: &dyn Extractor,
     ) -> Operation {
-        let existing = Extracted::new(self.extract_context(message));
+        let existing = Extracted::new(self.inner.propagator.extract(message, false));
         let mut links = Vec::new();
         let own_context = !existing.has_span;
         if existing.has_span {
@@ -262,7 +265,7 @@ impl MessagingInstrumenter {
         let links = messages
             .into_iter()
             .filter_map(|(extractor, attributes)| {
-                let cx = self.extract_context(extractor);
+                let cx = self.inner.propagator.extract(extractor, false);
                 let sc = cx.span().span_context().clone();
                 sc.is_valid().then(|| Link::new(sc, attributes, 0))
             })
@@ -432,6 +435,7 @@ impl MessagingInstrumenter {
             metric_attributes,
             instrumenter: self.inner.clone(),
             ended: false,
+            cancel_on_drop: false,
             #[cfg(feature = "tracing")]
             tracing_span,
         }
@@ -470,6 +474,7 @@ pub struct MessagingInstrumenterBuilder {
     trust_boundary: bool,
     captured_headers: Vec<String>,
     body_size: bool,
+    no_error_description: bool,
 }
 
 impl fmt::Debug for MessagingInstrumenterBuilder {
@@ -482,6 +487,7 @@ impl fmt::Debug for MessagingInstrumenterBuilder {
             .field("trust_boundary", &self.trust_boundary)
             .field("captured_headers", &self.captured_headers)
             .field("body_size", &self.body_size)
+            .field("error_description", &!self.no_error_description)
             .finish()
     }
 }
@@ -572,6 +578,18 @@ impl MessagingInstrumenterBuilder {
         self
     }
 
+    /// Whether a failed operation's span status carries a description: the error's `Display`,
+    /// cut to at most [`MAX_ERROR_DESCRIPTION_LEN`] (256) bytes. With `false` the status is
+    /// `Error` with an empty description and only `error.type` says what failed — for handlers
+    /// whose errors may quote message contents (serde errors quote input values; redis-rs parse
+    /// errors quote whole replies).
+    ///
+    /// Defaults to `true`.
+    pub fn with_error_description(mut self, enabled: bool) -> Self {
+        self.no_error_description = !enabled;
+        self
+    }
+
     /// Builds the instrumenter, creating its instruments once.
     pub fn build(self) -> MessagingInstrumenter {
         let tracer = self.tracer.unwrap_or_else(|| opentelemetry::global::tracer_with_scope(scope()));
@@ -601,6 +619,7 @@ impl MessagingInstrumenterBuilder {
                 trust_boundary: self.trust_boundary,
                 captured_headers,
                 body_size: self.body_size,
+                error_description: !self.no_error_description,
             }),
             process_parent: self.process_parent,
         }
@@ -624,6 +643,7 @@ pub struct Operation {
     metric_attributes: Vec<KeyValue>,
     instrumenter: Arc<Inner>,
     ended: bool,
+    cancel_on_drop: bool,
     /// With feature `tracing`: the `tracing` span backing a process operation.
     #[cfg(feature = "tracing")]
     tracing_span: Option<tracing::Span>,
@@ -689,13 +709,29 @@ impl Operation {
         self.finish(None);
     }
 
-    /// Ends the operation as failed: span status `Error` with `description` (the error message;
-    /// never the payload), `error.type = error_type` on the span and on the metrics.
+    /// Ends the operation as failed: span status `Error` with `description` (the error message,
+    /// cut to at most [`MAX_ERROR_DESCRIPTION_LEN`] bytes on a character boundary, or empty when
+    /// the instrumenter was built with `with_error_description(false)`), `error.type =
+    /// error_type` on the span and on the metrics. The description is formatted only as far as
+    /// it is kept, so a huge `Display` costs no more than 256 bytes.
     ///
     /// `error_type` must be of low cardinality (an error code name, a type name, or
     /// [`semconv::ERROR_TYPE_OTHER`]).
     pub fn end_error(mut self, error_type: &str, description: impl fmt::Display) {
-        self.finish(Some((error_type, description.to_string())));
+        let description = if self.instrumenter.error_description {
+            bounded_description(&description)
+        } else {
+            String::new()
+        };
+        self.finish(Some((error_type, description)));
+    }
+
+    /// From now on, dropping this operation before it is ended records it as failed with
+    /// `error.type = cancelled` (or `panic` while a panic unwinds): for operations awaiting an
+    /// outcome, such as a handler or a broker acknowledgement, where a drop means the outcome was
+    /// never seen. [`run`](Self::run) arms it for the handler's duration.
+    pub fn arm_cancellation(&mut self) {
+        self.cancel_on_drop = true;
     }
 
     /// Ends the operation from a native result: `Ok` → [`end_ok`](Self::end_ok); `Err(e)` →
@@ -718,20 +754,26 @@ impl Operation {
     /// polled, so the handler's spans nest under it) and ends the operation with the handler's
     /// result, which is returned unchanged. On `Err(e)` the `error.type` is the error's Rust type
     /// name (`std::any::type_name::<E>()`, e.g. `anyhow::Error`).
+    ///
+    /// A handler that panics ends the span with `error.type = panic` and the panic goes on
+    /// unwinding unchanged; a `run` future dropped before the handler completes (cancelled by
+    /// `select!` or a timeout) ends it with `error.type = cancelled`.
     pub async fn run<F, T, E>(self, handler: F) -> Result<T, E>
     where
         F: Future<Output = Result<T, E>>,
         E: fmt::Display,
     {
+        let mut this = self;
+        this.arm_cancellation();
         #[cfg(feature = "tracing")]
-        if let Some(span) = self.tracing_span.clone() {
+        if let Some(span) = this.tracing_span.clone() {
             use tracing::Instrument as _;
             let result = handler.instrument(span).await;
-            self.end(&result, |_| std::any::type_name::<E>());
+            this.end(&result, |_| std::any::type_name::<E>());
             return result;
         }
-        let result = handler.with_context(self.cx.clone()).await;
-        self.end(&result, |_| std::any::type_name::<E>());
+        let result = handler.with_context(this.cx.clone()).await;
+        this.end(&result, |_| std::any::type_name::<E>());
         result
     }
 
@@ -781,8 +823,54 @@ impl Operation {
 
 impl Drop for Operation {
     fn drop(&mut self) {
-        self.finish(None);
+        if self.ended {
+            return;
+        }
+        if std::thread::panicking() {
+            self.finish(Some((
+                semconv::ERROR_TYPE_PANIC,
+                "panicked before the operation completed".to_owned(),
+            )));
+        } else if self.cancel_on_drop {
+            self.finish(Some((
+                semconv::ERROR_TYPE_CANCELLED,
+                "dropped before the operation completed".to_owned(),
+            )));
+        } else {
+            self.finish(None);
+        }
     }
+}
+
+/// Most bytes of an error description recorded as span status description: 256.
+pub const MAX_ERROR_DESCRIPTION_LEN: usize = 256;
+
+/// `description` formatted into at most [`MAX_ERROR_DESCRIPTION_LEN`] bytes, cut on a character
+/// boundary with `…` appended when cut; formatting stops as soon as the limit is reached.
+fn bounded_description(description: &dyn fmt::Display) -> String {
+    struct Bounded(String, bool);
+    impl fmt::Write for Bounded {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let room = MAX_ERROR_DESCRIPTION_LEN - self.0.len();
+            if s.len() <= room {
+                self.0.push_str(s);
+                return Ok(());
+            }
+            let mut cut = room;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.0.push_str(&s[..cut]);
+            self.1 = true;
+            Err(fmt::Error) // stop formatting: nothing more is kept
+        }
+    }
+    let mut out = Bounded(String::new(), false);
+    let _ = fmt::write(&mut out, format_args!("{description}"));
+    if out.1 {
+        out.0.push('…');
+    }
+    out.0
 }
 
 /// A message handed to the application together with its running process span (`process

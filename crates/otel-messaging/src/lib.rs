@@ -21,7 +21,8 @@ mod tracing_bridge;
 
 pub use attributes::MessagingAttributes;
 pub use instrumenter::{
-    MessagingInstrumenter, MessagingInstrumenterBuilder, Operation, SCOPE_NAME, TracedMessage, span_name,
+    MAX_ERROR_DESCRIPTION_LEN, MessagingInstrumenter, MessagingInstrumenterBuilder, Operation, SCOPE_NAME,
+    TracedMessage, span_name,
 };
 pub use operation::OperationType;
 pub use propagation::ProcessParent;

@@ -44,6 +44,14 @@ pub const MESSAGING_HEADER_PREFIX: &str = "messaging.header.";
 /// `model/error/registry.yaml`, well-known value `_OTHER`).
 pub const ERROR_TYPE_OTHER: &str = "_OTHER";
 
+/// `error.type` (project value, low cardinality) of an operation during which a panic unwound,
+/// e.g. a handler that panicked: `panic`.
+pub const ERROR_TYPE_PANIC: &str = "panic";
+
+/// `error.type` (project value, low cardinality) of an operation dropped before its outcome was
+/// known, e.g. a handler future cancelled by `select!` or a timeout: `cancelled`.
+pub const ERROR_TYPE_CANCELLED: &str = "cancelled";
+
 /// Well-known `messaging.system` values used by this workspace.
 pub mod system {
     /// `kafka` (semconv registry value).

@@ -428,3 +428,166 @@ async fn run_nests_handler_spans_and_returns_result_unchanged() {
         Value::from("alloc::string::String")
     );
 }
+
+// ---- Untrusted input and outcomes the handler hides (reliability review M1, M2, M3, L1) ----
+
+const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+fn carrier(fields: &[(&str, String)]) -> Headers {
+    fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+}
+
+/// What a handler's own send would propagate from inside the process span of `incoming`.
+fn forwarded(t: &TestTelemetry, incoming: &Headers) -> Headers {
+    let instrumenter = t.instrumenter();
+    let op = instrumenter.start_process_in(&process_view(), incoming, &Context::new());
+    let outgoing = send(&instrumenter, op.context());
+    op.end_ok();
+    outgoing
+}
+
+#[test]
+fn invalid_tracestate_is_not_inherited_nor_forwarded() {
+    let t = TestTelemetry::new();
+    for bad in [
+        "k=\u{7}bell".to_owned(),                                         // control character
+        "Upper=1".to_owned(),                                             // key grammar
+        (0..33).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join(","), // 33 members
+        "a=1,a=2".to_owned(),                                             // duplicate key
+        format!("k={}", "v".repeat(10_000)),                              // 10 KB value
+    ] {
+        let incoming = carrier(&[("traceparent", TP.into()), ("tracestate", bad.clone())]);
+        let outgoing = forwarded(&t, &incoming);
+        assert_eq!(outgoing.get("tracestate"), None, "{bad:.40}");
+        assert!(outgoing["traceparent"].contains("4bf92f3577b34da6a3ce929d0e0e4736"), "the trace continues");
+    }
+}
+
+#[test]
+fn valid_tracestate_is_kept_and_cut_to_512_bytes() {
+    let t = TestTelemetry::new();
+    let incoming =
+        carrier(&[("traceparent", TP.into()), ("tracestate", "rojo=00f067aa0ba902b7, congo=t61".into())]);
+    assert_eq!(forwarded(&t, &incoming)["tracestate"], "rojo=00f067aa0ba902b7,congo=t61");
+
+    let long = (0..20).map(|i| format!("k{i:02}={}", "x".repeat(40))).collect::<Vec<_>>().join(",");
+    assert!(long.len() > 512);
+    let incoming = carrier(&[("traceparent", TP.into()), ("tracestate", long.clone())]);
+    let kept = forwarded(&t, &incoming)["tracestate"].clone();
+    assert!(kept.len() <= 512, "{}", kept.len());
+    assert!(long.starts_with(&kept), "members are dropped from the end");
+}
+
+#[test]
+fn baggage_is_capped_to_w3c_limits_before_parsing() {
+    let t = TestTelemetry::new();
+    let instrumenter = t.instrumenter();
+    let many = (0..1000).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join(",");
+    let op = instrumenter.start_process_in(
+        &process_view(),
+        &carrier(&[("traceparent", TP.into()), ("baggage", many)]),
+        &Context::new(),
+    );
+    assert_eq!(op.context().baggage().len(), 64, "W3C: at most 64 members are read");
+    op.end_ok();
+    let big = format!("small=1,big={}", "v".repeat(9000));
+    let op = instrumenter.start_process_in(&process_view(), &carrier(&[("baggage", big)]), &Context::new());
+    assert_eq!(op.context().baggage().len(), 1, "cut at the last member boundary within 8192 bytes");
+    op.end_ok();
+}
+
+/// An extractor that records which keys were asked for.
+struct Watched(Headers, std::cell::RefCell<Vec<String>>);
+impl opentelemetry::propagation::Extractor for Watched {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.1.borrow_mut().push(key.to_owned());
+        self.0.get(key).map(String::as_str)
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        self.1.borrow_mut().push(key.to_owned());
+        self.0.get(key).map(|v| vec![v.as_str()])
+    }
+}
+
+#[test]
+fn trust_boundaries_and_batch_links_never_read_baggage() {
+    let t = TestTelemetry::new();
+    let watched =
+        Watched(carrier(&[("traceparent", TP.into()), ("baggage", "k=v".into())]), Default::default());
+    let guarded = t.instrumenter_builder().with_trust_boundary(true).build();
+    guarded.start_process_in(&process_view(), &watched, &Context::new()).end_ok();
+    assert!(!watched.1.borrow().iter().any(|k| k == "baggage"), "asked for {:?}", watched.1.borrow());
+    assert!(guarded.extract_context(&watched).baggage().is_empty());
+
+    let watched = Watched(watched.0, Default::default());
+    let view = View {
+        op: Some(OperationType::Receive),
+        name: "poll",
+        destination: Some("orders"),
+        batch: Some(1),
+        ..View::default()
+    };
+    t.instrumenter()
+        .start_batch(
+            &view,
+            &Context::new(),
+            None,
+            [(&watched as &dyn opentelemetry::propagation::Extractor, vec![])],
+        )
+        .end_ok();
+    assert!(!watched.1.borrow().iter().any(|k| k == "baggage"), "asked for {:?}", watched.1.borrow());
+    assert_eq!(t.spans().iter().find(|s| s.name == "poll orders").expect("poll").links.len(), 1);
+}
+
+#[test]
+fn error_descriptions_are_capped_and_can_be_turned_off() {
+    let t = TestTelemetry::new();
+    let payload = format!("invalid type: string \"{}\", expected u32", "alice@example.com ".repeat(100));
+    t.instrumenter().start_send(&send_view(), &Context::new(), &Headers::new()).end_error("serde", &payload);
+    let quiet = t.instrumenter_builder().with_error_description(false).build();
+    quiet.start_send(&send_view(), &Context::new(), &Headers::new()).end_error("serde", &payload);
+    let spans = t.spans();
+    let opentelemetry::trace::Status::Error { description } = &spans[0].status else {
+        panic!("error status")
+    };
+    assert!(description.len() <= otel_messaging::MAX_ERROR_DESCRIPTION_LEN + '…'.len_utf8());
+    assert!(description.ends_with('…') && payload.starts_with(description.trim_end_matches('…')));
+    assert_eq!(spans[1].status, opentelemetry::trace::Status::error(""));
+    for s in &spans {
+        assert_eq!(attributes(s)["error.type"], Value::from("serde"));
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_recorded_and_the_panic_goes_on_unchanged() {
+    let t = TestTelemetry::new();
+    let op = t.instrumenter().start_process_in(&process_view(), &Headers::new(), &Context::new());
+    let joined = tokio::spawn(op.run(async {
+        if true {
+            panic!("handler bug")
+        }
+        Ok::<(), std::io::Error>(())
+    }))
+    .await;
+    let payload = joined.expect_err("the panic propagates").into_panic();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"handler bug"), "the same panic payload");
+    let spans = t.spans();
+    assert_eq!(attributes(span(&spans, "process orders"))["error.type"], Value::from("panic"));
+    assert!(matches!(spans[0].status, opentelemetry::trace::Status::Error { .. }));
+}
+
+#[test]
+fn a_cancelled_handler_is_recorded_as_cancelled() {
+    use futures_util::FutureExt as _;
+    let t = TestTelemetry::new();
+    let op = t.instrumenter().start_process_in(&process_view(), &Headers::new(), &Context::new());
+    let never = std::future::pending::<Result<(), std::io::Error>>();
+    assert!(op.run(never).now_or_never().is_none(), "polled once, then dropped");
+    let spans = t.spans();
+    assert_eq!(attributes(span(&spans, "process orders"))["error.type"], Value::from("cancelled"));
+    let process = t.metrics().into_iter().find(|m| m.name == "messaging.process.duration").expect("metric");
+    assert!(process.attributes.contains(&KeyValue::new("error.type", "cancelled")));
+}
