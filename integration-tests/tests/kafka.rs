@@ -8,6 +8,7 @@ use std::time::Duration;
 use integration_tests::{kafka_bootstrap, kafka_cluster_id, unique_name};
 use opentelemetry::{
     Context, KeyValue, Value,
+    baggage::BaggageExt as _,
     trace::{FutureExt as _, SpanKind, Status, TraceContextExt, Tracer as _},
 };
 use otel_messaging::{
@@ -378,4 +379,222 @@ async fn threaded_producer_span_ends_in_delivery_callback() {
         &[shape("job", SpanKind::Internal), shape(&send_name, SpanKind::Producer).parent("job")],
     );
     assert_eq!(attributes(span(&spans, &send_name))["messaging.kafka.offset"], Value::I64(0));
+}
+
+// ---- Hardening (reliability review C1, H1, H2, M6, M7, L1) ----
+
+const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// A record with a non-UTF-8 header key, written by an uninstrumented producer (as kcat or a
+/// librdkafka C/Go client can), is consumed by every traced path without a panic, and its
+/// `traceparent` is still read.
+#[tokio::test]
+async fn record_with_non_utf8_header_key_is_consumed_by_every_traced_path() {
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let tracing = k.consumer_tracing(&t);
+    let headers = || {
+        otel_messaging_rdkafka::raw_headers([
+            (&b"\xff\xfe-binary-key"[..], Some(&b"v"[..])),
+            (b"traceparent", Some(TP.as_bytes())),
+        ])
+    };
+    let producer = k.producer(); // plain, untraced sends
+    for payload in ["a", "b", "c"] {
+        producer
+            .send(FutureRecord::<(), _>::to(&k.topic).payload(payload).headers(headers()), TIMEOUT)
+            .await
+            .expect("delivered");
+    }
+    let consumer = k.consumer();
+    let message = recv(&consumer).await;
+    assert_eq!(message.headers().map(|h| h.count()), Some(2), "the broker kept both headers");
+    message.process_traced_with(&tracing, async { Ok::<_, KafkaError>(()) }).await.expect("handler");
+    let mut stream = consumer.stream_traced(&tracing);
+    let traced = futures_util::StreamExt::next(&mut stream).await.expect("open").expect("message");
+    drop(traced);
+    drop(stream);
+    let mut batch = Vec::new();
+    consumer.recv_batch_traced(&tracing, &mut batch, 1, TIMEOUT).await.expect("batch");
+    assert_eq!(batch.len(), 1);
+
+    let spans = t.spans();
+    let processes: Vec<_> = spans.iter().filter(|s| s.span_kind == SpanKind::Consumer).collect();
+    assert_eq!(processes.len(), 2);
+    for p in processes {
+        assert_eq!(p.span_context.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(p.parent_span_id.to_string(), "00f067aa0ba902b7");
+    }
+    let poll = span(&spans, &format!("poll {}", k.topic));
+    assert_eq!(poll.links[0].span_context.span_id().to_string(), "00f067aa0ba902b7");
+}
+
+/// `recv_batch_traced` cancelled mid-batch (here with no deadline of its own, `Duration::MAX`)
+/// loses nothing: what it received is in the caller's buffer, and its poll span is recorded.
+#[tokio::test]
+async fn cancelled_batch_receive_loses_no_message() {
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let tracing = k.consumer_tracing(&t);
+    let producer = k.producer();
+    for i in 0..5 {
+        producer
+            .send(FutureRecord::<(), _>::to(&k.topic).payload(&format!("m{i}")), TIMEOUT)
+            .await
+            .expect("sent");
+    }
+    // Offsets are stored as messages are handed over (librdkafka's default), as in the review.
+    let mut config = k.consumer_config();
+    config.set("enable.auto.offset.store", "true");
+    let consumer: StreamConsumer = config.create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&k.topic, 0, Offset::Beginning).expect("partition");
+    consumer.assign(&tpl).expect("assign");
+
+    let mut batch = Vec::new();
+    let cancelled = tokio::time::timeout(
+        Duration::from_secs(3),
+        consumer.recv_batch_traced(&tracing, &mut batch, 100, Duration::MAX),
+    )
+    .await;
+    assert!(cancelled.is_err(), "cut off by the outer timeout: it waits for 100 messages");
+    let received_before_cancel = batch.len();
+    while batch.len() < 5 {
+        let wanted = 5 - batch.len();
+        consumer.recv_batch_traced(&tracing, &mut batch, wanted, TIMEOUT).await.expect("batch");
+    }
+    let payloads: Vec<_> = batch.iter().map(|m| m.payload().map(<[u8]>::to_vec)).collect();
+    let expected: Vec<_> = (0..5).map(|i| Some(format!("m{i}").into_bytes())).collect();
+    assert_eq!(payloads, expected, "every message exactly once, in order");
+    let spans = t.spans();
+    let links: usize =
+        spans.iter().filter(|s| s.name == format!("poll {}", k.topic)).map(|s| s.links.len()).sum();
+    assert_eq!(links, 0, "the producer was not traced: no creation contexts to link");
+    let polls = spans.iter().filter(|s| s.name == format!("poll {}", k.topic)).count();
+    assert!(
+        polls >= usize::from(received_before_cancel > 0),
+        "the cancelled poll's span is recorded on drop"
+    );
+}
+
+/// A consumer error after the first message (here `PartitionEOF`, with `enable.partition.eof`)
+/// is returned, with the messages before it in the buffer and the error on the poll span.
+#[tokio::test]
+async fn consumer_error_after_messages_is_returned_and_recorded() {
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let tracing = k.consumer_tracing(&t);
+    let producer = k.producer();
+    for payload in ["a", "b"] {
+        producer.send(FutureRecord::<(), _>::to(&k.topic).payload(payload), TIMEOUT).await.expect("sent");
+    }
+    let mut config = k.consumer_config();
+    config.set("enable.partition.eof", "true");
+    let consumer: StreamConsumer = config.create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&k.topic, 0, Offset::Beginning).expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let mut batch = Vec::new();
+    let mut result = Ok(0);
+    while batch.len() < 2 && result.is_ok() {
+        result = consumer.recv_batch_traced(&tracing, &mut batch, 10, TIMEOUT).await;
+    }
+    assert!(matches!(result, Err(KafkaError::PartitionEOF(0))), "{result:?}");
+    assert_eq!(batch.len(), 2);
+    let spans = t.spans();
+    let failed = spans
+        .iter()
+        .filter(|s| s.name == format!("poll {}", k.topic))
+        .find(|s| matches!(s.status, Status::Error { .. }))
+        .expect("the poll that met the error records it");
+    assert_eq!(attributes(failed)["error.type"], Value::from("PARTITION_EOF"));
+}
+
+/// No Tokio runtime at all: the deadline comes from a runtime-independent timer, no panic.
+#[test]
+fn batch_receive_works_outside_a_tokio_runtime() {
+    let k = tokio::runtime::Runtime::new().expect("runtime").block_on(kafka());
+    let t = TestTelemetry::new();
+    let tracing = k.consumer_tracing(&t);
+    // rdkafka's own `StreamConsumer` needs Tokio with its default runtime; with another
+    // `AsyncRuntime` it runs on any executor, and so must the traced batch receive.
+    struct Threads;
+    impl rdkafka::util::AsyncRuntime for Threads {
+        type Delay = futures_timer::Delay;
+        fn spawn<T: std::future::Future<Output = ()> + Send + 'static>(task: T) {
+            std::thread::spawn(|| futures_executor::block_on(task));
+        }
+        fn delay_for(duration: Duration) -> Self::Delay {
+            futures_timer::Delay::new(duration)
+        }
+    }
+    let consumer: StreamConsumer<rdkafka::consumer::DefaultConsumerContext, Threads> =
+        k.consumer_config().create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&k.topic, 0, Offset::Beginning).expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let mut batch = Vec::new();
+    let received = futures_executor::block_on(consumer.recv_batch_traced(
+        &tracing,
+        &mut batch,
+        10,
+        Duration::from_millis(300),
+    ));
+    assert_eq!(received.expect("no error"), 0, "an empty topic: the deadline ends the call");
+    assert!(t.spans().is_empty(), "an empty poll records no span");
+}
+
+/// Injected context never makes a record that fits `message.max.bytes` uninstrumented fail:
+/// baggage, then tracestate, then everything is dropped, and the span says so.
+#[tokio::test]
+async fn injection_degrades_instead_of_exceeding_message_max_bytes() {
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let max = 10_000;
+    let mut config = k.producer_config();
+    config.set("message.max.bytes", max.to_string());
+    let tracing = KafkaInstrumentation::from_config(&config).with_instrumenter(t.instrumenter());
+    assert_eq!(tracing.max_message_bytes(), max);
+    let producer: FutureProducer = config.create().expect("producer");
+    let baggage =
+        (0..40).map(|i| opentelemetry::KeyValue::new(format!("key{i}"), "v".repeat(40))).collect::<Vec<_>>();
+    let parent = Context::new().with_baggage(baggage);
+    async fn send_in(
+        (producer, tracing, topic, parent): (&FutureProducer, &KafkaInstrumentation, &str, &Context),
+        payload: &[u8],
+    ) -> rdkafka::producer::future_producer::OwnedDeliveryResult {
+        let delivery = {
+            let _attached = parent.clone().attach(); // the parent is read when the send starts
+            producer.send_traced_with(tracing, FutureRecord::<(), _>::to(topic).payload(payload), TIMEOUT)
+        };
+        delivery.await
+    }
+    let on = (&producer, &tracing, k.topic.as_str(), &parent);
+    let send = |payload| send_in(on, payload);
+    // Room for the traceparent but not the ~2 KB of baggage.
+    let fits_without_baggage = vec![b'x'; max - 36 - 200];
+    send(&fits_without_baggage).await.expect("delivered, without baggage");
+    // No room for any context: the record goes as it would uninstrumented.
+    let fits_exactly = vec![b'x'; max - 36];
+    send(&fits_exactly).await.expect("delivered, without context");
+    // Over the limit uninstrumented: the native error, unchanged.
+    let too_big = vec![b'x'; max + 1];
+    let (error, _) = send(&too_big).await.expect_err("natively too large");
+    assert_eq!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::MessageSizeTooLarge));
+
+    let consumer = k.consumer();
+    let first = recv(&consumer).await;
+    let keys: Vec<_> =
+        first.headers().map(|h| h.iter().map(|h| h.key.to_owned()).collect()).unwrap_or_default();
+    assert_eq!(keys, ["traceparent"]);
+    let second = recv(&consumer).await;
+    assert!(second.headers().is_none_or(|h| h.count() == 0));
+    let spans = t.spans();
+    let sends: Vec<_> = spans
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Producer || s.span_kind == SpanKind::Client)
+        .collect();
+    assert_eq!(sends.len(), 3);
+    assert!(!attributes(sends[0]).contains_key("otel_messaging.context.injected"));
+    assert_eq!(attributes(sends[1])["otel_messaging.context.injected"], Value::Bool(false));
 }

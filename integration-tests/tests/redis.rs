@@ -307,7 +307,9 @@ async fn nothing_to_propagate_sends_the_plain_payload() {
     let t = TestTelemetry::new();
     let (client, mut conn) = connect().await;
     let silent = RedisInstrumentation::from_client(&client).with_instrumenter(
-        t.instrumenter_builder().with_propagator(opentelemetry::propagation::TextMapCompositePropagator::new(vec![])).build(),
+        t.instrumenter_builder()
+            .with_propagator(opentelemetry::propagation::TextMapCompositePropagator::new(vec![]))
+            .build(),
     );
     let list = unique_name("queue");
     conn.lpush_traced(&silent, &list, b"plain").await.expect("lpush");
@@ -315,5 +317,9 @@ async fn nothing_to_propagate_sends_the_plain_payload() {
     assert_eq!(raw, b"plain");
     conn.lpush_traced(&silent.clone().with_envelope_always(true), &list, b"plain").await.expect("lpush");
     let raw: Vec<u8> = conn.rpop(&list, None).await.expect("rpop");
-    assert_eq!(envelope::decode(&raw), (Some(envelope::EnvelopeHeaders::default()), &b"plain"[..]), "asked for");
+    assert_eq!(
+        envelope::decode(&raw),
+        (Some(envelope::EnvelopeHeaders::default()), &b"plain"[..]),
+        "asked for"
+    );
 }

@@ -224,13 +224,15 @@ pub(crate) fn link_attributes<M: Message + ?Sized>(message: &M, mixed_topics: bo
 
 /// The `error.type` of a Kafka error: the librdkafka error code in the SCREAMING_SNAKE_CASE
 /// of the semconv examples (`MSG_SIZE_TOO_LARGE`, `UNKNOWN_TOPIC_OR_PARTITION`,
-/// `MESSAGE_TIMED_OUT`), or `_OTHER` for errors that carry no code.
+/// `MESSAGE_TIMED_OUT`); `PARTITION_EOF` for the end-of-partition event (which rdkafka reports
+/// without a code); `_OTHER` for other errors that carry no code.
 ///
 /// The name is derived from rdkafka's `RDKafkaErrorCode` variant name (`MessageSizeTooLarge` →
 /// `MESSAGE_SIZE_TOO_LARGE`), so it is stable across releases and of low cardinality.
 pub fn error_type(error: &KafkaError) -> Cow<'static, str> {
     match error.rdkafka_error_code() {
         Some(code) => Cow::Owned(screaming_snake(&format!("{code:?}"))),
+        None if matches!(error, KafkaError::PartitionEOF(_)) => Cow::Borrowed("PARTITION_EOF"),
         None => Cow::Borrowed(semconv::ERROR_TYPE_OTHER),
     }
 }
