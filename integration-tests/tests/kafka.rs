@@ -598,3 +598,25 @@ async fn injection_degrades_instead_of_exceeding_message_max_bytes() {
     assert!(!attributes(sends[0]).contains_key("otel_messaging.context.injected"));
     assert_eq!(attributes(sends[1])["otel_messaging.context.injected"], Value::Bool(false));
 }
+
+/// One `KafkaInstrumentation` (here the shared one of two producers) never stamps one cluster's
+/// id on another cluster's spans (review finding L3: the first id was cached for every client).
+#[tokio::test]
+async fn cluster_id_is_per_client() {
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let tracing = k.producer_tracing(&t);
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    mock.create_topic(&k.topic, 1, 1).expect("topic");
+    let on_mock: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", mock.bootstrap_servers()).create().expect("producer");
+    on_mock.client().fetch_metadata(Some(&k.topic), TIMEOUT).expect("metadata");
+    let mock_id = on_mock.client().fetch_cluster_id(TIMEOUT).expect("mock cluster id");
+    assert_ne!(mock_id, kafka_cluster_id());
+    let record = || FutureRecord::<(), _>::to(&k.topic).payload("x");
+    k.producer().send_traced_with(&tracing, record(), TIMEOUT).await.expect("delivered");
+    on_mock.send_traced_with(&tracing, record(), TIMEOUT).await.expect("delivered");
+    let ids: Vec<_> =
+        t.spans().iter().map(|s| attributes(s).get("messaging.kafka.cluster.id").cloned()).collect();
+    assert_eq!(ids, [Some(Value::from(kafka_cluster_id())), Some(Value::from(mock_id))]);
+}

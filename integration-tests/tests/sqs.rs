@@ -87,6 +87,10 @@ async fn send_receive_process_delete_is_one_trace_without_asking_for_attributes(
         .expect("receive");
     let message = received.messages.expect("messages").pop().expect("a message");
     assert_eq!(message.message_id, sent.message_id);
+    // What the instrumentation asked for on its own is not handed to the caller (review M5).
+    assert_eq!(message.message_attributes, None, "no message attribute was asked for");
+    assert_eq!(message.md5_of_message_attributes, None);
+    assert_eq!(message.attributes, None, "no system attribute was asked for");
     let (message, result) = message
         .process_traced(&tr, &url, async |m| {
             c.delete_message()
@@ -309,4 +313,80 @@ async fn sns_notification_envelope_carries_the_context() {
     let process = span(&spans, &format!("process {}", name_of(&url)));
     assert_eq!(process.span_context.trace_id().to_string(), &tp[3..35]);
     assert_eq!(process.parent_span_id.to_string(), &tp[36..52]);
+}
+
+/// Attributes the caller asked for are returned; the ones the instrumentation added are not, and
+/// the process span still reads them.
+#[tokio::test]
+async fn receive_returns_what_the_caller_asked_for() {
+    let (t, tr, c, url) = setup(false).await;
+    c.send_message()
+        .queue_url(&url)
+        .message_body("x")
+        .message_attributes("tenant", string("acme"))
+        .send_traced_with(&tr)
+        .await
+        .expect("send");
+    let received = c
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(1)
+        .message_attribute_names("tenant")
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp)
+        .send_traced_with(&tr)
+        .await
+        .expect("receive");
+    let message = received.messages.unwrap().pop().unwrap();
+    let names: Vec<_> = message.message_attributes.as_ref().unwrap().keys().cloned().collect();
+    assert_eq!(names, ["tenant"]);
+    let system: Vec<_> = message.attributes.as_ref().unwrap().keys().cloned().collect();
+    assert_eq!(system, [aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp]);
+    let traced = message.traced(&tr, &url);
+    assert_eq!(traced.message_attributes.as_ref().unwrap().len(), 1, "the handler sees the same message");
+    drop(traced);
+    let spans = t.spans();
+    let q = name_of(&url);
+    let process = span(&spans, &format!("process {q}"));
+    assert_eq!(process.parent_span_id, span(&spans, &format!("send {q}")).span_context.span_id());
+    assert_eq!(attributes(process)["otel_messaging.aws_sqs.approximate_receive_count"], Value::I64(1));
+}
+
+/// Injection never pushes a message over the queue's size limit: the context is dropped instead
+/// (moto counts only bodies; SQS counts attribute names, types and values too).
+#[tokio::test]
+async fn injection_degrades_at_the_message_size_limit() {
+    let (t, tr, c, url) = setup(false).await;
+    let tr = tr.with_max_message_bytes(1_000);
+    let body = "x".repeat(990);
+    c.send_message().queue_url(&url).message_body(&body).send_traced_with(&tr).await.expect("send");
+    let entries = (0..2)
+        .map(|i| {
+            SendMessageBatchRequestEntry::builder()
+                .id(format!("e{i}"))
+                .message_body("y".repeat(450))
+                .build()
+                .unwrap()
+        })
+        .collect::<Vec<_>>();
+    let out = c
+        .send_message_batch()
+        .queue_url(&url)
+        .set_entries(Some(entries))
+        .send_traced_with(&tr)
+        .await
+        .expect("batch");
+    assert_eq!(out.successful.len(), 2);
+    let spans = t.spans();
+    let q = name_of(&url);
+    let send = spans.iter().find(|s| s.name == format!("send {q}")).expect("the single send");
+    assert_eq!(attributes(send)["otel_messaging.context.injected"], Value::Bool(false));
+    let creates: Vec<_> = spans.iter().filter(|s| s.name == format!("create {q}")).collect();
+    assert_eq!(creates.len(), 2);
+    let injected: Vec<_> =
+        creates.iter().map(|s| attributes(s).contains_key("otel_messaging.context.injected")).collect();
+    assert_eq!(
+        injected,
+        [false, true],
+        "the first entry's context fits the 1000-byte batch, the second's does not"
+    );
 }

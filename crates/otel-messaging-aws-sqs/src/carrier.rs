@@ -181,28 +181,47 @@ impl Extractor for ReceivedMessageExtractor<'_> {
     }
 }
 
+/// Bytes SQS counts for one message attribute: its name, data type and value(s).
+pub(crate) fn attribute_size(name: &str, value: &MessageAttributeValue) -> usize {
+    name.len()
+        + value.data_type.len()
+        + value.string_value.as_ref().map_or(0, String::len)
+        + value.binary_value.as_ref().map_or(0, |b| b.as_ref().len())
+        + value.string_list_values.as_ref().map_or(0, |l| l.iter().map(String::len).sum())
+        + value.binary_list_values.as_ref().map_or(0, |l| l.iter().map(|b| b.as_ref().len()).sum())
+}
+
+/// Bytes SQS counts for a message: its body plus every message attribute.
+pub(crate) fn message_size(body: &str, attributes: Option<&HashMap<String, MessageAttributeValue>>) -> usize {
+    body.len() + attributes.map_or(0, |a| a.iter().map(|(k, v)| attribute_size(k, v)).sum())
+}
+
 /// Writes `fields` (collected propagation fields) into `attributes` within the 10-attribute
-/// limit: all of them if they fit, else `traceparent` alone if one slot is free, else nothing.
-/// Returns whether anything was written.
+/// limit and within `budget` bytes (name + `String` + value per field): all of them if they fit,
+/// else without `baggage`, else `traceparent` alone, else nothing. Returns the bytes written, or
+/// `None` when nothing could be.
 pub(crate) fn inject_within_limit(
     fields: Vec<(String, String)>,
     attributes: &mut HashMap<String, MessageAttributeValue>,
-) -> bool {
+    budget: usize,
+) -> Option<usize> {
     let new: Vec<_> = fields.into_iter().filter(|(k, _)| !attributes.contains_key(k)).collect();
     let room = MAX_MESSAGE_ATTRIBUTES.saturating_sub(attributes.len());
-    let chosen: Vec<_> = if new.len() <= room {
-        new
-    } else if room >= 1 {
-        new.into_iter().filter(|(k, _)| k == "traceparent").take(1).collect()
-    } else {
-        Vec::new()
-    };
-    let wrote = !chosen.is_empty();
+    let size =
+        |fields: &[&(String, String)]| fields.iter().map(|(k, v)| k.len() + "String".len() + v.len()).sum();
+    let all: Vec<_> = new.iter().collect();
+    let without_baggage: Vec<_> = new.iter().filter(|(k, _)| k != "baggage").collect();
+    let traceparent: Vec<_> = new.iter().filter(|(k, _)| k == "traceparent").take(1).collect();
+    let chosen = [all, without_baggage, traceparent]
+        .into_iter()
+        .find(|c| !c.is_empty() && c.len() <= room && size(c) <= budget)?;
+    let bytes = size(&chosen);
+    let chosen: Vec<(String, String)> = chosen.into_iter().cloned().collect();
     let mut injector = MessageAttributesInjector(attributes);
     for (k, v) in chosen {
         injector.set(&k, v);
     }
-    wrote
+    Some(bytes)
 }
 
 /// Collects propagation fields (the instrumenter already drops empty values).
@@ -263,13 +282,43 @@ mod tests {
             (0..n).map(|i| (format!("a{i}"), string_attribute("v".into()).expect("attr"))).collect()
         };
         let mut a = user(8);
-        assert!(inject_within_limit(fields(), &mut a));
+        assert!(inject_within_limit(fields(), &mut a, usize::MAX).is_some());
         assert_eq!(a.len(), 10);
         let mut a = user(9);
-        assert!(inject_within_limit(fields(), &mut a));
+        assert!(inject_within_limit(fields(), &mut a, usize::MAX).is_some());
         assert!(a.contains_key("traceparent") && !a.contains_key("baggage"));
         let mut a = user(10);
-        assert!(!inject_within_limit(fields(), &mut a));
+        assert!(inject_within_limit(fields(), &mut a, usize::MAX).is_none());
         assert_eq!(a.len(), 10);
+    }
+
+    #[test]
+    fn size_budget_drops_baggage_then_tracestate_then_everything() {
+        let fields = || {
+            vec![
+                ("traceparent".to_string(), "t".repeat(55)),
+                ("tracestate".to_string(), "s".repeat(100)),
+                ("baggage".to_string(), "b".repeat(1000)),
+            ]
+        };
+        let cost = |k: &str, n: usize| k.len() + "String".len() + n;
+        let all = cost("traceparent", 55) + cost("tracestate", 100) + cost("baggage", 1000);
+        let keys = |a: &HashMap<String, MessageAttributeValue>| {
+            let mut k: Vec<_> = a.keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let mut a = HashMap::new();
+        assert_eq!(inject_within_limit(fields(), &mut a, all), Some(all));
+        assert_eq!(keys(&a), ["baggage", "tracestate", "traceparent"]);
+        let mut a = HashMap::new();
+        assert!(inject_within_limit(fields(), &mut a, all - 1).is_some());
+        assert_eq!(keys(&a), ["tracestate", "traceparent"]);
+        let mut a = HashMap::new();
+        assert!(inject_within_limit(fields(), &mut a, cost("traceparent", 55)).is_some());
+        assert_eq!(keys(&a), ["traceparent"]);
+        let mut a = HashMap::new();
+        assert_eq!(inject_within_limit(fields(), &mut a, 10), None);
+        assert!(a.is_empty());
     }
 }

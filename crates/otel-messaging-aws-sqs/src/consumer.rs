@@ -24,7 +24,7 @@ use otel_messaging::{OperationType, TracedMessage};
 use crate::{
     attributes::{SqsView, error_type, message_link_attributes, request_id_attribute},
     carrier::ReceivedMessageExtractor,
-    config::SqsInstrumentation,
+    config::{Removed, SqsInstrumentation},
 };
 
 /// `messaging.operation.name` of receive spans: `receive`.
@@ -52,6 +52,13 @@ pub trait ReceiveMessageFluentBuilderExt: Sized {
     /// with `messaging.batch.message_count`; no span for an empty poll unless
     /// [`SqsInstrumentation::with_empty_receive_spans`].
     ///
+    /// The returned messages hold only the attributes the caller asked for, as with `.send()`:
+    /// what was added to the request is read, then removed from each message (and
+    /// `md5_of_message_attributes` cleared when no attribute is left), and kept by receipt handle
+    /// (for the last 10 000 messages) until [`MessageExt::traced`] starts the message's process
+    /// span with it. When the caller asked for some attributes and the instrumentation added
+    /// others, `md5_of_message_attributes` covers all of them, as SQS computed it.
+    ///
     /// # Errors
     ///
     /// The native `SdkError`, unchanged.
@@ -71,18 +78,22 @@ impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
         let started = SystemTime::now();
         let url = self.get_queue_url().clone().unwrap_or_default();
         let mut names = self.get_message_attribute_names().clone().unwrap_or_default();
+        let mut added_names = Vec::new();
         if !names.iter().any(|n| n == "All" || n == ".*") {
             for field in instrumentation.instrumenter.propagation_fields() {
                 if !names.contains(&field) {
-                    names.push(field);
+                    names.push(field.clone());
+                    added_names.push(field);
                 }
             }
         }
         let mut system = self.get_message_system_attribute_names().clone().unwrap_or_default();
+        let mut added_system = Vec::new();
         if !system.contains(&MessageSystemAttributeName::All) {
             for name in SYSTEM_ATTRIBUTES {
                 if !system.contains(&name) {
-                    system.push(name);
+                    system.push(name.clone());
+                    added_system.push(name);
                 }
             }
         }
@@ -90,7 +101,7 @@ impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
             self.set_message_attribute_names(Some(names)).set_message_system_attribute_names(Some(system));
         let instrumentation = instrumentation.clone();
         async move {
-            let result = builder.send().await;
+            let mut result = builder.send().await;
             let mut view = SqsView::new(OperationType::Receive, OPERATION_RECEIVE, &url);
             match &result {
                 Ok(output) => {
@@ -114,7 +125,51 @@ impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
                     operation.end_error(&error_type(e), DisplayErrorContext(e));
                 }
             }
+            if let Ok(output) = &mut result {
+                strip_added(
+                    &instrumentation,
+                    output.messages.as_deref_mut().unwrap_or_default(),
+                    &added_names,
+                    &added_system,
+                );
+            }
             result
+        }
+    }
+}
+
+/// Removes from `messages` the attributes the traced receive asked for and the caller did not, so
+/// the caller gets what an untraced receive would return; keeps them (by receipt handle) for the
+/// messages' process spans.
+fn strip_added(
+    instrumentation: &SqsInstrumentation,
+    messages: &mut [Message],
+    names: &[String],
+    system: &[MessageSystemAttributeName],
+) {
+    if names.is_empty() && system.is_empty() {
+        return;
+    }
+    let mut stash = instrumentation.stash();
+    for message in messages {
+        let mut removed = Removed::default();
+        if let Some(attributes) = &mut message.message_attributes {
+            removed.attributes = names.iter().filter_map(|n| attributes.remove_entry(n)).collect();
+            if attributes.is_empty() {
+                message.message_attributes = None;
+                message.md5_of_message_attributes = None;
+            }
+        }
+        if let Some(attributes) = &mut message.attributes {
+            removed.system = system.iter().filter_map(|n| attributes.remove_entry(n)).collect();
+            if attributes.is_empty() {
+                message.attributes = None;
+            }
+        }
+        if let Some(receipt) = &message.receipt_handle
+            && !(removed.attributes.is_empty() && removed.system.is_empty())
+        {
+            stash.put(receipt.clone(), removed);
         }
     }
 }
@@ -148,13 +203,22 @@ pub trait MessageExt: Sized {
 }
 
 impl MessageExt for Message {
-    fn traced(self, instrumentation: &SqsInstrumentation, queue_url: &str) -> TracedMessage<Message> {
-        let mut view = SqsView::new(OperationType::Process, OPERATION_PROCESS, queue_url);
-        view.message = Some(&self);
-        view.message_id = self.message_id.as_deref();
-        view.body_size = self.body.as_ref().map(|b| b.len() as u64);
-        let operation =
-            instrumentation.instrumenter.start_process(&view, &ReceivedMessageExtractor::new(&self));
+    fn traced(mut self, instrumentation: &SqsInstrumentation, queue_url: &str) -> TracedMessage<Message> {
+        // What a traced receive removed from this message is read here, then removed again.
+        let removed = self.receipt_handle.as_deref().and_then(|r| instrumentation.stash().take(r));
+        if let Some(removed) = &removed {
+            removed.restore(&mut self);
+        }
+        let operation = {
+            let mut view = SqsView::new(OperationType::Process, OPERATION_PROCESS, queue_url);
+            view.message = Some(&self);
+            view.message_id = self.message_id.as_deref();
+            view.body_size = self.body.as_ref().map(|b| b.len() as u64);
+            instrumentation.instrumenter.start_process(&view, &ReceivedMessageExtractor::new(&self))
+        };
+        if let Some(removed) = &removed {
+            removed.strip(&mut self);
+        }
         TracedMessage::new(self, operation)
     }
 }

@@ -11,7 +11,7 @@ pub use attributes::{OTEL_MESSAGING_AWS_SQS_RECEIVE_COUNT, SYSTEM, error_type};
 pub use carrier::{
     MAX_MESSAGE_ATTRIBUTES, MessageAttributesExtractor, MessageAttributesInjector, xray_to_traceparent,
 };
-pub use config::SqsInstrumentation;
+pub use config::{DEFAULT_MAX_MESSAGE_BYTES, SqsInstrumentation};
 pub use consumer::{
     DeleteMessageBatchFluentBuilderExt, DeleteMessageFluentBuilderExt, MessageExt, OPERATION_DELETE,
     OPERATION_PROCESS, OPERATION_RECEIVE, ReceiveMessageFluentBuilderExt,

@@ -27,7 +27,7 @@ use otel_messaging::{Operation, OperationType, propagation::EmptyExtractor};
 
 use crate::{
     attributes::{SqsView, error_type, message_id_attribute, request_id_attribute},
-    carrier::{Collected, MessageAttributesExtractor, inject_within_limit},
+    carrier::{Collected, MessageAttributesExtractor, inject_within_limit, message_size},
     config::SqsInstrumentation,
 };
 
@@ -36,16 +36,31 @@ pub const OPERATION_SEND: &str = "send";
 /// `messaging.operation.name` of per-entry create spans: `create`.
 pub const OPERATION_CREATE: &str = "create";
 
-/// Writes `operation`'s context into `attributes` within the limit; records when it could not.
-fn inject(operation: &Operation, attributes: &mut HashMap<String, MessageAttributeValue>) {
+/// Writes `operation`'s context into `attributes` within the attribute limit and `budget` bytes;
+/// records when it could not. Returns the bytes written.
+fn inject(
+    operation: &Operation,
+    attributes: &mut HashMap<String, MessageAttributeValue>,
+    budget: usize,
+) -> usize {
     if !operation.is_creation_context() {
-        return;
+        return 0;
     }
     let mut collected = Collected::default();
     operation.inject(&mut collected);
-    if !collected.0.is_empty() && !inject_within_limit(collected.0, attributes) {
-        operation.record_not_injected();
+    if collected.0.is_empty() {
+        return 0;
     }
+    inject_within_limit(collected.0, attributes, budget).unwrap_or_else(|| {
+        operation.record_not_injected();
+        0
+    })
+}
+
+/// Bytes the context may add to a message of `native` bytes under `limit`: unlimited when the
+/// message is over the limit anyway (it fails natively, unchanged but for the context).
+fn budget(native: usize, limit: usize) -> usize {
+    if native > limit { usize::MAX } else { limit - native }
 }
 
 /// Traced `SendMessage`.
@@ -90,7 +105,8 @@ impl SendMessageFluentBuilderExt for SendMessageFluentBuilder {
         view.body_size = self.get_message_body().as_ref().map(|b| b.len() as u64);
         let operation =
             instrumentation.instrumenter.start_send(&view, &parent, &MessageAttributesExtractor(&attributes));
-        inject(&operation, &mut attributes);
+        let native = message_size(self.get_message_body().as_deref().unwrap_or_default(), Some(&attributes));
+        inject(&operation, &mut attributes, budget(native, instrumentation.max_message_bytes()));
         let builder = if had_attributes || !attributes.is_empty() {
             self.set_message_attributes(Some(attributes))
         } else {
@@ -141,15 +157,27 @@ impl SendMessageBatchFluentBuilderExt for SendMessageBatchFluentBuilder {
         let mut creates: Vec<(String, Operation)> = Vec::new();
         let mut send_view = SqsView::new(OperationType::Send, OPERATION_SEND, &url);
         send_view.batch = Some(entries.len() as u64);
+        // Each entry, and the batch as a whole, must stay within the limit if it was within it.
+        let limit = instrumentation.max_message_bytes();
+        let sizes: Vec<usize> =
+            entries.iter().map(|e| message_size(&e.message_body, e.message_attributes.as_ref())).collect();
+        let mut batch_room = budget(sizes.iter().sum(), limit);
+        let mut entry_budget = |i: usize, used: &mut usize| {
+            batch_room = batch_room.saturating_sub(*used);
+            *used = 0;
+            budget(sizes.get(i).copied().unwrap_or(0), limit).min(batch_room)
+        };
+        let mut used = 0;
         let send = if instrumentation.create_spans() {
-            for entry in &mut entries {
+            for (i, entry) in entries.iter_mut().enumerate() {
                 let mut attributes = entry.message_attributes.take().unwrap_or_default();
                 let existing = instrumenter.extract_context(&MessageAttributesExtractor(&attributes));
                 if !existing.span().span_context().is_valid() {
                     let mut view = SqsView::new(OperationType::Create, OPERATION_CREATE, &url);
                     view.body_size = Some(entry.message_body.len() as u64);
                     let create = instrumenter.start_send(&view, &parent, &EmptyExtractor);
-                    inject(&create, &mut attributes);
+                    let room = entry_budget(i, &mut used);
+                    used = inject(&create, &mut attributes, room);
                     creates.push((entry.id.clone(), create));
                 }
                 entry.message_attributes = (!attributes.is_empty()).then_some(attributes);
@@ -168,11 +196,12 @@ impl SendMessageBatchFluentBuilderExt for SendMessageBatchFluentBuilder {
             )
         } else {
             let send = instrumenter.start(&send_view, &parent);
-            for entry in &mut entries {
+            for (i, entry) in entries.iter_mut().enumerate() {
                 let mut attributes = entry.message_attributes.take().unwrap_or_default();
                 let existing = instrumenter.extract_context(&MessageAttributesExtractor(&attributes));
                 if !existing.span().span_context().is_valid() {
-                    inject(&send, &mut attributes);
+                    let room = entry_budget(i, &mut used);
+                    used = inject(&send, &mut attributes, room);
                 }
                 entry.message_attributes = (!attributes.is_empty()).then_some(attributes);
             }

@@ -308,4 +308,20 @@ mod tests {
         assert_eq!(consumer_destination("logs", "", Some("q1")), "logs:q1");
         assert_eq!(consumer_destination("logs", "", None), "logs");
     }
+
+    /// An AMQP timestamp value is seconds since the epoch, also in the sent-time header
+    /// (review finding L9: it was read as milliseconds).
+    #[test]
+    fn sent_time_header_reads_amqp_timestamps_as_seconds() {
+        let with_header = |value: AMQPValue| {
+            let mut headers = FieldTable::default();
+            headers.insert(SENT_TIME_HEADER.into(), value);
+            BasicProperties::default().with_headers(headers)
+        };
+        let at = |secs: u64| UNIX_EPOCH.checked_add(Duration::from_secs(secs));
+        assert_eq!(sent_time(&with_header(AMQPValue::Timestamp(1_700_000_000))), at(1_700_000_000));
+        assert_eq!(sent_time(&with_header(AMQPValue::LongLongInt(1_700_000_000_000))), at(1_700_000_000));
+        assert_eq!(sent_time(&BasicProperties::default().with_timestamp(1_700_000_000)), at(1_700_000_000));
+        assert_eq!(sent_time(&with_header(AMQPValue::LongLongInt(-1))), None);
+    }
 }
