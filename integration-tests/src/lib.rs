@@ -76,3 +76,134 @@ pub fn unique_name(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// A TCP proxy the test controls, to take the path to a broker away mid-stream and bring it back.
+///
+/// Listens on `127.0.0.1` (an ephemeral port) and forwards each connection to `upstream`.
+/// [`cut`](Self::cut) closes every open connection and refuses new ones, as a broker that went
+/// away would; [`restore`](Self::restore) accepts again. Only loopback traffic.
+#[derive(Debug)]
+pub struct FaultProxy {
+    addr: std::net::SocketAddr,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy to `upstream` (`host:port`), open.
+    pub async fn start(upstream: &str) -> FaultProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        Self::serve(listener, upstream.to_owned())
+    }
+
+    /// Starts a proxy on an already bound listener (to know its port before the upstream exists).
+    pub fn serve(listener: tokio::net::TcpListener, upstream: String) -> FaultProxy {
+        use std::sync::atomic::Ordering;
+        let addr = listener.local_addr().expect("proxy address");
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (open2, connections2) = (open.clone(), connections.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !open2.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is closed at once
+                }
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                connections2
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(task.abort_handle());
+            }
+        });
+        FaultProxy { addr, open, connections, accept }
+    }
+
+    /// The proxy's address, `127.0.0.1:port`.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Closes every forwarded connection and refuses new ones until [`restore`](Self::restore).
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for task in self.connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Accepts and forwards connections again.
+    pub fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+/// A tansu broker of the test's own (in-memory storage), advertising the address of a
+/// [`FaultProxy`] in front of it, so that every Kafka connection goes through the proxy.
+/// Killed on drop. Needs the `tansu` binary that `just brokers-up` installs (`TANSU_BIN`, else
+/// `tansu` on the `PATH` or in `~/.cargo/bin`).
+#[derive(Debug)]
+pub struct ProxiedKafka {
+    /// The proxy every client connects through; its address is the bootstrap server.
+    pub proxy: FaultProxy,
+    child: std::process::Child,
+}
+
+impl ProxiedKafka {
+    /// Starts tansu on a free port behind a new proxy and waits until it answers.
+    pub async fn start() -> ProxiedKafka {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let proxy_addr = listener.local_addr().expect("address");
+        let broker_port =
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let binary = std::env::var("TANSU_BIN").ok().unwrap_or_else(|| {
+            let home = std::env::var("HOME").unwrap_or_default();
+            let installed = format!("{home}/.cargo/bin/tansu");
+            if std::path::Path::new(&installed).exists() { installed } else { "tansu".to_owned() }
+        });
+        let child = std::process::Command::new(&binary)
+            .env("CLUSTER_ID", "otel-messaging-faults")
+            .args(["broker", "--listener-url", &format!("tcp://127.0.0.1:{broker_port}")])
+            .args(["--advertised-listener-url", &format!("tcp://{proxy_addr}")])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start tansu ({binary}): {e}. Install it with `just brokers-up` or set TANSU_BIN."
+                )
+            });
+        let upstream = format!("127.0.0.1:{broker_port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(&upstream).is_err() {
+            assert!(std::time::Instant::now() < deadline, "tansu did not listen on {upstream} within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ProxiedKafka { proxy: FaultProxy::serve(listener, upstream), child }
+    }
+
+    /// The bootstrap servers: the proxy's address.
+    pub fn bootstrap(&self) -> String {
+        self.proxy.addr().to_string()
+    }
+}
+
+impl Drop for ProxiedKafka {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

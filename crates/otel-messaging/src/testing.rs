@@ -46,6 +46,32 @@ pub struct TestTelemetry {
     pub meter_provider: SdkMeterProvider,
     span_exporter: InMemorySpanExporter,
     metric_exporter: InMemoryMetricExporter,
+    counts: std::sync::Arc<SpanCounts>,
+}
+
+/// Spans started and ended (recording spans only), counted by a span processor.
+#[derive(Debug, Default)]
+struct SpanCounts {
+    started: std::sync::atomic::AtomicU64,
+    ended: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug)]
+struct CountingProcessor(std::sync::Arc<SpanCounts>);
+
+impl opentelemetry_sdk::trace::SpanProcessor for CountingProcessor {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {
+        self.0.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn on_end(&self, _span: SpanData) {
+        self.0.ended.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
 }
 
 impl Default for TestTelemetry {
@@ -66,12 +92,15 @@ impl TestTelemetry {
     /// New providers and exporters, independent of every other instance and of the globals.
     pub fn new() -> Self {
         let span_exporter = InMemorySpanExporter::default();
-        let tracer_provider =
-            SdkTracerProvider::builder().with_simple_exporter(span_exporter.clone()).build();
+        let counts = std::sync::Arc::new(SpanCounts::default());
+        let tracer_provider = SdkTracerProvider::builder()
+            .with_span_processor(CountingProcessor(counts.clone()))
+            .with_simple_exporter(span_exporter.clone())
+            .build();
         let metric_exporter = InMemoryMetricExporter::default();
         let meter_provider =
             SdkMeterProvider::builder().with_periodic_exporter(metric_exporter.clone()).build();
-        TestTelemetry { tracer_provider, meter_provider, span_exporter, metric_exporter }
+        TestTelemetry { tracer_provider, meter_provider, span_exporter, metric_exporter, counts }
     }
 
     /// A builder already holding these providers and the W3C propagator ([`w3c_propagator`]).
@@ -85,6 +114,18 @@ impl TestTelemetry {
     /// An instrumenter on these providers with every policy at its default.
     pub fn instrumenter(&self) -> MessagingInstrumenter {
         self.instrumenter_builder().build()
+    }
+
+    /// Recording spans started and ended so far, `(started, ended)`: equal once every operation
+    /// has completed (every span the instrumentation starts, it ends).
+    pub fn span_counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.counts.started.load(Relaxed), self.counts.ended.load(Relaxed))
+    }
+
+    /// Drops every span exported so far (long runs keep memory flat); the counts go on.
+    pub fn clear_spans(&self) {
+        self.span_exporter.reset();
     }
 
     /// A tracer of these providers, for the test's own spans (an HTTP handler, a db call).

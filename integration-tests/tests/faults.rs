@@ -1,0 +1,342 @@
+//! Broker faults: the TCP path to each broker (a [`FaultProxy`] the test controls) goes away
+//! mid-stream and comes back. Asserted for every broker: every started span ends; the operations
+//! that failed have status `Error` and `error.type`; the native error comes back (the same error
+//! an untraced call gets in the same state); after recovery the traced consumer continues and the
+//! messages produced after recovery are in connected traces; nothing the raw client would have
+//! delivered is lost.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use integration_tests::{FaultProxy, ProxiedKafka, amqp_url, redis_url, sqs_endpoint, unique_name};
+use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry_sdk::trace::SpanData;
+use otel_messaging::testing::{TestTelemetry, attributes, waterfall};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `host:port` of a broker URL.
+fn host_port(url: &str) -> String {
+    let authority = url.split("://").nth(1).unwrap_or(url).split('/').next().unwrap_or("");
+    authority.rsplit('@').next().unwrap_or(authority).to_owned()
+}
+
+/// Every started span ended, and the failed ones say why.
+fn assert_spans_closed(t: &TestTelemetry, failed_at_least: usize) -> Vec<SpanData> {
+    let (started, ended) = t.span_counts();
+    assert_eq!(started, ended, "every started span ended");
+    let spans = t.spans();
+    let failed: Vec<_> = spans.iter().filter(|s| matches!(s.status, Status::Error { .. })).collect();
+    assert!(failed.len() >= failed_at_least, "{}", waterfall(&spans));
+    for s in &failed {
+        assert!(attributes(s).contains_key("error.type"), "{} has error.type", s.name);
+    }
+    spans
+}
+
+/// Each process span whose message was sent after recovery is a child of that message's send span.
+fn assert_connected(spans: &[SpanData], send_kind: SpanKind, processes: usize) {
+    let sends: Vec<_> =
+        spans.iter().filter(|s| s.span_kind == send_kind && s.status == Status::Unset).collect();
+    let connected = spans
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Consumer)
+        .filter(|p| sends.iter().any(|s| s.span_context.span_id() == p.parent_span_id))
+        .count();
+    assert!(connected >= processes, "{connected} connected process spans\n{}", waterfall(spans));
+}
+
+#[tokio::test]
+async fn redis_goes_away_and_comes_back() {
+    use otel_messaging_redis::{
+        RedisInstrumentation, StreamEntryExt as _, StreamsConsumerExt as _, StreamsExt as _,
+    };
+    use redis::{AsyncCommands as _, streams::StreamReadOptions};
+
+    let t = TestTelemetry::new();
+    let proxy = FaultProxy::start(&host_port(&redis_url())).await;
+    let client = redis::Client::open(format!("redis://{}/", proxy.addr())).expect("client");
+    let tr = RedisInstrumentation::from_client(&client).with_instrumenter(t.instrumenter());
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+    let stream = unique_name("faults");
+    let () = conn.xgroup_create_mkstream(&stream, "g", "$").await.expect("group");
+    for i in 0..3 {
+        let _: String = conn.xadd_traced(&tr, &stream, "*", &[("n", i)]).await.expect("xadd");
+    }
+
+    proxy.cut();
+    let traced: redis::RedisResult<String> = conn.xadd_traced(&tr, &stream, "*", &[("n", 99)]).await;
+    let untraced: redis::RedisResult<String> = conn.xadd(&stream, "*", &[("n", 99)]).await;
+    let (traced, untraced) = (traced.expect_err("broker gone"), untraced.expect_err("broker gone"));
+    assert_eq!(traced.kind(), untraced.kind(), "{traced} / {untraced}");
+    let opts = StreamReadOptions::default().group("g", "c1").count(100);
+    assert!(conn.xread_options_traced(&tr, &[&stream], &[">"], &opts).await.is_err());
+
+    proxy.restore();
+    let mut conn = client.get_multiplexed_async_connection().await.expect("reconnect");
+    for i in 3..6 {
+        let _: String = conn.xadd_traced(&tr, &stream, "*", &[("n", i)]).await.expect("xadd");
+    }
+    let reply = conn.xread_options_traced(&tr, &[&stream], &[">"], &opts).await.expect("read");
+    let entries: Vec<_> = reply.keys.into_iter().flat_map(|k| k.ids).collect();
+    let mut direct =
+        redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let stored: usize = direct.xlen(&stream).await.expect("xlen");
+    assert_eq!((entries.len(), stored), (6, 6), "what the broker holds, all delivered");
+    for entry in entries {
+        let (_, result) =
+            entry.process_traced(&tr, &stream, Some("g"), async |_| Ok::<_, redis::RedisError>(())).await;
+        result.expect("handler");
+    }
+    let spans = assert_spans_closed(&t, 2);
+    assert_connected(&spans, SpanKind::Producer, 6);
+    let _: usize = direct.del(&stream).await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn sqs_goes_away_and_comes_back() {
+    use aws_config::{BehaviorVersion, Region};
+    use aws_sdk_sqs::config::Credentials;
+    use otel_messaging_aws_sqs::{
+        MessageExt as _, ReceiveMessageFluentBuilderExt as _, SendMessageFluentBuilderExt as _,
+        SqsInstrumentation,
+    };
+
+    let t = TestTelemetry::new();
+    let proxy = FaultProxy::start(&host_port(&sqs_endpoint())).await;
+    let conf = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(format!("http://{}", proxy.addr()))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
+        .load()
+        .await;
+    let c = aws_sdk_sqs::Client::new(&conf);
+    let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
+    let url =
+        c.create_queue().queue_name(unique_name("faults")).send().await.expect("queue").queue_url.unwrap();
+    for i in 0..2 {
+        c.send_message()
+            .queue_url(&url)
+            .message_body(format!("m{i}"))
+            .send_traced_with(&tr)
+            .await
+            .expect("send");
+    }
+
+    proxy.cut();
+    let traced = c.send_message().queue_url(&url).message_body("lost").send_traced_with(&tr).await;
+    let untraced = c.send_message().queue_url(&url).message_body("lost").send().await;
+    let (traced, untraced) = (traced.expect_err("endpoint gone"), untraced.expect_err("endpoint gone"));
+    assert_eq!(
+        std::mem::discriminant(&traced),
+        std::mem::discriminant(&untraced),
+        "{traced:?} / {untraced:?}"
+    );
+
+    proxy.restore();
+    for i in 2..4 {
+        c.send_message()
+            .queue_url(&url)
+            .message_body(format!("m{i}"))
+            .send_traced_with(&tr)
+            .await
+            .expect("send");
+    }
+    let mut bodies = Vec::new();
+    while bodies.len() < 4 {
+        let out = c
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send_traced_with(&tr)
+            .await
+            .expect("receive");
+        for message in out.messages.unwrap_or_default() {
+            let (message, _) = message.process_traced(&tr, &url, async |_| Ok::<_, std::io::Error>(())).await;
+            bodies.push(message.body.unwrap_or_default());
+        }
+    }
+    bodies.sort();
+    assert_eq!(bodies, ["m0", "m1", "m2", "m3"]);
+    let spans = assert_spans_closed(&t, 1);
+    assert_connected(&spans, SpanKind::Producer, 4);
+}
+
+#[tokio::test]
+async fn rabbitmq_goes_away_and_comes_back() {
+    use lapin::{
+        BasicProperties, Connection, ConnectionProperties,
+        options::{
+            BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+            QueueDeleteOptions,
+        },
+        types::FieldTable,
+    };
+    use otel_messaging_lapin::{AmqpInstrumentation, ChannelExt as _, DeliveryExt as _};
+
+    let t = TestTelemetry::new();
+    let proxy = FaultProxy::start(&host_port(&amqp_url())).await;
+    let via_proxy = format!("amqp://guest:guest@{}/%2f", proxy.addr());
+    let tr = AmqpInstrumentation::from_uri(&via_proxy).with_instrumenter(t.instrumenter());
+    let open = || async {
+        let conn = Connection::connect(&via_proxy, ConnectionProperties::default()).await.expect("connect");
+        let ch = conn.create_channel().await.expect("channel");
+        ch.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+        (conn, ch)
+    };
+    let q = unique_name("faults");
+    let (_conn, ch) = open().await;
+    ch.queue_declare(q.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .expect("queue");
+    let publish = |ch: lapin::Channel, body: String| {
+        let tr = tr.clone();
+        let q = q.clone();
+        async move {
+            let confirm = ch
+                .basic_publish_traced_with(
+                    &tr,
+                    "".into(),
+                    q.as_str().into(),
+                    BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    BasicProperties::default(),
+                )
+                .await?;
+            confirm.await
+        }
+    };
+    for i in 0..2 {
+        publish(ch.clone(), format!("m{i}")).await.expect("published and confirmed");
+    }
+
+    proxy.cut();
+    let traced = publish(ch.clone(), "lost".into()).await;
+    assert!(traced.is_err(), "publishing on a lost connection fails: {traced:?}");
+    let untraced = ch
+        .basic_publish(
+            "".into(),
+            q.as_str().into(),
+            BasicPublishOptions::default(),
+            b"lost",
+            BasicProperties::default(),
+        )
+        .await;
+    assert!(untraced.is_err(), "natively too");
+
+    proxy.restore();
+    let (_conn, ch) = open().await;
+    for i in 2..4 {
+        publish(ch.clone(), format!("m{i}")).await.expect("published and confirmed");
+    }
+    let mut bodies = Vec::new();
+    while let Some(message) =
+        ch.basic_get_traced_with(&tr, q.as_str().into(), BasicGetOptions { no_ack: true }).await.expect("get")
+    {
+        let delivery = message.delivery;
+        delivery.process_traced_with(&tr, async { Ok::<_, lapin::Error>(()) }).await.expect("handler");
+        bodies.push(String::from_utf8(delivery.data).unwrap());
+    }
+    assert_eq!(bodies, ["m0", "m1", "m2", "m3"], "confirmed before the fault, and after it");
+    let spans = assert_spans_closed(&t, 1);
+    assert_connected(&spans, SpanKind::Producer, 4);
+    ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn kafka_goes_away_and_comes_back() {
+    use otel_messaging_rdkafka::{FutureProducerExt as _, KafkaInstrumentation, StreamConsumerExt as _};
+    use rdkafka::{
+        ClientConfig, Message as _, Offset, TopicPartitionList,
+        admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+        consumer::{Consumer as _, StreamConsumer},
+        producer::{FutureProducer, FutureRecord},
+        types::RDKafkaErrorCode,
+    };
+
+    let kafka = ProxiedKafka::start().await;
+    let t = TestTelemetry::new();
+    let topic = unique_name("faults");
+    let admin: AdminClient<_> =
+        ClientConfig::new().set("bootstrap.servers", kafka.bootstrap()).create().expect("admin");
+    for r in admin
+        .create_topics([&NewTopic::new(&topic, 1, TopicReplication::Fixed(1))], &AdminOptions::new())
+        .await
+        .expect("create")
+    {
+        r.expect("topic");
+    }
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", kafka.bootstrap())
+        .set("linger.ms", "0")
+        .set("message.timeout.ms", "30000");
+    let tr = KafkaInstrumentation::from_config(&config).with_instrumenter(t.instrumenter());
+    let producer: FutureProducer = config.create().expect("producer");
+    let send = |payload: &'static str| {
+        producer.send_traced_with(&tr, FutureRecord::<(), _>::to(&topic).payload(payload), TIMEOUT)
+    };
+    send("m0").await.expect("delivered");
+
+    kafka.proxy.cut();
+    // A producer with a short delivery timeout gives up during the outage: the native error.
+    let mut impatient = config.clone();
+    impatient.set("message.timeout.ms", "1500");
+    let impatient_tr = KafkaInstrumentation::from_config(&impatient).with_instrumenter(t.instrumenter());
+    let impatient: FutureProducer = impatient.create().expect("producer");
+    let (error, _) = impatient
+        .send_traced_with(&impatient_tr, FutureRecord::<(), _>::to(&topic).payload("given up"), TIMEOUT)
+        .await
+        .expect_err("timed out during the outage");
+    assert_eq!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::MessageTimedOut));
+    // The patient producer's records wait in librdkafka's queue and go out after recovery.
+    let pending = tokio::spawn({
+        let producer = producer.clone();
+        let tr = tr.clone();
+        let topic = topic.clone();
+        async move {
+            let mut delivered = Vec::new();
+            for payload in ["m1", "m2"] {
+                let record = FutureRecord::<(), _>::to(&topic).payload(payload);
+                delivered.push(producer.send_traced_with(&tr, record, TIMEOUT).await.map(|d| d.offset));
+            }
+            delivered
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    kafka.proxy.restore();
+    for delivery in pending.await.expect("task") {
+        delivery.expect("delivered after recovery");
+    }
+    send("m3").await.expect("delivered");
+
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap())
+        .set("group.id", "faults")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Beginning).expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let consumer_tr = KafkaInstrumentation::from_config(&config).with_instrumenter(t.instrumenter());
+    let mut stream = consumer.stream_traced(&consumer_tr);
+    let mut payloads = Vec::new();
+    while payloads.len() < 4 {
+        let item = tokio::time::timeout(TIMEOUT, stream.next()).await.expect("in time").expect("open");
+        if let Ok(message) = item {
+            let (message, _) = message.process(async |_| Ok::<_, std::io::Error>(())).await;
+            payloads.push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    assert_eq!(payloads, ["m0", "m1", "m2", "m3"], "every record the producer had delivered");
+    drop(stream);
+    let spans = assert_spans_closed(&t, 1);
+    let timed_out: Vec<_> = spans.iter().filter(|s| matches!(s.status, Status::Error { .. })).collect();
+    assert_eq!(attributes(timed_out[0])["error.type"], opentelemetry::Value::from("MESSAGE_TIMED_OUT"));
+    assert_connected(&spans, SpanKind::Producer, 4);
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds and runs every cargo-fuzz target (fuzz/fuzz_targets) for a given time each, and prints the
+# executions per target. Exits non-zero on the first crash (the reproducer is in fuzz/artifacts).
+#
+#   scripts/fuzz.sh [SECONDS_PER_TARGET] [SANITIZER] [PARALLEL]
+#
+# SECONDS_PER_TARGET  default 60; `just test` runs a 15 s smoke
+# SANITIZER           address (default: catches memory errors in the one `unsafe` module) or none
+#                     (about 5x the executions per second, for long runs)
+# PARALLEL            targets run at once (default 1; a 2-core machine takes 2)
+#
+# Needs a nightly toolchain (present on the project's machines) and cargo-fuzz, which it installs
+# from crates.io when missing. Corpora grow in fuzz/corpus/<target> (not committed); the seeds we
+# wrote are in fuzz/seeds/<target>, the token dictionary in fuzz/dict/messaging.dict.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+seconds="${1:-60}"
+sanitizer="${2:-address}"
+parallel="${3:-1}"
+log() { printf '[fuzz] %s\n' "$*" >&2; }
+
+rustup toolchain list 2>/dev/null | grep -q '^nightly' \
+  || { log "no nightly toolchain: cargo-fuzz needs one (rustup toolchain install nightly)"; exit 1; }
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  log "installing cargo-fuzz from crates.io"
+  cargo install cargo-fuzz --locked >/dev/null 2>&1 || { log "cargo install cargo-fuzz failed"; exit 1; }
+fi
+
+cd "$here/fuzz"
+targets=$(cargo +nightly fuzz list)
+log "building $(echo "$targets" | wc -w) targets (sanitizer: $sanitizer)"
+cargo +nightly fuzz build -O -s "$sanitizer" >"$here/fuzz/build.log" 2>&1 \
+  || { tail -30 "$here/fuzz/build.log" >&2; log "build failed (log: fuzz/build.log)"; exit 1; }
+
+run_one() {
+  local target="$1" out
+  mkdir -p "corpus/$target" "seeds/$target"
+  out=$(cargo +nightly fuzz run -O -s "$sanitizer" "$target" "corpus/$target" "seeds/$target" -- \
+        -max_total_time="$seconds" -dict=dict/messaging.dict -print_final_stats=1 -close_fd_mask=3 2>&1) || {
+    echo "$out" | grep -E "panicked|ERROR|SUMMARY|assert|Test unit written" | head -20 >&2
+    echo "FAIL $target"
+    return 0
+  }
+  local runs
+  runs=$(echo "$out" | sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' | tail -1)
+  echo "OK $target ${runs:-0}"
+}
+export -f run_one log
+export seconds sanitizer
+
+results=$(printf '%s\n' $targets | xargs -P "$parallel" -I{} bash -c 'run_one {}')
+passed=0 failed=0
+while read -r status target runs; do
+  [ -n "$status" ] || continue
+  if [ "$status" = OK ]; then
+    passed=$((passed + 1)); printf '%-16s %12s executions in %ss, 0 crashes\n' "$target" "$runs" "$seconds"
+  else
+    failed=$((failed + 1)); printf '%-16s CRASHED (reproducer in fuzz/artifacts/%s)\n' "$target" "$target"
+  fi
+done <<<"$results"
+echo "fuzz: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
