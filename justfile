@@ -10,10 +10,22 @@ default:
 demo:
     cargo run -p otel-messaging-rdkafka --example quickstart
 
-# Bring the brokers up (Docker when an engine answers, native processes otherwise) and run every test.
+# Bring the brokers up (Docker when an engine answers, native processes otherwise) and run every
+# test: unit, integration (incl. broker faults and a 2 000-message soak per broker), doc tests, and a
+# 15-second smoke of every fuzz target.
 test: check-compose brokers-up
     cargo test --workspace --all-targets --locked
     cargo test --workspace --doc --locked
+    scripts/fuzz.sh 15 address 2
+
+# Run every fuzz target for SECONDS each and print the executions (sanitizer none: ~5x faster).
+fuzz seconds="600" sanitizer="none" parallel="2":
+    scripts/fuzz.sh {{seconds}} {{sanitizer}} {{parallel}}
+
+# Soak: COUNT messages per broker (10 % with garbage metadata) through traced producers and
+# consumers on the real brokers, in a release build; prints the figures per broker.
+soak count="100000": brokers-up
+    SOAK_MESSAGES={{count}} cargo test --release --locked -p integration-tests --test soak -- --nocapture
 
 # Start the test brokers and wait until they answer.
 brokers-up:

@@ -34,17 +34,15 @@ cargo +nightly fuzz build -O -s "$sanitizer" >"$here/fuzz/build.log" 2>&1 \
   || { tail -30 "$here/fuzz/build.log" >&2; log "build failed (log: fuzz/build.log)"; exit 1; }
 
 run_one() {
-  local target="$1" out
-  mkdir -p "corpus/$target" "seeds/$target"
-  out=$(cargo +nightly fuzz run -O -s "$sanitizer" "$target" "corpus/$target" "seeds/$target" -- \
-        -max_total_time="$seconds" -dict=dict/messaging.dict -print_final_stats=1 -close_fd_mask=3 2>&1) || {
-    echo "$out" | grep -E "panicked|ERROR|SUMMARY|assert|Test unit written" | head -20 >&2
+  local target="$1" out="logs/$1.log"
+  mkdir -p "corpus/$target" "seeds/$target" logs
+  if cargo +nightly fuzz run -O -s "$sanitizer" "$target" "corpus/$target" "seeds/$target" -- \
+      -max_total_time="$seconds" -dict=dict/messaging.dict -print_final_stats=1 >"$out" 2>&1 </dev/null; then
+    echo "OK $target $(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$out" | tail -1)"
+  else
+    grep -E "panicked|ERROR|SUMMARY|Test unit written" "$out" >&2 || true
     echo "FAIL $target"
-    return 0
-  }
-  local runs
-  runs=$(echo "$out" | sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' | tail -1)
-  echo "OK $target ${runs:-0}"
+  fi
 }
 export -f run_one log
 export seconds sanitizer

@@ -1,0 +1,513 @@
+//! Soak: N messages per broker (`SOAK_MESSAGES`, default 2 000; `just soak` runs 100 000 in a
+//! release build) through traced producers and consumers on the real brokers, every tenth one
+//! written by an uninstrumented producer with garbage in its metadata (non-UTF-8 keys and values,
+//! duplicated, oversized or malformed `traceparent`, a 10 KB `tracestate`, 1000-member baggage,
+//! binary AMQP values). Asserted per broker: produced == consumed by message id, no duplicates;
+//! spans started == spans ended; every clean message's process span is the child of the send span
+//! written into it; resident memory grows by less than 64 MiB from the first quarter to the end.
+//! Prints the figures (`cargo test --test soak -- --nocapture`).
+//!
+//! One test drives the four brokers one after the other, so the memory figures are its own.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
+
+use futures_util::{StreamExt as _, stream::FuturesUnordered};
+use integration_tests::{amqp_url, kafka_bootstrap, redis_url, sqs_endpoint, unique_name};
+use opentelemetry::trace::SpanKind;
+use otel_messaging::testing::TestTelemetry;
+
+const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn messages() -> usize {
+    std::env::var("SOAK_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000)
+}
+
+fn garbage(i: usize) -> bool {
+    i % 10 == 0
+}
+
+/// The W3C garbage every broker gets, as (key, value) text; broker-specific binary garbage is
+/// added by each broker.
+fn w3c_garbage(i: usize) -> Vec<(&'static str, String)> {
+    match (i / 10) % 5 {
+        0 => vec![("traceparent", TP.into()), ("traceparent", TP.replace("00f067aa", "11f067aa"))],
+        1 => vec![("traceparent", format!("00-{}", "a".repeat(100_000)))],
+        2 => vec![("traceparent", "00-1-2-01".into()), ("TraceParent", "garbage".into())],
+        3 => vec![("traceparent", TP.into()), ("tracestate", format!("k={}", "v".repeat(10_000)))],
+        _ => vec![
+            ("traceparent", TP.into()),
+            ("baggage", (0..1000).map(|n| format!("k{n}=v")).collect::<Vec<_>>().join(",")),
+        ],
+    }
+}
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// What one broker's run must show.
+struct Ledger {
+    broker: &'static str,
+    n: usize,
+    consumed: Vec<usize>,
+    /// For each clean message consumed: the span id its `traceparent` carries.
+    expected_parents: Vec<String>,
+    started: Instant,
+    rss_quarter: u64,
+}
+
+impl Ledger {
+    fn new(broker: &'static str) -> Self {
+        Ledger {
+            broker,
+            n: messages(),
+            consumed: Vec::new(),
+            expected_parents: Vec::new(),
+            started: Instant::now(),
+            rss_quarter: 0,
+        }
+    }
+
+    /// Records one consumed message; `parent` is the span id of its `traceparent` when clean.
+    fn consumed(&mut self, id: usize, parent: Option<String>) {
+        self.consumed.push(id);
+        if !garbage(id) {
+            self.expected_parents.push(parent.expect("a clean message carries the context we wrote"));
+        }
+        if self.consumed.len() == self.n / 4 {
+            self.rss_quarter = rss_bytes();
+        }
+    }
+
+    /// Checks the process spans exported so far against the clean messages, then drops them.
+    fn check_spans(&mut self, t: &TestTelemetry) {
+        let spans = t.spans();
+        let processes: Vec<_> = spans.iter().filter(|s| s.span_kind == SpanKind::Consumer).collect();
+        let clean: Vec<_> = processes
+            .iter()
+            .filter(|s| s.span_context.trace_id().to_string() != TP[3..35])
+            .filter(|s| s.parent_span_id != opentelemetry::trace::SpanId::INVALID)
+            .map(|s| s.parent_span_id.to_string())
+            .collect();
+        let expected: Vec<_> = std::mem::take(&mut self.expected_parents);
+        let clean_set: BTreeSet<_> = clean.iter().collect();
+        for parent in &expected {
+            assert!(
+                clean_set.contains(parent),
+                "{}: a clean message's process span is not the child of its send span",
+                self.broker
+            );
+        }
+        t.clear_spans();
+    }
+
+    fn finish(self, t: &TestTelemetry) {
+        let mut ids = self.consumed.clone();
+        ids.sort_unstable();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(before, ids.len(), "{}: duplicates consumed", self.broker);
+        assert_eq!(ids, (0..self.n).collect::<Vec<_>>(), "{}: produced == consumed", self.broker);
+        let (started, ended) = t.span_counts();
+        assert_eq!(started, ended, "{}: spans started == spans ended", self.broker);
+        let rss = rss_bytes();
+        let growth = rss.saturating_sub(self.rss_quarter);
+        println!(
+            "soak {:<8} {:>7} produced, {:>7} consumed, {:>3} with garbage metadata; spans started {started} = ended {ended}; \
+             RSS {} MiB at 1/4, {} MiB at the end; {:.1} s",
+            self.broker,
+            self.n,
+            before,
+            self.n.div_ceil(10),
+            self.rss_quarter >> 20,
+            rss >> 20,
+            self.started.elapsed().as_secs_f64()
+        );
+        assert!(growth < 64 << 20, "{}: memory grew by {} MiB", self.broker, growth >> 20);
+    }
+}
+
+fn id_of(payload: &[u8]) -> usize {
+    std::str::from_utf8(payload)
+        .ok()
+        .and_then(|s| s.strip_prefix("id-"))
+        .and_then(|s| s.parse().ok())
+        .expect("an id payload")
+}
+
+fn parent_of(traceparent: Option<&str>) -> Option<String> {
+    traceparent.filter(|tp| tp.len() == 55).map(|tp| tp[36..52].to_owned())
+}
+
+async fn kafka(t: &TestTelemetry) {
+    use opentelemetry::propagation::Extractor as _;
+    use otel_messaging_rdkafka::{
+        FutureProducerExt as _, HeadersExtractor, KafkaInstrumentation, StreamConsumerExt as _, raw_headers,
+    };
+    use rdkafka::{
+        ClientConfig, Message as _, Offset, TopicPartitionList,
+        admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+        consumer::{Consumer as _, StreamConsumer},
+        producer::{FutureProducer, FutureRecord},
+    };
+
+    let mut ledger = Ledger::new("kafka");
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_name("soak");
+    let admin: AdminClient<_> =
+        ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("admin");
+    for r in admin
+        .create_topics([&NewTopic::new(&topic, 1, TopicReplication::Fixed(1))], &AdminOptions::new())
+        .await
+        .expect("create")
+    {
+        r.expect("topic");
+    }
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &bootstrap)
+        .set("linger.ms", "5")
+        .set("group.id", "soak")
+        .set("enable.auto.commit", "false");
+    let tr = KafkaInstrumentation::from_config(&config).with_instrumenter(t.instrumenter());
+    let producer: FutureProducer = config.create().expect("producer");
+    let mut in_flight = FuturesUnordered::new();
+    for i in 0..ledger.n {
+        let payload = format!("id-{i}");
+        let producer = &producer;
+        let tr = &tr;
+        let topic = &topic;
+        in_flight.push(async move {
+            if garbage(i) {
+                let mut fields: Vec<(Vec<u8>, Option<Vec<u8>>)> = w3c_garbage(i)
+                    .into_iter()
+                    .map(|(k, v)| (k.as_bytes().to_vec(), Some(v.into_bytes())))
+                    .collect();
+                fields.push((b"\xff\xfe-key".to_vec(), Some(b"\xc3\x28".to_vec())));
+                fields.push((b"traceparent".to_vec(), None));
+                let headers = raw_headers(fields.iter().map(|(k, v)| (k.as_slice(), v.as_deref())));
+                producer
+                    .send(FutureRecord::<(), _>::to(topic).payload(&payload).headers(headers), TIMEOUT)
+                    .await
+            } else {
+                producer
+                    .send_traced_with(tr, FutureRecord::<(), _>::to(topic).payload(&payload), TIMEOUT)
+                    .await
+            }
+        });
+        if in_flight.len() >= 1000 {
+            in_flight.next().await.expect("a send").expect("delivered");
+        }
+    }
+    while let Some(delivery) = in_flight.next().await {
+        delivery.expect("delivered");
+    }
+    drop(in_flight);
+    t.clear_spans();
+
+    let consumer: StreamConsumer = config.create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Beginning).expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let mut stream = consumer.stream_traced(&tr);
+    while ledger.consumed.len() < ledger.n {
+        let message = tokio::time::timeout(TIMEOUT, stream.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("message");
+        let (message, result) = message.process(async |_| Ok::<_, std::io::Error>(())).await;
+        result.expect("handler");
+        let parent = message.headers().and_then(|h| parent_of(HeadersExtractor(h).get("traceparent")));
+        ledger.consumed(id_of(message.payload().unwrap_or_default()), parent);
+        if ledger.consumed.len() % 1000 == 0 {
+            ledger.check_spans(t);
+        }
+    }
+    drop(stream);
+    ledger.check_spans(t);
+    ledger.finish(t);
+}
+
+async fn rabbitmq(t: &TestTelemetry) {
+    use lapin::{
+        BasicProperties, Connection, ConnectionProperties,
+        options::{
+            BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
+            QueueDeclareOptions, QueueDeleteOptions,
+        },
+        types::{AMQPValue, ByteArray, FieldTable, LongString},
+    };
+    use opentelemetry::propagation::Extractor as _;
+    use otel_messaging_lapin::{AmqpInstrumentation, ChannelExt as _, ConsumerExt as _, FieldTableExtractor};
+
+    let mut ledger = Ledger::new("rabbitmq");
+    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    ch.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+    let tr = AmqpInstrumentation::from_uri(&amqp_url()).with_instrumenter(t.instrumenter());
+    let q = unique_name("soak");
+    ch.queue_declare(q.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .expect("queue");
+    let mut confirms = FuturesUnordered::new();
+    for i in 0..ledger.n {
+        let payload = format!("id-{i}");
+        if garbage(i) {
+            let mut headers = FieldTable::default();
+            for (k, v) in w3c_garbage(i) {
+                headers.insert(k.into(), AMQPValue::LongString(LongString::from(v)));
+            }
+            headers.insert(
+                "baggage".into(),
+                AMQPValue::ByteArray(ByteArray::from(vec![0xff, 0xfe, b'=', 0x00])),
+            );
+            headers.insert("tracestate".into(), AMQPValue::LongInt(7));
+            let properties = BasicProperties::default().with_headers(headers).with_timestamp(u64::MAX);
+            let confirm = ch
+                .basic_publish(
+                    "".into(),
+                    q.as_str().into(),
+                    BasicPublishOptions::default(),
+                    payload.as_bytes(),
+                    properties,
+                )
+                .await
+                .expect("publish");
+            confirms.push(futures_util::future::Either::Left(confirm));
+        } else {
+            let confirm = ch
+                .basic_publish_traced_with(
+                    &tr,
+                    "".into(),
+                    q.as_str().into(),
+                    BasicPublishOptions::default(),
+                    payload.as_bytes(),
+                    BasicProperties::default(),
+                )
+                .await
+                .expect("publish");
+            confirms.push(futures_util::future::Either::Right(confirm));
+        }
+        if confirms.len() >= 500 {
+            confirms.next().await.expect("a confirm").expect("confirmed");
+        }
+    }
+    while let Some(confirm) = confirms.next().await {
+        confirm.expect("confirmed");
+    }
+    t.clear_spans();
+
+    let consumer = ch
+        .basic_consume(
+            q.as_str().into(),
+            "soak".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume")
+        .traced(&tr);
+    futures_util::pin_mut!(consumer);
+    while ledger.consumed.len() < ledger.n {
+        let delivery = tokio::time::timeout(TIMEOUT, consumer.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("delivery");
+        let (delivery, result) = delivery.process(async |_| Ok::<_, lapin::Error>(())).await;
+        result.expect("handler");
+        let parent = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| parent_of(FieldTableExtractor(h).get("traceparent")));
+        ledger.consumed(id_of(&delivery.data), parent);
+        delivery.acker.ack(BasicAckOptions::default()).await.expect("ack");
+        if ledger.consumed.len() % 1000 == 0 {
+            ledger.check_spans(t);
+        }
+    }
+    ledger.check_spans(t);
+    ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await.expect("cleanup");
+    ledger.finish(t);
+}
+
+async fn redis(t: &TestTelemetry) {
+    use otel_messaging_redis::{
+        RedisInstrumentation, StreamEntryExt as _, StreamsConsumerExt as _, StreamsExt as _,
+    };
+    use redis::{AsyncCommands as _, streams::StreamReadOptions};
+
+    let mut ledger = Ledger::new("redis");
+    let client = redis::Client::open(redis_url()).expect("client");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+    let tr = RedisInstrumentation::from_client(&client).with_instrumenter(t.instrumenter());
+    let stream = unique_name("soak");
+    let () = conn.xgroup_create_mkstream(&stream, "g", "$").await.expect("group");
+    for i in 0..ledger.n {
+        let payload = format!("id-{i}");
+        if garbage(i) {
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(&stream).arg("*").arg("payload").arg(&payload);
+            for (k, v) in w3c_garbage(i) {
+                cmd.arg(k).arg(v);
+            }
+            // Non-UTF-8 values (redis-rs itself cannot parse an XREAD reply with a non-UTF-8 field
+            // *name*, traced or not, so a raw consumer could not read such an entry either).
+            cmd.arg("baggage").arg(&b"\xff\xfe"[..]).arg("x-bin").arg(&b"\xc3\x28"[..]);
+            let _: String = cmd.query_async(&mut conn).await.expect("xadd");
+        } else {
+            let _: String =
+                conn.xadd_traced(&tr, &stream, "*", &[("payload", payload.as_str())]).await.expect("xadd");
+        }
+    }
+    t.clear_spans();
+    let opts = StreamReadOptions::default().group("g", "c").count(500);
+    while ledger.consumed.len() < ledger.n {
+        let reply = conn.xread_options_traced(&tr, &[&stream], &[">"], &opts).await.expect("read");
+        for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
+            let parent = parent_of(entry.get::<String>("traceparent").as_deref());
+            let payload: Vec<u8> = entry.get("payload").expect("payload");
+            let (entry, result) =
+                entry.process_traced(&tr, &stream, Some("g"), async |_| Ok::<_, redis::RedisError>(())).await;
+            result.expect("handler");
+            let _: usize = conn.xack(&stream, "g", &[&entry.id]).await.expect("ack");
+            ledger.consumed(id_of(&payload), parent);
+        }
+        ledger.check_spans(t);
+    }
+    let _: usize = conn.del(&stream).await.expect("cleanup");
+    ledger.finish(t);
+}
+
+async fn sqs(t: &TestTelemetry) {
+    use aws_config::{BehaviorVersion, Region};
+    use aws_sdk_sqs::{
+        config::Credentials,
+        primitives::Blob,
+        types::{DeleteMessageBatchRequestEntry, MessageAttributeValue, SendMessageBatchRequestEntry},
+    };
+    use opentelemetry::propagation::Extractor as _;
+    use otel_messaging_aws_sqs::{
+        MessageAttributesExtractor, MessageExt as _, ReceiveMessageFluentBuilderExt as _,
+        SendMessageBatchFluentBuilderExt as _, SqsInstrumentation,
+    };
+
+    let mut ledger = Ledger::new("aws_sqs");
+    let conf = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(sqs_endpoint())
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
+        .load()
+        .await;
+    let c = aws_sdk_sqs::Client::new(&conf);
+    let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
+    let url =
+        c.create_queue().queue_name(unique_name("soak")).send().await.expect("queue").queue_url.unwrap();
+    let string =
+        |v: String| MessageAttributeValue::builder().data_type("String").string_value(v).build().unwrap();
+    // Waves of 200: moto scans its whole queue on every receive, so a deep queue is quadratic.
+    let ids: Vec<usize> = (0..ledger.n).collect();
+    for wave in ids.chunks(200) {
+        for chunk in wave.chunks(10) {
+            let (dirty, clean): (Vec<usize>, Vec<usize>) = chunk.iter().partition(|i| garbage(**i));
+            let entry = |i: usize| {
+                SendMessageBatchRequestEntry::builder().id(format!("e{i}")).message_body(format!("id-{i}"))
+            };
+            if !clean.is_empty() {
+                let entries = clean.iter().map(|&i| entry(i).build().unwrap()).collect();
+                let out = c
+                    .send_message_batch()
+                    .queue_url(&url)
+                    .set_entries(Some(entries))
+                    .send_traced_with(&tr)
+                    .await
+                    .expect("batch");
+                assert!(out.failed.is_empty(), "{:?}", out.failed);
+            }
+            for i in dirty {
+                let mut e = entry(i);
+                for (k, v) in w3c_garbage(i).into_iter().filter(|(_, v)| v.len() < 50_000) {
+                    e = e.message_attributes(k, string(v));
+                }
+                let binary = MessageAttributeValue::builder()
+                    .data_type("Binary")
+                    .binary_value(Blob::new(vec![0xff, 0xfe]))
+                    .build()
+                    .unwrap();
+                e = e.message_attributes("baggage", binary);
+                c.send_message_batch()
+                    .queue_url(&url)
+                    .entries(e.build().unwrap())
+                    .send()
+                    .await
+                    .expect("raw batch");
+            }
+        }
+        t.clear_spans();
+        let target = ledger.consumed.len() + wave.len();
+        while ledger.consumed.len() < target {
+            let out = c
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0) // short polls: moto waits out a long poll even with messages ready
+                .message_attribute_names("traceparent")
+                .send_traced_with(&tr)
+                .await
+                .expect("receive");
+            let mut delete = Vec::new();
+            for message in out.messages.unwrap_or_default() {
+                // Only what the caller asked for comes back, whatever else the message carries.
+                let names: Vec<_> = message.message_attributes.iter().flat_map(|a| a.keys()).collect();
+                assert!(names.iter().all(|n| *n == "traceparent"), "{names:?}");
+                assert!(message.attributes.is_none(), "no system attribute was asked for");
+                let parent = message
+                    .message_attributes
+                    .as_ref()
+                    .and_then(|a| parent_of(MessageAttributesExtractor(a).get("traceparent")));
+                let (message, result) =
+                    message.process_traced(&tr, &url, async |_| Ok::<_, std::io::Error>(())).await;
+                result.expect("handler");
+                ledger.consumed(id_of(message.body.as_deref().unwrap_or_default().as_bytes()), parent);
+                let handle = message.receipt_handle.unwrap();
+                let entry = DeleteMessageBatchRequestEntry::builder()
+                    .id(format!("d{}", delete.len()))
+                    .receipt_handle(handle);
+                delete.push(entry.build().unwrap());
+            }
+            if !delete.is_empty() {
+                c.delete_message_batch()
+                    .queue_url(&url)
+                    .set_entries(Some(delete))
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+            ledger.check_spans(t);
+        }
+    }
+    c.delete_queue().queue_url(&url).send().await.expect("cleanup");
+    ledger.finish(t);
+}
+
+#[tokio::test]
+async fn soak_every_broker() {
+    let t = TestTelemetry::new();
+    kafka(&t).await;
+    rabbitmq(&t).await;
+    redis(&t).await;
+    sqs(&t).await;
+}
