@@ -29,7 +29,7 @@ fn messages() -> usize {
 }
 
 fn garbage(i: usize) -> bool {
-    i % 10 == 0
+    i.is_multiple_of(10)
 }
 
 /// The W3C garbage every broker gets, as (key, value) text; broker-specific binary garbage is
@@ -231,7 +231,7 @@ async fn kafka(t: &TestTelemetry) {
         result.expect("handler");
         let parent = message.headers().and_then(|h| parent_of(HeadersExtractor(h).get("traceparent")));
         ledger.consumed(id_of(message.payload().unwrap_or_default()), parent);
-        if ledger.consumed.len() % 1000 == 0 {
+        if ledger.consumed.len().is_multiple_of(1000) {
             ledger.check_spans(t);
         }
     }
@@ -335,7 +335,7 @@ async fn rabbitmq(t: &TestTelemetry) {
             .and_then(|h| parent_of(FieldTableExtractor(h).get("traceparent")));
         ledger.consumed(id_of(&delivery.data), parent);
         delivery.acker.ack(BasicAckOptions::default()).await.expect("ack");
-        if ledger.consumed.len() % 1000 == 0 {
+        if ledger.consumed.len().is_multiple_of(1000) {
             ledger.check_spans(t);
         }
     }
