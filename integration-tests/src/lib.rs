@@ -207,3 +207,33 @@ impl Drop for ProxiedKafka {
         let _ = self.child.wait();
     }
 }
+
+/// Creates `topic` (1 partition, replication 1) on the Kafka cluster at `bootstrap`.
+pub async fn create_topic(bootstrap: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<_> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
+    let results = admin
+        .create_topics([&NewTopic::new(topic, 1, TopicReplication::Fixed(1))], &AdminOptions::new())
+        .await
+        .expect("create topic");
+    for result in results {
+        result.expect("topic created");
+    }
+}
+
+/// An SQS client for `endpoint` (region `us-east-1`, the test credentials `testing`/`testing`),
+/// with `max_attempts` tries per call (the SDK default is 3).
+pub async fn sqs_client(endpoint: &str, max_attempts: u32) -> aws_sdk_sqs::Client {
+    use aws_config::{BehaviorVersion, Region};
+    let conf = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "static",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(max_attempts))
+        .load()
+        .await;
+    aws_sdk_sqs::Client::new(&conf)
+}

@@ -97,8 +97,6 @@ async fn redis_goes_away_and_comes_back() {
 
 #[tokio::test]
 async fn sqs_goes_away_and_comes_back() {
-    use aws_config::{BehaviorVersion, Region};
-    use aws_sdk_sqs::config::Credentials;
     use otel_messaging_aws_sqs::{
         MessageExt as _, ReceiveMessageFluentBuilderExt as _, SendMessageFluentBuilderExt as _,
         SqsInstrumentation,
@@ -106,14 +104,7 @@ async fn sqs_goes_away_and_comes_back() {
 
     let t = TestTelemetry::new();
     let proxy = FaultProxy::start(&host_port(&sqs_endpoint())).await;
-    let conf = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(format!("http://{}", proxy.addr()))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
-        .load()
-        .await;
-    let c = aws_sdk_sqs::Client::new(&conf);
+    let c = integration_tests::sqs_client(&format!("http://{}", proxy.addr()), 2).await;
     let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
     let url =
         c.create_queue().queue_name(unique_name("faults")).send().await.expect("queue").queue_url.unwrap();
@@ -252,7 +243,6 @@ async fn kafka_goes_away_and_comes_back() {
     use otel_messaging_rdkafka::{FutureProducerExt as _, KafkaInstrumentation, StreamConsumerExt as _};
     use rdkafka::{
         ClientConfig, Message as _, Offset, TopicPartitionList,
-        admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
         consumer::{Consumer as _, StreamConsumer},
         producer::{FutureProducer, FutureRecord},
         types::RDKafkaErrorCode,
@@ -261,15 +251,7 @@ async fn kafka_goes_away_and_comes_back() {
     let kafka = ProxiedKafka::start().await;
     let t = TestTelemetry::new();
     let topic = unique_name("faults");
-    let admin: AdminClient<_> =
-        ClientConfig::new().set("bootstrap.servers", kafka.bootstrap()).create().expect("admin");
-    for r in admin
-        .create_topics([&NewTopic::new(&topic, 1, TopicReplication::Fixed(1))], &AdminOptions::new())
-        .await
-        .expect("create")
-    {
-        r.expect("topic");
-    }
+    integration_tests::create_topic(&kafka.bootstrap(), &topic).await;
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", kafka.bootstrap())

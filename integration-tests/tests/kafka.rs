@@ -21,7 +21,6 @@ use otel_messaging_rdkafka::{
 };
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
-    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     consumer::{Consumer, StreamConsumer},
     error::KafkaError,
     message::{Header, Headers, OwnedHeaders},
@@ -41,15 +40,7 @@ struct Kafka {
 async fn kafka() -> Kafka {
     let bootstrap = kafka_bootstrap();
     let topic = unique_name("orders");
-    let admin: AdminClient<_> =
-        ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("admin client");
-    let results = admin
-        .create_topics([&NewTopic::new(&topic, 1, TopicReplication::Fixed(1))], &AdminOptions::new())
-        .await
-        .expect("create topic");
-    for r in results {
-        r.expect("topic created");
-    }
+    integration_tests::create_topic(&bootstrap, &topic).await;
     Kafka { bootstrap, topic }
 }
 

@@ -157,7 +157,6 @@ async fn kafka(t: &TestTelemetry) {
     };
     use rdkafka::{
         ClientConfig, Message as _, Offset, TopicPartitionList,
-        admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
         consumer::{Consumer as _, StreamConsumer},
         producer::{FutureProducer, FutureRecord},
     };
@@ -165,15 +164,7 @@ async fn kafka(t: &TestTelemetry) {
     let mut ledger = Ledger::new("kafka");
     let bootstrap = kafka_bootstrap();
     let topic = unique_name("soak");
-    let admin: AdminClient<_> =
-        ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("admin");
-    for r in admin
-        .create_topics([&NewTopic::new(&topic, 1, TopicReplication::Fixed(1))], &AdminOptions::new())
-        .await
-        .expect("create")
-    {
-        r.expect("topic");
-    }
+    integration_tests::create_topic(&bootstrap, &topic).await;
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &bootstrap)
@@ -393,9 +384,7 @@ async fn redis(t: &TestTelemetry) {
 }
 
 async fn sqs(t: &TestTelemetry) {
-    use aws_config::{BehaviorVersion, Region};
     use aws_sdk_sqs::{
-        config::Credentials,
         primitives::Blob,
         types::{DeleteMessageBatchRequestEntry, MessageAttributeValue, SendMessageBatchRequestEntry},
     };
@@ -406,13 +395,7 @@ async fn sqs(t: &TestTelemetry) {
     };
 
     let mut ledger = Ledger::new("aws_sqs");
-    let conf = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(sqs_endpoint())
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
-        .load()
-        .await;
-    let c = aws_sdk_sqs::Client::new(&conf);
+    let c = integration_tests::sqs_client(&sqs_endpoint(), 3).await;
     let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
     let url =
         c.create_queue().queue_name(unique_name("soak")).send().await.expect("queue").queue_url.unwrap();

@@ -3,10 +3,8 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_sqs::{
     Client,
-    config::Credentials,
     types::{
         MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
         SendMessageBatchRequestEntry,
@@ -27,13 +25,7 @@ use otel_messaging_aws_sqs::{
 };
 
 async fn client() -> Client {
-    let conf = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(sqs_endpoint())
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
-        .load()
-        .await;
-    Client::new(&conf)
+    integration_tests::sqs_client(&sqs_endpoint(), 3).await
 }
 
 async fn queue(client: &Client, fifo: bool) -> String {
