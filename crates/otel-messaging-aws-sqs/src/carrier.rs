@@ -292,6 +292,17 @@ mod tests {
         assert_eq!(a.len(), 10);
     }
 
+    /// SQS attribute names are case-sensitive: a user's `TraceParent` stays (review finding L4).
+    #[test]
+    fn inject_replaces_the_exact_name_only() {
+        let mut a: HashMap<String, MessageAttributeValue> =
+            [("TraceParent".to_string(), string_attribute("user's own".into()).expect("attr"))].into();
+        MessageAttributesInjector(&mut a).set("traceparent", "new".into());
+        assert_eq!(a.len(), 2);
+        assert_eq!(a["TraceParent"].string_value.as_deref(), Some("user's own"));
+        assert_eq!(MessageAttributesExtractor(&a).get("traceparent"), Some("new"), "the exact name wins");
+    }
+
     #[test]
     fn size_budget_drops_baggage_then_tracestate_then_everything() {
         let fields = || {
@@ -310,10 +321,10 @@ mod tests {
         };
         let mut a = HashMap::new();
         assert_eq!(inject_within_limit(fields(), &mut a, all), Some(all));
-        assert_eq!(keys(&a), ["baggage", "tracestate", "traceparent"]);
+        assert_eq!(keys(&a), ["baggage", "traceparent", "tracestate"]);
         let mut a = HashMap::new();
         assert!(inject_within_limit(fields(), &mut a, all - 1).is_some());
-        assert_eq!(keys(&a), ["tracestate", "traceparent"]);
+        assert_eq!(keys(&a), ["traceparent", "tracestate"]);
         let mut a = HashMap::new();
         assert!(inject_within_limit(fields(), &mut a, cost("traceparent", 55)).is_some());
         assert_eq!(keys(&a), ["traceparent"]);

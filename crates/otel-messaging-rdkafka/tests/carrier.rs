@@ -160,3 +160,15 @@ proptest::proptest! {
         let _ = cx.span().span_context().is_valid();
     }
 }
+
+/// `keys()` is linear: a record can carry ~10⁵ tiny headers (review finding M9: the old
+/// `Vec::contains` de-duplication made this ~5·10⁹ comparisons per message).
+#[test]
+fn keys_of_a_record_with_100_000_headers() {
+    let names: Vec<String> = (0..100_000).map(|i| format!("k{i}")).collect();
+    let headers = raw_headers(names.iter().map(|k| (k.as_bytes(), Some(&b"v"[..]))));
+    let extractor = HeadersExtractor(&headers);
+    let keys = extractor.keys();
+    assert_eq!(keys.len(), 100_000);
+    assert_eq!((keys[0], keys[99_999]), ("k0", "k99999"));
+}
