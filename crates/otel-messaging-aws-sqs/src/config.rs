@@ -62,10 +62,16 @@ impl Removed {
 }
 
 /// Removed attributes of received messages, by receipt handle, until their process span reads them.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Stash {
     entries: HashMap<String, Removed>,
     order: VecDeque<String>,
+}
+
+impl std::fmt::Debug for Stash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stash").field("messages", &self.entries.len()).finish()
+    }
 }
 
 impl Stash {
