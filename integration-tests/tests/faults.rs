@@ -108,13 +108,16 @@ async fn sqs_goes_away_and_comes_back() {
     let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
     let url =
         c.create_queue().queue_name(unique_name("faults")).send().await.expect("queue").queue_url.unwrap();
-    for i in 0..2 {
+    let send = async |i: usize| {
         c.send_message()
             .queue_url(&url)
             .message_body(format!("m{i}"))
             .send_traced_with(&tr)
             .await
-            .expect("send");
+            .expect("send")
+    };
+    for i in 0..2 {
+        send(i).await;
     }
 
     proxy.cut();
@@ -129,12 +132,7 @@ async fn sqs_goes_away_and_comes_back() {
 
     proxy.restore();
     for i in 2..4 {
-        c.send_message()
-            .queue_url(&url)
-            .message_body(format!("m{i}"))
-            .send_traced_with(&tr)
-            .await
-            .expect("send");
+        send(i).await;
     }
     let mut bodies = Vec::new();
     while bodies.len() < 4 {

@@ -197,28 +197,26 @@ pub(crate) fn message_size(body: &str, attributes: Option<&HashMap<String, Messa
 }
 
 /// Writes `fields` (collected propagation fields) into `attributes` within the 10-attribute
-/// limit and within `budget` bytes (name + `String` + value per field): all of them if they fit,
-/// else without `baggage`, else `traceparent` alone, else nothing. Returns the bytes written, or
-/// `None` when nothing could be.
+/// limit and within `budget` bytes (name + `String` + value per field), degraded as the core's
+/// [`fit_fields`](otel_messaging::propagation::fit_fields) does: all of them, else without
+/// `baggage`, else `traceparent` alone, else nothing. Returns the bytes written, or `None` when
+/// nothing could be.
 pub(crate) fn inject_within_limit(
-    fields: Vec<(String, String)>,
+    mut fields: Vec<(String, String)>,
     attributes: &mut HashMap<String, MessageAttributeValue>,
     budget: usize,
 ) -> Option<usize> {
-    let new: Vec<_> = fields.into_iter().filter(|(k, _)| !attributes.contains_key(k)).collect();
+    fields.retain(|(k, _)| !attributes.contains_key(k));
     let room = MAX_MESSAGE_ATTRIBUTES.saturating_sub(attributes.len());
-    let size =
-        |fields: &[&(String, String)]| fields.iter().map(|(k, v)| k.len() + "String".len() + v.len()).sum();
-    let all: Vec<_> = new.iter().collect();
-    let without_baggage: Vec<_> = new.iter().filter(|(k, _)| k != "baggage").collect();
-    let traceparent: Vec<_> = new.iter().filter(|(k, _)| k == "traceparent").take(1).collect();
-    let chosen = [all, without_baggage, traceparent]
-        .into_iter()
-        .find(|c| !c.is_empty() && c.len() <= room && size(c) <= budget)?;
-    let bytes = size(&chosen);
-    let chosen: Vec<(String, String)> = chosen.into_iter().cloned().collect();
+    let size = |fields: &[(String, String)]| -> usize {
+        fields.iter().map(|(k, v)| k.len() + "String".len() + v.len()).sum()
+    };
+    if !otel_messaging::propagation::fit_fields(&mut fields, |f| f.len() <= room && size(f) <= budget) {
+        return None;
+    }
+    let bytes = size(&fields);
     let mut injector = MessageAttributesInjector(attributes);
-    for (k, v) in chosen {
+    for (k, v) in fields {
         injector.set(&k, v);
     }
     Some(bytes)

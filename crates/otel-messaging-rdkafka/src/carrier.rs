@@ -35,7 +35,11 @@ impl std::fmt::Debug for HeadersInjector<'_> {
 
 /// Replaces every header named exactly `key` with one `key: value` header at the end.
 fn replace(headers: &mut OwnedHeaders, key: &str, value: &[u8]) {
-    raw::remove(headers, key);
+    // Usually the key is absent: look first (no allocation), remove only when present.
+    let reader = headers.raw();
+    if (0..reader.count()).any(|i| reader.get(i).is_some_and(|(k, _)| k == key.as_bytes())) {
+        raw::remove(headers, key);
+    }
     *headers = std::mem::take(headers).insert(Header { key, value: Some(value) });
 }
 
@@ -58,17 +62,12 @@ impl PendingHeaders {
         }
         headers
     }
+}
 
-    /// Bytes these fields add to a record's serialized headers (key, value and their varint
-    /// lengths, as the Kafka record format counts them).
-    pub(crate) fn serialized_size(&self) -> usize {
-        self.0.iter().map(|(k, v)| header_size(k.len(), v.len())).sum()
-    }
-
-    /// Drops a field (e.g. `baggage`) by exact key.
-    pub(crate) fn remove(&mut self, key: &str) {
-        self.0.retain(|(k, _)| k != key);
-    }
+/// Bytes `fields` add to a record's serialized headers (key, value and their varint lengths, as
+/// the Kafka record format counts them).
+pub(crate) fn fields_size<K: AsRef<str>>(fields: &[(K, String)]) -> usize {
+    fields.iter().map(|(k, v)| header_size(k.as_ref().len(), v.len())).sum()
 }
 
 /// Serialized bytes of one header (librdkafka `rkhdr_ser_size`): key, value and their varint lengths.

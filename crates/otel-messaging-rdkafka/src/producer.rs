@@ -28,7 +28,7 @@ use rdkafka::{
 
 use crate::{
     attributes::{SendView, delivery_attributes, error_type},
-    carrier::{HeadersExtractor, PendingHeaders, serialized_size},
+    carrier::{HeadersExtractor, PendingHeaders, fields_size, serialized_size},
     config::KafkaInstrumentation,
 };
 
@@ -76,21 +76,15 @@ fn start_send<C: ClientContext>(
 const RECORD_OVERHEAD: usize = 36;
 
 /// Degrades the context written into a record so that it never makes a record that fits
-/// `message.max.bytes` uninstrumented fail with `MSG_SIZE_TOO_LARGE`: drop `baggage`, then
-/// `tracestate`, then everything (`otel_messaging.context.injected = false` on the span). A record
+/// `message.max.bytes` uninstrumented fail with `MSG_SIZE_TOO_LARGE`: drop `baggage`, then all but
+/// `traceparent`, then everything (the core's `fit_fields`) (`otel_messaging.context.injected = false` on the span). A record
 /// already over the limit is left to fail natively, unchanged but for the context.
 fn fit_to_limit(pending: &mut PendingHeaders, native: usize, limit: usize, operation: &Operation) {
     if native > limit {
         return;
     }
-    for field in ["baggage", "tracestate"] {
-        if native + pending.serialized_size() <= limit {
-            return;
-        }
-        pending.remove(field);
-    }
-    if native + pending.serialized_size() > limit {
-        pending.0.clear();
+    let fits = |fields: &[(std::borrow::Cow<'static, str>, String)]| native + fields_size(fields) <= limit;
+    if !otel_messaging::propagation::fit_fields(&mut pending.0, fits) {
         operation.record_not_injected();
     }
 }

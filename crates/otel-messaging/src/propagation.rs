@@ -367,6 +367,43 @@ pub fn is_valid_traceparent(value: &str) -> bool {
     if version == b"00" { b.len() == 55 } else { b.len() == 55 || b[55] == b'-' }
 }
 
+/// Cuts collected propagation fields down until `fits` accepts them, in the order the design
+/// fixes for every broker: all fields; without `baggage`; `traceparent` alone (no `tracestate`, no
+/// other propagator's fields); nothing. Returns whether anything is left to inject (record
+/// `otel_messaging.context.injected = false` when not).
+///
+/// For carriers with size or count limits (Kafka `message.max.bytes`, the SQS message and batch
+/// size, the SQS 10-attribute limit), so that injecting never makes a send fail that would succeed
+/// uninstrumented.
+///
+/// # Examples
+///
+/// ```
+/// use otel_messaging::propagation::fit_fields;
+/// let mut fields = vec![("traceparent", "00-…-01".to_owned()), ("baggage", "k=v".to_owned())];
+/// assert!(fit_fields(&mut fields, |f| f.len() <= 1));
+/// assert_eq!(fields.len(), 1);
+/// ```
+pub fn fit_fields<K: AsRef<str>>(
+    fields: &mut Vec<(K, String)>,
+    fits: impl Fn(&[(K, String)]) -> bool,
+) -> bool {
+    if fits(fields) {
+        return !fields.is_empty();
+    }
+    fields.retain(|(k, _)| k.as_ref() != BAGGAGE);
+    if fits(fields) {
+        return !fields.is_empty();
+    }
+    fields.retain(|(k, _)| k.as_ref() == TRACEPARENT);
+    fields.truncate(1);
+    if !fields.is_empty() && fits(fields) {
+        return true;
+    }
+    fields.clear();
+    false
+}
+
 /// An [`Extractor`] over nothing, for messages that carry no metadata at all (a Kafka record
 /// without headers). Allocates nothing.
 #[derive(Debug, Clone, Copy, Default)]
