@@ -50,6 +50,7 @@ struct Inner {
     captured_headers: Vec<(String, Key)>,
     body_size: bool,
     error_description: bool,
+    enricher: Option<Arc<dyn SpanEnricher>>,
 }
 
 /// Creates spans and metrics for messaging operations, following semconv v1.44.
@@ -169,7 +170,20 @@ impl MessagingInstrumenter {
     ///
     /// Use it for settle operations and anything without a message carrier at hand.
     pub fn start(&self, view: &dyn MessagingAttributes, parent: &Context) -> Operation {
-        self.start_span(view, parent, Vec::new(), None, None, true, None)
+        self.start_span(SpanRequest::new(view, parent))
+    }
+
+    /// Like [`start`](Self::start), with the span's start back-dated to `started_at`: for
+    /// operations whose view is only complete once the broker answered (a receive that failed, a
+    /// poll whose destination is the returned message's topic), so the span and the duration
+    /// metric still cover the whole call (semconv: operations are timed from their start).
+    pub fn start_at(
+        &self,
+        view: &dyn MessagingAttributes,
+        parent: &Context,
+        started_at: SystemTime,
+    ) -> Operation {
+        self.start_span(SpanRequest { started_at: Some(started_at), ..SpanRequest::new(view, parent) })
     }
 
     /// Starts a send (or create) operation for one outgoing message.
@@ -191,7 +205,12 @@ impl MessagingInstrumenter {
         if existing.has_span {
             links.push(Link::with_context(existing.cx.span().span_context().clone()));
         }
-        self.start_span(view, parent, links, Some(message), None, own_context, None)
+        self.start_span(SpanRequest {
+            links,
+            message: Some(message),
+            own_context,
+            ..SpanRequest::new(view, parent)
+        })
     }
 
     /// Starts the process operation of one delivered message, inside the current context
@@ -220,28 +239,14 @@ impl MessagingInstrumenter {
         let now = SystemTime::now();
         let queue_wait =
             view.sent_time().map(|sent| now.duration_since(sent).unwrap_or(Duration::ZERO).as_secs_f64());
-        self.start_span_bridged(view, &parent, links, Some(message), Some(now), queue_wait)
-    }
-
-    /// Like `start_span` for a process operation: with feature `tracing`, backed by a `tracing`
-    /// span when the bridge can be used.
-    fn start_span_bridged(
-        &self,
-        view: &dyn MessagingAttributes,
-        parent: &Context,
-        links: Vec<Link>,
-        message: Option<&dyn Extractor>,
-        started_at: Option<SystemTime>,
-        queue_wait: Option<f64>,
-    ) -> Operation {
-        #[cfg(feature = "tracing")]
-        {
-            self.start_span_inner(view, parent, links, message, started_at, true, queue_wait, true)
-        }
-        #[cfg(not(feature = "tracing"))]
-        {
-            self.start_span(view, parent, links, message, started_at, true, queue_wait)
-        }
+        self.start_span(SpanRequest {
+            links,
+            message: Some(message),
+            started_at: Some(now),
+            queue_wait,
+            bridge: true,
+            ..SpanRequest::new(view, &parent)
+        })
     }
 
     /// Starts a batch operation (receive/poll, batch process, batch settle) that links every
@@ -270,35 +275,15 @@ impl MessagingInstrumenter {
                 sc.is_valid().then(|| Link::new(sc, attributes, 0))
             })
             .collect();
-        self.start_span(view, parent, links, None, started_at, true, None)
+        self.start_span(SpanRequest { links, started_at, ..SpanRequest::new(view, parent) })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn start_span(
-        &self,
-        view: &dyn MessagingAttributes,
-        parent: &Context,
-        links: Vec<Link>,
-        message: Option<&dyn Extractor>,
-        started_at: Option<SystemTime>,
-        own_context: bool,
-        queue_wait: Option<f64>,
-    ) -> Operation {
-        self.start_span_inner(view, parent, links, message, started_at, own_context, queue_wait, false)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn start_span_inner(
-        &self,
-        view: &dyn MessagingAttributes,
-        parent: &Context,
-        links: Vec<Link>,
-        message: Option<&dyn Extractor>,
-        started_at: Option<SystemTime>,
-        own_context: bool,
-        queue_wait: Option<f64>,
-        bridge: bool,
-    ) -> Operation {
+    /// The one place a span starts: name, kind, the sampling-relevant attributes, links, the
+    /// enricher's attributes, and the metric attributes.
+    fn start_span(&self, request: SpanRequest<'_>) -> Operation {
+        let SpanRequest { view, parent, links, message, started_at, own_context, queue_wait, bridge } =
+            request;
+        #[cfg(not(feature = "tracing"))]
         let _ = bridge;
         let operation_type = view.operation_type();
         let creation_context =
@@ -400,6 +385,9 @@ impl MessagingInstrumenter {
             }
         }
         view.system_attributes(&mut attributes);
+        if let Some(enricher) = &self.inner.enricher {
+            enricher.on_start(&SpanStart { view, message }, &mut attributes);
+        }
 
         let name = span_name(view.operation_name(), destination, template, hidden);
         // With feature `tracing`, a process operation is backed by a `tracing` span when possible.
@@ -429,7 +417,7 @@ impl MessagingInstrumenter {
             start,
             operation_type,
             creation_context,
-            messages: batch.unwrap_or(1),
+            messages: batch,
             counts_as_delivery: view.counts_as_delivery(),
             queue_wait,
             metric_attributes,
@@ -439,6 +427,134 @@ impl MessagingInstrumenter {
             #[cfg(feature = "tracing")]
             tracing_span,
         }
+    }
+}
+
+/// Everything one span start needs; built by the public `start*` methods.
+struct SpanRequest<'a> {
+    view: &'a dyn MessagingAttributes,
+    parent: &'a Context,
+    /// Creation contexts (and, under some policies, the ambient span) to link, at span start.
+    links: Vec<Link>,
+    /// The message's carrier, for header capture and the enricher.
+    message: Option<&'a dyn Extractor>,
+    /// Back-dated start; `None` means now.
+    started_at: Option<SystemTime>,
+    /// Whether a send span's own context becomes the creation context (no user-provided one).
+    own_context: bool,
+    /// Queue wait of a process operation, seconds.
+    queue_wait: Option<f64>,
+    /// With feature `tracing`: back the span by a `tracing` span when possible (process spans).
+    bridge: bool,
+}
+
+impl<'a> SpanRequest<'a> {
+    fn new(view: &'a dyn MessagingAttributes, parent: &'a Context) -> Self {
+        SpanRequest {
+            view,
+            parent,
+            links: Vec::new(),
+            message: None,
+            started_at: None,
+            own_context: true,
+            queue_wait: None,
+            bridge: false,
+        }
+    }
+}
+
+/// What a [`SpanEnricher`] sees of an operation at span start.
+#[derive(Clone, Copy)]
+pub struct SpanStart<'a> {
+    view: &'a dyn MessagingAttributes,
+    message: Option<&'a dyn Extractor>,
+}
+
+impl fmt::Debug for SpanStart<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpanStart")
+            .field("operation_type", &self.view.operation_type())
+            .field("destination_name", &self.view.destination_name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> SpanStart<'a> {
+    /// What the broker crate knows about the operation: system, operation, destination, message
+    /// id, consumer group, … ([`MessagingAttributes`]).
+    pub fn view(&self) -> &'a dyn MessagingAttributes {
+        self.view
+    }
+
+    /// `messaging.operation.type` of the operation.
+    pub fn operation_type(&self) -> OperationType {
+        self.view.operation_type()
+    }
+
+    /// `messaging.destination.name`, if known.
+    pub fn destination_name(&self) -> Option<&'a str> {
+        self.view.destination_name()
+    }
+
+    /// The value of message header `name` (case-insensitive; the last value of a repeated
+    /// header) on single-message send and process operations; `None` on batch, receive and
+    /// settle operations, which have no one message.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.message?.get(name)
+    }
+}
+
+/// A hook that adds the application's own attributes (tenant, job type) to messaging spans, in
+/// the manner of tower-http's `MakeSpan` / `OnResponse`.
+///
+/// [`on_start`](Self::on_start) runs before the span starts, so what it adds is visible to the
+/// sampler; [`on_end`](Self::on_end) runs when the operation ends, on recording spans only. Both
+/// default to adding nothing. `()` is the no-op enricher (the default); a closure
+/// `Fn(&SpanStart<'_>, &mut Vec<KeyValue>)` is an `on_start` enricher. Attributes it adds are the
+/// application's: use its own namespace (e.g. `app.tenant`), not `messaging.*`, which semconv owns.
+/// Metric attributes are never touched, so high-cardinality values are safe here.
+///
+/// # Examples
+///
+/// ```
+/// use opentelemetry::KeyValue;
+/// use otel_messaging::{MessagingInstrumenter, SpanStart};
+///
+/// let instrumenter = MessagingInstrumenter::builder()
+///     .with_enricher(|start: &SpanStart<'_>, attributes: &mut Vec<KeyValue>| {
+///         if let Some(tenant) = start.header("x-tenant") {
+///             attributes.push(KeyValue::new("app.tenant", tenant.to_owned()));
+///         }
+///     })
+///     .build();
+/// # drop(instrumenter);
+/// ```
+pub trait SpanEnricher: Send + Sync + 'static {
+    /// Appends attributes for the span about to start. Defaults to nothing.
+    fn on_start(&self, start: &SpanStart<'_>, attributes: &mut Vec<KeyValue>) {
+        let _ = (start, attributes);
+    }
+
+    /// Appends attributes when the operation ends (`error_type` is `Some` iff it failed).
+    /// Called for recording (sampled) spans only. Defaults to nothing.
+    fn on_end(
+        &self,
+        operation_type: OperationType,
+        error_type: Option<&str>,
+        attributes: &mut Vec<KeyValue>,
+    ) {
+        let _ = (operation_type, error_type, attributes);
+    }
+}
+
+impl SpanEnricher for () {}
+
+impl<F> SpanEnricher for F
+where
+    F: Fn(&SpanStart<'_>, &mut Vec<KeyValue>) + Send + Sync + 'static,
+{
+    fn on_start(&self, start: &SpanStart<'_>, attributes: &mut Vec<KeyValue>) {
+        self(start, attributes);
     }
 }
 
@@ -475,6 +591,7 @@ pub struct MessagingInstrumenterBuilder {
     captured_headers: Vec<String>,
     body_size: bool,
     no_error_description: bool,
+    enricher: Option<Arc<dyn SpanEnricher>>,
 }
 
 impl fmt::Debug for MessagingInstrumenterBuilder {
@@ -488,6 +605,7 @@ impl fmt::Debug for MessagingInstrumenterBuilder {
             .field("captured_headers", &self.captured_headers)
             .field("body_size", &self.body_size)
             .field("error_description", &!self.no_error_description)
+            .field("enricher", &self.enricher.is_some())
             .finish()
     }
 }
@@ -590,6 +708,15 @@ impl MessagingInstrumenterBuilder {
         self
     }
 
+    /// Adds the application's attributes to every span through `enricher` ([`SpanEnricher`]; a
+    /// closure `Fn(&SpanStart<'_>, &mut Vec<KeyValue>)` will do).
+    ///
+    /// Defaults to `()`, which adds nothing (and costs nothing).
+    pub fn with_enricher(mut self, enricher: impl SpanEnricher) -> Self {
+        self.enricher = Some(Arc::new(enricher));
+        self
+    }
+
     /// Builds the instrumenter, creating its instruments once.
     pub fn build(self) -> MessagingInstrumenter {
         let tracer = self.tracer.unwrap_or_else(|| opentelemetry::global::tracer_with_scope(scope()));
@@ -620,6 +747,7 @@ impl MessagingInstrumenterBuilder {
                 captured_headers,
                 body_size: self.body_size,
                 error_description: !self.no_error_description,
+                enricher: self.enricher,
             }),
             process_parent: self.process_parent,
         }
@@ -637,7 +765,8 @@ pub struct Operation {
     start: SystemTime,
     operation_type: OperationType,
     creation_context: bool,
-    messages: u64,
+    /// `messaging.batch.message_count` of a batch operation; `None` for a single message.
+    messages: Option<u64>,
     counts_as_delivery: bool,
     queue_wait: Option<f64>,
     metric_attributes: Vec<KeyValue>,
@@ -783,6 +912,12 @@ impl Operation {
         }
         self.ended = true;
         let end = SystemTime::now();
+        let mut late = Vec::new();
+        if let Some(enricher) = &self.instrumenter.enricher
+            && self.cx.span().is_recording()
+        {
+            enricher.on_end(self.operation_type, error.as_ref().map(|(t, _)| *t), &mut late);
+        }
         #[cfg(feature = "tracing")]
         let bridged = self.tracing_span.take();
         #[cfg(not(feature = "tracing"))]
@@ -791,6 +926,9 @@ impl Operation {
             #[cfg(feature = "tracing")]
             Some(span) => {
                 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+                for kv in late {
+                    span.set_attribute(kv.key, kv.value);
+                }
                 if let Some((error_type, description)) = &error {
                     span.set_attribute(semconv::ERROR_TYPE, (*error_type).to_owned());
                     span.set_status(Status::error(description.clone()));
@@ -799,6 +937,9 @@ impl Operation {
             }
             _ => {
                 let span = self.cx.span();
+                if !late.is_empty() {
+                    span.set_attributes(late);
+                }
                 if let Some((error_type, description)) = &error {
                     span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, (*error_type).to_owned()));
                     span.set_status(Status::error(description.clone()));
@@ -808,10 +949,18 @@ impl Operation {
         }
         if let Some(instruments) = &self.instrumenter.instruments {
             let duration = end.duration_since(self.start).unwrap_or(Duration::ZERO).as_secs_f64();
+            // A failed receive delivered nothing (semconv: consumed.messages counts "messages
+            // that were delivered to the application"); a batch that failed after some messages
+            // counts those it reports.
+            let messages = match (self.messages, self.operation_type, &error) {
+                (Some(count), ..) => count,
+                (None, OperationType::Receive, Some(_)) => 0,
+                (None, ..) => 1,
+            };
             instruments.record(Measurement {
                 operation_type: self.operation_type,
                 duration_secs: duration,
-                messages: self.messages,
+                messages,
                 counts_as_delivery: self.counts_as_delivery,
                 queue_wait_secs: self.queue_wait,
                 attributes: &mut self.metric_attributes,

@@ -8,7 +8,7 @@
 //! | `messaging.client.operation.duration` | f64 histogram | `s` | every create/send/receive/settle operation, = span duration |
 //! | `messaging.process.duration` | f64 histogram | `s` | every process operation, = span duration |
 //! | `messaging.client.sent.messages` | u64 counter | `{message}` | per send operation, by its message count |
-//! | `messaging.client.consumed.messages` | u64 counter | `{message}` | once per delivery: receive operations, and process operations not preceded by a traced receive |
+//! | `messaging.client.consumed.messages` | u64 counter | `{message}` | once per delivery: receive operations (a failed receive counts nothing), and process operations not preceded by a traced receive |
 //! | `otel_messaging.queue.wait.duration` | f64 histogram | `s` | per process operation whose message carries a send time |
 //!
 //! Metric attributes are the low-cardinality ones only: `messaging.system`,
@@ -16,7 +16,8 @@
 //! `messaging.destination.name` (omitted for temporary/anonymous destinations),
 //! `messaging.destination.template`, `messaging.destination.partition.id`,
 //! `messaging.consumer.group.name`, `server.address`, `server.port`, and `error.type` iff the
-//! operation failed.
+//! operation failed (not on `consumed.messages` and queue wait of a process operation: a handler's
+//! failure is not the delivery's).
 
 use opentelemetry::{
     KeyValue,
@@ -86,24 +87,29 @@ impl Instruments {
     /// `messaging.operation.type` and `error.type`); it is extended in place.
     pub(crate) fn record(&self, m: Measurement<'_>) {
         let attrs = m.attributes;
-        if let Some(error_type) = m.error_type {
-            attrs.push(KeyValue::new(semconv::ERROR_TYPE, error_type.to_owned()));
-        }
         match m.operation_type {
             OperationType::Process => {
-                self.process_duration.record(m.duration_secs, attrs);
-                if m.counts_as_delivery {
+                // Delivery and queue wait happened before the handler ran: a handler failure is
+                // not theirs, so they carry no `error.type`.
+                if m.counts_as_delivery && m.messages > 0 {
                     self.consumed_messages.add(m.messages, attrs);
                 }
                 if let Some(wait) = m.queue_wait_secs {
                     self.queue_wait.record(wait, attrs);
                 }
+                if let Some(error_type) = m.error_type {
+                    attrs.push(KeyValue::new(semconv::ERROR_TYPE, error_type.to_owned()));
+                }
+                self.process_duration.record(m.duration_secs, attrs);
             }
             op => {
-                if op == OperationType::Send {
+                if let Some(error_type) = m.error_type {
+                    attrs.push(KeyValue::new(semconv::ERROR_TYPE, error_type.to_owned()));
+                }
+                if op == OperationType::Send && m.messages > 0 {
                     self.sent_messages.add(m.messages, attrs);
                 }
-                if op == OperationType::Receive && m.counts_as_delivery {
+                if op == OperationType::Receive && m.counts_as_delivery && m.messages > 0 {
                     self.consumed_messages.add(m.messages, attrs);
                 }
                 attrs.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, op.as_str()));

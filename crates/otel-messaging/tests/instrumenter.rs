@@ -591,3 +591,103 @@ fn a_cancelled_handler_is_recorded_as_cancelled() {
     let process = t.metrics().into_iter().find(|m| m.name == "messaging.process.duration").expect("metric");
     assert!(process.attributes.contains(&KeyValue::new("error.type", "cancelled")));
 }
+
+#[test]
+fn a_failed_receive_counts_nothing_and_is_timed_from_its_start() {
+    let t = TestTelemetry::new();
+    let instrumenter = t.instrumenter();
+    let receive = View {
+        op: Some(OperationType::Receive),
+        name: "receive",
+        destination: Some("orders"),
+        ..View::default()
+    };
+    let started = SystemTime::now() - Duration::from_millis(300);
+    instrumenter.start_at(&receive, &Context::new(), started).end_error("CONNECTION_RESET", "reset");
+    let spans = t.spans();
+    let s = span(&spans, "receive orders");
+    assert_eq!(s.start_time, started);
+    assert_eq!(attributes(s)["error.type"], Value::from("CONNECTION_RESET"));
+    let metrics = t.metrics();
+    assert!(
+        !metrics.iter().any(|m| m.name == "messaging.client.consumed.messages"),
+        "a failed receive delivered nothing: {metrics:?}"
+    );
+    let duration =
+        metrics.iter().find(|m| m.name == "messaging.client.operation.duration").expect("duration");
+    assert!(duration.sum >= 0.3, "timed from the start of the call: {}", duration.sum);
+    assert!(duration.attributes.contains(&KeyValue::new("error.type", "CONNECTION_RESET")));
+
+    // A batch receive that failed after some messages counts those.
+    let batch = View { batch: Some(2), ..receive };
+    instrumenter.start(&batch, &Context::new()).end_error("PARTITION_EOF", "eof");
+    let consumed =
+        t.metrics().into_iter().find(|m| m.name == "messaging.client.consumed.messages").expect("consumed");
+    assert_eq!(consumed.count, 2);
+}
+
+#[tokio::test]
+async fn a_handler_failure_is_not_the_deliverys() {
+    let t = TestTelemetry::new();
+    let instrumenter = t.instrumenter();
+    let view = View { sent: Some(SystemTime::now()), ..process_view() };
+    let op = instrumenter.start_process_in(&view, &Headers::new(), &Context::new());
+    let _ = op.run(async { Err::<(), _>(std::io::Error::other("bad input")) }).await;
+    for m in t.metrics() {
+        let has_error = m.attributes.iter().any(|kv| kv.key.as_str() == "error.type");
+        match m.name.as_str() {
+            "messaging.process.duration" => assert!(has_error, "{m:?}"),
+            "messaging.client.consumed.messages" | "otel_messaging.queue.wait.duration" => {
+                assert!(!has_error, "{m:?}")
+            }
+            other => panic!("unexpected instrument {other}"),
+        }
+    }
+}
+
+#[test]
+fn an_enricher_adds_attributes_at_start_and_end_but_never_to_metrics() {
+    use otel_messaging::{SpanEnricher, SpanStart};
+    struct Tenant;
+    impl SpanEnricher for Tenant {
+        fn on_start(&self, start: &SpanStart<'_>, attributes: &mut Vec<KeyValue>) {
+            if let Some(tenant) = start.header("X-Tenant") {
+                attributes.push(KeyValue::new("app.tenant", tenant.to_owned()));
+            }
+            attributes.push(KeyValue::new("app.operation", start.operation_type().as_str()));
+        }
+        fn on_end(&self, _: OperationType, error_type: Option<&str>, attributes: &mut Vec<KeyValue>) {
+            attributes.push(KeyValue::new("app.failed", error_type.is_some()));
+        }
+    }
+    let t = TestTelemetry::new();
+    let instrumenter = t.instrumenter_builder().with_enricher(Tenant).build();
+    let headers: Headers = [("x-tenant".to_owned(), "acme".to_owned())].into();
+    instrumenter.start_process_in(&process_view(), &headers, &Context::new()).end_ok();
+    let spans = t.spans();
+    let a = attributes(span(&spans, "process orders"));
+    assert_eq!(a["app.tenant"], Value::from("acme"));
+    assert_eq!(a["app.operation"], Value::from("process"));
+    assert_eq!(a["app.failed"], Value::from(false));
+    for m in t.metrics() {
+        assert!(!m.attributes.iter().any(|kv| kv.key.as_str().starts_with("app.")), "{m:?}");
+    }
+
+    // A closure is an `on_start` enricher; `()` adds nothing.
+    let t = TestTelemetry::new();
+    let instrumenter = t
+        .instrumenter_builder()
+        .with_enricher(|start: &SpanStart<'_>, attributes: &mut Vec<KeyValue>| {
+            attributes.push(KeyValue::new("app.queue", start.destination_name().unwrap_or("-").to_owned()));
+        })
+        .build();
+    instrumenter.start(&send_view(), &Context::new()).end_ok();
+    assert_eq!(attributes(&t.spans()[0])["app.queue"], Value::from("orders"));
+    let t = TestTelemetry::new();
+    let plain = t.instrumenter();
+    let enriched = t.instrumenter_builder().with_enricher(()).build();
+    plain.start(&send_view(), &Context::new()).end_ok();
+    enriched.start(&send_view(), &Context::new()).end_ok();
+    let spans = t.spans();
+    assert_eq!(attributes(&spans[0]), attributes(&spans[1]));
+}
