@@ -63,31 +63,30 @@ async fn redis_goes_away_and_comes_back() {
     let stream = unique_name("faults");
     let () = conn.xgroup_create_mkstream(&stream, "g", "$").await.expect("group");
     for i in 0..3 {
-        let _: String = conn.xadd_traced(&tr, &stream, "*", &[("n", i)]).await.expect("xadd");
+        let _: String = conn.xadd_traced_with(&tr, &stream, "*", &[("n", i)]).await.expect("xadd");
     }
 
     proxy.cut();
-    let traced: redis::RedisResult<String> = conn.xadd_traced(&tr, &stream, "*", &[("n", 99)]).await;
+    let traced: redis::RedisResult<String> = conn.xadd_traced_with(&tr, &stream, "*", &[("n", 99)]).await;
     let untraced: redis::RedisResult<String> = conn.xadd(&stream, "*", &[("n", 99)]).await;
     let (traced, untraced) = (traced.expect_err("broker gone"), untraced.expect_err("broker gone"));
     assert_eq!(traced.kind(), untraced.kind(), "{traced} / {untraced}");
     let opts = StreamReadOptions::default().group("g", "c1").count(100);
-    assert!(conn.xread_options_traced(&tr, &[&stream], &[">"], &opts).await.is_err());
+    assert!(conn.xread_options_traced_with(&tr, &[&stream], &[">"], &opts).await.is_err());
 
     proxy.restore();
     let mut conn = client.get_multiplexed_async_connection().await.expect("reconnect");
     for i in 3..6 {
-        let _: String = conn.xadd_traced(&tr, &stream, "*", &[("n", i)]).await.expect("xadd");
+        let _: String = conn.xadd_traced_with(&tr, &stream, "*", &[("n", i)]).await.expect("xadd");
     }
-    let reply = conn.xread_options_traced(&tr, &[&stream], &[">"], &opts).await.expect("read");
+    let reply = conn.xread_options_traced_with(&tr, &[&stream], &[">"], &opts).await.expect("read");
     let entries: Vec<_> = reply.keys.into_iter().flat_map(|k| k.ids).collect();
     let mut direct =
         redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let stored: usize = direct.xlen(&stream).await.expect("xlen");
     assert_eq!((entries.len(), stored), (6, 6), "what the broker holds, all delivered");
     for entry in entries {
-        let (_, result) =
-            entry.process_traced(&tr, &stream, Some("g"), async |_| Ok::<_, redis::RedisError>(())).await;
+        let (_, result) = entry.process_traced_with(&tr, async |_| Ok::<_, redis::RedisError>(())).await;
         result.expect("handler");
     }
     let spans = assert_spans_closed(&t, 2);
@@ -145,7 +144,7 @@ async fn sqs_goes_away_and_comes_back() {
             .await
             .expect("receive");
         for message in out.messages.unwrap_or_default() {
-            let (message, _) = message.process_traced(&tr, &url, async |_| Ok::<_, std::io::Error>(())).await;
+            let (message, _) = message.process_traced_with(&tr, async |_| Ok::<_, std::io::Error>(())).await;
             bodies.push(message.body.unwrap_or_default());
         }
     }
@@ -304,7 +303,7 @@ async fn kafka_goes_away_and_comes_back() {
     tpl.add_partition_offset(&topic, 0, Offset::Beginning).expect("partition");
     consumer.assign(&tpl).expect("assign");
     let consumer_tr = KafkaInstrumentation::from_config(&config).with_instrumenter(t.instrumenter());
-    let mut stream = consumer.stream_traced(&consumer_tr);
+    let mut stream = consumer.stream_traced_with(&consumer_tr);
     let mut payloads = Vec::new();
     while payloads.len() < 4 {
         let item = tokio::time::timeout(TIMEOUT, stream.next()).await.expect("in time").expect("open");

@@ -60,14 +60,15 @@ impl Kafka {
         c
     }
 
-    /// Producer-side instrumentation on `t`'s providers, with the producer config's facts.
+    /// Producer-side instrumentation on `t`'s providers. No config is given: the client facts
+    /// come from the client handle, as for the plain `*_traced` methods.
     fn producer_tracing(&self, t: &TestTelemetry) -> KafkaInstrumentation {
-        KafkaInstrumentation::from_config(&self.producer_config()).with_instrumenter(t.instrumenter())
+        KafkaInstrumentation::new().with_instrumenter(t.instrumenter())
     }
 
-    /// Consumer-side instrumentation on `t`'s providers, with the consumer config's facts.
+    /// Consumer-side instrumentation on `t`'s providers (facts from the client handle).
     fn consumer_tracing(&self, t: &TestTelemetry) -> KafkaInstrumentation {
-        KafkaInstrumentation::from_config(&self.consumer_config()).with_instrumenter(t.instrumenter())
+        KafkaInstrumentation::new().with_instrumenter(t.instrumenter())
     }
 
     /// A producer whose metadata (and so the cluster id) is already known.
@@ -107,7 +108,10 @@ async fn process_span_is_child_and_link_of_send_span() {
         .await
         .expect("delivered");
     let consumer = k.consumer();
-    let message = recv(&consumer).await;
+    let message = tokio::time::timeout(TIMEOUT, consumer.recv_traced_with(&consumer_tracing))
+        .await
+        .expect("a message within the timeout")
+        .expect("message");
     let tracer = t.tracer("worker");
     message
         .process_traced_with(&consumer_tracing, async {
@@ -119,6 +123,7 @@ async fn process_span_is_child_and_link_of_send_span() {
 
     let spans = t.spans();
     let send_name = format!("send {}", k.topic);
+    let poll_name = format!("poll {}", k.topic);
     let process_name = format!("process {}", k.topic);
     assert_trace(
         &spans,
@@ -130,7 +135,20 @@ async fn process_span_is_child_and_link_of_send_span() {
                 KeyValue::new("messaging.destination.name", k.topic.clone()),
                 KeyValue::new("messaging.destination.partition.id", "0"),
                 KeyValue::new("messaging.kafka.offset", delivery.offset),
+                KeyValue::new("messaging.kafka.message.key", "order-1"),
                 KeyValue::new("messaging.client.id", "it-producer"),
+                KeyValue::new("messaging.kafka.cluster.id", kafka_cluster_id()),
+                KeyValue::new("server.address", "127.0.0.1"),
+                KeyValue::new("server.port", 9092_i64),
+            ]),
+            shape(&poll_name, SpanKind::Client).links(&[&send_name]).error(false).including([
+                KeyValue::new("messaging.operation.name", "poll"),
+                KeyValue::new("messaging.operation.type", "receive"),
+                KeyValue::new("messaging.destination.partition.id", "0"),
+                KeyValue::new("messaging.kafka.offset", delivery.offset),
+                KeyValue::new("messaging.kafka.message.key", "order-1"),
+                KeyValue::new("messaging.consumer.group.name", "it-workers"),
+                KeyValue::new("messaging.client.id", "it-consumer"),
                 KeyValue::new("messaging.kafka.cluster.id", kafka_cluster_id()),
                 KeyValue::new("server.address", "127.0.0.1"),
                 KeyValue::new("server.port", 9092_i64),
@@ -139,7 +157,10 @@ async fn process_span_is_child_and_link_of_send_span() {
             shape("db insert", SpanKind::Internal).parent(&process_name),
         ],
     );
-    assert_one_trace(&spans);
+    assert!(!attributes(span(&spans, &poll_name)).contains_key("messaging.batch.message_count"));
+    // The poll is a root of its own (no ambient span), linked to the send; the rest is one trace.
+    let in_trace: Vec<_> = spans.iter().filter(|s| s.name != poll_name).cloned().collect();
+    assert_one_trace(&in_trace);
     let mut process = attributes(span(&spans, &process_name));
     let wait = process.remove("otel_messaging.queue.wait.duration").expect("queue wait recorded");
     assert!(matches!(wait, Value::F64(w) if (0.0..60.0).contains(&w)), "{wait:?}");
@@ -150,6 +171,8 @@ async fn process_span_is_child_and_link_of_send_span() {
         ("messaging.destination.name", Value::from(k.topic.clone())),
         ("messaging.destination.partition.id", "0".into()),
         ("messaging.kafka.offset", Value::I64(delivery.offset)),
+        ("messaging.kafka.message.key", "order-1".into()),
+        ("messaging.kafka.cluster.id", kafka_cluster_id().into()),
         ("messaging.consumer.group.name", "it-workers".into()),
         ("messaging.client.id", "it-consumer".into()),
         ("server.address", "127.0.0.1".into()),
@@ -158,10 +181,10 @@ async fn process_span_is_child_and_link_of_send_span() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    assert_eq!(
-        process, expected,
-        "process attributes (the cluster id is only known once the consumer fetched metadata)"
-    );
+    assert_eq!(process, expected, "process attributes, from the client that received the message");
+    let consumed: u64 =
+        t.metrics().iter().filter(|m| m.name == "messaging.client.consumed.messages").map(|m| m.count).sum();
+    assert_eq!(consumed, 1, "counted once, by the poll, not again by the process span");
 }
 
 #[tokio::test]
@@ -169,14 +192,14 @@ async fn link_only_policy_gives_new_root_plus_link() {
     let k = kafka().await;
     let t = TestTelemetry::new();
     let producer_tracing = k.producer_tracing(&t);
-    let consumer_tracing = KafkaInstrumentation::from_config(&k.consumer_config())
+    let consumer_tracing = KafkaInstrumentation::new()
         .with_instrumenter(t.instrumenter().with_process_parent(ProcessParent::Link));
     k.producer()
         .send_traced_with(&producer_tracing, FutureRecord::<(), _>::to(&k.topic).payload("x"), TIMEOUT)
         .await
         .expect("delivered");
     let consumer = k.consumer();
-    let mut stream = consumer.stream_traced(&consumer_tracing);
+    let mut stream = consumer.stream_traced_with(&consumer_tracing);
     let traced = futures_util::StreamExt::next(&mut stream).await.expect("stream open").expect("message");
     let (_message, result) = traced.process(async |m| Ok::<_, KafkaError>(m.offset())).await;
     assert_eq!(result.expect("handler"), 0);
@@ -187,10 +210,11 @@ async fn link_only_policy_gives_new_root_plus_link() {
         &spans,
         &[
             shape(&send_name, SpanKind::Producer),
+            shape(format!("poll {}", k.topic), SpanKind::Client).links(&[&send_name]),
             shape(format!("process {}", k.topic), SpanKind::Consumer).links(&[&send_name]),
         ],
     );
-    assert_ne!(spans[0].span_context.trace_id(), spans[1].span_context.trace_id());
+    assert_ne!(spans[0].span_context.trace_id(), spans[2].span_context.trace_id());
 }
 
 #[tokio::test]
@@ -215,7 +239,7 @@ async fn batch_poll_links_every_message() {
     let mut batch = Vec::new();
     while batch.len() < 3 {
         let wanted = 3 - batch.len();
-        consumer.recv_batch_traced(&consumer_tracing, &mut batch, wanted, TIMEOUT).await.expect("batch");
+        consumer.recv_batch_traced_with(&consumer_tracing, &mut batch, wanted, TIMEOUT).await.expect("batch");
     }
     let spans = t.spans();
     let polls: Vec<_> = spans.iter().filter(|s| s.name == format!("poll {}", k.topic)).collect();
@@ -401,12 +425,12 @@ async fn record_with_non_utf8_header_key_is_consumed_by_every_traced_path() {
     let message = recv(&consumer).await;
     assert_eq!(message.headers().map(|h| h.count()), Some(2), "the broker kept both headers");
     message.process_traced_with(&tracing, async { Ok::<_, KafkaError>(()) }).await.expect("handler");
-    let mut stream = consumer.stream_traced(&tracing);
+    let mut stream = consumer.stream_traced_with(&tracing);
     let traced = futures_util::StreamExt::next(&mut stream).await.expect("open").expect("message");
     drop(traced);
     drop(stream);
     let mut batch = Vec::new();
-    consumer.recv_batch_traced(&tracing, &mut batch, 1, TIMEOUT).await.expect("batch");
+    consumer.recv_batch_traced_with(&tracing, &mut batch, 1, TIMEOUT).await.expect("batch");
     assert_eq!(batch.len(), 1);
 
     let spans = t.spans();
@@ -416,8 +440,11 @@ async fn record_with_non_utf8_header_key_is_consumed_by_every_traced_path() {
         assert_eq!(p.span_context.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(p.parent_span_id.to_string(), "00f067aa0ba902b7");
     }
-    let poll = span(&spans, &format!("poll {}", k.topic));
-    assert_eq!(poll.links[0].span_context.span_id().to_string(), "00f067aa0ba902b7");
+    let polls: Vec<_> = spans.iter().filter(|s| s.name == format!("poll {}", k.topic)).collect();
+    assert_eq!(polls.len(), 2, "the stream's and the batch's");
+    for poll in polls {
+        assert_eq!(poll.links[0].span_context.span_id().to_string(), "00f067aa0ba902b7");
+    }
 }
 
 /// `recv_batch_traced` cancelled mid-batch (here with no deadline of its own, `Duration::MAX`)
@@ -445,14 +472,14 @@ async fn cancelled_batch_receive_loses_no_message() {
     let mut batch = Vec::new();
     let cancelled = tokio::time::timeout(
         Duration::from_secs(3),
-        consumer.recv_batch_traced(&tracing, &mut batch, 100, Duration::MAX),
+        consumer.recv_batch_traced_with(&tracing, &mut batch, 100, Duration::MAX),
     )
     .await;
     assert!(cancelled.is_err(), "cut off by the outer timeout: it waits for 100 messages");
     let received_before_cancel = batch.len();
     while batch.len() < 5 {
         let wanted = 5 - batch.len();
-        consumer.recv_batch_traced(&tracing, &mut batch, wanted, TIMEOUT).await.expect("batch");
+        consumer.recv_batch_traced_with(&tracing, &mut batch, wanted, TIMEOUT).await.expect("batch");
     }
     let payloads: Vec<_> = batch.iter().map(|m| m.payload().map(<[u8]>::to_vec)).collect();
     let expected: Vec<_> = (0..5).map(|i| Some(format!("m{i}").into_bytes())).collect();
@@ -488,7 +515,7 @@ async fn consumer_error_after_messages_is_returned_and_recorded() {
     let mut batch = Vec::new();
     let mut result = Ok(0);
     while batch.len() < 2 && result.is_ok() {
-        result = consumer.recv_batch_traced(&tracing, &mut batch, 10, TIMEOUT).await;
+        result = consumer.recv_batch_traced_with(&tracing, &mut batch, 10, TIMEOUT).await;
     }
     assert!(matches!(result, Err(KafkaError::PartitionEOF(0))), "{result:?}");
     assert_eq!(batch.len(), 2);
@@ -525,7 +552,7 @@ fn batch_receive_works_outside_a_tokio_runtime() {
     tpl.add_partition_offset(&k.topic, 0, Offset::Beginning).expect("partition");
     consumer.assign(&tpl).expect("assign");
     let mut batch = Vec::new();
-    let received = futures_executor::block_on(consumer.recv_batch_traced(
+    let received = futures_executor::block_on(consumer.recv_batch_traced_with(
         &tracing,
         &mut batch,
         10,
@@ -544,9 +571,9 @@ async fn injection_degrades_instead_of_exceeding_message_max_bytes() {
     let max = 10_000;
     let mut config = k.producer_config();
     config.set("message.max.bytes", max.to_string());
-    let tracing = KafkaInstrumentation::from_config(&config).with_instrumenter(t.instrumenter());
-    assert_eq!(tracing.max_message_bytes(), max);
+    let tracing = KafkaInstrumentation::new().with_instrumenter(t.instrumenter());
     let producer: FutureProducer = config.create().expect("producer");
+    assert_eq!(tracing.max_message_bytes(producer.client()), max, "read from the client handle");
     let baggage =
         (0..40).map(|i| opentelemetry::KeyValue::new(format!("key{i}"), "v".repeat(40))).collect::<Vec<_>>();
     let parent = Context::new().with_baggage(baggage);
@@ -610,4 +637,137 @@ async fn cluster_id_is_per_client() {
     let ids: Vec<_> =
         t.spans().iter().map(|s| attributes(s).get("messaging.kafka.cluster.id").cloned()).collect();
     assert_eq!(ids, [Some(Value::from(kafka_cluster_id())), Some(Value::from(mock_id))]);
+}
+
+// ---- Spec-exact telemetry (issue 10) ----
+
+/// A consumer whose first receive meets the end of an empty partition (`enable.partition.eof`).
+fn eof_consumer(k: &Kafka) -> StreamConsumer {
+    let mut config = k.consumer_config();
+    config.set("enable.partition.eof", "true");
+    let consumer: StreamConsumer = config.create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&k.topic, 0, Offset::Beginning).expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    consumer
+}
+
+/// A failed receive, single or batch, records its `poll` span and duration with `error.type`,
+/// and counts no consumed message.
+#[tokio::test]
+async fn failed_receives_record_a_span_and_count_nothing() {
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let tracing = k.consumer_tracing(&t);
+    let consumer = eof_consumer(&k);
+    let error = tokio::time::timeout(TIMEOUT, consumer.recv_traced_with(&tracing))
+        .await
+        .expect("answer within the timeout")
+        .expect_err("end of the empty partition");
+    assert!(matches!(error, KafkaError::PartitionEOF(0)), "{error:?}");
+    let consumer = eof_consumer(&k);
+    let mut batch = Vec::new();
+    let error = consumer.recv_batch_traced_with(&tracing, &mut batch, 10, TIMEOUT).await.expect_err("EOF");
+    assert!(matches!(error, KafkaError::PartitionEOF(0)), "{error:?}");
+    assert!(batch.is_empty());
+
+    let spans = t.spans();
+    assert_eq!(spans.len(), 2, "{}", waterfall(&spans));
+    for s in &spans {
+        assert_eq!((s.name.as_ref(), s.span_kind.clone()), ("poll", SpanKind::Client));
+        assert_eq!(attributes(s)["error.type"], Value::from("PARTITION_EOF"));
+        assert_eq!(attributes(s)["messaging.consumer.group.name"], Value::from("it-workers"));
+    }
+    assert_eq!(attributes(&spans[1])["messaging.batch.message_count"], Value::I64(0));
+    let metrics = t.metrics();
+    assert!(!metrics.iter().any(|m| m.name == "messaging.client.consumed.messages"), "{metrics:?}");
+    let durations: u64 = metrics
+        .iter()
+        .filter(|m| m.name == "messaging.client.operation.duration")
+        .filter(|m| m.attributes.contains(&KeyValue::new("error.type", "PARTITION_EOF")))
+        .map(|m| m.count)
+        .sum();
+    assert_eq!(durations, 2);
+}
+
+/// Offset commits and stores are settle spans (`commit {topic}`, `store_offset {topic}`,
+/// CLIENT) linked to the committed message's creation context; native results unchanged.
+#[tokio::test]
+async fn offset_commits_are_settle_spans_linked_to_the_message() {
+    use otel_messaging_rdkafka::ConsumerExt as _;
+    use rdkafka::consumer::CommitMode;
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let tracing = k.producer_tracing(&t);
+    k.producer()
+        .send_traced_with(&tracing, FutureRecord::<(), _>::to(&k.topic).payload("x"), TIMEOUT)
+        .await
+        .expect("delivered");
+    let mut config = k.consumer_config();
+    config.set("enable.auto.offset.store", "false");
+    let consumer: StreamConsumer = config.create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&k.topic, 0, Offset::Beginning).expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let message = consumer.recv_traced_with(&tracing).await.expect("message");
+    consumer.store_offset_from_message_traced_with(&tracing, &message).expect("stored");
+    consumer.commit_message_traced_with(&tracing, &message, CommitMode::Sync).expect("committed");
+    let mut offsets = TopicPartitionList::new();
+    offsets.add_partition_offset(&k.topic, 0, Offset::Offset(1)).expect("partition");
+
+    let spans = t.spans();
+    let send_name = format!("send {}", k.topic);
+    let commit_name = format!("commit {}", k.topic);
+    assert_trace(
+        &spans,
+        &[
+            shape(&send_name, SpanKind::Producer),
+            shape(format!("poll {}", k.topic), SpanKind::Client).links(&[&send_name]),
+            shape(format!("store_offset {}", k.topic), SpanKind::Client).links(&[&send_name]).including([
+                KeyValue::new("messaging.operation.type", "settle"),
+                KeyValue::new("messaging.operation.name", "store_offset"),
+                KeyValue::new("messaging.destination.partition.id", "0"),
+                KeyValue::new("messaging.kafka.offset", 0_i64),
+                KeyValue::new("messaging.consumer.group.name", "it-workers"),
+            ]),
+            shape(&commit_name, SpanKind::Client).links(&[&send_name]).error(false).including([
+                KeyValue::new("messaging.operation.type", "settle"),
+                KeyValue::new("messaging.operation.name", "commit"),
+                KeyValue::new("messaging.kafka.offset", 0_i64),
+                KeyValue::new("messaging.consumer.group.name", "it-workers"),
+                KeyValue::new("messaging.client.id", "it-consumer"),
+            ]),
+        ],
+    );
+    t.clear_spans();
+    consumer.commit_traced_with(&tracing, &offsets, CommitMode::Sync).expect("committed");
+    let spans = t.spans();
+    assert_trace(
+        &spans,
+        &[shape(&commit_name, SpanKind::Client).error(false).including([
+            KeyValue::new("messaging.destination.partition.id", "0"),
+            KeyValue::new("messaging.consumer.group.name", "it-workers"),
+        ])],
+    );
+    assert!(!attributes(&spans[0]).contains_key("messaging.kafka.offset"), "a list holds no message");
+}
+
+/// `messaging.kafka.message.key` is recorded by default (Recommended in v1.44), never for a
+/// non-UTF-8 key, and not at all after `with_capture_key(false)`.
+#[tokio::test]
+async fn message_keys_are_recorded_by_default_with_an_opt_out() {
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let on = k.producer_tracing(&t);
+    let off = k.producer_tracing(&t).with_capture_key(false);
+    let producer = k.producer();
+    let send = |tracing, key: &'static [u8]| {
+        producer.send_traced_with(tracing, FutureRecord::to(&k.topic).key(key).payload("x"), TIMEOUT)
+    };
+    send(&on, b"tenant-7").await.expect("delivered");
+    send(&on, b"\xff\xfe").await.expect("delivered");
+    send(&off, b"tenant-7").await.expect("delivered");
+    let keys: Vec<_> =
+        t.spans().iter().map(|s| attributes(s).get("messaging.kafka.message.key").cloned()).collect();
+    assert_eq!(keys, [Some(Value::from("tenant-7")), None, None]);
 }

@@ -56,7 +56,7 @@ async fn consume(
     )
     .await
     .expect("consume")
-    .traced(tracing)
+    .stream_traced_with(tracing)
 }
 
 async fn next(
@@ -107,7 +107,7 @@ async fn one_publish_one_process_parented_and_linked() {
         })
         .await;
     result.expect("handler");
-    delivery.ack_traced(&tr, BasicAckOptions::default()).await.expect("ack");
+    delivery.ack_traced_with(&tr, BasicAckOptions::default()).await.expect("ack");
 
     let spans = t.spans();
     let (send, process, ack) = (format!("publish {q}"), format!("process {q}"), format!("ack {q}"));
@@ -124,6 +124,8 @@ async fn one_publish_one_process_parented_and_linked() {
                 KeyValue::new("messaging.message.conversation_id", "conv-1"),
                 KeyValue::new("server.address", "127.0.0.1"),
                 KeyValue::new("server.port", 5672_i64),
+                KeyValue::new("network.peer.address", "127.0.0.1"),
+                KeyValue::new("network.peer.port", 5672_i64),
             ]),
             shape(&process, SpanKind::Consumer).parent(&send).links(&[&send]),
             shape("db insert", SpanKind::Internal).parent(&process),
@@ -135,6 +137,8 @@ async fn one_publish_one_process_parented_and_linked() {
                 KeyValue::new("messaging.rabbitmq.message.delivery_tag", 1_i64),
                 KeyValue::new("server.address", "127.0.0.1"),
                 KeyValue::new("server.port", 5672_i64),
+                KeyValue::new("network.peer.address", "127.0.0.1"),
+                KeyValue::new("network.peer.port", 5672_i64),
             ]),
         ],
     );
@@ -312,10 +316,13 @@ async fn redelivery_after_nack_requeue_is_flagged_and_processed_again() {
     let mut consumer = consume(&ch, &q, &tr).await;
     publish(&ch, &tr, "", &q, BasicProperties::default()).await;
     let first = next(&mut consumer).await.into_inner();
-    first.nack_traced(&tr, BasicNackOptions { requeue: true, ..Default::default() }).await.expect("nack");
+    first
+        .nack_traced_with(&tr, BasicNackOptions { requeue: true, ..Default::default() })
+        .await
+        .expect("nack");
     let second = next(&mut consumer).await.into_inner();
     assert!(second.redelivered);
-    second.ack_traced(&tr, BasicAckOptions::default()).await.expect("ack");
+    second.ack_traced_with(&tr, BasicAckOptions::default()).await.expect("ack");
     let spans = t.spans();
     let processes: Vec<_> = spans.iter().filter(|s| s.name == format!("process {q}")).collect();
     assert_eq!(processes.len(), 2, "{}", waterfall(&spans));
@@ -489,4 +496,98 @@ async fn rpc_reply_lands_in_the_callers_trace() {
             shape("process", SpanKind::Consumer).parent("publish").links(&["publish"]),
         ],
     );
+}
+
+// ---- Spec-exact telemetry (issue 10) ----
+
+/// Through a named exchange, the process and settle spans of one delivery name the same
+/// destination, `{exchange}:{routing key}:{queue}`: with the stream adapter, and with
+/// `basic_get_traced` + `DeliveryExt::process_traced` (the queue travels with the delivery).
+#[tokio::test]
+async fn process_and_settle_spans_name_the_same_destination() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let (_c, ch) = channel().await;
+    let exchange = unique_name("ex");
+    ch.exchange_declare(
+        exchange.as_str().into(),
+        lapin::ExchangeKind::Direct,
+        lapin::options::ExchangeDeclareOptions { auto_delete: true, ..Default::default() },
+        FieldTable::default(),
+    )
+    .await
+    .expect("exchange");
+    // Not auto-delete: the queue outlives the first consumer.
+    let q = unique_name("orders");
+    ch.queue_declare(q.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .expect("queue");
+    ch.queue_bind(
+        q.as_str().into(),
+        exchange.as_str().into(),
+        "eu".into(),
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("bind");
+    publish(&ch, &tr, &exchange, "eu", BasicProperties::default()).await;
+    publish(&ch, &tr, &exchange, "eu", BasicProperties::default()).await;
+    let destination = format!("{exchange}:eu:{q}");
+
+    let mut consumer = consume(&ch, &q, &tr).await;
+    let (delivery, result) = next(&mut consumer).await.process(async |_| Ok::<_, lapin::Error>(())).await;
+    result.expect("handler");
+    delivery.ack_traced_with(&tr, BasicAckOptions::default()).await.expect("ack");
+    drop(consumer);
+    // Closing the channel returns the second, unacknowledged delivery to the queue.
+    ch.close(200, "done".into()).await.expect("close");
+    let spans = t.spans();
+    let names: Vec<_> = spans.iter().map(|s| s.name.to_string()).collect();
+    assert!(names.contains(&format!("process {destination}")), "{names:?}");
+    assert!(names.contains(&format!("ack {destination}")), "{names:?}");
+
+    // The second message, fetched with basic_get after the consumer is gone.
+    t.clear_spans();
+    let (_c2, ch2) = channel().await;
+    let got = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            let get = ch2.basic_get_traced_with(&tr, q.as_str().into(), Default::default());
+            if let Some(m) = get.await.expect("get") {
+                break m;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the message back in the queue");
+    let delivery = got.delivery;
+    delivery.process_traced_with(&tr, async { Ok::<_, lapin::Error>(()) }).await.expect("handler");
+    delivery.ack_traced_with(&tr, BasicAckOptions::default()).await.expect("ack");
+    let spans = t.spans();
+    for name in ["receive", "process", "ack"] {
+        let s = span(&spans, &format!("{name} {destination}"));
+        assert_eq!(attributes(s)["messaging.destination.name"], Value::from(destination.clone()));
+    }
+    ch2.queue_delete(q.as_str().into(), Default::default()).await.expect("delete");
+}
+
+/// A failed `basic_get` (here: the queue does not exist, `404 NOT_FOUND`) records its receive
+/// span with `error.type` and counts no consumed message; the native error comes back.
+#[tokio::test]
+async fn a_failed_basic_get_records_its_span() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let (_c, ch) = channel().await;
+    let missing = unique_name("missing");
+    let error =
+        ch.basic_get_traced_with(&tr, missing.as_str().into(), Default::default()).await.expect_err("404");
+    let spans = t.spans();
+    let s = span(&spans, &format!("receive {missing}"));
+    assert_eq!(s.span_kind, SpanKind::Client);
+    assert_eq!(
+        attributes(s)["error.type"],
+        Value::from(otel_messaging_lapin::error_type(&error).into_owned())
+    );
+    assert!(!t.metrics().iter().any(|m| m.name == "messaging.client.consumed.messages"));
 }

@@ -3,12 +3,12 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::collections::HashSet;
+use std::{collections::HashSet, time::Duration};
 
 use futures_util::StreamExt as _;
 use integration_tests::{redis_url, unique_name};
 use opentelemetry::{
-    Context, Value,
+    Context, KeyValue, Value,
     trace::{FutureExt as _, SpanKind, TraceContextExt, Tracer as _},
 };
 use otel_messaging::{
@@ -50,22 +50,22 @@ async fn xadd_xreadgroup_process_xack_is_one_trace() {
     let tracer = t.tracer("app");
     let request = Context::new().with_span(tracer.start("POST /orders"));
     // The parent is the current context when the traced method is called.
-    let id: String = async { conn.xadd_traced(&tr, &stream, "*", &[("order", "42")]).await }
+    let id: String = async { conn.xadd_traced_with(&tr, &stream, "*", &[("order", "42")]).await }
         .with_context(request.clone())
         .await
         .expect("xadd");
     request.span().end();
 
     let opts = StreamReadOptions::default().group("workers", "w1").count(10);
-    let reply = conn.xread_options_traced(&tr, &[&stream], &[">"], &opts).await.expect("read");
+    let reply = conn.xread_options_traced_with(&tr, &[&stream], &[">"], &opts).await.expect("read");
     let entry = reply.keys[0].ids[0].clone();
     assert_eq!(entry.id, id);
     assert!(entry.map.contains_key("traceparent"), "context travels as an entry field");
     let (_entry, result) = entry
-        .traced(&tr, &stream, Some("workers"))
+        .traced_with(&tr)
         .process(async |e| {
             t.tracer("worker").in_span("db insert", |_| ());
-            conn.clone().xack_traced(&tr, &stream, "workers", &[&e.id]).await
+            conn.clone().xack_traced_with(&tr, &stream, "workers", &[&e.id]).await
         })
         .await;
     assert_eq!(result.expect("handler"), 1);
@@ -111,10 +111,10 @@ async fn link_only_policy_and_stripped_fields() {
         .with_instrumenter(t.instrumenter().with_process_parent(ProcessParent::Link))
         .with_strip_fields(true);
     let stream = unique_name("orders");
-    let _: String = conn.xadd_traced(&producer, &stream, "*", &[("k", "v")]).await.expect("xadd");
-    let reply = conn.xread_traced(&producer, &[&stream], &["0"]).await.expect("read");
+    let _: String = conn.xadd_traced_with(&producer, &stream, "*", &[("k", "v")]).await.expect("xadd");
+    let reply = conn.xread_traced_with(&producer, &[&stream], &["0"]).await.expect("read");
     let entry = reply.keys[0].ids[0].clone();
-    let traced = entry.traced(&consumer, &stream, None);
+    let traced = entry.traced_with(&consumer);
     assert_eq!(traced.map.keys().collect::<Vec<_>>(), ["k"], "propagation fields stripped");
     drop(traced);
     let spans = t.spans();
@@ -140,16 +140,15 @@ async fn two_consumers_in_a_group_process_each_entry_once_in_its_producers_trace
     group(&mut conn, &stream, "g").await;
     let mut sent = Vec::new();
     for i in 0..4 {
-        let id: String = conn.xadd_traced(&tr, &stream, "*", &[("job", i)]).await.expect("xadd");
+        let id: String = conn.xadd_traced_with(&tr, &stream, "*", &[("job", i)]).await.expect("xadd");
         sent.push(id);
     }
     let mut seen = Vec::new();
     for consumer in ["c1", "c2"] {
         let opts = StreamReadOptions::default().group("g", consumer).count(2);
-        let reply = conn.xread_options_traced(&tr, &[&stream], &[">"], &opts).await.expect("read");
+        let reply = conn.xread_options_traced_with(&tr, &[&stream], &[">"], &opts).await.expect("read");
         for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
-            let (entry, ok) =
-                entry.process_traced(&tr, &stream, Some("g"), async |_| Ok::<_, redis::RedisError>(())).await;
+            let (entry, ok) = entry.process_traced_with(&tr, async |_| Ok::<_, redis::RedisError>(())).await;
             ok.expect("handler");
             seen.push(entry.id);
         }
@@ -178,20 +177,20 @@ async fn claimed_pending_entry_continues_the_original_trace_with_delivery_count(
     let tr = tracing(&t, &client).with_claim_delivery_counts(true);
     let stream = unique_name("claims");
     group(&mut conn, &stream, "g").await;
-    let id: String = conn.xadd_traced(&tr, &stream, "*", &[("job", "1")]).await.expect("xadd");
+    let id: String = conn.xadd_traced_with(&tr, &stream, "*", &[("job", "1")]).await.expect("xadd");
     // c1 reads and "crashes" without acking.
     let opts = StreamReadOptions::default().group("g", "c1");
-    let _ = conn.xread_options_traced(&tr, &[&stream], &[">"], &opts).await.expect("read");
+    let _ = conn.xread_options_traced_with(&tr, &[&stream], &[">"], &opts).await.expect("read");
     // c2 claims entries idle for at least 0 ms.
     let reply = conn
-        .xautoclaim_traced(&tr, &stream, "g", "c2", 0, "0-0", StreamAutoClaimOptions::default())
+        .xautoclaim_traced_with(&tr, &stream, "g", "c2", 0, "0-0", StreamAutoClaimOptions::default())
         .await
         .expect("claim");
     assert_eq!(reply.claimed.len(), 1);
     let entry = reply.claimed[0].clone();
     assert_eq!(entry.id, id);
     assert_eq!(entry.delivered_count, Some(2));
-    drop(entry.traced(&tr, &stream, Some("g")));
+    drop(entry.traced_with(&tr));
     let spans = t.spans();
     let send = format!("send {stream}");
     let process = span(&spans, &format!("process {stream}"));
@@ -211,12 +210,13 @@ async fn default_claim_returns_the_native_reply_unchanged() {
     let stream = unique_name("claims");
     group(&mut conn, &stream, "g").await;
     for job in ["1", "2"] {
-        let _: String = conn.xadd_traced(&tr, &stream, "*", &[("job", job)]).await.expect("xadd");
+        let _: String = conn.xadd_traced_with(&tr, &stream, "*", &[("job", job)]).await.expect("xadd");
     }
     let opts = StreamReadOptions::default().group("g", "c1");
-    let _ = conn.xread_options_traced(&tr, &[&stream], &[">"], &opts).await.expect("read");
+    let _ = conn.xread_options_traced_with(&tr, &[&stream], &[">"], &opts).await.expect("read");
     let options = || StreamAutoClaimOptions::default().count(1);
-    let traced = conn.xautoclaim_traced(&tr, &stream, "g", "c2", 0, "0-0", options()).await.expect("claim");
+    let traced =
+        conn.xautoclaim_traced_with(&tr, &stream, "g", "c2", 0, "0-0", options()).await.expect("claim");
     let native: redis::streams::StreamAutoClaimReply =
         conn.xautoclaim_options(&stream, "g", "c3", 0, "0-0", options()).await.expect("claim");
     assert_eq!(traced.claimed.len(), 1);
@@ -233,28 +233,28 @@ async fn list_queue_with_envelope_continues_context_and_plain_payloads_pass_thro
     let tr = tracing(&t, &client);
     let list = unique_name("queue");
     let every_byte: Vec<u8> = (0..=255u8).collect();
-    conn.lpush_traced(&tr, &list, &every_byte).await.expect("lpush");
+    conn.lpush_traced_with(&tr, &list, &every_byte).await.expect("lpush");
     let _: usize = conn.lpush(&list, b"plain payload").await.expect("plain lpush");
     let _: usize = conn.lpush(&list, b"OTM\x01\x00\x40truncated").await.expect("truncated envelope");
     // A plain payload that starts with the envelope magic and version (review finding M4).
     let lookalike = b"\x8FOTMENV\x02\x00\x00\x00\x00\x00\x00rest".to_vec();
-    conn.lpush_traced(&tr, &list, &lookalike).await.expect("lpush");
+    conn.lpush_traced_with(&tr, &list, &lookalike).await.expect("lpush");
 
-    let first = conn.brpop_traced(&tr, &list, 5.0).await.expect("pop").expect("a message");
+    let first = conn.brpop_traced_with(&tr, &list, 5.0).await.expect("pop").expect("a message");
     assert_eq!(first.payload, every_byte, "binary payload with every byte value round-trips");
     drop(first);
-    let second = conn.brpop_traced(&tr, &list, 5.0).await.expect("pop").expect("a message");
+    let second = conn.brpop_traced_with(&tr, &list, 5.0).await.expect("pop").expect("a message");
     assert_eq!(second.payload, b"plain payload");
     drop(second);
     let dst = unique_name("processing");
     let third = conn
-        .blmove_traced(&tr, &list, &dst, redis::Direction::Right, redis::Direction::Left, 5.0)
+        .blmove_traced_with(&tr, &list, &dst, redis::Direction::Right, redis::Direction::Left, 5.0)
         .await
         .expect("move")
         .expect("a message");
     assert_eq!(third.payload, b"OTM\x01\x00\x40truncated", "a malformed envelope is delivered whole");
     drop(third);
-    let fourth = conn.brpop_traced(&tr, &list, 5.0).await.expect("pop").expect("a message");
+    let fourth = conn.brpop_traced_with(&tr, &list, 5.0).await.expect("pop").expect("a message");
     assert_eq!(fourth.payload, lookalike, "a look-alike payload arrives byte for byte");
     drop(fourth);
 
@@ -279,13 +279,13 @@ async fn pubsub_with_envelope_continues_context() {
     let channel = unique_name("events");
     let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
     pubsub.subscribe(&channel).await.expect("subscribe");
-    let receivers: usize = conn.publish_traced(&tr, &channel, b"hello").await.expect("publish");
+    let receivers: usize = conn.publish_traced_with(&tr, &channel, b"hello").await.expect("publish");
     assert_eq!(receivers, 1);
     let msg = tokio::time::timeout(std::time::Duration::from_secs(5), pubsub.on_message().next())
         .await
         .expect("in time")
         .expect("a message");
-    let traced = msg.traced(&tr);
+    let traced = msg.traced_with(&tr);
     assert_eq!(traced.payload, b"hello");
     drop(traced);
     let spans = t.spans();
@@ -312,10 +312,10 @@ async fn nothing_to_propagate_sends_the_plain_payload() {
             .build(),
     );
     let list = unique_name("queue");
-    conn.lpush_traced(&silent, &list, b"plain").await.expect("lpush");
+    conn.lpush_traced_with(&silent, &list, b"plain").await.expect("lpush");
     let raw: Vec<u8> = conn.rpop(&list, None).await.expect("rpop");
     assert_eq!(raw, b"plain");
-    conn.lpush_traced(&silent.clone().with_envelope_always(true), &list, b"plain").await.expect("lpush");
+    conn.lpush_traced_with(&silent.clone().with_envelope_always(true), &list, b"plain").await.expect("lpush");
     let raw: Vec<u8> = conn.rpop(&list, None).await.expect("rpop");
     assert_eq!(
         envelope::decode(&raw),
@@ -323,3 +323,143 @@ async fn nothing_to_propagate_sends_the_plain_payload() {
         "asked for"
     );
 }
+
+// ---- Spec-exact telemetry (issue 10) ----
+
+/// A blocking pop records a `receive {list}` CLIENT span from the call to the pop, linked to
+/// the message's creation context; the message is counted once (by the receive).
+#[tokio::test]
+async fn blocking_pops_record_receive_spans_and_count_once() {
+    let t = TestTelemetry::new();
+    let (client, mut conn) = connect().await;
+    let tr = tracing(&t, &client);
+    let list = unique_name("queue");
+    conn.rpush_traced_with(&tr, &list, b"job").await.expect("rpush");
+    let popped = conn.brpop_traced_with(&tr, &list, 5.0).await.expect("pop").expect("a message");
+    let (_, result) = popped.process(async |_| Ok::<_, redis::RedisError>(())).await;
+    result.expect("handler");
+    let (send, receive, process) =
+        (format!("send {list}"), format!("receive {list}"), format!("process {list}"));
+    assert_trace(
+        &t.spans(),
+        &[
+            shape(&send, SpanKind::Producer),
+            shape(&receive, SpanKind::Client).links(&[&send]).error(false).including([
+                KeyValue::new("messaging.operation.type", "receive"),
+                KeyValue::new("messaging.destination.name", list.clone()),
+            ]),
+            shape(&process, SpanKind::Consumer).parent(&send).links(&[&send]),
+        ],
+    );
+    let consumed: u64 =
+        t.metrics().iter().filter(|m| m.name == "messaging.client.consumed.messages").map(|m| m.count).sum();
+    assert_eq!(consumed, 1);
+    // A pop that times out records nothing.
+    t.clear_spans();
+    let mut blocking = client
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(5))),
+        )
+        .await
+        .expect("connect");
+    assert!(blocking.brpop_traced_with(&tr, &list, 0.1).await.expect("pop").is_none());
+    assert!(t.spans().is_empty());
+}
+
+/// A failed read is timed from the call (here the client's 200 ms response timeout cuts a
+/// blocking `XREADGROUP`), carries the stream and group, and counts no consumed message.
+#[tokio::test]
+async fn a_failed_read_is_timed_from_the_call_and_counts_nothing() {
+    let t = TestTelemetry::new();
+    let (client, mut conn) = connect().await;
+    let tr = tracing(&t, &client);
+    let stream = unique_name("orders");
+    group(&mut conn, &stream, "g").await;
+    let mut impatient = client
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_millis(200))),
+        )
+        .await
+        .expect("connect");
+    let opts = StreamReadOptions::default().group("g", "c1").block(5_000);
+    let before = std::time::SystemTime::now();
+    let error = impatient.xread_options_traced_with(&tr, &[&stream], &[">"], &opts).await.expect_err("cut");
+    let spans = t.spans();
+    let s = span(&spans, &format!("receive {stream}"));
+    assert!(s.start_time <= before + Duration::from_millis(50), "started at the call");
+    let duration = s.end_time.duration_since(s.start_time).expect("ordered");
+    assert!(duration >= Duration::from_millis(150), "covers the wait: {duration:?}");
+    let a = attributes(s);
+    assert_eq!(a["error.type"], Value::from(otel_messaging_redis::error_type(&error).into_owned()));
+    assert_eq!(a["messaging.consumer.group.name"], Value::from("g"));
+    assert!(!t.metrics().iter().any(|m| m.name == "messaging.client.consumed.messages"));
+}
+
+/// `with_strip_fields` removes every field of the propagator in use (here B3), not only the W3C
+/// names; the stream and group of the process span come from the read that returned the entry.
+#[tokio::test]
+async fn stripping_follows_the_propagator_and_entries_know_their_stream() {
+    let t = TestTelemetry::new();
+    let (client, mut conn) = connect().await;
+    let b3 = t.instrumenter_builder().with_propagator(B3Single).build();
+    let tr = RedisInstrumentation::from_client(&client).with_instrumenter(b3).with_strip_fields(true);
+    let stream = unique_name("orders");
+    group(&mut conn, &stream, "g").await;
+    let _: String = conn.xadd_traced_with(&tr, &stream, "*", &[("k", "v")]).await.expect("xadd");
+    let opts = StreamReadOptions::default().group("g", "c1").count(1);
+    let reply = conn.xread_options_traced_with(&tr, &[&stream], &[">"], &opts).await.expect("read");
+    let entry = reply.keys[0].ids[0].clone();
+    assert!(entry.map.contains_key("b3"), "the B3 field was written: {:?}", entry.map.keys());
+    let (entry, _) = entry.process_traced_with(&tr, async |_| Ok::<_, redis::RedisError>(())).await;
+    assert_eq!(entry.map.keys().collect::<Vec<_>>(), ["k"], "only the application's field is left");
+    let spans = t.spans();
+    let p = span(&spans, &format!("process {stream}"));
+    assert_eq!(attributes(p)["messaging.consumer.group.name"], Value::from("g"));
+    assert_eq!(p.parent_span_id, span(&spans, &format!("send {stream}")).span_context.span_id());
+}
+
+/// A one-header B3 propagator (`b3: {trace}-{span}-{sampled}`), enough to show that stripping
+/// follows the propagator's own fields.
+#[derive(Debug)]
+struct B3Single;
+
+impl opentelemetry::propagation::TextMapPropagator for B3Single {
+    fn inject_context(
+        &self,
+        cx: &opentelemetry::Context,
+        injector: &mut dyn opentelemetry::propagation::Injector,
+    ) {
+        use opentelemetry::trace::TraceContextExt as _;
+        let sc = cx.span().span_context().clone();
+        if sc.is_valid() {
+            injector.set("b3", format!("{}-{}-{}", sc.trace_id(), sc.span_id(), u8::from(sc.is_sampled())));
+        }
+    }
+    fn extract_with_context(
+        &self,
+        cx: &opentelemetry::Context,
+        extractor: &dyn opentelemetry::propagation::Extractor,
+    ) -> opentelemetry::Context {
+        use opentelemetry::trace::{
+            SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+        };
+        let parsed = extractor.get("b3").and_then(|v| {
+            let mut parts = v.split('-');
+            let trace = TraceId::from_hex(parts.next()?).ok()?;
+            let span = SpanId::from_hex(parts.next()?).ok()?;
+            let flags = if parts.next()? == "1" { TraceFlags::SAMPLED } else { TraceFlags::default() };
+            Some(SpanContext::new(trace, span, flags, true, TraceState::default()))
+        });
+        match parsed {
+            Some(sc) => cx.with_remote_span_context(sc),
+            None => cx.clone(),
+        }
+    }
+    fn fields(&self) -> opentelemetry::propagation::text_map_propagator::FieldIter<'_> {
+        opentelemetry::propagation::text_map_propagator::FieldIter::new(
+            B3_FIELDS.get_or_init(|| vec!["b3".to_owned()]),
+        )
+    }
+}
+
+static B3_FIELDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();

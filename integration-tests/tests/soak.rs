@@ -211,7 +211,7 @@ async fn kafka(t: &TestTelemetry) {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&topic, 0, Offset::Beginning).expect("partition");
     consumer.assign(&tpl).expect("assign");
-    let mut stream = consumer.stream_traced(&tr);
+    let mut stream = consumer.stream_traced_with(&tr);
     while ledger.consumed.len() < ledger.n {
         let message = tokio::time::timeout(TIMEOUT, stream.next())
             .await
@@ -309,7 +309,7 @@ async fn rabbitmq(t: &TestTelemetry) {
         )
         .await
         .expect("consume")
-        .traced(&tr);
+        .stream_traced_with(&tr);
     futures_util::pin_mut!(consumer);
     while ledger.consumed.len() < ledger.n {
         let delivery = tokio::time::timeout(TIMEOUT, consumer.next())
@@ -360,19 +360,21 @@ async fn redis(t: &TestTelemetry) {
             cmd.arg("baggage").arg(&b"\xff\xfe"[..]).arg("x-bin").arg(&b"\xc3\x28"[..]);
             let _: String = cmd.query_async(&mut conn).await.expect("xadd");
         } else {
-            let _: String =
-                conn.xadd_traced(&tr, &stream, "*", &[("payload", payload.as_str())]).await.expect("xadd");
+            let _: String = conn
+                .xadd_traced_with(&tr, &stream, "*", &[("payload", payload.as_str())])
+                .await
+                .expect("xadd");
         }
     }
     t.clear_spans();
     let opts = StreamReadOptions::default().group("g", "c").count(500);
     while ledger.consumed.len() < ledger.n {
-        let reply = conn.xread_options_traced(&tr, &[&stream], &[">"], &opts).await.expect("read");
+        let reply = conn.xread_options_traced_with(&tr, &[&stream], &[">"], &opts).await.expect("read");
         for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
             let parent = parent_of(entry.get::<String>("traceparent").as_deref());
             let payload: Vec<u8> = entry.get("payload").expect("payload");
             let (entry, result) =
-                entry.process_traced(&tr, &stream, Some("g"), async |_| Ok::<_, redis::RedisError>(())).await;
+                entry.process_traced_with(&tr, async |_| Ok::<_, redis::RedisError>(())).await;
             result.expect("handler");
             let _: usize = conn.xack(&stream, "g", &[&entry.id]).await.expect("ack");
             ledger.consumed(id_of(&payload), parent);
@@ -462,7 +464,7 @@ async fn sqs(t: &TestTelemetry) {
                     .as_ref()
                     .and_then(|a| parent_of(MessageAttributesExtractor(a).get("traceparent")));
                 let (message, result) =
-                    message.process_traced(&tr, &url, async |_| Ok::<_, std::io::Error>(())).await;
+                    message.process_traced_with(&tr, async |_| Ok::<_, std::io::Error>(())).await;
                 result.expect("handler");
                 ledger.consumed(id_of(message.body.as_deref().unwrap_or_default().as_bytes()), parent);
                 let handle = message.receipt_handle.unwrap();

@@ -208,7 +208,7 @@ async fn rabbitmq_tracing_spans_form_one_trace_across_spawn() {
         .basic_consume(q.as_str().into(), "c".into(), BasicConsumeOptions::default(), FieldTable::default())
         .await
         .expect("consume")
-        .traced(&tr);
+        .stream_traced_with(&tr);
     let request_name = format!("POST /jobs {q}");
     let request = tracing::info_span!("request", otel.name = request_name.as_str());
     async {

@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     for message in received.messages.unwrap_or_default() {
         let (_m, result) = message
-            .process_traced(&tracing, &url, async |m| anyhow::Ok(m.body().unwrap_or_default().len()))
+            .process_traced_with(&tracing, async |m| anyhow::Ok(m.body().unwrap_or_default().len()))
             .await;
         result?;
     }

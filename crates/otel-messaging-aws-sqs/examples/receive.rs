@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
         }
         for message in messages {
             let (_message, result) = message
-                .process_traced(&tracing, &url, async |m| {
+                .process_traced_with(&tracing, async |m| {
                     global::tracer("worker")
                         .in_span("handle order", |_| println!("handling {}", m.body().unwrap_or_default()));
                     client

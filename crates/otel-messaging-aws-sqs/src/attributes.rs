@@ -117,7 +117,9 @@ impl MessagingAttributes for SqsView<'_> {
         self.operation == OperationType::Receive
     }
     fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
-        attributes.push(KeyValue::new(semconv::AWS_SQS_QUEUE_URL, self.queue.url.to_owned()));
+        if !self.queue.url.is_empty() {
+            attributes.push(KeyValue::new(semconv::AWS_SQS_QUEUE_URL, self.queue.url.to_owned()));
+        }
         if let Some(count) = self
             .message
             .and_then(|m| system_attribute(m, &MessageSystemAttributeName::ApproximateReceiveCount))

@@ -4,12 +4,12 @@
 //! per-client options shared by `producer.rs` and `consumer.rs`.
 
 use std::{
-    collections::{HashMap, VecDeque},
-    sync::{Arc, Mutex, OnceLock},
+    collections::HashMap,
+    sync::{Arc, OnceLock},
 };
 
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
-use otel_messaging::MessagingInstrumenter;
+use otel_messaging::{MessagingInstrumenter, handoff::Handoff};
 
 /// SQS's default (and historical maximum) message size and batch total: 262 144 bytes (256 KiB).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 262_144;
@@ -18,10 +18,11 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 262_144;
 /// [`SqsInstrumentation`]'s receive notes); the oldest are forgotten first.
 const STASH_CAPACITY: usize = 10_000;
 
-/// What a traced receive removed from one message: message attributes and system attributes the
-/// caller did not ask for.
+/// What a traced receive learned about one message: its queue, and the message attributes and
+/// system attributes it removed because the caller did not ask for them.
 #[derive(Debug, Default)]
 pub(crate) struct Removed {
+    pub(crate) queue_url: Option<Arc<str>>,
     pub(crate) attributes: Vec<(String, MessageAttributeValue)>,
     pub(crate) system: Vec<(MessageSystemAttributeName, String)>,
 }
@@ -61,39 +62,6 @@ impl Removed {
     }
 }
 
-/// Removed attributes of received messages, by receipt handle, until their process span reads them.
-#[derive(Default)]
-pub(crate) struct Stash {
-    entries: HashMap<String, Removed>,
-    order: VecDeque<String>,
-}
-
-impl std::fmt::Debug for Stash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stash").field("messages", &self.entries.len()).finish()
-    }
-}
-
-impl Stash {
-    pub(crate) fn put(&mut self, receipt: String, removed: Removed) {
-        if self.entries.len() >= STASH_CAPACITY
-            && let Some(oldest) = self.order.pop_front()
-        {
-            self.entries.remove(&oldest);
-        }
-        self.order.push_back(receipt.clone());
-        self.entries.insert(receipt, removed);
-    }
-
-    pub(crate) fn take(&mut self, receipt: &str) -> Option<Removed> {
-        let removed = self.entries.remove(receipt)?;
-        if let Some(at) = self.order.iter().position(|r| r == receipt) {
-            self.order.remove(at);
-        }
-        Some(removed)
-    }
-}
-
 /// The instrumentation of one SQS client: the instrumenter and the crate's options.
 /// `server.address`/`server.port` and the queue name come from each call's queue URL.
 #[derive(Debug, Clone)]
@@ -102,7 +70,8 @@ pub struct SqsInstrumentation {
     create_spans: bool,
     empty_receive_spans: bool,
     max_message_bytes: usize,
-    stash: Arc<Mutex<Stash>>,
+    stash: Arc<Handoff<Removed>>,
+    queue_url: Option<Arc<str>>,
 }
 
 impl Default for SqsInstrumentation {
@@ -120,7 +89,8 @@ impl SqsInstrumentation {
             create_spans: true,
             empty_receive_spans: false,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            stash: Arc::default(),
+            stash: Arc::new(Handoff::new(STASH_CAPACITY)),
+            queue_url: None,
         })
     }
 
@@ -167,8 +137,22 @@ impl SqsInstrumentation {
         self.max_message_bytes
     }
 
-    pub(crate) fn stash(&self) -> std::sync::MutexGuard<'_, Stash> {
-        self.stash.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The queue URL of messages processed without the traced receive that returned them (an SQS
+    /// message does not name its queue). Messages returned by a traced receive carry their own
+    /// (kept by receipt handle for the last 10 000 unprocessed messages).
+    ///
+    /// Defaults to none: such messages' process spans have no destination.
+    pub fn with_queue_url(mut self, queue_url: &str) -> Self {
+        self.queue_url = Some(Arc::from(queue_url));
+        self
+    }
+
+    pub(crate) fn stash(&self) -> &Handoff<Removed> {
+        &self.stash
+    }
+
+    pub(crate) fn default_queue_url(&self) -> Option<Arc<str>> {
+        self.queue_url.clone()
     }
 
     pub(crate) fn create_spans(&self) -> bool {

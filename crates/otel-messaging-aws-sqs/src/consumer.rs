@@ -1,9 +1,9 @@
-//! Traced consumption: `.send_traced_with()` on `ReceiveMessage` (asks for the propagation fields
+//! Traced consumption: `.send_traced()` on `ReceiveMessage` (asks for the propagation fields
 //! and system attributes so the context cannot be lost, one `receive {queue}` CLIENT span linking
 //! every message), per-message `process {queue}` CONSUMER spans ([`MessageExt`]), and
 //! `DeleteMessage` / `DeleteMessageBatch` settle spans.
 
-use std::{future::Future, time::SystemTime};
+use std::{future::Future, sync::Arc, time::SystemTime};
 
 use aws_sdk_sqs::{
     config::http::HttpResponse,
@@ -55,9 +55,23 @@ pub trait ReceiveMessageFluentBuilderExt: Sized {
     /// The returned messages hold only the attributes the caller asked for, as with `.send()`:
     /// what was added to the request is read, then removed from each message (and
     /// `md5_of_message_attributes` cleared when no attribute is left), and kept by receipt handle
-    /// (for the last 10 000 messages) until [`MessageExt::traced`] starts the message's process
-    /// span with it. When the caller asked for some attributes and the instrumentation added
+    /// (for the last 10 000 messages), with the queue URL, until [`MessageExt::traced`] starts
+    /// the message's process span with it. When the caller asked for some attributes and the instrumentation added
     /// others, `md5_of_message_attributes` covers all of them, as SQS computed it.
+    ///
+    /// Uses [`SqsInstrumentation::global`].
+    ///
+    /// # Errors
+    ///
+    /// The native `SdkError`, unchanged.
+    fn send_traced(
+        self,
+    ) -> impl Future<Output = Result<ReceiveMessageOutput, SdkError<ReceiveMessageError, HttpResponse>>> + Send
+    {
+        self.send_traced_with(SqsInstrumentation::global())
+    }
+
+    /// [`send_traced`](Self::send_traced) with an explicit [`SqsInstrumentation`].
     ///
     /// # Errors
     ///
@@ -128,6 +142,7 @@ impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
             if let Ok(output) = &mut result {
                 strip_added(
                     &instrumentation,
+                    &url,
                     output.messages.as_deref_mut().unwrap_or_default(),
                     &added_names,
                     &added_system,
@@ -143,32 +158,29 @@ impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
 /// messages' process spans.
 fn strip_added(
     instrumentation: &SqsInstrumentation,
+    url: &str,
     messages: &mut [Message],
     names: &[String],
     system: &[MessageSystemAttributeName],
 ) {
-    if names.is_empty() && system.is_empty() {
-        return;
-    }
-    let mut stash = instrumentation.stash();
+    let stash = instrumentation.stash();
+    let queue_url: Arc<str> = Arc::from(url);
     for message in messages {
-        let mut removed = Removed::default();
-        if let Some(attributes) = &mut message.message_attributes {
+        let mut removed = Removed { queue_url: Some(queue_url.clone()), ..Removed::default() };
+        if let Some(attributes) = message.message_attributes.as_mut().filter(|_| !names.is_empty()) {
             removed.attributes = names.iter().filter_map(|n| attributes.remove_entry(n)).collect();
             if attributes.is_empty() {
                 message.message_attributes = None;
                 message.md5_of_message_attributes = None;
             }
         }
-        if let Some(attributes) = &mut message.attributes {
+        if let Some(attributes) = message.attributes.as_mut().filter(|_| !system.is_empty()) {
             removed.system = system.iter().filter_map(|n| attributes.remove_entry(n)).collect();
             if attributes.is_empty() {
                 message.attributes = None;
             }
         }
-        if let Some(receipt) = &message.receipt_handle
-            && !(removed.attributes.is_empty() && removed.system.is_empty())
-        {
+        if let Some(receipt) = &message.receipt_handle {
             stash.put(receipt.clone(), removed);
         }
     }
@@ -177,11 +189,18 @@ fn strip_added(
 /// Traced processing of a received SQS [`Message`].
 pub trait MessageExt: Sized {
     /// Starts the `process {queue}` CONSUMER span of this message and hands it over as a
-    /// [`TracedMessage`]. The creation context comes from the message attributes, or from the
-    /// `AWSTraceHeader` system attribute when they carry none; parent and links follow the
-    /// instrumenter's policy with the current context as ambient. Queue wait from `SentTimestamp`;
-    /// `ApproximateReceiveCount` recorded as `otel_messaging.aws_sqs.approximate_receive_count`.
-    fn traced(self, instrumentation: &SqsInstrumentation, queue_url: &str) -> TracedMessage<Message>;
+    /// [`TracedMessage`]. The queue is the one of the traced receive that returned the message
+    /// (else [`SqsInstrumentation::with_queue_url`]'s). The creation context comes from the
+    /// message attributes, or from the `AWSTraceHeader` system attribute when they carry none;
+    /// parent and links follow the instrumenter's policy with the current context as ambient.
+    /// Queue wait from `SentTimestamp`; `ApproximateReceiveCount` recorded as
+    /// `otel_messaging.aws_sqs.approximate_receive_count`. Uses [`SqsInstrumentation::global`].
+    fn traced(self) -> TracedMessage<Message> {
+        self.traced_with(SqsInstrumentation::global())
+    }
+
+    /// [`traced`](Self::traced) with an explicit [`SqsInstrumentation`].
+    fn traced_with(self, instrumentation: &SqsInstrumentation) -> TracedMessage<Message>;
 
     /// Runs `handler` inside this message's process span (see [`traced`](Self::traced)) and
     /// returns the message and the handler's result unchanged.
@@ -191,26 +210,45 @@ pub trait MessageExt: Sized {
     /// The handler's error, unchanged (span status `Error`, `error.type` = its Rust type name).
     fn process_traced<T, E>(
         self,
-        instrumentation: &SqsInstrumentation,
-        queue_url: &str,
         handler: impl AsyncFnOnce(&Message) -> Result<T, E>,
     ) -> impl Future<Output = (Message, Result<T, E>)>
     where
         E: std::fmt::Display,
     {
-        self.traced(instrumentation, queue_url).process(handler)
+        self.traced().process(handler)
+    }
+
+    /// [`process_traced`](Self::process_traced) with an explicit [`SqsInstrumentation`].
+    ///
+    /// # Errors
+    ///
+    /// The handler's error, unchanged.
+    fn process_traced_with<T, E>(
+        self,
+        instrumentation: &SqsInstrumentation,
+        handler: impl AsyncFnOnce(&Message) -> Result<T, E>,
+    ) -> impl Future<Output = (Message, Result<T, E>)>
+    where
+        E: std::fmt::Display,
+    {
+        self.traced_with(instrumentation).process(handler)
     }
 }
 
 impl MessageExt for Message {
-    fn traced(mut self, instrumentation: &SqsInstrumentation, queue_url: &str) -> TracedMessage<Message> {
+    fn traced_with(mut self, instrumentation: &SqsInstrumentation) -> TracedMessage<Message> {
         // What a traced receive removed from this message is read here, then removed again.
         let removed = self.receipt_handle.as_deref().and_then(|r| instrumentation.stash().take(r));
         if let Some(removed) = &removed {
             removed.restore(&mut self);
         }
+        let queue_url = removed
+            .as_ref()
+            .and_then(|r| r.queue_url.clone())
+            .or_else(|| instrumentation.default_queue_url());
         let operation = {
-            let mut view = SqsView::new(OperationType::Process, OPERATION_PROCESS, queue_url);
+            let mut view =
+                SqsView::new(OperationType::Process, OPERATION_PROCESS, queue_url.as_deref().unwrap_or(""));
             view.message = Some(&self);
             view.message_id = self.message_id.as_deref();
             view.body_size = self.body.as_ref().map(|b| b.len() as u64);
@@ -227,6 +265,20 @@ impl MessageExt for Message {
 pub trait DeleteMessageFluentBuilderExt: Sized {
     /// Deletes like `.send()`, inside a `delete {queue}` settle span (CLIENT; parent: the current
     /// context, e.g. the process span when called in the handler).
+    ///
+    /// Uses [`SqsInstrumentation::global`].
+    ///
+    /// # Errors
+    ///
+    /// The native `SdkError`, unchanged.
+    fn send_traced(
+        self,
+    ) -> impl Future<Output = Result<DeleteMessageOutput, SdkError<DeleteMessageError, HttpResponse>>> + Send
+    {
+        self.send_traced_with(SqsInstrumentation::global())
+    }
+
+    /// [`send_traced`](Self::send_traced) with an explicit [`SqsInstrumentation`].
     ///
     /// # Errors
     ///
@@ -265,6 +317,21 @@ pub trait DeleteMessageBatchFluentBuilderExt: Sized {
     /// Deletes like `.send()`, inside a `delete {queue}` settle span with
     /// `messaging.batch.message_count`.
     ///
+    /// Uses [`SqsInstrumentation::global`].
+    ///
+    /// # Errors
+    ///
+    /// The native `SdkError`, unchanged.
+    fn send_traced(
+        self,
+    ) -> impl Future<
+        Output = Result<DeleteMessageBatchOutput, SdkError<DeleteMessageBatchError, HttpResponse>>,
+    > + Send {
+        self.send_traced_with(SqsInstrumentation::global())
+    }
+
+    /// [`send_traced`](Self::send_traced) with an explicit [`SqsInstrumentation`].
+    ///
     /// # Errors
     ///
     /// The native `SdkError`, unchanged.
@@ -292,7 +359,10 @@ impl DeleteMessageBatchFluentBuilderExt for DeleteMessageBatchFluentBuilder {
             match &result {
                 Ok(output) => {
                     operation.set_attributes(output.request_id().map(request_id_attribute));
-                    operation.end_ok();
+                    crate::producer::end_partial(
+                        operation,
+                        output.failed().iter().map(|f| (&f.code, f.message.as_deref())),
+                    );
                 }
                 Err(e) => operation.end_error(&error_type(e), DisplayErrorContext(e)),
             }

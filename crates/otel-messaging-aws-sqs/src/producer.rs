@@ -127,6 +127,24 @@ impl SendMessageFluentBuilderExt for SendMessageFluentBuilder {
     }
 }
 
+/// Ends a batch operation from its `Failed` entries (code, message): `error.type` = the first
+/// failed entry's code, description `"{failed} of the batch's entries failed: {message}"`.
+pub(crate) fn end_partial<'a>(
+    operation: otel_messaging::Operation,
+    failed: impl ExactSizeIterator<Item = (&'a String, Option<&'a str>)>,
+) {
+    let count = failed.len() as u64;
+    let mut failed = failed;
+    match failed.next() {
+        None => operation.end_ok(),
+        Some((code, message)) => operation.end_batch(
+            count,
+            code,
+            format_args!("{count} of the batch's entries failed: {}", message.unwrap_or(code)),
+        ),
+    }
+}
+
 /// Traced `SendMessageBatch`.
 pub trait SendMessageBatchFluentBuilderExt: Sized {
     /// Sends like `.send()`: per-entry `create {queue}` PRODUCER spans (unless turned off with
@@ -135,9 +153,23 @@ pub trait SendMessageBatchFluentBuilderExt: Sized {
     /// carry a creation context keep it and get no create span. Entries reported in `Failed` end
     /// their create span with status `Error` and the entry's error code.
     ///
+    /// Uses [`SqsInstrumentation::global`].
+    ///
     /// # Errors
     ///
     /// The native `SdkError`, unchanged (every span of the batch gets status `Error`).
+    fn send_traced(
+        self,
+    ) -> impl Future<Output = Result<SendMessageBatchOutput, SdkError<SendMessageBatchError, HttpResponse>>> + Send
+    {
+        self.send_traced_with(SqsInstrumentation::global())
+    }
+
+    /// [`send_traced`](Self::send_traced) with an explicit [`SqsInstrumentation`].
+    ///
+    /// # Errors
+    ///
+    /// The native `SdkError`, unchanged.
     fn send_traced_with(
         self,
         instrumentation: &SqsInstrumentation,
@@ -195,7 +227,16 @@ impl SendMessageBatchFluentBuilderExt for SendMessageBatchFluentBuilder {
                 extractors.iter().map(|x| (x as &dyn Extractor, Vec::new())),
             )
         } else {
-            let send = instrumenter.start(&send_view, &parent);
+            // The send span is the creation context of the entries without one, and links the
+            // user-provided creation contexts of the others.
+            let empty = HashMap::new();
+            let extractors: Vec<MessageAttributesExtractor<'_>> = entries
+                .iter()
+                .map(|e| MessageAttributesExtractor(e.message_attributes.as_ref().unwrap_or(&empty)))
+                .collect();
+            let links = extractors.iter().map(|x| (x as &dyn Extractor, Vec::new()));
+            let send = instrumenter.start_batch(&send_view, &parent, None, links);
+            drop(extractors);
             for (i, entry) in entries.iter_mut().enumerate() {
                 let mut attributes = entry.message_attributes.take().unwrap_or_default();
                 let existing = instrumenter.extract_context(&MessageAttributesExtractor(&attributes));
@@ -224,7 +265,7 @@ impl SendMessageBatchFluentBuilderExt for SendMessageBatchFluentBuilder {
                         }
                     }
                     send.set_attributes(output.request_id().map(request_id_attribute));
-                    send.end_ok();
+                    end_partial(send, output.failed().iter().map(|f| (&f.code, f.message.as_deref())));
                 }
                 Err(e) => {
                     let kind = error_type(e);

@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
             FieldTable::default(),
         )
         .await?
-        .traced(&tracing)
+        .stream_traced_with(&tracing)
         .take(count);
 
     while let Ok(Some(delivery)) = tokio::time::timeout(Duration::from_secs(30), deliveries.next()).await {
@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
                 global::tracer("worker")
                     .in_span("handle order", |_| println!("handling delivery {}", d.delivery_tag));
                 // Ack inside the handler: the settle span nests under the process span.
-                d.ack_traced(&tracing, BasicAckOptions::default()).await
+                d.ack_traced_with(&tracing, BasicAckOptions::default()).await
             })
             .await;
         result?;

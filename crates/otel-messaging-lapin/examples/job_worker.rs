@@ -98,14 +98,14 @@ async fn main() -> anyhow::Result<()> {
             FieldTable::default(),
         )
         .await?
-        .traced(&tracing);
+        .stream_traced_with(&tracing);
     let worker_tracing = tracing.clone();
     let worker = tokio::spawn(async move {
         let job = jobs.next().await.context("consumer closed")??;
         let (_job, result) = job
             .process(async |d| {
                 resize(d.data.clone()).await;
-                d.ack_traced(&worker_tracing, BasicAckOptions::default()).await
+                d.ack_traced_with(&worker_tracing, BasicAckOptions::default()).await
             })
             .await;
         anyhow::Ok(result?)

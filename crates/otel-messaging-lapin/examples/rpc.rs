@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
             FieldTable::default(),
         )
         .await?
-        .traced(&tracing);
+        .stream_traced_with(&tracing);
     let server_tracing = tracing.clone();
     tokio::spawn(async move {
         while let Some(Ok(request)) = server.next().await {
@@ -93,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
             FieldTable::default(),
         )
         .await?
-        .traced(&tracing);
+        .stream_traced_with(&tracing);
     let tracer = global::tracer("caller");
     let call = opentelemetry::Context::current_with_span(
         tracer.span_builder("GET /price").with_kind(SpanKind::Server).start(&tracer),

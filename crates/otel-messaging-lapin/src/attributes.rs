@@ -89,6 +89,16 @@ pub(crate) fn set_sent_time(headers: &mut FieldTable) {
         .insert(SENT_TIME_HEADER.into(), AMQPValue::LongLongInt(i64::try_from(millis).unwrap_or(i64::MAX)));
 }
 
+/// `network.peer.address` / `network.peer.port` (Recommended on RabbitMQ spans), when known.
+fn network_peer(attributes: &mut Vec<KeyValue>, client: &AmqpInstrumentation) {
+    if let Some((address, port)) = client.network_peer() {
+        attributes.push(KeyValue::new(semconv::NETWORK_PEER_ADDRESS, address.to_owned()));
+        if let Some(port) = port {
+            attributes.push(KeyValue::new(semconv::NETWORK_PEER_PORT, i64::from(port)));
+        }
+    }
+}
+
 fn common(attributes: &mut Vec<KeyValue>, routing_key: &str, properties: &BasicProperties) {
     if !routing_key.is_empty() {
         attributes
@@ -156,6 +166,7 @@ impl MessagingAttributes for PublishView<'_> {
     }
     fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
         common(attributes, self.routing_key, self.properties);
+        network_peer(attributes, self.client);
     }
 }
 
@@ -215,6 +226,7 @@ impl MessagingAttributes for DeliveryView<'_> {
     }
     fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
         common(attributes, self.delivery.routing_key.as_str(), &self.delivery.properties);
+        network_peer(attributes, self.client);
         attributes.push(KeyValue::new(
             semconv::MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG,
             i64::try_from(self.delivery.delivery_tag).unwrap_or(i64::MAX),
@@ -258,6 +270,7 @@ impl MessagingAttributes for SettleView<'_> {
         false
     }
     fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        network_peer(attributes, self.client);
         attributes.push(KeyValue::new(
             semconv::MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG,
             i64::try_from(self.delivery_tag).unwrap_or(i64::MAX),
@@ -323,5 +336,36 @@ mod tests {
         assert_eq!(sent_time(&with_header(AMQPValue::LongLongInt(1_700_000_000_000))), at(1_700_000_000));
         assert_eq!(sent_time(&BasicProperties::default().with_timestamp(1_700_000_000)), at(1_700_000_000));
         assert_eq!(sent_time(&with_header(AMQPValue::LongLongInt(-1))), None);
+    }
+}
+
+/// A `basic_get` that failed (`receive {queue}`, CLIENT): only the queue is known.
+#[derive(Debug)]
+pub(crate) struct FailedGetView<'a> {
+    pub(crate) queue: &'a str,
+    pub(crate) client: &'a AmqpInstrumentation,
+}
+
+impl MessagingAttributes for FailedGetView<'_> {
+    fn system(&self) -> &'static str {
+        SYSTEM
+    }
+    fn operation_type(&self) -> OperationType {
+        OperationType::Receive
+    }
+    fn operation_name(&self) -> &'static str {
+        OPERATION_RECEIVE
+    }
+    fn destination_name(&self) -> Option<&str> {
+        Some(self.queue)
+    }
+    fn destination_anonymous(&self) -> bool {
+        is_server_named(self.queue)
+    }
+    fn server(&self) -> Option<(&str, Option<u16>)> {
+        self.client.server()
+    }
+    fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        network_peer(attributes, self.client);
     }
 }

@@ -7,7 +7,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use otel_messaging::MessagingInstrumenter;
+use lapin::message::Delivery;
+use otel_messaging::{MessagingInstrumenter, handoff::Handoff};
 
 /// The instrumentation of one AMQP connection: the instrumenter, the broker address from the AMQP
 /// URI, and the crate's options.
@@ -26,6 +27,20 @@ pub struct AmqpInstrumentation {
     server: Option<(Arc<str>, Option<u16>)>,
     settle_spans: bool,
     sent_time_header: bool,
+    /// The queue of deliveries handed over by a traced consumer or `basic_get`, until settled.
+    handoff: Arc<Handoff<Arc<str>>>,
+    /// The queue of deliveries the handoff does not know.
+    queue: Option<Arc<str>>,
+}
+
+/// Most deliveries whose queue is kept between their hand-over and their settlement.
+const HANDOFF_CAPACITY: usize = 10_000;
+
+/// The handoff key of a delivery: its delivery tag and the address of its body buffer, which
+/// stays put while the delivery moves (a delivery does not name its channel). `None` for an empty
+/// body, whose buffer has no address of its own.
+fn delivery_key(delivery: &Delivery) -> Option<String> {
+    (!delivery.data.is_empty()).then(|| format!("{}:{:p}", delivery.delivery_tag, delivery.data.as_ptr()))
 }
 
 impl AmqpInstrumentation {
@@ -45,6 +60,8 @@ impl AmqpInstrumentation {
             server: None,
             settle_spans: true,
             sent_time_header: true,
+            handoff: Arc::new(Handoff::new(HANDOFF_CAPACITY)),
+            queue: None,
         })
     }
 
@@ -71,6 +88,37 @@ impl AmqpInstrumentation {
     pub fn with_sent_time_header(mut self, enabled: bool) -> Self {
         self.sent_time_header = enabled;
         self
+    }
+
+    /// The queue of deliveries processed or settled without the traced consumer or
+    /// `basic_get_traced` that handed them over (a lapin [`Delivery`] does not name its queue).
+    /// Deliveries handed over by those carry their own queue (kept until settled, up to 10 000
+    /// unsettled deliveries; not for empty bodies).
+    ///
+    /// Defaults to none: such deliveries' destination is `{exchange}:{routing key}`.
+    pub fn with_queue(mut self, queue: &str) -> Self {
+        self.queue = Some(Arc::from(queue));
+        self
+    }
+
+    /// Remembers that `delivery` came from `queue`.
+    pub(crate) fn remember_queue(&self, delivery: &Delivery, queue: &str) {
+        if let Some(key) = delivery_key(delivery) {
+            self.handoff.put(key, Arc::from(queue));
+        }
+    }
+
+    /// The queue of `delivery`; `settled` forgets it.
+    pub(crate) fn queue_of(&self, delivery: &Delivery, settled: bool) -> Option<Arc<str>> {
+        let key = delivery_key(delivery);
+        let known = key.and_then(|k| if settled { self.handoff.take(&k) } else { self.handoff.get(&k) });
+        known.or_else(|| self.queue.clone())
+    }
+
+    /// `network.peer.address` and `network.peer.port`: the broker's address when the URI names it
+    /// by IP (lapin does not expose the connected socket's peer).
+    pub(crate) fn network_peer(&self) -> Option<(&str, Option<u16>)> {
+        self.server().filter(|(host, _)| host.parse::<std::net::IpAddr>().is_ok())
     }
 
     /// `server.address` and `server.port` from the URI.

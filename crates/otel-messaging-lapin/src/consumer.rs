@@ -1,5 +1,5 @@
 //! Traced consumption: a `process {destination}` CONSUMER span per delivery around the user's
-//! handler ([`DeliveryExt::process_traced`], and the [`ConsumerExt::traced`] stream adapter), and
+//! handler ([`DeliveryExt::process_traced`], and the [`ConsumerExt::stream_traced`] stream adapter), and
 //! `ack`/`nack`/`reject` settle spans (CLIENT).
 //!
 //! Parent and links of process spans follow the instrumenter's
@@ -27,11 +27,15 @@ use crate::{
     config::AmqpInstrumentation,
 };
 
+/// Starts the process span of `delivery`; `queue` when the caller knows it, else the queue a
+/// traced consumer or `basic_get` recorded for the delivery (or the instrumentation's default).
 fn start_process(
     instrumentation: &AmqpInstrumentation,
     delivery: &Delivery,
     queue: Option<&str>,
 ) -> Operation {
+    let remembered = if queue.is_none() { instrumentation.queue_of(delivery, false) } else { None };
+    let queue = queue.or(remembered.as_deref());
     let view = DeliveryView::new(OperationType::Process, delivery, queue, instrumentation);
     let empty = FieldTable::default();
     let headers = delivery.properties.headers().as_ref().unwrap_or(&empty);
@@ -48,13 +52,17 @@ where
     F: Future<Output = Result<bool>>,
 {
     if !instrumentation.settle_spans() {
+        let _ = instrumentation.queue_of(delivery, true);
         return settle.await;
     }
     let routing_key = delivery.routing_key.as_str();
+    // The same destination as the delivery's process span: `{exchange}:{routing key}:{queue}`.
+    let queue = instrumentation.queue_of(delivery, true);
     let view = SettleView {
         name,
-        destination: consumer_destination(delivery.exchange.as_str(), routing_key, None),
-        anonymous: routing_key.starts_with("amq.gen-"),
+        destination: consumer_destination(delivery.exchange.as_str(), routing_key, queue.as_deref()),
+        anonymous: routing_key.starts_with("amq.gen-")
+            || queue.as_deref().is_some_and(|q| q.starts_with("amq.gen-")),
         delivery_tag: delivery.delivery_tag,
         client: instrumentation,
     };
@@ -75,11 +83,13 @@ where
 
 /// Traced processing and settling of a lapin [`Delivery`].
 pub trait DeliveryExt {
-    /// Runs `handler` inside a `process {exchange}:{routing key}` CONSUMER span and returns its
-    /// result unchanged. The creation context comes from the `headers` property; parent and links
-    /// follow the instrumenter's policy with the current context as the ambient one. Uses
-    /// [`AmqpInstrumentation::global`]. (The delivery does not name its queue: use
-    /// [`ConsumerExt::traced`] for the full `{exchange}:{routing key}:{queue}` destination.)
+    /// Runs `handler` inside a `process {exchange}:{routing key}:{queue}` CONSUMER span and
+    /// returns its result unchanged. The creation context comes from the `headers` property;
+    /// parent and links follow the instrumenter's policy with the current context as the ambient
+    /// one. The queue is the one of the traced consumer ([`ConsumerExt::stream_traced`]) or
+    /// `basic_get_traced` that handed the delivery over, else
+    /// [`AmqpInstrumentation::with_queue`]'s, else the destination is `{exchange}:{routing key}`
+    /// (a lapin delivery does not name its queue). Uses [`AmqpInstrumentation::global`].
     ///
     /// # Errors
     ///
@@ -106,15 +116,41 @@ pub trait DeliveryExt {
         F: Future<Output = std::result::Result<T, E>>,
         E: std::fmt::Display;
 
+    /// Starts the `process` CONSUMER span of this delivery now (as
+    /// [`process_traced`](Self::process_traced) names it) and returns the delivery with it; run
+    /// the handler with [`TracedMessage::process`]. Uses [`AmqpInstrumentation::global`].
+    fn traced(self) -> TracedMessage<Delivery>
+    where
+        Self: Sized,
+    {
+        self.traced_with(AmqpInstrumentation::global())
+    }
+
+    /// [`traced`](Self::traced) with an explicit [`AmqpInstrumentation`].
+    fn traced_with(self, instrumentation: &AmqpInstrumentation) -> TracedMessage<Delivery>
+    where
+        Self: Sized;
+
     /// Acks like `delivery.acker.ack(options)`, inside an `ack {destination}` settle span (CLIENT)
     /// when settle spans are on ([`AmqpInstrumentation::with_settle_spans`]). The span's parent is
     /// the current context (the process span when called inside the handler) and it links to the
     /// message's creation context.
     ///
+    /// Uses [`AmqpInstrumentation::global`].
+    ///
     /// # Errors
     ///
     /// The native error, unchanged.
-    fn ack_traced(
+    fn ack_traced(&self, options: BasicAckOptions) -> impl Future<Output = Result<bool>> {
+        self.ack_traced_with(AmqpInstrumentation::global(), options)
+    }
+
+    /// [`ack_traced`](Self::ack_traced) with an explicit [`AmqpInstrumentation`].
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn ack_traced_with(
         &self,
         instrumentation: &AmqpInstrumentation,
         options: BasicAckOptions,
@@ -122,10 +158,21 @@ pub trait DeliveryExt {
 
     /// Nacks like `delivery.acker.nack(options)`, inside a `nack {destination}` settle span.
     ///
+    /// Uses [`AmqpInstrumentation::global`].
+    ///
     /// # Errors
     ///
     /// The native error, unchanged.
-    fn nack_traced(
+    fn nack_traced(&self, options: BasicNackOptions) -> impl Future<Output = Result<bool>> {
+        self.nack_traced_with(AmqpInstrumentation::global(), options)
+    }
+
+    /// [`nack_traced`](Self::nack_traced) with an explicit [`AmqpInstrumentation`].
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn nack_traced_with(
         &self,
         instrumentation: &AmqpInstrumentation,
         options: BasicNackOptions,
@@ -133,10 +180,21 @@ pub trait DeliveryExt {
 
     /// Rejects like `delivery.acker.reject(options)`, inside a `reject {destination}` settle span.
     ///
+    /// Uses [`AmqpInstrumentation::global`].
+    ///
     /// # Errors
     ///
     /// The native error, unchanged.
-    fn reject_traced(
+    fn reject_traced(&self, options: BasicRejectOptions) -> impl Future<Output = Result<bool>> {
+        self.reject_traced_with(AmqpInstrumentation::global(), options)
+    }
+
+    /// [`reject_traced`](Self::reject_traced) with an explicit [`AmqpInstrumentation`].
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn reject_traced_with(
         &self,
         instrumentation: &AmqpInstrumentation,
         options: BasicRejectOptions,
@@ -156,7 +214,12 @@ impl DeliveryExt for Delivery {
         start_process(instrumentation, self, None).run(handler)
     }
 
-    fn ack_traced(
+    fn traced_with(self, instrumentation: &AmqpInstrumentation) -> TracedMessage<Delivery> {
+        let operation = start_process(instrumentation, &self, None);
+        TracedMessage::new(self, operation)
+    }
+
+    fn ack_traced_with(
         &self,
         instrumentation: &AmqpInstrumentation,
         options: BasicAckOptions,
@@ -164,7 +227,7 @@ impl DeliveryExt for Delivery {
         settle(instrumentation, self, "ack", self.acker.ack(options))
     }
 
-    fn nack_traced(
+    fn nack_traced_with(
         &self,
         instrumentation: &AmqpInstrumentation,
         options: BasicNackOptions,
@@ -172,7 +235,7 @@ impl DeliveryExt for Delivery {
         settle(instrumentation, self, "nack", self.acker.nack(options))
     }
 
-    fn reject_traced(
+    fn reject_traced_with(
         &self,
         instrumentation: &AmqpInstrumentation,
         options: BasicRejectOptions,
@@ -183,7 +246,7 @@ impl DeliveryExt for Delivery {
 
 pin_project_lite::pin_project! {
     /// A lapin [`Consumer`] whose deliveries arrive as [`TracedMessage`]s with their
-    /// `process {exchange}:{routing key}:{queue}` span started (see [`ConsumerExt::traced`]).
+    /// `process {exchange}:{routing key}:{queue}` span started (see [`ConsumerExt::stream_traced`]).
     pub struct TracedConsumer {
         #[pin]
         inner: Consumer,
@@ -207,6 +270,7 @@ impl Stream for TracedConsumer {
         this.inner.poll_next(cx).map(|item| {
             item.map(|result| {
                 result.map(|delivery| {
+                    instrumentation.remember_queue(&delivery, queue);
                     let operation = start_process(instrumentation, &delivery, Some(queue));
                     TracedMessage::new(delivery, operation)
                 })
@@ -216,15 +280,22 @@ impl Stream for TracedConsumer {
 }
 
 /// The stream adapter over a lapin [`Consumer`].
-pub trait ConsumerExt {
-    /// Wraps the consumer: each delivery comes with its process span already started, named
-    /// after the consumer's queue (`amq.gen-*` server-named queues are anonymous and never enter
-    /// span names).
-    fn traced(self, instrumentation: &AmqpInstrumentation) -> TracedConsumer;
+pub trait ConsumerExt: Sized {
+    /// Wraps the consumer (a push consumer: `basic.consume`, so no receive span): each delivery
+    /// comes with its `process {exchange}:{routing key}:{queue}` span already started
+    /// (`amq.gen-*` server-named queues are anonymous and never enter span names), and its
+    /// `ack_traced`/`nack_traced`/`reject_traced` settle spans name the same destination. Uses
+    /// [`AmqpInstrumentation::global`].
+    fn stream_traced(self) -> TracedConsumer {
+        self.stream_traced_with(AmqpInstrumentation::global())
+    }
+
+    /// [`stream_traced`](Self::stream_traced) with an explicit [`AmqpInstrumentation`].
+    fn stream_traced_with(self, instrumentation: &AmqpInstrumentation) -> TracedConsumer;
 }
 
 impl ConsumerExt for Consumer {
-    fn traced(self, instrumentation: &AmqpInstrumentation) -> TracedConsumer {
+    fn stream_traced_with(self, instrumentation: &AmqpInstrumentation) -> TracedConsumer {
         let queue = self.queue().as_str().to_owned();
         TracedConsumer { inner: self, queue, instrumentation: instrumentation.clone() }
     }

@@ -17,7 +17,7 @@ use lapin::{
 use otel_messaging::{Operation, OperationType};
 
 use crate::{
-    attributes::{DeliveryView, ERROR_TYPE_NACK, PublishView, error_type, set_sent_time},
+    attributes::{DeliveryView, ERROR_TYPE_NACK, FailedGetView, PublishView, error_type, set_sent_time},
     carrier::{FieldTableExtractor, FieldTableInjector},
     config::AmqpInstrumentation,
 };
@@ -107,7 +107,21 @@ pub trait ChannelExt {
 
     /// Gets one message like [`Channel::basic_get`] and records a `receive {destination}` CLIENT
     /// span for it, linked to the message's creation context (timed from the call to the reply).
-    /// An empty queue records no span.
+    /// An empty queue records no span; a failed get records it with `error.type`. Uses
+    /// [`AmqpInstrumentation::global`].
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn basic_get_traced(
+        &self,
+        queue: ShortString,
+        options: BasicGetOptions,
+    ) -> impl Future<Output = Result<Option<BasicGetMessage>>> + Send {
+        self.basic_get_traced_with(AmqpInstrumentation::global(), queue, options)
+    }
+
+    /// [`basic_get_traced`](Self::basic_get_traced) with an explicit [`AmqpInstrumentation`].
     ///
     /// # Errors
     ///
@@ -175,7 +189,12 @@ impl ChannelExt for Channel {
         let get = self.basic_get(queue, options);
         async move {
             let result = get.await;
+            if let Err(e) = &result {
+                let view = FailedGetView { queue: name.as_str(), client: instrumentation };
+                instrumentation.instrumenter.start_at(&view, &parent, started).end_error(&error_type(e), e);
+            }
             if let Ok(Some(message)) = &result {
+                instrumentation.remember_queue(&message.delivery, name.as_str());
                 let view = DeliveryView::new(
                     OperationType::Receive,
                     &message.delivery,

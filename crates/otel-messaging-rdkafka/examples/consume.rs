@@ -40,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
     consumer.subscribe(&[&topic])?;
     let tracing = KafkaInstrumentation::from_config(&config);
 
-    let mut stream = consumer.stream_traced(&tracing).take(count);
+    let mut stream = consumer.stream_traced_with(&tracing).take(count);
     while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
         let message = message?;
         let (message, result) = message

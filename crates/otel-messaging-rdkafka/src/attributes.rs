@@ -16,7 +16,7 @@ use rdkafka::{
     message::{Message, Timestamp},
 };
 
-use crate::config::KafkaInstrumentation;
+use crate::config::ClientFacts;
 
 /// `messaging.system` for every Kafka span: `kafka`.
 pub const SYSTEM: &str = semconv::system::KAFKA;
@@ -27,6 +27,11 @@ pub const OPERATION_SEND: &str = "send";
 pub const OPERATION_POLL: &str = "poll";
 /// `messaging.operation.name` of process spans: `process`.
 pub const OPERATION_PROCESS: &str = "process";
+/// `messaging.operation.name` of offset commits (settle spans): `commit`.
+pub const OPERATION_COMMIT: &str = "commit";
+/// `messaging.operation.name` of offset stores for the next auto-commit (settle spans):
+/// `store_offset`.
+pub const OPERATION_STORE_OFFSET: &str = "store_offset";
 
 pub(crate) fn partition_value(partition: i32) -> StringValue {
     const SMALL: [&str; 16] =
@@ -55,7 +60,8 @@ pub(crate) struct SendView<'a> {
     pub(crate) tombstone: bool,
     pub(crate) body_size: Option<u64>,
     pub(crate) cluster_id: Option<Arc<str>>,
-    pub(crate) client: &'a KafkaInstrumentation,
+    pub(crate) client: &'a ClientFacts,
+    pub(crate) capture_key: bool,
 }
 
 impl MessagingAttributes for SendView<'_> {
@@ -87,7 +93,7 @@ impl MessagingAttributes for SendView<'_> {
         if self.tombstone {
             attributes.push(KeyValue::new(semconv::MESSAGING_KAFKA_MESSAGE_TOMBSTONE, true));
         }
-        if self.client.captures_key() {
+        if self.capture_key {
             attributes.extend(key_value(self.key));
         }
         attributes.extend(cluster_value(&self.cluster_id));
@@ -107,7 +113,8 @@ pub(crate) fn delivery_attributes(partition: i32, offset: i64) -> [KeyValue; 2] 
 pub(crate) struct ProcessView<'a, M: ?Sized> {
     pub(crate) message: &'a M,
     pub(crate) cluster_id: Option<Arc<str>>,
-    pub(crate) client: &'a KafkaInstrumentation,
+    pub(crate) client: &'a ClientFacts,
+    pub(crate) capture_key: bool,
     pub(crate) counted: bool,
 }
 
@@ -157,21 +164,32 @@ impl<M: Message + ?Sized> MessagingAttributes for ProcessView<'_, M> {
         if self.message.payload().is_none() {
             attributes.push(KeyValue::new(semconv::MESSAGING_KAFKA_MESSAGE_TOMBSTONE, true));
         }
-        if self.client.captures_key() {
+        if self.capture_key {
             attributes.extend(key_value(self.message.key()));
         }
         attributes.extend(cluster_value(&self.cluster_id));
     }
 }
 
-/// A batch poll (`poll {topic}`, CLIENT) that returned `count` messages.
+/// A poll (`poll {topic}`, CLIENT): of a batch (`count` messages) or of one message
+/// (`single`: its offset, key and tombstone flag go on the span, semconv "single message").
 #[derive(Debug)]
 pub(crate) struct PollView<'a> {
     pub(crate) topic: Option<&'a str>,
     pub(crate) partition: Option<i32>,
-    pub(crate) count: u64,
+    pub(crate) count: Option<u64>,
+    pub(crate) single: Option<SingleMessage<'a>>,
     pub(crate) cluster_id: Option<Arc<str>>,
-    pub(crate) client: &'a KafkaInstrumentation,
+    pub(crate) client: &'a ClientFacts,
+}
+
+/// Per-message facts of a single-message poll span.
+#[derive(Debug)]
+pub(crate) struct SingleMessage<'a> {
+    pub(crate) offset: i64,
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) capture_key: bool,
+    pub(crate) tombstone: bool,
 }
 
 impl MessagingAttributes for PollView<'_> {
@@ -200,9 +218,63 @@ impl MessagingAttributes for PollView<'_> {
         self.client.server()
     }
     fn batch_message_count(&self) -> Option<u64> {
-        Some(self.count)
+        self.count
     }
     fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        if let Some(single) = &self.single {
+            attributes.push(KeyValue::new(semconv::MESSAGING_KAFKA_OFFSET, single.offset));
+            if single.tombstone {
+                attributes.push(KeyValue::new(semconv::MESSAGING_KAFKA_MESSAGE_TOMBSTONE, true));
+            }
+            if single.capture_key {
+                attributes.extend(key_value(single.key));
+            }
+        }
+        attributes.extend(cluster_value(&self.cluster_id));
+    }
+}
+
+/// An offset commit or store (`commit {topic}` / `store_offset {topic}`, CLIENT, settle).
+/// `offset` is the consumed message's offset when the settle is for one message.
+#[derive(Debug)]
+pub(crate) struct SettleView<'a> {
+    pub(crate) operation_name: &'static str,
+    pub(crate) topic: Option<&'a str>,
+    pub(crate) partition: Option<i32>,
+    pub(crate) offset: Option<i64>,
+    pub(crate) cluster_id: Option<Arc<str>>,
+    pub(crate) client: &'a ClientFacts,
+}
+
+impl MessagingAttributes for SettleView<'_> {
+    fn system(&self) -> &'static str {
+        SYSTEM
+    }
+    fn operation_type(&self) -> OperationType {
+        OperationType::Settle
+    }
+    fn operation_name(&self) -> &'static str {
+        self.operation_name
+    }
+    fn destination_name(&self) -> Option<&str> {
+        self.topic
+    }
+    fn destination_partition_id(&self) -> Option<StringValue> {
+        self.partition.map(partition_value)
+    }
+    fn consumer_group_name(&self) -> Option<&str> {
+        self.client.consumer_group()
+    }
+    fn client_id(&self) -> Option<&str> {
+        self.client.client_id()
+    }
+    fn server(&self) -> Option<(&str, Option<u16>)> {
+        self.client.server()
+    }
+    fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        if let Some(offset) = self.offset {
+            attributes.push(KeyValue::new(semconv::MESSAGING_KAFKA_OFFSET, offset));
+        }
         attributes.extend(cluster_value(&self.cluster_id));
     }
 }
@@ -222,13 +294,15 @@ pub(crate) fn link_attributes<M: Message + ?Sized>(message: &M, mixed_topics: bo
     attributes
 }
 
-/// The `error.type` of a Kafka error: the librdkafka error code in the SCREAMING_SNAKE_CASE
-/// of the semconv examples (`MSG_SIZE_TOO_LARGE`, `UNKNOWN_TOPIC_OR_PARTITION`,
-/// `MESSAGE_TIMED_OUT`); `PARTITION_EOF` for the end-of-partition event (which rdkafka reports
-/// without a code); `_OTHER` for other errors that carry no code.
+/// The `error.type` of a Kafka error: the name of rdkafka's `RDKafkaErrorCode` variant in
+/// SCREAMING_SNAKE_CASE (`MessageSizeTooLarge` → `MESSAGE_SIZE_TOO_LARGE`,
+/// `UnknownTopicOrPartition` → `UNKNOWN_TOPIC_OR_PARTITION`, `MessageTimedOut` →
+/// `MESSAGE_TIMED_OUT`, `NoOffset` → `NO_OFFSET`); `PARTITION_EOF` for the end-of-partition event
+/// (which rdkafka reports without a code); `_OTHER` for other errors that carry no code.
 ///
-/// The name is derived from rdkafka's `RDKafkaErrorCode` variant name (`MessageSizeTooLarge` →
-/// `MESSAGE_SIZE_TOO_LARGE`), so it is stable across releases and of low cardinality.
+/// These are rdkafka's names, close to but not always librdkafka's (`MSG_SIZE_TOO_LARGE`) or the
+/// Kafka protocol's (`MESSAGE_TOO_LARGE`); they are stable across releases and of low
+/// cardinality.
 pub fn error_type(error: &KafkaError) -> Cow<'static, str> {
     match error.rdkafka_error_code() {
         Some(code) => Cow::Owned(screaming_snake(&format!("{code:?}"))),

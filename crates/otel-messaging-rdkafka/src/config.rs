@@ -1,76 +1,85 @@
-//! [`KafkaInstrumentation`]: an instrumenter plus the facts of one Kafka client.
+//! [`KafkaInstrumentation`] (the instrumenter and the policies) and the facts of each Kafka client.
 //!
-//! Why a module beside the standard anatomy: rdkafka clients do not expose their configuration
-//! once created, yet semconv wants `server.address`, `messaging.client.id` and
-//! `messaging.consumer.group.name` on every span. This type reads them once from the
-//! [`ClientConfig`] the client is built from, and is shared by `producer.rs` and `consumer.rs`.
+//! Why a module beside the standard anatomy: semconv wants `server.address`, `server.port`,
+//! `messaging.client.id`, `messaging.consumer.group.name` and `messaging.kafka.cluster.id` on every
+//! span, and rdkafka's Rust clients do not expose their configuration once created. This module
+//! reads those facts from the client's **native handle** (librdkafka `rd_kafka_conf_get` on
+//! `rd_kafka_conf()`, the configuration the client was created with) the first time a client is
+//! seen, and caches them per client, so the plain `*_traced` methods (no instrumentation argument)
+//! give the complete attribute set. Messages received through a traced receive remember their
+//! client (by librdkafka topic handle), so `message.process_traced(..)` gets the same facts.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use otel_messaging::MessagingInstrumenter;
-use rdkafka::{ClientConfig, client::Client, util::Timeout};
+use rdkafka::{ClientConfig, ClientContext, client::Client, message::BorrowedMessage, util::Timeout};
 
-/// What the instrumentation knows about one Kafka client: the instrumenter to use, the broker
-/// address, client id and consumer group from the client's [`ClientConfig`], whether message
-/// keys may be recorded, and the cluster id once the client has learnt it.
+/// The instrumenter and the policies the Kafka sugar uses.
 ///
-/// Build one per client (per `ClientConfig`) and pass it to the `*_traced_with` methods. The
-/// plain `*_traced` methods use [`KafkaInstrumentation::global`], which knows no client facts.
+/// The facts of each client (`server.address`/`server.port` from the first `bootstrap.servers`
+/// entry, `messaging.client.id` from `client.id`, `messaging.consumer.group.name` from
+/// `group.id`, `message.max.bytes`, and `messaging.kafka.cluster.id` once librdkafka knows it)
+/// are read from the client itself, so one instrumentation serves every client of the process and
+/// [`global`](Self::global), behind the plain `*_traced` methods, is complete.
 ///
 /// # Examples
 ///
 /// ```
+/// use otel_messaging::MessagingInstrumenter;
 /// use otel_messaging_rdkafka::KafkaInstrumentation;
-/// use rdkafka::ClientConfig;
 ///
-/// let mut config = ClientConfig::new();
-/// config.set("bootstrap.servers", "kafka-1:9092,kafka-2:9092").set("group.id", "billing");
-/// let instrumentation = KafkaInstrumentation::from_config(&config);
-/// assert_eq!(instrumentation.server(), Some(("kafka-1", Some(9092))));
-/// assert_eq!(instrumentation.consumer_group(), Some("billing"));
+/// let instrumentation = KafkaInstrumentation::new()
+///     .with_instrumenter(MessagingInstrumenter::builder().with_trust_boundary(true).build())
+///     .with_capture_key(false);
+/// assert!(!instrumentation.captures_key());
 /// ```
 #[derive(Debug, Clone)]
 pub struct KafkaInstrumentation {
     pub(crate) instrumenter: MessagingInstrumenter,
-    server: Option<(Arc<str>, Option<u16>)>,
-    client_id: Option<Arc<str>>,
-    group_id: Option<Arc<str>>,
+    /// Facts for messages whose client is unknown (an `OwnedMessage`, or a `BorrowedMessage`
+    /// from an untraced receive): set by [`from_config`](Self::from_config), else empty.
+    fallback: Arc<ClientFacts>,
     capture_key: bool,
-    max_message_bytes: usize,
-    /// The cluster id of the first client that reported one, with that client's native handle
-    /// address: other clients sharing this instrumentation are asked themselves.
-    cluster_id: Arc<OnceLock<(usize, Arc<str>)>>,
+    max_message_bytes: Option<usize>,
 }
 
 /// librdkafka's default `message.max.bytes`: 1 000 000 bytes.
 pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
 
+impl Default for KafkaInstrumentation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl KafkaInstrumentation {
-    /// Facts read from `config`: `bootstrap.servers` (the first entry, as `server.address` and
-    /// `server.port`), `client.id` (`messaging.client.id`) and `group.id`
-    /// (`messaging.consumer.group.name`). Uses the global default instrumenter
-    /// ([`MessagingInstrumenter::global`]) until [`with_instrumenter`](Self::with_instrumenter).
-    pub fn from_config(config: &ClientConfig) -> Self {
-        let server = config.get("bootstrap.servers").and_then(first_server);
+    /// The global default instrumenter ([`MessagingInstrumenter::global`]) and every policy at
+    /// its default.
+    pub fn new() -> Self {
         KafkaInstrumentation {
             instrumenter: MessagingInstrumenter::global().clone(),
-            server,
-            client_id: config.get("client.id").map(Arc::from),
-            group_id: config.get("group.id").map(Arc::from),
-            capture_key: false,
-            max_message_bytes: config
-                .get("message.max.bytes")
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES),
-            cluster_id: Arc::default(),
+            fallback: Arc::new(ClientFacts::default()),
+            capture_key: true,
+            max_message_bytes: None,
         }
     }
 
-    /// The instrumentation the plain `*_traced` methods use: the global default instrumenter and
-    /// no client facts.
+    /// Like [`new`](Self::new), with `config`'s facts (`bootstrap.servers`, `client.id`,
+    /// `group.id`, `message.max.bytes`) as the fallback for messages whose client the crate does
+    /// not know: an `OwnedMessage` (detached from its consumer), or a `BorrowedMessage` received
+    /// with the plain `recv()` rather than a traced receive. Spans of a known client always use
+    /// that client's own facts.
+    pub fn from_config(config: &ClientConfig) -> Self {
+        KafkaInstrumentation {
+            fallback: Arc::new(ClientFacts::from_lookup(&[], |name| config.get(name).map(str::to_owned))),
+            ..Self::new()
+        }
+    }
+
+    /// The instrumentation the plain `*_traced` methods use: [`new`](Self::new), built once.
     pub fn global() -> &'static KafkaInstrumentation {
         static GLOBAL: OnceLock<KafkaInstrumentation> = OnceLock::new();
-        GLOBAL.get_or_init(|| KafkaInstrumentation::from_config(&ClientConfig::new()))
+        GLOBAL.get_or_init(KafkaInstrumentation::new)
     }
 
     /// Uses `instrumenter` (explicit providers, policies) instead of the global default.
@@ -79,27 +88,31 @@ impl KafkaInstrumentation {
         self
     }
 
-    /// Records message keys as `messaging.kafka.message.key` when they are UTF-8.
+    /// Whether UTF-8 message keys are recorded as `messaging.kafka.message.key` on
+    /// single-message spans (Recommended in semconv v1.44 `kafka.md`). Keys that are not UTF-8
+    /// are never recorded.
     ///
-    /// Defaults to `false`: keys often hold user or tenant identifiers.
+    /// Defaults to `true`. Turn it off when keys hold personal data (user or tenant identifiers).
     pub fn with_capture_key(mut self, enabled: bool) -> Self {
         self.capture_key = enabled;
         self
     }
 
-    /// The producer's `message.max.bytes` (bytes): the context written into a record is cut down
-    /// (`baggage`, then `tracestate`, then all of it, recording `otel_messaging.context.injected =
-    /// false`) so that a record that fits this limit uninstrumented still fits it.
+    /// The `message.max.bytes` (bytes) injection must respect for records of `client`: the
+    /// context written into a record is cut down (`baggage`, then `tracestate`, then all of it,
+    /// recording `otel_messaging.context.injected = false`) so that a record that fits this limit
+    /// uninstrumented still fits it.
     ///
-    /// Defaults to the config's `message.max.bytes`, else librdkafka's default
-    /// [`DEFAULT_MESSAGE_MAX_BYTES`] (also for [`global`](Self::global), which knows no config).
-    pub fn max_message_bytes(&self) -> usize {
-        self.max_message_bytes
+    /// Defaults to the client's own `message.max.bytes` (librdkafka's default is
+    /// [`DEFAULT_MESSAGE_MAX_BYTES`]) unless set with
+    /// [`with_max_message_bytes`](Self::with_max_message_bytes).
+    pub fn max_message_bytes<C: ClientContext>(&self, client: &Client<C>) -> usize {
+        self.max_message_bytes.unwrap_or_else(|| ClientFacts::of(client).max_message_bytes)
     }
 
-    /// Sets the limit of [`max_message_bytes`](Self::max_message_bytes), in bytes.
+    /// Sets the limit of [`max_message_bytes`](Self::max_message_bytes) for every client, in bytes.
     pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
-        self.max_message_bytes = bytes;
+        self.max_message_bytes = Some(bytes);
         self
     }
 
@@ -108,46 +121,208 @@ impl KafkaInstrumentation {
         &self.instrumenter
     }
 
-    /// `server.address` and `server.port`: the first `bootstrap.servers` entry.
-    pub fn server(&self) -> Option<(&str, Option<u16>)> {
-        self.server.as_ref().map(|(host, port)| (host.as_ref(), *port))
-    }
-
-    /// `messaging.client.id`: the `client.id` setting, if set.
-    pub fn client_id(&self) -> Option<&str> {
-        self.client_id.as_deref()
-    }
-
-    /// `messaging.consumer.group.name`: the `group.id` setting, if set.
-    pub fn consumer_group(&self) -> Option<&str> {
-        self.group_id.as_deref()
-    }
-
-    /// Whether message keys are recorded.
+    /// Whether message keys are recorded ([`with_capture_key`](Self::with_capture_key)).
     pub fn captures_key(&self) -> bool {
         self.capture_key
     }
 
-    /// `messaging.kafka.cluster.id` if a client already reported it, without asking any client.
-    pub(crate) fn cached_cluster_id(&self) -> Option<Arc<str>> {
-        self.cluster_id.get().map(|(_, id)| id.clone())
+    /// The facts for a message and whether they are its client's (known when a traced receive
+    /// returned it, which also counted it), else the [`from_config`](Self::from_config) fallback.
+    pub(crate) fn facts_of_message(&self, topic_handle: Option<usize>) -> (Arc<ClientFacts>, bool) {
+        match topic_handle.and_then(ClientFacts::of_topic) {
+            Some(facts) => (facts, true),
+            None => (self.fallback.clone(), false),
+        }
     }
 
-    /// `messaging.kafka.cluster.id` of `client`, once known. The first client to report an id
-    /// has it cached here (keyed by its native handle); any other client sharing this
-    /// instrumentation (e.g. through [`global`](Self::global)) is asked each time, without waiting
-    /// (librdkafka answers from its metadata cache), so a span never carries another cluster's id.
-    pub(crate) fn cluster_id<C: rdkafka::ClientContext>(&self, client: &Client<C>) -> Option<Arc<str>> {
-        let handle = client.native_ptr() as usize;
-        if let Some((owner, id)) = self.cluster_id.get()
-            && *owner == handle
+    /// The limit for `client` as [`max_message_bytes`](Self::max_message_bytes), from its facts.
+    pub(crate) fn limit(&self, facts: &ClientFacts) -> usize {
+        self.max_message_bytes.unwrap_or(facts.max_message_bytes)
+    }
+}
+
+/// What one Kafka client says about itself, read once from its configuration.
+#[derive(Debug)]
+pub(crate) struct ClientFacts {
+    /// librdkafka's `rd_kafka_name()` (`{client.id}#{producer|consumer}-{n}`, unique in the
+    /// process): tells a client apart from a later one created at the same handle address.
+    name: Box<[u8]>,
+    server: Option<(Arc<str>, Option<u16>)>,
+    client_id: Option<Arc<str>>,
+    group_id: Option<Arc<str>>,
+    max_message_bytes: usize,
+    cluster_id: OnceLock<Arc<str>>,
+}
+
+impl Default for ClientFacts {
+    fn default() -> Self {
+        ClientFacts::from_lookup(&[], |_| None)
+    }
+}
+
+/// Clients whose facts were read, by native handle address.
+static CLIENTS: RwLock<Vec<(usize, Arc<ClientFacts>)>> = RwLock::new(Vec::new());
+/// Topic handles (`rd_kafka_topic_t`, per client) of messages returned by a traced receive.
+static TOPICS: RwLock<Vec<(usize, Arc<ClientFacts>)>> = RwLock::new(Vec::new());
+/// Most entries kept in each registry; beyond it the oldest half is forgotten (a process with
+/// this many clients re-reads facts now and then, nothing worse).
+const REGISTRY_CAPACITY: usize = 1024;
+
+fn remember(registry: &RwLock<Vec<(usize, Arc<ClientFacts>)>>, key: usize, facts: Arc<ClientFacts>) {
+    let mut entries = registry.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    entries.retain(|(k, _)| *k != key);
+    if entries.len() >= REGISTRY_CAPACITY {
+        entries.drain(..REGISTRY_CAPACITY / 2);
+    }
+    entries.push((key, facts));
+}
+
+impl ClientFacts {
+    fn from_lookup(name: &[u8], get: impl Fn(&str) -> Option<String>) -> Self {
+        let non_empty = |key: &str| get(key).filter(|v| !v.trim().is_empty());
+        ClientFacts {
+            name: name.into(),
+            server: non_empty("bootstrap.servers").as_deref().and_then(first_server),
+            client_id: non_empty("client.id").map(Arc::from),
+            group_id: non_empty("group.id").map(Arc::from),
+            max_message_bytes: non_empty("message.max.bytes")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES),
+            cluster_id: OnceLock::new(),
+        }
+    }
+
+    /// The facts of `client`, read from its native handle the first time it is seen.
+    pub(crate) fn of<C: ClientContext>(client: &Client<C>) -> Arc<ClientFacts> {
+        let handle = client.native_ptr();
+        let name = native::name(handle);
+        let key = handle as usize;
         {
+            let entries = CLIENTS.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((_, facts)) = entries.iter().find(|(k, f)| *k == key && *f.name == *name.to_bytes()) {
+                return facts.clone();
+            }
+        }
+        let facts =
+            Arc::new(ClientFacts::from_lookup(name.to_bytes(), |setting| native::conf_get(handle, setting)));
+        remember(&CLIENTS, key, facts.clone());
+        facts
+    }
+
+    /// The facts of the client that received messages of `topic_handle` through a traced receive.
+    fn of_topic(topic_handle: usize) -> Option<Arc<ClientFacts>> {
+        let entries = TOPICS.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.iter().find(|(k, _)| *k == topic_handle).map(|(_, f)| f.clone())
+    }
+
+    /// Remembers that `message` came from the client of `self`, so that its process span finds
+    /// these facts.
+    pub(crate) fn remember_message(self: &Arc<Self>, message: &BorrowedMessage<'_>) {
+        let key = topic_handle(message);
+        let known = {
+            let entries = TOPICS.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            entries.iter().any(|(k, f)| *k == key && Arc::ptr_eq(f, self))
+        };
+        if !known {
+            remember(&TOPICS, key, self.clone());
+        }
+    }
+
+    /// `server.address` and `server.port`: the first `bootstrap.servers` entry.
+    pub(crate) fn server(&self) -> Option<(&str, Option<u16>)> {
+        self.server.as_ref().map(|(host, port)| (host.as_ref(), *port))
+    }
+
+    /// `messaging.client.id`: the `client.id` setting (librdkafka's default is `rdkafka`).
+    pub(crate) fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// `messaging.consumer.group.name`: the `group.id` setting, if set.
+    pub(crate) fn consumer_group(&self) -> Option<&str> {
+        self.group_id.as_deref()
+    }
+
+    /// `messaging.kafka.cluster.id` if this client already reported it.
+    pub(crate) fn cached_cluster_id(&self) -> Option<Arc<str>> {
+        self.cluster_id.get().cloned()
+    }
+
+    /// `messaging.kafka.cluster.id` of `client` (whose facts these are), asked of librdkafka
+    /// without waiting (it answers from its metadata cache) until known, then cached.
+    pub(crate) fn cluster_id<C: ClientContext>(&self, client: &Client<C>) -> Option<Arc<str>> {
+        if let Some(id) = self.cluster_id.get() {
             return Some(id.clone());
         }
         let id: Arc<str> = client.fetch_cluster_id(Timeout::After(std::time::Duration::ZERO))?.into();
-        let (owner, cached) = self.cluster_id.get_or_init(|| (handle, id.clone()));
-        Some(if *owner == handle { cached.clone() } else { id })
+        Some(self.cluster_id.get_or_init(|| id).clone())
     }
+}
+
+/// The only `unsafe` of this module: reading a client's configuration and name, and a message's
+/// topic handle, through librdkafka's C API.
+///
+/// Audit notes: every pointer comes from a live rdkafka value borrowed for the call (`Client`
+/// keeps its `rd_kafka_t` alive; `BorrowedMessage` its `rd_kafka_message_t`). `rd_kafka_conf()`
+/// returns the handle's own configuration, valid as long as the handle; `rd_kafka_conf_get` copies
+/// into our buffer, with the size protocol of its documentation (first call sizes, second fills,
+/// NUL-terminated). `rd_kafka_name()` returns a NUL-terminated string owned by the handle.
+#[allow(unsafe_code)]
+mod native {
+    use std::ffi::{CStr, CString, c_char};
+
+    use rdkafka::{
+        bindings::{rd_kafka_conf, rd_kafka_conf_get, rd_kafka_conf_res_t, rd_kafka_name},
+        message::BorrowedMessage,
+        types::RDKafka,
+    };
+
+    /// The value of setting `name` of the client behind `handle`, if set and UTF-8.
+    pub(super) fn conf_get(handle: *mut RDKafka, name: &str) -> Option<String> {
+        let name = CString::new(name).ok()?;
+        // SAFETY: `handle` is a live client handle (module notes).
+        let conf = unsafe { rd_kafka_conf(handle) };
+        if conf.is_null() {
+            return None;
+        }
+        let mut size = 0usize;
+        // SAFETY: `conf` is valid; a null destination asks for the size only.
+        let res = unsafe { rd_kafka_conf_get(conf, name.as_ptr(), std::ptr::null_mut(), &mut size) };
+        if res != rd_kafka_conf_res_t::RD_KAFKA_CONF_OK || size == 0 {
+            return None;
+        }
+        let mut buffer = vec![0u8; size];
+        // SAFETY: `buffer` holds `size` bytes, as `size` tells librdkafka.
+        let res = unsafe {
+            rd_kafka_conf_get(conf, name.as_ptr(), buffer.as_mut_ptr().cast::<c_char>(), &mut size)
+        };
+        if res != rd_kafka_conf_res_t::RD_KAFKA_CONF_OK {
+            return None;
+        }
+        CStr::from_bytes_until_nul(&buffer).ok()?.to_str().ok().map(str::to_owned)
+    }
+
+    /// librdkafka's name of the client behind `handle` (`rd_kafka_name`).
+    pub(super) fn name<'h>(handle: *mut RDKafka) -> &'h CStr {
+        // SAFETY: `handle` is live; the name is NUL-terminated, owned by the handle, which the
+        // caller's `&Client` borrow outlives the use of.
+        let name = unsafe { rd_kafka_name(handle) };
+        if name.is_null() { c"" } else { unsafe { CStr::from_ptr(name) } }
+    }
+
+    /// The address of the topic handle (`rd_kafka_topic_t`, one per client and topic) of a
+    /// received message: a key, never dereferenced here.
+    pub(super) fn topic_handle(message: &BorrowedMessage<'_>) -> usize {
+        // SAFETY: `ptr()` is the live `rd_kafka_message_t` the message borrows; only its `rkt`
+        // field is read.
+        unsafe { (*message.ptr()).rkt as usize }
+    }
+}
+
+/// The address of a received message's librdkafka topic handle (one per client and topic), the
+/// key under which a traced receive remembers the message's client.
+pub(crate) fn topic_handle(message: &BorrowedMessage<'_>) -> usize {
+    native::topic_handle(message)
 }
 
 /// The first `host:port` of a `bootstrap.servers` list (`host`, `[v6]:port`, optional

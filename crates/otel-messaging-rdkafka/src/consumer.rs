@@ -1,11 +1,20 @@
-//! Traced consumption: a `process {topic}` CONSUMER span per message around the user's handler
-//! ([`MessageExt::process_traced`], and the [`StreamConsumerExt::stream_traced`] adapter), and a
-//! `poll {topic}` CLIENT span linking every message of a batch
-//! ([`StreamConsumerExt::recv_batch_traced`]).
+//! Traced consumption.
 //!
-//! Parent and links of process spans follow the instrumenter's
-//! [`ProcessParent`](otel_messaging::ProcessParent) policy (semconv v1.44
-//! `messaging-spans.md`, "Consumer spans"); queue wait is measured from the record timestamp.
+//! - Receive: [`StreamConsumerExt::recv_traced`], [`stream_traced`](StreamConsumerExt::stream_traced)
+//!   and [`recv_batch_traced`](StreamConsumerExt::recv_batch_traced) record a `poll {topic}`
+//!   CLIENT span per poll (semconv v1.44 `messaging-spans.md`: "Receive spans SHOULD be created
+//!   for … pull-based scenarios"; `kafka.md` names the operation `poll`), linked to the creation
+//!   context of every message it returned, and count the messages in
+//!   `messaging.client.consumed.messages`.
+//! - Process: [`MessageExt::process_traced`] and [`MessageExt::traced`] (and the stream, which
+//!   starts it for you) record a `process {topic}` CONSUMER span around the handler. Parent and
+//!   links follow the instrumenter's [`ProcessParent`](otel_messaging::ProcessParent) policy
+//!   ("Consumer spans"); queue wait is measured from the record timestamp.
+//! - Settle: [`ConsumerExt`] records `commit {topic}` / `store_offset {topic}` CLIENT spans for
+//!   offset commits, linked to the committed message's creation context ("Settlement spans").
+//!
+//! A message returned by a traced receive remembers its client, so its process span carries the
+//! client's facts (server, client id, consumer group, cluster id) and is not counted twice.
 
 use std::{
     future::Future,
@@ -18,46 +27,73 @@ use futures_core::Stream;
 use opentelemetry::{Context, KeyValue, propagation::Extractor};
 use otel_messaging::{Operation, TracedMessage, propagation::EmptyExtractor};
 use rdkafka::{
-    consumer::{ConsumerContext, StreamConsumer, stream_consumer::MessageStream},
+    ClientContext, TopicPartitionList,
+    client::Client,
+    consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer, stream_consumer::MessageStream},
     error::KafkaResult,
-    message::{BorrowedMessage, Message},
+    message::{BorrowedMessage, Message, OwnedMessage},
     util::AsyncRuntime,
 };
 
 use crate::{
-    attributes::{PollView, ProcessView, error_type, link_attributes},
+    attributes::{
+        OPERATION_COMMIT, OPERATION_STORE_OFFSET, PollView, ProcessView, SettleView, SingleMessage,
+        error_type, link_attributes,
+    },
     carrier::{HeadersExtractor, RawHeaders},
-    config::KafkaInstrumentation,
+    config::{ClientFacts, KafkaInstrumentation, topic_handle},
 };
 
-/// Starts the process operation of `message` inside `ambient`.
-fn start_process<M>(
-    instrumentation: &KafkaInstrumentation,
-    message: &M,
-    ambient: &Context,
-    counted: bool,
-) -> Operation
-where
-    M: Message + ?Sized,
-    M::Headers: RawHeaders,
-{
-    let view = ProcessView {
-        message,
-        cluster_id: instrumentation.cached_cluster_id(),
-        client: instrumentation,
-        counted,
-    };
-    match message.headers() {
-        Some(headers) => {
-            instrumentation.instrumenter.start_process_in(&view, &HeadersExtractor(headers), ambient)
-        }
-        None => instrumentation.instrumenter.start_process_in(&view, &EmptyExtractor, ambient),
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for rdkafka::message::BorrowedMessage<'_> {}
+    impl Sealed for rdkafka::message::OwnedMessage {}
+}
+
+/// A Kafka message the instrumentation can read: rdkafka's [`BorrowedMessage`] (which knows its
+/// client when a traced receive returned it) and [`OwnedMessage`] (detached: its spans carry the
+/// [`KafkaInstrumentation::from_config`] facts). Sealed.
+pub trait KafkaMessage: Message<Headers: RawHeaders> + sealed::Sealed {
+    #[doc(hidden)]
+    fn topic_handle(&self) -> Option<usize>;
+}
+
+impl KafkaMessage for BorrowedMessage<'_> {
+    fn topic_handle(&self) -> Option<usize> {
+        Some(topic_handle(self))
     }
 }
 
-/// Traced processing of a received Kafka message ([`BorrowedMessage`], `OwnedMessage`, any
-/// [`Message`]).
-pub trait MessageExt: Message {
+impl KafkaMessage for OwnedMessage {
+    fn topic_handle(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// The creation-context reader of a message (none without headers).
+fn extractor<M: Message<Headers: RawHeaders> + ?Sized>(message: &M) -> Box<dyn Extractor + '_> {
+    match message.headers() {
+        Some(headers) => Box::new(HeadersExtractor(headers)),
+        None => Box::new(EmptyExtractor),
+    }
+}
+
+/// Starts the process operation of `message` inside the current context.
+fn start_process<M: KafkaMessage + ?Sized>(instrumentation: &KafkaInstrumentation, message: &M) -> Operation {
+    let (facts, counted) = instrumentation.facts_of_message(message.topic_handle());
+    let view = ProcessView {
+        message,
+        cluster_id: facts.cached_cluster_id(),
+        client: &facts,
+        capture_key: instrumentation.captures_key(),
+        counted,
+    };
+    let extractor = extractor(message);
+    instrumentation.instrumenter.start_process_in(&view, &*extractor, &otel_messaging::current_context())
+}
+
+/// Traced processing of a received Kafka message ([`BorrowedMessage`], [`OwnedMessage`]).
+pub trait MessageExt: KafkaMessage {
     /// Runs `handler` inside a `process {topic}` CONSUMER span and returns its result unchanged.
     ///
     /// The span starts now and ends when `handler` completes; spans the handler creates nest under
@@ -74,9 +110,9 @@ pub trait MessageExt: Message {
     ///
     /// ```no_run
     /// # async fn run(consumer: rdkafka::consumer::StreamConsumer) -> anyhow::Result<()> {
-    /// use otel_messaging_rdkafka::MessageExt as _;
+    /// use otel_messaging_rdkafka::{MessageExt as _, StreamConsumerExt as _};
     ///
-    /// let message = consumer.recv().await?;
+    /// let message = consumer.recv_traced().await?;
     /// message.process_traced(async { /* handle */ Ok::<_, anyhow::Error>(()) }).await?;
     /// # Ok(()) }
     /// ```
@@ -100,35 +136,86 @@ pub trait MessageExt: Message {
     ) -> impl Future<Output = Result<T, E>>
     where
         F: Future<Output = Result<T, E>>,
-        E: std::fmt::Display;
-}
-
-impl<M> MessageExt for M
-where
-    M: Message + ?Sized,
-    M::Headers: RawHeaders,
-{
-    fn process_traced_with<F, T, E>(
-        &self,
-        instrumentation: &KafkaInstrumentation,
-        handler: F,
-    ) -> impl Future<Output = Result<T, E>>
-    where
-        F: Future<Output = Result<T, E>>,
         E: std::fmt::Display,
     {
-        let operation = start_process(instrumentation, self, &otel_messaging::current_context(), false);
-        operation.run(handler)
+        start_process(instrumentation, self).run(handler)
+    }
+
+    /// Starts the `process {topic}` CONSUMER span of this message now and returns the message
+    /// with it; run the handler with [`TracedMessage::process`], or use
+    /// [`TracedMessage::context`] as the parent of your own spans. Uses
+    /// [`KafkaInstrumentation::global`].
+    fn traced(self) -> TracedMessage<Self>
+    where
+        Self: Sized,
+    {
+        self.traced_with(KafkaInstrumentation::global())
+    }
+
+    /// [`traced`](Self::traced) with an explicit [`KafkaInstrumentation`].
+    fn traced_with(self, instrumentation: &KafkaInstrumentation) -> TracedMessage<Self>
+    where
+        Self: Sized,
+    {
+        let operation = start_process(instrumentation, &self);
+        TracedMessage::new(self, operation)
+    }
+}
+
+impl<M: KafkaMessage + ?Sized> MessageExt for M {}
+
+/// Records the single-message `poll {topic}` span of one receive that started at `started`.
+fn record_receive<Cx: ClientContext>(
+    instrumentation: &KafkaInstrumentation,
+    client: &Client<Cx>,
+    parent: &Context,
+    started: SystemTime,
+    result: &KafkaResult<BorrowedMessage<'_>>,
+) {
+    let facts = ClientFacts::of(client);
+    match result {
+        Ok(message) => {
+            facts.remember_message(message);
+            let view = PollView {
+                topic: Some(message.topic()),
+                partition: Some(message.partition()),
+                count: None,
+                single: Some(SingleMessage {
+                    offset: message.offset(),
+                    key: message.key(),
+                    capture_key: instrumentation.captures_key(),
+                    tombstone: message.payload().is_none(),
+                }),
+                cluster_id: facts.cluster_id(client),
+                client: &facts,
+            };
+            let extractor = extractor(message);
+            let links = std::iter::once((&*extractor, Vec::new()));
+            instrumentation.instrumenter.start_batch(&view, parent, Some(started), links).end_ok();
+        }
+        Err(e) => {
+            let view = PollView {
+                topic: None,
+                partition: None,
+                count: None,
+                single: None,
+                cluster_id: facts.cluster_id(client),
+                client: &facts,
+            };
+            instrumentation.instrumenter.start_at(&view, parent, started).end_error(&error_type(e), e);
+        }
     }
 }
 
 pin_project_lite::pin_project! {
-    /// The stream of [`StreamConsumerExt::stream_traced`]: each message arrives with its process
-    /// span already started.
+    /// The stream of [`StreamConsumerExt::stream_traced`]: each message's `poll` span is recorded
+    /// and its process span started when the message is handed over.
     pub struct TracedStream<'a, C: ConsumerContext> {
         #[pin]
         inner: MessageStream<'a, C>,
+        client: &'a Client<C>,
         instrumentation: &'a KafkaInstrumentation,
+        started: Option<SystemTime>,
     }
 }
 
@@ -143,36 +230,70 @@ impl<'a, C: ConsumerContext + 'a> Stream for TracedStream<'a, C> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         let this = self.project();
+        let started = *this.started.get_or_insert_with(SystemTime::now);
         let instrumentation = *this.instrumentation;
-        this.inner.poll_next(cx).map(|item| {
-            item.map(|result| {
-                result.map(|message| {
-                    let operation =
-                        start_process(instrumentation, &message, &otel_messaging::current_context(), false);
-                    TracedMessage::new(message, operation)
-                })
+        let client = *this.client;
+        let item = std::task::ready!(this.inner.poll_next(cx));
+        *this.started = None;
+        Poll::Ready(item.map(|result| {
+            record_receive(instrumentation, client, &otel_messaging::current_context(), started, &result);
+            result.map(|message| {
+                let operation = start_process(instrumentation, &message);
+                TracedMessage::new(message, operation)
             })
-        })
+        }))
     }
 }
 
-/// Traced consumption on rdkafka's [`StreamConsumer`].
-pub trait StreamConsumerExt<'a, C: ConsumerContext + 'a, R> {
-    /// Like [`StreamConsumer::stream`], but each message comes as a [`TracedMessage`] whose
-    /// `process {topic}` CONSUMER span starts when the message is handed over.
-    fn stream_traced(&'a self, instrumentation: &'a KafkaInstrumentation) -> TracedStream<'a, C>;
+/// Traced receives on rdkafka's [`StreamConsumer`].
+pub trait StreamConsumerExt<C: ConsumerContext + 'static> {
+    /// Receives one message like [`StreamConsumer::recv`] and records its `poll {topic}` CLIENT
+    /// span: from this call to the message, linked to the message's creation context, with its
+    /// partition, offset and key (single-message attributes). A failed receive records the span
+    /// with `error.type`. Uses [`KafkaInstrumentation::global`].
+    ///
+    /// Cancel safe, like `recv`: a future dropped before a message arrived received nothing and
+    /// records nothing.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged (e.g. `PartitionEOF` with `enable.partition.eof`).
+    fn recv_traced(&self) -> impl Future<Output = KafkaResult<BorrowedMessage<'_>>> {
+        self.recv_traced_with(KafkaInstrumentation::global())
+    }
+
+    /// [`recv_traced`](Self::recv_traced) with an explicit [`KafkaInstrumentation`].
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_traced`](Self::recv_traced).
+    fn recv_traced_with<'a>(
+        &'a self,
+        instrumentation: &'a KafkaInstrumentation,
+    ) -> impl Future<Output = KafkaResult<BorrowedMessage<'a>>>;
+
+    /// Like [`StreamConsumer::stream`], with each message's `poll {topic}` span recorded (as
+    /// [`recv_traced`](Self::recv_traced)) and each message handed over as a [`TracedMessage`]
+    /// whose `process {topic}` CONSUMER span has started. Uses [`KafkaInstrumentation::global`].
+    fn stream_traced(&self) -> TracedStream<'_, C> {
+        self.stream_traced_with(KafkaInstrumentation::global())
+    }
+
+    /// [`stream_traced`](Self::stream_traced) with an explicit [`KafkaInstrumentation`].
+    fn stream_traced_with<'a>(&'a self, instrumentation: &'a KafkaInstrumentation) -> TracedStream<'a, C>;
 
     /// Receives up to `max_messages` messages into `batch`, waiting at most `timeout` in total,
     /// and records one `poll {topic}` CLIENT span for them: it starts when this call starts, links
     /// every message's creation context (link attributes: partition, offset, and topic when the
     /// batch spans several topics), and carries `messaging.batch.message_count`. An empty poll
-    /// records no span. Messages counted here are not counted again in
-    /// `messaging.client.consumed.messages` when processed with [`process_batch_message`].
+    /// records no span; a failed one records it with `error.type`. Uses
+    /// [`KafkaInstrumentation::global`].
     ///
     /// Messages are **appended** to `batch` as they arrive (nothing already in it is touched);
-    /// returns how many were appended. `timeout` may be anything up to `Duration::MAX` (no
-    /// deadline); the deadline uses a runtime-independent timer ([`futures_timer`]), so this works
-    /// on any [`AsyncRuntime`], inside or outside a Tokio runtime.
+    /// returns how many were appended. Process them with [`MessageExt::process_traced`] (they are
+    /// not counted again). `timeout` may be anything up to `Duration::MAX` (no deadline); the
+    /// deadline uses a runtime-independent timer ([`futures_timer`]), so this works on any
+    /// [`AsyncRuntime`], inside or outside a Tokio runtime.
     ///
     /// # Cancel safety
     ///
@@ -190,42 +311,66 @@ pub trait StreamConsumerExt<'a, C: ConsumerContext + 'a, R> {
     /// # Examples
     ///
     /// ```no_run
-    /// # async fn run(consumer: rdkafka::consumer::StreamConsumer, tracing: otel_messaging_rdkafka::KafkaInstrumentation) {
+    /// # async fn run(consumer: rdkafka::consumer::StreamConsumer) {
     /// use otel_messaging_rdkafka::StreamConsumerExt as _;
     /// use std::time::Duration;
     ///
     /// let mut batch = Vec::with_capacity(100);
-    /// let result = consumer.recv_batch_traced(&tracing, &mut batch, 100, Duration::from_secs(1)).await;
+    /// let result = consumer.recv_batch_traced(&mut batch, 100, Duration::from_secs(1)).await;
     /// for message in batch.drain(..) { /* handle every message, even when `result` is an error */ }
     /// # }
     /// ```
-    fn recv_batch_traced<'b>(
+    fn recv_batch_traced<'a>(
+        &'a self,
+        batch: &mut Vec<BorrowedMessage<'a>>,
+        max_messages: usize,
+        timeout: Duration,
+    ) -> impl Future<Output = KafkaResult<usize>> {
+        self.recv_batch_traced_with(KafkaInstrumentation::global(), batch, max_messages, timeout)
+    }
+
+    /// [`recv_batch_traced`](Self::recv_batch_traced) with an explicit [`KafkaInstrumentation`].
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_batch_traced`](Self::recv_batch_traced).
+    fn recv_batch_traced_with<'a>(
         &'a self,
         instrumentation: &'a KafkaInstrumentation,
-        batch: &'b mut Vec<BorrowedMessage<'a>>,
+        batch: &mut Vec<BorrowedMessage<'a>>,
         max_messages: usize,
         timeout: Duration,
     ) -> impl Future<Output = KafkaResult<usize>>;
 }
 
-impl<'a, C, R> StreamConsumerExt<'a, C, R> for StreamConsumer<C, R>
+impl<C, R> StreamConsumerExt<C> for StreamConsumer<C, R>
 where
     C: ConsumerContext + 'static,
-    R: AsyncRuntime + 'a,
+    R: AsyncRuntime,
 {
-    fn stream_traced(&'a self, instrumentation: &'a KafkaInstrumentation) -> TracedStream<'a, C> {
-        TracedStream { inner: self.stream(), instrumentation }
-    }
-
-    async fn recv_batch_traced<'b>(
+    async fn recv_traced_with<'a>(
         &'a self,
         instrumentation: &'a KafkaInstrumentation,
-        batch: &'b mut Vec<BorrowedMessage<'a>>,
+    ) -> KafkaResult<BorrowedMessage<'a>> {
+        let parent = otel_messaging::current_context();
+        let started = SystemTime::now();
+        let result = self.recv().await;
+        record_receive(instrumentation, self.client(), &parent, started, &result);
+        result
+    }
+
+    fn stream_traced_with<'a>(&'a self, instrumentation: &'a KafkaInstrumentation) -> TracedStream<'a, C> {
+        TracedStream { inner: self.stream(), client: self.client(), instrumentation, started: None }
+    }
+
+    async fn recv_batch_traced_with<'a>(
+        &'a self,
+        instrumentation: &'a KafkaInstrumentation,
+        batch: &mut Vec<BorrowedMessage<'a>>,
         max_messages: usize,
         timeout: Duration,
     ) -> KafkaResult<usize> {
         use futures_util::future::{Either, select};
-        use rdkafka::consumer::Consumer as _;
 
         let mut poll = PollGuard {
             instrumentation,
@@ -260,11 +405,11 @@ where
     }
 }
 
-/// Records the `poll` span of the messages appended to `batch` when dropped: at the end of
-/// `recv_batch_traced`, or when its future is cancelled.
-struct PollGuard<'g, 'a, Cx: rdkafka::ClientContext> {
+/// Records the `poll` span of the messages appended to `batch` (or of the error) when dropped: at
+/// the end of `recv_batch_traced`, or when its future is cancelled.
+struct PollGuard<'g, 'a, Cx: ClientContext> {
     instrumentation: &'g KafkaInstrumentation,
-    client: &'g rdkafka::client::Client<Cx>,
+    client: &'g Client<Cx>,
     parent: Context,
     started: SystemTime,
     first: usize,
@@ -272,80 +417,206 @@ struct PollGuard<'g, 'a, Cx: rdkafka::ClientContext> {
     error: Option<(std::borrow::Cow<'static, str>, String)>,
 }
 
-impl<Cx: rdkafka::ClientContext> Drop for PollGuard<'_, '_, Cx> {
+impl<Cx: ClientContext> Drop for PollGuard<'_, '_, Cx> {
     fn drop(&mut self) {
         let received = self.batch.get(self.first..).unwrap_or_default();
-        if !received.is_empty() {
-            record_poll(
-                self.instrumentation,
-                self.client,
-                &self.parent,
-                self.started,
-                received,
-                self.error.take(),
-            );
+        if received.is_empty() && self.error.is_none() {
+            return;
+        }
+        let facts = ClientFacts::of(self.client);
+        let first = received.first();
+        let same_topic = received.iter().all(|m| Some(m.topic()) == first.map(|f| f.topic()));
+        let same_partition =
+            same_topic && received.iter().all(|m| Some(m.partition()) == first.map(|f| f.partition()));
+        let view = PollView {
+            topic: first.filter(|_| same_topic).map(|f| f.topic()),
+            partition: first.filter(|_| same_partition).map(|f| f.partition()),
+            count: Some(received.len() as u64),
+            single: None,
+            cluster_id: facts.cluster_id(self.client),
+            client: &facts,
+        };
+        let extractors: Vec<(Box<dyn Extractor + '_>, Vec<KeyValue>)> = received
+            .iter()
+            .map(|m| {
+                facts.remember_message(m);
+                (extractor(m), link_attributes(m, !same_topic))
+            })
+            .collect();
+        let links = extractors.iter().map(|(e, attributes)| (&**e, attributes.clone()));
+        let operation =
+            self.instrumentation.instrumenter.start_batch(&view, &self.parent, Some(self.started), links);
+        match self.error.take() {
+            Some((error_type, description)) => operation.end_error(&error_type, description),
+            None => operation.end_ok(),
         }
     }
 }
 
-/// Records the `poll` span of a received batch.
-fn record_poll<Cx: rdkafka::ClientContext, M>(
+/// Runs a settle call inside its span: linked to the creation context of `message` (if any),
+/// ended with the native result, which is returned unchanged.
+fn settle<Cx: ClientContext>(
     instrumentation: &KafkaInstrumentation,
-    client: &rdkafka::client::Client<Cx>,
-    parent: &Context,
-    started: SystemTime,
-    batch: &[M],
-    error: Option<(std::borrow::Cow<'static, str>, String)>,
-) where
-    M: Message,
-    M::Headers: RawHeaders,
-{
-    let first = &batch[0];
-    let same_topic = batch.iter().all(|m| m.topic() == first.topic());
-    let same_partition = same_topic && batch.iter().all(|m| m.partition() == first.partition());
-    let view = PollView {
-        topic: same_topic.then(|| first.topic()),
-        partition: same_partition.then(|| first.partition()),
-        count: batch.len() as u64,
-        cluster_id: instrumentation.cluster_id(client),
-        client: instrumentation,
+    client: &Client<Cx>,
+    operation_name: &'static str,
+    target: SettleTarget<'_, '_>,
+    call: impl FnOnce() -> KafkaResult<()>,
+) -> KafkaResult<()> {
+    let facts = ClientFacts::of(client);
+    let list_topic: Option<String>;
+    let (topic, partition, offset, message) = match target {
+        SettleTarget::Message(m) => (Some(m.topic()), Some(m.partition()), Some(m.offset()), Some(m)),
+        SettleTarget::List(list) => {
+            let elements = list.elements();
+            let first = elements.first();
+            let same_topic = elements.iter().all(|e| Some(e.topic()) == first.map(|f| f.topic()));
+            list_topic = first.filter(|_| same_topic).map(|f| f.topic().to_owned());
+            let partition = first.filter(|_| elements.len() == 1).map(|f| f.partition());
+            (list_topic.as_deref(), partition, None, None)
+        }
+        SettleTarget::State => (None, None, None, None),
     };
-    #[allow(clippy::type_complexity)]
-    let extractors: Vec<(Option<HeadersExtractor<'_, M::Headers>>, Vec<KeyValue>)> =
-        batch.iter().map(|m| (m.headers().map(HeadersExtractor), link_attributes(m, !same_topic))).collect();
-    let messages = extractors.iter().map(|(extractor, attributes)| {
-        let extractor: &dyn Extractor = match extractor {
-            Some(e) => e,
-            None => &EmptyExtractor,
-        };
-        (extractor, attributes.clone())
-    });
-    let operation = instrumentation.instrumenter.start_batch(&view, parent, Some(started), messages);
-    match error {
-        Some((error_type, description)) => operation.end_error(&error_type, description),
-        None => operation.end_ok(),
+    let view = SettleView {
+        operation_name,
+        topic,
+        partition,
+        offset,
+        cluster_id: facts.cluster_id(client),
+        client: &facts,
+    };
+    let parent = otel_messaging::current_context();
+    let operation = match message {
+        Some(m) => {
+            let extractor = extractor(m);
+            instrumentation.instrumenter.start_batch(
+                &view,
+                &parent,
+                None,
+                std::iter::once((&*extractor, Vec::new())),
+            )
+        }
+        None => instrumentation.instrumenter.start(&view, &parent),
+    };
+    let result = call();
+    operation.end(&result, error_type);
+    result
+}
+
+enum SettleTarget<'m, 'a> {
+    Message(&'m BorrowedMessage<'a>),
+    List(&'m TopicPartitionList),
+    State,
+}
+
+/// Traced offset commits (settle spans) on any rdkafka [`Consumer`].
+///
+/// Each call records a `commit {topic}` (or `store_offset {topic}`) CLIENT span, `messaging.
+/// operation.type = settle`, with the consumer group, partition and, for a message, its offset and
+/// a link to its creation context (semconv v1.44 `messaging-spans.md`, "Settlement spans"). The
+/// span covers the native call: with [`CommitMode::Async`] that is the enqueueing of the commit,
+/// not the broker's answer. Native results come back unchanged. The plain methods use
+/// [`KafkaInstrumentation::global`].
+pub trait ConsumerExt<C: ConsumerContext>: Consumer<C> {
+    /// [`Consumer::commit_message`], traced.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged; the span gets `error.type`.
+    fn commit_message_traced(&self, message: &BorrowedMessage<'_>, mode: CommitMode) -> KafkaResult<()> {
+        self.commit_message_traced_with(KafkaInstrumentation::global(), message, mode)
+    }
+
+    /// [`commit_message_traced`](Self::commit_message_traced) with an explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn commit_message_traced_with(
+        &self,
+        instrumentation: &KafkaInstrumentation,
+        message: &BorrowedMessage<'_>,
+        mode: CommitMode,
+    ) -> KafkaResult<()> {
+        settle(instrumentation, self.client(), OPERATION_COMMIT, SettleTarget::Message(message), || {
+            self.commit_message(message, mode)
+        })
+    }
+
+    /// [`Consumer::store_offset_from_message`] (the offset the next auto-commit commits), traced.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn store_offset_from_message_traced(&self, message: &BorrowedMessage<'_>) -> KafkaResult<()> {
+        self.store_offset_from_message_traced_with(KafkaInstrumentation::global(), message)
+    }
+
+    /// [`store_offset_from_message_traced`](Self::store_offset_from_message_traced) with an
+    /// explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn store_offset_from_message_traced_with(
+        &self,
+        instrumentation: &KafkaInstrumentation,
+        message: &BorrowedMessage<'_>,
+    ) -> KafkaResult<()> {
+        settle(instrumentation, self.client(), OPERATION_STORE_OFFSET, SettleTarget::Message(message), || {
+            self.store_offset_from_message(message)
+        })
+    }
+
+    /// [`Consumer::commit`] of a topic-partition list, traced (no links: the list holds offsets,
+    /// not messages).
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn commit_traced(&self, offsets: &TopicPartitionList, mode: CommitMode) -> KafkaResult<()> {
+        self.commit_traced_with(KafkaInstrumentation::global(), offsets, mode)
+    }
+
+    /// [`commit_traced`](Self::commit_traced) with an explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn commit_traced_with(
+        &self,
+        instrumentation: &KafkaInstrumentation,
+        offsets: &TopicPartitionList,
+        mode: CommitMode,
+    ) -> KafkaResult<()> {
+        settle(instrumentation, self.client(), OPERATION_COMMIT, SettleTarget::List(offsets), || {
+            self.commit(offsets, mode)
+        })
+    }
+
+    /// [`Consumer::commit_consumer_state`], traced (span `commit`, no destination).
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged (e.g. `NO_OFFSET` when nothing was consumed).
+    fn commit_consumer_state_traced(&self, mode: CommitMode) -> KafkaResult<()> {
+        self.commit_consumer_state_traced_with(KafkaInstrumentation::global(), mode)
+    }
+
+    /// [`commit_consumer_state_traced`](Self::commit_consumer_state_traced) with an explicit
+    /// instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn commit_consumer_state_traced_with(
+        &self,
+        instrumentation: &KafkaInstrumentation,
+        mode: CommitMode,
+    ) -> KafkaResult<()> {
+        settle(instrumentation, self.client(), OPERATION_COMMIT, SettleTarget::State, || {
+            self.commit_consumer_state(mode)
+        })
     }
 }
 
-/// Runs `handler` inside the `process {topic}` CONSUMER span of one message of a batch received
-/// with [`StreamConsumerExt::recv_batch_traced`] (the message is not counted again in
-/// `messaging.client.consumed.messages`). The parent is the current context's span if any
-/// (the spec default), following the instrumenter's policy.
-///
-/// # Errors
-///
-/// Returns the handler's error unchanged.
-pub async fn process_batch_message<M, F, T, E>(
-    instrumentation: &KafkaInstrumentation,
-    message: &M,
-    handler: F,
-) -> Result<T, E>
-where
-    M: Message + ?Sized,
-    M::Headers: RawHeaders,
-    F: Future<Output = Result<T, E>>,
-    E: std::fmt::Display,
-{
-    let operation = start_process(instrumentation, message, &otel_messaging::current_context(), true);
-    operation.run(handler).await
-}
+impl<C: ConsumerContext, T: Consumer<C> + ?Sized> ConsumerExt<C> for T {}

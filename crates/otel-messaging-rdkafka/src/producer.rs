@@ -29,7 +29,7 @@ use rdkafka::{
 use crate::{
     attributes::{SendView, delivery_attributes, error_type},
     carrier::{HeadersExtractor, PendingHeaders, fields_size, serialized_size},
-    config::KafkaInstrumentation,
+    config::{ClientFacts, KafkaInstrumentation},
 };
 
 /// Starts the send span of a record's fields and returns it with the record's headers, into which
@@ -45,14 +45,16 @@ fn start_send<C: ClientContext>(
     payload: Option<&[u8]>,
     headers: Option<OwnedHeaders>,
 ) -> (Operation, OwnedHeaders) {
+    let facts = ClientFacts::of(client);
     let view = SendView {
         topic,
         partition,
         key,
         tombstone: payload.is_none(),
         body_size: payload.map(|p| p.len() as u64),
-        cluster_id: instrumentation.cluster_id(client),
-        client: instrumentation,
+        cluster_id: facts.cluster_id(client),
+        client: &facts,
+        capture_key: instrumentation.captures_key(),
     };
     let operation = match &headers {
         Some(h) => instrumentation.instrumenter.start_send(&view, parent, &HeadersExtractor(h)),
@@ -65,7 +67,7 @@ fn start_send<C: ClientContext>(
             + key.map_or(0, <[u8]>::len)
             + payload.map_or(0, <[u8]>::len)
             + headers.as_ref().map_or(0, serialized_size);
-        fit_to_limit(&mut pending, native, instrumentation.max_message_bytes(), &operation);
+        fit_to_limit(&mut pending, native, instrumentation.limit(&facts), &operation);
     }
     let headers = pending.apply(headers.unwrap_or_else(|| OwnedHeaders::new_with_capacity(2)));
     (operation, headers)

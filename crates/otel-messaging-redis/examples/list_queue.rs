@@ -30,14 +30,14 @@ async fn main() -> anyhow::Result<()> {
 
     let tracer = global::tracer("app");
     let request = opentelemetry::Context::current_with_span(tracer.start("POST /jobs"));
-    async { conn.rpush_traced(&tracing, queue, b"resize image 42").await }
+    async { conn.rpush_traced_with(&tracing, queue, b"resize image 42").await }
         .with_context(request.clone())
         .await?;
     request.span().end();
     let _: usize = conn.rpush(queue, b"legacy producer, no envelope").await?;
 
     while let Some(job) = conn
-        .blmove_traced(&tracing, queue, processing, redis::Direction::Left, redis::Direction::Right, 1.0)
+        .blmove_traced_with(&tracing, queue, processing, redis::Direction::Left, redis::Direction::Right, 1.0)
         .await?
     {
         let (job, result) = job

@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let mut subscriber = client.get_async_pubsub().await?;
     subscriber.subscribe("example:events").await?;
     let mut conn = client.get_multiplexed_async_connection().await?;
-    let receivers = conn.publish_traced(&tracing, "example:events", b"order shipped").await?;
+    let receivers = conn.publish_traced_with(&tracing, "example:events", b"order shipped").await?;
     println!("published to {receivers} subscriber(s)");
 
     let message = tokio::time::timeout(Duration::from_secs(5), subscriber.on_message().next())
@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
         .context("no message in 5 s")?
         .context("subscription closed")?;
     let (event, result) = message
-        .traced(&tracing)
+        .traced_with(&tracing)
         .process(async |m| {
             println!("event on {}: {}", m.source, String::from_utf8_lossy(&m.payload));
             anyhow::Ok(())

@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
     let mut conn = client.get_multiplexed_async_connection().await?;
     let tracing = RedisInstrumentation::from_client(&client);
     for i in 0..count {
-        let id: String = conn.xadd_traced(&tracing, &stream, "*", &[("order", i.to_string())]).await?;
+        let id: String = conn.xadd_traced_with(&tracing, &stream, "*", &[("order", i.to_string())]).await?;
         println!("added entry {id}");
     }
     print!("{}", telemetry.waterfall());

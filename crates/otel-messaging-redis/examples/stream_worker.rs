@@ -32,14 +32,14 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let options = StreamReadOptions::default().group("workers", "worker-1").count(10).block(2000);
-    let reply = conn.xread_options_traced(&tracing, &[&stream], &[">"], &options).await?;
+    let reply = conn.xread_options_traced_with(&tracing, &[&stream], &[">"], &options).await?;
     for key in reply.keys {
         for entry in key.ids {
             let (_entry, result) = entry
-                .traced(&tracing, &key.key, Some("workers"))
+                .traced_with(&tracing)
                 .process(async |e| {
                     global::tracer("worker").in_span("handle order", |_| println!("handling {}", e.id));
-                    conn.clone().xack_traced(&tracing, &key.key, "workers", &[&e.id]).await
+                    conn.clone().xack_traced_with(&tracing, &key.key, "workers", &[&e.id]).await
                 })
                 .await;
             result?;

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use otel_messaging::MessagingInstrumenter;
+use otel_messaging::{MessagingInstrumenter, handoff::Handoff};
 
 /// The instrumentation of one Redis connection: the instrumenter, the server address and the
 /// crate's options.
@@ -28,7 +28,22 @@ pub struct RedisInstrumentation {
     strip_fields: bool,
     envelope_always: bool,
     claim_delivery_counts: bool,
+    /// Stream and group of entries returned by traced reads, by entry id, until processed.
+    pub(crate) handoff: Arc<Handoff<EntryFacts>>,
+    /// Stream and group of entries the handoff does not know.
+    default_stream: Option<EntryFacts>,
 }
+
+/// Where a stream entry was read: its stream and, for `XREADGROUP`/`XAUTOCLAIM`, the group.
+#[derive(Debug, Clone)]
+pub(crate) struct EntryFacts {
+    pub(crate) stream: Arc<str>,
+    pub(crate) group: Option<Arc<str>>,
+}
+
+/// Most stream entries whose stream and group are kept between a traced read and their process
+/// span; the oldest are forgotten first.
+const HANDOFF_CAPACITY: usize = 10_000;
 
 impl RedisInstrumentation {
     /// Facts read from `client`'s connection info (`server.address`, `server.port`; a Unix socket
@@ -53,6 +68,8 @@ impl RedisInstrumentation {
             strip_fields: false,
             envelope_always: false,
             claim_delivery_counts: false,
+            handoff: Arc::new(Handoff::new(HANDOFF_CAPACITY)),
+            default_stream: None,
         })
     }
 
@@ -62,8 +79,26 @@ impl RedisInstrumentation {
         self
     }
 
-    /// Removes the propagation fields (`traceparent`, `tracestate`, `baggage`, and any other field
-    /// of the propagator) from the entry map the handler sees, once the process span has read them.
+    /// The stream (and consumer group) of entries processed without a traced read that returned
+    /// them (e.g. read with the plain `xread_options`). Entries returned by a traced read
+    /// (`xread_options_traced`, `xread_traced`, `xautoclaim_traced`) always use the stream and
+    /// group of that read, kept by entry id (up to 10 000 unprocessed entries) until processed.
+    ///
+    /// Defaults to none: such entries' process spans have no destination.
+    pub fn with_stream(mut self, stream: &str, group: Option<&str>) -> Self {
+        self.default_stream = Some(EntryFacts { stream: Arc::from(stream), group: group.map(Arc::from) });
+        self
+    }
+
+    /// The stream and group of entry `id`: from the traced read that returned it, else
+    /// [`with_stream`](Self::with_stream)'s.
+    pub(crate) fn entry_facts(&self, id: &str) -> Option<EntryFacts> {
+        self.handoff.take(id).or_else(|| self.default_stream.clone())
+    }
+
+    /// Removes the propagation fields (those the instrumenter's propagator reads and writes:
+    /// `traceparent`, `tracestate`, `baggage` for W3C, `b3` or `X-B3-*` for B3, …) from the entry
+    /// map the handler sees, once the process span has read them.
     ///
     /// Defaults to `false`: the entry is handed over exactly as stored, as with the other brokers.
     pub fn with_strip_fields(mut self, enabled: bool) -> Self {

@@ -3,7 +3,7 @@
 //! `XACK` settle spans, `XAUTOCLAIM` with delivery counts, and enveloped list pops and pub/sub
 //! messages.
 
-use std::{future::Future, time::SystemTime};
+use std::{future::Future, sync::Arc, time::SystemTime};
 
 use opentelemetry::{Context, KeyValue, context::FutureExt as _, propagation::Extractor};
 use otel_messaging::{OperationType, TracedMessage, propagation::EmptyExtractor};
@@ -16,7 +16,7 @@ use redis::{
 use crate::{
     attributes::{RedisView, entry_link_attributes, entry_time, error_type},
     carrier::StreamFieldsExtractor,
-    config::RedisInstrumentation,
+    config::{EntryFacts, RedisInstrumentation},
     envelope::decode,
 };
 
@@ -28,6 +28,14 @@ pub const OPERATION_CLAIM: &str = "claim";
 pub const OPERATION_PROCESS: &str = "process";
 /// `messaging.operation.name` of `XACK` spans: `ack`.
 pub const OPERATION_ACK: &str = "ack";
+
+/// The one key of a command's key list, as text (`None` for several keys).
+fn single_key<K: ToRedisArgs>(keys: &[K]) -> Option<String> {
+    match keys {
+        [key] => key.to_redis_args().first().map(|k| String::from_utf8_lossy(k).into_owned()),
+        _ => None,
+    }
+}
 
 /// The consumer group of `XREADGROUP` options (`GROUP <group> <consumer>`).
 fn group_of(options: &StreamReadOptions) -> Option<String> {
@@ -55,6 +63,14 @@ fn record_entries<'e>(
     let mut view = RedisView::new(OperationType::Receive, name, single, instrumentation);
     view.group = group;
     view.batch = Some(count as u64);
+    let group_arc: Option<Arc<str>> = group.map(Arc::from);
+    for (stream, ids) in streams.clone() {
+        let stream: Arc<str> = Arc::from(stream);
+        for entry in ids {
+            let facts = EntryFacts { stream: stream.clone(), group: group_arc.clone() };
+            instrumentation.handoff.put(entry.id.clone(), facts);
+        }
+    }
     let entries: Vec<(StreamFieldsExtractor<'_>, Vec<KeyValue>)> = streams
         .flat_map(|(_, ids)| ids.iter())
         .map(|e| (StreamFieldsExtractor(&e.map), entry_link_attributes(&e.id)))
@@ -94,13 +110,34 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
     /// [`StreamReadReply`], and one `receive {stream}` CLIENT span (`receive` alone when several
     /// streams answered) from the call to the reply, linking every entry's creation context with
     /// its id as `messaging.message.id` link attribute, `messaging.batch.message_count`, and the
-    /// consumer group of the options. No span when nothing was read. Entries are counted in
-    /// `messaging.client.consumed.messages` here, not again when processed.
+    /// consumer group of the options. No span when nothing was read; a failed read records its
+    /// span (timed from the call) with `error.type`, counting no message. Entries are counted in
+    /// `messaging.client.consumed.messages` here, not again when processed, and each entry's stream
+    /// and group are kept for its process span ([`StreamEntryExt::traced`]). Uses
+    /// [`RedisInstrumentation::global`].
     ///
     /// # Errors
     ///
     /// The native error, unchanged.
     fn xread_options_traced<K, ID>(
+        &mut self,
+        keys: &[K],
+        ids: &[ID],
+        options: &StreamReadOptions,
+    ) -> impl Future<Output = RedisResult<StreamReadReply>> + Send
+    where
+        K: ToRedisArgs + Sync,
+        ID: ToRedisArgs + Sync,
+    {
+        self.xread_options_traced_with(RedisInstrumentation::global(), keys, ids, options)
+    }
+
+    /// [`xread_options_traced`](Self::xread_options_traced) with an explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn xread_options_traced_with<K, ID>(
         &mut self,
         instrumentation: &RedisInstrumentation,
         keys: &[K],
@@ -114,6 +151,7 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
         let parent = otel_messaging::current_context();
         let started = SystemTime::now();
         let group = group_of(options);
+        let key = single_key(keys);
         let mut cmd = redis::cmd(if group.is_some() { "XREADGROUP" } else { "XREAD" });
         cmd.arg(options).arg("STREAMS").arg(keys).arg(ids);
         async move {
@@ -131,9 +169,17 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
                     );
                 }
                 Err(e) => {
-                    let view =
-                        RedisView::new(OperationType::Receive, OPERATION_RECEIVE, None, instrumentation);
-                    instrumentation.instrumenter.start(&view, &parent).end_error(&error_type(e), e);
+                    let mut view = RedisView::new(
+                        OperationType::Receive,
+                        OPERATION_RECEIVE,
+                        key.as_deref(),
+                        instrumentation,
+                    );
+                    view.group = group.as_deref();
+                    instrumentation
+                        .instrumenter
+                        .start_at(&view, &parent, started)
+                        .end_error(&error_type(e), e);
                 }
             }
             result
@@ -141,12 +187,30 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
     }
 
     /// `XREAD STREAMS key... id...` with default options, traced as
-    /// [`xread_options_traced`](Self::xread_options_traced).
+    /// [`xread_options_traced`](Self::xread_options_traced). Uses
+    /// [`RedisInstrumentation::global`].
     ///
     /// # Errors
     ///
     /// The native error, unchanged.
     fn xread_traced<K, ID>(
+        &mut self,
+        keys: &[K],
+        ids: &[ID],
+    ) -> impl Future<Output = RedisResult<StreamReadReply>> + Send
+    where
+        K: ToRedisArgs + Sync,
+        ID: ToRedisArgs + Sync,
+    {
+        self.xread_traced_with(RedisInstrumentation::global(), keys, ids)
+    }
+
+    /// [`xread_traced`](Self::xread_traced) with an explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn xread_traced_with<K, ID>(
         &mut self,
         instrumentation: &RedisInstrumentation,
         keys: &[K],
@@ -158,7 +222,9 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
     {
         let options = StreamReadOptions::default();
         let parent = otel_messaging::current_context();
-        async move { self.xread_options_traced(instrumentation, keys, ids, &options).with_context(parent).await }
+        async move {
+            self.xread_options_traced_with(instrumentation, keys, ids, &options).with_context(parent).await
+        }
     }
 
     /// `XAUTOCLAIM key group consumer min-idle start [COUNT n]` like `AsyncCommands::xautoclaim_options`,
@@ -172,11 +238,38 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
     /// `delivered_count` is filled in; processing it with [`StreamEntryExt::traced`] then records
     /// `otel_messaging.redis.delivery_count`.
     ///
+    /// Uses [`RedisInstrumentation::global`].
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged (the span records it).
+    fn xautoclaim_traced(
+        &mut self,
+        key: &str,
+        group: &str,
+        consumer: &str,
+        min_idle_time_ms: u64,
+        start: &str,
+        options: StreamAutoClaimOptions,
+    ) -> impl Future<Output = RedisResult<StreamAutoClaimReply>> + Send {
+        self.xautoclaim_traced_with(
+            RedisInstrumentation::global(),
+            key,
+            group,
+            consumer,
+            min_idle_time_ms,
+            start,
+            options,
+        )
+    }
+
+    /// [`xautoclaim_traced`](Self::xautoclaim_traced) with an explicit instrumentation.
+    ///
     /// # Errors
     ///
     /// The native error, unchanged (the span records it).
     #[allow(clippy::too_many_arguments)]
-    fn xautoclaim_traced(
+    fn xautoclaim_traced_with(
         &mut self,
         instrumentation: &RedisInstrumentation,
         key: &str,
@@ -221,7 +314,10 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
                     let mut view =
                         RedisView::new(OperationType::Receive, OPERATION_CLAIM, Some(&key), instrumentation);
                     view.group = Some(&group);
-                    instrumentation.instrumenter.start(&view, &parent).end_error(&error_type(e), e);
+                    instrumentation
+                        .instrumenter
+                        .start_at(&view, &parent, started)
+                        .end_error(&error_type(e), e);
                 }
             }
             result
@@ -229,21 +325,38 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
     }
 
     /// `XACK key group id...` inside an `ack {stream}` settle span (CLIENT); returns the number of
-    /// entries acknowledged. `messaging.batch.message_count` is set when more than one id is given.
+    /// entries acknowledged. `messaging.batch.message_count` is set when more than one id is given,
+    /// `messaging.message.id` when one is. Uses [`RedisInstrumentation::global`].
     ///
     /// # Errors
     ///
     /// The native error, unchanged.
     fn xack_traced<ID: ToRedisArgs + Sync>(
         &mut self,
+        key: &str,
+        group: &str,
+        ids: &[ID],
+    ) -> impl Future<Output = RedisResult<usize>> + Send {
+        self.xack_traced_with(RedisInstrumentation::global(), key, group, ids)
+    }
+
+    /// [`xack_traced`](Self::xack_traced) with an explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn xack_traced_with<ID: ToRedisArgs + Sync>(
+        &mut self,
         instrumentation: &RedisInstrumentation,
         key: &str,
         group: &str,
         ids: &[ID],
     ) -> impl Future<Output = RedisResult<usize>> + Send {
+        let single_id = single_key(ids);
         let mut view = RedisView::new(OperationType::Settle, OPERATION_ACK, Some(key), instrumentation);
         view.group = Some(group);
         view.batch = (ids.len() > 1).then_some(ids.len() as u64);
+        view.message_id = single_id.as_deref();
         let operation = instrumentation.instrumenter.start(&view, &otel_messaging::current_context());
         let mut cmd = redis::cmd("XACK");
         cmd.arg(key).arg(group).arg(ids);
@@ -260,17 +373,19 @@ impl<C: ConnectionLike + Send + Sized> StreamsConsumerExt for C {}
 /// Process spans for stream entries.
 pub trait StreamEntryExt: Sized {
     /// Starts the `process {stream}` CONSUMER span of this entry and hands it over as a
-    /// [`TracedMessage`] (run the handler with `.process(async |entry| ...)`). The creation context
-    /// comes from the entry's fields; queue wait from the millisecond part of the entry id;
+    /// [`TracedMessage`] (run the handler with `.process(async |entry| ...)`). The stream and
+    /// consumer group are those of the traced read that returned the entry (else
+    /// [`RedisInstrumentation::with_stream`]'s); the creation context comes from the entry's
+    /// fields; queue wait from the millisecond part of the entry id;
     /// `otel_messaging.redis.delivery_count` from `delivered_count` when known (claimed entries).
     /// With [`RedisInstrumentation::with_strip_fields`] the propagation fields are removed from
-    /// the entry after they were read.
-    fn traced(
-        self,
-        instrumentation: &RedisInstrumentation,
-        stream: &str,
-        group: Option<&str>,
-    ) -> TracedMessage<StreamId>;
+    /// the entry after they were read. Uses [`RedisInstrumentation::global`].
+    fn traced(self) -> TracedMessage<StreamId> {
+        self.traced_with(RedisInstrumentation::global())
+    }
+
+    /// [`traced`](Self::traced) with an explicit instrumentation.
+    fn traced_with(self, instrumentation: &RedisInstrumentation) -> TracedMessage<StreamId>;
 
     /// Runs `handler` inside this entry's `process {stream}` CONSUMER span (see
     /// [`traced`](Self::traced)) and returns the entry and the handler's result unchanged.
@@ -280,37 +395,49 @@ pub trait StreamEntryExt: Sized {
     /// The handler's error, unchanged (span status `Error`, `error.type` = its Rust type name).
     fn process_traced<T, E>(
         self,
-        instrumentation: &RedisInstrumentation,
-        stream: &str,
-        group: Option<&str>,
         handler: impl AsyncFnOnce(&StreamId) -> Result<T, E>,
     ) -> impl Future<Output = (StreamId, Result<T, E>)>
     where
         E: std::fmt::Display,
     {
-        self.traced(instrumentation, stream, group).process(handler)
+        self.traced().process(handler)
+    }
+
+    /// [`process_traced`](Self::process_traced) with an explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// The handler's error, unchanged.
+    fn process_traced_with<T, E>(
+        self,
+        instrumentation: &RedisInstrumentation,
+        handler: impl AsyncFnOnce(&StreamId) -> Result<T, E>,
+    ) -> impl Future<Output = (StreamId, Result<T, E>)>
+    where
+        E: std::fmt::Display,
+    {
+        self.traced_with(instrumentation).process(handler)
     }
 }
 
 impl StreamEntryExt for StreamId {
-    fn traced(
-        mut self,
-        instrumentation: &RedisInstrumentation,
-        stream: &str,
-        group: Option<&str>,
-    ) -> TracedMessage<StreamId> {
-        let mut view =
-            RedisView::new(OperationType::Process, OPERATION_PROCESS, Some(stream), instrumentation);
-        view.group = group;
+    fn traced_with(mut self, instrumentation: &RedisInstrumentation) -> TracedMessage<StreamId> {
+        let facts = instrumentation.entry_facts(&self.id);
+        let mut view = RedisView::new(
+            OperationType::Process,
+            OPERATION_PROCESS,
+            facts.as_ref().map(|f| &*f.stream),
+            instrumentation,
+        );
+        view.group = facts.as_ref().and_then(|f| f.group.as_deref());
         view.message_id = Some(&self.id);
         view.sent = entry_time(&self.id);
         view.delivery_count = self.delivered_count.map(|n| n as u64);
         view.counted = true;
         let operation = instrumentation.instrumenter.start_process(&view, &StreamFieldsExtractor(&self.map));
         if instrumentation.strip_fields() {
-            for field in ["traceparent", "tracestate", "baggage"] {
-                self.map.retain(|k, _| !k.eq_ignore_ascii_case(field));
-            }
+            let fields = instrumentation.instrumenter.propagation_fields();
+            self.map.retain(|k, _| !fields.iter().any(|f| k.eq_ignore_ascii_case(f)));
         }
         TracedMessage::new(self, operation)
     }
@@ -325,14 +452,18 @@ pub struct QueueMessage {
     pub payload: Vec<u8>,
 }
 
+/// Starts the process span of a list or pub/sub message; `counted` when a traced receive (the
+/// pop) already counted it.
 fn start_queue_process(
     instrumentation: &RedisInstrumentation,
     source: String,
     bytes: &[u8],
+    counted: bool,
 ) -> TracedMessage<QueueMessage> {
     let (headers, payload) = decode(bytes);
     let mut view = RedisView::new(OperationType::Process, OPERATION_PROCESS, Some(&source), instrumentation);
     view.body_size = Some(payload.len() as u64);
+    view.counted = counted;
     let operation = match &headers {
         Some(h) => instrumentation.instrumenter.start_process(&view, h),
         None => instrumentation.instrumenter.start_process(&view, &EmptyExtractor),
@@ -341,11 +472,47 @@ fn start_queue_process(
     TracedMessage::new(QueueMessage { source, payload }, operation)
 }
 
+/// Records the `receive {list}` span of a blocking pop that started at `started`, and starts the
+/// popped message's process span. Nothing is recorded for a pop that timed out empty.
+fn record_pop(
+    instrumentation: &RedisInstrumentation,
+    parent: &Context,
+    started: SystemTime,
+    list: &str,
+    result: RedisResult<Option<(String, Vec<u8>)>>,
+) -> RedisResult<Option<TracedMessage<QueueMessage>>> {
+    let view =
+        |destination| RedisView::new(OperationType::Receive, OPERATION_RECEIVE, destination, instrumentation);
+    match result {
+        Ok(Some((source, bytes))) => {
+            let (headers, _) = decode(&bytes);
+            let extractor: &dyn Extractor = match &headers {
+                Some(h) => h,
+                None => &EmptyExtractor,
+            };
+            let receive = view(Some(&source));
+            let links = std::iter::once((extractor, Vec::new()));
+            instrumentation.instrumenter.start_batch(&receive, parent, Some(started), links).end_ok();
+            Ok(Some(start_queue_process(instrumentation, source, &bytes, true)))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => {
+            instrumentation
+                .instrumenter
+                .start_at(&view(Some(list)), parent, started)
+                .end_error(&error_type(&e), &e);
+            Err(e)
+        }
+    }
+}
+
 /// Traced list consumption with the envelope.
 pub trait QueueConsumerExt: ConnectionLike + Send + Sized {
-    /// `BRPOP key timeout`; a popped message comes back with its `process {key}` CONSUMER span
+    /// `BRPOP key timeout`, with a `receive {key}` CLIENT span from the call to the pop (linked to
+    /// the message's creation context; a failed pop records it with `error.type`; a pop that timed
+    /// out records nothing); the popped message comes back with its `process {key}` CONSUMER span
     /// started (context from the envelope; a plain payload is delivered unchanged as a new trace).
-    /// `None` on timeout.
+    /// `None` on timeout. Uses [`RedisInstrumentation::global`].
     ///
     /// redis-rs's multiplexed connection answers a command with an error after its response
     /// timeout (500 ms by default), shorter than most pop timeouts: block on a connection whose
@@ -356,25 +523,59 @@ pub trait QueueConsumerExt: ConnectionLike + Send + Sized {
     /// The native error, unchanged.
     fn brpop_traced(
         &mut self,
+        key: &str,
+        timeout_secs: f64,
+    ) -> impl Future<Output = RedisResult<Option<TracedMessage<QueueMessage>>>> + Send {
+        self.brpop_traced_with(RedisInstrumentation::global(), key, timeout_secs)
+    }
+
+    /// [`brpop_traced`](Self::brpop_traced) with an explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn brpop_traced_with(
+        &mut self,
         instrumentation: &RedisInstrumentation,
         key: &str,
         timeout_secs: f64,
     ) -> impl Future<Output = RedisResult<Option<TracedMessage<QueueMessage>>>> + Send {
+        let parent = otel_messaging::current_context();
+        let started = SystemTime::now();
         let mut cmd = redis::cmd("BRPOP");
         cmd.arg(key).arg(timeout_secs);
+        let key = key.to_owned();
         async move {
-            let popped: Option<(String, Vec<u8>)> = cmd.query_async(self).await?;
-            Ok(popped.map(|(source, bytes)| start_queue_process(instrumentation, source, &bytes)))
+            let popped: RedisResult<Option<(String, Vec<u8>)>> = cmd.query_async(self).await;
+            record_pop(instrumentation, &parent, started, &key, popped)
         }
     }
 
-    /// `BLMOVE source destination <from> <to> timeout` (the reliable-queue pattern); the moved
-    /// message comes back with its `process {source}` CONSUMER span started. `None` on timeout.
+    /// `BLMOVE source destination <from> <to> timeout` (the reliable-queue pattern), traced as
+    /// [`brpop_traced`](Self::brpop_traced): a `receive {source}` span, and the moved message with
+    /// its `process {source}` CONSUMER span started. `None` on timeout. Uses
+    /// [`RedisInstrumentation::global`].
     ///
     /// # Errors
     ///
     /// The native error, unchanged.
     fn blmove_traced(
+        &mut self,
+        source: &str,
+        destination: &str,
+        from: redis::Direction,
+        to: redis::Direction,
+        timeout_secs: f64,
+    ) -> impl Future<Output = RedisResult<Option<TracedMessage<QueueMessage>>>> + Send {
+        self.blmove_traced_with(RedisInstrumentation::global(), source, destination, from, to, timeout_secs)
+    }
+
+    /// [`blmove_traced`](Self::blmove_traced) with an explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn blmove_traced_with(
         &mut self,
         instrumentation: &RedisInstrumentation,
         source: &str,
@@ -383,27 +584,73 @@ pub trait QueueConsumerExt: ConnectionLike + Send + Sized {
         to: redis::Direction,
         timeout_secs: f64,
     ) -> impl Future<Output = RedisResult<Option<TracedMessage<QueueMessage>>>> + Send {
+        let parent = otel_messaging::current_context();
+        let started = SystemTime::now();
         let mut cmd = redis::cmd("BLMOVE");
         cmd.arg(source).arg(destination).arg(from).arg(to).arg(timeout_secs);
         let source = source.to_owned();
         async move {
-            let moved: Option<Vec<u8>> = cmd.query_async(self).await?;
-            Ok(moved.map(|bytes| start_queue_process(instrumentation, source, &bytes)))
+            let moved: RedisResult<Option<Vec<u8>>> = cmd.query_async(self).await;
+            let popped = moved.map(|m| m.map(|bytes| (source.clone(), bytes)));
+            record_pop(instrumentation, &parent, started, &source, popped)
         }
     }
 }
 
 impl<C: ConnectionLike + Send + Sized> QueueConsumerExt for C {}
 
-/// Traced pub/sub messages.
+/// Traced pub/sub messages (push delivery: the process span counts the message).
 pub trait MsgExt {
     /// Starts the `process {channel}` CONSUMER span of a pub/sub message (context from the
-    /// envelope; a plain payload is delivered unchanged as a new trace).
-    fn traced(&self, instrumentation: &RedisInstrumentation) -> TracedMessage<QueueMessage>;
+    /// envelope; a plain payload is delivered unchanged as a new trace). Uses
+    /// [`RedisInstrumentation::global`].
+    fn traced(&self) -> TracedMessage<QueueMessage> {
+        self.traced_with(RedisInstrumentation::global())
+    }
+
+    /// [`traced`](Self::traced) with an explicit instrumentation.
+    fn traced_with(&self, instrumentation: &RedisInstrumentation) -> TracedMessage<QueueMessage>;
+
+    /// Runs `handler` inside the message's `process {channel}` span (see [`traced`](Self::traced))
+    /// and returns the message and the handler's result unchanged.
+    ///
+    /// # Errors
+    ///
+    /// The handler's error, unchanged.
+    fn process_traced<T, E>(
+        &self,
+        handler: impl AsyncFnOnce(&QueueMessage) -> Result<T, E>,
+    ) -> impl Future<Output = (QueueMessage, Result<T, E>)>
+    where
+        E: std::fmt::Display,
+    {
+        self.traced().process(handler)
+    }
+
+    /// [`process_traced`](Self::process_traced) with an explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// The handler's error, unchanged.
+    fn process_traced_with<T, E>(
+        &self,
+        instrumentation: &RedisInstrumentation,
+        handler: impl AsyncFnOnce(&QueueMessage) -> Result<T, E>,
+    ) -> impl Future<Output = (QueueMessage, Result<T, E>)>
+    where
+        E: std::fmt::Display,
+    {
+        self.traced_with(instrumentation).process(handler)
+    }
 }
 
 impl MsgExt for redis::Msg {
-    fn traced(&self, instrumentation: &RedisInstrumentation) -> TracedMessage<QueueMessage> {
-        start_queue_process(instrumentation, self.get_channel_name().to_owned(), self.get_payload_bytes())
+    fn traced_with(&self, instrumentation: &RedisInstrumentation) -> TracedMessage<QueueMessage> {
+        start_queue_process(
+            instrumentation,
+            self.get_channel_name().to_owned(),
+            self.get_payload_bytes(),
+            false,
+        )
     }
 }

@@ -75,11 +75,34 @@ pub trait StreamsExt: ConnectionLike + Send + Sized {
     /// already carry a creation context, which is kept. The returned entry id becomes
     /// `messaging.message.id`. The parent is [`otel_messaging::current_context`] at the call.
     ///
+    /// Uses [`RedisInstrumentation::global`].
+    ///
     /// # Errors
     ///
     /// The native error, unchanged (span status `Error`, `error.type` from
     /// [`error_type`](crate::error_type)).
     fn xadd_traced<K, ID, F, V, RV>(
+        &mut self,
+        key: K,
+        id: ID,
+        items: &[(F, V)],
+    ) -> impl Future<Output = RedisResult<RV>> + Send
+    where
+        K: ToRedisArgs + Send,
+        ID: ToRedisArgs + Send,
+        F: ToRedisArgs + Sync,
+        V: ToRedisArgs + Sync,
+        RV: FromRedisValue,
+    {
+        self.xadd_traced_with(RedisInstrumentation::global(), key, id, items)
+    }
+
+    /// [`xadd_traced`](Self::xadd_traced) with an explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn xadd_traced_with<K, ID, F, V, RV>(
         &mut self,
         instrumentation: &RedisInstrumentation,
         key: K,
@@ -97,12 +120,34 @@ pub trait StreamsExt: ConnectionLike + Send + Sized {
     }
 
     /// `XADD key MAXLEN ... id field value ...` like `AsyncCommands::xadd_maxlen`, traced as
-    /// [`xadd_traced`](Self::xadd_traced).
+    /// [`xadd_traced`](Self::xadd_traced). Uses [`RedisInstrumentation::global`].
     ///
     /// # Errors
     ///
     /// The native error, unchanged.
     fn xadd_maxlen_traced<K, ID, F, V, RV>(
+        &mut self,
+        key: K,
+        maxlen: StreamMaxlen,
+        id: ID,
+        items: &[(F, V)],
+    ) -> impl Future<Output = RedisResult<RV>> + Send
+    where
+        K: ToRedisArgs + Send,
+        ID: ToRedisArgs + Send,
+        F: ToRedisArgs + Sync,
+        V: ToRedisArgs + Sync,
+        RV: FromRedisValue,
+    {
+        self.xadd_maxlen_traced_with(RedisInstrumentation::global(), key, maxlen, id, items)
+    }
+
+    /// [`xadd_maxlen_traced`](Self::xadd_maxlen_traced) with an explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn xadd_maxlen_traced_with<K, ID, F, V, RV>(
         &mut self,
         instrumentation: &RedisInstrumentation,
         key: K,
@@ -156,7 +201,16 @@ pub trait QueueExt: ConnectionLike + Send + Sized {
     /// # Errors
     ///
     /// The native error, unchanged.
-    fn lpush_traced(
+    fn lpush_traced(&mut self, key: &str, payload: &[u8]) -> impl Future<Output = RedisResult<usize>> + Send {
+        self.lpush_traced_with(RedisInstrumentation::global(), key, payload)
+    }
+
+    /// [`lpush_traced`](Self::lpush_traced) with an explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn lpush_traced_with(
         &mut self,
         instrumentation: &RedisInstrumentation,
         key: &str,
@@ -170,7 +224,16 @@ pub trait QueueExt: ConnectionLike + Send + Sized {
     /// # Errors
     ///
     /// The native error, unchanged.
-    fn rpush_traced(
+    fn rpush_traced(&mut self, key: &str, payload: &[u8]) -> impl Future<Output = RedisResult<usize>> + Send {
+        self.rpush_traced_with(RedisInstrumentation::global(), key, payload)
+    }
+
+    /// [`rpush_traced`](Self::rpush_traced) with an explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn rpush_traced_with(
         &mut self,
         instrumentation: &RedisInstrumentation,
         key: &str,
@@ -186,6 +249,19 @@ pub trait QueueExt: ConnectionLike + Send + Sized {
     ///
     /// The native error, unchanged.
     fn publish_traced(
+        &mut self,
+        channel: &str,
+        payload: &[u8],
+    ) -> impl Future<Output = RedisResult<usize>> + Send {
+        self.publish_traced_with(RedisInstrumentation::global(), channel, payload)
+    }
+
+    /// [`publish_traced`](Self::publish_traced) with an explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// The native error, unchanged.
+    fn publish_traced_with(
         &mut self,
         instrumentation: &RedisInstrumentation,
         channel: &str,

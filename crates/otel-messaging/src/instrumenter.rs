@@ -418,6 +418,7 @@ impl MessagingInstrumenter {
             operation_type,
             creation_context,
             messages: batch,
+            failed_messages: 0,
             counts_as_delivery: view.counts_as_delivery(),
             queue_wait,
             metric_attributes,
@@ -767,6 +768,8 @@ pub struct Operation {
     creation_context: bool,
     /// `messaging.batch.message_count` of a batch operation; `None` for a single message.
     messages: Option<u64>,
+    /// Of a batch that partly failed: how many of its messages failed.
+    failed_messages: u64,
     counts_as_delivery: bool,
     queue_wait: Option<f64>,
     metric_attributes: Vec<KeyValue>,
@@ -853,6 +856,20 @@ impl Operation {
             String::new()
         };
         self.finish(Some((error_type, description)));
+    }
+
+    /// Ends a batch operation of which `failed` messages failed while the others succeeded (an SQS
+    /// `SendMessageBatch` or `DeleteMessageBatch` with `Failed` entries): with `failed == 0` as
+    /// [`end_ok`](Self::end_ok); otherwise the span is `Error` with `error_type` (e.g. the first
+    /// failed entry's code) and `description`, and `messaging.client.sent.messages` counts the
+    /// successful messages without `error.type` and the failed ones with it, so the counter still
+    /// says how many were attempted (semconv v1.44 `messaging-metrics.md`).
+    pub fn end_batch(mut self, failed: u64, error_type: &str, description: impl fmt::Display) {
+        if failed == 0 {
+            return self.end_ok();
+        }
+        self.failed_messages = failed;
+        self.end_error(error_type, description);
     }
 
     /// From now on, dropping this operation before it is ended records it as failed with
@@ -961,6 +978,7 @@ impl Operation {
                 operation_type: self.operation_type,
                 duration_secs: duration,
                 messages,
+                failed_messages: self.failed_messages.min(messages),
                 counts_as_delivery: self.counts_as_delivery,
                 queue_wait_secs: self.queue_wait,
                 attributes: &mut self.metric_attributes,

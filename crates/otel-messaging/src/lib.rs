@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod attributes;
+pub mod handoff;
 mod instrumenter;
 mod metrics;
 mod operation;

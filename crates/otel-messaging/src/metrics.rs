@@ -41,6 +41,9 @@ pub(crate) struct Measurement<'a> {
     pub(crate) operation_type: OperationType,
     pub(crate) duration_secs: f64,
     pub(crate) messages: u64,
+    /// Of `messages`, how many failed in a partly failed batch (the rest succeeded); when
+    /// `error_type` is set and this is 0, they all failed.
+    pub(crate) failed_messages: u64,
     pub(crate) counts_as_delivery: bool,
     pub(crate) queue_wait_secs: Option<f64>,
     pub(crate) attributes: &'a mut Vec<KeyValue>,
@@ -103,11 +106,16 @@ impl Instruments {
                 self.process_duration.record(m.duration_secs, attrs);
             }
             op => {
+                let succeeded = if m.failed_messages > 0 { m.messages - m.failed_messages } else { 0 };
+                if op == OperationType::Send && succeeded > 0 {
+                    self.sent_messages.add(succeeded, attrs);
+                }
                 if let Some(error_type) = m.error_type {
                     attrs.push(KeyValue::new(semconv::ERROR_TYPE, error_type.to_owned()));
                 }
-                if op == OperationType::Send && m.messages > 0 {
-                    self.sent_messages.add(m.messages, attrs);
+                let attempted = m.messages - succeeded;
+                if op == OperationType::Send && attempted > 0 {
+                    self.sent_messages.add(attempted, attrs);
                 }
                 if op == OperationType::Receive && m.counts_as_delivery && m.messages > 0 {
                     self.consumed_messages.add(m.messages, attrs);

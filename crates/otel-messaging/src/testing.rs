@@ -250,6 +250,7 @@ pub struct SpanShape {
     parent: Parent,
     links: Vec<String>,
     attributes: Option<BTreeMap<String, Value>>,
+    including: BTreeMap<String, Value>,
     error: Option<bool>,
 }
 
@@ -269,6 +270,7 @@ pub fn shape(name: impl Into<String>, kind: SpanKind) -> SpanShape {
         parent: Parent::Root,
         links: Vec::new(),
         attributes: None,
+        including: BTreeMap::new(),
         error: None,
     }
 }
@@ -295,6 +297,13 @@ impl SpanShape {
     /// The span has exactly these attributes (the whole set, order-insensitive).
     pub fn attributes(mut self, expected: impl IntoIterator<Item = KeyValue>) -> Self {
         self.attributes = Some(expected.into_iter().map(|kv| (kv.key.to_string(), kv.value)).collect());
+        self
+    }
+
+    /// The span has at least these attributes (with these values); others are not checked here
+    /// (the conformance check, [`crate::testing::conformance`], checks the rest).
+    pub fn including(mut self, expected: impl IntoIterator<Item = KeyValue>) -> Self {
+        self.including.extend(expected.into_iter().map(|kv| (kv.key.to_string(), kv.value)));
         self
     }
 
@@ -354,6 +363,12 @@ pub fn assert_trace(spans: &[SpanData], expected: &[SpanShape]) {
         assert_eq!(links, shape.links, "links of {:?}", shape.name);
         if let Some(expected) = &shape.attributes {
             assert_eq!(&attributes(s), expected, "attributes of {:?}", shape.name);
+        }
+        if !shape.including.is_empty() {
+            let actual = attributes(s);
+            for (key, value) in &shape.including {
+                assert_eq!(actual.get(key), Some(value), "attribute {key} of {:?}: {actual:?}", shape.name);
+            }
         }
         if let Some(is_error) = shape.error {
             assert_eq!(

@@ -1,0 +1,131 @@
+//! [`Handoff`]: what a traced receive learned about a message, kept until the message's process
+//! span starts.
+//!
+//! Why a module: two brokers return messages that do not carry everything their process span
+//! needs — an SQS message does not know its queue URL, a Redis stream entry neither its stream nor
+//! its consumer group — while the traced receive that returned them does. The broker crates keep
+//! those facts here, keyed by the message's own identifier (SQS receipt handle, Redis entry id),
+//! so that `message.process_traced(handler)` needs no extra arguments. Bounded, so messages that
+//! are never processed cannot grow it without limit.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    fmt,
+    sync::{Mutex, PoisonError},
+};
+
+/// A bounded map from a message identifier to what its receive learned, oldest forgotten first.
+///
+/// `put` and `take` are O(1) (amortised); a value is taken at most once.
+///
+/// # Examples
+///
+/// ```
+/// use otel_messaging::handoff::Handoff;
+///
+/// let handoff = Handoff::new(2);
+/// handoff.put("a".into(), 1);
+/// handoff.put("b".into(), 2);
+/// handoff.put("c".into(), 3); // forgets "a"
+/// assert_eq!(handoff.take("a"), None);
+/// assert_eq!(handoff.take("c"), Some(3));
+/// assert_eq!(handoff.take("c"), None);
+/// ```
+pub struct Handoff<V> {
+    capacity: usize,
+    inner: Mutex<Inner<V>>,
+}
+
+struct Inner<V> {
+    next: u64,
+    entries: HashMap<String, (u64, V)>,
+    /// Insertion order; entries already taken or replaced are skipped when met.
+    order: VecDeque<(u64, String)>,
+}
+
+impl<V> fmt::Debug for Handoff<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handoff").field("capacity", &self.capacity).field("len", &self.len()).finish()
+    }
+}
+
+impl<V> Handoff<V> {
+    /// An empty handoff keeping at most `capacity` values (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        Handoff {
+            capacity: capacity.max(1),
+            inner: Mutex::new(Inner { next: 0, entries: HashMap::new(), order: VecDeque::new() }),
+        }
+    }
+
+    /// Keeps `value` for `key` (replacing an earlier value of the same key), forgetting the oldest
+    /// value when full.
+    pub fn put(&self, key: String, value: V) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let inner = &mut *inner;
+        while inner.entries.len() >= self.capacity && !inner.entries.contains_key(&key) {
+            let Some((seq, oldest)) = inner.order.pop_front() else { break };
+            if inner.entries.get(&oldest).is_some_and(|(s, _)| *s == seq) {
+                inner.entries.remove(&oldest);
+            }
+        }
+        // Keep the order queue from growing with taken entries.
+        if inner.order.len() > 2 * self.capacity {
+            let entries = &inner.entries;
+            inner.order.retain(|(seq, k)| entries.get(k).is_some_and(|(s, _)| s == seq));
+        }
+        let seq = inner.next;
+        inner.next += 1;
+        inner.order.push_back((seq, key.clone()));
+        inner.entries.insert(key, (seq, value));
+    }
+
+    /// Takes the value kept for `key`, if any.
+    pub fn take(&self, key: &str) -> Option<V> {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.entries.remove(key).map(|(_, value)| value)
+    }
+
+    /// A copy of the value kept for `key`, which stays kept (for a fact several operations of
+    /// one message read, e.g. its process span and then its settle span).
+    pub fn get(&self, key: &str) -> Option<V>
+    where
+        V: Clone,
+    {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.entries.get(key).map(|(_, value)| value.clone())
+    }
+
+    /// How many values are kept.
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).entries.len()
+    }
+
+    /// Whether no value is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Handoff;
+
+    #[test]
+    fn bounded_and_taken_once() {
+        let h = Handoff::new(3);
+        for i in 0..10_000 {
+            h.put(format!("k{i}"), i);
+            if i % 2 == 0 {
+                assert_eq!(h.take(&format!("k{i}")), Some(i));
+            }
+        }
+        assert!(h.len() <= 3);
+        assert_eq!(h.take("k9999"), Some(9999));
+        h.put("x".into(), 1);
+        h.put("x".into(), 2);
+        assert_eq!(h.take("x"), Some(2));
+        assert_eq!(h.take("x"), None);
+        assert!(h.inner.lock().unwrap().order.len() <= 7);
+    }
+}
