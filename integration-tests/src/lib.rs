@@ -237,3 +237,41 @@ pub async fn sqs_client(endpoint: &str, max_attempts: u32) -> aws_sdk_sqs::Clien
         .await;
     aws_sdk_sqs::Client::new(&conf)
 }
+
+/// Starts a loopback HTTP proxy to moto's SQS endpoint that fixes one moto bug: in the JSON
+/// protocol, moto writes `"SenderFault": "true"` (a string) in the `Failed` entries of a batch
+/// response, which the AWS SDK rejects ("expected ValueBool"), so a partly failed batch cannot be
+/// observed through moto directly. The proxy rewrites it to the boolean, keeping the byte length
+/// (so `Content-Length` stays right), and changes nothing else. moto closes every connection
+/// after its response, which the proxy relies on. Returns the endpoint URL to use.
+pub async fn sqs_endpoint_fixing_sender_fault(endpoint: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let upstream = endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+    let addr = listener.local_addr().expect("proxy address");
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(outbound) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                let (mut client_read, mut client_write) = inbound.into_split();
+                let (mut server_read, mut server_write) = outbound.into_split();
+                let requests = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                });
+                let mut response = Vec::new();
+                let _ = server_read.read_to_end(&mut response).await;
+                let (wrong, right) = (&b"\"SenderFault\": \"true\""[..], &b"\"SenderFault\":   true"[..]);
+                let mut at = 0;
+                while let Some(found) = response[at..].windows(wrong.len()).position(|w| w == wrong) {
+                    response[at + found..at + found + wrong.len()].copy_from_slice(right);
+                    at += found + wrong.len();
+                }
+                let _ = client_write.write_all(&response).await;
+                let _ = client_write.shutdown().await;
+                requests.abort();
+            });
+        }
+    });
+    format!("http://{addr}")
+}

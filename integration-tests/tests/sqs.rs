@@ -382,3 +382,98 @@ async fn injection_degrades_at_the_message_size_limit() {
         "the first entry's context fits the 1000-byte batch, the second's does not"
     );
 }
+
+// ---- Spec-exact telemetry (issue 10) ----
+
+/// A `SendMessageBatch` whose response lists failed entries (moto rejects `DelaySeconds` over
+/// 900 per entry): the send span gets `error.type` (the entry's code), and
+/// `messaging.client.sent.messages` counts the successful entry without `error.type` and the
+/// failed one with it — with create spans on and off. With create spans off, an entry's
+/// user-provided creation context is linked from the send span.
+#[tokio::test]
+async fn a_partly_failed_batch_is_reflected_on_the_send_span_and_metrics() {
+    let fixed = integration_tests::sqs_endpoint_fixing_sender_fault(&sqs_endpoint()).await;
+    let c = integration_tests::sqs_client(&fixed, 1).await;
+    for create_spans in [true, false] {
+        let (t, tr, _, url) = setup(false).await;
+        let tr = tr.with_create_spans(create_spans);
+        let q = name_of(&url).to_owned();
+        let user_tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let entries = vec![
+            SendMessageBatchRequestEntry::builder()
+                .id("ok")
+                .message_body("fine")
+                .message_attributes("traceparent", string(user_tp))
+                .build()
+                .unwrap(),
+            SendMessageBatchRequestEntry::builder()
+                .id("bad")
+                .message_body("late")
+                .delay_seconds(1000)
+                .build()
+                .unwrap(),
+        ];
+        let out = c
+            .send_message_batch()
+            .queue_url(&url)
+            .set_entries(Some(entries))
+            .send_traced_with(&tr)
+            .await
+            .expect("the call succeeds; one entry fails");
+        assert_eq!((out.successful.len(), out.failed.len()), (1, 1), "moto reports the entry");
+        let code = out.failed[0].code.clone();
+        let spans = t.spans();
+        let send = span(&spans, &format!("send {q}"));
+        assert!(
+            matches!(send.status, opentelemetry::trace::Status::Error { .. }),
+            "create spans {create_spans}"
+        );
+        assert_eq!(attributes(send)["error.type"], Value::from(code.clone()));
+        if !create_spans {
+            let linked: Vec<_> = send.links.iter().map(|l| l.span_context.span_id().to_string()).collect();
+            assert_eq!(linked, ["b7ad6b7169203331"], "the user's creation context is linked");
+        }
+        let sent: Vec<_> =
+            t.metrics().into_iter().filter(|m| m.name == "messaging.client.sent.messages").collect();
+        let with_error = |failed: bool| {
+            sent.iter()
+                .filter(|m| m.attributes.iter().any(|kv| kv.key.as_str() == "error.type") == failed)
+                .map(|m| m.count)
+                .sum::<u64>()
+        };
+        assert_eq!((with_error(false), with_error(true)), (1, 1), "create spans {create_spans}: {sent:?}");
+    }
+}
+
+/// `message.process_traced(handler)` needs no queue URL: the traced receive remembers it for
+/// each message; with the plain receive, `with_queue_url` names the queue.
+#[tokio::test]
+async fn processing_needs_no_queue_url() {
+    let (t, tr, c, url) = setup(false).await;
+    let q = name_of(&url).to_owned();
+    for body in ["a", "b"] {
+        c.send_message().queue_url(&url).message_body(body).send_traced_with(&tr).await.expect("sent");
+    }
+    let traced = c
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(1)
+        .wait_time_seconds(1)
+        .send_traced_with(&tr)
+        .await
+        .expect("receive");
+    let message = traced.messages.unwrap().pop().unwrap();
+    let (_, result) = message.process_traced_with(&tr, async |_| Ok::<_, std::io::Error>(())).await;
+    result.expect("handler");
+    let plain = c.receive_message().queue_url(&url).wait_time_seconds(1).send().await.expect("receive");
+    let message = plain.messages.unwrap().pop().unwrap();
+    let with_url = tr.clone().with_queue_url(&url);
+    let (_, result) = message.process_traced_with(&with_url, async |_| Ok::<_, std::io::Error>(())).await;
+    result.expect("handler");
+    let spans = t.spans();
+    let processes: Vec<_> = spans.iter().filter(|s| s.name == format!("process {q}")).collect();
+    assert_eq!(processes.len(), 2, "{}", waterfall(&spans));
+    for p in processes {
+        assert_eq!(attributes(p)["aws.sqs.queue.url"], Value::from(url.clone()));
+    }
+}
