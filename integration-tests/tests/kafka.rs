@@ -66,9 +66,10 @@ impl Kafka {
         KafkaInstrumentation::new().with_instrumenter(t.instrumenter())
     }
 
-    /// Consumer-side instrumentation on `t`'s providers (facts from the client handle).
+    /// Consumer-side instrumentation on `t`'s providers. Messages from a traced receive carry
+    /// their client's facts; the config's are the fallback for those received with plain `recv()`.
     fn consumer_tracing(&self, t: &TestTelemetry) -> KafkaInstrumentation {
-        KafkaInstrumentation::new().with_instrumenter(t.instrumenter())
+        KafkaInstrumentation::from_config(&self.consumer_config()).with_instrumenter(t.instrumenter())
     }
 
     /// A producer whose metadata (and so the cluster id) is already known.
@@ -100,7 +101,8 @@ async fn process_span_is_child_and_link_of_send_span() {
     let k = kafka().await;
     let t = TestTelemetry::new();
     let producer_tracing = k.producer_tracing(&t);
-    let consumer_tracing = k.consumer_tracing(&t);
+    // No config: every fact on the poll and process spans comes from the consumer's handle.
+    let consumer_tracing = KafkaInstrumentation::new().with_instrumenter(t.instrumenter());
     let producer = k.producer();
 
     let delivery = producer

@@ -148,7 +148,7 @@ async fn two_consumers_in_a_group_process_each_entry_once_in_its_producers_trace
         let opts = StreamReadOptions::default().group("g", consumer).count(2);
         let reply = conn.xread_options_traced_with(&tr, &[&stream], &[">"], &opts).await.expect("read");
         for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
-            let (entry, ok) = entry.process_traced_with(&tr, async |_| Ok::<_, redis::RedisError>(())).await;
+            let (entry, ok) = entry.traced_with(&tr).process(async |_| Ok::<_, redis::RedisError>(())).await;
             ok.expect("handler");
             seen.push(entry.id);
         }
@@ -410,7 +410,7 @@ async fn stripping_follows_the_propagator_and_entries_know_their_stream() {
     let reply = conn.xread_options_traced_with(&tr, &[&stream], &[">"], &opts).await.expect("read");
     let entry = reply.keys[0].ids[0].clone();
     assert!(entry.map.contains_key("b3"), "the B3 field was written: {:?}", entry.map.keys());
-    let (entry, _) = entry.process_traced_with(&tr, async |_| Ok::<_, redis::RedisError>(())).await;
+    let (entry, _) = entry.traced_with(&tr).process(async |_| Ok::<_, redis::RedisError>(())).await;
     assert_eq!(entry.map.keys().collect::<Vec<_>>(), ["k"], "only the application's field is left");
     let spans = t.spans();
     let p = span(&spans, &format!("process {stream}"));

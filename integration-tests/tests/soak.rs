@@ -374,7 +374,7 @@ async fn redis(t: &TestTelemetry) {
             let parent = parent_of(entry.get::<String>("traceparent").as_deref());
             let payload: Vec<u8> = entry.get("payload").expect("payload");
             let (entry, result) =
-                entry.process_traced_with(&tr, async |_| Ok::<_, redis::RedisError>(())).await;
+                entry.traced_with(&tr).process(async |_| Ok::<_, redis::RedisError>(())).await;
             result.expect("handler");
             let _: usize = conn.xack(&stream, "g", &[&entry.id]).await.expect("ack");
             ledger.consumed(id_of(&payload), parent);
@@ -464,7 +464,7 @@ async fn sqs(t: &TestTelemetry) {
                     .as_ref()
                     .and_then(|a| parent_of(MessageAttributesExtractor(a).get("traceparent")));
                 let (message, result) =
-                    message.process_traced_with(&tr, async |_| Ok::<_, std::io::Error>(())).await;
+                    message.traced_with(&tr).process(async |_| Ok::<_, std::io::Error>(())).await;
                 result.expect("handler");
                 ledger.consumed(id_of(message.body.as_deref().unwrap_or_default().as_bytes()), parent);
                 let handle = message.receipt_handle.unwrap();

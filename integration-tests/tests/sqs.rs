@@ -84,7 +84,8 @@ async fn send_receive_process_delete_is_one_trace_without_asking_for_attributes(
     assert_eq!(message.md5_of_message_attributes, None);
     assert_eq!(message.attributes, None, "no system attribute was asked for");
     let (message, result) = message
-        .process_traced_with(&tr, async |m| {
+        .traced_with(&tr)
+        .process(async |m| {
             c.delete_message()
                 .queue_url(&url)
                 .receipt_handle(m.receipt_handle.clone().unwrap())
@@ -463,12 +464,12 @@ async fn processing_needs_no_queue_url() {
         .await
         .expect("receive");
     let message = traced.messages.unwrap().pop().unwrap();
-    let (_, result) = message.process_traced_with(&tr, async |_| Ok::<_, std::io::Error>(())).await;
+    let (_, result) = message.traced_with(&tr).process(async |_| Ok::<_, std::io::Error>(())).await;
     result.expect("handler");
     let plain = c.receive_message().queue_url(&url).wait_time_seconds(1).send().await.expect("receive");
     let message = plain.messages.unwrap().pop().unwrap();
     let with_url = tr.clone().with_queue_url(&url);
-    let (_, result) = message.process_traced_with(&with_url, async |_| Ok::<_, std::io::Error>(())).await;
+    let (_, result) = message.traced_with(&with_url).process(async |_| Ok::<_, std::io::Error>(())).await;
     result.expect("handler");
     let spans = t.spans();
     let processes: Vec<_> = spans.iter().filter(|s| s.name == format!("process {q}")).collect();

@@ -56,7 +56,8 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     for message in received.messages.unwrap_or_default() {
         let (_m, result) = message
-            .process_traced_with(&tracing, async |m| anyhow::Ok(m.body().unwrap_or_default().len()))
+            .traced_with(&tracing)
+            .process(async |m| anyhow::Ok(m.body().unwrap_or_default().len()))
             .await;
         result?;
     }

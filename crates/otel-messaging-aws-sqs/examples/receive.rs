@@ -50,7 +50,8 @@ async fn main() -> anyhow::Result<()> {
         }
         for message in messages {
             let (_message, result) = message
-                .process_traced_with(&tracing, async |m| {
+                .traced_with(&tracing)
+                .process(async |m| {
                     global::tracer("worker")
                         .in_span("handle order", |_| println!("handling {}", m.body().unwrap_or_default()));
                     client

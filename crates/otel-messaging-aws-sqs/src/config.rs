@@ -39,27 +39,6 @@ impl Removed {
             system.extend(self.system.iter().cloned());
         }
     }
-
-    /// Removes them from `message` again (and the fields they alone made `Some`).
-    pub(crate) fn strip(&self, message: &mut Message) {
-        if let Some(attributes) = &mut message.message_attributes {
-            for (name, _) in &self.attributes {
-                attributes.remove(name);
-            }
-            if attributes.is_empty() {
-                message.message_attributes = None;
-                message.md5_of_message_attributes = None;
-            }
-        }
-        if let Some(system) = &mut message.attributes {
-            for (name, _) in &self.system {
-                system.remove(name);
-            }
-            if system.is_empty() {
-                message.attributes = None;
-            }
-        }
-    }
 }
 
 /// The instrumentation of one SQS client: the instrumenter and the crate's options.

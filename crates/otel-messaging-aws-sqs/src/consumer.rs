@@ -186,36 +186,50 @@ fn strip_added(
     }
 }
 
+/// Starts the process operation of `message`, with what its traced receive kept for it (its
+/// queue URL; the attributes removed from it, read here on a copy, so `message` is unchanged).
+fn start_process(instrumentation: &SqsInstrumentation, message: &Message) -> otel_messaging::Operation {
+    let removed = message.receipt_handle.as_deref().and_then(|r| instrumentation.stash().take(r));
+    let restored = removed.as_ref().filter(|r| !(r.attributes.is_empty() && r.system.is_empty())).map(|r| {
+        let mut copy = message.clone();
+        r.restore(&mut copy);
+        copy
+    });
+    let read = restored.as_ref().unwrap_or(message);
+    let queue_url = removed.and_then(|r| r.queue_url).or_else(|| instrumentation.default_queue_url());
+    let mut view =
+        SqsView::new(OperationType::Process, OPERATION_PROCESS, queue_url.as_deref().unwrap_or(""));
+    view.message = Some(read);
+    view.message_id = read.message_id.as_deref();
+    view.body_size = read.body.as_ref().map(|b| b.len() as u64);
+    instrumentation.instrumenter.start_process(&view, &ReceivedMessageExtractor::new(read))
+}
+
 /// Traced processing of a received SQS [`Message`].
+///
+/// The queue is the one of the traced receive that returned the message (else
+/// [`SqsInstrumentation::with_queue_url`]'s). The creation context comes from the message
+/// attributes through the instrumenter's propagator (any `TextMapPropagator`); when they carry no
+/// `traceparent`, from an SNS notification envelope in the body (its message attributes, read
+/// through the propagator too), and then from the `AWSTraceHeader` system attribute, which is
+/// translated into a W3C `traceparent` and so is read only with the W3C TraceContext propagator
+/// installed (with another propagator, install opentelemetry-aws's X-Ray propagator and read the
+/// header yourself). Parent and links follow the instrumenter's policy with the current context as
+/// ambient. Queue wait from `SentTimestamp`; `ApproximateReceiveCount` recorded as
+/// `otel_messaging.aws_sqs.approximate_receive_count`.
 pub trait MessageExt: Sized {
-    /// Starts the `process {queue}` CONSUMER span of this message and hands it over as a
-    /// [`TracedMessage`]. The queue is the one of the traced receive that returned the message
-    /// (else [`SqsInstrumentation::with_queue_url`]'s). The creation context comes from the
-    /// message attributes, or from the `AWSTraceHeader` system attribute when they carry none;
-    /// parent and links follow the instrumenter's policy with the current context as ambient.
-    /// Queue wait from `SentTimestamp`; `ApproximateReceiveCount` recorded as
-    /// `otel_messaging.aws_sqs.approximate_receive_count`. Uses [`SqsInstrumentation::global`].
-    fn traced(self) -> TracedMessage<Message> {
-        self.traced_with(SqsInstrumentation::global())
-    }
-
-    /// [`traced`](Self::traced) with an explicit [`SqsInstrumentation`].
-    fn traced_with(self, instrumentation: &SqsInstrumentation) -> TracedMessage<Message>;
-
-    /// Runs `handler` inside this message's process span (see [`traced`](Self::traced)) and
-    /// returns the message and the handler's result unchanged.
+    /// Runs `handler` inside this message's `process {queue}` CONSUMER span and returns its
+    /// result unchanged. Uses [`SqsInstrumentation::global`].
     ///
     /// # Errors
     ///
     /// The handler's error, unchanged (span status `Error`, `error.type` = its Rust type name).
-    fn process_traced<T, E>(
-        self,
-        handler: impl AsyncFnOnce(&Message) -> Result<T, E>,
-    ) -> impl Future<Output = (Message, Result<T, E>)>
+    fn process_traced<F, T, E>(&self, handler: F) -> impl Future<Output = Result<T, E>>
     where
+        F: Future<Output = Result<T, E>>,
         E: std::fmt::Display,
     {
-        self.traced().process(handler)
+        self.process_traced_with(SqsInstrumentation::global(), handler)
     }
 
     /// [`process_traced`](Self::process_traced) with an explicit [`SqsInstrumentation`].
@@ -223,40 +237,41 @@ pub trait MessageExt: Sized {
     /// # Errors
     ///
     /// The handler's error, unchanged.
-    fn process_traced_with<T, E>(
-        self,
+    fn process_traced_with<F, T, E>(
+        &self,
         instrumentation: &SqsInstrumentation,
-        handler: impl AsyncFnOnce(&Message) -> Result<T, E>,
-    ) -> impl Future<Output = (Message, Result<T, E>)>
+        handler: F,
+    ) -> impl Future<Output = Result<T, E>>
     where
-        E: std::fmt::Display,
-    {
-        self.traced_with(instrumentation).process(handler)
+        F: Future<Output = Result<T, E>>,
+        E: std::fmt::Display;
+
+    /// Starts the `process {queue}` CONSUMER span of this message now and hands the message over
+    /// with it as a [`TracedMessage`] (run the handler with `.process(async |m| ..)`). Uses
+    /// [`SqsInstrumentation::global`].
+    fn traced(self) -> TracedMessage<Message> {
+        self.traced_with(SqsInstrumentation::global())
     }
+
+    /// [`traced`](Self::traced) with an explicit [`SqsInstrumentation`].
+    fn traced_with(self, instrumentation: &SqsInstrumentation) -> TracedMessage<Message>;
 }
 
 impl MessageExt for Message {
-    fn traced_with(mut self, instrumentation: &SqsInstrumentation) -> TracedMessage<Message> {
-        // What a traced receive removed from this message is read here, then removed again.
-        let removed = self.receipt_handle.as_deref().and_then(|r| instrumentation.stash().take(r));
-        if let Some(removed) = &removed {
-            removed.restore(&mut self);
-        }
-        let queue_url = removed
-            .as_ref()
-            .and_then(|r| r.queue_url.clone())
-            .or_else(|| instrumentation.default_queue_url());
-        let operation = {
-            let mut view =
-                SqsView::new(OperationType::Process, OPERATION_PROCESS, queue_url.as_deref().unwrap_or(""));
-            view.message = Some(&self);
-            view.message_id = self.message_id.as_deref();
-            view.body_size = self.body.as_ref().map(|b| b.len() as u64);
-            instrumentation.instrumenter.start_process(&view, &ReceivedMessageExtractor::new(&self))
-        };
-        if let Some(removed) = &removed {
-            removed.strip(&mut self);
-        }
+    fn process_traced_with<F, T, E>(
+        &self,
+        instrumentation: &SqsInstrumentation,
+        handler: F,
+    ) -> impl Future<Output = Result<T, E>>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        start_process(instrumentation, self).run(handler)
+    }
+
+    fn traced_with(self, instrumentation: &SqsInstrumentation) -> TracedMessage<Message> {
+        let operation = start_process(instrumentation, &self);
         TracedMessage::new(self, operation)
     }
 }

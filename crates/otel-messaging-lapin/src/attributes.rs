@@ -226,7 +226,10 @@ impl MessagingAttributes for DeliveryView<'_> {
     }
     fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
         common(attributes, self.delivery.routing_key.as_str(), &self.delivery.properties);
-        network_peer(attributes, self.client);
+        if self.operation == OperationType::Receive {
+            // Process spans do not take `network.peer.*` (semconv: they contact no broker).
+            network_peer(attributes, self.client);
+        }
         attributes.push(KeyValue::new(
             semconv::MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG,
             i64::try_from(self.delivery.delivery_tag).unwrap_or(i64::MAX),

@@ -43,6 +43,9 @@ pub struct KafkaInstrumentation {
     max_message_bytes: Option<usize>,
 }
 
+/// librdkafka's default `client.id`: `rdkafka`.
+const LIBRDKAFKA_DEFAULT_CLIENT_ID: &str = "rdkafka";
+
 /// librdkafka's default `message.max.bytes`: 1 000 000 bytes.
 pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
 
@@ -70,10 +73,13 @@ impl KafkaInstrumentation {
     /// with the plain `recv()` rather than a traced receive. Spans of a known client always use
     /// that client's own facts.
     pub fn from_config(config: &ClientConfig) -> Self {
-        KafkaInstrumentation {
-            fallback: Arc::new(ClientFacts::from_lookup(&[], |name| config.get(name).map(str::to_owned))),
-            ..Self::new()
-        }
+        // Unset settings take librdkafka's defaults, as the client built from `config` would.
+        let get = |name: &str| match (config.get(name), name) {
+            (Some(value), _) => Some(value.to_owned()),
+            (None, "client.id") => Some(LIBRDKAFKA_DEFAULT_CLIENT_ID.to_owned()),
+            (None, _) => None,
+        };
+        KafkaInstrumentation { fallback: Arc::new(ClientFacts::from_lookup(&[], get)), ..Self::new() }
     }
 
     /// The instrumentation the plain `*_traced` methods use: [`new`](Self::new), built once.

@@ -41,6 +41,27 @@ pub(crate) struct EntryFacts {
     pub(crate) group: Option<Arc<str>>,
 }
 
+/// The handoff key of a stream entry: its id and a fingerprint of its fields. Ids alone are not
+/// unique across streams (two streams written in the same millisecond give the same ids); an entry
+/// a traced producer wrote carries its own creation context among its fields, so id and fields
+/// together tell entries of different streams apart.
+pub(crate) fn entry_key(entry: &redis::streams::StreamId) -> String {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut fields: Vec<(&String, &redis::Value)> = entry.map.iter().collect();
+    fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut hasher = std::hash::DefaultHasher::new();
+    for (name, value) in fields {
+        name.hash(&mut hasher);
+        match value {
+            redis::Value::BulkString(bytes) => bytes.hash(&mut hasher),
+            redis::Value::SimpleString(text) => text.hash(&mut hasher),
+            redis::Value::Int(n) => n.hash(&mut hasher),
+            _ => {}
+        }
+    }
+    format!("{}/{:016x}", entry.id, hasher.finish())
+}
+
 /// Most stream entries whose stream and group are kept between a traced read and their process
 /// span; the oldest are forgotten first.
 const HANDOFF_CAPACITY: usize = 10_000;
@@ -92,8 +113,8 @@ impl RedisInstrumentation {
 
     /// The stream and group of entry `id`: from the traced read that returned it, else
     /// [`with_stream`](Self::with_stream)'s.
-    pub(crate) fn entry_facts(&self, id: &str) -> Option<EntryFacts> {
-        self.handoff.take(id).or_else(|| self.default_stream.clone())
+    pub(crate) fn entry_facts(&self, entry: &redis::streams::StreamId) -> Option<EntryFacts> {
+        self.handoff.take(&entry_key(entry)).or_else(|| self.default_stream.clone())
     }
 
     /// Removes the propagation fields (those the instrumenter's propagator reads and writes:

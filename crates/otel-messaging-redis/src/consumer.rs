@@ -16,7 +16,7 @@ use redis::{
 use crate::{
     attributes::{RedisView, entry_link_attributes, entry_time, error_type},
     carrier::StreamFieldsExtractor,
-    config::{EntryFacts, RedisInstrumentation},
+    config::{EntryFacts, RedisInstrumentation, entry_key},
     envelope::decode,
 };
 
@@ -68,7 +68,7 @@ fn record_entries<'e>(
         let stream: Arc<str> = Arc::from(stream);
         for entry in ids {
             let facts = EntryFacts { stream: stream.clone(), group: group_arc.clone() };
-            instrumentation.handoff.put(entry.id.clone(), facts);
+            instrumentation.handoff.put(entry_key(entry), facts);
         }
     }
     let entries: Vec<(StreamFieldsExtractor<'_>, Vec<KeyValue>)> = streams
@@ -388,19 +388,18 @@ pub trait StreamEntryExt: Sized {
     fn traced_with(self, instrumentation: &RedisInstrumentation) -> TracedMessage<StreamId>;
 
     /// Runs `handler` inside this entry's `process {stream}` CONSUMER span (see
-    /// [`traced`](Self::traced)) and returns the entry and the handler's result unchanged.
+    /// [`traced`](Self::traced); the entry is only read, so `with_strip_fields` does not apply)
+    /// and returns the handler's result unchanged. Uses [`RedisInstrumentation::global`].
     ///
     /// # Errors
     ///
     /// The handler's error, unchanged (span status `Error`, `error.type` = its Rust type name).
-    fn process_traced<T, E>(
-        self,
-        handler: impl AsyncFnOnce(&StreamId) -> Result<T, E>,
-    ) -> impl Future<Output = (StreamId, Result<T, E>)>
+    fn process_traced<F, T, E>(&self, handler: F) -> impl Future<Output = Result<T, E>>
     where
+        F: Future<Output = Result<T, E>>,
         E: std::fmt::Display,
     {
-        self.traced().process(handler)
+        self.process_traced_with(RedisInstrumentation::global(), handler)
     }
 
     /// [`process_traced`](Self::process_traced) with an explicit instrumentation.
@@ -408,33 +407,51 @@ pub trait StreamEntryExt: Sized {
     /// # Errors
     ///
     /// The handler's error, unchanged.
-    fn process_traced_with<T, E>(
-        self,
+    fn process_traced_with<F, T, E>(
+        &self,
         instrumentation: &RedisInstrumentation,
-        handler: impl AsyncFnOnce(&StreamId) -> Result<T, E>,
-    ) -> impl Future<Output = (StreamId, Result<T, E>)>
+        handler: F,
+    ) -> impl Future<Output = Result<T, E>>
     where
-        E: std::fmt::Display,
-    {
-        self.traced_with(instrumentation).process(handler)
-    }
+        F: Future<Output = Result<T, E>>,
+        E: std::fmt::Display;
+}
+
+/// Starts the process operation of a stream entry.
+fn start_entry_process(
+    instrumentation: &RedisInstrumentation,
+    entry: &StreamId,
+) -> otel_messaging::Operation {
+    let facts = instrumentation.entry_facts(entry);
+    let mut view = RedisView::new(
+        OperationType::Process,
+        OPERATION_PROCESS,
+        facts.as_ref().map(|f| &*f.stream),
+        instrumentation,
+    );
+    view.group = facts.as_ref().and_then(|f| f.group.as_deref());
+    view.message_id = Some(&entry.id);
+    view.sent = entry_time(&entry.id);
+    view.delivery_count = entry.delivered_count.map(|n| n as u64);
+    view.counted = true;
+    instrumentation.instrumenter.start_process(&view, &StreamFieldsExtractor(&entry.map))
 }
 
 impl StreamEntryExt for StreamId {
+    fn process_traced_with<F, T, E>(
+        &self,
+        instrumentation: &RedisInstrumentation,
+        handler: F,
+    ) -> impl Future<Output = Result<T, E>>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        start_entry_process(instrumentation, self).run(handler)
+    }
+
     fn traced_with(mut self, instrumentation: &RedisInstrumentation) -> TracedMessage<StreamId> {
-        let facts = instrumentation.entry_facts(&self.id);
-        let mut view = RedisView::new(
-            OperationType::Process,
-            OPERATION_PROCESS,
-            facts.as_ref().map(|f| &*f.stream),
-            instrumentation,
-        );
-        view.group = facts.as_ref().and_then(|f| f.group.as_deref());
-        view.message_id = Some(&self.id);
-        view.sent = entry_time(&self.id);
-        view.delivery_count = self.delivered_count.map(|n| n as u64);
-        view.counted = true;
-        let operation = instrumentation.instrumenter.start_process(&view, &StreamFieldsExtractor(&self.map));
+        let operation = start_entry_process(instrumentation, &self);
         if instrumentation.strip_fields() {
             let fields = instrumentation.instrumenter.propagation_fields();
             self.map.retain(|k, _| !fields.iter().any(|f| k.eq_ignore_ascii_case(f)));
@@ -610,38 +627,6 @@ pub trait MsgExt {
 
     /// [`traced`](Self::traced) with an explicit instrumentation.
     fn traced_with(&self, instrumentation: &RedisInstrumentation) -> TracedMessage<QueueMessage>;
-
-    /// Runs `handler` inside the message's `process {channel}` span (see [`traced`](Self::traced))
-    /// and returns the message and the handler's result unchanged.
-    ///
-    /// # Errors
-    ///
-    /// The handler's error, unchanged.
-    fn process_traced<T, E>(
-        &self,
-        handler: impl AsyncFnOnce(&QueueMessage) -> Result<T, E>,
-    ) -> impl Future<Output = (QueueMessage, Result<T, E>)>
-    where
-        E: std::fmt::Display,
-    {
-        self.traced().process(handler)
-    }
-
-    /// [`process_traced`](Self::process_traced) with an explicit instrumentation.
-    ///
-    /// # Errors
-    ///
-    /// The handler's error, unchanged.
-    fn process_traced_with<T, E>(
-        &self,
-        instrumentation: &RedisInstrumentation,
-        handler: impl AsyncFnOnce(&QueueMessage) -> Result<T, E>,
-    ) -> impl Future<Output = (QueueMessage, Result<T, E>)>
-    where
-        E: std::fmt::Display,
-    {
-        self.traced_with(instrumentation).process(handler)
-    }
 }
 
 impl MsgExt for redis::Msg {

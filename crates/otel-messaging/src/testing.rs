@@ -34,6 +34,8 @@ use opentelemetry_sdk::{
 
 use crate::{MessagingInstrumenter, MessagingInstrumenterBuilder};
 
+pub mod conformance;
+
 /// Explicit tracer and meter providers wired to in-memory exporters.
 ///
 /// Spans are exported synchronously (simple processor), so [`spans`](Self::spans) sees every
@@ -47,6 +49,7 @@ pub struct TestTelemetry {
     span_exporter: InMemorySpanExporter,
     metric_exporter: InMemoryMetricExporter,
     counts: std::sync::Arc<SpanCounts>,
+    conformance: bool,
 }
 
 /// Spans started and ended (recording spans only), counted by a span processor.
@@ -100,7 +103,20 @@ impl TestTelemetry {
         let metric_exporter = InMemoryMetricExporter::default();
         let meter_provider =
             SdkMeterProvider::builder().with_periodic_exporter(metric_exporter.clone()).build();
-        TestTelemetry { tracer_provider, meter_provider, span_exporter, metric_exporter, counts }
+        TestTelemetry {
+            tracer_provider,
+            meter_provider,
+            span_exporter,
+            metric_exporter,
+            counts,
+            conformance: true,
+        }
+    }
+
+    /// Like [`new`](Self::new), without the conformance check in [`spans`](Self::spans): for
+    /// tests of the core with made-up views that no broker crate emits.
+    pub fn without_conformance() -> Self {
+        TestTelemetry { conformance: false, ..Self::new() }
     }
 
     /// A builder already holding these providers and the W3C propagator ([`w3c_propagator`]).
@@ -135,9 +151,20 @@ impl TestTelemetry {
     }
 
     /// Every span ended so far, in end order.
+    ///
+    /// # Panics
+    ///
+    /// If a messaging span does not conform to the semconv v1.44 table
+    /// ([`conformance::assert_conforms`]), unless built with
+    /// [`without_conformance`](Self::without_conformance): every test that looks at its spans
+    /// checks them against the table.
     pub fn spans(&self) -> Vec<SpanData> {
         let _ = self.tracer_provider.force_flush();
-        self.span_exporter.get_finished_spans().unwrap_or_default()
+        let spans = self.span_exporter.get_finished_spans().unwrap_or_default();
+        if self.conformance {
+            conformance::assert_conforms(&spans);
+        }
+        spans
     }
 
     /// Every data point recorded so far, flattened (latest collection wins).

@@ -1,4 +1,8 @@
 //! Broker-free tests of the instrumenter: span names, kinds, parents, links, attributes, status,
+//!
+//! The views here are made up (a "kafka" view with whatever the test needs), so these tests use
+//! `TestTelemetry::without_conformance()`; the broker crates' real spans are checked against the
+//! conformance table in every integration test.
 //! metrics and propagation policy, through explicit in-memory providers.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -89,7 +93,7 @@ fn send(instrumenter: &otel_messaging::MessagingInstrumenter, parent: &Context) 
 
 #[test]
 fn send_span_has_full_attribute_set_and_injects_traceparent_only() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let headers = send(&t.instrumenter(), &Context::new());
     assert_eq!(headers.keys().collect::<Vec<_>>(), ["traceparent"], "no empty tracestate");
     let spans = t.spans();
@@ -112,7 +116,7 @@ fn send_span_has_full_attribute_set_and_injects_traceparent_only() {
 
 #[test]
 fn process_without_ambient_span_is_child_and_link_of_creation_context() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     let headers = send(&instrumenter, &Context::new());
     instrumenter.start_process_in(&process_view(), &headers, &Context::new()).end_ok();
@@ -128,7 +132,7 @@ fn process_without_ambient_span_is_child_and_link_of_creation_context() {
 
 #[test]
 fn process_inside_ambient_span_is_child_of_ambient_and_links_creation_context() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     let headers = send(&instrumenter, &Context::new());
     let tracer = t.tracer("app");
@@ -147,7 +151,7 @@ fn process_inside_ambient_span_is_child_of_ambient_and_links_creation_context() 
 
 #[test]
 fn creation_context_policy_parents_on_producer_and_links_ambient() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter_builder().with_process_parent(ProcessParent::CreationContext).build();
     let headers = send(&instrumenter, &Context::new());
     let tracer = t.tracer("app");
@@ -168,7 +172,7 @@ fn creation_context_policy_parents_on_producer_and_links_ambient() {
 
 #[test]
 fn link_policy_gives_new_root_plus_link_and_is_overridable_per_consumer() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     let headers = send(&instrumenter, &Context::new());
     let consumer = instrumenter.with_process_parent(ProcessParent::Link);
@@ -187,7 +191,7 @@ fn link_policy_gives_new_root_plus_link_and_is_overridable_per_consumer() {
 
 #[test]
 fn baggage_flows_to_process_context_unless_trust_boundary() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let producer = t.instrumenter();
     let parent = Context::new().with_baggage([KeyValue::new("tenant", "acme")]);
     let headers = send(&producer, &parent);
@@ -220,7 +224,7 @@ fn baggage_flows_to_process_context_unless_trust_boundary() {
 
 #[test]
 fn existing_creation_context_is_not_overwritten() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     let user_tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_string();
     let mut headers = Headers::from([("traceparent".to_string(), user_tp.clone())]);
@@ -238,7 +242,7 @@ fn existing_creation_context_is_not_overwritten() {
 
 #[test]
 fn malformed_traceparent_means_no_context() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     for bad in ["00-1-2-01", "garbage", "", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"] {
         let headers = Headers::from([
@@ -257,7 +261,7 @@ fn malformed_traceparent_means_no_context() {
 
 #[test]
 fn batch_links_every_creation_context_with_per_message_attributes() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     let a = send(&instrumenter, &Context::new());
     let b = send(&instrumenter, &Context::new());
@@ -291,7 +295,7 @@ fn batch_links_every_creation_context_with_per_message_attributes() {
 
 #[test]
 fn failure_sets_status_error_type_and_metric_error_type() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     let headers = Headers::new();
     let op = instrumenter.start_send(&send_view(), &Context::new(), &headers);
@@ -326,7 +330,7 @@ fn failure_sets_status_error_type_and_metric_error_type() {
 
 #[test]
 fn process_records_queue_wait_and_process_metrics() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     let view = View { sent: Some(SystemTime::now() - Duration::from_secs(2)), ..process_view() };
     instrumenter.start_process_in(&view, &Headers::new(), &Context::new()).end_ok();
@@ -349,7 +353,7 @@ fn process_records_queue_wait_and_process_metrics() {
 
 #[test]
 fn span_name_follows_destination_rules() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     let anonymous = View { destination: Some("amq.gen-Xa2"), anonymous: true, ..send_view() };
     instrumenter.start(&anonymous, &Context::new()).end_ok();
@@ -370,7 +374,7 @@ fn span_name_follows_destination_rules() {
 
 #[test]
 fn dropping_an_operation_ends_its_span() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let op = t.instrumenter().start(&send_view(), &Context::new());
     drop(op);
     let spans = t.spans();
@@ -380,7 +384,7 @@ fn dropping_an_operation_ends_its_span() {
 
 #[test]
 fn captured_headers_are_opt_in() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let headers = Headers::from([
         ("x-tenant".to_string(), "acme".to_string()),
         ("secret".to_string(), "s".to_string()),
@@ -399,7 +403,7 @@ fn captured_headers_are_opt_in() {
 
 #[tokio::test]
 async fn run_nests_handler_spans_and_returns_result_unchanged() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     let headers = send(&instrumenter, &Context::new());
     let tracer = t.tracer("app");
@@ -448,7 +452,7 @@ fn forwarded(t: &TestTelemetry, incoming: &Headers) -> Headers {
 
 #[test]
 fn invalid_tracestate_is_not_inherited_nor_forwarded() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     for bad in [
         "k=\u{7}bell".to_owned(),                                         // control character
         "Upper=1".to_owned(),                                             // key grammar
@@ -465,7 +469,7 @@ fn invalid_tracestate_is_not_inherited_nor_forwarded() {
 
 #[test]
 fn valid_tracestate_is_kept_and_cut_to_512_bytes() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let incoming =
         carrier(&[("traceparent", TP.into()), ("tracestate", "rojo=00f067aa0ba902b7, congo=t61".into())]);
     assert_eq!(forwarded(&t, &incoming)["tracestate"], "rojo=00f067aa0ba902b7,congo=t61");
@@ -480,7 +484,7 @@ fn valid_tracestate_is_kept_and_cut_to_512_bytes() {
 
 #[test]
 fn baggage_is_capped_to_w3c_limits_before_parsing() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     let many = (0..1000).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join(",");
     let op = instrumenter.start_process_in(
@@ -514,7 +518,7 @@ impl opentelemetry::propagation::Extractor for Watched {
 
 #[test]
 fn trust_boundaries_and_batch_links_never_read_baggage() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let watched =
         Watched(carrier(&[("traceparent", TP.into()), ("baggage", "k=v".into())]), Default::default());
     let guarded = t.instrumenter_builder().with_trust_boundary(true).build();
@@ -544,7 +548,7 @@ fn trust_boundaries_and_batch_links_never_read_baggage() {
 
 #[test]
 fn error_descriptions_are_capped_and_can_be_turned_off() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let payload = format!("invalid type: string \"{}\", expected u32", "alice@example.com ".repeat(100));
     t.instrumenter().start_send(&send_view(), &Context::new(), &Headers::new()).end_error("serde", &payload);
     let quiet = t.instrumenter_builder().with_error_description(false).build();
@@ -563,7 +567,7 @@ fn error_descriptions_are_capped_and_can_be_turned_off() {
 
 #[tokio::test]
 async fn a_panicking_handler_is_recorded_and_the_panic_goes_on_unchanged() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let op = t.instrumenter().start_process_in(&process_view(), &Headers::new(), &Context::new());
     let joined = tokio::spawn(op.run(async {
         if true {
@@ -582,7 +586,7 @@ async fn a_panicking_handler_is_recorded_and_the_panic_goes_on_unchanged() {
 #[test]
 fn a_cancelled_handler_is_recorded_as_cancelled() {
     use futures_util::FutureExt as _;
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let op = t.instrumenter().start_process_in(&process_view(), &Headers::new(), &Context::new());
     let never = std::future::pending::<Result<(), std::io::Error>>();
     assert!(op.run(never).now_or_never().is_none(), "polled once, then dropped");
@@ -594,7 +598,7 @@ fn a_cancelled_handler_is_recorded_as_cancelled() {
 
 #[test]
 fn a_failed_receive_counts_nothing_and_is_timed_from_its_start() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     let receive = View {
         op: Some(OperationType::Receive),
@@ -628,7 +632,7 @@ fn a_failed_receive_counts_nothing_and_is_timed_from_its_start() {
 
 #[tokio::test]
 async fn a_handler_failure_is_not_the_deliverys() {
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     let view = View { sent: Some(SystemTime::now()), ..process_view() };
     let op = instrumenter.start_process_in(&view, &Headers::new(), &Context::new());
@@ -660,7 +664,7 @@ fn an_enricher_adds_attributes_at_start_and_end_but_never_to_metrics() {
             attributes.push(KeyValue::new("app.failed", error_type.is_some()));
         }
     }
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter_builder().with_enricher(Tenant).build();
     let headers: Headers = [("x-tenant".to_owned(), "acme".to_owned())].into();
     instrumenter.start_process_in(&process_view(), &headers, &Context::new()).end_ok();
@@ -674,7 +678,7 @@ fn an_enricher_adds_attributes_at_start_and_end_but_never_to_metrics() {
     }
 
     // A closure is an `on_start` enricher; `()` adds nothing.
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let instrumenter = t
         .instrumenter_builder()
         .with_enricher(|start: &SpanStart<'_>, attributes: &mut Vec<KeyValue>| {
@@ -683,7 +687,7 @@ fn an_enricher_adds_attributes_at_start_and_end_but_never_to_metrics() {
         .build();
     instrumenter.start(&send_view(), &Context::new()).end_ok();
     assert_eq!(attributes(&t.spans()[0])["app.queue"], Value::from("orders"));
-    let t = TestTelemetry::new();
+    let t = TestTelemetry::without_conformance();
     let plain = t.instrumenter();
     let enriched = t.instrumenter_builder().with_enricher(()).build();
     plain.start(&send_view(), &Context::new()).end_ok();

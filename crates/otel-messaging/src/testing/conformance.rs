@@ -1,0 +1,473 @@
+//! The conformance table: per messaging system and operation type, the semconv v1.44 span
+//! attributes by requirement level, what this workspace emits for each, and its documented
+//! deviations — and the check every test span goes through ([`TestTelemetry::spans`] runs
+//! [`check_span`] on each messaging span it returns).
+//!
+//! Sources: semconv v1.44 `docs/messaging/messaging-spans.md` (generic spans), `kafka.md`,
+//! `rabbitmq.md`, `sqs.md` (`model/messaging/*.yaml`). Redis has no semconv system; it follows
+//! the generic tables under the custom `messaging.system = redis`.
+//!
+//! The check fails a span that: lacks a Required attribute; lacks a Recommended or Conditionally
+//! Required attribute whose condition the span meets and which this workspace promises
+//! ([`Check::Present`]); has `error.type` without failing or fails without it; carries a key of a
+//! semconv namespace (`messaging.*`, `server.*`, `network.*`, `error.*`, `aws.*`) that the table
+//! does not list for its system and operation; or has the wrong span kind or name. Attributes of
+//! the project's own namespace (`otel_messaging.*`), captured headers (`messaging.header.*`) and
+//! the application's (an enricher's) are not checked.
+//!
+//! [`TestTelemetry::spans`]: super::TestTelemetry::spans
+
+use opentelemetry::{Value, trace::SpanKind};
+use opentelemetry_sdk::trace::SpanData;
+
+use crate::semconv;
+
+/// A semconv requirement level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// `Required`.
+    Required,
+    /// `Conditionally Required`, with its condition.
+    ConditionallyRequired(&'static str),
+    /// `Recommended`, with its condition (empty when unconditional).
+    Recommended(&'static str),
+    /// `Opt-In`.
+    OptIn,
+}
+
+impl Level {
+    fn label(self) -> String {
+        match self {
+            Level::Required => "Required".to_owned(),
+            Level::ConditionallyRequired(c) => format!("Cond. Required: {c}"),
+            Level::Recommended("") => "Recommended".to_owned(),
+            Level::Recommended(c) => format!("Recommended: {c}"),
+            Level::OptIn => "Opt-In".to_owned(),
+        }
+    }
+}
+
+/// What the check asserts about one attribute of a span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Always present.
+    Present,
+    /// Present iff the span's status is `Error`.
+    IffFailed,
+    /// Present iff the span describes one message (no `messaging.batch.message_count`).
+    SingleMessage,
+    /// Allowed; its presence depends on the message or the configuration (see the note).
+    Allowed,
+}
+
+/// One attribute of one operation: the spec's level, our check, and what we emit.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    /// The attribute key.
+    pub key: &'static str,
+    /// Its requirement level in semconv v1.44 for this system and operation.
+    pub level: Level,
+    /// What every span of ours is checked for.
+    pub check: Check,
+    /// What this workspace emits, and any deviation from the spec, in a few words.
+    pub note: &'static str,
+}
+
+const SYSTEMS: [&str; 4] =
+    [semconv::system::KAFKA, semconv::system::RABBITMQ, semconv::system::AWS_SQS, semconv::system::REDIS];
+
+/// The operation types a system's crate emits, in table order.
+pub fn operations(system: &str) -> &'static [&'static str] {
+    match system {
+        "kafka" => &["send", "receive", "process", "settle"],
+        "rabbitmq" => &["send", "receive", "process", "settle"],
+        "aws_sqs" => &["create", "send", "receive", "process", "settle"],
+        "redis" => &["send", "receive", "process", "settle"],
+        _ => &[],
+    }
+}
+
+/// The table rows of `system` and `operation` (`messaging.operation.type`); empty for an
+/// operation the system's crate does not emit.
+pub fn rows(system: &str, operation: &str) -> Vec<Row> {
+    use Check::*;
+    use Level::*;
+    if !SYSTEMS.contains(&system) || !operations(system).contains(&operation) {
+        return Vec::new();
+    }
+    let (kafka, rabbit, sqs, redis) =
+        (system == "kafka", system == "rabbitmq", system == "aws_sqs", system == "redis");
+    let consumer = matches!(operation, "receive" | "process" | "settle");
+    let network = matches!(operation, "send" | "receive" | "settle");
+    let mut rows = vec![
+        Row {
+            key: semconv::MESSAGING_SYSTEM,
+            level: Required,
+            check: Present,
+            note: if redis { "`redis`: a custom value (semconv defines no Redis system)" } else { "always" },
+        },
+        Row { key: semconv::MESSAGING_OPERATION_NAME, level: Required, check: Present, note: "always" },
+        Row {
+            key: semconv::MESSAGING_OPERATION_TYPE,
+            level: ConditionallyRequired("if applicable"),
+            check: Present,
+            note: "always",
+        },
+        Row {
+            key: semconv::ERROR_TYPE,
+            level: ConditionallyRequired("iff the operation failed"),
+            check: IffFailed,
+            note: "iff failed; `cancelled` / `panic` for a dropped or panicking handler",
+        },
+        Row {
+            key: semconv::MESSAGING_DESTINATION_NAME,
+            level: if rabbit {
+                Required
+            } else {
+                ConditionallyRequired("single message, or same for the batch")
+            },
+            check: if rabbit || operation == "process" { Present } else { Allowed },
+            note: if rabbit {
+                "`{exchange}:{routing key}` on publish, `…:{queue}` on receive, process, settle"
+            } else {
+                "when one destination applies"
+            },
+        },
+        Row {
+            key: semconv::MESSAGING_DESTINATION_TEMPLATE,
+            level: ConditionallyRequired("if available"),
+            check: Allowed,
+            note: "not emitted: no template is known",
+        },
+        Row {
+            key: semconv::MESSAGING_DESTINATION_PARTITION_ID,
+            level: Recommended(if kafka && operation == "process" { "" } else { "when applicable" }),
+            check: if kafka && operation == "process" { Present } else { Allowed },
+            note: if kafka {
+                "the partition (set at delivery on sends without one)"
+            } else {
+                "not applicable"
+            },
+        },
+        Row {
+            key: semconv::MESSAGING_MESSAGE_ID,
+            level: Recommended("single message"),
+            check: if sqs && operation == "process" { Present } else { Allowed },
+            note: if kafka {
+                "not applicable: Kafka records have no id"
+            } else if rabbit {
+                "the `message_id` property, when set"
+            } else if sqs {
+                "the SQS message id (at the response on sends)"
+            } else {
+                "the entry id"
+            },
+        },
+        Row {
+            key: semconv::MESSAGING_MESSAGE_CONVERSATION_ID,
+            level: Recommended(""),
+            check: Allowed,
+            note: if rabbit {
+                "the `correlation_id` property, when set"
+            } else {
+                "not emitted: no such field"
+            },
+        },
+        Row {
+            key: semconv::SERVER_ADDRESS,
+            level: Recommended(""),
+            check: if kafka || sqs { Present } else { Allowed },
+            note: if kafka {
+                "first `bootstrap.servers` entry, read from the client"
+            } else if sqs {
+                "the queue URL's host"
+            } else if rabbit {
+                "from `AmqpInstrumentation::from_uri`"
+            } else {
+                "from `RedisInstrumentation::from_client`"
+            },
+        },
+        Row {
+            key: semconv::SERVER_PORT,
+            level: Recommended(""),
+            check: if kafka || sqs { Present } else { Allowed },
+            note: "with `server.address`",
+        },
+    ];
+    if operation != "settle" {
+        rows.push(Row {
+            key: semconv::MESSAGING_MESSAGE_BODY_SIZE,
+            level: OptIn,
+            check: Allowed,
+            note: "opt-in (`with_body_size`), single messages",
+        });
+        rows.push(Row {
+            key: semconv::MESSAGING_MESSAGE_ENVELOPE_SIZE,
+            level: OptIn,
+            check: Allowed,
+            note: "not emitted",
+        });
+    }
+    if operation != "create" {
+        rows.push(Row {
+            key: semconv::MESSAGING_BATCH_MESSAGE_COUNT,
+            level: ConditionallyRequired("batch operation"),
+            check: Allowed,
+            note: "on batch operations only (also 0)",
+        });
+        rows.push(Row {
+            key: semconv::MESSAGING_CLIENT_ID,
+            level: Recommended(""),
+            check: if kafka { Present } else { Allowed },
+            note: if kafka {
+                "`client.id`, read from the client"
+            } else if redis {
+                "not emitted: a connection has no client name"
+            } else {
+                "not emitted: the client library exposes none"
+            },
+        });
+    }
+    if network {
+        rows.push(Row {
+            key: semconv::NETWORK_PEER_ADDRESS,
+            level: Recommended(if rabbit { "" } else { "if applicable" }),
+            check: Allowed,
+            note: if rabbit {
+                "the broker's address when the URI names it by IP (lapin exposes no socket)"
+            } else {
+                "not emitted: the client library does not expose the contacted node"
+            },
+        });
+        rows.push(Row {
+            key: semconv::NETWORK_PEER_PORT,
+            level: Recommended("iff `network.peer.address` is set"),
+            check: Allowed,
+            note: if rabbit {
+                "with `network.peer.address`"
+            } else {
+                "not emitted (no `network.peer.address`)"
+            },
+        });
+    }
+    if consumer && (kafka || redis) {
+        rows.push(Row {
+            key: semconv::MESSAGING_CONSUMER_GROUP_NAME,
+            level: ConditionallyRequired("if applicable"),
+            check: if kafka { Present } else { Allowed },
+            note: if kafka {
+                "`group.id`, read from the client"
+            } else {
+                "the group of `XREADGROUP`/`XAUTOCLAIM`/`XACK`"
+            },
+        });
+    }
+    if kafka {
+        rows.push(Row {
+            key: semconv::MESSAGING_KAFKA_CLUSTER_ID,
+            level: Recommended(""),
+            check: Allowed,
+            note: "once librdkafka knows it (after the client's first metadata response)",
+        });
+        if operation != "settle" {
+            rows.push(Row {
+                key: semconv::MESSAGING_KAFKA_MESSAGE_KEY,
+                level: Recommended("single message"),
+                check: Allowed,
+                note: "UTF-8 keys, on by default (`with_capture_key(false)` to turn off)",
+            });
+            rows.push(Row {
+                key: semconv::MESSAGING_KAFKA_MESSAGE_TOMBSTONE,
+                level: ConditionallyRequired("if true"),
+                check: Allowed,
+                note: "when the record has no payload",
+            });
+        }
+        rows.push(Row {
+            key: semconv::MESSAGING_KAFKA_OFFSET,
+            level: Recommended("single message"),
+            check: if operation == "process" { Present } else { Allowed },
+            note: "on sends at delivery; on single-message polls, process and commits",
+        });
+    }
+    if rabbit {
+        rows.push(Row {
+            key: semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY,
+            level: ConditionallyRequired("if not empty"),
+            check: Allowed,
+            note: "when not empty",
+        });
+        rows.push(Row {
+            key: semconv::MESSAGING_DESTINATION_ANONYMOUS,
+            level: ConditionallyRequired("if true"),
+            check: Allowed,
+            note: "server-named `amq.gen-*` queues and routing keys",
+        });
+        rows.push(Row {
+            key: semconv::MESSAGING_DESTINATION_TEMPORARY,
+            level: ConditionallyRequired("if true"),
+            check: Allowed,
+            note: "not emitted: lapin does not say whether a queue is exclusive",
+        });
+        if consumer {
+            rows.push(Row {
+                key: semconv::MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG,
+                level: ConditionallyRequired("when available"),
+                check: if operation == "receive" { Allowed } else { Present },
+                note: "always (a failed `basic_get` has no delivery)",
+            });
+        }
+    }
+    if sqs {
+        rows.push(Row {
+            key: semconv::AWS_SQS_QUEUE_URL,
+            level: Recommended(""),
+            check: Present,
+            note: "the call's queue URL (process: the receive's)",
+        });
+        rows.push(Row {
+            key: semconv::AWS_REQUEST_ID,
+            level: Recommended(""),
+            check: Allowed,
+            note: "from successful responses; not on process and create spans",
+        });
+    }
+    rows
+}
+
+/// The span kinds semconv v1.44 gives an operation type ("Span kind").
+fn kinds(operation: &str) -> &'static [SpanKind] {
+    match operation {
+        "create" => &[SpanKind::Producer],
+        "send" => &[SpanKind::Producer, SpanKind::Client],
+        "receive" | "settle" => &[SpanKind::Client],
+        "process" => &[SpanKind::Consumer],
+        _ => &[],
+    }
+}
+
+fn owned_by_semconv(key: &str) -> bool {
+    key.starts_with("messaging.") && !key.starts_with(semconv::MESSAGING_HEADER_PREFIX)
+        || ["server.", "network.", "error.", "aws."].iter().any(|p| key.starts_with(p))
+}
+
+/// Checks one messaging span against the table; returns what is wrong (empty when it conforms).
+/// A span without `messaging.system` is not a messaging span, and one of another system than the
+/// four crates' (`kafka`, `rabbitmq`, `aws_sqs`, `redis`) is not covered; both always conform.
+pub fn check_span(span: &SpanData) -> Vec<String> {
+    let attributes: std::collections::BTreeMap<&str, &Value> =
+        span.attributes.iter().map(|kv| (kv.key.as_str(), &kv.value)).collect();
+    let text = |key: &str| attributes.get(key).map(|v| v.as_str().into_owned());
+    let Some(system) = text(semconv::MESSAGING_SYSTEM) else { return Vec::new() };
+    if !SYSTEMS.contains(&system.as_str()) {
+        return Vec::new(); // another integration's system: the table covers the four crates
+    }
+    let operation = text(semconv::MESSAGING_OPERATION_TYPE).unwrap_or_default();
+    let mut problems = Vec::new();
+    let rows = rows(&system, &operation);
+    if rows.is_empty() {
+        return vec![format!("no table for system {system:?}, operation type {operation:?}")];
+    }
+    let failed = matches!(span.status, opentelemetry::trace::Status::Error { .. });
+    let single = !attributes.contains_key(semconv::MESSAGING_BATCH_MESSAGE_COUNT);
+    for row in &rows {
+        let present = attributes.contains_key(row.key);
+        let expected = match row.check {
+            Check::Present => Some(true),
+            Check::IffFailed => Some(failed),
+            Check::SingleMessage => single.then_some(true),
+            Check::Allowed => None,
+        };
+        if row.level == Level::Required && !present {
+            problems.push(format!("Required `{}` is missing", row.key));
+        } else if let Some(expected) = expected
+            && expected != present
+        {
+            let what = if expected { "missing" } else { "present" };
+            problems.push(format!("`{}` ({}) is {what}: {}", row.key, row.level.label(), row.note));
+        }
+    }
+    for key in attributes.keys() {
+        if owned_by_semconv(key) && !rows.iter().any(|r| r.key == *key) {
+            problems.push(format!("`{key}` is not an attribute of a {system} {operation} span"));
+        }
+    }
+    if !kinds(&operation).contains(&span.span_kind) {
+        problems.push(format!("kind {:?} for a {operation} span", span.span_kind));
+    }
+    let name = text(semconv::MESSAGING_OPERATION_NAME).unwrap_or_default();
+    if span.name != name && !span.name.starts_with(&format!("{name} ")) {
+        problems
+            .push(format!("name {:?} does not start with `messaging.operation.name` {name:?}", span.name));
+    }
+    problems
+}
+
+/// Panics, listing every problem, if a messaging span of `spans` does not conform to the table.
+pub fn assert_conforms(spans: &[SpanData]) {
+    let report: Vec<String> = spans
+        .iter()
+        .filter_map(|s| {
+            let problems = check_span(s);
+            (!problems.is_empty()).then(|| format!("span {:?}:\n  - {}", s.name, problems.join("\n  - ")))
+        })
+        .collect();
+    assert!(
+        report.is_empty(),
+        "spans that do not conform to semconv v1.44 (testing::conformance):\n{}",
+        report.join("\n")
+    );
+}
+
+/// The "What is emitted" table of `system` in Markdown: one row per attribute, one column per
+/// operation type, each cell the requirement level (R = Required, CR = Conditionally Required,
+/// Rec = Recommended, Opt = Opt-In) and whether we emit it (✓ always, ~ when known / applicable,
+/// ✗ not emitted), followed by the notes. The crate READMEs carry these tables; a test keeps them
+/// equal.
+pub fn markdown(system: &str) -> String {
+    let operations = operations(system);
+    let mut keys: Vec<&'static str> = Vec::new();
+    for op in operations {
+        for row in rows(system, op) {
+            if !keys.contains(&row.key) {
+                keys.push(row.key);
+            }
+        }
+    }
+    let mut out = String::new();
+    out.push_str("| Attribute |");
+    for op in operations {
+        out.push_str(&format!(" {op} |"));
+    }
+    out.push_str(" What we emit |\n|---|");
+    for _ in operations {
+        out.push_str("---|");
+    }
+    out.push_str("---|\n");
+    for key in keys {
+        out.push_str(&format!("| `{key}` |"));
+        let mut note = "";
+        for op in operations {
+            let cell = rows(system, op).into_iter().find(|r| r.key == key).map_or("".to_owned(), |r| {
+                note = r.note;
+                let level = match r.level {
+                    Level::Required => "R",
+                    Level::ConditionallyRequired(_) => "CR",
+                    Level::Recommended(_) => "Rec",
+                    Level::OptIn => "Opt",
+                };
+                let emitted = if r.note.starts_with("not emitted") || r.note.starts_with("not applicable") {
+                    "✗"
+                } else if matches!(r.check, Check::Present) {
+                    "✓"
+                } else {
+                    "~"
+                };
+                format!("{level} {emitted}")
+            });
+            out.push_str(&format!(" {cell} |"));
+        }
+        out.push_str(&format!(" {note} |\n"));
+    }
+    out
+}
