@@ -773,3 +773,37 @@ async fn message_keys_are_recorded_by_default_with_an_opt_out() {
         t.spans().iter().map(|s| attributes(s).get("messaging.kafka.message.key").cloned()).collect();
     assert_eq!(keys, [Some(Value::from("tenant-7")), None, None]);
 }
+
+/// A `SpanEnricher` adds the application's attributes from the record's headers on the send and
+/// process spans (at span start, so samplers see them), and never to the metrics.
+#[tokio::test]
+async fn an_enricher_adds_the_applications_attributes() {
+    use otel_messaging::SpanStart;
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let instrumenter = t
+        .instrumenter_builder()
+        .with_enricher(|start: &SpanStart<'_>, attributes: &mut Vec<KeyValue>| {
+            if let Some(tenant) = start.header("x-tenant") {
+                attributes.push(KeyValue::new("app.tenant", tenant.to_owned()));
+            }
+        })
+        .build();
+    let tracing = KafkaInstrumentation::new().with_instrumenter(instrumenter);
+    let headers = OwnedHeaders::new().insert(Header { key: "x-tenant", value: Some("acme") });
+    k.producer()
+        .send_traced_with(&tracing, FutureRecord::<(), _>::to(&k.topic).payload("x").headers(headers), TIMEOUT)
+        .await
+        .expect("delivered");
+    let consumer = k.consumer();
+    let message = consumer.recv_traced_with(&tracing).await.expect("message");
+    message.process_traced_with(&tracing, async { Ok::<_, KafkaError>(()) }).await.expect("handler");
+    let spans = t.spans();
+    for name in ["send", "process"] {
+        let s = span(&spans, &format!("{name} {}", k.topic));
+        assert_eq!(attributes(s)["app.tenant"], Value::from("acme"), "{name}");
+    }
+    for m in t.metrics() {
+        assert!(!m.attributes.iter().any(|kv| kv.key.as_str() == "app.tenant"), "{m:?}");
+    }
+}
