@@ -81,7 +81,18 @@ impl Kafka {
 
     /// A consumer reading partition 0 of the test topic from the beginning (no group join).
     fn consumer(&self) -> StreamConsumer {
-        let consumer: StreamConsumer = self.consumer_config().create().expect("consumer");
+        self.assigned(self.consumer_config())
+    }
+
+    /// [`consumer`](Self::consumer) with one more setting.
+    fn consumer_with(&self, key: &str, value: &str) -> StreamConsumer {
+        let mut config = self.consumer_config();
+        config.set(key, value);
+        self.assigned(config)
+    }
+
+    fn assigned(&self, config: ClientConfig) -> StreamConsumer {
+        let consumer: StreamConsumer = config.create().expect("consumer");
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&self.topic, 0, Offset::Beginning).expect("partition");
         consumer.assign(&tpl).expect("assign");
@@ -464,12 +475,7 @@ async fn cancelled_batch_receive_loses_no_message() {
             .expect("sent");
     }
     // Offsets are stored as messages are handed over (librdkafka's default), as in the review.
-    let mut config = k.consumer_config();
-    config.set("enable.auto.offset.store", "true");
-    let consumer: StreamConsumer = config.create().expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&k.topic, 0, Offset::Beginning).expect("partition");
-    consumer.assign(&tpl).expect("assign");
+    let consumer = k.consumer_with("enable.auto.offset.store", "true");
 
     let mut batch = Vec::new();
     let cancelled = tokio::time::timeout(
@@ -508,12 +514,7 @@ async fn consumer_error_after_messages_is_returned_and_recorded() {
     for payload in ["a", "b"] {
         producer.send(FutureRecord::<(), _>::to(&k.topic).payload(payload), TIMEOUT).await.expect("sent");
     }
-    let mut config = k.consumer_config();
-    config.set("enable.partition.eof", "true");
-    let consumer: StreamConsumer = config.create().expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&k.topic, 0, Offset::Beginning).expect("partition");
-    consumer.assign(&tpl).expect("assign");
+    let consumer = k.consumer_with("enable.partition.eof", "true");
     let mut batch = Vec::new();
     let mut result = Ok(0);
     while batch.len() < 2 && result.is_ok() {
@@ -645,12 +646,7 @@ async fn cluster_id_is_per_client() {
 
 /// A consumer whose first receive meets the end of an empty partition (`enable.partition.eof`).
 fn eof_consumer(k: &Kafka) -> StreamConsumer {
-    let mut config = k.consumer_config();
-    config.set("enable.partition.eof", "true");
-    let consumer: StreamConsumer = config.create().expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&k.topic, 0, Offset::Beginning).expect("partition");
-    consumer.assign(&tpl).expect("assign");
+    let consumer = k.consumer_with("enable.partition.eof", "true");
     consumer
 }
 
@@ -705,12 +701,7 @@ async fn offset_commits_are_settle_spans_linked_to_the_message() {
         .send_traced_with(&tracing, FutureRecord::<(), _>::to(&k.topic).payload("x"), TIMEOUT)
         .await
         .expect("delivered");
-    let mut config = k.consumer_config();
-    config.set("enable.auto.offset.store", "false");
-    let consumer: StreamConsumer = config.create().expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&k.topic, 0, Offset::Beginning).expect("partition");
-    consumer.assign(&tpl).expect("assign");
+    let consumer = k.consumer_with("enable.auto.offset.store", "false");
     let message = consumer.recv_traced_with(&tracing).await.expect("message");
     consumer.store_offset_from_message_traced_with(&tracing, &message).expect("stored");
     consumer.commit_message_traced_with(&tracing, &message, CommitMode::Sync).expect("committed");
@@ -792,7 +783,11 @@ async fn an_enricher_adds_the_applications_attributes() {
     let tracing = KafkaInstrumentation::new().with_instrumenter(instrumenter);
     let headers = OwnedHeaders::new().insert(Header { key: "x-tenant", value: Some("acme") });
     k.producer()
-        .send_traced_with(&tracing, FutureRecord::<(), _>::to(&k.topic).payload("x").headers(headers), TIMEOUT)
+        .send_traced_with(
+            &tracing,
+            FutureRecord::<(), _>::to(&k.topic).payload("x").headers(headers),
+            TIMEOUT,
+        )
         .await
         .expect("delivered");
     let consumer = k.consumer();
