@@ -646,8 +646,7 @@ async fn cluster_id_is_per_client() {
 
 /// A consumer whose first receive meets the end of an empty partition (`enable.partition.eof`).
 fn eof_consumer(k: &Kafka) -> StreamConsumer {
-    let consumer = k.consumer_with("enable.partition.eof", "true");
-    consumer
+    k.consumer_with("enable.partition.eof", "true")
 }
 
 /// A failed receive, single or batch, records its `poll` span and duration with `error.type`,
