@@ -463,3 +463,30 @@ impl opentelemetry::propagation::TextMapPropagator for B3Single {
 }
 
 static B3_FIELDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// A message received through a `PSUBSCRIBE` pattern: the pattern is the destination template
+/// (span name and metrics), the channel the destination name.
+#[tokio::test]
+async fn pattern_subscriptions_name_spans_after_the_pattern() {
+    let t = TestTelemetry::new();
+    let (client, mut conn) = connect().await;
+    let tr = tracing(&t, &client);
+    let prefix = unique_name("events");
+    let (pattern, channel) = (format!("{prefix}:*"), format!("{prefix}:eu-1"));
+    let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
+    pubsub.psubscribe(&pattern).await.expect("psubscribe");
+    conn.publish_traced_with(&tr, &channel, b"hello").await.expect("publish");
+    let msg = tokio::time::timeout(Duration::from_secs(5), pubsub.on_message().next())
+        .await
+        .expect("in time")
+        .expect("a message");
+    drop(msg.traced_with(&tr));
+    let spans = t.spans();
+    let process = span(&spans, &format!("process {pattern}"));
+    let a = attributes(process);
+    assert_eq!(a["messaging.destination.template"], Value::from(pattern.clone()));
+    assert_eq!(a["messaging.destination.name"], Value::from(channel));
+    let durations: Vec<_> =
+        t.metrics().into_iter().filter(|m| m.name == "messaging.process.duration").collect();
+    assert!(durations[0].attributes.contains(&KeyValue::new("messaging.destination.template", pattern)));
+}

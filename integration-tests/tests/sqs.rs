@@ -283,6 +283,9 @@ async fn unknown_queue_gives_error_status_and_native_error() {
     let send = span(&spans, &format!("send {}", name_of(&url)));
     assert!(matches!(send.status, opentelemetry::trace::Status::Error { .. }));
     assert_eq!(attributes(send)["error.type"], Value::from(code.unwrap()));
+    use aws_sdk_sqs::operation::RequestId as _;
+    let request_id = err.request_id().expect("moto answers with a request id");
+    assert_eq!(attributes(send)["aws.request_id"], Value::from(request_id.to_owned()), "also on failures");
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::{future::Future, sync::Arc, time::SystemTime};
 
 use aws_sdk_sqs::{
     config::http::HttpResponse,
-    error::{DisplayErrorContext, SdkError},
+    error::SdkError,
     operation::{
         RequestId as _,
         delete_message::{DeleteMessageError, DeleteMessageOutput, builders::DeleteMessageFluentBuilder},
@@ -22,7 +22,7 @@ use opentelemetry::propagation::Extractor;
 use otel_messaging::{OperationType, TracedMessage};
 
 use crate::{
-    attributes::{SqsView, error_type, message_link_attributes, request_id_attribute},
+    attributes::{SqsView, message_link_attributes, request_id_attribute},
     carrier::ReceivedMessageExtractor,
     config::{Removed, SqsInstrumentation},
 };
@@ -136,7 +136,7 @@ impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
                 Err(e) => {
                     let operation =
                         instrumentation.instrumenter.start_batch(&view, &parent, Some(started), []);
-                    operation.end_error(&error_type(e), DisplayErrorContext(e));
+                    crate::producer::end_failed(operation, e);
                 }
             }
             if let Ok(output) = &mut result {
@@ -320,7 +320,7 @@ impl DeleteMessageFluentBuilderExt for DeleteMessageFluentBuilder {
                     operation.set_attributes(output.request_id().map(request_id_attribute));
                     operation.end_ok();
                 }
-                Err(e) => operation.end_error(&error_type(e), DisplayErrorContext(e)),
+                Err(e) => crate::producer::end_failed(operation, e),
             }
             result
         }
@@ -379,7 +379,7 @@ impl DeleteMessageBatchFluentBuilderExt for DeleteMessageBatchFluentBuilder {
                         output.failed().iter().map(|f| (&f.code, f.message.as_deref())),
                     );
                 }
-                Err(e) => operation.end_error(&error_type(e), DisplayErrorContext(e)),
+                Err(e) => crate::producer::end_failed(operation, e),
             }
             result
         }

@@ -120,11 +120,21 @@ impl SendMessageFluentBuilderExt for SendMessageFluentBuilder {
                     operation.set_attributes(output.request_id().map(request_id_attribute));
                     operation.end_ok();
                 }
-                Err(e) => operation.end_error(&error_type(e), DisplayErrorContext(e)),
+                Err(e) => end_failed(operation, e),
             }
             result
         }
     }
+}
+
+/// Ends an operation whose call failed: `error.type` = the service error code, and
+/// `aws.request_id` when the failed response carried one (semconv `sqs.md`: Recommended).
+pub(crate) fn end_failed<E>(operation: otel_messaging::Operation, error: &SdkError<E, HttpResponse>)
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    operation.set_attributes(error.request_id().map(request_id_attribute));
+    operation.end_error(&error_type(error), DisplayErrorContext(error));
 }
 
 /// Ends a batch operation from its `Failed` entries (code, message): `error.type` = the first
@@ -272,7 +282,7 @@ impl SendMessageBatchFluentBuilderExt for SendMessageBatchFluentBuilder {
                     for (_, create) in creates {
                         create.end_error(&kind, DisplayErrorContext(e));
                     }
-                    send.end_error(&kind, DisplayErrorContext(e));
+                    end_failed(send, e);
                 }
             }
             result

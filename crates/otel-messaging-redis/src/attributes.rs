@@ -28,6 +28,8 @@ pub(crate) struct RedisView<'a> {
     pub(crate) operation: OperationType,
     pub(crate) name: &'static str,
     pub(crate) destination: Option<&'a str>,
+    /// The `PSUBSCRIBE` pattern a pub/sub message matched: `messaging.destination.template`.
+    pub(crate) template: Option<&'a str>,
     pub(crate) group: Option<&'a str>,
     pub(crate) message_id: Option<&'a str>,
     pub(crate) batch: Option<u64>,
@@ -49,6 +51,7 @@ impl<'a> RedisView<'a> {
             operation,
             name,
             destination,
+            template: None,
             group: None,
             message_id: None,
             batch: None,
@@ -73,6 +76,9 @@ impl MessagingAttributes for RedisView<'_> {
     }
     fn destination_name(&self) -> Option<&str> {
         self.destination
+    }
+    fn destination_template(&self) -> Option<&str> {
+        self.template
     }
     fn consumer_group_name(&self) -> Option<&str> {
         self.group

@@ -474,11 +474,13 @@ pub struct QueueMessage {
 fn start_queue_process(
     instrumentation: &RedisInstrumentation,
     source: String,
+    pattern: Option<&str>,
     bytes: &[u8],
     counted: bool,
 ) -> TracedMessage<QueueMessage> {
     let (headers, payload) = decode(bytes);
     let mut view = RedisView::new(OperationType::Process, OPERATION_PROCESS, Some(&source), instrumentation);
+    view.template = pattern;
     view.body_size = Some(payload.len() as u64);
     view.counted = counted;
     let operation = match &headers {
@@ -510,7 +512,7 @@ fn record_pop(
             let receive = view(Some(&source));
             let links = std::iter::once((extractor, Vec::new()));
             instrumentation.instrumenter.start_batch(&receive, parent, Some(started), links).end_ok();
-            Ok(Some(start_queue_process(instrumentation, source, &bytes, true)))
+            Ok(Some(start_queue_process(instrumentation, source, None, &bytes, true)))
         }
         Ok(None) => Ok(None),
         Err(e) => {
@@ -619,7 +621,9 @@ impl<C: ConnectionLike + Send + Sized> QueueConsumerExt for C {}
 /// Traced pub/sub messages (push delivery: the process span counts the message).
 pub trait MsgExt {
     /// Starts the `process {channel}` CONSUMER span of a pub/sub message (context from the
-    /// envelope; a plain payload is delivered unchanged as a new trace). Uses
+    /// envelope; a plain payload is delivered unchanged as a new trace). A message received
+    /// through a `PSUBSCRIBE` pattern records the pattern as `messaging.destination.template`
+    /// and is named `process {pattern}`. Uses
     /// [`RedisInstrumentation::global`].
     fn traced(&self) -> TracedMessage<QueueMessage> {
         self.traced_with(RedisInstrumentation::global())
@@ -631,9 +635,14 @@ pub trait MsgExt {
 
 impl MsgExt for redis::Msg {
     fn traced_with(&self, instrumentation: &RedisInstrumentation) -> TracedMessage<QueueMessage> {
+        // A message of a PSUBSCRIBE pattern: the pattern is the low-cardinality template (semconv
+        // `messaging.destination.template`, Conditionally Required "if available"), used for the span
+        // name and the metrics instead of the channel.
+        let pattern: Option<String> = self.from_pattern().then(|| self.get_pattern().ok()).flatten();
         start_queue_process(
             instrumentation,
             self.get_channel_name().to_owned(),
+            pattern.as_deref(),
             self.get_payload_bytes(),
             false,
         )

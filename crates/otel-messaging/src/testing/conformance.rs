@@ -137,7 +137,11 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
             key: semconv::MESSAGING_DESTINATION_TEMPLATE,
             level: ConditionallyRequired("if available"),
             check: Allowed,
-            note: "not emitted: no template is known",
+            note: if redis {
+                "the `PSUBSCRIBE` pattern of a pub/sub message"
+            } else {
+                "not emitted: no template is known"
+            },
         },
         Row {
             key: semconv::MESSAGING_DESTINATION_PARTITION_ID,
@@ -329,7 +333,7 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
             key: semconv::AWS_REQUEST_ID,
             level: Recommended(""),
             check: Allowed,
-            note: "from successful responses; not on process and create spans",
+            note: "from every response, also failed ones; not on process and create spans",
         });
     }
     rows
