@@ -45,6 +45,9 @@ check:
     cargo clippy --workspace --all-targets -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
-# Criterion benchmark of the per-message overhead (sampled, unsampled, the hand-written pattern).
+# Criterion benchmark of the per-message overhead (the SDK floor, the hand-written pattern, ours:
+# sampled, unsampled, metrics, batch exporter) in one group, with allocations per message, then the
+# overhead table and the target ratios (BENCHMARKS.md).
 bench:
     cargo bench -p otel-messaging-rdkafka --bench overhead
+    python3 scripts/bench_ratios.py

@@ -1,15 +1,19 @@
-//! Per-message instrumentation overhead, produce + consume together, without a broker: what one
-//! message costs on top of building its record headers. Compare the ratios within one run.
+//! Per-message instrumentation overhead, one send + one process per message, without a broker:
+//! what a message costs on top of building its record headers. Every variant is in one criterion
+//! group, so the ratios (printed by `scripts/bench_ratios.py`, which `just bench` runs) come from one
+//! run; the allocations per message of each variant are counted after the timing and printed.
 //!
 //! * `baseline`: build the headers of a record (what every producer does anyway);
-//! * `seeds_pattern`: the common hand-written pattern (inject into a `HashMap`, copy into the
-//!   headers; copy back, extract), with spans;
-//! * `otel_messaging/unsampled`: our send + process operations with an `AlwaysOff` sampler;
-//! * `otel_messaging/sampled`: the same, sampled, spans through a batch processor to an exporter
-//!   that drops them;
+//! * `floor/*`: what the OpenTelemetry SDK itself costs — the same two spans with no attributes,
+//!   context injected and extracted straight on the headers (no intermediate carrier);
+//! * `seeds/*`: the common hand-written pattern (inject into a `HashMap`, copy into the headers;
+//!   copy back, extract), with 5–6 attributes;
+//! * `ours/*`: our send + process operations through the core instrumenter and the Kafka carriers;
+//! * `sampled` = `AlwaysOn` with a synchronous (simple) processor, `unsampled` = `AlwaysOff`,
+//!   `batch` = `AlwaysOn` with a batch processor; the exporter drops the spans;
+//! * `ours/sampled_metrics`: with the four messaging instruments recording (metrics are off in the
+//!   others);
 //! * `extract_no_context`: extraction from a message without propagation headers.
-//!
-//! Metrics are off (`with_metrics(false)`) so the numbers are the tracing/propagation cost.
 //!
 //! ```sh
 //! just bench
@@ -17,24 +21,53 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, missing_docs)]
 
-use std::{collections::HashMap, hint::black_box};
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    collections::HashMap,
+    hint::black_box,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use opentelemetry::{
-    Context,
+    Context, KeyValue,
     propagation::TextMapPropagator,
     trace::{SpanKind, TraceContextExt, Tracer, TracerProvider as _},
 };
 use opentelemetry_sdk::{
     error::OTelSdkResult,
+    metrics::{InMemoryMetricExporter, SdkMeterProvider},
     trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter},
 };
-use otel_messaging::{
-    MessagingAttributes, MessagingInstrumenter, OperationType, propagation::EmptyExtractor,
-    testing::w3c_propagator,
-};
+use otel_messaging::{MessagingAttributes, MessagingInstrumenter, OperationType, testing::w3c_propagator};
 use otel_messaging_rdkafka::{HeadersExtractor, HeadersInjector};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
+
+/// Counts allocations, forwarding to the system allocator.
+struct Counting;
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged, only counting.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract, unchanged.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, unchanged.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract, unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 #[derive(Debug)]
 struct DropExporter;
@@ -46,16 +79,20 @@ impl SpanExporter for DropExporter {
     }
 }
 
-fn provider(sampler: Sampler) -> SdkTracerProvider {
-    SdkTracerProvider::builder().with_sampler(sampler).with_batch_exporter(DropExporter).build()
+fn sync_provider(sampler: Sampler) -> SdkTracerProvider {
+    SdkTracerProvider::builder().with_sampler(sampler).with_simple_exporter(DropExporter).build()
 }
 
-fn instrumenter(provider: &SdkTracerProvider) -> MessagingInstrumenter {
-    MessagingInstrumenter::builder()
-        .with_tracer_provider(provider)
-        .with_propagator(w3c_propagator())
-        .with_metrics(false)
-        .build()
+fn batch_provider() -> SdkTracerProvider {
+    SdkTracerProvider::builder().with_sampler(Sampler::AlwaysOn).with_batch_exporter(DropExporter).build()
+}
+
+fn instrumenter(provider: &SdkTracerProvider, meter: Option<&SdkMeterProvider>) -> MessagingInstrumenter {
+    let builder = MessagingInstrumenter::builder().with_tracer_provider(provider).with_propagator(w3c_propagator());
+    match meter {
+        Some(meter) => builder.with_meter_provider(meter).build(),
+        None => builder.with_metrics(false).build(),
+    }
 }
 
 struct Send;
@@ -71,6 +108,9 @@ impl MessagingAttributes for Send {
     }
     fn destination_name(&self) -> Option<&str> {
         Some("orders")
+    }
+    fn client_id(&self) -> Option<&str> {
+        Some("order-api")
     }
     fn server(&self) -> Option<(&str, Option<u16>)> {
         Some(("kafka-1", Some(9092)))
@@ -94,6 +134,9 @@ impl MessagingAttributes for Process {
     fn consumer_group_name(&self) -> Option<&str> {
         Some("workers")
     }
+    fn client_id(&self) -> Option<&str> {
+        Some("order-worker")
+    }
     fn server(&self) -> Option<(&str, Option<u16>)> {
         Some(("kafka-1", Some(9092)))
     }
@@ -113,9 +156,35 @@ fn ours(instrumenter: &MessagingInstrumenter) {
     black_box(h);
 }
 
-fn seeds_pattern(provider: &SdkTracerProvider, propagator: &dyn TextMapPropagator) {
+/// The SDK's own cost: two spans without attributes, the context straight on the headers.
+fn floor(provider: &SdkTracerProvider, propagator: &dyn TextMapPropagator) {
+    let tracer = provider.tracer("floor");
+    let mut h = headers();
+    let span = tracer.span_builder("send orders").with_kind(SpanKind::Producer).start(&tracer);
+    let cx = Context::new().with_span(span);
+    propagator.inject_context(&cx, &mut HeadersInjector(&mut h));
+    cx.span().end();
+    let parent = propagator.extract_with_context(&Context::new(), &HeadersExtractor(&h));
+    let span =
+        tracer.span_builder("process orders").with_kind(SpanKind::Consumer).start_with_context(&tracer, &parent);
+    drop(span);
+    black_box(h);
+}
+
+fn seeds(provider: &SdkTracerProvider, propagator: &dyn TextMapPropagator) {
     let tracer = provider.tracer("seeds");
-    let span = tracer.span_builder("orders publish").with_kind(SpanKind::Producer).start(&tracer);
+    let span = tracer
+        .span_builder("orders publish")
+        .with_kind(SpanKind::Producer)
+        .with_attributes([
+            KeyValue::new("messaging.system", "kafka"),
+            KeyValue::new("messaging.operation.name", "send"),
+            KeyValue::new("messaging.operation.type", "send"),
+            KeyValue::new("messaging.destination.name", "orders".to_string()),
+            KeyValue::new("server.address", "kafka-1".to_string()),
+            KeyValue::new("server.port", 9092_i64),
+        ])
+        .start(&tracer);
     let cx = Context::new().with_span(span);
     let mut map: HashMap<String, String> = HashMap::new();
     propagator.inject_context(&cx, &mut map);
@@ -134,30 +203,71 @@ fn seeds_pattern(provider: &SdkTracerProvider, propagator: &dyn TextMapPropagato
     let span = tracer
         .span_builder("orders process")
         .with_kind(SpanKind::Consumer)
+        .with_attributes([
+            KeyValue::new("messaging.system", "kafka"),
+            KeyValue::new("messaging.operation.name", "process"),
+            KeyValue::new("messaging.operation.type", "process"),
+            KeyValue::new("messaging.destination.name", "orders".to_string()),
+            KeyValue::new("messaging.consumer.group.name", "workers".to_string()),
+        ])
         .start_with_context(&tracer, &parent);
     drop(span);
 }
 
+/// Allocations per call of `f`, over 1 000 calls after a warm-up.
+fn allocations(mut f: impl FnMut()) -> f64 {
+    for _ in 0..100 {
+        f();
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..1_000 {
+        f();
+    }
+    (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 1_000.0
+}
+
 fn bench(c: &mut Criterion) {
-    let sampled = provider(Sampler::AlwaysOn);
-    let unsampled = provider(Sampler::AlwaysOff);
-    let (on, off) = (instrumenter(&sampled), instrumenter(&unsampled));
+    let sampled = sync_provider(Sampler::AlwaysOn);
+    let unsampled = sync_provider(Sampler::AlwaysOff);
+    let batch = batch_provider();
+    let meter = SdkMeterProvider::builder().with_periodic_exporter(InMemoryMetricExporter::default()).build();
+    let (on, off, on_batch, on_metrics) = (
+        instrumenter(&sampled, None),
+        instrumenter(&unsampled, None),
+        instrumenter(&batch, None),
+        instrumenter(&sampled, Some(&meter)),
+    );
     let propagator = w3c_propagator();
 
+    type Variant<'a> = (&'static str, Box<dyn Fn() + 'a>);
+    let variants: Vec<Variant<'_>> = vec![
+        ("baseline", Box::new(|| drop(black_box(headers())))),
+        ("floor/sampled", Box::new(|| floor(&sampled, &propagator))),
+        ("floor/unsampled", Box::new(|| floor(&unsampled, &propagator))),
+        ("seeds/sampled", Box::new(|| seeds(&sampled, &propagator))),
+        ("seeds/batch", Box::new(|| seeds(&batch, &propagator))),
+        ("ours/sampled", Box::new(|| ours(&on))),
+        ("ours/sampled_metrics", Box::new(|| ours(&on_metrics))),
+        ("ours/batch", Box::new(|| ours(&on_batch))),
+        ("ours/unsampled", Box::new(|| ours(&off))),
+        ("extract_no_context", Box::new(|| {
+            let h = headers();
+            black_box(on.extract_context(&HeadersExtractor(&h)));
+        })),
+    ];
     let mut g = c.benchmark_group("per_message");
-    g.bench_function("baseline", |b| b.iter(|| black_box(headers())));
-    g.bench_function("seeds_pattern/sampled", |b| b.iter(|| seeds_pattern(&sampled, &propagator)));
-    g.bench_function("seeds_pattern/unsampled", |b| b.iter(|| seeds_pattern(&unsampled, &propagator)));
-    g.bench_function("otel_messaging/sampled", |b| b.iter(|| ours(&on)));
-    g.bench_function("otel_messaging/unsampled", |b| b.iter(|| ours(&off)));
-    g.bench_function("extract_no_context", |b| {
-        let h = headers();
-        b.iter(|| black_box(on.extract_context(&HeadersExtractor(&h))))
-    });
-    g.bench_function("extract_no_headers", |b| b.iter(|| black_box(on.extract_context(&EmptyExtractor))));
+    for (name, f) in &variants {
+        g.bench_function(*name, |b| b.iter(f));
+    }
     g.finish();
+    println!("allocations per message (send + process):");
+    for (name, f) in &variants {
+        println!("  {name:<24} {:>6.1}", allocations(f));
+    }
     let _ = sampled.shutdown();
     let _ = unsampled.shutdown();
+    let _ = batch.shutdown();
+    let _ = meter.shutdown();
 }
 
 criterion_group!(benches, bench);
