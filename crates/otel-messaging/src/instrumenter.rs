@@ -304,7 +304,7 @@ impl MessagingInstrumenter {
         let hidden = view.destination_temporary() || view.destination_anonymous();
         let destination = view.destination_name();
         if let Some(name) = destination {
-            let value = Value::String(StringValue::from(Arc::<str>::from(name)));
+            let value = Value::String(intern::value(name));
             if metrics && !hidden {
                 metric_attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, value.clone()));
             }
@@ -312,7 +312,7 @@ impl MessagingInstrumenter {
         }
         let template = view.destination_template();
         if let Some(template) = template {
-            let value = Value::String(StringValue::from(Arc::<str>::from(template)));
+            let value = Value::String(intern::value(template));
             if metrics {
                 metric_attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_TEMPLATE, value.clone()));
             }
@@ -332,14 +332,14 @@ impl MessagingInstrumenter {
             attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_PARTITION_ID, partition));
         }
         if let Some(group) = view.consumer_group_name() {
-            let value = Value::String(StringValue::from(Arc::<str>::from(group)));
+            let value = Value::String(intern::value(group));
             if metrics {
                 metric_attributes.push(KeyValue::new(semconv::MESSAGING_CONSUMER_GROUP_NAME, value.clone()));
             }
             attributes.push(KeyValue::new(semconv::MESSAGING_CONSUMER_GROUP_NAME, value));
         }
         if let Some((address, port)) = view.server() {
-            let value = Value::String(StringValue::from(Arc::<str>::from(address)));
+            let value = Value::String(intern::value(address));
             if metrics {
                 metric_attributes.push(KeyValue::new(semconv::SERVER_ADDRESS, value.clone()));
                 if let Some(port) = port {
@@ -365,7 +365,7 @@ impl MessagingInstrumenter {
             attributes.push(KeyValue::new(semconv::MESSAGING_MESSAGE_CONVERSATION_ID, id.to_owned()));
         }
         if let Some(id) = view.client_id().filter(|_| operation_type != OperationType::Create) {
-            attributes.push(KeyValue::new(semconv::MESSAGING_CLIENT_ID, id.to_owned()));
+            attributes.push(KeyValue::new(semconv::MESSAGING_CLIENT_ID, Value::String(intern::value(id))));
         }
         let single_with_body = batch.is_none() && operation_type != OperationType::Settle;
         if let Some(size) = view.body_size().filter(|_| self.inner.body_size && single_with_body) {
@@ -569,13 +569,7 @@ pub fn span_name(
     hidden: bool,
 ) -> Cow<'static, str> {
     match template.or(if hidden { None } else { destination }) {
-        Some(destination) => {
-            let mut name = String::with_capacity(operation_name.len() + 1 + destination.len());
-            name.push_str(operation_name);
-            name.push(' ');
-            name.push_str(destination);
-            Cow::Owned(name)
-        }
+        Some(destination) => intern::name(operation_name, destination),
         None => Cow::Borrowed(operation_name),
     }
 }
@@ -1094,5 +1088,88 @@ impl<M> Deref for TracedMessage<M> {
 
     fn deref(&self) -> &M {
         &self.message
+    }
+}
+
+/// Per-thread caches of the attribute values and span names that repeat from one message to the
+/// next (destination, server address, consumer group, client id; `{operation} {destination}`), so
+/// a span costs no allocation for them once its destination has been seen (BENCHMARKS.md, lever 1).
+///
+/// Each thread keeps its last [`RECENT`] distinct strings and names; a miss costs what the uncached
+/// path costs (one allocation). Names are `&'static str`: up to [`NAME_BYTES`] bytes of names are
+/// leaked in the whole process (low-cardinality destinations fit many times over); past that,
+/// names are allocated per span as before, so high-cardinality destinations cannot grow memory.
+mod intern {
+    use std::{
+        borrow::Cow,
+        cell::RefCell,
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+    };
+
+    use opentelemetry::StringValue;
+
+    /// Distinct strings (and names) each thread keeps.
+    const RECENT: usize = 16;
+    /// Bytes of span names leaked in the whole process, at most: 256 KiB.
+    const NAME_BYTES: usize = 256 * 1024;
+    static LEAKED: AtomicUsize = AtomicUsize::new(0);
+
+    thread_local! {
+        static VALUES: RefCell<Vec<(Box<str>, StringValue)>> = const { RefCell::new(Vec::new()) };
+        static NAMES: RefCell<Vec<(&'static str, Box<str>, &'static str)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn remember<T>(cache: &mut Vec<T>, entry: T) {
+        if cache.len() >= RECENT {
+            cache.remove(0);
+        }
+        cache.push(entry);
+    }
+
+    /// `s` as a shared string value, allocated once per thread while it stays recent.
+    pub(super) fn value(s: &str) -> StringValue {
+        VALUES
+            .try_with(|cache| {
+                let mut cache = cache.borrow_mut();
+                if let Some((_, v)) = cache.iter().find(|(k, _)| **k == *s) {
+                    return v.clone();
+                }
+                let v = StringValue::from(Arc::<str>::from(s));
+                remember(&mut cache, (Box::from(s), v.clone()));
+                v
+            })
+            .unwrap_or_else(|_| StringValue::from(Arc::<str>::from(s)))
+    }
+
+    /// `{operation} {destination}`, without an allocation once known (see the module notes).
+    pub(super) fn name(operation: &'static str, destination: &str) -> Cow<'static, str> {
+        let found = NAMES
+            .try_with(|cache| {
+                let cache = cache.borrow();
+                cache
+                    .iter()
+                    .find(|(op, dest, _)| std::ptr::eq(*op, operation) && **dest == *destination)
+                    .map(|(_, _, name)| *name)
+            })
+            .ok()
+            .flatten();
+        if let Some(name) = found {
+            return Cow::Borrowed(name);
+        }
+        let mut name = String::with_capacity(operation.len() + 1 + destination.len());
+        name.push_str(operation);
+        name.push(' ');
+        name.push_str(destination);
+        let len = name.len();
+        if LEAKED.fetch_add(len, Ordering::Relaxed) + len > NAME_BYTES {
+            LEAKED.fetch_sub(len, Ordering::Relaxed);
+            return Cow::Owned(name);
+        }
+        let leaked: &'static str = Box::leak(name.into_boxed_str());
+        let _ = NAMES.try_with(|cache| remember(&mut cache.borrow_mut(), (operation, Box::from(destination), leaked)));
+        Cow::Borrowed(leaked)
     }
 }
