@@ -47,7 +47,8 @@ check:
 
 # Criterion benchmark of the per-message overhead (the SDK floor, the hand-written pattern, ours:
 # sampled, unsampled, metrics, batch exporter) in one group, with allocations per message, then the
-# overhead table and the target ratios (BENCHMARKS.md).
+# overhead table and the target ratios (BENCHMARKS.md); then traced/raw throughput on a MockCluster.
 bench:
     cargo bench -p otel-messaging-rdkafka --bench overhead
     python3 scripts/bench_ratios.py
+    cargo bench -p otel-messaging-rdkafka --bench throughput

@@ -88,7 +88,8 @@ fn batch_provider() -> SdkTracerProvider {
 }
 
 fn instrumenter(provider: &SdkTracerProvider, meter: Option<&SdkMeterProvider>) -> MessagingInstrumenter {
-    let builder = MessagingInstrumenter::builder().with_tracer_provider(provider).with_propagator(w3c_propagator());
+    let builder =
+        MessagingInstrumenter::builder().with_tracer_provider(provider).with_propagator(w3c_propagator());
     match meter {
         Some(meter) => builder.with_meter_provider(meter).build(),
         None => builder.with_metrics(false).build(),
@@ -165,8 +166,10 @@ fn floor(provider: &SdkTracerProvider, propagator: &dyn TextMapPropagator) {
     propagator.inject_context(&cx, &mut HeadersInjector(&mut h));
     cx.span().end();
     let parent = propagator.extract_with_context(&Context::new(), &HeadersExtractor(&h));
-    let span =
-        tracer.span_builder("process orders").with_kind(SpanKind::Consumer).start_with_context(&tracer, &parent);
+    let span = tracer
+        .span_builder("process orders")
+        .with_kind(SpanKind::Consumer)
+        .start_with_context(&tracer, &parent);
     drop(span);
     black_box(h);
 }
@@ -250,10 +253,13 @@ fn bench(c: &mut Criterion) {
         ("ours/sampled_metrics", Box::new(|| ours(&on_metrics))),
         ("ours/batch", Box::new(|| ours(&on_batch))),
         ("ours/unsampled", Box::new(|| ours(&off))),
-        ("extract_no_context", Box::new(|| {
-            let h = headers();
-            black_box(on.extract_context(&HeadersExtractor(&h)));
-        })),
+        (
+            "extract_no_context",
+            Box::new(|| {
+                let h = headers();
+                black_box(on.extract_context(&HeadersExtractor(&h)));
+            }),
+        ),
     ];
     let mut g = c.benchmark_group("per_message");
     for (name, f) in &variants {

@@ -1169,7 +1169,8 @@ mod intern {
             return Cow::Owned(name);
         }
         let leaked: &'static str = Box::leak(name.into_boxed_str());
-        let _ = NAMES.try_with(|cache| remember(&mut cache.borrow_mut(), (operation, Box::from(destination), leaked)));
+        let _ = NAMES
+            .try_with(|cache| remember(&mut cache.borrow_mut(), (operation, Box::from(destination), leaked)));
         Cow::Borrowed(leaked)
     }
 }
