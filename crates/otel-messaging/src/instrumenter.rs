@@ -1116,6 +1116,9 @@ mod intern {
     /// Bytes of span names leaked in the whole process, at most: 256 KiB.
     const NAME_BYTES: usize = 256 * 1024;
     static LEAKED: AtomicUsize = AtomicUsize::new(0);
+    /// Every leaked name, so that it stays reachable for the life of the process (leak checkers
+    /// such as LeakSanitizer see kept memory, not a leak).
+    static KEPT: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
 
     thread_local! {
         static VALUES: RefCell<Vec<(Box<str>, StringValue)>> = const { RefCell::new(Vec::new()) };
@@ -1169,6 +1172,7 @@ mod intern {
             return Cow::Owned(name);
         }
         let leaked: &'static str = Box::leak(name.into_boxed_str());
+        KEPT.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(leaked);
         let _ = NAMES
             .try_with(|cache| remember(&mut cache.borrow_mut(), (operation, Box::from(destination), leaked)));
         Cow::Borrowed(leaked)
