@@ -292,8 +292,9 @@ impl MessagingInstrumenter {
         let start = started_at.unwrap_or_else(SystemTime::now);
 
         let mut attributes = Vec::with_capacity(16);
-        let mut metric_attributes = Vec::new();
         let metrics = self.inner.instruments.is_some();
+        // Room for every metric attribute plus `error.type` and `messaging.operation.type` at the end.
+        let mut metric_attributes = if metrics { Vec::with_capacity(11) } else { Vec::new() };
         attributes.push(KeyValue::new(semconv::MESSAGING_SYSTEM, view.system()));
         attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_NAME, view.operation_name()));
         if metrics {
