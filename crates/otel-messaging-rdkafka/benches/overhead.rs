@@ -21,12 +21,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, missing_docs)]
 
-use std::{
-    alloc::{GlobalAlloc, Layout, System},
-    collections::HashMap,
-    hint::black_box,
-    sync::atomic::{AtomicU64, Ordering},
-};
+use std::{collections::HashMap, hint::black_box};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use opentelemetry::{
@@ -39,35 +34,15 @@ use opentelemetry_sdk::{
     metrics::{InMemoryMetricExporter, SdkMeterProvider},
     trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter},
 };
-use otel_messaging::{MessagingAttributes, MessagingInstrumenter, OperationType, testing::w3c_propagator};
+use otel_messaging::{
+    MessagingAttributes, MessagingInstrumenter, OperationType,
+    testing::{CountingAllocator, w3c_propagator},
+};
 use otel_messaging_rdkafka::{HeadersExtractor, HeadersInjector};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 
-/// Counts allocations, forwarding to the system allocator.
-struct Counting;
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged, only counting.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract, unchanged.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract, unchanged.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract, unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[derive(Debug)]
 struct DropExporter;
@@ -222,11 +197,11 @@ fn allocations(mut f: impl FnMut()) -> f64 {
     for _ in 0..100 {
         f();
     }
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = CountingAllocator::allocations();
     for _ in 0..1_000 {
         f();
     }
-    (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 1_000.0
+    (CountingAllocator::allocations() - before) as f64 / 1_000.0
 }
 
 fn bench(c: &mut Criterion) {

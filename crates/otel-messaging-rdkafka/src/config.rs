@@ -9,7 +9,10 @@
 //! give the complete attribute set. Messages received through a traced receive remember their
 //! client (by librdkafka topic handle), so `message.process_traced(..)` gets the same facts.
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::{
+    collections::HashMap,
+    sync::{Arc, LazyLock, OnceLock, RwLock},
+};
 
 use otel_messaging::MessagingInstrumenter;
 use rdkafka::{ClientConfig, ClientContext, client::Client, message::BorrowedMessage, util::Timeout};
@@ -166,21 +169,29 @@ impl Default for ClientFacts {
     }
 }
 
+/// Facts by address: of a client's native handle, or of a topic handle (`rd_kafka_topic_t`, one
+/// per client and topic) whose messages a traced receive returned. Looked up on every traced send,
+/// receive and process, so a hash map rather than a scan.
+type Registry = LazyLock<RwLock<HashMap<usize, Arc<ClientFacts>>>>;
+
 /// Clients whose facts were read, by native handle address.
-static CLIENTS: RwLock<Vec<(usize, Arc<ClientFacts>)>> = RwLock::new(Vec::new());
-/// Topic handles (`rd_kafka_topic_t`, per client) of messages returned by a traced receive.
-static TOPICS: RwLock<Vec<(usize, Arc<ClientFacts>)>> = RwLock::new(Vec::new());
-/// Most entries kept in each registry; beyond it the oldest half is forgotten (a process with
-/// this many clients re-reads facts now and then, nothing worse).
+static CLIENTS: Registry = LazyLock::new(RwLock::default);
+/// Topic handles of messages returned by a traced receive, with their client's facts.
+static TOPICS: Registry = LazyLock::new(RwLock::default);
+/// Most entries kept in each registry; when full it is emptied (a process with this many clients
+/// re-reads facts now and then, nothing worse).
 const REGISTRY_CAPACITY: usize = 1024;
 
-fn remember(registry: &RwLock<Vec<(usize, Arc<ClientFacts>)>>, key: usize, facts: Arc<ClientFacts>) {
+fn lookup(registry: &Registry, key: usize) -> Option<Arc<ClientFacts>> {
+    registry.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key).cloned()
+}
+
+fn remember(registry: &Registry, key: usize, facts: Arc<ClientFacts>) {
     let mut entries = registry.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-    entries.retain(|(k, _)| *k != key);
-    if entries.len() >= REGISTRY_CAPACITY {
-        entries.drain(..REGISTRY_CAPACITY / 2);
+    if entries.len() >= REGISTRY_CAPACITY && !entries.contains_key(&key) {
+        entries.clear();
     }
-    entries.push((key, facts));
+    entries.insert(key, facts);
 }
 
 impl ClientFacts {
@@ -203,11 +214,8 @@ impl ClientFacts {
         let handle = client.native_ptr();
         let name = native::name(handle);
         let key = handle as usize;
-        {
-            let entries = CLIENTS.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((_, facts)) = entries.iter().find(|(k, f)| *k == key && *f.name == *name.to_bytes()) {
-                return facts.clone();
-            }
+        if let Some(facts) = lookup(&CLIENTS, key).filter(|f| *f.name == *name.to_bytes()) {
+            return facts;
         }
         let facts =
             Arc::new(ClientFacts::from_lookup(name.to_bytes(), |setting| native::conf_get(handle, setting)));
@@ -217,19 +225,14 @@ impl ClientFacts {
 
     /// The facts of the client that received messages of `topic_handle` through a traced receive.
     fn of_topic(topic_handle: usize) -> Option<Arc<ClientFacts>> {
-        let entries = TOPICS.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.iter().find(|(k, _)| *k == topic_handle).map(|(_, f)| f.clone())
+        lookup(&TOPICS, topic_handle)
     }
 
     /// Remembers that `message` came from the client of `self`, so that its process span finds
     /// these facts.
     pub(crate) fn remember_message(self: &Arc<Self>, message: &BorrowedMessage<'_>) {
         let key = topic_handle(message);
-        let known = {
-            let entries = TOPICS.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            entries.iter().any(|(k, f)| *k == key && Arc::ptr_eq(f, self))
-        };
-        if !known {
+        if !lookup(&TOPICS, key).is_some_and(|f| Arc::ptr_eq(&f, self)) {
             remember(&TOPICS, key, self.clone());
         }
     }

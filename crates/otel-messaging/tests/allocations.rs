@@ -3,33 +3,15 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::{
-    alloc::{GlobalAlloc, Layout, System},
-    sync::atomic::{AtomicUsize, Ordering},
+use opentelemetry::trace::TraceContextExt;
+use otel_messaging::{
+    MessagingInstrumenter,
+    propagation::EmptyExtractor,
+    testing::{CountingAllocator, w3c_propagator},
 };
 
-use opentelemetry::trace::TraceContextExt;
-use otel_messaging::{MessagingInstrumenter, propagation::EmptyExtractor, testing::w3c_propagator};
-
-struct Counting;
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting calls.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 /// A carrier like the broker header carriers: look-ups borrow, never allocate. (opentelemetry's
 /// own `HashMap<String, String>` extractor lower-cases every key it is asked for, which allocates.)
@@ -51,12 +33,12 @@ fn extracting_without_context_allocates_nothing() {
     let headers = Pairs(&[("app", "1"), ("content-type", "json")]);
     // Warm up lazily initialised state.
     let _ = instrumenter.extract_context(&headers);
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = CountingAllocator::allocations();
     for _ in 0..100 {
         let cx = instrumenter.extract_context(&headers);
         assert!(!cx.span().span_context().is_valid());
         let cx = instrumenter.extract_context(&EmptyExtractor);
         assert!(!cx.span().span_context().is_valid());
     }
-    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed) - before, 0);
+    assert_eq!(CountingAllocator::allocations() - before, 0);
 }
