@@ -23,7 +23,7 @@
 
 use std::{collections::HashMap, hint::black_box};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use opentelemetry::{
     Context, KeyValue,
     propagation::TextMapPropagator,
@@ -204,38 +204,73 @@ fn allocations(mut f: impl FnMut()) -> f64 {
     (CountingAllocator::allocations() - before) as f64 / 1_000.0
 }
 
-fn bench(c: &mut Criterion) {
-    let sampled = sync_provider(Sampler::AlwaysOn);
-    let unsampled = sync_provider(Sampler::AlwaysOff);
-    let batch = batch_provider();
-    let meter = SdkMeterProvider::builder().with_periodic_exporter(InMemoryMetricExporter::default()).build();
-    let (on, off, on_batch, on_metrics) = (
-        instrumenter(&sampled, None),
-        instrumenter(&unsampled, None),
-        instrumenter(&batch, None),
-        instrumenter(&sampled, Some(&meter)),
-    );
-    let propagator = w3c_propagator();
+/// The providers every variant runs on.
+struct Setup {
+    sampled: SdkTracerProvider,
+    unsampled: SdkTracerProvider,
+    batch: SdkTracerProvider,
+    meter: SdkMeterProvider,
+}
 
-    type Variant<'a> = (&'static str, Box<dyn Fn() + 'a>);
-    let variants: Vec<Variant<'_>> = vec![
+impl Setup {
+    fn new() -> Self {
+        Setup {
+            sampled: sync_provider(Sampler::AlwaysOn),
+            unsampled: sync_provider(Sampler::AlwaysOff),
+            batch: batch_provider(),
+            meter: SdkMeterProvider::builder()
+                .with_periodic_exporter(InMemoryMetricExporter::default())
+                .build(),
+        }
+    }
+
+    fn shutdown(&self) {
+        let _ = self.sampled.shutdown();
+        let _ = self.unsampled.shutdown();
+        let _ = self.batch.shutdown();
+        let _ = self.meter.shutdown();
+    }
+}
+
+type Variant<'a> = (&'static str, Box<dyn Fn() + 'a>);
+
+fn variants(setup: &Setup) -> Vec<Variant<'_>> {
+    let (on, off, on_batch, on_metrics) = (
+        instrumenter(&setup.sampled, None),
+        instrumenter(&setup.unsampled, None),
+        instrumenter(&setup.batch, None),
+        instrumenter(&setup.sampled, Some(&setup.meter)),
+    );
+    let (p1, p2, p3, p4) = (w3c_propagator(), w3c_propagator(), w3c_propagator(), w3c_propagator());
+    vec![
         ("baseline", Box::new(|| drop(black_box(headers())))),
-        ("floor/sampled", Box::new(|| floor(&sampled, &propagator))),
-        ("floor/unsampled", Box::new(|| floor(&unsampled, &propagator))),
-        ("seeds/sampled", Box::new(|| seeds(&sampled, &propagator))),
-        ("seeds/batch", Box::new(|| seeds(&batch, &propagator))),
-        ("ours/sampled", Box::new(|| ours(&on))),
-        ("ours/sampled_metrics", Box::new(|| ours(&on_metrics))),
-        ("ours/batch", Box::new(|| ours(&on_batch))),
-        ("ours/unsampled", Box::new(|| ours(&off))),
+        ("floor/sampled", Box::new(move || floor(&setup.sampled, &p1))),
+        ("floor/unsampled", Box::new(move || floor(&setup.unsampled, &p2))),
+        ("seeds/sampled", Box::new(move || seeds(&setup.sampled, &p3))),
+        ("seeds/batch", Box::new(move || seeds(&setup.batch, &p4))),
+        (
+            "ours/sampled",
+            Box::new({
+                let on = on.clone();
+                move || ours(&on)
+            }),
+        ),
+        ("ours/sampled_metrics", Box::new(move || ours(&on_metrics))),
+        ("ours/batch", Box::new(move || ours(&on_batch))),
+        ("ours/unsampled", Box::new(move || ours(&off))),
         (
             "extract_no_context",
-            Box::new(|| {
+            Box::new(move || {
                 let h = headers();
                 black_box(on.extract_context(&HeadersExtractor(&h)));
             }),
         ),
-    ];
+    ]
+}
+
+fn bench(c: &mut Criterion) {
+    let setup = Setup::new();
+    let variants = variants(&setup);
     let mut g = c.benchmark_group("per_message");
     for (name, f) in &variants {
         g.bench_function(*name, |b| b.iter(f));
@@ -245,11 +280,28 @@ fn bench(c: &mut Criterion) {
     for (name, f) in &variants {
         println!("  {name:<24} {:>6.1}", allocations(f));
     }
-    let _ = sampled.shutdown();
-    let _ = unsampled.shutdown();
-    let _ = batch.shutdown();
-    let _ = meter.shutdown();
+    drop(variants);
+    setup.shutdown();
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// `OVERHEAD_ONLY=<variant> OVERHEAD_N=<n>` runs one variant `n` times (after 100 warm-up calls)
+/// and exits, for instruction counts under `valgrind --tool=callgrind`, which do not depend on
+/// what else the machine runs (`scripts/bench_instructions.sh`). Otherwise: criterion.
+fn main() {
+    if let Ok(only) = std::env::var("OVERHEAD_ONLY") {
+        let n: usize = std::env::var("OVERHEAD_N").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+        let setup = Setup::new();
+        let variants = variants(&setup);
+        let (_, f) = variants.iter().find(|(name, _)| *name == only).expect("OVERHEAD_ONLY names a variant");
+        for _ in 0..100 + n {
+            f();
+        }
+        drop(variants);
+        setup.shutdown();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

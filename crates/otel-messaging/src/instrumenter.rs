@@ -18,10 +18,9 @@ use std::{
 use opentelemetry::{
     Array, Context, InstrumentationScope, Key, KeyValue, StringValue, Value,
     context::FutureExt as _,
-    global::{BoxedTracer, ObjectSafeTracerProvider},
     metrics::MeterProvider,
     propagation::{Extractor, Injector, TextMapPropagator},
-    trace::{Link, SpanBuilder, Status, TraceContextExt, Tracer},
+    trace::{Link, SpanBuilder, Status, TraceContextExt, Tracer, TracerProvider},
 };
 
 use crate::{
@@ -42,8 +41,28 @@ fn scope() -> InstrumentationScope {
         .build()
 }
 
+/// Starts spans on one concrete tracer behind one trait object.
+///
+/// `BoxedTracer` boxes every span and `Context::with_span` boxes it again; through this trait the
+/// concrete span (the SDK's `Span`) is boxed once, by `Context::with_span` (issue 11: one
+/// allocation less per span).
+trait SpanStarter: Send + Sync {
+    /// Starts the span `builder` describes as a child of `parent`: `parent` with the span active.
+    fn start(&self, builder: SpanBuilder, parent: &Context) -> Context;
+}
+
+impl<T> SpanStarter for T
+where
+    T: Tracer + Send + Sync,
+    T::Span: Send + Sync + 'static,
+{
+    fn start(&self, builder: SpanBuilder, parent: &Context) -> Context {
+        parent.with_span(self.build_with_context(builder, parent))
+    }
+}
+
 struct Inner {
-    tracer: BoxedTracer,
+    tracer: Box<dyn SpanStarter>,
     instruments: Option<Instruments>,
     propagator: Propagator,
     trust_boundary: bool,
@@ -236,13 +255,16 @@ impl MessagingInstrumenter {
         let extracted = Extracted::new(self.extract_context(message));
         let (parent, links) =
             process_parent(self.process_parent(), &extracted, ambient, !self.inner.trust_boundary);
-        let now = SystemTime::now();
+        // One clock read, when queue wait or the metrics need it (otherwise the SDK reads the
+        // clock, and only for a span that records).
+        let sent = view.sent_time();
+        let now = (sent.is_some() || self.inner.instruments.is_some()).then(SystemTime::now);
         let queue_wait =
-            view.sent_time().map(|sent| now.duration_since(sent).unwrap_or(Duration::ZERO).as_secs_f64());
+            sent.zip(now).map(|(sent, now)| now.duration_since(sent).unwrap_or(Duration::ZERO).as_secs_f64());
         self.start_span(SpanRequest {
             links,
             message: Some(message),
-            started_at: Some(now),
+            started_at: now,
             queue_wait,
             bridge: true,
             ..SpanRequest::new(view, &parent)
@@ -289,7 +311,9 @@ impl MessagingInstrumenter {
         let creation_context =
             own_context && matches!(operation_type, OperationType::Send | OperationType::Create);
         let kind = operation_type.span_kind(own_context && view.send_is_creation_context());
-        let start = started_at.unwrap_or_else(SystemTime::now);
+        // Our own clock read only when the duration metric needs it; otherwise the SDK reads the
+        // clock for a span that records and not at all for one that does not.
+        let start = started_at.or_else(|| self.inner.instruments.is_some().then(SystemTime::now));
 
         let mut attributes = Vec::with_capacity(16);
         let metrics = self.inner.instruments.is_some();
@@ -397,14 +421,14 @@ impl MessagingInstrumenter {
             .then(|| crate::tracing_bridge::operation_span(&name, &kind, &attributes, &links, parent))
             .flatten();
         let plain = || {
-            let mut builder = SpanBuilder::from_name(name)
-                .with_kind(kind)
-                .with_start_time(start)
-                .with_attributes(attributes);
+            let mut builder = SpanBuilder::from_name(name).with_kind(kind).with_attributes(attributes);
+            if let Some(start) = start {
+                builder = builder.with_start_time(start);
+            }
             if !links.is_empty() {
                 builder = builder.with_links(links);
             }
-            parent.with_span(self.inner.tracer.build_with_context(builder, parent))
+            self.inner.tracer.start(builder, parent)
         };
         #[cfg(feature = "tracing")]
         let cx = match &tracing_span {
@@ -578,7 +602,7 @@ pub fn span_name(
 /// Configures a [`MessagingInstrumenter`]. Every setting has a default, written on its method.
 #[derive(Default)]
 pub struct MessagingInstrumenterBuilder {
-    tracer: Option<BoxedTracer>,
+    tracer: Option<Box<dyn SpanStarter>>,
     meter: Option<opentelemetry::metrics::Meter>,
     metrics: Option<bool>,
     propagator: Propagator,
@@ -611,11 +635,16 @@ impl MessagingInstrumenterBuilder {
     /// URL).
     ///
     /// Defaults to the global tracer provider at the time [`build`](Self::build) is called.
+    /// Spans start on `provider`'s own tracer type (`SdkTracer` for the SDK's
+    /// `SdkTracerProvider`), which saves an allocation per span over the global provider's
+    /// `BoxedTracer`: pass the provider explicitly on a hot path (BENCHMARKS.md).
     pub fn with_tracer_provider<P>(mut self, provider: &P) -> Self
     where
-        P: ObjectSafeTracerProvider,
+        P: TracerProvider + ?Sized,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
     {
-        self.tracer = Some(BoxedTracer::new(provider.boxed_tracer(scope())));
+        self.tracer = Some(Box::new(provider.tracer_with_scope(scope())));
         self
     }
 
@@ -715,7 +744,8 @@ impl MessagingInstrumenterBuilder {
 
     /// Builds the instrumenter, creating its instruments once.
     pub fn build(self) -> MessagingInstrumenter {
-        let tracer = self.tracer.unwrap_or_else(|| opentelemetry::global::tracer_with_scope(scope()));
+        let tracer =
+            self.tracer.unwrap_or_else(|| Box::new(opentelemetry::global::tracer_with_scope(scope())));
         let instruments = if self.metrics.unwrap_or(true) {
             let meter = self.meter.unwrap_or_else(|| opentelemetry::global::meter_with_scope(scope()));
             Some(Instruments::new(&meter))
@@ -758,7 +788,8 @@ impl MessagingInstrumenterBuilder {
 #[must_use = "an Operation ends its span when dropped; keep it until the operation completes"]
 pub struct Operation {
     cx: Context,
-    start: SystemTime,
+    /// The start time given to the span, when we read it (metrics on, back-dated or queue wait).
+    start: Option<SystemTime>,
     operation_type: OperationType,
     creation_context: bool,
     /// `messaging.batch.message_count` of a batch operation; `None` for a single message.
@@ -923,7 +954,7 @@ impl Operation {
             return;
         }
         self.ended = true;
-        let end = SystemTime::now();
+        let end = self.instrumenter.instruments.is_some().then(SystemTime::now);
         let mut late = Vec::new();
         if let Some(enricher) = &self.instrumenter.enricher
             && self.cx.span().is_recording()
@@ -956,11 +987,15 @@ impl Operation {
                     span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, (*error_type).to_owned()));
                     span.set_status(Status::error(description.clone()));
                 }
-                span.end_with_timestamp(end);
+                match end {
+                    Some(end) => span.end_with_timestamp(end),
+                    None => span.end(),
+                }
             }
         }
-        if let Some(instruments) = &self.instrumenter.instruments {
-            let duration = end.duration_since(self.start).unwrap_or(Duration::ZERO).as_secs_f64();
+        if let (Some(instruments), Some(end)) = (&self.instrumenter.instruments, end) {
+            let start = self.start.unwrap_or(end);
+            let duration = end.duration_since(start).unwrap_or(Duration::ZERO).as_secs_f64();
             // A failed receive delivered nothing (semconv: consumed.messages counts "messages
             // that were delivered to the application"); a batch that failed after some messages
             // counts those it reports.
@@ -1097,9 +1132,10 @@ impl<M> Deref for TracedMessage<M> {
 /// a span costs no allocation for them once its destination has been seen (BENCHMARKS.md, lever 1).
 ///
 /// Each thread keeps its last [`RECENT`] distinct strings and names; a miss costs what the uncached
-/// path costs (one allocation). Names are `&'static str`: up to [`NAME_BYTES`] bytes of names are
-/// leaked in the whole process (low-cardinality destinations fit many times over); past that,
-/// names are allocated per span as before, so high-cardinality destinations cannot grow memory.
+/// path costs (one allocation). Values and names are `&'static str` (no reference count to touch
+/// per span): up to [`LEAK_BYTES`] bytes are leaked in the whole process (low-cardinality
+/// destinations fit many times over); past that, values are shared `Arc<str>`s and names are
+/// allocated per span as before, so high-cardinality destinations cannot grow memory.
 mod intern {
     use std::{
         borrow::Cow,
@@ -1112,18 +1148,16 @@ mod intern {
 
     use opentelemetry::StringValue;
 
-    /// Distinct strings (and names) each thread keeps.
     const RECENT: usize = 16;
-    /// Bytes of span names leaked in the whole process, at most: 256 KiB.
-    const NAME_BYTES: usize = 256 * 1024;
+    const LEAK_BYTES: usize = 256 * 1024;
     static LEAKED: AtomicUsize = AtomicUsize::new(0);
-    /// Every leaked name, so that it stays reachable for the life of the process (leak checkers
-    /// such as LeakSanitizer see kept memory, not a leak).
+    /// Every leaked string, kept reachable so leak checkers (LeakSanitizer in the fuzz smoke)
+    /// do not report them.
     static KEPT: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
 
     thread_local! {
-        static VALUES: RefCell<Vec<(Box<str>, StringValue)>> = const { RefCell::new(Vec::new()) };
-        static NAMES: RefCell<Vec<(&'static str, Box<str>, &'static str)>> = const { RefCell::new(Vec::new()) };
+        static VALUES: RefCell<Vec<(&'static str, StringValue)>> = const { RefCell::new(Vec::new()) };
+        static NAMES: RefCell<Vec<(&'static str, &'static str, &'static str)>> = const { RefCell::new(Vec::new()) };
     }
 
     fn remember<T>(cache: &mut Vec<T>, entry: T) {
@@ -1133,7 +1167,18 @@ mod intern {
         cache.push(entry);
     }
 
-    /// `s` as a shared string value, allocated once per thread while it stays recent.
+    /// `s` leaked, while the process-wide budget lasts.
+    fn leak(s: String) -> Result<&'static str, String> {
+        let len = s.len();
+        if LEAKED.fetch_add(len, Ordering::Relaxed) + len > LEAK_BYTES {
+            LEAKED.fetch_sub(len, Ordering::Relaxed);
+            return Err(s);
+        }
+        let leaked: &'static str = Box::leak(s.into_boxed_str());
+        KEPT.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(leaked);
+        Ok(leaked)
+    }
+
     pub(super) fn value(s: &str) -> StringValue {
         VALUES
             .try_with(|cache| {
@@ -1141,14 +1186,16 @@ mod intern {
                 if let Some((_, v)) = cache.iter().find(|(k, _)| **k == *s) {
                     return v.clone();
                 }
-                let v = StringValue::from(Arc::<str>::from(s));
-                remember(&mut cache, (Box::from(s), v.clone()));
+                let Ok(leaked) = leak(s.to_owned()) else {
+                    return StringValue::from(Arc::<str>::from(s));
+                };
+                let v = StringValue::from(leaked);
+                remember(&mut cache, (leaked, v.clone()));
                 v
             })
             .unwrap_or_else(|_| StringValue::from(Arc::<str>::from(s)))
     }
 
-    /// `{operation} {destination}`, without an allocation once known (see the module notes).
     pub(super) fn name(operation: &'static str, destination: &str) -> Cow<'static, str> {
         let found = NAMES
             .try_with(|cache| {
@@ -1167,15 +1214,13 @@ mod intern {
         name.push_str(operation);
         name.push(' ');
         name.push_str(destination);
-        let len = name.len();
-        if LEAKED.fetch_add(len, Ordering::Relaxed) + len > NAME_BYTES {
-            LEAKED.fetch_sub(len, Ordering::Relaxed);
-            return Cow::Owned(name);
-        }
-        let leaked: &'static str = Box::leak(name.into_boxed_str());
-        KEPT.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(leaked);
-        let _ = NAMES
-            .try_with(|cache| remember(&mut cache.borrow_mut(), (operation, Box::from(destination), leaked)));
+        let leaked = match leak(name) {
+            Ok(leaked) => leaked,
+            Err(name) => return Cow::Owned(name),
+        };
+        // The destination is the name's tail: no second copy for the cache key.
+        let dest = &leaked[operation.len() + 1..];
+        let _ = NAMES.try_with(|cache| remember(&mut cache.borrow_mut(), (operation, dest, leaked)));
         Cow::Borrowed(leaked)
     }
 }

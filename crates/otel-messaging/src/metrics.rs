@@ -18,6 +18,11 @@
 //! `messaging.consumer.group.name`, `server.address`, `server.port`, and `error.type` iff the
 //! operation failed (not on `consumed.messages` and queue wait of a process operation: a handler's
 //! failure is not the delivery's).
+//!
+//! With feature `bound-metrics` (default) the measurements of successful operations go through
+//! instruments bound to their attribute set (opentelemetry 0.33's experimental bound instruments),
+//! cached per thread: the SDK then neither hashes nor compares the attribute set per measurement
+//! (BENCHMARKS.md). Failed operations, whose `error.type` varies, take the unbound path.
 
 use opentelemetry::{
     KeyValue,
@@ -29,6 +34,9 @@ use crate::{operation::OperationType, semconv};
 /// The instruments of one instrumenter.
 #[derive(Debug, Clone)]
 pub(crate) struct Instruments {
+    /// Distinguishes this instrumenter's bound instruments in the per-thread cache.
+    #[cfg(feature = "bound-metrics")]
+    id: u64,
     operation_duration: Histogram<f64>,
     process_duration: Histogram<f64>,
     sent_messages: Counter<u64>,
@@ -52,7 +60,11 @@ pub(crate) struct Measurement<'a> {
 
 impl Instruments {
     pub(crate) fn new(meter: &Meter) -> Self {
+        #[cfg(feature = "bound-metrics")]
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Instruments {
+            #[cfg(feature = "bound-metrics")]
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             operation_duration: meter
                 .f64_histogram(semconv::MESSAGING_CLIENT_OPERATION_DURATION)
                 .with_unit(semconv::UNIT_SECONDS)
@@ -89,6 +101,10 @@ impl Instruments {
     /// Records one ended operation. `m.attributes` holds the base metric attributes (without
     /// `messaging.operation.type` and `error.type`); it is extended in place.
     pub(crate) fn record(&self, m: Measurement<'_>) {
+        #[cfg(feature = "bound-metrics")]
+        if m.error_type.is_none() && m.failed_messages == 0 && bound::record(self, &m) {
+            return;
+        }
         let attrs = m.attributes;
         match m.operation_type {
             OperationType::Process => {
@@ -122,6 +138,113 @@ impl Instruments {
                 }
                 attrs.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, op.as_str()));
                 self.operation_duration.record(m.duration_secs, attrs);
+            }
+        }
+    }
+}
+
+/// Instruments bound to the attribute sets of successful operations, cached per thread.
+#[cfg(feature = "bound-metrics")]
+mod bound {
+    use std::cell::RefCell;
+
+    use opentelemetry::{
+        KeyValue,
+        metrics::{BoundCounter, BoundHistogram},
+    };
+
+    use super::{Instruments, Measurement};
+    use crate::{operation::OperationType, semconv};
+
+    /// Attribute sets kept bound per thread (the most recently used ones).
+    const RECENT: usize = 32;
+
+    /// The instruments one kind of successful operation records, bound to one attribute set;
+    /// each is bound on its first measurement, so an instrument never recorded exports nothing.
+    struct Entry {
+        instruments: u64,
+        operation_type: OperationType,
+        attributes: Vec<KeyValue>,
+        duration: Option<BoundHistogram<f64>>,
+        messages: Option<BoundCounter<u64>>,
+        queue_wait: Option<BoundHistogram<f64>>,
+    }
+
+    thread_local! {
+        static CACHE: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Records a successful operation (no `error.type`) through bound instruments: the same
+    /// measurements as the unbound path in [`Instruments::record`]. `false` (nothing recorded)
+    /// when the thread's cache is unavailable (thread exiting).
+    pub(super) fn record(instruments: &Instruments, m: &Measurement<'_>) -> bool {
+        let done = CACHE.try_with(|cache| {
+            let Ok(mut cache) = cache.try_borrow_mut() else { return false };
+            let found = cache.iter().position(|e| {
+                e.instruments == instruments.id
+                    && e.operation_type == m.operation_type
+                    && e.attributes == *m.attributes
+            });
+            let index = match found {
+                Some(index) => index,
+                None => {
+                    if cache.len() >= RECENT {
+                        cache.remove(0);
+                    }
+                    cache.push(Entry {
+                        instruments: instruments.id,
+                        operation_type: m.operation_type,
+                        attributes: m.attributes.clone(),
+                        duration: None,
+                        messages: None,
+                        queue_wait: None,
+                    });
+                    cache.len() - 1
+                }
+            };
+            measure(instruments, &mut cache[index], m);
+            true
+        });
+        done == Ok(true)
+    }
+
+    fn measure(instruments: &Instruments, entry: &mut Entry, m: &Measurement<'_>) {
+        let attrs = &entry.attributes;
+        match m.operation_type {
+            OperationType::Process => {
+                if m.counts_as_delivery && m.messages > 0 {
+                    entry
+                        .messages
+                        .get_or_insert_with(|| instruments.consumed_messages.bind(attrs))
+                        .add(m.messages);
+                }
+                if let Some(wait) = m.queue_wait_secs {
+                    entry.queue_wait.get_or_insert_with(|| instruments.queue_wait.bind(attrs)).record(wait);
+                }
+                entry
+                    .duration
+                    .get_or_insert_with(|| instruments.process_duration.bind(attrs))
+                    .record(m.duration_secs);
+            }
+            op => {
+                let counter = match op {
+                    OperationType::Send => Some(&instruments.sent_messages),
+                    OperationType::Receive if m.counts_as_delivery => Some(&instruments.consumed_messages),
+                    _ => None,
+                };
+                if let Some(counter) = counter
+                    && m.messages > 0
+                {
+                    entry.messages.get_or_insert_with(|| counter.bind(attrs)).add(m.messages);
+                }
+                entry
+                    .duration
+                    .get_or_insert_with(|| {
+                        let mut with_type = attrs.clone();
+                        with_type.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, op.as_str()));
+                        instruments.operation_duration.bind(&with_type)
+                    })
+                    .record(m.duration_secs);
             }
         }
     }

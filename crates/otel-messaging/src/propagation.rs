@@ -78,7 +78,8 @@ pub enum ProcessParent {
 /// Building it allocates only when a `tracestate` or `baggage` key repeats or must be cut.
 pub struct StrictExtractor<'a> {
     inner: &'a dyn Extractor,
-    traceparent_ok: bool,
+    /// The carrier's `traceparent` when valid, read once (the SDK asks for it again).
+    traceparent: Option<&'a str>,
     tracestate: Option<Cow<'a, str>>,
     baggage: Option<Cow<'a, str>>,
 }
@@ -86,7 +87,7 @@ pub struct StrictExtractor<'a> {
 impl std::fmt::Debug for StrictExtractor<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StrictExtractor")
-            .field("traceparent_ok", &self.traceparent_ok)
+            .field("traceparent", &self.traceparent)
             .field("tracestate", &self.tracestate)
             .field("baggage", &self.baggage)
             .finish()
@@ -265,8 +266,8 @@ impl<'a> StrictExtractor<'a> {
     }
 
     fn build(inner: &'a dyn Extractor, baggage: bool) -> Self {
-        let traceparent_ok = inner.get(TRACEPARENT).is_some_and(is_valid_traceparent);
-        let tracestate = if traceparent_ok {
+        let traceparent = inner.get(TRACEPARENT).filter(|v| is_valid_traceparent(v));
+        let tracestate = if traceparent.is_some() {
             joined(inner, TRACESTATE, MAX_TRACESTATE_LEN * 8).and_then(|joined| match joined {
                 Cow::Borrowed(s) => sanitize_tracestate(s),
                 Cow::Owned(s) => sanitize_tracestate(&s).map(|c| Cow::Owned(c.into_owned())),
@@ -275,19 +276,25 @@ impl<'a> StrictExtractor<'a> {
             None
         };
         let baggage = if baggage { joined(inner, BAGGAGE, MAX_BAGGAGE_LEN).map(cap_baggage) } else { None };
-        StrictExtractor { inner, traceparent_ok, tracestate, baggage }
+        StrictExtractor { inner, traceparent, tracestate, baggage }
     }
 
     /// Whether the carrier holds a valid W3C `traceparent`.
     pub fn has_valid_traceparent(&self) -> bool {
-        self.traceparent_ok
+        self.traceparent.is_some()
+    }
+
+    /// Whether the carrier holds nothing a W3C propagator would read: no valid `traceparent`
+    /// and no `baggage` (read).
+    fn is_empty_for_w3c(&self) -> bool {
+        self.traceparent.is_none() && self.baggage.is_none()
     }
 }
 
 impl Extractor for StrictExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
         if key.eq_ignore_ascii_case(TRACEPARENT) {
-            if self.traceparent_ok { self.inner.get(TRACEPARENT) } else { None }
+            self.traceparent
         } else if key.eq_ignore_ascii_case(TRACESTATE) {
             self.tracestate.as_deref()
         } else if key.eq_ignore_ascii_case(BAGGAGE) {
@@ -303,7 +310,7 @@ impl Extractor for StrictExtractor<'_> {
             .into_iter()
             .filter(|k| {
                 if k.eq_ignore_ascii_case(TRACEPARENT) {
-                    self.traceparent_ok
+                    self.traceparent.is_some()
                 } else if k.eq_ignore_ascii_case(TRACESTATE) {
                     self.tracestate.is_some()
                 } else if k.eq_ignore_ascii_case(BAGGAGE) {
@@ -345,8 +352,19 @@ impl Extractor for StrictExtractor<'_> {
 /// ```
 pub fn is_valid_traceparent(value: &str) -> bool {
     let b = value.as_bytes();
+    /// `LOWER_HEX[c]`: whether byte `c` is `0-9` or `a-f`.
+    static LOWER_HEX: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            table[c] = matches!(c as u8, b'0'..=b'9' | b'a'..=b'f');
+            c += 1;
+        }
+        table
+    };
     fn lower_hex(bytes: &[u8]) -> bool {
-        bytes.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        // Branch-free over the whole field: a traceparent is checked on every delivered message.
+        bytes.iter().fold(true, |ok, &c| ok & LOWER_HEX[usize::from(c)])
     }
     fn non_zero(bytes: &[u8]) -> bool {
         bytes.iter().any(|&c| c != b'0')
@@ -482,16 +500,21 @@ impl Propagator {
 
     /// Extracts a context from `extractor` into an empty base context, through [`StrictExtractor`].
     ///
-    /// When the carrier holds none of the propagator's fields the propagator is not called at
-    /// all: a message without context costs a few key look-ups and allocates nothing.
+    /// When the carrier holds nothing the propagator could read (no valid `traceparent`, no
+    /// `baggage`, none of its other fields) the propagator is not called at all: a message
+    /// without context costs a few key look-ups and allocates nothing. Each W3C field is read
+    /// from the carrier once.
     ///
     /// With `baggage == false` the carrier's `baggage` is never read (trust boundaries, links).
     pub(crate) fn extract(&self, extractor: &dyn Extractor, baggage: bool) -> Context {
+        let strict = StrictExtractor::build(extractor, baggage);
         self.with(|p| {
-            if p.fields().all(|field| (!baggage && field == BAGGAGE) || extractor.get(field).is_none()) {
+            let w3c = |field: &str| field == TRACEPARENT || field == TRACESTATE || field == BAGGAGE;
+            if strict.is_empty_for_w3c()
+                && p.fields().all(|field| w3c(field) || extractor.get(field).is_none())
+            {
                 return Context::new();
             }
-            let strict = StrictExtractor::build(extractor, baggage);
             p.extract_with_context(&Context::new(), &strict)
         })
     }

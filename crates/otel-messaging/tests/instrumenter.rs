@@ -695,3 +695,54 @@ fn an_enricher_adds_attributes_at_start_and_end_but_never_to_metrics() {
     let spans = t.spans();
     assert_eq!(attributes(&spans[0]), attributes(&spans[1]));
 }
+
+/// Successful operations are recorded through instruments bound per attribute set and cached per
+/// thread (feature `bound-metrics`), failed ones unbound: counts must add up per attribute set,
+/// across destinations, instrumenters and threads, whichever path each measurement took.
+#[test]
+fn metrics_add_up_per_attribute_set_across_destinations_instrumenters_and_threads() {
+    let first = TestTelemetry::without_conformance();
+    let second = TestTelemetry::without_conformance();
+    let run = |instrumenter: &otel_messaging::MessagingInstrumenter| {
+        for i in 0..40 {
+            let destination = if i % 2 == 0 { "orders" } else { "payments" };
+            let view = View { destination: Some(destination), ..send_view() };
+            let op = instrumenter.start_send(&view, &Context::new(), &Headers::new());
+            if i % 10 == 9 {
+                op.end_error("BROKER_NOT_AVAILABLE", "down");
+            } else {
+                op.end_ok();
+            }
+            let view = View { destination: Some(destination), ..process_view() };
+            instrumenter.start_process_in(&view, &Headers::new(), &Context::new()).end_ok();
+        }
+    };
+    let (a, b) = (first.instrumenter(), second.instrumenter());
+    std::thread::scope(|s| {
+        s.spawn(|| run(&a));
+        s.spawn(|| run(&a));
+        s.spawn(|| run(&b));
+    });
+    let count = |t: &TestTelemetry, name: &str, destination: &str, error: bool| -> u64 {
+        t.metrics()
+            .iter()
+            .filter(|m| m.name == name)
+            .filter(|m| {
+                m.attributes.contains(&KeyValue::new("messaging.destination.name", destination.to_owned()))
+            })
+            .filter(|m| m.attributes.iter().any(|kv| kv.key.as_str() == "error.type") == error)
+            .map(|m| m.count)
+            .sum()
+    };
+    // Per thread: 20 sends to each destination; i = 9, 19, 29, 39 (all to payments) fail: orders
+    // 20 ok, payments 16 ok + 4 failed.
+    for (t, threads) in [(&first, 2), (&second, 1)] {
+        assert_eq!(count(t, "messaging.client.sent.messages", "orders", false), 20 * threads);
+        assert_eq!(count(t, "messaging.client.sent.messages", "payments", false), 16 * threads);
+        assert_eq!(count(t, "messaging.client.sent.messages", "payments", true), 4 * threads);
+        assert_eq!(count(t, "messaging.client.operation.duration", "payments", true), 4 * threads);
+        assert_eq!(count(t, "messaging.client.operation.duration", "orders", false), 20 * threads);
+        assert_eq!(count(t, "messaging.client.consumed.messages", "payments", false), 20 * threads);
+        assert_eq!(count(t, "messaging.process.duration", "orders", false), 20 * threads);
+    }
+}
