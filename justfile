@@ -52,3 +52,8 @@ bench:
     cargo bench -p otel-messaging-rdkafka --bench overhead
     python3 scripts/bench_ratios.py
     cargo bench -p otel-messaging-rdkafka --bench throughput
+
+# Instructions per message of each micro-benchmark variant under callgrind: comparable between
+# builds on a busy machine, where times are not (BENCHMARKS.md). Needs valgrind.
+bench-instructions *variants:
+    scripts/bench_instructions.sh {{variants}}

@@ -8,6 +8,7 @@
 //! just bench                                          # MockCluster, after the micro-benchmarks
 //! THROUGHPUT_KAFKA=127.0.0.1:9092 just bench          # also a real broker (`just brokers-up`)
 //! THROUGHPUT_MESSAGES=50000 cargo bench -p otel-messaging-rdkafka --bench throughput
+//! THROUGHPUT_ONLY=produce cargo bench -p otel-messaging-rdkafka --bench throughput  # for profiling
 //! ```
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, missing_docs)]
@@ -49,11 +50,14 @@ fn messages() -> usize {
 }
 
 /// How records are sent: plain, plain with a `traceparent`-sized header written by hand (what
-/// any propagation costs librdkafka), or traced.
+/// any propagation costs librdkafka), through the bare SDK (the floor), or traced.
 #[derive(Clone, Copy)]
 enum How<'a> {
     Raw,
     RawWithHeader,
+    /// The SDK's own floor: a `send` PRODUCER span without attributes, its context injected
+    /// straight into the headers, ended at delivery (same providers as `Traced`).
+    Floor(&'a opentelemetry_sdk::trace::SdkTracer),
     Traced(&'a KafkaInstrumentation),
 }
 
@@ -70,6 +74,21 @@ async fn produce(producer: &FutureProducer, topic: &str, n: usize, how: How<'_>)
             match how {
                 How::Traced(t) => producer.send_traced_with(t, record, timeout).await.map(drop),
                 How::Raw => producer.send(record, timeout).await.map(drop),
+                How::Floor(tracer) => {
+                    use opentelemetry::{
+                        Context,
+                        propagation::TextMapPropagator as _,
+                        trace::{SpanKind, TraceContextExt as _, Tracer as _},
+                    };
+                    let span = tracer.span_builder("send").with_kind(SpanKind::Producer).start(tracer);
+                    let cx = Context::new().with_span(span);
+                    let mut headers = OwnedHeaders::new_with_capacity(1);
+                    opentelemetry_sdk::propagation::TraceContextPropagator::new()
+                        .inject_context(&cx, &mut otel_messaging_rdkafka::HeadersInjector(&mut headers));
+                    let result = producer.send(record.headers(headers), timeout).await.map(drop);
+                    cx.span().end();
+                    result
+                }
                 How::RawWithHeader => {
                     let header = Header {
                         key: "traceparent",
@@ -157,17 +176,23 @@ async fn compare(
     ratio: f64,
 ) {
     let (tracing, provider, meter) = traced(ratio);
+    let floor_tracer = {
+        use opentelemetry::trace::TracerProvider as _;
+        provider.tracer("floor")
+    };
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")
         .create()
         .expect("producer");
     let (mut produce_ratio, mut consume_ratio, mut header_ratio) = (Vec::new(), Vec::new(), Vec::new());
+    let mut floor_ratio = Vec::new();
     for round in 0..rounds {
         let suffix = format!("{}-{round}-{}", (ratio * 100.0) as u32, std::process::id());
         let (raw_topic, traced_topic) = (format!("raw-{suffix}"), format!("traced-{suffix}"));
         let header_topic = format!("header-{suffix}");
-        for topic in [&raw_topic, &traced_topic, &header_topic] {
+        let floor_topic = format!("floor-{suffix}");
+        for topic in [&raw_topic, &traced_topic, &header_topic, &floor_topic] {
             match mock {
                 Some(mock) => mock.create_topic(topic, 1, 1).expect("topic"),
                 None => create_topic(bootstrap, topic).await,
@@ -176,8 +201,20 @@ async fn compare(
         let raw = produce(&producer, &raw_topic, n, How::Raw).await;
         let traced = produce(&producer, &traced_topic, n, How::Traced(&tracing)).await;
         let with_header = produce(&producer, &header_topic, n, How::RawWithHeader).await;
+        let floor = produce(&producer, &floor_topic, n, How::Floor(&floor_tracer)).await;
         produce_ratio.push(raw / traced);
+        floor_ratio.push(raw / floor);
         header_ratio.push(raw / with_header);
+        if std::env::var("THROUGHPUT_ONLY").is_ok_and(|only| only == "produce") {
+            println!(
+                "{target} {:>3} % sampled, round {round}: produce raw {:.0}/s SDK floor {:.0}/s traced {:.0}/s",
+                (ratio * 100.0) as u32,
+                n as f64 / raw,
+                n as f64 / floor,
+                n as f64 / traced
+            );
+            continue;
+        }
         let raw_c = consume(bootstrap, &raw_topic, n, None).await;
         let traced_c = consume(bootstrap, &traced_topic, n, Some(&tracing)).await;
         consume_ratio.push(raw_c / traced_c);
@@ -190,13 +227,18 @@ async fn compare(
             n as f64 / traced_c
         );
     }
+    if consume_ratio.is_empty() {
+        consume_ratio.push(f64::NAN);
+    }
     println!(
         "{target}, {n} messages of 256 B, {} % sampled, batch exporter, metrics on — traced/raw throughput: \
-         produce {:.2}, consume {:.2} (a hand-written `traceparent` header alone: produce {:.2})",
+         produce {:.2}, consume {:.2} (a hand-written `traceparent` header alone: produce {:.2}; the SDK's own \
+         span + header, no attributes: produce {:.2})",
         (ratio * 100.0) as u32,
         median(produce_ratio),
         median(consume_ratio),
-        median(header_ratio)
+        median(header_ratio),
+        median(floor_ratio)
     );
     let _ = provider.shutdown();
     let _ = meter.shutdown();

@@ -4,7 +4,7 @@
 //! [`Extractor`] traits; no globals, never fail, never panic.
 
 use opentelemetry::propagation::{Extractor, Injector};
-use rdkafka::message::{Header, Headers as _, OwnedHeaders};
+use rdkafka::message::{Headers as _, OwnedHeaders};
 
 /// Writes propagation fields into the headers of an outgoing Kafka record.
 ///
@@ -40,7 +40,9 @@ fn replace(headers: &mut OwnedHeaders, key: &str, value: &[u8]) {
     if (0..reader.count()).any(|i| reader.get(i).is_some_and(|(k, _)| k == key.as_bytes())) {
         raw::remove(headers, key);
     }
-    *headers = std::mem::take(headers).insert(Header { key, value: Some(value) });
+    // In place: `OwnedHeaders::insert` takes the list by value, and taking it out of `&mut` would
+    // allocate a placeholder list (two C allocations and frees per header).
+    raw::add(headers, key.as_bytes(), Some(value));
 }
 
 impl Injector for HeadersInjector<'_> {
@@ -242,7 +244,6 @@ mod raw {
     }
 
     /// Appends a header with arbitrary key bytes (librdkafka `rd_kafka_header_add`).
-    #[cfg(feature = "testing")]
     pub(super) fn add(headers: &mut OwnedHeaders, key: &[u8], value: Option<&[u8]>) {
         let native = ptr::from_ref(headers.as_borrowed()).cast::<rd_kafka_headers_t>().cast_mut();
         let (value_ptr, value_len) = value.map_or((ptr::null(), 0), |v| (v.as_ptr(), v.len()));
