@@ -10,10 +10,11 @@ default:
 demo:
     cargo run -p otel-messaging-rdkafka --example quickstart
 
-# Bring the brokers up (Docker when an engine answers, native processes otherwise) and run every
-# test: unit, integration (incl. broker faults and a 2 000-message soak per broker), doc tests, and a
-# 15-second smoke of every fuzz target.
-test: check-compose brokers-up
+# Bring the brokers up (Docker when an engine answers, native processes otherwise), install the
+# interop peers, and run every test: unit, integration (incl. broker faults, a 2 000-message soak
+# per broker, and the Python/Node interop cases), doc tests, and a 15-second smoke of every fuzz
+# target.
+test: check-compose brokers-up interop-setup
     cargo test --workspace --all-targets --locked
     cargo test --workspace --doc --locked
     scripts/fuzz.sh 15 address 2
@@ -26,6 +27,15 @@ fuzz seconds="600" sanitizer="none" parallel="2":
 # consumers on the real brokers, in a release build; prints the figures per broker.
 soak count="100000": brokers-up
     SOAK_MESSAGES={{count}} cargo test --release --locked -p integration-tests --test soak -- --nocapture
+
+# Install the pinned interop peers (interop/python/.venv from PyPI, interop/node/node_modules by
+# `npm ci`; Python and Node from Debian's packages when missing). Runs once per lock-file content.
+interop-setup:
+    bash interop/setup.sh
+
+# Only the interop cases: our crates against the Python and Node SDKs' official instrumentations.
+interop: brokers-up interop-setup
+    cargo test --locked -p integration-tests --test interop
 
 # Start the test brokers and wait until they answer.
 brokers-up:
@@ -47,11 +57,13 @@ check:
 
 # Criterion benchmark of the per-message overhead (the SDK floor, the hand-written pattern, ours:
 # sampled, unsampled, metrics, batch exporter) in one group, with allocations per message, then the
-# overhead table and the target ratios (BENCHMARKS.md); then traced/raw throughput on a MockCluster.
-bench:
+# overhead table and the target ratios (BENCHMARKS.md); then traced/raw throughput on a MockCluster
+# and on every real broker (tansu, RabbitMQ, Redis, moto), at 100 % and 10 % sampling.
+bench: brokers-up
     cargo bench -p otel-messaging-rdkafka --bench overhead
     python3 scripts/bench_ratios.py
-    cargo bench -p otel-messaging-rdkafka --bench throughput
+    THROUGHPUT_KAFKA=127.0.0.1:9092 cargo bench -p otel-messaging-rdkafka --bench throughput
+    cargo bench -p integration-tests --bench throughput
 
 # Instructions per message of each micro-benchmark variant under callgrind: comparable between
 # builds on a busy machine, where times are not (BENCHMARKS.md). Needs valgrind.

@@ -8,6 +8,13 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+pub mod interop;
+
+/// The workspace root (the directory holding `Cargo.toml`, `interop/`, the READMEs).
+pub fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
+}
+
 /// Kafka bootstrap servers: `KAFKA_BOOTSTRAP_SERVERS`, default `127.0.0.1:9092` (tansu started by
 /// `just brokers-up`).
 pub fn kafka_bootstrap() -> String {

@@ -92,11 +92,26 @@ pub fn w3c_propagator() -> opentelemetry::propagation::TextMapCompositePropagato
 }
 
 impl TestTelemetry {
-    /// New providers and exporters, independent of every other instance and of the globals.
+    /// New providers and exporters, independent of every other instance and of the globals (the
+    /// SDK's default sampler, `ParentBased(AlwaysOn)`).
     pub fn new() -> Self {
+        Self::build(None)
+    }
+
+    /// Like [`new`](Self::new), with `sampler`: e.g. `ParentBased(AlwaysOff)` records a span only
+    /// when its parent's sampled flag is set, which proves the flag was read.
+    pub fn with_sampler(sampler: opentelemetry_sdk::trace::Sampler) -> Self {
+        Self::build(Some(sampler))
+    }
+
+    fn build(sampler: Option<opentelemetry_sdk::trace::Sampler>) -> Self {
         let span_exporter = InMemorySpanExporter::default();
         let counts = std::sync::Arc::new(SpanCounts::default());
-        let tracer_provider = SdkTracerProvider::builder()
+        let mut builder = SdkTracerProvider::builder();
+        if let Some(sampler) = sampler {
+            builder = builder.with_sampler(sampler);
+        }
+        let tracer_provider = builder
             .with_span_processor(CountingProcessor(counts.clone()))
             .with_simple_exporter(span_exporter.clone())
             .build();

@@ -1,0 +1,373 @@
+//! End-to-end throughput on the real RabbitMQ, Redis and SQS (moto) brokers: raw and traced
+//! producers and consumers alternate (3 rounds, median ratio), at 100 % (`AlwaysOn`) and 10 %
+//! (`ParentBased(TraceIdRatioBased(0.1))`) sampling, spans through a batch processor to an exporter
+//! that drops them, metrics on. Kafka has its own (`otel-messaging-rdkafka/benches/throughput.rs`,
+//! which also runs on the in-process `MockCluster`). DESIGN.md target: ≥ 0.98 at 10 %.
+//!
+//! * RabbitMQ: `basic_publish` with publisher confirms (500 in flight) vs
+//!   `basic_publish_traced`; `basic_consume` + ack vs `stream_traced` + `process` + ack.
+//! * Redis: one `XADD` per message vs `xadd_traced`; `XREADGROUP` (500 per read) + `XACK` vs
+//!   `xread_options_traced` + `process` + `XACK`.
+//! * SQS: `SendMessageBatch` of 10 vs `send_traced`; `ReceiveMessage` of 10 + `DeleteMessageBatch`
+//!   vs `send_traced` + `process` + `DeleteMessageBatch`.
+//!
+//! ```sh
+//! just brokers-up
+//! cargo bench -p integration-tests --bench throughput        # 5 000 messages (SQS: 500) per run
+//! THROUGHPUT_MESSAGES=20000 cargo bench -p integration-tests --bench throughput
+//! ```
+//!
+//! Under `cargo test` (no `--bench` argument) it runs one 50-message round per broker, to check
+//! that every path works.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, missing_docs)]
+
+use std::time::Instant;
+
+use futures_util::{StreamExt as _, stream::FuturesUnordered};
+use integration_tests::{amqp_url, redis_url, sqs_endpoint, unique_name};
+use opentelemetry_sdk::{
+    error::OTelSdkResult,
+    metrics::{InMemoryMetricExporter, SdkMeterProvider},
+    trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter},
+};
+use otel_messaging::{MessagingInstrumenter, testing::w3c_propagator};
+
+#[derive(Debug)]
+struct DropExporter;
+
+impl SpanExporter for DropExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        drop(batch);
+        Ok(())
+    }
+}
+
+/// An instrumenter on its own providers: every span sampled (`ratio` = 1.0) or
+/// `ParentBased(TraceIdRatioBased(ratio))`; batch processor to a dropping exporter; metrics on.
+fn instrumenter(ratio: f64) -> (MessagingInstrumenter, SdkTracerProvider, SdkMeterProvider) {
+    let sampler = if ratio >= 1.0 {
+        Sampler::AlwaysOn
+    } else {
+        Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
+    };
+    let provider =
+        SdkTracerProvider::builder().with_sampler(sampler).with_batch_exporter(DropExporter).build();
+    let meter = SdkMeterProvider::builder().with_periodic_exporter(InMemoryMetricExporter::default()).build();
+    let instrumenter = MessagingInstrumenter::builder()
+        .with_tracer_provider(&provider)
+        .with_meter_provider(&meter)
+        .with_propagator(w3c_propagator())
+        .build();
+    (instrumenter, provider, meter)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Seconds `f` takes.
+async fn timed(f: impl Future<Output = ()>) -> f64 {
+    let start = Instant::now();
+    f.await;
+    start.elapsed().as_secs_f64()
+}
+
+/// One broker's produce and consume, raw (`traced == None`) or traced, on a fresh destination.
+trait Broker {
+    const NAME: &'static str;
+    async fn produce(&self, destination: &str, n: usize, traced: Option<&MessagingInstrumenter>);
+    async fn consume(&self, destination: &str, n: usize, traced: Option<&MessagingInstrumenter>);
+    async fn destination(&self) -> String;
+}
+
+/// Alternates raw and traced runs; prints the median traced/raw ratios.
+async fn compare<B: Broker>(broker: &B, n: usize, rounds: usize, ratio: f64) {
+    let (instrumenter, provider, meter) = instrumenter(ratio);
+    let (mut produce, mut consume) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (raw_dest, traced_dest) = (broker.destination().await, broker.destination().await);
+        let raw_p = timed(broker.produce(&raw_dest, n, None)).await;
+        let traced_p = timed(broker.produce(&traced_dest, n, Some(&instrumenter))).await;
+        let raw_c = timed(broker.consume(&raw_dest, n, None)).await;
+        let traced_c = timed(broker.consume(&traced_dest, n, Some(&instrumenter))).await;
+        produce.push(raw_p / traced_p);
+        consume.push(raw_c / traced_c);
+        let rate = |s: f64| n as f64 / s;
+        println!(
+            "{} {:>3} % sampled, round {round}: produce raw {:.0}/s traced {:.0}/s; consume raw {:.0}/s traced {:.0}/s",
+            B::NAME,
+            (ratio * 100.0) as u32,
+            rate(raw_p),
+            rate(traced_p),
+            rate(raw_c),
+            rate(traced_c)
+        );
+    }
+    println!(
+        "{}, {n} messages, {} % sampled, batch exporter, metrics on — traced/raw throughput: produce {:.2}, consume {:.2}",
+        B::NAME,
+        (ratio * 100.0) as u32,
+        median(produce),
+        median(consume)
+    );
+    let _ = provider.shutdown();
+    let _ = meter.shutdown();
+}
+
+struct RabbitMq {
+    channel: lapin::Channel,
+}
+
+impl Broker for RabbitMq {
+    const NAME: &'static str = "RabbitMQ";
+
+    async fn destination(&self) -> String {
+        use lapin::{options::QueueDeclareOptions, types::FieldTable};
+        let q = unique_name("throughput");
+        self.channel
+            .queue_declare(q.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+            .await
+            .expect("queue");
+        q
+    }
+
+    async fn produce(&self, q: &str, n: usize, traced: Option<&MessagingInstrumenter>) {
+        use lapin::{BasicProperties, options::BasicPublishOptions};
+        use otel_messaging_lapin::{AmqpInstrumentation, ChannelExt as _};
+        let tr = traced.map(|i| AmqpInstrumentation::from_uri(&amqp_url()).with_instrumenter(i.clone()));
+        let payload = [b'x'; 256];
+        let mut confirms = FuturesUnordered::new();
+        for _ in 0..n {
+            let (exchange, key, options, props) =
+                ("".into(), q.into(), BasicPublishOptions::default(), BasicProperties::default());
+            let confirm = match &tr {
+                Some(tr) => futures_util::future::Either::Left(
+                    self.channel
+                        .basic_publish_traced_with(tr, exchange, key, options, &payload, props)
+                        .await
+                        .expect("publish"),
+                ),
+                None => futures_util::future::Either::Right(
+                    self.channel
+                        .basic_publish(exchange, key, options, &payload, props)
+                        .await
+                        .expect("publish"),
+                ),
+            };
+            confirms.push(confirm);
+            if confirms.len() >= 500 {
+                confirms.next().await.expect("a confirm").expect("confirmed");
+            }
+        }
+        while let Some(confirm) = confirms.next().await {
+            confirm.expect("confirmed");
+        }
+    }
+
+    async fn consume(&self, q: &str, n: usize, traced: Option<&MessagingInstrumenter>) {
+        use lapin::{
+            options::{BasicAckOptions, BasicConsumeOptions, QueueDeleteOptions},
+            types::FieldTable,
+        };
+        use otel_messaging_lapin::{AmqpInstrumentation, ConsumerExt as _};
+        let consumer = self
+            .channel
+            .basic_consume(
+                q.into(),
+                "throughput".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        match traced {
+            Some(i) => {
+                let tr = AmqpInstrumentation::from_uri(&amqp_url()).with_instrumenter(i.clone());
+                let stream = consumer.stream_traced_with(&tr);
+                futures_util::pin_mut!(stream);
+                for _ in 0..n {
+                    let delivery = stream.next().await.expect("open").expect("delivery");
+                    let (delivery, result) = delivery.process(async |_| Ok::<_, lapin::Error>(())).await;
+                    result.expect("handler");
+                    delivery.acker.ack(BasicAckOptions::default()).await.expect("ack");
+                }
+            }
+            None => {
+                let mut consumer = consumer;
+                for _ in 0..n {
+                    let delivery = consumer.next().await.expect("open").expect("delivery");
+                    std::hint::black_box(&delivery.data);
+                    delivery.acker.ack(BasicAckOptions::default()).await.expect("ack");
+                }
+            }
+        }
+        self.channel.queue_delete(q.into(), QueueDeleteOptions::default()).await.expect("cleanup");
+    }
+}
+
+struct Redis {
+    client: redis::Client,
+}
+
+impl Broker for Redis {
+    const NAME: &'static str = "Redis";
+
+    async fn destination(&self) -> String {
+        use redis::AsyncCommands as _;
+        let stream = unique_name("throughput");
+        let mut conn = self.client.get_multiplexed_async_connection().await.expect("connect");
+        let () = conn.xgroup_create_mkstream(&stream, "g", "$").await.expect("group");
+        stream
+    }
+
+    async fn produce(&self, stream: &str, n: usize, traced: Option<&MessagingInstrumenter>) {
+        use otel_messaging_redis::{RedisInstrumentation, StreamsExt as _};
+        use redis::AsyncCommands as _;
+        let mut conn = self.client.get_multiplexed_async_connection().await.expect("connect");
+        let tr = traced.map(|i| RedisInstrumentation::from_client(&self.client).with_instrumenter(i.clone()));
+        let payload = "x".repeat(256);
+        let fields = [("payload", payload.as_str())];
+        for _ in 0..n {
+            let _: String = match &tr {
+                Some(tr) => conn.xadd_traced_with(tr, stream, "*", &fields).await,
+                None => conn.xadd(stream, "*", &fields).await,
+            }
+            .expect("xadd");
+        }
+    }
+
+    async fn consume(&self, stream: &str, n: usize, traced: Option<&MessagingInstrumenter>) {
+        use otel_messaging_redis::{RedisInstrumentation, StreamEntryExt as _, StreamsConsumerExt as _};
+        use redis::{AsyncCommands as _, streams::StreamReadOptions};
+        let mut conn = self.client.get_multiplexed_async_connection().await.expect("connect");
+        let tr = traced.map(|i| RedisInstrumentation::from_client(&self.client).with_instrumenter(i.clone()));
+        let opts = StreamReadOptions::default().group("g", "c").count(500);
+        let mut consumed = 0;
+        while consumed < n {
+            let reply: redis::streams::StreamReadReply = match &tr {
+                Some(tr) => conn.xread_options_traced_with(tr, &[stream], &[">"], &opts).await,
+                None => conn.xread_options(&[stream], &[">"], &opts).await,
+            }
+            .expect("read");
+            for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
+                let id = match &tr {
+                    Some(tr) => {
+                        let (entry, result) =
+                            entry.traced_with(tr).process(async |_| Ok::<_, redis::RedisError>(())).await;
+                        result.expect("handler");
+                        entry.id
+                    }
+                    None => std::hint::black_box(entry).id,
+                };
+                let _: usize = conn.xack(stream, "g", &[&id]).await.expect("ack");
+                consumed += 1;
+            }
+        }
+        let _: usize = conn.del(stream).await.expect("cleanup");
+    }
+}
+
+struct Sqs {
+    client: aws_sdk_sqs::Client,
+}
+
+impl Broker for Sqs {
+    const NAME: &'static str = "SQS (moto)";
+
+    async fn destination(&self) -> String {
+        let created = self.client.create_queue().queue_name(unique_name("throughput")).send().await;
+        created.expect("queue").queue_url.expect("queue url")
+    }
+
+    async fn produce(&self, url: &str, n: usize, traced: Option<&MessagingInstrumenter>) {
+        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+        use otel_messaging_aws_sqs::{SendMessageBatchFluentBuilderExt as _, SqsInstrumentation};
+        let tr = traced.map(|i| SqsInstrumentation::default().with_instrumenter(i.clone()));
+        let body = "x".repeat(256);
+        for chunk in (0..n).collect::<Vec<_>>().chunks(10) {
+            let entries = chunk
+                .iter()
+                .map(|i| {
+                    SendMessageBatchRequestEntry::builder().id(format!("e{i}")).message_body(&body).build()
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .expect("entries");
+            let batch = self.client.send_message_batch().queue_url(url).set_entries(Some(entries));
+            let out = match &tr {
+                Some(tr) => batch.send_traced_with(tr).await,
+                None => batch.send().await,
+            }
+            .expect("batch");
+            assert!(out.failed.is_empty(), "{:?}", out.failed);
+        }
+    }
+
+    async fn consume(&self, url: &str, n: usize, traced: Option<&MessagingInstrumenter>) {
+        use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+        use otel_messaging_aws_sqs::{
+            MessageExt as _, ReceiveMessageFluentBuilderExt as _, SqsInstrumentation,
+        };
+        let tr = traced.map(|i| SqsInstrumentation::default().with_instrumenter(i.clone()));
+        let mut consumed = 0;
+        while consumed < n {
+            let receive = self
+                .client
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .message_attribute_names("All");
+            let out = match &tr {
+                Some(tr) => receive.send_traced_with(tr).await,
+                None => receive.send().await,
+            }
+            .expect("receive");
+            let mut delete = Vec::new();
+            for message in out.messages.unwrap_or_default() {
+                let message = match &tr {
+                    Some(tr) => {
+                        let (message, result) =
+                            message.traced_with(tr).process(async |_| Ok::<_, std::io::Error>(())).await;
+                        result.expect("handler");
+                        message
+                    }
+                    None => std::hint::black_box(message),
+                };
+                let entry = DeleteMessageBatchRequestEntry::builder()
+                    .id(format!("d{}", delete.len()))
+                    .receipt_handle(message.receipt_handle.expect("receipt handle"));
+                delete.push(entry.build().expect("entry"));
+            }
+            consumed += delete.len();
+            if !delete.is_empty() {
+                let deleted = self.client.delete_message_batch().queue_url(url).set_entries(Some(delete));
+                deleted.send().await.expect("delete");
+            }
+        }
+        self.client.delete_queue().queue_url(url).send().await.expect("cleanup");
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let benchmarking = std::env::args().any(|a| a == "--bench");
+    let n: usize = std::env::var("THROUGHPUT_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
+    let (n, sqs_n, rounds, ratios) =
+        if benchmarking { (n, n / 10, 3, &[1.0, 0.1][..]) } else { (50, 50, 1, &[1.0][..]) };
+
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let channel = conn.create_channel().await.expect("channel");
+    channel.confirm_select(lapin::options::ConfirmSelectOptions::default()).await.expect("confirms");
+    let rabbitmq = RabbitMq { channel };
+    let redis = Redis { client: redis::Client::open(redis_url()).expect("client") };
+    let sqs = Sqs { client: integration_tests::sqs_client(&sqs_endpoint(), 3).await };
+    for &ratio in ratios {
+        compare(&rabbitmq, n, rounds, ratio).await;
+        compare(&redis, n, rounds, ratio).await;
+        compare(&sqs, sqs_n, rounds, ratio).await;
+    }
+}

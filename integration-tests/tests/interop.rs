@@ -1,0 +1,407 @@
+//! A trace crosses each broker between our crates and another OpenTelemetry SDK's official
+//! instrumentation, in both directions: 4 brokers × 2 SDKs (Python, Node; `interop/`) × 2
+//! directions = 32 cases, on the real brokers.
+//!
+//! * **Other SDK → Rust**: the peer sends one message inside an upstream context with
+//!   `tracestate: interop=<sdk>` and baggage `interop.sdk=<sdk>` (Python also writes flags `03`);
+//!   we consume it under a `ParentBased(AlwaysOff)` sampler, so our process span exists only if the
+//!   message's sampled flag was read. Asserted: our process span is in the peer's trace, its
+//!   parent is the peer's send span (the one the message's `traceparent` names), it links to it,
+//!   and the handler sees the tracestate and the baggage.
+//! * **Rust → other SDK**: we send one message inside an upstream context with
+//!   `tracestate: interop=rust` and baggage `interop.sdk=rust`; the peer consumes it. Asserted: the
+//!   context the peer extracts is our send span's (trace, span, flags `01`), with the tracestate
+//!   and the baggage, and the peer's consumer span relates to our send span as its
+//!   instrumentation does ([`integration_tests::interop::CASES`]: child, link or both).
+//!
+//! The peers must be installed (`just interop-setup`, which `just test` runs): a missing one is a
+//! failure, never a skip.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::time::Duration;
+
+use integration_tests::{
+    amqp_url, create_topic,
+    interop::{Broker, Relation, Sdk, case},
+    kafka_bootstrap, redis_url, sqs_endpoint, unique_name,
+};
+use opentelemetry::{
+    Context, KeyValue,
+    baggage::BaggageExt as _,
+    propagation::Extractor as _,
+    trace::{
+        FutureExt as _, SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    },
+};
+use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, Sampler, SpanData};
+use otel_messaging::testing::TestTelemetry;
+use serde_json::Value;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What our handler saw: the message's `traceparent`, and the current context's tracestate and
+/// baggage while it ran.
+#[derive(Debug)]
+struct Handled {
+    traceparent: String,
+    tracestate: String,
+    baggage: Option<String>,
+}
+
+fn seen_in_handler(traceparent: Option<&str>) -> Handled {
+    let cx = Context::current();
+    Handled {
+        traceparent: traceparent.expect("the message carries a traceparent").to_owned(),
+        tracestate: cx.span().span_context().trace_state().header(),
+        baggage: cx.baggage().get("interop.sdk").map(|v| v.to_string()),
+    }
+}
+
+/// The context our producer sends in: a remote parent with tracestate and baggage.
+fn upstream() -> Context {
+    let ids = RandomIdGenerator::default();
+    let parent = SpanContext::new(
+        ids.new_trace_id(),
+        ids.new_span_id(),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::from_key_value([("interop", "rust")]).expect("tracestate"),
+    );
+    Context::new().with_remote_span_context(parent).with_baggage([KeyValue::new("interop.sdk", "rust")])
+}
+
+/// A fresh destination: topic, queue, queue URL or stream (with our consumer group).
+async fn destination(broker: Broker) -> String {
+    match broker {
+        Broker::Kafka => {
+            let topic = unique_name("interop");
+            create_topic(&kafka_bootstrap(), &topic).await;
+            topic
+        }
+        Broker::RabbitMq => {
+            use lapin::{Connection, ConnectionProperties, options::QueueDeclareOptions, types::FieldTable};
+            let queue = unique_name("interop");
+            let conn =
+                Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("connect");
+            let channel = conn.create_channel().await.expect("channel");
+            channel
+                .queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+                .await
+                .expect("queue");
+            queue
+        }
+        Broker::Sqs => {
+            let client = integration_tests::sqs_client(&sqs_endpoint(), 3).await;
+            let created = client.create_queue().queue_name(unique_name("interop")).send().await;
+            created.expect("queue").queue_url.expect("queue url")
+        }
+        Broker::Redis => {
+            use redis::AsyncCommands as _;
+            let stream = unique_name("interop");
+            let client = redis::Client::open(redis_url()).expect("client");
+            let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+            let () = conn.xgroup_create_mkstream(&stream, "rust", "$").await.expect("group");
+            stream
+        }
+    }
+}
+
+/// Sends one message with our crate, inside `parent`.
+async fn rust_produce(t: &TestTelemetry, broker: Broker, destination: &str, parent: Context) {
+    match broker {
+        Broker::Kafka => {
+            use otel_messaging_rdkafka::{FutureProducerExt as _, KafkaInstrumentation};
+            use rdkafka::producer::{FutureProducer, FutureRecord};
+            let producer: FutureProducer = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", kafka_bootstrap())
+                .create()
+                .expect("producer");
+            let tr = KafkaInstrumentation::new().with_instrumenter(t.instrumenter());
+            let record = FutureRecord::to(destination).key("k").payload("hello from rust");
+            async { producer.send_traced_with(&tr, record, TIMEOUT).await }
+                .with_context(parent)
+                .await
+                .map_err(|(e, _)| e)
+                .expect("delivered");
+        }
+        Broker::RabbitMq => {
+            use lapin::{BasicProperties, Connection, ConnectionProperties, options::BasicPublishOptions};
+            use otel_messaging_lapin::{AmqpInstrumentation, ChannelExt as _};
+            let conn =
+                Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("connect");
+            let channel = conn.create_channel().await.expect("channel");
+            let tr = AmqpInstrumentation::from_uri(&amqp_url()).with_instrumenter(t.instrumenter());
+            let confirm = async {
+                channel
+                    .basic_publish_traced_with(
+                        &tr,
+                        "".into(),
+                        destination.into(),
+                        BasicPublishOptions::default(),
+                        b"hello from rust",
+                        BasicProperties::default(),
+                    )
+                    .await
+            }
+            .with_context(parent)
+            .await
+            .expect("publish");
+            confirm.await.expect("confirmed");
+        }
+        Broker::Sqs => {
+            use otel_messaging_aws_sqs::{SendMessageFluentBuilderExt as _, SqsInstrumentation};
+            let client = integration_tests::sqs_client(&sqs_endpoint(), 3).await;
+            let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
+            let send = client.send_message().queue_url(destination).message_body("hello from rust");
+            async { send.send_traced_with(&tr).await }.with_context(parent).await.expect("send");
+        }
+        Broker::Redis => {
+            use otel_messaging_redis::{RedisInstrumentation, StreamsExt as _};
+            let client = redis::Client::open(redis_url()).expect("client");
+            let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+            let tr = RedisInstrumentation::from_client(&client).with_instrumenter(t.instrumenter());
+            let _: String = async {
+                conn.xadd_traced_with(&tr, destination, "*", &[("payload", "hello from rust")]).await
+            }
+            .with_context(parent)
+            .await
+            .expect("xadd");
+        }
+    }
+}
+
+/// Receives and processes one message with our crate.
+async fn rust_consume(t: &TestTelemetry, broker: Broker, destination: &str) -> Handled {
+    let handler = |traceparent: Option<String>| async move {
+        Ok::<_, std::io::Error>(seen_in_handler(traceparent.as_deref()))
+    };
+    match broker {
+        Broker::Kafka => {
+            use otel_messaging_rdkafka::{
+                HeadersExtractor, KafkaInstrumentation, MessageExt as _, StreamConsumerExt as _,
+            };
+            use rdkafka::{
+                Message as _, Offset, TopicPartitionList,
+                consumer::{Consumer as _, StreamConsumer},
+            };
+            let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", kafka_bootstrap())
+                .set("group.id", "interop-rust")
+                .set("enable.auto.commit", "false")
+                .create()
+                .expect("consumer");
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(destination, 0, Offset::Beginning).expect("partition");
+            consumer.assign(&tpl).expect("assign");
+            let tr = KafkaInstrumentation::new().with_instrumenter(t.instrumenter());
+            let message = tokio::time::timeout(TIMEOUT, consumer.recv_traced_with(&tr))
+                .await
+                .expect("a message in time")
+                .expect("message");
+            let traceparent =
+                message.headers().and_then(|h| HeadersExtractor(h).get("traceparent").map(str::to_owned));
+            message.process_traced_with(&tr, handler(traceparent)).await.expect("handler")
+        }
+        Broker::RabbitMq => {
+            use futures_util::StreamExt as _;
+            use lapin::{
+                Connection, ConnectionProperties,
+                options::{BasicAckOptions, BasicConsumeOptions},
+                types::FieldTable,
+            };
+            use otel_messaging_lapin::{AmqpInstrumentation, ConsumerExt as _, FieldTableExtractor};
+            let conn =
+                Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("connect");
+            let channel = conn.create_channel().await.expect("channel");
+            let tr = AmqpInstrumentation::from_uri(&amqp_url()).with_instrumenter(t.instrumenter());
+            let consumer = channel
+                .basic_consume(
+                    destination.into(),
+                    "interop".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .expect("consume")
+                .stream_traced_with(&tr);
+            futures_util::pin_mut!(consumer);
+            let delivery = tokio::time::timeout(TIMEOUT, consumer.next())
+                .await
+                .expect("a delivery in time")
+                .expect("open")
+                .expect("delivery");
+            let traceparent = delivery
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(|h| FieldTableExtractor(h).get("traceparent").map(str::to_owned));
+            let (delivery, handled) = delivery.process(async |_| handler(traceparent).await).await;
+            delivery.acker.ack(BasicAckOptions::default()).await.expect("ack");
+            handled.expect("handler")
+        }
+        Broker::Sqs => {
+            use otel_messaging_aws_sqs::{
+                MessageAttributesExtractor, MessageExt as _, ReceiveMessageFluentBuilderExt as _,
+                SqsInstrumentation,
+            };
+            let client = integration_tests::sqs_client(&sqs_endpoint(), 3).await;
+            let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
+            let deadline = tokio::time::Instant::now() + TIMEOUT;
+            loop {
+                assert!(tokio::time::Instant::now() < deadline, "no message within {TIMEOUT:?}");
+                let out = client
+                    .receive_message()
+                    .queue_url(destination)
+                    .message_attribute_names("All")
+                    .wait_time_seconds(0)
+                    .send_traced_with(&tr)
+                    .await
+                    .expect("receive");
+                let Some(message) = out.messages.unwrap_or_default().into_iter().next() else {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                };
+                let traceparent = message
+                    .message_attributes
+                    .as_ref()
+                    .and_then(|a| MessageAttributesExtractor(a).get("traceparent").map(str::to_owned));
+                let (_, handled) =
+                    message.traced_with(&tr).process(async |_| handler(traceparent).await).await;
+                return handled.expect("handler");
+            }
+        }
+        Broker::Redis => {
+            use otel_messaging_redis::{RedisInstrumentation, StreamEntryExt as _, StreamsConsumerExt as _};
+            use redis::streams::StreamReadOptions;
+            let client = redis::Client::open(redis_url()).expect("client");
+            let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+            let tr = RedisInstrumentation::from_client(&client).with_instrumenter(t.instrumenter());
+            let opts =
+                StreamReadOptions::default().group("rust", "c").count(1).block(TIMEOUT.as_millis() as usize);
+            let reply =
+                conn.xread_options_traced_with(&tr, &[destination], &[">"], &opts).await.expect("read");
+            let entry = reply.keys.into_iter().flat_map(|k| k.ids).next().expect("an entry in time");
+            let traceparent = entry.get::<String>("traceparent");
+            let (_, handled) = entry.traced_with(&tr).process(async |_| handler(traceparent).await).await;
+            handled.expect("handler")
+        }
+    }
+}
+
+fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
+    value[key].as_str().unwrap_or_else(|| panic!("`{key}` is not a string in {value}"))
+}
+
+/// Other SDK → Rust.
+async fn other_sdk_to_rust(sdk: Sdk, broker: Broker) {
+    let t = TestTelemetry::with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
+    let destination = destination(broker).await;
+    let peer_destination = destination.clone();
+    let peer = tokio::task::spawn_blocking(move || sdk.run("produce", broker, &peer_destination))
+        .await
+        .expect("peer");
+    let handled = rust_consume(&t, broker, &destination).await;
+
+    // The message names the peer's send span (pika records two nested ones; the inner is sent).
+    let tp = &handled.traceparent;
+    let (trace_id, parent_id, flags) = (&tp[3..35], &tp[36..52], &tp[53..55]);
+    let peer_spans = peer["spans"].as_array().expect("spans");
+    let send = peer_spans
+        .iter()
+        .find(|s| str_of(s, "span_id") == parent_id)
+        .unwrap_or_else(|| panic!("the message's parent {parent_id} is not one of the peer's spans: {peer}"));
+    assert_eq!(str_of(send, "kind"), "producer", "{send}");
+    assert_eq!(str_of(send, "trace_id"), trace_id);
+    assert_eq!(flags, if sdk == Sdk::Python { "03" } else { "01" }, "the peer's own flags: {tp}");
+
+    // Recorded under ParentBased(AlwaysOff): the sampled flag was read.
+    let spans: Vec<SpanData> = t.spans();
+    let process = spans
+        .iter()
+        .find(|s| s.span_kind == SpanKind::Consumer && s.name.starts_with("process"))
+        .unwrap_or_else(|| panic!("no process span recorded (sampled flag {flags} not read?): {spans:#?}"));
+    assert_eq!(process.span_context.trace_id(), TraceId::from_hex(trace_id).unwrap(), "in the peer's trace");
+    assert_eq!(process.parent_span_id, SpanId::from_hex(parent_id).unwrap(), "child of the peer's send span");
+    assert!(
+        process.links.iter().any(|l| l.span_context.span_id() == SpanId::from_hex(parent_id).unwrap()),
+        "links the peer's send span: {:?}",
+        process.links
+    );
+    assert_eq!(handled.tracestate, format!("interop={}", sdk.name()), "tracestate arrives");
+    assert_eq!(handled.baggage.as_deref(), Some(sdk.name()), "baggage arrives");
+}
+
+/// Rust → other SDK.
+async fn rust_to_other_sdk(sdk: Sdk, broker: Broker) {
+    let t = TestTelemetry::new();
+    let destination = destination(broker).await;
+    rust_produce(&t, broker, &destination, upstream()).await;
+    let spans = t.spans();
+    let send = spans
+        .iter()
+        .find(|s| s.span_kind == SpanKind::Producer)
+        .unwrap_or_else(|| panic!("our send span: {spans:#?}"));
+    let (trace_id, span_id) =
+        (send.span_context.trace_id().to_string(), send.span_context.span_id().to_string());
+
+    let peer_destination = destination.clone();
+    let peer = tokio::task::spawn_blocking(move || sdk.run("consume", broker, &peer_destination))
+        .await
+        .expect("peer");
+    let seen = &peer["seen"];
+    assert_eq!(str_of(seen, "trace_id"), trace_id, "the peer extracts our trace: {seen}");
+    assert_eq!(str_of(seen, "span_id"), span_id, "… and our send span: {seen}");
+    assert_eq!(str_of(seen, "trace_flags"), "01", "{seen}");
+    assert_eq!(str_of(seen, "tracestate"), "interop=rust", "tracestate arrives: {seen}");
+    assert_eq!(seen["baggage"]["interop.sdk"], "rust", "baggage arrives: {seen}");
+
+    let consumers: Vec<&Value> =
+        peer["spans"].as_array().expect("spans").iter().filter(|s| str_of(s, "kind") == "consumer").collect();
+    let child = consumers
+        .iter()
+        .any(|s| str_of(s, "trace_id") == trace_id && s["parent_span_id"].as_str() == Some(span_id.as_str()));
+    let link = consumers.iter().any(|s| {
+        s["links"].as_array().is_some_and(|links| {
+            links.iter().any(|l| str_of(l, "trace_id") == trace_id && str_of(l, "span_id") == span_id)
+        })
+    });
+    let expected = case(sdk, broker).consumer;
+    let actual = match (child, link) {
+        (true, true) => Some(Relation::ChildAndLink),
+        (true, false) => Some(Relation::Child),
+        (false, true) => Some(Relation::Link),
+        (false, false) => None,
+    };
+    assert_eq!(actual, Some(expected), "the peer's consumer spans against our send span {span_id}: {peer}");
+}
+
+macro_rules! interop_cases {
+    ($($name:ident: $sdk:ident, $broker:ident;)*) => {
+        mod other_sdk_to_rust {
+            use super::*;
+            $(#[tokio::test]
+            async fn $name() {
+                other_sdk_to_rust(Sdk::$sdk, Broker::$broker).await;
+            })*
+        }
+        mod rust_to_other_sdk {
+            use super::*;
+            $(#[tokio::test]
+            async fn $name() {
+                rust_to_other_sdk(Sdk::$sdk, Broker::$broker).await;
+            })*
+        }
+    };
+}
+
+interop_cases! {
+    python_kafka: Python, Kafka;
+    python_rabbitmq: Python, RabbitMq;
+    python_sqs: Python, Sqs;
+    python_redis: Python, Redis;
+    node_kafka: Node, Kafka;
+    node_rabbitmq: Node, RabbitMq;
+    node_sqs: Node, Sqs;
+    node_redis: Node, Redis;
+}
