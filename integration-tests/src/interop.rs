@@ -135,11 +135,13 @@ impl Sdk {
 
     /// Runs the peer: `action` (`produce` or `consume`) one message on `broker`'s
     /// `destination`, and returns its JSON report (`sdk`, `spans`, `seen`; interop/README.md).
+    /// A producer sends in a sampled upstream context, or an unsampled one when `sampled` is
+    /// false.
     ///
     /// # Panics
     ///
     /// When the peer is not installed (run `just interop-setup`; `just test` does), or fails.
-    pub fn run(self, action: &str, broker: Broker, destination: &str) -> serde_json::Value {
+    pub fn run(self, action: &str, broker: Broker, destination: &str, sampled: bool) -> serde_json::Value {
         let interop = crate::root().join("interop");
         let mut command = match self {
             Sdk::Python => {
@@ -156,7 +158,9 @@ impl Sdk {
                 c
             }
         };
-        command.args([action, broker.name(), destination]);
+        command
+            .args([action, broker.name(), destination])
+            .env("INTEROP_SAMPLED", if sampled { "1" } else { "0" });
         match broker {
             Broker::Kafka => command.env("KAFKA_BOOTSTRAP_SERVERS", crate::kafka_bootstrap()),
             Broker::RabbitMq => command.env("AMQP_URL", crate::amqp_url()),

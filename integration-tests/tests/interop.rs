@@ -1,6 +1,6 @@
 //! A trace crosses each broker between our crates and another OpenTelemetry SDK's official
 //! instrumentation, in both directions: 4 brokers × 2 SDKs (Python, Node; `interop/`) × 2
-//! directions = 32 cases, on the real brokers.
+//! directions × a sampled and an unsampled upstream = 32 cases, on the real brokers.
 //!
 //! * **Other SDK → Rust**: the peer sends one message inside an upstream context with
 //!   `tracestate: interop=<sdk>` and baggage `interop.sdk=<sdk>` (Python also writes flags `03`);
@@ -45,26 +45,32 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 struct Handled {
     traceparent: String,
+    trace_id: TraceId,
+    sampled: bool,
     tracestate: String,
     baggage: Option<String>,
 }
 
 fn seen_in_handler(traceparent: Option<&str>) -> Handled {
     let cx = Context::current();
+    let span = cx.span();
+    let sc = span.span_context();
     Handled {
         traceparent: traceparent.expect("the message carries a traceparent").to_owned(),
-        tracestate: cx.span().span_context().trace_state().header(),
+        trace_id: sc.trace_id(),
+        sampled: sc.is_sampled(),
+        tracestate: sc.trace_state().header(),
         baggage: cx.baggage().get("interop.sdk").map(|v| v.to_string()),
     }
 }
 
-/// The context our producer sends in: a remote parent with tracestate and baggage.
-fn upstream() -> Context {
+/// The context our producer sends in: a remote parent with tracestate and baggage, sampled or not.
+fn upstream(sampled: bool) -> Context {
     let ids = RandomIdGenerator::default();
     let parent = SpanContext::new(
         ids.new_trace_id(),
         ids.new_span_id(),
-        TraceFlags::SAMPLED,
+        if sampled { TraceFlags::SAMPLED } else { TraceFlags::default() },
         true,
         TraceState::from_key_value([("interop", "rust")]).expect("tracestate"),
     );
@@ -293,19 +299,50 @@ fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
     value[key].as_str().unwrap_or_else(|| panic!("`{key}` is not a string in {value}"))
 }
 
-/// Other SDK → Rust.
-async fn other_sdk_to_rust(sdk: Sdk, broker: Broker) {
-    let t = TestTelemetry::with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
+/// Other SDK → Rust. Sampled: consumed under `ParentBased(AlwaysOff)`, so our process span is
+/// recorded only if the message's sampled flag was read. Unsampled: consumed under the default
+/// `ParentBased(AlwaysOn)`, so a recorded process span would mean the flag was ignored.
+async fn other_sdk_to_rust(sdk: Sdk, broker: Broker, sampled: bool) {
+    let t = if sampled {
+        TestTelemetry::with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
+    } else {
+        TestTelemetry::new()
+    };
     let destination = destination(broker).await;
     let peer_destination = destination.clone();
-    let peer = tokio::task::spawn_blocking(move || sdk.run("produce", broker, &peer_destination))
+    let peer = tokio::task::spawn_blocking(move || sdk.run("produce", broker, &peer_destination, sampled))
         .await
         .expect("peer");
     let handled = rust_consume(&t, broker, &destination).await;
 
-    // The message names the peer's send span (pika records two nested ones; the inner is sent).
     let tp = &handled.traceparent;
     let (trace_id, parent_id, flags) = (&tp[3..35], &tp[36..52], &tp[53..55]);
+    let expected_flags = match (sdk, sampled) {
+        (Sdk::Python, true) => "03", // sampled + random trace id (W3C level 2)
+        (Sdk::Python, false) => "02",
+        (Sdk::Node, true) => "01",
+        (Sdk::Node, false) => "00",
+    };
+    assert_eq!(flags, expected_flags, "the peer's own flags: {tp}");
+    assert_eq!(
+        handled.trace_id,
+        TraceId::from_hex(trace_id).unwrap(),
+        "the handler runs in the peer's trace"
+    );
+    assert_eq!(handled.sampled, sampled, "the sampled flag decides");
+    assert_eq!(handled.tracestate, format!("interop={}", sdk.name()), "tracestate arrives");
+    assert_eq!(handled.baggage.as_deref(), Some(sdk.name()), "baggage arrives");
+
+    let spans: Vec<SpanData> = t.spans();
+    let process = spans.iter().find(|s| s.span_kind == SpanKind::Consumer && s.name.starts_with("process"));
+    if !sampled {
+        assert!(
+            process.is_none(),
+            "an unsampled message (flags {flags}) recorded a process span: {process:#?}"
+        );
+        return;
+    }
+    // The message names the peer's send span (pika records two nested ones; the inner is sent).
     let peer_spans = peer["spans"].as_array().expect("spans");
     let send = peer_spans
         .iter()
@@ -313,13 +350,7 @@ async fn other_sdk_to_rust(sdk: Sdk, broker: Broker) {
         .unwrap_or_else(|| panic!("the message's parent {parent_id} is not one of the peer's spans: {peer}"));
     assert_eq!(str_of(send, "kind"), "producer", "{send}");
     assert_eq!(str_of(send, "trace_id"), trace_id);
-    assert_eq!(flags, if sdk == Sdk::Python { "03" } else { "01" }, "the peer's own flags: {tp}");
-
-    // Recorded under ParentBased(AlwaysOff): the sampled flag was read.
-    let spans: Vec<SpanData> = t.spans();
-    let process = spans
-        .iter()
-        .find(|s| s.span_kind == SpanKind::Consumer && s.name.starts_with("process"))
+    let process = process
         .unwrap_or_else(|| panic!("no process span recorded (sampled flag {flags} not read?): {spans:#?}"));
     assert_eq!(process.span_context.trace_id(), TraceId::from_hex(trace_id).unwrap(), "in the peer's trace");
     assert_eq!(process.parent_span_id, SpanId::from_hex(parent_id).unwrap(), "child of the peer's send span");
@@ -328,69 +359,99 @@ async fn other_sdk_to_rust(sdk: Sdk, broker: Broker) {
         "links the peer's send span: {:?}",
         process.links
     );
-    assert_eq!(handled.tracestate, format!("interop={}", sdk.name()), "tracestate arrives");
-    assert_eq!(handled.baggage.as_deref(), Some(sdk.name()), "baggage arrives");
 }
 
-/// Rust → other SDK.
-async fn rust_to_other_sdk(sdk: Sdk, broker: Broker) {
+/// Rust → other SDK. Unsampled: our send span does not record, the message says so (flags `00`),
+/// and the peer's consumer must not record a child of it (a linking new root is fine).
+async fn rust_to_other_sdk(sdk: Sdk, broker: Broker, sampled: bool) {
     let t = TestTelemetry::new();
     let destination = destination(broker).await;
-    rust_produce(&t, broker, &destination, upstream()).await;
+    let parent = upstream(sampled);
+    let upstream_trace = parent.span().span_context().trace_id().to_string();
+    rust_produce(&t, broker, &destination, parent).await;
     let spans = t.spans();
-    let send = spans
-        .iter()
-        .find(|s| s.span_kind == SpanKind::Producer)
-        .unwrap_or_else(|| panic!("our send span: {spans:#?}"));
-    let (trace_id, span_id) =
-        (send.span_context.trace_id().to_string(), send.span_context.span_id().to_string());
+    let send = spans.iter().find(|s| s.span_kind == SpanKind::Producer);
+    assert_eq!(send.is_some(), sampled, "our send span records iff sampled: {spans:#?}");
 
     let peer_destination = destination.clone();
-    let peer = tokio::task::spawn_blocking(move || sdk.run("consume", broker, &peer_destination))
+    let peer = tokio::task::spawn_blocking(move || sdk.run("consume", broker, &peer_destination, sampled))
         .await
         .expect("peer");
     let seen = &peer["seen"];
-    assert_eq!(str_of(seen, "trace_id"), trace_id, "the peer extracts our trace: {seen}");
-    assert_eq!(str_of(seen, "span_id"), span_id, "… and our send span: {seen}");
-    assert_eq!(str_of(seen, "trace_flags"), "01", "{seen}");
+    assert_eq!(str_of(seen, "trace_id"), upstream_trace, "the peer extracts our trace: {seen}");
+    if let Some(send) = send {
+        assert_eq!(
+            str_of(seen, "span_id"),
+            send.span_context.span_id().to_string(),
+            "… and our send span: {seen}"
+        );
+    }
+    assert_eq!(str_of(seen, "trace_flags"), if sampled { "01" } else { "00" }, "{seen}");
     assert_eq!(str_of(seen, "tracestate"), "interop=rust", "tracestate arrives: {seen}");
     assert_eq!(seen["baggage"]["interop.sdk"], "rust", "baggage arrives: {seen}");
 
+    let span_id = str_of(seen, "span_id");
     let consumers: Vec<&Value> =
         peer["spans"].as_array().expect("spans").iter().filter(|s| str_of(s, "kind") == "consumer").collect();
     let child = consumers
         .iter()
-        .any(|s| str_of(s, "trace_id") == trace_id && s["parent_span_id"].as_str() == Some(span_id.as_str()));
+        .any(|s| str_of(s, "trace_id") == upstream_trace && s["parent_span_id"].as_str() == Some(span_id));
     let link = consumers.iter().any(|s| {
         s["links"].as_array().is_some_and(|links| {
-            links.iter().any(|l| str_of(l, "trace_id") == trace_id && str_of(l, "span_id") == span_id)
+            links.iter().any(|l| str_of(l, "trace_id") == upstream_trace && str_of(l, "span_id") == span_id)
         })
     });
-    let expected = case(sdk, broker).consumer;
+    let relation = case(sdk, broker).consumer;
+    let expected = match (sampled, relation) {
+        (true, relation) => Some(relation),
+        // Unsampled: a child is not recorded; a new root that links is.
+        (false, Relation::Link) => Some(Relation::Link),
+        (false, _) => None,
+    };
     let actual = match (child, link) {
         (true, true) => Some(Relation::ChildAndLink),
         (true, false) => Some(Relation::Child),
         (false, true) => Some(Relation::Link),
         (false, false) => None,
     };
-    assert_eq!(actual, Some(expected), "the peer's consumer spans against our send span {span_id}: {peer}");
+    assert_eq!(actual, expected, "the peer's consumer spans against our send span {span_id}: {peer}");
 }
 
 macro_rules! interop_cases {
     ($($name:ident: $sdk:ident, $broker:ident;)*) => {
         mod other_sdk_to_rust {
             use super::*;
-            $(#[tokio::test]
-            async fn $name() {
-                other_sdk_to_rust(Sdk::$sdk, Broker::$broker).await;
-            })*
+            mod sampled {
+                use super::*;
+                $(#[tokio::test]
+                async fn $name() {
+                    other_sdk_to_rust(Sdk::$sdk, Broker::$broker, true).await;
+                })*
+            }
+            mod unsampled {
+                use super::*;
+                $(#[tokio::test]
+                async fn $name() {
+                    other_sdk_to_rust(Sdk::$sdk, Broker::$broker, false).await;
+                })*
+            }
         }
         mod rust_to_other_sdk {
             use super::*;
-            $(#[tokio::test]
-            async fn $name() {
-                rust_to_other_sdk(Sdk::$sdk, Broker::$broker).await;
-            })*
+            mod sampled {
+                use super::*;
+                $(#[tokio::test]
+                async fn $name() {
+                    rust_to_other_sdk(Sdk::$sdk, Broker::$broker, true).await;
+                })*
+            }
+            mod unsampled {
+                use super::*;
+                $(#[tokio::test]
+                async fn $name() {
+                    rust_to_other_sdk(Sdk::$sdk, Broker::$broker, false).await;
+                })*
+            }
         }
     };
 }

@@ -1,6 +1,7 @@
 //! The READMEs say what the code does: each "What is emitted" table equals the conformance table
 //! the tests check spans against (`otel_messaging::testing::conformance::markdown`), and the
-//! "One API shape" table is the same in the workspace README and in every crate README.
+//! "One API shape" table is the same in the workspace README and in every crate README; the interop
+//! matrix is the table the interop tests assert (`integration_tests::interop::CASES`).
 //!
 //! No broker needed. `BLESS=1 cargo test -p integration-tests --test readme` rewrites the marked
 //! blocks from their sources (the conformance table; the workspace README's API-shape block).
@@ -75,5 +76,13 @@ fn every_readme_shows_the_same_api_shape() {
         check(readme, "api-shape", &shape, &mut problems);
     }
     check("crates/otel-messaging/README.md", "api-shape", &shape, &mut problems);
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+#[test]
+fn the_interop_matrix_is_what_the_interop_tests_assert() {
+    let mut problems = Vec::new();
+    check("README.md", "interop-matrix", &integration_tests::interop::markdown(), &mut problems);
+    check("interop/README.md", "interop-matrix", &integration_tests::interop::markdown(), &mut problems);
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }

@@ -11,7 +11,8 @@
 // addresses come from KAFKA_BOOTSTRAP_SERVERS, AMQP_URL, SQS_ENDPOINT_URL, REDIS_URL.
 //
 // The producer sends inside an upstream context standing in for the request that enqueues the
-// message: a remote parent with `tracestate: interop=node` and baggage `interop.sdk=node`.
+// message: a remote parent with `tracestate: interop=node` and baggage `interop.sdk=node`, sampled
+// (flags 01) unless INTEROP_SAMPLED=0 (flags 00).
 // Output: one JSON object on stdout (see interop/README.md).
 'use strict';
 
@@ -39,7 +40,7 @@ function upstream() {
   const parent = {
     traceId: crypto.randomBytes(16).toString('hex'),
     spanId: crypto.randomBytes(8).toString('hex'),
-    traceFlags: api.TraceFlags.SAMPLED,
+    traceFlags: process.env.INTEROP_SAMPLED === '0' ? api.TraceFlags.NONE : api.TraceFlags.SAMPLED,
     isRemote: true,
     traceState: new TraceState('interop=node'),
   };

@@ -13,7 +13,8 @@ stream; broker addresses come from KAFKA_BOOTSTRAP_SERVERS, AMQP_URL, SQS_ENDPOI
 The producer sends inside an upstream context standing in for the request that enqueues the
 message: a remote parent with `tracestate: interop=python`, baggage `interop.sdk=python` and the
 SDK's "random trace id" flag (so the message carries flags `03`, as the Python SDK writes for the
-traces it starts). Output: one JSON object on stdout (see interop/README.md).
+traces it starts; `02`, not sampled, with INTEROP_SAMPLED=0). Output: one JSON object on stdout
+(see interop/README.md).
 """
 
 import json
@@ -34,15 +35,18 @@ PROVIDER.add_span_processor(SimpleSpanProcessor(EXPORTER))
 trace.set_tracer_provider(PROVIDER)
 TRACER = trace.get_tracer("interop")
 TIMEOUT = 30.0
+# INTEROP_SAMPLED=0: the upstream context is not sampled (flags 02), so neither is the send span.
+SAMPLED = os.environ.get("INTEROP_SAMPLED", "1") != "0"
 
 
 def upstream():
-    """The context the producer sends in: a remote parent with tracestate, baggage, flags 03."""
+    """The context the producer sends in: a remote parent with tracestate, baggage, flags 03 (02
+    with INTEROP_SAMPLED=0)."""
     parent = SpanContext(
         trace_id=random.getrandbits(128),
         span_id=random.getrandbits(64),
         is_remote=True,
-        trace_flags=TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID),
+        trace_flags=TraceFlags((TraceFlags.SAMPLED if SAMPLED else 0) | TraceFlags.RANDOM_TRACE_ID),
         trace_state=TraceState([("interop", "python")]),
     )
     cx = trace.set_span_in_context(NonRecordingSpan(parent))
