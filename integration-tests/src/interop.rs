@@ -142,6 +142,23 @@ impl Sdk {
     ///
     /// When the peer is not installed (run `just interop-setup`; `just test` does), or fails.
     pub fn run(self, action: &str, broker: Broker, destination: &str, sampled: bool) -> serde_json::Value {
+        self.run_deviating(action, broker, destination, sampled, "")
+    }
+
+    /// [`run`](Self::run) with `INTEROP_DEVIATION=deviation`: a producer that writes the context
+    /// as some other instrumentations do (interop/README.md; Python peer only).
+    ///
+    /// # Panics
+    ///
+    /// As [`run`](Self::run).
+    pub fn run_deviating(
+        self,
+        action: &str,
+        broker: Broker,
+        destination: &str,
+        sampled: bool,
+        deviation: &str,
+    ) -> serde_json::Value {
         let interop = crate::root().join("interop");
         let mut command = match self {
             Sdk::Python => {
@@ -160,7 +177,8 @@ impl Sdk {
         };
         command
             .args([action, broker.name(), destination])
-            .env("INTEROP_SAMPLED", if sampled { "1" } else { "0" });
+            .env("INTEROP_SAMPLED", if sampled { "1" } else { "0" })
+            .env("INTEROP_DEVIATION", deviation);
         match broker {
             Broker::Kafka => command.env("KAFKA_BOOTSTRAP_SERVERS", crate::kafka_bootstrap()),
             Broker::RabbitMq => command.env("AMQP_URL", crate::amqp_url()),

@@ -44,7 +44,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// baggage while it ran.
 #[derive(Debug)]
 struct Handled {
-    traceparent: String,
+    /// The message's `traceparent` as our carrier reads it (`None`: none it accepts).
+    traceparent: Option<String>,
     trace_id: TraceId,
     sampled: bool,
     tracestate: String,
@@ -56,7 +57,7 @@ fn seen_in_handler(traceparent: Option<&str>) -> Handled {
     let span = cx.span();
     let sc = span.span_context();
     Handled {
-        traceparent: traceparent.expect("the message carries a traceparent").to_owned(),
+        traceparent: traceparent.map(str::to_owned),
         trace_id: sc.trace_id(),
         sampled: sc.is_sampled(),
         tracestate: sc.trace_state().header(),
@@ -315,7 +316,7 @@ async fn other_sdk_to_rust(sdk: Sdk, broker: Broker, sampled: bool) {
         .expect("peer");
     let handled = rust_consume(&t, broker, &destination).await;
 
-    let tp = &handled.traceparent;
+    let tp = handled.traceparent.as_deref().expect("the message carries a traceparent");
     let (trace_id, parent_id, flags) = (&tp[3..35], &tp[36..52], &tp[53..55]);
     let expected_flags = match (sdk, sampled) {
         (Sdk::Python, true) => "03", // sampled + random trace id (W3C level 2)
@@ -465,4 +466,100 @@ interop_cases! {
     node_rabbitmq: Node, RabbitMq;
     node_sqs: Node, Sqs;
     node_redis: Node, Redis;
+}
+
+/// A Python producer that writes the context as some other instrumentations do; our consumer
+/// reads it (default sampler). Returns the peer's report, what our handler saw and our spans.
+async fn deviating_python_to_rust(
+    broker: Broker,
+    deviation: &'static str,
+) -> (Value, Handled, Vec<SpanData>) {
+    let t = TestTelemetry::new();
+    let destination = destination(broker).await;
+    let peer_destination = destination.clone();
+    let peer = tokio::task::spawn_blocking(move || {
+        Sdk::Python.run_deviating("produce", broker, &peer_destination, true, deviation)
+    })
+    .await
+    .expect("peer");
+    let handled = rust_consume(&t, broker, &destination).await;
+    (peer, handled, t.spans())
+}
+
+/// The peer's one PRODUCER span whose context the message carries (the last one it recorded).
+fn peer_send(peer: &Value) -> (TraceId, SpanId) {
+    let send = peer["spans"]
+        .as_array()
+        .expect("spans")
+        .iter()
+        .rfind(|s| str_of(s, "kind") == "producer")
+        .unwrap_or_else(|| panic!("the peer's send span: {peer}"));
+    (TraceId::from_hex(str_of(send, "trace_id")).unwrap(), SpanId::from_hex(str_of(send, "span_id")).unwrap())
+}
+
+fn our_process(spans: &[SpanData]) -> &SpanData {
+    spans
+        .iter()
+        .find(|s| s.span_kind == SpanKind::Consumer && s.name.starts_with("process"))
+        .unwrap_or_else(|| panic!("our process span: {spans:#?}"))
+}
+
+/// Other instrumentations' ways of writing the context, with what we do (interop/README.md).
+mod deviations {
+    use super::*;
+
+    /// Two `traceparent` headers (a stale one first, as when a record is re-sent with its old
+    /// headers and a new context appended): the last one wins, as for Kafka's own last-header
+    /// reading of keys.
+    #[tokio::test]
+    async fn kafka_duplicated_traceparent_reads_the_last() {
+        let (peer, handled, spans) = deviating_python_to_rust(Broker::Kafka, "duplicate").await;
+        let (trace_id, send) = peer_send(&peer);
+        let process = our_process(&spans);
+        assert_eq!(process.span_context.trace_id(), trace_id, "not the stale header's trace");
+        assert_eq!(process.parent_span_id, send);
+        assert!(
+            process
+                .links
+                .iter()
+                .all(|l| l.span_context.span_id() != SpanId::from_hex("cdcdcdcdcdcdcdcd").unwrap())
+        );
+        assert_eq!(handled.baggage.as_deref(), Some("python"));
+    }
+
+    /// AMQP headers as byte arrays (`x`) instead of long strings: read when they are UTF-8.
+    #[tokio::test]
+    async fn rabbitmq_byte_array_headers_are_read() {
+        let (peer, handled, spans) = deviating_python_to_rust(Broker::RabbitMq, "bytes").await;
+        let (trace_id, send) = peer_send(&peer);
+        let process = our_process(&spans);
+        assert_eq!((process.span_context.trace_id(), process.parent_span_id), (trace_id, send));
+        assert_eq!(handled.tracestate, "interop=python");
+        assert_eq!(handled.baggage.as_deref(), Some("python"));
+    }
+
+    /// SQS `Binary` message attributes: not read (the W3C fields are text; a binary value is not
+    /// guessed at). The message is processed as one without context: a new trace, no link.
+    #[tokio::test]
+    async fn sqs_binary_attributes_are_not_a_context() {
+        let (peer, handled, spans) = deviating_python_to_rust(Broker::Sqs, "binary").await;
+        let (trace_id, _) = peer_send(&peer);
+        assert_eq!(handled.traceparent, None);
+        let process = our_process(&spans);
+        assert_ne!(process.span_context.trace_id(), trace_id);
+        assert_eq!(process.parent_span_id, SpanId::INVALID);
+        assert!(process.links.is_empty(), "{:?}", process.links);
+        assert_eq!(handled.baggage, None);
+    }
+
+    /// Only the X-Ray `AWSTraceHeader` system attribute (what AWS's own SDK instrumentations and
+    /// Lambda write): converted to the creation context.
+    #[tokio::test]
+    async fn sqs_xray_header_only_is_the_creation_context() {
+        let (peer, _, spans) = deviating_python_to_rust(Broker::Sqs, "xray").await;
+        let (trace_id, send) = peer_send(&peer);
+        let process = our_process(&spans);
+        assert_eq!((process.span_context.trace_id(), process.parent_span_id), (trace_id, send));
+        assert!(process.links.iter().any(|l| l.span_context.span_id() == send));
+    }
 }

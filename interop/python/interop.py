@@ -37,6 +37,12 @@ TRACER = trace.get_tracer("interop")
 TIMEOUT = 30.0
 # INTEROP_SAMPLED=0: the upstream context is not sampled (flags 02), so neither is the send span.
 SAMPLED = os.environ.get("INTEROP_SAMPLED", "1") != "0"
+# INTEROP_DEVIATION: a producer that writes the context the way some other instrumentations do
+# (interop/README.md): kafka `duplicate` (a stale traceparent header before the real one),
+# rabbitmq `bytes` (headers as AMQP byte arrays), sqs `binary` (Binary message attributes), sqs
+# `xray` (only the AWSTraceHeader system attribute, X-Ray format).
+DEVIATION = os.environ.get("INTEROP_DEVIATION", "")
+STALE = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
 
 
 def upstream():
@@ -110,12 +116,16 @@ def kafka_produce(topic):
     import confluent_kafka
 
     producer = confluent_kafka.Producer({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"]})
+    delivered = []
+    headers = [("traceparent", STALE.encode())] if DEVIATION == "duplicate" else None
     token = context.attach(upstream())
     try:
-        producer.produce(topic, b"hello from python")
+        producer.produce(
+            topic, b"hello from python", headers=headers, on_delivery=lambda err, msg: delivered.append(err)
+        )
     finally:
         context.detach(token)
-    assert producer.flush(TIMEOUT) == 0, "not delivered"
+    assert producer.flush(TIMEOUT) == 0 and delivered == [None], "not delivered: %s" % delivered
 
 
 def kafka_consume(topic):
@@ -157,7 +167,34 @@ def rabbitmq_connection():
     return pika, pika.BlockingConnection(pika.URLParameters(os.environ["AMQP_URL"]))
 
 
+def manual_send(destination, write):
+    """A PRODUCER span of our own whose context `write` puts into the message, for the
+    deviations no official instrumentation produces."""
+    token = context.attach(upstream())
+    try:
+        with TRACER.start_as_current_span("send " + destination, kind=SpanKind.PRODUCER) as span:
+            carrier = {}
+            propagate.inject(carrier)
+            write(carrier, span.get_span_context())
+    finally:
+        context.detach(token)
+
+
 def rabbitmq_produce(queue):
+    if DEVIATION == "bytes":
+        import pika
+
+        connection = pika.BlockingConnection(pika.URLParameters(os.environ["AMQP_URL"]))
+        channel = connection.channel()
+        manual_send(
+            queue,
+            lambda carrier, _: channel.basic_publish(
+                "", queue, b"hello from python",
+                pika.BasicProperties(headers={k: v.encode() for k, v in carrier.items()}),
+            ),
+        )
+        connection.close()
+        return
     pika, connection = rabbitmq_connection()
     channel = connection.channel()
     token = context.attach(upstream())
@@ -207,6 +244,32 @@ def sqs_client():
 
 
 def sqs_produce(url):
+    if DEVIATION in ("binary", "xray"):
+        import boto3
+
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=os.environ["SQS_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+        def write(carrier, sc):
+            if DEVIATION == "binary":
+                attributes = {k: {"DataType": "Binary", "BinaryValue": v.encode()} for k, v in carrier.items()}
+                sqs.send_message(QueueUrl=url, MessageBody="hello from python", MessageAttributes=attributes)
+            else:
+                trace_id = format(sc.trace_id, "032x")
+                header = "Root=1-%s-%s;Parent=%s;Sampled=1" % (trace_id[:8], trace_id[8:], format(sc.span_id, "016x"))
+                sqs.send_message(
+                    QueueUrl=url,
+                    MessageBody="hello from python",
+                    MessageSystemAttributes={"AWSTraceHeader": {"DataType": "String", "StringValue": header}},
+                )
+
+        manual_send(url.rsplit("/", 1)[-1], write)
+        return
     sqs = sqs_client()
     token = context.attach(upstream())
     try:
