@@ -26,41 +26,7 @@ use std::time::Instant;
 
 use futures_util::{StreamExt as _, stream::FuturesUnordered};
 use integration_tests::{amqp_url, redis_url, sqs_endpoint, unique_name};
-use opentelemetry_sdk::{
-    error::OTelSdkResult,
-    metrics::{InMemoryMetricExporter, SdkMeterProvider},
-    trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter},
-};
-use otel_messaging::{MessagingInstrumenter, testing::w3c_propagator};
-
-#[derive(Debug)]
-struct DropExporter;
-
-impl SpanExporter for DropExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        drop(batch);
-        Ok(())
-    }
-}
-
-/// An instrumenter on its own providers: every span sampled (`ratio` = 1.0) or
-/// `ParentBased(TraceIdRatioBased(ratio))`; batch processor to a dropping exporter; metrics on.
-fn instrumenter(ratio: f64) -> (MessagingInstrumenter, SdkTracerProvider, SdkMeterProvider) {
-    let sampler = if ratio >= 1.0 {
-        Sampler::AlwaysOn
-    } else {
-        Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
-    };
-    let provider =
-        SdkTracerProvider::builder().with_sampler(sampler).with_batch_exporter(DropExporter).build();
-    let meter = SdkMeterProvider::builder().with_periodic_exporter(InMemoryMetricExporter::default()).build();
-    let instrumenter = MessagingInstrumenter::builder()
-        .with_tracer_provider(&provider)
-        .with_meter_provider(&meter)
-        .with_propagator(w3c_propagator())
-        .build();
-    (instrumenter, provider, meter)
-}
+use otel_messaging::{MessagingInstrumenter, testing::benchmark_telemetry};
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -84,7 +50,7 @@ trait Broker {
 
 /// Alternates raw and traced runs; prints the median traced/raw ratios.
 async fn compare<B: Broker>(broker: &B, n: usize, rounds: usize, ratio: f64) {
-    let (instrumenter, provider, meter) = instrumenter(ratio);
+    let (instrumenter, provider, meter) = benchmark_telemetry(ratio);
     let (mut produce, mut consume) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let (raw_dest, traced_dest) = (broker.destination().await, broker.destination().await);

@@ -30,29 +30,18 @@ use opentelemetry::{
     trace::{SpanKind, TraceContextExt, Tracer, TracerProvider as _},
 };
 use opentelemetry_sdk::{
-    error::OTelSdkResult,
     metrics::{InMemoryMetricExporter, SdkMeterProvider},
-    trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter},
+    trace::{Sampler, SdkTracerProvider},
 };
 use otel_messaging::{
     MessagingAttributes, MessagingInstrumenter, OperationType,
-    testing::{CountingAllocator, w3c_propagator},
+    testing::{CountingAllocator, DropExporter, w3c_propagator},
 };
 use otel_messaging_rdkafka::{HeadersExtractor, HeadersInjector};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
-
-#[derive(Debug)]
-struct DropExporter;
-
-impl SpanExporter for DropExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        black_box(batch);
-        Ok(())
-    }
-}
 
 fn sync_provider(sampler: Sampler) -> SdkTracerProvider {
     SdkTracerProvider::builder().with_sampler(sampler).with_simple_exporter(DropExporter).build()

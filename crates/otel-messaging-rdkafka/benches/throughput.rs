@@ -16,12 +16,8 @@
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use opentelemetry_sdk::{
-    error::OTelSdkResult,
-    metrics::{InMemoryMetricExporter, SdkMeterProvider},
-    trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter},
-};
-use otel_messaging::{MessagingInstrumenter, testing::w3c_propagator};
+use opentelemetry_sdk::{metrics::SdkMeterProvider, trace::SdkTracerProvider};
+use otel_messaging::testing::benchmark_telemetry;
 use otel_messaging_rdkafka::{
     FutureProducerExt as _, KafkaInstrumentation, MessageExt as _, StreamConsumerExt as _,
 };
@@ -32,16 +28,6 @@ use rdkafka::{
     mocking::MockCluster,
     producer::{FutureProducer, FutureRecord},
 };
-
-#[derive(Debug)]
-struct DropExporter;
-
-impl SpanExporter for DropExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        drop(batch);
-        Ok(())
-    }
-}
 
 const ROUNDS: usize = 3;
 
@@ -138,22 +124,10 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Traced instrumentation on its own providers: every span sampled (`ratio` = 1.0) or
-/// `ParentBased(TraceIdRatioBased(ratio))`; batch processor to a dropping exporter; metrics on.
+/// Traced instrumentation on the benchmark providers (`otel_messaging::testing::benchmark_telemetry`:
+/// batch processor to a dropping exporter, metrics on, sampled at `ratio`).
 fn traced(ratio: f64) -> (KafkaInstrumentation, SdkTracerProvider, SdkMeterProvider) {
-    let sampler = if ratio >= 1.0 {
-        Sampler::AlwaysOn
-    } else {
-        Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
-    };
-    let provider =
-        SdkTracerProvider::builder().with_sampler(sampler).with_batch_exporter(DropExporter).build();
-    let meter = SdkMeterProvider::builder().with_periodic_exporter(InMemoryMetricExporter::default()).build();
-    let instrumenter = MessagingInstrumenter::builder()
-        .with_tracer_provider(&provider)
-        .with_meter_provider(&meter)
-        .with_propagator(w3c_propagator())
-        .build();
+    let (instrumenter, provider, meter) = benchmark_telemetry(ratio);
     (KafkaInstrumentation::new().with_instrumenter(instrumenter), provider, meter)
 }
 

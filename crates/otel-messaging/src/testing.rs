@@ -83,6 +83,42 @@ impl Default for TestTelemetry {
     }
 }
 
+/// A span exporter that drops every batch it is given: for benchmarks, where the SDK's own
+/// processing (building `SpanData`, handing it to the exporter) should cost what it costs, without
+/// I/O.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DropExporter;
+
+impl opentelemetry_sdk::trace::SpanExporter for DropExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+        std::hint::black_box(batch);
+        Ok(())
+    }
+}
+
+/// The providers of the throughput benchmarks, and an instrumenter on them (W3C propagator,
+/// metrics on): spans through a batch processor to a [`DropExporter`], every span sampled when
+/// `ratio >= 1.0`, otherwise `ParentBased(TraceIdRatioBased(ratio))` (e.g. 0.1 for 10 %). Shut the
+/// providers down when done.
+pub fn benchmark_telemetry(ratio: f64) -> (MessagingInstrumenter, SdkTracerProvider, SdkMeterProvider) {
+    use opentelemetry_sdk::trace::Sampler;
+    let sampler = if ratio >= 1.0 {
+        Sampler::AlwaysOn
+    } else {
+        Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
+    };
+    let tracer_provider =
+        SdkTracerProvider::builder().with_sampler(sampler).with_batch_exporter(DropExporter).build();
+    let meter_provider =
+        SdkMeterProvider::builder().with_periodic_exporter(InMemoryMetricExporter::default()).build();
+    let instrumenter = MessagingInstrumenter::builder()
+        .with_tracer_provider(&tracer_provider)
+        .with_meter_provider(&meter_provider)
+        .with_propagator(w3c_propagator())
+        .build();
+    (instrumenter, tracer_provider, meter_provider)
+}
+
 /// The propagator tests use: W3C Trace Context + W3C Baggage.
 pub fn w3c_propagator() -> opentelemetry::propagation::TextMapCompositePropagator {
     opentelemetry::propagation::TextMapCompositePropagator::new(vec![
