@@ -21,6 +21,16 @@ use crate::config::ClientFacts;
 /// `messaging.system` for every Kafka span: `kafka`.
 pub const SYSTEM: &str = semconv::system::KAFKA;
 
+/// `otel_messaging.kafka.broker.id`: the broker's node id on the client-statistics metrics
+/// ([`crate::statistics`]; this project's namespace, semconv v1.44 has no broker attribute).
+pub const BROKER_ID: &str = "otel_messaging.kafka.broker.id";
+
+/// Semconv keys the client-statistics metrics use.
+pub(crate) use otel_messaging::semconv::{
+    ERROR_TYPE, MESSAGING_CONSUMER_GROUP_NAME, MESSAGING_DESTINATION_NAME,
+    MESSAGING_DESTINATION_PARTITION_ID, MESSAGING_SYSTEM,
+};
+
 /// `messaging.operation.name` of producer spans: `send`.
 pub const OPERATION_SEND: &str = "send";
 /// `messaging.operation.name` of batch receive spans: `poll`.

@@ -1,15 +1,54 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// Implements `ClientContext` for a wrapper context `$ty<C>` with an `inner: C` field: every
+/// callback goes to `inner`; `$on_stats` first sees each raw statistics document.
+macro_rules! delegate_client_context {
+    ($ty:ident) => {
+        delegate_client_context!($ty, |_this, _document| {});
+    };
+    ($ty:ident, |$this:ident, $document:ident| $on_stats:block) => {
+        impl<C: rdkafka::ClientContext> rdkafka::ClientContext for $ty<C> {
+            const ENABLE_REFRESH_OAUTH_TOKEN: bool = C::ENABLE_REFRESH_OAUTH_TOKEN;
+
+            fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+                self.inner.log(level, fac, log_message);
+            }
+
+            fn stats(&self, statistics: rdkafka::statistics::Statistics) {
+                self.inner.stats(statistics);
+            }
+
+            fn stats_raw(&self, statistics: &[u8]) {
+                let ($this, $document) = (self, statistics);
+                $on_stats
+                self.inner.stats_raw(statistics);
+            }
+
+            fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+                self.inner.error(error, reason);
+            }
+
+            fn generate_oauth_token(
+                &self,
+                oauthbearer_config: Option<&str>,
+            ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+                self.inner.generate_oauth_token(oauthbearer_config)
+            }
+        }
+    };
+}
+
 mod attributes;
 mod carrier;
 mod config;
 mod consumer;
 mod producer;
+pub mod statistics;
 
 pub use attributes::{
-    OPERATION_COMMIT, OPERATION_POLL, OPERATION_PROCESS, OPERATION_SEND, OPERATION_STORE_OFFSET, SYSTEM,
-    error_type,
+    BROKER_ID, OPERATION_COMMIT, OPERATION_POLL, OPERATION_PROCESS, OPERATION_SEND, OPERATION_STORE_OFFSET,
+    SYSTEM, error_type,
 };
 #[cfg(feature = "testing")]
 pub use carrier::raw_headers;
@@ -18,3 +57,4 @@ pub use config::{DEFAULT_MESSAGE_MAX_BYTES, KafkaInstrumentation};
 pub use consumer::{ConsumerExt, KafkaMessage, MessageExt, StreamConsumerExt, TracedStream};
 pub use otel_messaging::TracedMessage;
 pub use producer::{BaseProducerExt, FutureProducerExt, TracedDelivery, TracingProducerContext};
+pub use statistics::{KafkaStatistics, StatisticsContext};

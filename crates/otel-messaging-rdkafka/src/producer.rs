@@ -14,15 +14,13 @@ use opentelemetry::Context;
 use otel_messaging::{Operation, propagation::EmptyExtractor};
 use rdkafka::{
     ClientContext,
-    client::{Client, OAuthToken},
-    config::RDKafkaLogLevel,
+    client::Client,
     error::KafkaError,
     message::{Message, OwnedHeaders, ToBytes},
     producer::{
         BaseProducer, BaseRecord, DeliveryResult, FutureProducer, FutureRecord, NoCustomPartitioner,
         Producer, ProducerContext, ThreadedProducer, future_producer::OwnedDeliveryResult,
     },
-    statistics::Statistics,
     util::{AsyncRuntime, Timeout},
 };
 
@@ -250,32 +248,7 @@ impl<D> TracedDelivery<D> {
     }
 }
 
-impl<C: ClientContext> ClientContext for TracingProducerContext<C> {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = C::ENABLE_REFRESH_OAUTH_TOKEN;
-
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        self.inner.log(level, fac, log_message);
-    }
-
-    fn stats(&self, statistics: Statistics) {
-        self.inner.stats(statistics);
-    }
-
-    fn stats_raw(&self, statistics: &[u8]) {
-        self.inner.stats_raw(statistics);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.inner.error(error, reason);
-    }
-
-    fn generate_oauth_token(
-        &self,
-        oauthbearer_config: Option<&str>,
-    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        self.inner.generate_oauth_token(oauthbearer_config)
-    }
-}
+delegate_client_context!(TracingProducerContext);
 
 impl<C: ProducerContext> ProducerContext for TracingProducerContext<C>
 where

@@ -34,6 +34,13 @@ use crate::{
 /// Name of the instrumentation scope: `otel-messaging`.
 pub const SCOPE_NAME: &str = "otel-messaging";
 
+/// The instrumentation scope of every span and metric of this project: name [`SCOPE_NAME`], this
+/// crate's version, the semconv v1.44 schema URL. Broker crates use it for metrics of their own
+/// (e.g. the Kafka client statistics).
+pub fn instrumentation_scope() -> InstrumentationScope {
+    scope()
+}
+
 fn scope() -> InstrumentationScope {
     InstrumentationScope::builder(SCOPE_NAME)
         .with_version(env!("CARGO_PKG_VERSION"))

@@ -23,7 +23,7 @@ mod tracing_bridge;
 pub use attributes::MessagingAttributes;
 pub use instrumenter::{
     MAX_ERROR_DESCRIPTION_LEN, MessagingInstrumenter, MessagingInstrumenterBuilder, Operation, SCOPE_NAME,
-    SpanEnricher, SpanStart, TracedMessage, span_name,
+    SpanEnricher, SpanStart, TracedMessage, instrumentation_scope, span_name,
 };
 pub use operation::OperationType;
 pub use propagation::ProcessParent;
