@@ -11,7 +11,8 @@ use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind,
     options::{
         BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
-        ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+        BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+        QueueDeclareOptions,
     },
     types::{AMQPValue, ByteArray, FieldTable, ShortString},
 };
@@ -328,6 +329,9 @@ async fn redelivery_after_nack_requeue_is_flagged_and_processed_again() {
     assert_eq!(processes.len(), 2, "{}", waterfall(&spans));
     assert!(!attributes(processes[0]).contains_key("otel_messaging.rabbitmq.redelivered"));
     assert_eq!(attributes(processes[1])["otel_messaging.rabbitmq.redelivered"], Value::Bool(true));
+    // A first delivery counts 1; a classic queue's redelivery carries no count: none is guessed.
+    assert_eq!(attributes(processes[0])["otel_messaging.message.delivery_count"], Value::I64(1));
+    assert!(!attributes(processes[1]).contains_key("otel_messaging.message.delivery_count"));
     let nack = span(&spans, &format!("nack {q}"));
     assert_eq!(nack.links.len(), 1, "settle spans link to the creation context");
     assert_eq!(
@@ -590,4 +594,86 @@ async fn a_failed_basic_get_records_its_span() {
         Value::from(otel_messaging_lapin::error_type(&error).into_owned())
     );
     assert!(!t.metrics().iter().any(|m| m.name == "messaging.client.consumed.messages"));
+}
+
+/// A quorum queue counts deliveries (`x-delivery-count`): the redelivery after a nack is the 2nd.
+#[tokio::test]
+async fn a_quorum_queue_redelivery_counts_two_deliveries() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let (_c, ch) = channel().await;
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    let q = unique_name("quorum");
+    let options = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch.queue_declare(q.as_str().into(), options, arguments).await.expect("quorum queue");
+    let mut consumer = consume(&ch, &q, &tr).await;
+    publish(&ch, &tr, "", &q, BasicProperties::default()).await;
+    let first = next(&mut consumer).await.into_inner();
+    first
+        .nack_traced_with(&tr, BasicNackOptions { requeue: true, ..Default::default() })
+        .await
+        .expect("nack");
+    let second = next(&mut consumer).await.into_inner();
+    second.ack_traced_with(&tr, BasicAckOptions::default()).await.expect("ack");
+    ch.queue_delete(q.as_str().into(), lapin::options::QueueDeleteOptions::default()).await.expect("cleanup");
+    let spans = t.spans();
+    let processes: Vec<_> = spans.iter().filter(|s| s.name == format!("process {q}")).collect();
+    assert_eq!(processes.len(), 2, "{}", waterfall(&spans));
+    assert_eq!(attributes(processes[0])["otel_messaging.message.delivery_count"], Value::I64(1));
+    assert_eq!(attributes(processes[1])["otel_messaging.message.delivery_count"], Value::I64(2));
+}
+
+/// RabbitMQ's own dead-lettering (reject → dead-letter exchange) keeps the headers: the
+/// dead-letter consumer continues the original trace, with the `x-death` facts on its span.
+#[tokio::test]
+async fn a_dead_lettered_message_continues_the_original_trace_with_its_death_facts() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let (_c, ch) = channel().await;
+    let dlq = queue(&ch, &unique_name("dlq"), FieldTable::default()).await;
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+    arguments.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(dlq.as_str().into()));
+    let work = queue(&ch, &unique_name("work"), arguments).await;
+
+    let request = Context::new().with_span(t.tracer("app").start("POST /orders"));
+    async { publish(&ch, &tr, "", &work, BasicProperties::default()).await }
+        .with_context(request.clone())
+        .await;
+    request.span().end();
+    let mut worker = consume(&ch, &work, &tr).await;
+    let failed = next(&mut worker).await;
+    let (failed, result) =
+        failed.process(async |_| Err::<(), _>(std::io::Error::other("cannot handle"))).await;
+    assert!(result.is_err());
+    failed.reject_traced_with(&tr, BasicRejectOptions { requeue: false }).await.expect("reject");
+
+    let mut dead_letters = consume(&ch, &dlq, &tr).await;
+    let dead = next(&mut dead_letters).await;
+    let (dead, result) = dead.process(async |_| Ok::<_, std::io::Error>(())).await;
+    result.expect("dead-letter handler");
+    dead.ack_traced_with(&tr, BasicAckOptions::default()).await.expect("ack");
+
+    let spans = t.spans();
+    let publish_span = span(&spans, &format!("publish {work}"));
+    let dead_process = span(&spans, &format!("process {dlq}"));
+    assert_eq!(
+        dead_process.span_context.trace_id(),
+        publish_span.span_context.trace_id(),
+        "{}",
+        waterfall(&spans)
+    );
+    assert_eq!(
+        dead_process.parent_span_id,
+        publish_span.span_context.span_id(),
+        "the original send is the parent"
+    );
+    let a = attributes(dead_process);
+    assert_eq!(a["otel_messaging.rabbitmq.death.count"], Value::I64(1));
+    assert_eq!(a["otel_messaging.rabbitmq.death.reason"], Value::from("rejected"));
+    assert_eq!(a["otel_messaging.rabbitmq.death.queue"], Value::from(work.clone()));
+    assert_eq!(a["otel_messaging.message.delivery_count"], Value::I64(1));
+    let failed_process = span(&spans, &format!("process {work}"));
+    assert_eq!(failed_process.status, opentelemetry::trace::Status::error("cannot handle"));
 }

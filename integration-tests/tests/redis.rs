@@ -195,7 +195,7 @@ async fn claimed_pending_entry_continues_the_original_trace_with_delivery_count(
     let send = format!("send {stream}");
     let process = span(&spans, &format!("process {stream}"));
     assert_eq!(process.parent_span_id, span(&spans, &send).span_context.span_id(), "{}", waterfall(&spans));
-    assert_eq!(attributes(process)["otel_messaging.redis.delivery_count"], Value::I64(2));
+    assert_eq!(attributes(process)["otel_messaging.message.delivery_count"], Value::I64(2));
     let claim = span(&spans, &format!("claim {stream}"));
     assert_eq!(claim.links.len(), 1);
 }

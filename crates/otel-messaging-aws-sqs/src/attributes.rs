@@ -16,10 +16,6 @@ use otel_messaging::{MessagingAttributes, OperationType, semconv};
 /// `messaging.system` of every SQS span: `aws_sqs`.
 pub const SYSTEM: &str = semconv::system::AWS_SQS;
 
-/// Project namespace (not semconv): the message's `ApproximateReceiveCount` (redelivery), on
-/// process spans.
-pub const OTEL_MESSAGING_AWS_SQS_RECEIVE_COUNT: &str = "otel_messaging.aws_sqs.approximate_receive_count";
-
 /// The parts of a queue URL (`https://sqs.us-east-1.amazonaws.com/123456789012/orders`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct QueueUrl<'a> {
@@ -125,7 +121,7 @@ impl MessagingAttributes for SqsView<'_> {
             .and_then(|m| system_attribute(m, &MessageSystemAttributeName::ApproximateReceiveCount))
             .and_then(|c| c.parse::<i64>().ok())
         {
-            attributes.push(KeyValue::new(OTEL_MESSAGING_AWS_SQS_RECEIVE_COUNT, count));
+            attributes.push(KeyValue::new(semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT, count));
         }
     }
 }

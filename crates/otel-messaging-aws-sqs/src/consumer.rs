@@ -216,7 +216,7 @@ fn start_process(instrumentation: &SqsInstrumentation, message: &Message) -> ote
 /// installed (with another propagator, install opentelemetry-aws's X-Ray propagator and read the
 /// header yourself). Parent and links follow the instrumenter's policy with the current context as
 /// ambient. Queue wait from `SentTimestamp`; `ApproximateReceiveCount` recorded as
-/// `otel_messaging.aws_sqs.approximate_receive_count`.
+/// `otel_messaging.message.delivery_count`.
 pub trait MessageExt: Sized {
     /// Runs `handler` inside this message's `process {queue}` CONSUMER span and returns its
     /// result unchanged. Uses [`SqsInstrumentation::global`].

@@ -7,7 +7,7 @@ mod config;
 mod consumer;
 mod producer;
 
-pub use attributes::{OTEL_MESSAGING_AWS_SQS_RECEIVE_COUNT, SYSTEM, error_type};
+pub use attributes::{SYSTEM, error_type};
 pub use carrier::{
     MAX_MESSAGE_ATTRIBUTES, MessageAttributesExtractor, MessageAttributesInjector, xray_to_traceparent,
 };
@@ -17,6 +17,7 @@ pub use consumer::{
     OPERATION_PROCESS, OPERATION_RECEIVE, ReceiveMessageFluentBuilderExt,
 };
 pub use otel_messaging::TracedMessage;
+pub use otel_messaging::semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT;
 pub use producer::{
     OPERATION_CREATE, OPERATION_SEND, SendMessageBatchFluentBuilderExt, SendMessageFluentBuilderExt,
 };

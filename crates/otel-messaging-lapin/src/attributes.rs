@@ -35,6 +35,72 @@ pub const SENT_TIME_HEADER: &str = "x-otel-sent-ms";
 /// (AMQP `redelivered` flag); absent otherwise.
 pub const OTEL_MESSAGING_RABBITMQ_REDELIVERED: &str = "otel_messaging.rabbitmq.redelivered";
 
+/// Project namespace (not semconv): from the newest entry of the `x-death` header RabbitMQ adds
+/// when it dead-letters a message — how many times the message died there (`count`).
+pub const OTEL_MESSAGING_RABBITMQ_DEATH_COUNT: &str = "otel_messaging.rabbitmq.death.count";
+/// Project namespace (not semconv): why the message was dead-lettered (`x-death` `reason`:
+/// `rejected`, `expired`, `maxlen` or `delivery_limit`).
+pub const OTEL_MESSAGING_RABBITMQ_DEATH_REASON: &str = "otel_messaging.rabbitmq.death.reason";
+/// Project namespace (not semconv): the queue the message was dead-lettered from (`x-death`
+/// `queue`).
+pub const OTEL_MESSAGING_RABBITMQ_DEATH_QUEUE: &str = "otel_messaging.rabbitmq.death.queue";
+
+/// An integer header value of any AMQP integer type.
+fn integer(value: &AMQPValue) -> Option<i64> {
+    match value {
+        AMQPValue::ShortShortInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortShortUInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortUInt(v) => Some(i64::from(*v)),
+        AMQPValue::LongInt(v) => Some(i64::from(*v)),
+        AMQPValue::LongUInt(v) => Some(i64::from(*v)),
+        AMQPValue::LongLongInt(v) => Some(*v),
+        _ => None,
+    }
+}
+
+fn text(value: &AMQPValue) -> Option<&str> {
+    match value {
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
+        AMQPValue::ShortString(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// `otel_messaging.message.delivery_count` and the `x-death` facts of a delivery: RabbitMQ's
+/// `x-delivery-count` (quorum queues: deliveries before this one) + 1, or 1 for a delivery not
+/// flagged `redelivered`; nothing when a redelivered message carries no count (classic queues).
+fn redelivery(attributes: &mut Vec<KeyValue>, delivery: &Delivery) {
+    let headers = delivery.properties.headers().as_ref().map(|h| h.inner());
+    let previous = headers.and_then(|h| h.get("x-delivery-count")).and_then(integer).filter(|n| *n >= 0);
+    match previous {
+        Some(previous) => attributes
+            .push(KeyValue::new(semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT, previous.saturating_add(1))),
+        None if !delivery.redelivered => {
+            attributes.push(KeyValue::new(semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT, 1_i64));
+        }
+        None => {}
+    }
+    let newest_death = headers.and_then(|h| h.get("x-death")).and_then(|deaths| match deaths {
+        AMQPValue::FieldArray(deaths) => deaths.as_slice().first().and_then(|d| match d {
+            AMQPValue::FieldTable(death) => Some(death.inner()),
+            _ => None,
+        }),
+        _ => None,
+    });
+    if let Some(death) = newest_death {
+        if let Some(count) = death.get("count").and_then(integer) {
+            attributes.push(KeyValue::new(OTEL_MESSAGING_RABBITMQ_DEATH_COUNT, count));
+        }
+        if let Some(reason) = death.get("reason").and_then(text) {
+            attributes.push(KeyValue::new(OTEL_MESSAGING_RABBITMQ_DEATH_REASON, reason.to_owned()));
+        }
+        if let Some(queue) = death.get("queue").and_then(text) {
+            attributes.push(KeyValue::new(OTEL_MESSAGING_RABBITMQ_DEATH_QUEUE, queue.to_owned()));
+        }
+    }
+}
+
 /// Prefix of server-named (anonymous) queues: `amq.gen-`.
 const SERVER_NAMED: &str = "amq.gen-";
 
@@ -237,6 +303,7 @@ impl MessagingAttributes for DeliveryView<'_> {
         if self.delivery.redelivered {
             attributes.push(KeyValue::new(OTEL_MESSAGING_RABBITMQ_REDELIVERED, true));
         }
+        redelivery(attributes, self.delivery);
     }
 }
 

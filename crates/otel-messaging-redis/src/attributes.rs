@@ -18,10 +18,6 @@ use crate::config::RedisInstrumentation;
 /// `messaging.system` of every span of this crate: `redis` (custom value, documented).
 pub const SYSTEM: &str = semconv::system::REDIS;
 
-/// Project namespace (not semconv): how many times a pending stream entry has been delivered, on
-/// process spans of claimed or re-read entries.
-pub const OTEL_MESSAGING_REDIS_DELIVERY_COUNT: &str = "otel_messaging.redis.delivery_count";
-
 /// One Redis messaging operation.
 #[derive(Debug)]
 pub(crate) struct RedisView<'a> {
@@ -104,7 +100,7 @@ impl MessagingAttributes for RedisView<'_> {
     fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
         if let Some(count) = self.delivery_count {
             attributes.push(KeyValue::new(
-                OTEL_MESSAGING_REDIS_DELIVERY_COUNT,
+                semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT,
                 i64::try_from(count).unwrap_or(i64::MAX),
             ));
         }

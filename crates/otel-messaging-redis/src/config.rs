@@ -142,7 +142,7 @@ impl RedisInstrumentation {
     /// native `XAUTOCLAIM` reply leaves `None`: the claim and an `XPENDING` over the claimed id
     /// range run in one atomic server-side script (one round trip, so a cancelled call strands no
     /// more entries than the native call would). The process span of a claimed entry then records
-    /// `otel_messaging.redis.delivery_count`.
+    /// `otel_messaging.message.delivery_count`.
     ///
     /// Defaults to `false`: `xautoclaim_traced` sends the native `XAUTOCLAIM` alone and returns its
     /// reply unchanged.

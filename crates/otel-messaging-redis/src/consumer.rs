@@ -236,7 +236,7 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
     /// With [`RedisInstrumentation::with_claim_delivery_counts`], the claim and an `XPENDING` per
     /// claimed id run in one atomic script instead (still one round trip), and each claimed entry's
     /// `delivered_count` is filled in; processing it with [`StreamEntryExt::traced`] then records
-    /// `otel_messaging.redis.delivery_count`.
+    /// `otel_messaging.message.delivery_count`.
     ///
     /// Uses [`RedisInstrumentation::global`].
     ///
@@ -377,7 +377,7 @@ pub trait StreamEntryExt: Sized {
     /// consumer group are those of the traced read that returned the entry (else
     /// [`RedisInstrumentation::with_stream`]'s); the creation context comes from the entry's
     /// fields; queue wait from the millisecond part of the entry id;
-    /// `otel_messaging.redis.delivery_count` from `delivered_count` when known (claimed entries).
+    /// `otel_messaging.message.delivery_count` from `delivered_count` when known (claimed entries).
     /// With [`RedisInstrumentation::with_strip_fields`] the propagation fields are removed from
     /// the entry after they were read. Uses [`RedisInstrumentation::global`].
     fn traced(self) -> TracedMessage<StreamId> {

@@ -8,7 +8,7 @@ mod consumer;
 pub mod envelope;
 mod producer;
 
-pub use attributes::{OTEL_MESSAGING_REDIS_DELIVERY_COUNT, SYSTEM, error_type};
+pub use attributes::{SYSTEM, error_type};
 pub use carrier::{FieldsInjector, StreamFieldsExtractor};
 pub use config::RedisInstrumentation;
 pub use consumer::{
@@ -16,4 +16,5 @@ pub use consumer::{
     QueueMessage, StreamEntryExt, StreamsConsumerExt,
 };
 pub use otel_messaging::TracedMessage;
+pub use otel_messaging::semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT;
 pub use producer::{OPERATION_SEND, QueueExt, StreamsExt};

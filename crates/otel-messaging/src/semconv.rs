@@ -89,3 +89,11 @@ pub const OTEL_MESSAGING_CONTEXT_INJECTED: &str = "otel_messaging.context.inject
 /// 1 ms to 1 h, wider than the semconv duration advice because messages can wait for hours.
 pub const QUEUE_WAIT_BUCKETS: [f64; 16] =
     [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0];
+
+/// Project namespace (not semconv; v1.44 has only `messaging.servicebus.message.delivery_count`):
+/// how many times the broker has delivered the message, this delivery included (1 = first
+/// delivery; "delivered before" = this − 1), on receive and process spans when the broker tells:
+/// RabbitMQ `x-delivery-count` + 1 (quorum queues) or 1 for a delivery not flagged `redelivered`;
+/// SQS `ApproximateReceiveCount`; Redis `delivered_count` of a claimed stream entry. Kafka keeps
+/// no delivery count.
+pub const OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT: &str = "otel_messaging.message.delivery_count";
