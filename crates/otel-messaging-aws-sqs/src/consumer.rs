@@ -94,7 +94,11 @@ impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
         let mut names = self.get_message_attribute_names().clone().unwrap_or_default();
         let mut added_names = Vec::new();
         if !names.iter().any(|n| n == "All" || n == ".*") {
-            for field in instrumentation.instrumenter.propagation_fields() {
+            // The context's fields, and the retry lineage (otel_messaging::retry) for the
+            // process spans' links; both are removed again from what the caller gets unless it
+            // asked for them.
+            let lineage = otel_messaging::retry::FIELDS.iter().map(|f| (*f).to_owned());
+            for field in instrumentation.instrumenter.propagation_fields().into_iter().chain(lineage) {
                 if !names.contains(&field) {
                     names.push(field.clone());
                     added_names.push(field);

@@ -231,10 +231,16 @@ impl MessagingInstrumenter {
         if existing.has_span {
             links.push(Link::with_context(existing.cx.span().span_context().clone()));
         }
+        // A re-publish (crate::retry) links the failed attempt and the original creation context.
+        let lineage = crate::retry::lineage(message, None).map(|(lineage, attempt)| {
+            links.extend(lineage);
+            attempt
+        });
         self.start_span(SpanRequest {
             links,
             message: Some(message),
             own_context,
+            extra: lineage,
             ..SpanRequest::new(view, parent)
         })
     }
@@ -260,8 +266,13 @@ impl MessagingInstrumenter {
         ambient: &Context,
     ) -> Operation {
         let extracted = Extracted::new(self.extract_context(message));
-        let (parent, links) =
+        let (parent, mut links) =
             process_parent(self.process_parent(), &extracted, ambient, !self.inner.trust_boundary);
+        let creation = extracted.has_span.then(|| extracted.cx.span().span_context().span_id());
+        let lineage = crate::retry::lineage(message, creation).map(|(lineage, attempt)| {
+            links.extend(lineage);
+            attempt
+        });
         // One clock read, when queue wait or the metrics need it (otherwise the SDK reads the
         // clock, and only for a span that records).
         let sent = view.sent_time();
@@ -274,6 +285,7 @@ impl MessagingInstrumenter {
             started_at: now,
             queue_wait,
             bridge: true,
+            extra: lineage,
             ..SpanRequest::new(view, &parent)
         })
     }
@@ -310,7 +322,7 @@ impl MessagingInstrumenter {
     /// The one place a span starts: name, kind, the sampling-relevant attributes, links, the
     /// enricher's attributes, and the metric attributes.
     fn start_span(&self, request: SpanRequest<'_>) -> Operation {
-        let SpanRequest { view, parent, links, message, started_at, own_context, queue_wait, bridge } =
+        let SpanRequest { view, parent, links, message, started_at, own_context, queue_wait, bridge, extra } =
             request;
         #[cfg(not(feature = "tracing"))]
         let _ = bridge;
@@ -417,6 +429,7 @@ impl MessagingInstrumenter {
             }
         }
         view.system_attributes(&mut attributes);
+        attributes.extend(extra);
         if let Some(enricher) = &self.inner.enricher {
             enricher.on_start(&SpanStart { view, message }, &mut attributes);
         }
@@ -479,6 +492,8 @@ struct SpanRequest<'a> {
     queue_wait: Option<f64>,
     /// With feature `tracing`: back the span by a `tracing` span when possible (process spans).
     bridge: bool,
+    /// One more attribute (the retry attempt of a re-published message).
+    extra: Option<KeyValue>,
 }
 
 impl<'a> SpanRequest<'a> {
@@ -492,6 +507,7 @@ impl<'a> SpanRequest<'a> {
             own_context: true,
             queue_wait: None,
             bridge: false,
+            extra: None,
         }
     }
 }

@@ -7,6 +7,7 @@ mod instrumenter;
 mod metrics;
 mod operation;
 pub mod propagation;
+pub mod retry;
 pub mod semconv;
 /// Guides (documentation only). Why a module: docs.rs renders long-form guides as module pages.
 pub mod docs {

@@ -97,3 +97,11 @@ pub const QUEUE_WAIT_BUCKETS: [f64; 16] =
 /// SQS `ApproximateReceiveCount`; Redis `delivered_count` of a claimed stream entry. Kafka keeps
 /// no delivery count.
 pub const OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT: &str = "otel_messaging.message.delivery_count";
+
+/// Project namespace (not semconv): the retry attempt a re-published message is (1 = first
+/// retry), on its send and process spans ([`crate::retry`]).
+pub const OTEL_MESSAGING_MESSAGE_RETRY_ATTEMPT: &str = "otel_messaging.message.retry.attempt";
+
+/// Project namespace (not semconv): on a link of a re-published message's spans, what the linked
+/// span is: `original` (the first creation context) or `failed_attempt` ([`crate::retry`]).
+pub const OTEL_MESSAGING_LINK_ROLE: &str = "otel_messaging.link.role";
