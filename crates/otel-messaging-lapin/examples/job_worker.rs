@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! just brokers-up    # or any RabbitMQ at AMQP_URL
-//! cargo run -p otel-messaging-lapin --example job_worker
+//! cargo run -p otel-messaging-lapin --example job_worker-rabbitmq
 //! ```
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
