@@ -10,6 +10,7 @@
 # RabbitMQ: Debian's rabbitmq-server (`rabbitmq-server -detached`), guest/guest on 127.0.0.1:5672.
 # Redis: Debian's redis-server on 127.0.0.1:6379, no persistence.
 # SQS: moto_server 5.2.1 from PyPI on 127.0.0.1:5000 (region us-east-1, credentials testing/testing).
+# NATS: Debian's nats-server with JetStream (`-js`, storage under .brokers/nats) on 127.0.0.1:4222.
 # Kafka: tansu 0.6.0 (`cargo install tansu --version 0.6.0 --features dynostore`, ~10-13 min the
 # first time on 2 cores, cached in ~/.cargo/bin afterwards), in-memory storage, 127.0.0.1:9092.
 set -euo pipefail
@@ -22,6 +23,7 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 RABBITMQ_PORT=5672
 REDIS_PORT=6379
 SQS_PORT=5000
+NATS_PORT=4222
 MOTO_VERSION="5.2.1"
 TANSU_VERSION="0.6.0"
 export KAFKA_CLUSTER_ID="${KAFKA_CLUSTER_ID:-otel-messaging-test}"
@@ -140,16 +142,27 @@ sqs_up() {
   log "SQS endpoint ready"
 }
 
+nats_up() {
+  if port_open "$NATS_PORT"; then log "NATS already listening on $NATS_PORT"; return 0; fi
+  command -v nats-server >/dev/null 2>&1 || apt_install nats-server
+  log "starting nats-server with JetStream on 127.0.0.1:$NATS_PORT"
+  nohup nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$state/nats" >"$state/nats.log" 2>&1 &
+  echo $! >"$state/nats.pid"
+  wait_port "$NATS_PORT" NATS 20
+  log "NATS ready"
+}
+
 up() {
   if docker_engine; then
     log "Docker engine found: docker compose up --wait"
-    compose -f "$here/docker-compose.yml" up -d --wait kafka rabbitmq redis sqs
+    compose -f "$here/docker-compose.yml" up -d --wait kafka rabbitmq redis sqs nats
   else
     log "no Docker engine: native brokers"
     kafka_up
     rabbitmq_up
     redis_up
     sqs_up
+    nats_up
   fi
 }
 

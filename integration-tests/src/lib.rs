@@ -41,6 +41,15 @@ pub fn redis_url() -> String {
     url
 }
 
+/// NATS URL of the tests: `NATS_URL`, default `nats://127.0.0.1:4222` (nats-server with JetStream,
+/// started by `just brokers-up`).
+pub fn nats_url() -> String {
+    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let host_port = url.split("://").last().unwrap_or("").split('/').next().unwrap_or("").to_owned();
+    require_reachable("NATS", &host_port);
+    url
+}
+
 /// SQS endpoint of the tests: `SQS_ENDPOINT_URL`, default `http://127.0.0.1:5000` (moto_server).
 pub fn sqs_endpoint() -> String {
     let url = std::env::var("SQS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:5000".into());

@@ -1,0 +1,109 @@
+//! [`NatsInstrumentation`]: the instrumenter, the server address and the consumer's queue group.
+
+use std::sync::{Arc, OnceLock};
+
+use otel_messaging::MessagingInstrumenter;
+
+/// The instrumentation of one NATS connection: the instrumenter, the server address and, for
+/// consumers, the queue group (`messaging.consumer.group.name`).
+///
+/// The `_traced` methods use [`global`](Self::global); the `_traced_with` ones take an explicit
+/// one.
+///
+/// # Examples
+///
+/// ```
+/// use otel_messaging_async_nats::NatsInstrumentation;
+///
+/// let workers = NatsInstrumentation::from_url("nats://127.0.0.1:4222").with_queue_group("workers");
+/// # let _ = workers;
+/// ```
+#[derive(Debug, Clone)]
+pub struct NatsInstrumentation {
+    pub(crate) instrumenter: MessagingInstrumenter,
+    server: Option<(Arc<str>, Option<u16>)>,
+    queue_group: Option<Arc<str>>,
+}
+
+impl Default for NatsInstrumentation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NatsInstrumentation {
+    /// An instrumentation on [`MessagingInstrumenter::global`], without server address or queue
+    /// group.
+    pub fn new() -> Self {
+        NatsInstrumentation {
+            instrumenter: MessagingInstrumenter::global().clone(),
+            server: None,
+            queue_group: None,
+        }
+    }
+
+    /// The process-wide instrumentation the `_traced` methods use ([`new`](Self::new)).
+    pub fn global() -> &'static NatsInstrumentation {
+        static GLOBAL: OnceLock<NatsInstrumentation> = OnceLock::new();
+        GLOBAL.get_or_init(NatsInstrumentation::new)
+    }
+
+    /// An instrumentation whose `server.address` / `server.port` come from the first server of a
+    /// NATS URL list (`nats://host:port`, `tls://…`, `host:port`, comma-separated; user info
+    /// ignored; the port defaults to 4222).
+    pub fn from_url(url: &str) -> Self {
+        let first = url.split(',').next().unwrap_or_default().trim();
+        let authority = first.split("://").last().unwrap_or_default();
+        let authority =
+            authority.rsplit('@').next().unwrap_or_default().split('/').next().unwrap_or_default();
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
+                (host, port.parse().ok().or(Some(4222)))
+            }
+            _ => (authority, Some(4222)),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let server = (!host.is_empty()).then(|| (Arc::from(host), port));
+        NatsInstrumentation { server, ..Self::new() }
+    }
+
+    /// Uses `instrumenter` (explicit providers and policies).
+    pub fn with_instrumenter(mut self, instrumenter: MessagingInstrumenter) -> Self {
+        self.instrumenter = instrumenter;
+        self
+    }
+
+    /// The queue group of the subscription whose messages this instrumentation processes: becomes
+    /// `messaging.consumer.group.name` on process spans (semconv v1.44: "the name of the consumer
+    /// group"; NATS queue groups share a subject's messages like one).
+    pub fn with_queue_group(mut self, group: impl Into<Arc<str>>) -> Self {
+        self.queue_group = Some(group.into());
+        self
+    }
+
+    pub(crate) fn server(&self) -> Option<(&str, Option<u16>)> {
+        self.server.as_ref().map(|(host, port)| (&**host, *port))
+    }
+
+    pub(crate) fn queue_group(&self) -> Option<&str> {
+        self.queue_group.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_from_urls() {
+        let server = |url: &str| NatsInstrumentation::from_url(url).server().map(|(h, p)| (h.to_owned(), p));
+        assert_eq!(server("nats://127.0.0.1:4222"), Some(("127.0.0.1".into(), Some(4222))));
+        assert_eq!(
+            server("tls://user:pw@nats.example:7422,nats://b:1"),
+            Some(("nats.example".into(), Some(7422)))
+        );
+        assert_eq!(server("demo.nats.io"), Some(("demo.nats.io".into(), Some(4222))));
+        assert_eq!(server("nats://[::1]:4223"), Some(("::1".into(), Some(4223))));
+        assert_eq!(server(""), None);
+    }
+}

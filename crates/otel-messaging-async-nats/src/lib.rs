@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod attributes;
+mod carrier;
+mod config;
+mod consumer;
+mod producer;
+
+pub use attributes::{OPERATION_PROCESS, OPERATION_PUBLISH, SYSTEM, error_type};
+pub use carrier::{HeaderMapExtractor, HeaderMapInjector};
+pub use config::NatsInstrumentation;
+pub use consumer::{JetStreamMessageExt, MessageExt};
+pub use otel_messaging::{TracedMessage, semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT};
+pub use producer::{ClientExt, JetStreamExt, TracedPublishAck};

@@ -1,0 +1,323 @@
+//! Traced publishes: core NATS [`ClientExt::publish_traced`] and
+//! [`ClientExt::request_traced`] (request/reply in one trace), and JetStream
+//! [`JetStreamExt::publish_traced`] (the span ends at the PubAck).
+//!
+//! Every publish is a `publish {subject}` PRODUCER span whose context is written into the message
+//! headers as the creation context (semconv v1.44 `messaging-spans.md`, "Producer spans"). Native
+//! results and errors come back unchanged.
+
+use std::{future::IntoFuture, pin::Pin};
+
+use async_nats::{
+    Client, HeaderMap, Message, PublishError, RequestError, ToSubject,
+    jetstream::{
+        self,
+        context::{PublishAckFuture, PublishError as JetStreamPublishError},
+        publish::PublishAck,
+    },
+};
+use bytes::Bytes;
+use otel_messaging::Operation;
+
+use crate::{
+    attributes::{PublishView, error_type},
+    carrier::{HeaderMapExtractor, HeaderMapInjector},
+    config::NatsInstrumentation,
+};
+
+/// Starts the publish span of one message and writes its context into `headers`.
+fn start_publish(
+    instrumentation: &NatsInstrumentation,
+    subject: &str,
+    mut headers: HeaderMap,
+    payload: &Bytes,
+) -> (Operation, HeaderMap) {
+    let view = PublishView { subject, body_size: payload.len() as u64, client: instrumentation };
+    let parent = otel_messaging::current_context();
+    let operation = instrumentation.instrumenter.start_send(&view, &parent, &HeaderMapExtractor(&headers));
+    operation.inject(&mut HeaderMapInjector(&mut headers));
+    (operation, headers)
+}
+
+fn end<T, E: std::fmt::Debug + std::fmt::Display>(operation: Operation, result: &Result<T, E>) {
+    operation.end(result, |e| error_type(e));
+}
+
+/// Traced publishes and requests on a core NATS [`Client`].
+pub trait ClientExt {
+    /// Publishes like `client.publish(subject, payload)`, inside a `publish {subject}` PRODUCER
+    /// span whose context travels in the message headers. Core NATS has no acknowledgement: the
+    /// span ends when the client has taken the message.
+    ///
+    /// Uses [`NatsInstrumentation::global`].
+    ///
+    /// # Errors
+    ///
+    /// The native `PublishError`, unchanged; the span then ends with `error.type`.
+    fn publish_traced<S: ToSubject + Send>(
+        &self,
+        subject: S,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send;
+
+    /// [`publish_traced`](Self::publish_traced) with an explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_traced`](Self::publish_traced).
+    fn publish_traced_with<S: ToSubject + Send>(
+        &self,
+        instrumentation: &NatsInstrumentation,
+        subject: S,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send;
+
+    /// Publishes like `client.publish_with_headers(subject, headers, payload)`, the context added
+    /// to `headers` (a valid context already in `headers` is kept, and linked).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_traced`](Self::publish_traced).
+    fn publish_with_headers_traced_with<S: ToSubject + Send>(
+        &self,
+        instrumentation: &NatsInstrumentation,
+        subject: S,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send;
+
+    /// [`publish_with_headers_traced_with`](Self::publish_with_headers_traced_with) on
+    /// [`NatsInstrumentation::global`].
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_traced`](Self::publish_traced).
+    fn publish_with_headers_traced<S: ToSubject + Send>(
+        &self,
+        subject: S,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send {
+        self.publish_with_headers_traced_with(NatsInstrumentation::global(), subject, headers, payload)
+    }
+
+    /// Sends a request like `client.request(subject, payload)`, inside a `publish {subject}`
+    /// PRODUCER span that ends when the reply arrives (or the request fails): the responder's
+    /// process span is its child and the reply comes back in the same trace.
+    ///
+    /// Uses [`NatsInstrumentation::global`].
+    ///
+    /// # Errors
+    ///
+    /// The native `RequestError` (`no_responders`, `timed_out`, …), unchanged; the span then ends
+    /// with `error.type`.
+    fn request_traced<S: ToSubject + Send>(
+        &self,
+        subject: S,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<Message, RequestError>> + Send;
+
+    /// [`request_traced`](Self::request_traced) with an explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// As [`request_traced`](Self::request_traced).
+    fn request_traced_with<S: ToSubject + Send>(
+        &self,
+        instrumentation: &NatsInstrumentation,
+        subject: S,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<Message, RequestError>> + Send;
+}
+
+impl ClientExt for Client {
+    fn publish_traced<S: ToSubject + Send>(
+        &self,
+        subject: S,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send {
+        self.publish_with_headers_traced_with(
+            NatsInstrumentation::global(),
+            subject,
+            HeaderMap::new(),
+            payload,
+        )
+    }
+
+    fn publish_traced_with<S: ToSubject + Send>(
+        &self,
+        instrumentation: &NatsInstrumentation,
+        subject: S,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send {
+        self.publish_with_headers_traced_with(instrumentation, subject, HeaderMap::new(), payload)
+    }
+
+    fn publish_with_headers_traced_with<S: ToSubject + Send>(
+        &self,
+        instrumentation: &NatsInstrumentation,
+        subject: S,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send {
+        let subject = subject.to_subject();
+        let (operation, headers) = start_publish(instrumentation, subject.as_str(), headers, &payload);
+        let publish = self.publish_with_headers(subject, headers, payload);
+        async move {
+            let result = publish.await;
+            end(operation, &result);
+            result
+        }
+    }
+
+    fn request_traced<S: ToSubject + Send>(
+        &self,
+        subject: S,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<Message, RequestError>> + Send {
+        self.request_traced_with(NatsInstrumentation::global(), subject, payload)
+    }
+
+    fn request_traced_with<S: ToSubject + Send>(
+        &self,
+        instrumentation: &NatsInstrumentation,
+        subject: S,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<Message, RequestError>> + Send {
+        let subject = subject.to_subject();
+        let (operation, headers) =
+            start_publish(instrumentation, subject.as_str(), HeaderMap::new(), &payload);
+        let request = self.request_with_headers(subject, headers, payload);
+        async move {
+            let result = request.await;
+            end(operation, &result);
+            result
+        }
+    }
+}
+
+/// A JetStream publish whose `publish {subject}` span ends at the PubAck, with the stream
+/// sequence as `messaging.message.id`; await it like the native `PublishAckFuture`.
+#[must_use = "the span ends, and the publish is confirmed, only when this is awaited"]
+#[derive(Debug)]
+pub struct TracedPublishAck {
+    inner: PublishAckFuture,
+    operation: Operation,
+}
+
+impl IntoFuture for TracedPublishAck {
+    type Output = Result<PublishAck, JetStreamPublishError>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let TracedPublishAck { inner, mut operation } = self;
+        operation.arm_cancellation();
+        Box::pin(async move {
+            let result = inner.await;
+            if let Ok(ack) = &result {
+                operation.set_attributes([opentelemetry::KeyValue::new(
+                    otel_messaging::semconv::MESSAGING_MESSAGE_ID,
+                    ack.sequence.to_string(),
+                )]);
+            }
+            end(operation, &result);
+            result
+        })
+    }
+}
+
+/// Traced publishes on a JetStream [`jetstream::Context`].
+pub trait JetStreamExt {
+    /// Publishes like `context.publish(subject, payload)` inside a `publish {subject}` PRODUCER
+    /// span; await the returned [`TracedPublishAck`] for the PubAck, which ends the span.
+    ///
+    /// Uses [`NatsInstrumentation::global`].
+    ///
+    /// # Errors
+    ///
+    /// The native `PublishError` of either step, unchanged; the span then ends with `error.type`.
+    fn publish_traced<S: ToSubject + Send>(
+        &self,
+        subject: S,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<TracedPublishAck, JetStreamPublishError>> + Send;
+
+    /// [`publish_traced`](Self::publish_traced) with an explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_traced`](Self::publish_traced).
+    fn publish_traced_with<S: ToSubject + Send>(
+        &self,
+        instrumentation: &NatsInstrumentation,
+        subject: S,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<TracedPublishAck, JetStreamPublishError>> + Send {
+        self.publish_with_headers_traced_with(instrumentation, subject, HeaderMap::new(), payload)
+    }
+
+    /// [`publish_with_headers_traced_with`](Self::publish_with_headers_traced_with) on
+    /// [`NatsInstrumentation::global`].
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_traced`](Self::publish_traced).
+    fn publish_with_headers_traced<S: ToSubject + Send>(
+        &self,
+        subject: S,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<TracedPublishAck, JetStreamPublishError>> + Send {
+        self.publish_with_headers_traced_with(NatsInstrumentation::global(), subject, headers, payload)
+    }
+
+    /// [`publish_traced`](Self::publish_traced) with an explicit instrumentation and the
+    /// message's own headers (a valid context already in them is kept, and linked).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_traced`](Self::publish_traced).
+    fn publish_with_headers_traced_with<S: ToSubject + Send>(
+        &self,
+        instrumentation: &NatsInstrumentation,
+        subject: S,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<TracedPublishAck, JetStreamPublishError>> + Send;
+}
+
+impl JetStreamExt for jetstream::Context {
+    fn publish_traced<S: ToSubject + Send>(
+        &self,
+        subject: S,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<TracedPublishAck, JetStreamPublishError>> + Send {
+        self.publish_with_headers_traced_with(
+            NatsInstrumentation::global(),
+            subject,
+            HeaderMap::new(),
+            payload,
+        )
+    }
+
+    fn publish_with_headers_traced_with<S: ToSubject + Send>(
+        &self,
+        instrumentation: &NatsInstrumentation,
+        subject: S,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<TracedPublishAck, JetStreamPublishError>> + Send {
+        let subject = subject.to_subject();
+        let (operation, headers) = start_publish(instrumentation, subject.as_str(), headers, &payload);
+        let publish = self.publish_with_headers(subject, headers, payload);
+        async move {
+            match publish.await {
+                Ok(inner) => Ok(TracedPublishAck { inner, operation }),
+                Err(e) => {
+                    operation.end_error(&error_type(&e), &e);
+                    Err(e)
+                }
+            }
+        }
+    }
+}

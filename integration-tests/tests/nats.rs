@@ -1,0 +1,203 @@
+//! NATS and JetStream on a real nats-server (`just brokers-up`): whole-trace assertions as for the
+//! other brokers, every span checked against the conformance table by `TestTelemetry::spans`.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use integration_tests::{nats_url, unique_name};
+use opentelemetry::{
+    Context, KeyValue, Value,
+    trace::{FutureExt as _, SpanKind, TraceContextExt as _, Tracer as _},
+};
+use otel_messaging::testing::{TestTelemetry, assert_trace, attributes, shape, span, waterfall};
+use otel_messaging_async_nats::{
+    ClientExt as _, JetStreamExt as _, JetStreamMessageExt as _, MessageExt as _, NatsInstrumentation,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn tracing(t: &TestTelemetry) -> NatsInstrumentation {
+    NatsInstrumentation::from_url(&nats_url()).with_instrumenter(t.instrumenter())
+}
+
+async fn client() -> async_nats::Client {
+    async_nats::connect(nats_url()).await.expect("connect")
+}
+
+#[tokio::test]
+async fn publish_then_process_is_one_trace_with_the_queue_group() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let workers = tr.clone().with_queue_group("workers");
+    let client = client().await;
+    let subject = unique_name("orders");
+    let mut subscriber = client.queue_subscribe(subject.clone(), "workers".into()).await.expect("subscribe");
+    client.flush().await.expect("flush");
+
+    let request = Context::new().with_span(t.tracer("app").start("POST /orders"));
+    async { client.publish_traced_with(&tr, subject.clone(), "order 42".into()).await }
+        .with_context(request.clone())
+        .await
+        .expect("publish");
+    request.span().end();
+
+    let message = tokio::time::timeout(TIMEOUT, subscriber.next()).await.expect("in time").expect("message");
+    message.process_traced_with(&workers, async { Ok::<_, std::io::Error>(()) }).await.expect("handler");
+
+    let spans = t.spans();
+    let (publish, process) = (format!("publish {subject}"), format!("process {subject}"));
+    assert_trace(
+        &spans,
+        &[
+            shape("POST /orders", SpanKind::Internal),
+            shape(&publish, SpanKind::Producer).parent("POST /orders").attributes([
+                KeyValue::new("messaging.system", "nats"),
+                KeyValue::new("messaging.operation.name", "publish"),
+                KeyValue::new("messaging.operation.type", "send"),
+                KeyValue::new("messaging.destination.name", subject.clone()),
+                KeyValue::new("server.address", "127.0.0.1"),
+                KeyValue::new("server.port", 4222_i64),
+            ]),
+            shape(&process, SpanKind::Consumer).parent(&publish).links(&[&publish]).including([
+                KeyValue::new("messaging.operation.type", "process"),
+                KeyValue::new("messaging.destination.name", subject.clone()),
+                KeyValue::new("messaging.consumer.group.name", "workers"),
+            ]),
+        ],
+    );
+}
+
+#[tokio::test]
+async fn request_handling_and_reply_are_one_trace() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let client = client().await;
+    let subject = unique_name("prices");
+    let mut requests = client.subscribe(subject.clone()).await.expect("subscribe");
+    client.flush().await.expect("flush");
+    let responder = {
+        let (client, tr) = (client.clone(), tr.clone());
+        tokio::spawn(async move {
+            let request = requests.next().await.expect("a request");
+            let reply = request.reply.clone().expect("a reply subject");
+            request
+                .process_traced_with(&tr, async {
+                    client.publish_traced_with(&tr, reply, "42.00".into()).await
+                })
+                .await
+                .expect("reply");
+        })
+    };
+
+    let call = Context::new().with_span(t.tracer("app").start("GET /price"));
+    let reply = async { client.request_traced_with(&tr, subject.clone(), "sku-1".into()).await }
+        .with_context(call.clone())
+        .await
+        .expect("reply");
+    call.span().end();
+    responder.await.expect("responder");
+    assert_eq!(&reply.payload[..], b"42.00");
+
+    let spans = t.spans();
+    let request = format!("publish {subject}");
+    let process = format!("process {subject}");
+    assert_trace(
+        &spans,
+        &[
+            shape("GET /price", SpanKind::Internal),
+            shape(&request, SpanKind::Producer).parent("GET /price"),
+            shape(&process, SpanKind::Consumer).parent(&request).links(&[&request]),
+            // The reply goes to a per-request inbox: a temporary destination, kept out of the name.
+            shape("publish", SpanKind::Producer)
+                .parent(&process)
+                .including([KeyValue::new("messaging.destination.temporary", true)]),
+        ],
+    );
+    // The request span covers the whole round trip, reply included.
+    let (request, reply_span) = (span(&spans, &request), span(&spans, "publish"));
+    assert!(request.end_time >= reply_span.end_time, "{}", waterfall(&spans));
+}
+
+#[tokio::test]
+async fn a_request_without_responders_records_the_native_error() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let client = client().await;
+    let subject = unique_name("nobody");
+    let error =
+        client.request_traced_with(&tr, subject.clone(), "x".into()).await.expect_err("no responders");
+    assert_eq!(error.kind(), async_nats::RequestErrorKind::NoResponders);
+    let spans = t.spans();
+    let request = span(&spans, &format!("publish {subject}"));
+    assert_eq!(attributes(request)["error.type"], Value::from("no_responders"));
+}
+
+#[tokio::test]
+async fn jetstream_publish_pull_process_ack_is_one_trace_with_the_stream_facts() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let client = client().await;
+    let js = async_nats::jetstream::new(client);
+    let stream_name = unique_name("ORDERS").replace(['-', '.'], "_");
+    let subject = format!("{stream_name}.created");
+    let stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: stream_name.clone(),
+            subjects: vec![subject.clone()],
+            ..Default::default()
+        })
+        .await
+        .expect("stream (nats-server with JetStream: `-js`)");
+
+    let request = Context::new().with_span(t.tracer("app").start("POST /orders"));
+    let ack = async {
+        js.publish_traced_with(&tr, subject.clone(), "order 42".into()).await.expect("publish").await
+    }
+    .with_context(request.clone())
+    .await
+    .expect("pub ack");
+    request.span().end();
+
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("workers".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut messages = consumer.messages().await.expect("messages");
+    let message = tokio::time::timeout(TIMEOUT, messages.next())
+        .await
+        .expect("in time")
+        .expect("open")
+        .expect("message");
+    message.process_traced_with(&tr, async { Ok::<_, std::io::Error>(()) }).await.expect("handler");
+    message.ack_kind_traced_with(&tr, async_nats::jetstream::AckKind::Ack).await.expect("ack");
+    js.delete_stream(&stream_name).await.expect("cleanup");
+
+    let spans = t.spans();
+    let (publish, process, settle) =
+        (format!("publish {subject}"), format!("process {subject}"), format!("ack {subject}"));
+    let sequence = ack.sequence.to_string();
+    assert_trace(
+        &spans,
+        &[
+            shape("POST /orders", SpanKind::Internal),
+            shape(&publish, SpanKind::Producer)
+                .parent("POST /orders")
+                .including([KeyValue::new("messaging.message.id", sequence.clone())]),
+            shape(&process, SpanKind::Consumer).parent(&publish).links(&[&publish]).including([
+                KeyValue::new("messaging.message.id", sequence.clone()),
+                KeyValue::new("otel_messaging.message.delivery_count", 1_i64),
+            ]),
+            shape(&settle, SpanKind::Client).any_parent().links(&[&publish]).including([
+                KeyValue::new("messaging.operation.type", "settle"),
+                KeyValue::new("messaging.message.id", sequence),
+            ]),
+        ],
+    );
+    let wait = attributes(span(&spans, &process))["otel_messaging.queue.wait.duration"].clone();
+    assert!(matches!(wait, Value::F64(w) if (0.0..60.0).contains(&w)), "{wait:?}");
+}
