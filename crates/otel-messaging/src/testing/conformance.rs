@@ -73,8 +73,10 @@ pub struct Row {
     pub note: &'static str,
 }
 
-const SYSTEMS: [&str; 4] =
-    [semconv::system::KAFKA, semconv::system::RABBITMQ, semconv::system::AWS_SQS, semconv::system::REDIS];
+/// The systems the table covers: the four broker crates' and `nats` (otel-messaging-async-nats,
+/// a custom value defined by that crate; the core itself knows nothing of NATS).
+const SYSTEMS: [&str; 5] =
+    [semconv::system::KAFKA, semconv::system::RABBITMQ, semconv::system::AWS_SQS, semconv::system::REDIS, "nats"];
 
 /// The operation types a system's crate emits, in table order.
 pub fn operations(system: &str) -> &'static [&'static str] {
@@ -83,6 +85,7 @@ pub fn operations(system: &str) -> &'static [&'static str] {
         "rabbitmq" => &["send", "receive", "process", "settle"],
         "aws_sqs" => &["create", "send", "receive", "process", "settle"],
         "redis" => &["send", "receive", "process", "settle"],
+        "nats" => &["send", "process", "settle"],
         _ => &[],
     }
 }
@@ -97,6 +100,7 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
     }
     let (kafka, rabbit, sqs, redis) =
         (system == "kafka", system == "rabbitmq", system == "aws_sqs", system == "redis");
+    let nats = system == "nats";
     let consumer = matches!(operation, "receive" | "process" | "settle");
     let network = matches!(operation, "send" | "receive" | "settle");
     let mut rows = vec![
@@ -104,7 +108,13 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
             key: semconv::MESSAGING_SYSTEM,
             level: Required,
             check: Present,
-            note: if redis { "`redis`: a custom value (semconv defines no Redis system)" } else { "always" },
+            note: if redis {
+                "`redis`: a custom value (semconv defines no Redis system)"
+            } else if nats {
+                "`nats`: a custom value (semconv defines no NATS system)"
+            } else {
+                "always"
+            },
         },
         Row { key: semconv::MESSAGING_OPERATION_NAME, level: Required, check: Present, note: "always" },
         Row {
@@ -163,6 +173,8 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
                 "the `message_id` property, when set"
             } else if sqs {
                 "the SQS message id (at the response on sends)"
+            } else if nats {
+                "JetStream: the stream sequence (at the PubAck on publishes); core NATS: none"
             } else {
                 "the entry id"
             },
@@ -187,6 +199,8 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
                 "the queue URL's host"
             } else if rabbit {
                 "from `AmqpInstrumentation::from_uri`"
+            } else if nats {
+                "from `NatsInstrumentation::from_url`"
             } else {
                 "from `RedisInstrumentation::from_client`"
             },
@@ -254,16 +268,26 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
             },
         });
     }
-    if consumer && (kafka || redis) {
+    if consumer && (kafka || redis || nats) {
         rows.push(Row {
             key: semconv::MESSAGING_CONSUMER_GROUP_NAME,
             level: ConditionallyRequired("if applicable"),
             check: if kafka { Present } else { Allowed },
             note: if kafka {
                 "`group.id`, read from the client"
+            } else if nats {
+                "the queue group (`NatsInstrumentation::with_queue_group`)"
             } else {
                 "the group of `XREADGROUP`/`XAUTOCLAIM`/`XACK`"
             },
+        });
+    }
+    if nats {
+        rows.push(Row {
+            key: semconv::MESSAGING_DESTINATION_TEMPORARY,
+            level: ConditionallyRequired("if true"),
+            check: Allowed,
+            note: "reply inboxes (`_INBOX.*`), kept out of span names",
         });
     }
     if kafka {
@@ -357,14 +381,15 @@ fn owned_by_semconv(key: &str) -> bool {
 
 /// Checks one messaging span against the table; returns what is wrong (empty when it conforms).
 /// A span without `messaging.system` is not a messaging span, and one of another system than the
-/// four crates' (`kafka`, `rabbitmq`, `aws_sqs`, `redis`) is not covered; both always conform.
+/// broker crates' (`kafka`, `rabbitmq`, `aws_sqs`, `redis`, `nats`) is not covered; both always
+/// conform.
 pub fn check_span(span: &SpanData) -> Vec<String> {
     let attributes: std::collections::BTreeMap<&str, &Value> =
         span.attributes.iter().map(|kv| (kv.key.as_str(), &kv.value)).collect();
     let text = |key: &str| attributes.get(key).map(|v| v.as_str().into_owned());
     let Some(system) = text(semconv::MESSAGING_SYSTEM) else { return Vec::new() };
     if !SYSTEMS.contains(&system.as_str()) {
-        return Vec::new(); // another integration's system: the table covers the four crates
+        return Vec::new(); // another integration's system: the table covers the broker crates
     }
     let operation = text(semconv::MESSAGING_OPERATION_TYPE).unwrap_or_default();
     let mut problems = Vec::new();
