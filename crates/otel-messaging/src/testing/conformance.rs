@@ -75,8 +75,13 @@ pub struct Row {
 
 /// The systems the table covers: the four broker crates' and `nats` (otel-messaging-async-nats,
 /// a custom value defined by that crate; the core itself knows nothing of NATS).
-const SYSTEMS: [&str; 5] =
-    [semconv::system::KAFKA, semconv::system::RABBITMQ, semconv::system::AWS_SQS, semconv::system::REDIS, "nats"];
+const SYSTEMS: [&str; 5] = [
+    semconv::system::KAFKA,
+    semconv::system::RABBITMQ,
+    semconv::system::AWS_SQS,
+    semconv::system::REDIS,
+    "nats",
+];
 
 /// The operation types a system's crate emits, in table order.
 pub fn operations(system: &str) -> &'static [&'static str] {
