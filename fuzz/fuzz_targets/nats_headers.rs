@@ -34,7 +34,9 @@ fuzz_target!(|input: Input| {
         }
     }
     // The last value of the first name (in the map's order) that matches case-insensitively.
-    if let Some((_, values)) = headers.iter().find(|(n, _)| AsRef::<str>::as_ref(*n).eq_ignore_ascii_case(&input.probe)) {
+    if let Some((_, values)) =
+        headers.iter().find(|(n, _)| AsRef::<str>::as_ref(*n).eq_ignore_ascii_case(&input.probe))
+    {
         expected = values.last().map(|v| v.as_str().to_owned());
     }
     let extractor = HeaderMapExtractor(&headers);
