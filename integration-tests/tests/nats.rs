@@ -14,6 +14,7 @@ use opentelemetry::{
 use otel_messaging::testing::{TestTelemetry, assert_trace, attributes, shape, span, waterfall};
 use otel_messaging_async_nats::{
     ClientExt as _, JetStreamExt as _, JetStreamMessageExt as _, MessageExt as _, NatsInstrumentation,
+    SubscriberExt as _,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -200,4 +201,34 @@ async fn jetstream_publish_pull_process_ack_is_one_trace_with_the_stream_facts()
     );
     let wait = attributes(span(&spans, &process))["otel_messaging.queue.wait.duration"].clone();
     assert!(matches!(wait, Value::F64(w) if (0.0..60.0).contains(&w)), "{wait:?}");
+}
+
+#[tokio::test]
+async fn a_traced_subscription_streams_messages_with_their_process_spans() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let client = client().await;
+    let subject = unique_name("events");
+    let subscriber = client.subscribe(subject.clone()).await.expect("subscribe");
+    client.flush().await.expect("flush");
+    let mut stream = subscriber.stream_traced_with(&tr);
+    for i in 0..3 {
+        client.publish_traced_with(&tr, subject.clone(), format!("event {i}").into()).await.expect("publish");
+    }
+    for _ in 0..3 {
+        let traced = tokio::time::timeout(TIMEOUT, stream.next()).await.expect("in time").expect("message");
+        let (_, result) = traced.process(async |m| Ok::<_, std::io::Error>(m.payload.len())).await;
+        assert_eq!(result.expect("handler"), 7);
+    }
+    let spans = t.spans();
+    let publishes: Vec<_> = spans.iter().filter(|s| s.span_kind == SpanKind::Producer).collect();
+    let processes: Vec<_> = spans.iter().filter(|s| s.span_kind == SpanKind::Consumer).collect();
+    assert_eq!((publishes.len(), processes.len()), (3, 3), "{}", waterfall(&spans));
+    for process in processes {
+        assert!(
+            publishes.iter().any(|p| p.span_context.span_id() == process.parent_span_id),
+            "each process span is the child of a publish: {}",
+            waterfall(&spans)
+        );
+    }
 }

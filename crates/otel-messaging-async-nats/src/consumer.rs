@@ -8,7 +8,13 @@
 //! (`messaging.message.id`), the delivery count (`otel_messaging.message.delivery_count`, from the
 //! message info) and the queue wait (from the stored timestamp).
 
-use async_nats::{HeaderMap, Message, jetstream};
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use async_nats::{HeaderMap, Message, Subscriber, jetstream};
+use futures_core::Stream;
 use otel_messaging::{Operation, TracedMessage};
 
 use crate::{
@@ -212,5 +218,65 @@ impl JetStreamMessageExt for jetstream::Message {
             operation.end(&result, |e| error_type(e));
             result
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A subscription whose messages come with their process span started
+    /// ([`SubscriberExt::stream_traced`]): each item is a [`TracedMessage`]; run the handler with
+    /// [`TracedMessage::process`] (or drop it to end the span).
+    #[must_use = "streams do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct TracedSubscriber {
+        #[pin]
+        inner: Subscriber,
+        instrumentation: NatsInstrumentation,
+    }
+}
+
+impl TracedSubscriber {
+    /// The wrapped subscription (e.g. to `unsubscribe`).
+    pub fn inner_mut(&mut self) -> &mut Subscriber {
+        &mut self.inner
+    }
+}
+
+impl Stream for TracedSubscriber {
+    type Item = TracedMessage<Message>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        match this.inner.poll_next(cx) {
+            Poll::Ready(Some(message)) => Poll::Ready(Some(message.traced_with(this.instrumentation))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+/// A traced stream over a core NATS [`Subscriber`].
+pub trait SubscriberExt {
+    /// Turns the subscription into a stream of [`TracedMessage`]s, each with its
+    /// `process {subject}` span started when it arrives.
+    ///
+    /// Uses [`NatsInstrumentation::global`].
+    fn stream_traced(self) -> TracedSubscriber;
+
+    /// [`stream_traced`](Self::stream_traced) with an explicit instrumentation (e.g. with the
+    /// subscription's queue group).
+    fn stream_traced_with(self, instrumentation: &NatsInstrumentation) -> TracedSubscriber;
+}
+
+impl SubscriberExt for Subscriber {
+    fn stream_traced(self) -> TracedSubscriber {
+        self.stream_traced_with(NatsInstrumentation::global())
+    }
+
+    fn stream_traced_with(self, instrumentation: &NatsInstrumentation) -> TracedSubscriber {
+        TracedSubscriber { inner: self, instrumentation: instrumentation.clone() }
     }
 }

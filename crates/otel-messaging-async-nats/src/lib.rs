@@ -10,6 +10,6 @@ mod producer;
 pub use attributes::{OPERATION_PROCESS, OPERATION_PUBLISH, SYSTEM, error_type};
 pub use carrier::{HeaderMapExtractor, HeaderMapInjector};
 pub use config::NatsInstrumentation;
-pub use consumer::{JetStreamMessageExt, MessageExt};
+pub use consumer::{JetStreamMessageExt, MessageExt, SubscriberExt, TracedSubscriber};
 pub use otel_messaging::{TracedMessage, semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT};
 pub use producer::{ClientExt, JetStreamExt, TracedPublishAck};
