@@ -7,7 +7,8 @@
 //! written into it; resident memory grows by less than 64 MiB from the first quarter to the end.
 //! Prints the figures (`cargo test --test soak -- --nocapture`).
 //!
-//! One test drives the four brokers one after the other, so the memory figures are its own.
+//! One test drives the five brokers (Kafka, RabbitMQ, Redis, SQS, NATS JetStream) one after the
+//! other, so the memory figures are its own.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -488,6 +489,80 @@ async fn sqs(t: &TestTelemetry) {
     ledger.finish(t);
 }
 
+async fn nats(t: &TestTelemetry) {
+    use async_nats::{HeaderMap, jetstream};
+    use opentelemetry::propagation::Extractor as _;
+    use otel_messaging_async_nats::{
+        HeaderMapExtractor, JetStreamExt as _, JetStreamMessageExt as _, NatsInstrumentation,
+    };
+
+    let mut ledger = Ledger::new("nats");
+    let url = integration_tests::nats_url();
+    let js = jetstream::new(async_nats::connect(&url).await.expect("connect"));
+    let tr = NatsInstrumentation::from_url(&url).with_instrumenter(t.instrumenter());
+    let name = unique_name("SOAK").replace(['-', '.'], "_");
+    let subject = format!("{name}.jobs");
+    let stream = js
+        .create_stream(jetstream::stream::Config {
+            name: name.clone(),
+            subjects: vec![subject.clone()],
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+    let mut acks = FuturesUnordered::new();
+    for i in 0..ledger.n {
+        let payload = format!("id-{i}");
+        if garbage(i) {
+            let mut headers = HeaderMap::new();
+            // JetStream refuses headers over 64 KiB (the broker's limit, traced or not).
+            for (k, v) in w3c_garbage(i).into_iter().filter(|(_, v)| v.len() < 50_000) {
+                headers.append(k, v.as_str());
+            }
+            let ack =
+                js.publish_with_headers(subject.clone(), headers, payload.into()).await.expect("publish");
+            acks.push(futures_util::future::Either::Left(std::future::IntoFuture::into_future(ack)));
+        } else {
+            let ack = js.publish_traced_with(&tr, subject.clone(), payload.into()).await.expect("publish");
+            acks.push(futures_util::future::Either::Right(std::future::IntoFuture::into_future(ack)));
+        }
+        if acks.len() >= 500 {
+            acks.next().await.expect("an ack").expect("stored");
+        }
+    }
+    while let Some(ack) = acks.next().await {
+        ack.expect("stored");
+    }
+    t.clear_spans();
+
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("soak".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut messages = consumer.messages().await.expect("messages");
+    while ledger.consumed.len() < ledger.n {
+        let message = tokio::time::timeout(TIMEOUT, messages.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("message");
+        let parent =
+            message.headers.as_ref().and_then(|h| parent_of(HeaderMapExtractor(h).get("traceparent")));
+        message.process_traced_with(&tr, async { Ok::<_, std::io::Error>(()) }).await.expect("handler");
+        message.ack().await.expect("ack");
+        ledger.consumed(id_of(&message.payload), parent);
+        if ledger.consumed.len().is_multiple_of(1000) {
+            ledger.check_spans(t);
+        }
+    }
+    ledger.check_spans(t);
+    js.delete_stream(&name).await.expect("cleanup");
+    ledger.finish(t);
+}
+
 #[tokio::test]
 async fn soak_every_broker() {
     let t = TestTelemetry::new();
@@ -495,4 +570,5 @@ async fn soak_every_broker() {
     rabbitmq(&t).await;
     redis(&t).await;
     sqs(&t).await;
+    nats(&t).await;
 }
