@@ -14,7 +14,7 @@ use opentelemetry::{
 use otel_messaging::testing::{TestTelemetry, assert_trace, attributes, shape, span, waterfall};
 use otel_messaging_async_nats::{
     ClientExt as _, JetStreamExt as _, JetStreamMessageExt as _, MessageExt as _, NatsInstrumentation,
-    SubscriberExt as _,
+    PullConsumerExt as _, SubscriberExt as _,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -231,4 +231,58 @@ async fn a_traced_subscription_streams_messages_with_their_process_spans() {
             waterfall(&spans)
         );
     }
+}
+
+#[tokio::test]
+async fn a_jetstream_fetch_links_every_message_and_counts_the_batch_once() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let js = async_nats::jetstream::new(client().await);
+    let stream_name = unique_name("BATCH").replace(['-', '.'], "_");
+    let subject = format!("{stream_name}.jobs");
+    let stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: stream_name.clone(),
+            subjects: vec![subject.clone()],
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+    for i in 0..3 {
+        js.publish_traced_with(&tr, subject.clone(), format!("job {i}").into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("workers".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let messages = consumer.fetch_traced_with(&tr, 3).await.expect("fetch");
+    assert_eq!(messages.len(), 3);
+    for message in &messages {
+        message.process_traced_with(&tr, async { Ok::<_, std::io::Error>(()) }).await.expect("handler");
+        message.ack().await.expect("ack");
+    }
+    js.delete_stream(&stream_name).await.expect("cleanup");
+
+    let spans = t.spans();
+    let receive = span(&spans, &format!("receive {stream_name}"));
+    assert_eq!(receive.span_kind, SpanKind::Client);
+    let a = attributes(receive);
+    assert_eq!(a["messaging.batch.message_count"], Value::I64(3));
+    assert_eq!(a["messaging.consumer.group.name"], Value::from("workers"));
+    let publishes: Vec<_> = spans.iter().filter(|s| s.span_kind == SpanKind::Producer).collect();
+    assert_eq!(receive.links.len(), 3, "{}", waterfall(&spans));
+    for link in receive.links.iter() {
+        assert!(publishes.iter().any(|p| p.span_context.span_id() == link.span_context.span_id()));
+        assert!(link.attributes.iter().any(|kv| kv.key.as_str() == "messaging.message.id"));
+    }
+    let consumed: u64 =
+        t.metrics().iter().filter(|m| m.name == "messaging.client.consumed.messages").map(|m| m.count).sum();
+    assert_eq!(consumed, 3, "the fetch counts the batch; the process spans do not count it again");
 }

@@ -19,6 +19,8 @@ pub const SYSTEM: &str = "nats";
 pub const OPERATION_PUBLISH: &str = "publish";
 /// `messaging.operation.name` of process spans: `process`.
 pub const OPERATION_PROCESS: &str = "process";
+/// `messaging.operation.name` of JetStream fetch (receive) spans: `receive`.
+pub const OPERATION_RECEIVE: &str = "receive";
 
 /// A publish (core NATS or JetStream) or a request of one message to `subject` (PRODUCER).
 #[derive(Debug)]
@@ -67,6 +69,8 @@ pub(crate) struct JetStreamFacts {
     pub(crate) stream_sequence: Option<String>,
     pub(crate) delivered: Option<i64>,
     pub(crate) published: Option<SystemTime>,
+    /// `stream:sequence:delivered`: one delivery of one stored message.
+    pub(crate) delivery_key: Option<String>,
 }
 
 impl JetStreamFacts {
@@ -78,6 +82,7 @@ impl JetStreamFacts {
             stream_sequence: Some(info.stream_sequence.to_string()),
             delivered: Some(info.delivered),
             published,
+            delivery_key: Some(format!("{}:{}:{}", info.stream, info.stream_sequence, info.delivered)),
         }
     }
 }
@@ -88,6 +93,8 @@ pub(crate) struct ProcessView<'a> {
     pub(crate) message: &'a Message,
     pub(crate) jetstream: JetStreamFacts,
     pub(crate) client: &'a NatsInstrumentation,
+    /// Whether a traced fetch already counted this delivery.
+    pub(crate) fetched: bool,
 }
 
 impl MessagingAttributes for ProcessView<'_> {
@@ -121,10 +128,47 @@ impl MessagingAttributes for ProcessView<'_> {
     fn sent_time(&self) -> Option<SystemTime> {
         self.jetstream.published
     }
+    fn counts_as_delivery(&self) -> bool {
+        !self.fetched
+    }
     fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
         if let Some(delivered) = self.jetstream.delivered {
             attributes.push(KeyValue::new(semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT, delivered));
         }
+    }
+}
+
+/// A traced JetStream fetch (`receive {stream}`, CLIENT): the batch's size, the consumer (durable
+/// name) as the group.
+#[derive(Debug)]
+pub(crate) struct ReceiveView<'a> {
+    pub(crate) stream: &'a str,
+    pub(crate) consumer: Option<&'a str>,
+    pub(crate) messages: Option<u64>,
+    pub(crate) client: &'a NatsInstrumentation,
+}
+
+impl MessagingAttributes for ReceiveView<'_> {
+    fn system(&self) -> &'static str {
+        SYSTEM
+    }
+    fn operation_type(&self) -> OperationType {
+        OperationType::Receive
+    }
+    fn operation_name(&self) -> &'static str {
+        OPERATION_RECEIVE
+    }
+    fn destination_name(&self) -> Option<&str> {
+        Some(self.stream)
+    }
+    fn consumer_group_name(&self) -> Option<&str> {
+        self.consumer
+    }
+    fn batch_message_count(&self) -> Option<u64> {
+        self.messages
+    }
+    fn server(&self) -> Option<(&str, Option<u16>)> {
+        self.client.server()
     }
 }
 

@@ -2,7 +2,11 @@
 
 use std::sync::{Arc, OnceLock};
 
-use otel_messaging::MessagingInstrumenter;
+use otel_messaging::{MessagingInstrumenter, handoff::Handoff};
+
+/// Messages handed over by a traced fetch and not processed yet, at most (their delivery is
+/// counted by the receive; older entries are forgotten and would be counted again, never lost).
+const HANDOFF_CAPACITY: usize = 4096;
 
 /// The instrumentation of one NATS connection: the instrumenter, the server address and, for
 /// consumers, the queue group (`messaging.consumer.group.name`).
@@ -23,6 +27,9 @@ pub struct NatsInstrumentation {
     pub(crate) instrumenter: MessagingInstrumenter,
     server: Option<(Arc<str>, Option<u16>)>,
     queue_group: Option<Arc<str>>,
+    /// JetStream messages received by a traced fetch (`stream:sequence:delivered`), so their
+    /// process span does not count the delivery again.
+    fetched: Arc<Handoff<()>>,
 }
 
 impl Default for NatsInstrumentation {
@@ -39,6 +46,7 @@ impl NatsInstrumentation {
             instrumenter: MessagingInstrumenter::global().clone(),
             server: None,
             queue_group: None,
+            fetched: Arc::new(Handoff::new(HANDOFF_CAPACITY)),
         }
     }
 
@@ -87,6 +95,10 @@ impl NatsInstrumentation {
 
     pub(crate) fn queue_group(&self) -> Option<&str> {
         self.queue_group.as_deref()
+    }
+
+    pub(crate) fn fetched(&self) -> &Handoff<()> {
+        &self.fetched
     }
 }
 

@@ -18,7 +18,7 @@ use futures_core::Stream;
 use otel_messaging::{Operation, TracedMessage};
 
 use crate::{
-    attributes::{JetStreamFacts, ProcessView, SettleView, error_type},
+    attributes::{JetStreamFacts, ProcessView, ReceiveView, SettleView, error_type},
     carrier::HeaderMapExtractor,
     config::NatsInstrumentation,
 };
@@ -34,7 +34,9 @@ fn start_process(
     message: &Message,
     jetstream: JetStreamFacts,
 ) -> Operation {
-    let view = ProcessView { message, jetstream, client: instrumentation };
+    let fetched =
+        jetstream.delivery_key.as_deref().is_some_and(|key| instrumentation.fetched().take(key).is_some());
+    let view = ProcessView { message, jetstream, client: instrumentation, fetched };
     instrumentation.instrumenter.start_process(&view, &HeaderMapExtractor(headers(message)))
 }
 
@@ -279,4 +281,102 @@ impl SubscriberExt for Subscriber {
     fn stream_traced_with(self, instrumentation: &NatsInstrumentation) -> TracedSubscriber {
         TracedSubscriber { inner: self, instrumentation: instrumentation.clone() }
     }
+}
+
+/// Traced fetches on a JetStream pull consumer.
+pub trait PullConsumerExt {
+    /// Fetches up to `max` messages like `consumer.fetch().max_messages(max).messages()`, and
+    /// collects the batch, inside a `receive {stream}` CLIENT span that starts at the call, links
+    /// every message's creation context (link attribute `messaging.message.id` = stream sequence)
+    /// and counts the batch (`messaging.batch.message_count`, `messaging.client.consumed.messages`;
+    /// their process spans do not count them again).
+    ///
+    /// Uses [`NatsInstrumentation::global`].
+    ///
+    /// # Errors
+    ///
+    /// The native error of the fetch or of a message of the batch, unchanged (messages received
+    /// before it are not returned: not acknowledged, JetStream redelivers them); the span then
+    /// ends with `error.type` and counts what was received.
+    fn fetch_traced(
+        &self,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<jetstream::Message>, async_nats::Error>> {
+        self.fetch_traced_with(NatsInstrumentation::global(), max)
+    }
+
+    /// [`fetch_traced`](Self::fetch_traced) with an explicit instrumentation.
+    ///
+    /// # Errors
+    ///
+    /// As [`fetch_traced`](Self::fetch_traced).
+    fn fetch_traced_with(
+        &self,
+        instrumentation: &NatsInstrumentation,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<jetstream::Message>, async_nats::Error>>;
+}
+
+impl PullConsumerExt for jetstream::consumer::Consumer<jetstream::consumer::pull::Config> {
+    async fn fetch_traced_with(
+        &self,
+        instrumentation: &NatsInstrumentation,
+        max: usize,
+    ) -> Result<Vec<jetstream::Message>, async_nats::Error> {
+        let parent = otel_messaging::current_context();
+        let started = std::time::SystemTime::now();
+        let info = self.cached_info();
+        let consumer = info.config.durable_name.as_deref().or(Some(info.name.as_str()));
+        let mut messages = Vec::new();
+        let result: Result<(), async_nats::Error> = async {
+            let mut batch = self.fetch().max_messages(max).messages().await?;
+            while let Some(message) = futures_util_next(&mut batch).await {
+                messages.push(message?);
+            }
+            Ok(())
+        }
+        .await;
+        let view = ReceiveView {
+            stream: &info.stream_name,
+            consumer,
+            messages: Some(messages.len() as u64),
+            client: instrumentation,
+        };
+        let facts: Vec<JetStreamFacts> = messages.iter().map(JetStreamFacts::of).collect();
+        let extractors: Vec<HeaderMapExtractor<'_>> =
+            messages.iter().map(|m| HeaderMapExtractor(headers(m))).collect();
+        let operation = instrumentation.instrumenter.start_batch(
+            &view,
+            &parent,
+            Some(started),
+            extractors.iter().zip(&facts).map(|(extractor, facts)| {
+                let attributes = facts
+                    .stream_sequence
+                    .clone()
+                    .map(|id| {
+                        vec![opentelemetry::KeyValue::new(otel_messaging::semconv::MESSAGING_MESSAGE_ID, id)]
+                    })
+                    .unwrap_or_default();
+                (extractor as &dyn opentelemetry::propagation::Extractor, attributes)
+            }),
+        );
+        match result {
+            Ok(()) => {
+                for key in facts.into_iter().filter_map(|f| f.delivery_key) {
+                    instrumentation.fetched().put(key, ());
+                }
+                operation.end_ok();
+                Ok(messages)
+            }
+            Err(e) => {
+                operation.end_error(&error_type(&e), &e);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The next item of a stream (without a `futures-util` dependency).
+fn futures_util_next<S: Stream + Unpin>(stream: &mut S) -> impl Future<Output = Option<S::Item>> + '_ {
+    std::future::poll_fn(move |cx| Pin::new(&mut *stream).poll_next(cx))
 }

@@ -7,9 +7,9 @@ mod config;
 mod consumer;
 mod producer;
 
-pub use attributes::{OPERATION_PROCESS, OPERATION_PUBLISH, SYSTEM, error_type};
+pub use attributes::{OPERATION_PROCESS, OPERATION_PUBLISH, OPERATION_RECEIVE, SYSTEM, error_type};
 pub use carrier::{HeaderMapExtractor, HeaderMapInjector};
 pub use config::NatsInstrumentation;
-pub use consumer::{JetStreamMessageExt, MessageExt, SubscriberExt, TracedSubscriber};
+pub use consumer::{JetStreamMessageExt, MessageExt, PullConsumerExt, SubscriberExt, TracedSubscriber};
 pub use otel_messaging::{TracedMessage, semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT};
 pub use producer::{ClientExt, JetStreamExt, TracedPublishAck};

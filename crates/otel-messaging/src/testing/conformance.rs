@@ -90,7 +90,7 @@ pub fn operations(system: &str) -> &'static [&'static str] {
         "rabbitmq" => &["send", "receive", "process", "settle"],
         "aws_sqs" => &["create", "send", "receive", "process", "settle"],
         "redis" => &["send", "receive", "process", "settle"],
-        "nats" => &["send", "process", "settle"],
+        "nats" => &["send", "receive", "process", "settle"],
         _ => &[],
     }
 }
