@@ -286,3 +286,52 @@ async fn a_jetstream_fetch_links_every_message_and_counts_the_batch_once() {
         t.metrics().iter().filter(|m| m.name == "messaging.client.consumed.messages").map(|m| m.count).sum();
     assert_eq!(consumed, 3, "the fetch counts the batch; the process spans do not count it again");
 }
+
+#[tokio::test]
+async fn a_jetstream_push_consumer_processes_in_the_publishers_trace() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t).with_queue_group("pushers");
+    let client = client().await;
+    let js = async_nats::jetstream::new(client.clone());
+    let stream_name = unique_name("PUSH").replace(['-', '.'], "_");
+    let subject = format!("{stream_name}.events");
+    let stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: stream_name.clone(),
+            subjects: vec![subject.clone()],
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::push::Config {
+            durable_name: Some("pushers".into()),
+            deliver_subject: client.new_inbox(),
+            ..Default::default()
+        })
+        .await
+        .expect("push consumer");
+    js.publish_traced_with(&tr, subject.clone(), "event".into()).await.expect("publish").await.expect("ack");
+    let mut messages = consumer.messages().await.expect("messages");
+    let message = tokio::time::timeout(TIMEOUT, messages.next())
+        .await
+        .expect("in time")
+        .expect("open")
+        .expect("message");
+    message.process_traced_with(&tr, async { Ok::<_, std::io::Error>(()) }).await.expect("handler");
+    message.ack_kind_traced_with(&tr, async_nats::jetstream::AckKind::Ack).await.expect("ack");
+    js.delete_stream(&stream_name).await.expect("cleanup");
+
+    let spans = t.spans();
+    let (publish, process) = (format!("publish {subject}"), format!("process {subject}"));
+    let process_span = span(&spans, &process);
+    assert_eq!(
+        process_span.parent_span_id,
+        span(&spans, &publish).span_context.span_id(),
+        "{}",
+        waterfall(&spans)
+    );
+    let a = attributes(process_span);
+    assert_eq!(a["messaging.consumer.group.name"], Value::from("pushers"));
+    assert_eq!(a["otel_messaging.message.delivery_count"], Value::I64(1));
+}
