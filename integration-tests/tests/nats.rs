@@ -27,6 +27,26 @@ async fn client() -> async_nats::Client {
     async_nats::connect(nats_url()).await.expect("connect")
 }
 
+/// A fresh JetStream stream named after `prefix`, holding the subject `{name}.{suffix}`; returns
+/// the stream, its name and the subject.
+async fn jetstream_stream(
+    js: &async_nats::jetstream::Context,
+    prefix: &str,
+    suffix: &str,
+) -> (async_nats::jetstream::stream::Stream, String, String) {
+    let name = unique_name(prefix).replace(['-', '.'], "_");
+    let subject = format!("{name}.{suffix}");
+    let stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: name.clone(),
+            subjects: vec![subject.clone()],
+            ..Default::default()
+        })
+        .await
+        .expect("stream (nats-server with JetStream: `-js`)");
+    (stream, name, subject)
+}
+
 #[tokio::test]
 async fn publish_then_process_is_one_trace_with_the_queue_group() {
     let t = TestTelemetry::new();
@@ -141,16 +161,7 @@ async fn jetstream_publish_pull_process_ack_is_one_trace_with_the_stream_facts()
     let tr = tracing(&t);
     let client = client().await;
     let js = async_nats::jetstream::new(client);
-    let stream_name = unique_name("ORDERS").replace(['-', '.'], "_");
-    let subject = format!("{stream_name}.created");
-    let stream = js
-        .create_stream(async_nats::jetstream::stream::Config {
-            name: stream_name.clone(),
-            subjects: vec![subject.clone()],
-            ..Default::default()
-        })
-        .await
-        .expect("stream (nats-server with JetStream: `-js`)");
+    let (stream, stream_name, subject) = jetstream_stream(&js, "ORDERS", "created").await;
 
     let request = Context::new().with_span(t.tracer("app").start("POST /orders"));
     let ack = async {
@@ -238,16 +249,7 @@ async fn a_jetstream_fetch_links_every_message_and_counts_the_batch_once() {
     let t = TestTelemetry::new();
     let tr = tracing(&t);
     let js = async_nats::jetstream::new(client().await);
-    let stream_name = unique_name("BATCH").replace(['-', '.'], "_");
-    let subject = format!("{stream_name}.jobs");
-    let stream = js
-        .create_stream(async_nats::jetstream::stream::Config {
-            name: stream_name.clone(),
-            subjects: vec![subject.clone()],
-            ..Default::default()
-        })
-        .await
-        .expect("stream");
+    let (stream, stream_name, subject) = jetstream_stream(&js, "BATCH", "jobs").await;
     for i in 0..3 {
         js.publish_traced_with(&tr, subject.clone(), format!("job {i}").into())
             .await
@@ -293,16 +295,7 @@ async fn a_jetstream_push_consumer_processes_in_the_publishers_trace() {
     let tr = tracing(&t).with_queue_group("pushers");
     let client = client().await;
     let js = async_nats::jetstream::new(client.clone());
-    let stream_name = unique_name("PUSH").replace(['-', '.'], "_");
-    let subject = format!("{stream_name}.events");
-    let stream = js
-        .create_stream(async_nats::jetstream::stream::Config {
-            name: stream_name.clone(),
-            subjects: vec![subject.clone()],
-            ..Default::default()
-        })
-        .await
-        .expect("stream");
+    let (stream, stream_name, subject) = jetstream_stream(&js, "PUSH", "events").await;
     let consumer = stream
         .create_consumer(async_nats::jetstream::consumer::push::Config {
             durable_name: Some("pushers".into()),

@@ -15,6 +15,7 @@ use std::{
 
 use async_nats::{HeaderMap, Message, Subscriber, jetstream};
 use futures_core::Stream;
+use futures_util::StreamExt as _;
 use otel_messaging::{Operation, TracedMessage};
 
 use crate::{
@@ -204,7 +205,8 @@ impl JetStreamMessageExt for jetstream::Message {
         let view = SettleView {
             name,
             subject: self.subject.as_str(),
-            stream_sequence: JetStreamFacts::of(self).stream_sequence,
+            // Only the sequence: the settle span needs no queue wait or delivery key.
+            stream_sequence: self.info().ok().map(|info| info.stream_sequence.to_string()),
             client: instrumentation,
         };
         let extractor = HeaderMapExtractor(headers(&self.message));
@@ -330,7 +332,7 @@ impl PullConsumerExt for jetstream::consumer::Consumer<jetstream::consumer::pull
         let mut messages = Vec::new();
         let result: Result<(), async_nats::Error> = async {
             let mut batch = self.fetch().max_messages(max).messages().await?;
-            while let Some(message) = futures_util_next(&mut batch).await {
+            while let Some(message) = batch.next().await {
                 messages.push(message?);
             }
             Ok(())
@@ -374,9 +376,4 @@ impl PullConsumerExt for jetstream::consumer::Consumer<jetstream::consumer::pull
             }
         }
     }
-}
-
-/// The next item of a stream (without a `futures-util` dependency).
-fn futures_util_next<S: Stream + Unpin>(stream: &mut S) -> impl Future<Output = Option<S::Item>> + '_ {
-    std::future::poll_fn(move |cx| Pin::new(&mut *stream).poll_next(cx))
 }

@@ -59,14 +59,6 @@ fn integer(value: &AMQPValue) -> Option<i64> {
     }
 }
 
-fn text(value: &AMQPValue) -> Option<&str> {
-    match value {
-        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
-        AMQPValue::ShortString(s) => Some(s.as_str()),
-        _ => None,
-    }
-}
-
 /// `otel_messaging.message.delivery_count` and the `x-death` facts of a delivery: RabbitMQ's
 /// `x-delivery-count` (quorum queues: deliveries before this one) + 1, or 1 for a delivery not
 /// flagged `redelivered`; nothing when a redelivered message carries no count (classic queues).
@@ -92,10 +84,10 @@ fn redelivery(attributes: &mut Vec<KeyValue>, delivery: &Delivery) {
         if let Some(count) = death.get("count").and_then(integer) {
             attributes.push(KeyValue::new(OTEL_MESSAGING_RABBITMQ_DEATH_COUNT, count));
         }
-        if let Some(reason) = death.get("reason").and_then(text) {
+        if let Some(reason) = death.get("reason").and_then(crate::carrier::as_str) {
             attributes.push(KeyValue::new(OTEL_MESSAGING_RABBITMQ_DEATH_REASON, reason.to_owned()));
         }
-        if let Some(queue) = death.get("queue").and_then(text) {
+        if let Some(queue) = death.get("queue").and_then(crate::carrier::as_str) {
             attributes.push(KeyValue::new(OTEL_MESSAGING_RABBITMQ_DEATH_QUEUE, queue.to_owned()));
         }
     }

@@ -37,7 +37,7 @@ impl std::fmt::Debug for FieldTableExtractor<'_> {
     }
 }
 
-fn as_str(value: &AMQPValue) -> Option<&str> {
+pub(crate) fn as_str(value: &AMQPValue) -> Option<&str> {
     match value {
         AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
         AMQPValue::ShortString(s) => Some(s.as_str()),

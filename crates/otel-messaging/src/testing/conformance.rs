@@ -287,12 +287,16 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
             },
         });
     }
-    if nats {
+    if rabbit || nats {
         rows.push(Row {
             key: semconv::MESSAGING_DESTINATION_TEMPORARY,
             level: ConditionallyRequired("if true"),
             check: Allowed,
-            note: "reply inboxes (`_INBOX.*`), kept out of span names",
+            note: if rabbit {
+                "not emitted: lapin does not say whether a queue is exclusive"
+            } else {
+                "reply inboxes (`_INBOX.*`), kept out of span names"
+            },
         });
     }
     if kafka {
@@ -335,12 +339,6 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
             level: ConditionallyRequired("if true"),
             check: Allowed,
             note: "server-named `amq.gen-*` queues and routing keys",
-        });
-        rows.push(Row {
-            key: semconv::MESSAGING_DESTINATION_TEMPORARY,
-            level: ConditionallyRequired("if true"),
-            check: Allowed,
-            note: "not emitted: lapin does not say whether a queue is exclusive",
         });
         if consumer {
             rows.push(Row {
