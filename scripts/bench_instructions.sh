@@ -12,7 +12,8 @@ bin=$(ls -t "$target"/release/deps/overhead-* | grep -v '\.d$' | head -1)
 n=${OVERHEAD_N:-2000}
 variants=("$@")
 [ ${#variants[@]} -eq 0 ] && variants=(baseline floor/sampled floor/unsampled seeds/sampled ours/sampled
-  ours/sampled_metrics ours/unsampled extract_no_context)
+  ours/sampled_metrics ours/unsampled ours_sdk_propagator/sampled ours_sdk_propagator/unsampled
+  extract_no_context)
 count() {
   local out; out=$(mktemp)
   OVERHEAD_ONLY="$1" OVERHEAD_N="$2" valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" \
@@ -34,4 +35,6 @@ if [ -n "${per[baseline]:-}" ]; then
   ratio ours/unsampled floor/unsampled "ours/unsampled ÷ floor/unsampled" || true
   ratio ours/sampled_metrics ours/sampled "ours/sampled_metrics ÷ ours/sampled" || true
   ratio ours/sampled seeds/sampled "ours/sampled ÷ seeds/sampled" || true
+  ratio ours_sdk_propagator/sampled floor/sampled "ours_sdk_propagator/sampled ÷ floor/sampled" || true
+  ratio ours_sdk_propagator/unsampled floor/unsampled "ours_sdk_propagator/unsampled ÷ floor/unsampled" || true
 fi

@@ -1,7 +1,8 @@
 //! The strict W3C validators on arbitrary text: `is_valid_traceparent`, `sanitize_tracestate`,
 //! `cap_baggage`. Properties: no panic; a valid `traceparent` is one the SDK reads to the same ids;
 //! a sanitized `tracestate` is at most 512 bytes and stable; capped baggage is a prefix of the
-//! input within the W3C limits.
+//! input within the W3C limits; `W3cPropagator` extracts the same span context and baggage as the
+//! SDK's propagators behind `StrictExtractor`, whatever the three fields hold.
 #![no_main]
 
 use std::borrow::Cow;
@@ -12,13 +13,39 @@ use opentelemetry::{
     propagation::TextMapPropagator,
     trace::TraceContextExt,
 };
-use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry::{baggage::BaggageExt, propagation::TextMapCompositePropagator};
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use otel_messaging::propagation::{
-    MAX_BAGGAGE_LEN, MAX_BAGGAGE_MEMBERS, MAX_TRACESTATE_LEN, cap_baggage, is_valid_traceparent,
-    sanitize_tracestate,
+    MAX_BAGGAGE_LEN, MAX_BAGGAGE_MEMBERS, MAX_TRACESTATE_LEN, StrictExtractor, W3cPropagator, cap_baggage,
+    is_valid_traceparent, sanitize_tracestate,
 };
 
+/// `W3cPropagator` and the SDK's composite behind `StrictExtractor` read `carrier` alike.
+fn same_as_sdk(carrier: &std::collections::HashMap<String, String>) {
+    let sdk = TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]);
+    let ours = W3cPropagator::new().extract(carrier);
+    let theirs = sdk.extract(&StrictExtractor::new(carrier));
+    assert_eq!(ours.span().span_context(), theirs.span().span_context(), "{carrier:?}");
+    let baggage = |cx: &Context| {
+        let mut all: Vec<String> =
+            cx.baggage().iter().map(|(k, (v, m))| format!("{k}={v};{}", m.as_str())).collect();
+        all.sort();
+        all
+    };
+    assert_eq!(baggage(&ours), baggage(&theirs), "{carrier:?}");
+}
+
 fuzz_target!(|input: &str| {
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    same_as_sdk(&std::collections::HashMap::from([("traceparent".to_owned(), input.to_owned())]));
+    same_as_sdk(&std::collections::HashMap::from([
+        ("traceparent".to_owned(), VALID.to_owned()),
+        ("tracestate".to_owned(), input.to_owned()),
+        ("baggage".to_owned(), input.to_owned()),
+    ]));
     if is_valid_traceparent(input) {
         let carrier = std::collections::HashMap::from([("traceparent".to_owned(), input.to_owned())]);
         let cx = TraceContextPropagator::new().extract_with_context(&Context::new(), &carrier);

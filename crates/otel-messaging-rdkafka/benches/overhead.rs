@@ -8,7 +8,10 @@
 //!   context injected and extracted straight on the headers (no intermediate carrier);
 //! * `seeds/*`: the common hand-written pattern (inject into a `HashMap`, copy into the headers;
 //!   copy back, extract), with 5–6 attributes;
-//! * `ours/*`: our send + process operations through the core instrumenter and the Kafka carriers;
+//! * `ours/*`: our send + process operations through the core instrumenter and the Kafka carriers,
+//!   with the propagator we recommend (`W3cPropagator`);
+//! * `ours_sdk_propagator/*`: the same on the SDK's W3C propagators, which the floor uses: what our
+//!   layer alone adds to the floor;
 //! * `sampled` = `AlwaysOn` with a synchronous (simple) processor, `unsampled` = `AlwaysOff`,
 //!   `batch` = `AlwaysOn` with a batch processor; the exporter drops the spans;
 //! * `ours/sampled_metrics`: with the four messaging instruments recording (metrics are off in the
@@ -35,7 +38,7 @@ use opentelemetry_sdk::{
 };
 use otel_messaging::{
     MessagingAttributes, MessagingInstrumenter, OperationType,
-    testing::{CountingAllocator, DropExporter, w3c_propagator},
+    testing::{CountingAllocator, DropExporter, sdk_w3c_propagator, w3c_propagator},
 };
 use otel_messaging_rdkafka::{HeadersExtractor, HeadersInjector};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
@@ -58,6 +61,16 @@ fn instrumenter(provider: &SdkTracerProvider, meter: Option<&SdkMeterProvider>) 
         Some(meter) => builder.with_meter_provider(meter).build(),
         None => builder.with_metrics(false).build(),
     }
+}
+
+/// The same instrumenter on the SDK's W3C propagators (the usual global propagator): what our
+/// layer adds on top of the floor's own propagation.
+fn instrumenter_sdk_propagator(provider: &SdkTracerProvider) -> MessagingInstrumenter {
+    MessagingInstrumenter::builder()
+        .with_tracer_provider(provider)
+        .with_propagator(sdk_w3c_propagator())
+        .with_metrics(false)
+        .build()
 }
 
 struct Send;
@@ -230,7 +243,11 @@ fn variants(setup: &Setup) -> Vec<Variant<'_>> {
         instrumenter(&setup.batch, None),
         instrumenter(&setup.sampled, Some(&setup.meter)),
     );
-    let (p1, p2, p3, p4) = (w3c_propagator(), w3c_propagator(), w3c_propagator(), w3c_propagator());
+    // The floor and the seeds' pattern use the SDK's own propagators, as an application would.
+    let (p1, p2, p3, p4) =
+        (sdk_w3c_propagator(), sdk_w3c_propagator(), sdk_w3c_propagator(), sdk_w3c_propagator());
+    let (on_sdk, off_sdk) =
+        (instrumenter_sdk_propagator(&setup.sampled), instrumenter_sdk_propagator(&setup.unsampled));
     vec![
         ("baseline", Box::new(|| drop(black_box(headers())))),
         ("floor/sampled", Box::new(move || floor(&setup.sampled, &p1))),
@@ -247,6 +264,8 @@ fn variants(setup: &Setup) -> Vec<Variant<'_>> {
         ("ours/sampled_metrics", Box::new(move || ours(&on_metrics))),
         ("ours/batch", Box::new(move || ours(&on_batch))),
         ("ours/unsampled", Box::new(move || ours(&off))),
+        ("ours_sdk_propagator/sampled", Box::new(move || ours(&on_sdk))),
+        ("ours_sdk_propagator/unsampled", Box::new(move || ours(&off_sdk))),
         (
             "extract_no_context",
             Box::new(move || {

@@ -17,6 +17,12 @@
 
 use std::borrow::Cow;
 
+#[cfg(feature = "w3c-propagator")]
+mod w3c;
+#[cfg(feature = "w3c-propagator")]
+#[cfg_attr(docsrs, doc(cfg(feature = "w3c-propagator")))]
+pub use w3c::W3cPropagator;
+
 use opentelemetry::{
     Context,
     baggage::BaggageExt,
@@ -468,6 +474,10 @@ pub(crate) enum Propagator {
     #[default]
     Global,
     Explicit(std::sync::Arc<dyn TextMapPropagator + Send + Sync>),
+    /// [`W3cPropagator`], recognised when given to the builder: read straight from the
+    /// [`StrictExtractor`]'s validated fields.
+    #[cfg(feature = "w3c-propagator")]
+    W3c,
 }
 
 impl std::fmt::Debug for Propagator {
@@ -475,15 +485,32 @@ impl std::fmt::Debug for Propagator {
         match self {
             Propagator::Global => f.write_str("Global"),
             Propagator::Explicit(_) => f.write_str("Explicit"),
+            #[cfg(feature = "w3c-propagator")]
+            Propagator::W3c => f.write_str("W3c"),
         }
     }
 }
 
 impl Propagator {
+    /// `propagator` as the instrumenter keeps it: [`W3cPropagator`] is recognised (its type, not
+    /// its fields), every other one is kept behind an `Arc`.
+    pub(crate) fn explicit<P>(propagator: P) -> Self
+    where
+        P: TextMapPropagator + Send + Sync + 'static,
+    {
+        #[cfg(feature = "w3c-propagator")]
+        if (&propagator as &dyn std::any::Any).is::<W3cPropagator>() {
+            return Propagator::W3c;
+        }
+        Propagator::Explicit(std::sync::Arc::new(propagator))
+    }
+
     fn with<T>(&self, mut f: impl FnMut(&dyn TextMapPropagator) -> T) -> T {
         match self {
             Propagator::Global => opentelemetry::global::get_text_map_propagator(f),
             Propagator::Explicit(p) => f(p.as_ref()),
+            #[cfg(feature = "w3c-propagator")]
+            Propagator::W3c => f(&W3cPropagator::new()),
         }
     }
 
@@ -494,6 +521,11 @@ impl Propagator {
 
     /// Writes `cx` into `injector`, skipping empty values.
     pub(crate) fn inject(&self, cx: &Context, injector: &mut dyn Injector) {
+        #[cfg(feature = "w3c-propagator")]
+        if let Propagator::W3c = self {
+            // Writes no empty value by itself.
+            return W3cPropagator::inject(cx, injector);
+        }
         let mut injector = NonEmptyInjector(injector);
         self.with(|p| p.inject_context(cx, &mut injector));
     }
@@ -508,6 +540,14 @@ impl Propagator {
     /// With `baggage == false` the carrier's `baggage` is never read (trust boundaries, links).
     pub(crate) fn extract(&self, extractor: &dyn Extractor, baggage: bool) -> Context {
         let strict = StrictExtractor::build(extractor, baggage);
+        #[cfg(feature = "w3c-propagator")]
+        if let Propagator::W3c = self {
+            return if strict.is_empty_for_w3c() {
+                Context::new()
+            } else {
+                W3cPropagator::extract_strict(&Context::new(), &strict)
+            };
+        }
         self.with(|p| {
             let w3c = |field: &str| field == TRACEPARENT || field == TRACESTATE || field == BAGGAGE;
             if strict.is_empty_for_w3c()

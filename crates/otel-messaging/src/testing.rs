@@ -119,8 +119,16 @@ pub fn benchmark_telemetry(ratio: f64) -> (MessagingInstrumenter, SdkTracerProvi
     (instrumenter, tracer_provider, meter_provider)
 }
 
-/// The propagator tests use: W3C Trace Context + W3C Baggage.
-pub fn w3c_propagator() -> opentelemetry::propagation::TextMapCompositePropagator {
+/// The propagator tests and benchmarks give their instrumenters: W3C Trace Context + W3C Baggage,
+/// [`W3cPropagator`](crate::propagation::W3cPropagator) (what we recommend on a hot path).
+pub fn w3c_propagator() -> crate::propagation::W3cPropagator {
+    crate::propagation::W3cPropagator::new()
+}
+
+/// The SDK's own W3C Trace Context + W3C Baggage propagators in a composite, the usual global
+/// propagator of an application; [`DemoTelemetry`] installs it, so the generic propagator path
+/// (any `TextMapPropagator`) stays under test too.
+pub fn sdk_w3c_propagator() -> opentelemetry::propagation::TextMapCompositePropagator {
     opentelemetry::propagation::TextMapCompositePropagator::new(vec![
         Box::new(TraceContextPropagator::new()),
         Box::new(BaggagePropagator::new()),
@@ -580,7 +588,7 @@ fn render_trace(trace_id: TraceId, spans: &[&SpanData], all: &[SpanData], out: &
 }
 
 /// Global telemetry for examples and demos: installs a global tracer provider that keeps spans in
-/// memory and the W3C Trace Context + Baggage propagator ([`w3c_propagator`]) as the global
+/// memory and the SDK's W3C Trace Context + Baggage propagators ([`sdk_w3c_propagator`]) as the global
 /// propagator — remember that the opentelemetry-rust default global propagator is a no-op.
 #[derive(Debug)]
 pub struct DemoTelemetry {
@@ -595,7 +603,7 @@ impl DemoTelemetry {
         let spans = InMemorySpanExporter::default();
         let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
         opentelemetry::global::set_tracer_provider(provider.clone());
-        opentelemetry::global::set_text_map_propagator(w3c_propagator());
+        opentelemetry::global::set_text_map_propagator(sdk_w3c_propagator());
         DemoTelemetry { provider, spans }
     }
 
