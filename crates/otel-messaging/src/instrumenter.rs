@@ -25,7 +25,7 @@ use opentelemetry::{
 
 use crate::{
     attributes::MessagingAttributes,
-    metrics::{Instruments, Measurement},
+    metrics::{Instruments, Measurement, MetricKey, MetricSet},
     operation::OperationType,
     propagation::{Extracted, ProcessParent, Propagator, process_parent},
     semconv,
@@ -335,32 +335,22 @@ impl MessagingInstrumenter {
         let start = started_at.or_else(|| self.inner.instruments.is_some().then(SystemTime::now));
 
         let mut attributes = Vec::with_capacity(16);
-        let metrics = self.inner.instruments.is_some();
-        // Room for every metric attribute plus `error.type` and `messaging.operation.type` at the end.
-        let mut metric_attributes = if metrics { Vec::with_capacity(11) } else { Vec::new() };
         attributes.push(KeyValue::new(semconv::MESSAGING_SYSTEM, view.system()));
         attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_NAME, view.operation_name()));
-        if metrics {
-            metric_attributes.extend_from_slice(&attributes);
-        }
         attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, operation_type.as_str()));
 
         let hidden = view.destination_temporary() || view.destination_anonymous();
         let destination = view.destination_name();
         if let Some(name) = destination {
-            let value = Value::String(intern::value(name));
-            if metrics && !hidden {
-                metric_attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, value.clone()));
-            }
-            attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, value));
+            attributes
+                .push(KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, Value::String(intern::value(name))));
         }
         let template = view.destination_template();
         if let Some(template) = template {
-            let value = Value::String(intern::value(template));
-            if metrics {
-                metric_attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_TEMPLATE, value.clone()));
-            }
-            attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_TEMPLATE, value));
+            attributes.push(KeyValue::new(
+                semconv::MESSAGING_DESTINATION_TEMPLATE,
+                Value::String(intern::value(template)),
+            ));
         }
         if view.destination_temporary() {
             attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_TEMPORARY, true));
@@ -368,33 +358,37 @@ impl MessagingInstrumenter {
         if view.destination_anonymous() {
             attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_ANONYMOUS, true));
         }
-        if let Some(partition) = view.destination_partition_id() {
-            if metrics {
-                metric_attributes
-                    .push(KeyValue::new(semconv::MESSAGING_DESTINATION_PARTITION_ID, partition.clone()));
-            }
-            attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_PARTITION_ID, partition));
+        let partition = view.destination_partition_id();
+        if let Some(partition) = &partition {
+            attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_PARTITION_ID, partition.clone()));
         }
-        if let Some(group) = view.consumer_group_name() {
-            let value = Value::String(intern::value(group));
-            if metrics {
-                metric_attributes.push(KeyValue::new(semconv::MESSAGING_CONSUMER_GROUP_NAME, value.clone()));
-            }
-            attributes.push(KeyValue::new(semconv::MESSAGING_CONSUMER_GROUP_NAME, value));
+        let group = view.consumer_group_name();
+        if let Some(group) = group {
+            attributes.push(KeyValue::new(
+                semconv::MESSAGING_CONSUMER_GROUP_NAME,
+                Value::String(intern::value(group)),
+            ));
         }
-        if let Some((address, port)) = view.server() {
-            let value = Value::String(intern::value(address));
-            if metrics {
-                metric_attributes.push(KeyValue::new(semconv::SERVER_ADDRESS, value.clone()));
-                if let Some(port) = port {
-                    metric_attributes.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
-                }
-            }
-            attributes.push(KeyValue::new(semconv::SERVER_ADDRESS, value));
+        let server = view.server();
+        if let Some((address, port)) = server {
+            attributes.push(KeyValue::new(semconv::SERVER_ADDRESS, Value::String(intern::value(address))));
             if let Some(port) = port {
                 attributes.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
             }
         }
+        // The metric attribute set, resolved once per thread and kind of operation.
+        let metric_set = self.inner.instruments.as_ref().map(|instruments| {
+            instruments.resolve(&MetricKey {
+                system: view.system(),
+                operation_name: view.operation_name(),
+                operation_type,
+                destination: destination.filter(|_| !hidden),
+                template,
+                partition: partition.as_ref().map(StringValue::as_str),
+                group,
+                server,
+            })
+        });
         let batch = view.batch_message_count();
         if let Some(count) = batch {
             attributes.push(KeyValue::new(
@@ -466,7 +460,7 @@ impl MessagingInstrumenter {
             failed_messages: 0,
             counts_as_delivery: view.counts_as_delivery(),
             queue_wait,
-            metric_attributes,
+            metric_set,
             instrumenter: self.inner.clone(),
             ended: false,
             cancel_on_drop: false,
@@ -827,7 +821,8 @@ pub struct Operation {
     failed_messages: u64,
     counts_as_delivery: bool,
     queue_wait: Option<f64>,
-    metric_attributes: Vec<KeyValue>,
+    /// The metric attribute set (metrics on).
+    metric_set: Option<Arc<MetricSet>>,
     instrumenter: Arc<Inner>,
     ended: bool,
     cancel_on_drop: bool,
@@ -1022,7 +1017,9 @@ impl Operation {
                 }
             }
         }
-        if let (Some(instruments), Some(end)) = (&self.instrumenter.instruments, end) {
+        if let (Some(instruments), Some(set), Some(end)) =
+            (&self.instrumenter.instruments, &self.metric_set, end)
+        {
             let start = self.start.unwrap_or(end);
             let duration = end.duration_since(start).unwrap_or(Duration::ZERO).as_secs_f64();
             // A failed receive delivered nothing (semconv: consumed.messages counts "messages
@@ -1033,16 +1030,18 @@ impl Operation {
                 (None, OperationType::Receive, Some(_)) => 0,
                 (None, ..) => 1,
             };
-            instruments.record(Measurement {
-                operation_type: self.operation_type,
-                duration_secs: duration,
-                messages,
-                failed_messages: self.failed_messages.min(messages),
-                counts_as_delivery: self.counts_as_delivery,
-                queue_wait_secs: self.queue_wait,
-                attributes: &mut self.metric_attributes,
-                error_type: error.as_ref().map(|(t, _)| *t),
-            });
+            instruments.record(
+                set,
+                Measurement {
+                    operation_type: self.operation_type,
+                    duration_secs: duration,
+                    messages,
+                    failed_messages: self.failed_messages.min(messages),
+                    counts_as_delivery: self.counts_as_delivery,
+                    queue_wait_secs: self.queue_wait,
+                    error_type: error.as_ref().map(|(t, _)| *t),
+                },
+            );
         }
     }
 }

@@ -19,13 +19,18 @@
 //! operation failed (not on `consumed.messages` and queue wait of a process operation: a handler's
 //! failure is not the delivery's).
 //!
-//! With feature `bound-metrics` (default) the measurements of successful operations go through
-//! instruments bound to their attribute set (opentelemetry 0.33's experimental bound instruments),
-//! cached per thread: the SDK then neither hashes nor compares the attribute set per measurement
-//! (BENCHMARKS.md). Failed operations, whose `error.type` varies, take the unbound path.
+//! An operation's attribute set is resolved when it starts, from a per-thread cache of the 64 most
+//! recently used sets (keyed by the view's borrowed strings, so a hit builds and drops no
+//! `KeyValue`), and shared by every operation with the same attributes. With feature
+//! `bound-metrics` (default) the measurements of successful operations go through instruments
+//! bound to that set (opentelemetry 0.33's experimental bound instruments): the SDK then neither
+//! hashes nor compares the attribute set per measurement (BENCHMARKS.md). Failed operations,
+//! whose `error.type` varies, take the unbound path.
+
+use std::sync::Arc;
 
 use opentelemetry::{
-    KeyValue,
+    KeyValue, StringValue,
     metrics::{Counter, Histogram, Meter},
 };
 
@@ -34,8 +39,7 @@ use crate::{operation::OperationType, semconv};
 /// The instruments of one instrumenter.
 #[derive(Debug, Clone)]
 pub(crate) struct Instruments {
-    /// Distinguishes this instrumenter's bound instruments in the per-thread cache.
-    #[cfg(feature = "bound-metrics")]
+    /// Distinguishes this instrumenter's attribute sets in the per-thread cache.
     id: u64,
     operation_duration: Histogram<f64>,
     process_duration: Histogram<f64>,
@@ -54,16 +58,119 @@ pub(crate) struct Measurement<'a> {
     pub(crate) failed_messages: u64,
     pub(crate) counts_as_delivery: bool,
     pub(crate) queue_wait_secs: Option<f64>,
-    pub(crate) attributes: &'a mut Vec<KeyValue>,
     pub(crate) error_type: Option<&'a str>,
+}
+
+/// The metric attributes of an operation as its view gives them (borrowed): what a
+/// [`MetricSet`] is looked up by. `destination` is `None` for a temporary or anonymous one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MetricKey<'a> {
+    pub(crate) system: &'static str,
+    pub(crate) operation_name: &'static str,
+    pub(crate) operation_type: OperationType,
+    pub(crate) destination: Option<&'a str>,
+    pub(crate) template: Option<&'a str>,
+    pub(crate) partition: Option<&'a str>,
+    pub(crate) group: Option<&'a str>,
+    pub(crate) server: Option<(&'a str, Option<u16>)>,
+}
+
+/// One kind of operation's metric attribute set, resolved once per thread and shared by every
+/// operation with the same [`MetricKey`]: the attribute vectors the instruments take, and (feature
+/// `bound-metrics`) the instruments bound to them.
+pub(crate) struct MetricSet {
+    instruments: u64,
+    system: &'static str,
+    operation_name: &'static str,
+    operation_type: OperationType,
+    destination: Option<Box<str>>,
+    template: Option<Box<str>>,
+    partition: Option<Box<str>>,
+    group: Option<Box<str>>,
+    server: Option<(Box<str>, Option<u16>)>,
+    /// Without `messaging.operation.type` and `error.type`.
+    attributes: Vec<KeyValue>,
+    /// With `messaging.operation.type` last (`messaging.client.operation.duration`).
+    with_type: Vec<KeyValue>,
+    #[cfg(feature = "bound-metrics")]
+    bound: bound::Bound,
+}
+
+impl MetricSet {
+    fn matches(&self, instruments: u64, key: &MetricKey<'_>) -> bool {
+        fn same(a: &Option<Box<str>>, b: Option<&str>) -> bool {
+            a.as_deref() == b
+        }
+        self.instruments == instruments
+            && self.operation_type == key.operation_type
+            && std::ptr::eq(self.operation_name, key.operation_name)
+            && self.system == key.system
+            && same(&self.destination, key.destination)
+            && same(&self.partition, key.partition)
+            && same(&self.template, key.template)
+            && same(&self.group, key.group)
+            && match (&self.server, key.server) {
+                (Some((a, p)), Some((b, q))) => **a == *b && *p == q,
+                (None, None) => true,
+                _ => false,
+            }
+    }
+
+    fn new(instruments: u64, key: &MetricKey<'_>) -> Self {
+        let owned = |s: Option<&str>| s.map(Box::<str>::from);
+        let value = |s: &str| StringValue::from(s.to_owned());
+        let mut attributes = Vec::with_capacity(9);
+        attributes.push(KeyValue::new(semconv::MESSAGING_SYSTEM, key.system));
+        attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_NAME, key.operation_name));
+        if let Some(destination) = key.destination {
+            attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, value(destination)));
+        }
+        if let Some(template) = key.template {
+            attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_TEMPLATE, value(template)));
+        }
+        if let Some(partition) = key.partition {
+            attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_PARTITION_ID, value(partition)));
+        }
+        if let Some(group) = key.group {
+            attributes.push(KeyValue::new(semconv::MESSAGING_CONSUMER_GROUP_NAME, value(group)));
+        }
+        if let Some((address, port)) = key.server {
+            attributes.push(KeyValue::new(semconv::SERVER_ADDRESS, value(address)));
+            if let Some(port) = port {
+                attributes.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+            }
+        }
+        let mut with_type = attributes.clone();
+        with_type.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, key.operation_type.as_str()));
+        MetricSet {
+            instruments,
+            system: key.system,
+            operation_name: key.operation_name,
+            operation_type: key.operation_type,
+            destination: owned(key.destination),
+            template: owned(key.template),
+            partition: owned(key.partition),
+            group: owned(key.group),
+            server: key.server.map(|(address, port)| (Box::from(address), port)),
+            attributes,
+            with_type,
+            #[cfg(feature = "bound-metrics")]
+            bound: bound::Bound::default(),
+        }
+    }
+}
+
+/// Attribute sets kept per thread (the most recently resolved ones).
+const RECENT: usize = 64;
+
+thread_local! {
+    static SETS: std::cell::RefCell<Vec<Arc<MetricSet>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Instruments {
     pub(crate) fn new(meter: &Meter) -> Self {
-        #[cfg(feature = "bound-metrics")]
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Instruments {
-            #[cfg(feature = "bound-metrics")]
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             operation_duration: meter
                 .f64_histogram(semconv::MESSAGING_CLIENT_OPERATION_DURATION)
@@ -98,132 +205,115 @@ impl Instruments {
         }
     }
 
-    /// Records one ended operation. `m.attributes` holds the base metric attributes (without
-    /// `messaging.operation.type` and `error.type`); it is extended in place.
-    pub(crate) fn record(&self, m: Measurement<'_>) {
+    /// The attribute set of operations described by `key`: from this thread's cache, or built
+    /// (and cached) on first use.
+    pub(crate) fn resolve(&self, key: &MetricKey<'_>) -> Arc<MetricSet> {
+        SETS.try_with(|cache| {
+            let mut cache = cache.try_borrow_mut().ok()?;
+            if let Some(set) = cache.iter().find(|set| set.matches(self.id, key)) {
+                return Some(set.clone());
+            }
+            if cache.len() >= RECENT {
+                cache.remove(0);
+            }
+            let set = Arc::new(MetricSet::new(self.id, key));
+            cache.push(set.clone());
+            Some(set)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Arc::new(MetricSet::new(self.id, key)))
+    }
+
+    /// Records one ended operation with the attribute set `set` (plus `error.type` when it
+    /// failed).
+    pub(crate) fn record(&self, set: &MetricSet, m: Measurement<'_>) {
         #[cfg(feature = "bound-metrics")]
-        if m.error_type.is_none() && m.failed_messages == 0 && bound::record(self, &m) {
-            return;
+        if m.error_type.is_none() && m.failed_messages == 0 {
+            return bound::record(self, set, &m);
         }
-        let attrs = m.attributes;
+        let with_error = |attributes: &[KeyValue]| {
+            let mut attributes = attributes.to_vec();
+            if let Some(error_type) = m.error_type {
+                attributes.push(KeyValue::new(semconv::ERROR_TYPE, error_type.to_owned()));
+            }
+            attributes
+        };
         match m.operation_type {
             OperationType::Process => {
                 // Delivery and queue wait happened before the handler ran: a handler failure is
                 // not theirs, so they carry no `error.type`.
                 if m.counts_as_delivery && m.messages > 0 {
-                    self.consumed_messages.add(m.messages, attrs);
+                    self.consumed_messages.add(m.messages, &set.attributes);
                 }
                 if let Some(wait) = m.queue_wait_secs {
-                    self.queue_wait.record(wait, attrs);
+                    self.queue_wait.record(wait, &set.attributes);
                 }
-                if let Some(error_type) = m.error_type {
-                    attrs.push(KeyValue::new(semconv::ERROR_TYPE, error_type.to_owned()));
+                if m.error_type.is_some() {
+                    self.process_duration.record(m.duration_secs, &with_error(&set.attributes));
+                } else {
+                    self.process_duration.record(m.duration_secs, &set.attributes);
                 }
-                self.process_duration.record(m.duration_secs, attrs);
             }
             op => {
                 let succeeded = if m.failed_messages > 0 { m.messages - m.failed_messages } else { 0 };
                 if op == OperationType::Send && succeeded > 0 {
-                    self.sent_messages.add(succeeded, attrs);
+                    self.sent_messages.add(succeeded, &set.attributes);
                 }
-                if let Some(error_type) = m.error_type {
-                    attrs.push(KeyValue::new(semconv::ERROR_TYPE, error_type.to_owned()));
-                }
+                let attrs = with_error(&set.attributes);
                 let attempted = m.messages - succeeded;
                 if op == OperationType::Send && attempted > 0 {
-                    self.sent_messages.add(attempted, attrs);
+                    self.sent_messages.add(attempted, &attrs);
                 }
                 if op == OperationType::Receive && m.counts_as_delivery && m.messages > 0 {
-                    self.consumed_messages.add(m.messages, attrs);
+                    self.consumed_messages.add(m.messages, &attrs);
                 }
-                attrs.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, op.as_str()));
-                self.operation_duration.record(m.duration_secs, attrs);
+                if m.error_type.is_some() {
+                    let mut attrs = attrs;
+                    attrs.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, op.as_str()));
+                    self.operation_duration.record(m.duration_secs, &attrs);
+                } else {
+                    self.operation_duration.record(m.duration_secs, &set.with_type);
+                }
             }
         }
     }
 }
 
-/// Instruments bound to the attribute sets of successful operations, cached per thread.
+/// Instruments bound to the attribute sets of successful operations.
 #[cfg(feature = "bound-metrics")]
 mod bound {
-    use std::cell::RefCell;
+    use std::sync::OnceLock;
 
-    use opentelemetry::{
-        KeyValue,
-        metrics::{BoundCounter, BoundHistogram},
-    };
+    use opentelemetry::metrics::{BoundCounter, BoundHistogram};
 
-    use super::{Instruments, Measurement};
-    use crate::{operation::OperationType, semconv};
+    use super::{Instruments, Measurement, MetricSet};
+    use crate::operation::OperationType;
 
-    /// Attribute sets kept bound per thread (the most recently used ones).
-    const RECENT: usize = 32;
-
-    /// The instruments one kind of successful operation records, bound to one attribute set;
+    /// The instruments one kind of successful operation records, bound to its attribute set;
     /// each is bound on its first measurement, so an instrument never recorded exports nothing.
-    struct Entry {
-        instruments: u64,
-        operation_type: OperationType,
-        attributes: Vec<KeyValue>,
-        duration: Option<BoundHistogram<f64>>,
-        messages: Option<BoundCounter<u64>>,
-        queue_wait: Option<BoundHistogram<f64>>,
-    }
-
-    thread_local! {
-        static CACHE: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    #[derive(Default)]
+    pub(super) struct Bound {
+        duration: OnceLock<BoundHistogram<f64>>,
+        messages: OnceLock<BoundCounter<u64>>,
+        queue_wait: OnceLock<BoundHistogram<f64>>,
     }
 
     /// Records a successful operation (no `error.type`) through bound instruments: the same
-    /// measurements as the unbound path in [`Instruments::record`]. `false` (nothing recorded)
-    /// when the thread's cache is unavailable (thread exiting).
-    pub(super) fn record(instruments: &Instruments, m: &Measurement<'_>) -> bool {
-        let done = CACHE.try_with(|cache| {
-            let Ok(mut cache) = cache.try_borrow_mut() else { return false };
-            let found = cache.iter().position(|e| {
-                e.instruments == instruments.id
-                    && e.operation_type == m.operation_type
-                    && e.attributes == *m.attributes
-            });
-            let index = match found {
-                Some(index) => index,
-                None => {
-                    if cache.len() >= RECENT {
-                        cache.remove(0);
-                    }
-                    cache.push(Entry {
-                        instruments: instruments.id,
-                        operation_type: m.operation_type,
-                        attributes: m.attributes.clone(),
-                        duration: None,
-                        messages: None,
-                        queue_wait: None,
-                    });
-                    cache.len() - 1
-                }
-            };
-            measure(instruments, &mut cache[index], m);
-            true
-        });
-        done == Ok(true)
-    }
-
-    fn measure(instruments: &Instruments, entry: &mut Entry, m: &Measurement<'_>) {
-        let attrs = &entry.attributes;
+    /// measurements as the unbound path in [`Instruments::record`].
+    pub(super) fn record(instruments: &Instruments, set: &MetricSet, m: &Measurement<'_>) {
+        let (bound, attrs) = (&set.bound, &set.attributes);
         match m.operation_type {
             OperationType::Process => {
                 if m.counts_as_delivery && m.messages > 0 {
-                    entry
-                        .messages
-                        .get_or_insert_with(|| instruments.consumed_messages.bind(attrs))
-                        .add(m.messages);
+                    bound.messages.get_or_init(|| instruments.consumed_messages.bind(attrs)).add(m.messages);
                 }
                 if let Some(wait) = m.queue_wait_secs {
-                    entry.queue_wait.get_or_insert_with(|| instruments.queue_wait.bind(attrs)).record(wait);
+                    bound.queue_wait.get_or_init(|| instruments.queue_wait.bind(attrs)).record(wait);
                 }
-                entry
+                bound
                     .duration
-                    .get_or_insert_with(|| instruments.process_duration.bind(attrs))
+                    .get_or_init(|| instruments.process_duration.bind(attrs))
                     .record(m.duration_secs);
             }
             op => {
@@ -235,15 +325,11 @@ mod bound {
                 if let Some(counter) = counter
                     && m.messages > 0
                 {
-                    entry.messages.get_or_insert_with(|| counter.bind(attrs)).add(m.messages);
+                    bound.messages.get_or_init(|| counter.bind(attrs)).add(m.messages);
                 }
-                entry
+                bound
                     .duration
-                    .get_or_insert_with(|| {
-                        let mut with_type = attrs.clone();
-                        with_type.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, op.as_str()));
-                        instruments.operation_duration.bind(&with_type)
-                    })
+                    .get_or_init(|| instruments.operation_duration.bind(&set.with_type))
                     .record(m.duration_secs);
             }
         }
