@@ -142,8 +142,9 @@ pub trait MessagingAttributes {
     }
 
     /// Attributes only this messaging system defines (e.g. `messaging.kafka.offset`,
-    /// `messaging.rabbitmq.destination.routing_key`), appended at span start. Per-message
-    /// values that are not sampling relevant may also be set later with
+    /// `messaging.rabbitmq.destination.routing_key`), set when the span starts, and only on a
+    /// span that records (none of them is sampling-relevant in semconv v1.44; an unsampled span
+    /// never asks). Per-message values known later may be set with
     /// [`crate::Operation::set_attributes`]. Defaults to nothing.
     fn system_attributes(&self, _attributes: &mut Vec<KeyValue>) {}
 }

@@ -55,7 +55,14 @@ fn scope() -> InstrumentationScope {
 /// allocation less per span).
 trait SpanStarter: Send + Sync {
     /// Starts the span `builder` describes as a child of `parent`: `parent` with the span active.
-    fn start(&self, builder: SpanBuilder, parent: &Context) -> Context;
+    /// Only when the span records, `late` is asked for the attributes that matter to no sampler,
+    /// which are set on the span before anyone else sees it.
+    fn start(
+        &self,
+        builder: SpanBuilder,
+        parent: &Context,
+        late: &mut dyn FnMut(&mut Vec<KeyValue>),
+    ) -> Context;
 }
 
 impl<T> SpanStarter for T
@@ -63,8 +70,44 @@ where
     T: Tracer + Send + Sync,
     T::Span: Send + Sync + 'static,
 {
-    fn start(&self, builder: SpanBuilder, parent: &Context) -> Context {
-        parent.with_span(self.build_with_context(builder, parent))
+    fn start(
+        &self,
+        builder: SpanBuilder,
+        parent: &Context,
+        late: &mut dyn FnMut(&mut Vec<KeyValue>),
+    ) -> Context {
+        use opentelemetry::trace::Span as _;
+        let mut span = self.build_with_context(builder, parent);
+        if span.is_recording() {
+            late::with_scratch(|scratch| {
+                late(scratch);
+                for kv in scratch.drain(..) {
+                    span.set_attribute(kv);
+                }
+            });
+        }
+        parent.with_span(span)
+    }
+}
+
+/// A per-thread vector the late attributes of a recording span pass through on their way to the
+/// span, so that they cost no allocation of their own.
+mod late {
+    use std::cell::Cell;
+
+    use opentelemetry::KeyValue;
+
+    thread_local! {
+        static SCRATCH: Cell<Vec<KeyValue>> = const { Cell::new(Vec::new()) };
+    }
+
+    /// Runs `f` with this thread's scratch vector (a fresh one while it is in use, or when the
+    /// thread is exiting); `f` must leave it empty.
+    pub(super) fn with_scratch(f: impl FnOnce(&mut Vec<KeyValue>)) {
+        let mut scratch = SCRATCH.try_with(Cell::take).unwrap_or_default();
+        f(&mut scratch);
+        scratch.clear();
+        let _ = SCRATCH.try_with(|cell| cell.set(scratch));
     }
 }
 
@@ -352,12 +395,6 @@ impl MessagingInstrumenter {
                 Value::String(intern::value(template)),
             ));
         }
-        if view.destination_temporary() {
-            attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_TEMPORARY, true));
-        }
-        if view.destination_anonymous() {
-            attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_ANONYMOUS, true));
-        }
         let partition = view.destination_partition_id();
         if let Some(partition) = &partition {
             attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_PARTITION_ID, partition.clone()));
@@ -389,52 +426,68 @@ impl MessagingInstrumenter {
                 server,
             })
         });
-        let batch = view.batch_message_count();
-        if let Some(count) = batch {
-            attributes.push(KeyValue::new(
-                semconv::MESSAGING_BATCH_MESSAGE_COUNT,
-                i64::try_from(count).unwrap_or(i64::MAX),
-            ));
-        }
-        if let Some(id) = view.message_id() {
-            attributes.push(KeyValue::new(semconv::MESSAGING_MESSAGE_ID, id.to_owned()));
-        }
-        if let Some(id) = view.conversation_id() {
-            attributes.push(KeyValue::new(semconv::MESSAGING_MESSAGE_CONVERSATION_ID, id.to_owned()));
-        }
-        if let Some(id) = view.client_id().filter(|_| operation_type != OperationType::Create) {
-            attributes.push(KeyValue::new(semconv::MESSAGING_CLIENT_ID, Value::String(intern::value(id))));
-        }
-        let single_with_body = batch.is_none() && operation_type != OperationType::Settle;
-        if let Some(size) = view.body_size().filter(|_| self.inner.body_size && single_with_body) {
-            let size = i64::try_from(size).unwrap_or(i64::MAX);
-            attributes.push(KeyValue::new(semconv::MESSAGING_MESSAGE_BODY_SIZE, size));
-        }
-        if let Some(wait) = queue_wait {
-            attributes.push(KeyValue::new(semconv::OTEL_MESSAGING_QUEUE_WAIT_DURATION, wait));
-        }
-        if let Some(message) = message {
-            for (header, key) in &self.inner.captured_headers {
-                if let Some(values) = message.get_all(header) {
-                    let values: Vec<StringValue> =
-                        values.into_iter().map(|v| StringValue::from(v.to_owned())).collect();
-                    attributes.push(KeyValue::new(key.clone(), Value::Array(Array::String(values))));
-                }
-            }
-        }
-        view.system_attributes(&mut attributes);
-        attributes.extend(extra);
         if let Some(enricher) = &self.inner.enricher {
             enricher.on_start(&SpanStart { view, message }, &mut attributes);
         }
+        // Attributes no sampler looks at (semconv v1.44 lists the sampling-relevant ones, all
+        // above): only a span that records gets them, so an unsampled one builds none of them.
+        let batch = view.batch_message_count();
+        let body_size = self.inner.body_size;
+        let captured_headers = &self.inner.captured_headers;
+        let mut extra = extra;
+        let mut late = |attributes: &mut Vec<KeyValue>| {
+            if view.destination_temporary() {
+                attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_TEMPORARY, true));
+            }
+            if view.destination_anonymous() {
+                attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_ANONYMOUS, true));
+            }
+            if let Some(count) = batch {
+                attributes.push(KeyValue::new(
+                    semconv::MESSAGING_BATCH_MESSAGE_COUNT,
+                    i64::try_from(count).unwrap_or(i64::MAX),
+                ));
+            }
+            if let Some(id) = view.message_id() {
+                attributes.push(KeyValue::new(semconv::MESSAGING_MESSAGE_ID, id.to_owned()));
+            }
+            if let Some(id) = view.conversation_id() {
+                attributes.push(KeyValue::new(semconv::MESSAGING_MESSAGE_CONVERSATION_ID, id.to_owned()));
+            }
+            if let Some(id) = view.client_id().filter(|_| operation_type != OperationType::Create) {
+                attributes
+                    .push(KeyValue::new(semconv::MESSAGING_CLIENT_ID, Value::String(intern::value(id))));
+            }
+            let single_with_body = batch.is_none() && operation_type != OperationType::Settle;
+            if let Some(size) = view.body_size().filter(|_| body_size && single_with_body) {
+                let size = i64::try_from(size).unwrap_or(i64::MAX);
+                attributes.push(KeyValue::new(semconv::MESSAGING_MESSAGE_BODY_SIZE, size));
+            }
+            if let Some(wait) = queue_wait {
+                attributes.push(KeyValue::new(semconv::OTEL_MESSAGING_QUEUE_WAIT_DURATION, wait));
+            }
+            if let Some(message) = message {
+                for (header, key) in captured_headers {
+                    if let Some(values) = message.get_all(header) {
+                        let values: Vec<StringValue> =
+                            values.into_iter().map(|v| StringValue::from(v.to_owned())).collect();
+                        attributes.push(KeyValue::new(key.clone(), Value::Array(Array::String(values))));
+                    }
+                }
+            }
+            view.system_attributes(attributes);
+            attributes.extend(extra.take());
+        };
 
         let name = span_name(view.operation_name(), destination, template, hidden);
         // With feature `tracing`, a process operation is backed by a `tracing` span when possible.
         #[cfg(feature = "tracing")]
         let tracing_span = bridge
-            .then(|| crate::tracing_bridge::operation_span(&name, &kind, &attributes, &links, parent))
+            .then(|| {
+                crate::tracing_bridge::operation_span(&name, &kind, &attributes, &mut late, &links, parent)
+            })
             .flatten();
-        let plain = || {
+        let plain = |late: &mut dyn FnMut(&mut Vec<KeyValue>)| {
             let mut builder = SpanBuilder::from_name(name).with_kind(kind).with_attributes(attributes);
             if let Some(start) = start {
                 builder = builder.with_start_time(start);
@@ -442,15 +495,15 @@ impl MessagingInstrumenter {
             if !links.is_empty() {
                 builder = builder.with_links(links);
             }
-            self.inner.tracer.start(builder, parent)
+            self.inner.tracer.start(builder, parent, late)
         };
         #[cfg(feature = "tracing")]
         let cx = match &tracing_span {
             Some(span) => tracing_opentelemetry::OpenTelemetrySpanExt::context(span),
-            None => plain(),
+            None => plain(&mut late),
         };
         #[cfg(not(feature = "tracing"))]
-        let cx = plain();
+        let cx = plain(&mut late);
         Operation {
             cx,
             start,

@@ -47,12 +47,14 @@ fn kind_str(kind: &SpanKind) -> &'static str {
 }
 
 /// Creates the `tracing` span of an operation, fully parented, linked and attributed before it is
-/// entered. `None` when the bridge cannot be used (see the module docs); the caller then creates a
-/// plain OpenTelemetry span.
+/// entered: `attributes`, then what `late` adds (a `tracing` span takes every attribute at once).
+/// `None` when the bridge cannot be used (see the module docs); the caller then creates a plain
+/// OpenTelemetry span.
 pub(crate) fn operation_span(
     name: &str,
     kind: &SpanKind,
     attributes: &[KeyValue],
+    late: &mut dyn FnMut(&mut Vec<KeyValue>),
     links: &[Link],
     parent: &Context,
 ) -> Option<tracing::Span> {
@@ -76,6 +78,11 @@ pub(crate) fn operation_span(
     }
     for kv in attributes {
         span.set_attribute(kv.key.clone(), kv.value.clone());
+    }
+    let mut more = Vec::new();
+    late(&mut more);
+    for kv in more {
+        span.set_attribute(kv.key, kv.value);
     }
     Some(span)
 }

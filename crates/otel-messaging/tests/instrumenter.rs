@@ -746,3 +746,67 @@ fn metrics_add_up_per_attribute_set_across_destinations_instrumenters_and_thread
         assert_eq!(count(t, "messaging.process.duration", "orders", false), 20 * threads);
     }
 }
+
+/// A view that counts how often the attributes no sampler reads are asked for.
+struct Counting {
+    view: View,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl MessagingAttributes for Counting {
+    fn system(&self) -> &'static str {
+        self.view.system()
+    }
+    fn operation_type(&self) -> OperationType {
+        self.view.operation_type()
+    }
+    fn operation_name(&self) -> &'static str {
+        self.view.operation_name()
+    }
+    fn destination_name(&self) -> Option<&str> {
+        self.view.destination_name()
+    }
+    fn destination_partition_id(&self) -> Option<StringValue> {
+        self.view.destination_partition_id()
+    }
+    fn consumer_group_name(&self) -> Option<&str> {
+        self.view.consumer_group_name()
+    }
+    fn server(&self) -> Option<(&str, Option<u16>)> {
+        self.view.server()
+    }
+    fn client_id(&self) -> Option<&str> {
+        Some("worker-1")
+    }
+    fn message_id(&self) -> Option<&str> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some("m-1")
+    }
+    fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.view.system_attributes(attributes);
+    }
+}
+
+#[test]
+fn a_span_that_does_not_record_builds_no_attributes_a_sampler_does_not_read() {
+    use opentelemetry_sdk::trace::Sampler;
+    for (sampler, recording) in [(Sampler::AlwaysOff, false), (Sampler::AlwaysOn, true)] {
+        let t = TestTelemetry::with_sampler(sampler);
+        let view = Counting { view: process_view(), asked: 0.into() };
+        let headers = Headers::new();
+        t.instrumenter().start_process_in(&view, &headers, &Context::new()).end_ok();
+        let asked = view.asked.load(std::sync::atomic::Ordering::Relaxed);
+        let spans = t.spans();
+        if recording {
+            assert_eq!(asked, 2, "message id and system attributes, once each");
+            let attributes = attributes(&spans[0]);
+            assert_eq!(attributes.get("messaging.message.id"), Some(&Value::from("m-1")));
+            assert_eq!(attributes.get("messaging.kafka.offset"), Some(&Value::I64(42)));
+            assert_eq!(attributes.get("messaging.destination.name"), Some(&Value::from("orders")));
+        } else {
+            assert_eq!(asked, 0, "an unsampled span asks for no late attribute");
+            assert!(spans.is_empty());
+        }
+    }
+}
