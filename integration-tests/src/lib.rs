@@ -23,6 +23,20 @@ pub fn kafka_bootstrap() -> String {
     servers
 }
 
+/// Assigns `consumer` to partition 0 of `topic` from the first offset (the tests' topics have one
+/// partition) and hands it back: every Kafka test reads what it produced this way, without waiting
+/// for a group rebalance.
+pub fn assign_from_start<C, X>(consumer: C, topic: &str) -> C
+where
+    C: rdkafka::consumer::Consumer<X>,
+    X: rdkafka::consumer::ConsumerContext + 'static,
+{
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment.add_partition_offset(topic, 0, rdkafka::Offset::Beginning).expect("partition 0 of the topic");
+    consumer.assign(&assignment).expect("assign");
+    consumer
+}
+
 /// AMQP URI of the test RabbitMQ: `AMQP_URL`, default `amqp://guest:guest@127.0.0.1:5672/%2f`.
 pub fn amqp_url() -> String {
     let url = std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());

@@ -239,8 +239,8 @@ async fn rabbitmq_goes_away_and_comes_back() {
 async fn kafka_goes_away_and_comes_back() {
     use otel_messaging_rdkafka::{FutureProducerExt as _, KafkaInstrumentation, StreamConsumerExt as _};
     use rdkafka::{
-        ClientConfig, Message as _, Offset, TopicPartitionList,
-        consumer::{Consumer as _, StreamConsumer},
+        ClientConfig, Message as _,
+        consumer::StreamConsumer,
         producer::{FutureProducer, FutureRecord},
         types::RDKafkaErrorCode,
     };
@@ -299,9 +299,7 @@ async fn kafka_goes_away_and_comes_back() {
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&topic, 0, Offset::Beginning).expect("partition");
-    consumer.assign(&tpl).expect("assign");
+    let consumer = integration_tests::assign_from_start(consumer, &topic);
     let consumer_tr = KafkaInstrumentation::from_config(&config).with_instrumenter(t.instrumenter());
     let mut stream = consumer.stream_traced_with(&consumer_tr);
     let mut payloads = Vec::new();

@@ -188,19 +188,14 @@ async fn rust_consume(t: &TestTelemetry, broker: Broker, destination: &str) -> H
             use otel_messaging_rdkafka::{
                 HeadersExtractor, KafkaInstrumentation, MessageExt as _, StreamConsumerExt as _,
             };
-            use rdkafka::{
-                Message as _, Offset, TopicPartitionList,
-                consumer::{Consumer as _, StreamConsumer},
-            };
+            use rdkafka::{Message as _, consumer::StreamConsumer};
             let consumer: StreamConsumer = rdkafka::ClientConfig::new()
                 .set("bootstrap.servers", kafka_bootstrap())
                 .set("group.id", "interop-rust")
                 .set("enable.auto.commit", "false")
                 .create()
                 .expect("consumer");
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(destination, 0, Offset::Beginning).expect("partition");
-            consumer.assign(&tpl).expect("assign");
+            let consumer = integration_tests::assign_from_start(consumer, destination);
             let tr = KafkaInstrumentation::new().with_instrumenter(t.instrumenter());
             let message = tokio::time::timeout(TIMEOUT, consumer.recv_traced_with(&tr))
                 .await

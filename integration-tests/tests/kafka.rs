@@ -21,7 +21,7 @@ use otel_messaging_rdkafka::{
 };
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
-    consumer::{Consumer, StreamConsumer},
+    consumer::StreamConsumer,
     error::KafkaError,
     message::{Header, Headers, OwnedHeaders},
     producer::{
@@ -93,10 +93,7 @@ impl Kafka {
 
     fn assigned(&self, config: ClientConfig) -> StreamConsumer {
         let consumer: StreamConsumer = config.create().expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&self.topic, 0, Offset::Beginning).expect("partition");
-        consumer.assign(&tpl).expect("assign");
-        consumer
+        integration_tests::assign_from_start(consumer, &self.topic)
     }
 }
 
@@ -551,9 +548,7 @@ fn batch_receive_works_outside_a_tokio_runtime() {
     }
     let consumer: StreamConsumer<rdkafka::consumer::DefaultConsumerContext, Threads> =
         k.consumer_config().create().expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&k.topic, 0, Offset::Beginning).expect("partition");
-    consumer.assign(&tpl).expect("assign");
+    let consumer = integration_tests::assign_from_start(consumer, &k.topic);
     let mut batch = Vec::new();
     let received = futures_executor::block_on(consumer.recv_batch_traced_with(
         &tracing,

@@ -99,9 +99,7 @@ fn lag_follows_the_consumer(bootstrap: &str, topic: &str) {
             KafkaStatistics::with_meter_provider(&config, &t.meter_provider),
         ))
         .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).expect("partition");
-    consumer.assign(&tpl).expect("assign");
+    let consumer = integration_tests::assign_from_start(consumer, topic);
     let lag = || value(&t, "otel_messaging.kafka.consumer.lag", Some(topic));
 
     produce(&producer, topic, 20);

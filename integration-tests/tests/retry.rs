@@ -72,8 +72,8 @@ async fn kafka_retry_then_dead_letter_is_one_linked_trace() {
         StreamConsumerExt as _,
     };
     use rdkafka::{
-        Message as _, Offset, TopicPartitionList,
-        consumer::{Consumer as _, StreamConsumer},
+        Message as _,
+        consumer::StreamConsumer,
         message::OwnedHeaders,
         producer::{FutureProducer, FutureRecord},
     };
@@ -94,10 +94,7 @@ async fn kafka_retry_then_dead_letter_is_one_linked_trace() {
             .set("enable.auto.commit", "false")
             .create()
             .expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Beginning).expect("partition");
-        consumer.assign(&tpl).expect("assign");
-        consumer
+        integration_tests::assign_from_start(consumer, topic)
     };
 
     let request = Context::new().with_span(t.tracer("app").start("POST /orders"));

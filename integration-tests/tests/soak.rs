@@ -157,8 +157,8 @@ async fn kafka(t: &TestTelemetry) {
         FutureProducerExt as _, HeadersExtractor, KafkaInstrumentation, StreamConsumerExt as _, raw_headers,
     };
     use rdkafka::{
-        ClientConfig, Message as _, Offset, TopicPartitionList,
-        consumer::{Consumer as _, StreamConsumer},
+        ClientConfig, Message as _,
+        consumer::StreamConsumer,
         producer::{FutureProducer, FutureRecord},
     };
 
@@ -209,9 +209,7 @@ async fn kafka(t: &TestTelemetry) {
     t.clear_spans();
 
     let consumer: StreamConsumer = config.create().expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&topic, 0, Offset::Beginning).expect("partition");
-    consumer.assign(&tpl).expect("assign");
+    let consumer = integration_tests::assign_from_start(consumer, &topic);
     let mut stream = consumer.stream_traced_with(&tr);
     while ledger.consumed.len() < ledger.n {
         let message = tokio::time::timeout(TIMEOUT, stream.next())

@@ -24,9 +24,9 @@ use otel_messaging::{
 use otel_messaging_lapin::{AmqpInstrumentation, ChannelExt as _, ConsumerExt as _};
 use otel_messaging_rdkafka::{FutureProducerExt as _, KafkaInstrumentation, MessageExt as _};
 use rdkafka::{
-    ClientConfig, Offset, TopicPartitionList,
+    ClientConfig,
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
-    consumer::{Consumer, StreamConsumer},
+    consumer::StreamConsumer,
     error::KafkaError,
     producer::{FutureProducer, FutureRecord},
 };
@@ -91,10 +91,7 @@ async fn kafka() -> Kafka {
 impl Kafka {
     fn consumer(&self) -> StreamConsumer {
         let consumer: StreamConsumer = self.consumer_config.create().expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&self.topic, 0, Offset::Beginning).expect("partition");
-        consumer.assign(&tpl).expect("assign");
-        consumer
+        integration_tests::assign_from_start(consumer, &self.topic)
     }
 }
 
