@@ -12,7 +12,7 @@ bin=$(ls -t "$target"/release/deps/overhead-* | grep -v '\.d$' | head -1)
 n=${OVERHEAD_N:-2000}
 variants=("$@")
 [ ${#variants[@]} -eq 0 ] && variants=(baseline floor/sampled floor/unsampled seeds/sampled ours/sampled
-  ours/sampled_metrics ours/unsampled ours_sdk_propagator/sampled ours_sdk_propagator/unsampled
+  ours/sampled_metrics ours/sampled_metrics_partitions ours/unsampled ours_sdk_propagator/sampled ours_sdk_propagator/unsampled
   extract_no_context)
 count() {
   local out; out=$(mktemp)
@@ -34,6 +34,7 @@ if [ -n "${per[baseline]:-}" ]; then
   ratio ours/sampled floor/sampled "ours/sampled ÷ floor/sampled" || true
   ratio ours/unsampled floor/unsampled "ours/unsampled ÷ floor/unsampled" || true
   ratio ours/sampled_metrics ours/sampled "ours/sampled_metrics ÷ ours/sampled" || true
+  ratio ours/sampled_metrics_partitions ours/sampled "ours/sampled_metrics_partitions ÷ ours/sampled" || true
   ratio ours/sampled seeds/sampled "ours/sampled ÷ seeds/sampled" || true
   ratio ours_sdk_propagator/sampled floor/sampled "ours_sdk_propagator/sampled ÷ floor/sampled" || true
   ratio ours_sdk_propagator/unsampled floor/unsampled "ours_sdk_propagator/unsampled ÷ floor/unsampled" || true

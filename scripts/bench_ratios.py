@@ -22,7 +22,7 @@ except FileNotFoundError:
     sys.exit(f"no criterion results under {root}: run `cargo bench -p otel-messaging-rdkafka --bench overhead` first")
 
 rows = ["floor/sampled", "floor/unsampled", "seeds/sampled", "seeds/batch", "ours/sampled",
-        "ours/sampled_metrics", "ours/batch", "ours/unsampled", "ours_sdk_propagator/sampled",
+        "ours/sampled_metrics", "ours/sampled_metrics_partitions", "ours/batch", "ours/unsampled", "ours_sdk_propagator/sampled",
         "ours_sdk_propagator/unsampled"]
 over = {}
 for v in rows:
@@ -40,6 +40,8 @@ ratios = [
     ("ours/unsampled ÷ floor/unsampled", "ours/unsampled", "floor/unsampled", 1.10),
     ("ours/sampled_metrics ÷ ours/sampled", "ours/sampled_metrics", "ours/sampled", 1.15),
     ("ours/batch ÷ seeds/batch", "ours/batch", "seeds/batch", 1.00),
+    # The metrics target holds for a consumer of a wide topic too (512 attribute sets in turn).
+    ("ours/sampled_metrics_partitions ÷ ours/sampled", "ours/sampled_metrics_partitions", "ours/sampled", 1.15),
 ]
 # Not targets: what our layer adds when it uses the same (SDK) propagators as the floor.
 layer = [

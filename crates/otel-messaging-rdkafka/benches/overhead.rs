@@ -15,7 +15,8 @@
 //! * `sampled` = `AlwaysOn` with a synchronous (simple) processor, `unsampled` = `AlwaysOff`,
 //!   `batch` = `AlwaysOn` with a batch processor; the exporter drops the spans;
 //! * `ours/sampled_metrics`: with the four messaging instruments recording (metrics are off in the
-//!   others);
+//!   others); `ours/sampled_metrics_partitions`: the same, each message on the next of 256
+//!   partitions (512 metric attribute sets in turn, as for a consumer of a wide topic);
 //! * `extract_no_context`: extraction from a message without propagation headers.
 //!
 //! ```sh
@@ -28,7 +29,7 @@ use std::{collections::HashMap, hint::black_box};
 
 use criterion::{Criterion, criterion_group};
 use opentelemetry::{
-    Context, KeyValue,
+    Context, KeyValue, StringValue,
     propagation::TextMapPropagator,
     trace::{SpanKind, TraceContextExt, Tracer, TracerProvider as _},
 };
@@ -73,7 +74,10 @@ fn instrumenter_sdk_propagator(provider: &SdkTracerProvider) -> MessagingInstrum
         .build()
 }
 
-struct Send;
+/// The partition a view names (`None`: no partition attribute, as in most variants).
+type Partition = Option<&'static str>;
+
+struct Send(Partition);
 impl MessagingAttributes for Send {
     fn system(&self) -> &'static str {
         "kafka"
@@ -87,6 +91,9 @@ impl MessagingAttributes for Send {
     fn destination_name(&self) -> Option<&str> {
         Some("orders")
     }
+    fn destination_partition_id(&self) -> Option<StringValue> {
+        self.0.map(StringValue::from)
+    }
     fn client_id(&self) -> Option<&str> {
         Some("order-api")
     }
@@ -95,7 +102,7 @@ impl MessagingAttributes for Send {
     }
 }
 
-struct Process;
+struct Process(Partition);
 impl MessagingAttributes for Process {
     fn system(&self) -> &'static str {
         "kafka"
@@ -108,6 +115,9 @@ impl MessagingAttributes for Process {
     }
     fn destination_name(&self) -> Option<&str> {
         Some("orders")
+    }
+    fn destination_partition_id(&self) -> Option<StringValue> {
+        self.0.map(StringValue::from)
     }
     fn consumer_group_name(&self) -> Option<&str> {
         Some("workers")
@@ -125,11 +135,15 @@ fn headers() -> OwnedHeaders {
 }
 
 fn ours(instrumenter: &MessagingInstrumenter) {
+    ours_at(instrumenter, None);
+}
+
+fn ours_at(instrumenter: &MessagingInstrumenter, partition: Partition) {
     let mut h = headers();
-    let send = instrumenter.start_send(&Send, &Context::new(), &HeadersExtractor(&h));
+    let send = instrumenter.start_send(&Send(partition), &Context::new(), &HeadersExtractor(&h));
     send.inject(&mut HeadersInjector(&mut h));
     send.end_ok();
-    let process = instrumenter.start_process_in(&Process, &HeadersExtractor(&h), &Context::new());
+    let process = instrumenter.start_process_in(&Process(partition), &HeadersExtractor(&h), &Context::new());
     process.end_ok();
     black_box(h);
 }
@@ -234,6 +248,9 @@ impl Setup {
     }
 }
 
+/// Partitions of `ours/sampled_metrics_partitions`.
+const PARTITIONS: usize = 256;
+
 type Variant<'a> = (&'static str, Box<dyn Fn() + 'a>);
 
 fn variants(setup: &Setup) -> Vec<Variant<'_>> {
@@ -243,6 +260,12 @@ fn variants(setup: &Setup) -> Vec<Variant<'_>> {
         instrumenter(&setup.batch, None),
         instrumenter(&setup.sampled, Some(&setup.meter)),
     );
+    // A consumer over many partitions: each message on the next of 256 partitions, so 512 metric
+    // attribute sets (send and process per partition) take turns.
+    let on_partitions = on_metrics.clone();
+    let partitions: Vec<&'static str> =
+        (0..PARTITIONS).map(|p| &*Box::leak(p.to_string().into_boxed_str())).collect();
+    let next = std::cell::Cell::new(0_usize);
     // The floor and the seeds' pattern use the SDK's own propagators, as an application would.
     let (p1, p2, p3, p4) =
         (sdk_w3c_propagator(), sdk_w3c_propagator(), sdk_w3c_propagator(), sdk_w3c_propagator());
@@ -262,6 +285,14 @@ fn variants(setup: &Setup) -> Vec<Variant<'_>> {
             }),
         ),
         ("ours/sampled_metrics", Box::new(move || ours(&on_metrics))),
+        (
+            "ours/sampled_metrics_partitions",
+            Box::new(move || {
+                let i = next.get();
+                next.set((i + 1) % PARTITIONS);
+                ours_at(&on_partitions, Some(partitions[i]));
+            }),
+        ),
         ("ours/batch", Box::new(move || ours(&on_batch))),
         ("ours/unsampled", Box::new(move || ours(&off))),
         ("ours_sdk_propagator/sampled", Box::new(move || ours(&on_sdk))),

@@ -19,9 +19,9 @@
 //! operation failed (not on `consumed.messages` and queue wait of a process operation: a handler's
 //! failure is not the delivery's).
 //!
-//! An operation's attribute set is resolved when it starts, from a per-thread cache of the 64 most
-//! recently used sets (keyed by the view's borrowed strings, so a hit builds and drops no
-//! `KeyValue`), and shared by every operation with the same attributes. With feature
+//! An operation's attribute set is resolved when it starts, from a per-thread cache (the 4 most
+//! recently used sets, then up to 1 024 by hash; keyed by the view's borrowed strings, so a hit
+//! builds and drops no `KeyValue`), and shared by every operation with the same attributes. With feature
 //! `bound-metrics` (default) the measurements of successful operations go through instruments
 //! bound to that set (opentelemetry 0.33's experimental bound instruments): the SDK then neither
 //! hashes nor compares the attribute set per measurement (BENCHMARKS.md). Failed operations,
@@ -104,9 +104,9 @@ impl MetricSet {
         self.instruments == instruments
             && self.operation_type == key.operation_type
             && std::ptr::eq(self.operation_name, key.operation_name)
+            && same(&self.partition, key.partition)
             && self.system == key.system
             && same(&self.destination, key.destination)
-            && same(&self.partition, key.partition)
             && same(&self.template, key.template)
             && same(&self.group, key.group)
             && match (&self.server, key.server) {
@@ -160,11 +160,115 @@ impl MetricSet {
     }
 }
 
-/// Attribute sets kept per thread (the most recently resolved ones).
-const RECENT: usize = 64;
+/// Attribute sets scanned first, per thread: the most recently used ones (a hit costs a few
+/// comparisons and no hashing).
+const RECENT: usize = 4;
+/// Most attribute sets kept per thread; when full the map is emptied (the sets are rebuilt as they
+/// are used again, nothing worse). Above the SDK's default cardinality limit (2 000 per
+/// instrument) the attributes overflow anyway.
+const KEPT: usize = 1024;
+
+/// One thread's attribute sets: the [`RECENT`] most recently used, scanned in order, in front of
+/// a map of all of them by the hash of their [`MetricKey`] (a consumer of a topic with hundreds of
+/// partitions uses that many sets in turn; a plain most-recently-used list would rebuild them).
+#[derive(Default)]
+struct Cache {
+    recent: Vec<Arc<MetricSet>>,
+    /// The slot of `recent` the next miss replaces (round robin).
+    next: usize,
+    all: std::collections::HashMap<u64, Arc<MetricSet>, std::hash::BuildHasherDefault<MixHasher>>,
+}
+
+impl Cache {
+    fn get(&mut self, instruments: u64, key: &MetricKey<'_>) -> Arc<MetricSet> {
+        if let Some(set) = self.recent.iter().find(|set| set.matches(instruments, key)) {
+            return set.clone();
+        }
+        let hash = key.hash(instruments);
+        let set = match self.all.get(&hash) {
+            Some(set) if set.matches(instruments, key) => set.clone(),
+            _ => {
+                if self.all.len() >= KEPT {
+                    self.all.clear();
+                }
+                let set = Arc::new(MetricSet::new(instruments, key));
+                self.all.insert(hash, set.clone());
+                set
+            }
+        };
+        if self.recent.len() < RECENT {
+            self.recent.push(set.clone());
+        } else {
+            self.recent[self.next] = set.clone();
+            self.next = (self.next + 1) % RECENT;
+        }
+        set
+    }
+}
+
+impl MetricKey<'_> {
+    /// A hash of everything [`MetricSet::matches`] compares. Not SipHash: the keys are compared
+    /// after the lookup, so a collision only costs a rebuild, and SipHash took ≈ 1 500 instructions
+    /// per key (BENCHMARKS.md).
+    fn hash(&self, instruments: u64) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = MixHasher(instruments);
+        (self.system, self.operation_name, self.operation_type.as_str()).hash(&mut h);
+        (self.destination, self.template, self.partition, self.group, self.server).hash(&mut h);
+        h.finish()
+    }
+}
+
+/// A multiply-rotate hasher over 8-byte words (the scheme of rustc's `FxHasher`): a few
+/// instructions per word, enough to spread the cache's keys (and, as the map's hasher, the keys'
+/// hashes once more, one word).
+#[derive(Default)]
+struct MixHasher(u64);
+
+impl MixHasher {
+    fn add(&mut self, word: u64) {
+        const K: u64 = 0xf135_7aea_2e62_a9c5;
+        self.0 = (self.0.rotate_left(26) ^ word).wrapping_mul(K);
+    }
+}
+
+impl std::hash::Hasher for MixHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        let mut word = [0; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 thread_local! {
-    static SETS: std::cell::RefCell<Vec<Arc<MetricSet>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SETS: std::cell::RefCell<Cache> = std::cell::RefCell::new(Cache::default());
 }
 
 impl Instruments {
@@ -208,21 +312,10 @@ impl Instruments {
     /// The attribute set of operations described by `key`: from this thread's cache, or built
     /// (and cached) on first use.
     pub(crate) fn resolve(&self, key: &MetricKey<'_>) -> Arc<MetricSet> {
-        SETS.try_with(|cache| {
-            let mut cache = cache.try_borrow_mut().ok()?;
-            if let Some(set) = cache.iter().find(|set| set.matches(self.id, key)) {
-                return Some(set.clone());
-            }
-            if cache.len() >= RECENT {
-                cache.remove(0);
-            }
-            let set = Arc::new(MetricSet::new(self.id, key));
-            cache.push(set.clone());
-            Some(set)
-        })
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| Arc::new(MetricSet::new(self.id, key)))
+        SETS.try_with(|cache| Some(cache.try_borrow_mut().ok()?.get(self.id, key)))
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Arc::new(MetricSet::new(self.id, key)))
     }
 
     /// Records one ended operation with the attribute set `set` (plus `error.type` when it
@@ -331,6 +424,72 @@ mod bound {
                     .duration
                     .get_or_init(|| instruments.operation_duration.bind(&set.with_type))
                     .record(m.duration_secs);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key<'a>(destination: &'a str, partition: &'a str, operation_type: OperationType) -> MetricKey<'a> {
+        MetricKey {
+            system: "kafka",
+            operation_name: if operation_type == OperationType::Send { "send" } else { "process" },
+            operation_type,
+            destination: Some(destination),
+            template: None,
+            partition: Some(partition),
+            group: None,
+            server: Some(("kafka-1", Some(9092))),
+        }
+    }
+
+    fn value(set: &MetricSet, name: &str) -> Option<String> {
+        set.attributes.iter().find(|kv| kv.key.as_str() == name).map(|kv| kv.value.to_string())
+    }
+
+    #[test]
+    fn sets_are_kept_beyond_the_recent_ones_and_each_has_its_own_attributes() {
+        let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
+        let instruments = Instruments::new(&opentelemetry::metrics::MeterProvider::meter(&provider, "t"));
+        let partitions: Vec<String> = (0..300).map(|p| p.to_string()).collect();
+        let resolve_all = || -> Vec<Arc<MetricSet>> {
+            partitions
+                .iter()
+                .flat_map(|p| {
+                    [OperationType::Send, OperationType::Process]
+                        .map(|t| instruments.resolve(&key("orders", p, t)))
+                })
+                .collect()
+        };
+        let first = resolve_all();
+        let second = resolve_all();
+        for ((a, b), p) in first.iter().zip(&second).zip(partitions.iter().flat_map(|p| [p, p])) {
+            assert!(Arc::ptr_eq(a, b), "partition {p}: the set was rebuilt instead of found");
+            assert_eq!(value(a, semconv::MESSAGING_DESTINATION_PARTITION_ID).as_deref(), Some(p.as_str()));
+        }
+        assert_eq!(value(&first[0], semconv::MESSAGING_OPERATION_NAME).as_deref(), Some("send"));
+        assert_eq!(value(&first[1], semconv::MESSAGING_OPERATION_NAME).as_deref(), Some("process"));
+        // A different instrumenter never gets another one's sets.
+        let other = Instruments::new(&opentelemetry::metrics::MeterProvider::meter(&provider, "u"));
+        assert!(!Arc::ptr_eq(&other.resolve(&key("orders", "0", OperationType::Send)), &first[0]));
+    }
+
+    #[test]
+    fn more_sets_than_kept_are_still_right() {
+        let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
+        let instruments = Instruments::new(&opentelemetry::metrics::MeterProvider::meter(&provider, "t"));
+        let topics: Vec<String> = (0..KEPT + 10).map(|t| format!("topic-{t}")).collect();
+        for round in 0..2 {
+            for topic in &topics {
+                let set = instruments.resolve(&key(topic, "0", OperationType::Send));
+                assert_eq!(
+                    value(&set, semconv::MESSAGING_DESTINATION_NAME).as_deref(),
+                    Some(topic.as_str()),
+                    "round {round}"
+                );
             }
         }
     }
