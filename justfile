@@ -69,3 +69,9 @@ bench: brokers-up
 # builds on a busy machine, where times are not (BENCHMARKS.md). Needs valgrind.
 bench-instructions *variants:
     scripts/bench_instructions.sh {{variants}}
+
+# Instructions per produced message end to end on the MockCluster (raw, hand-written header, SDK
+# floor, traced; all threads) under callgrind: `THROUGHPUT_SAMPLED=0.1 just throughput-instructions`
+# for 10 % sampling. Needs valgrind.
+throughput-instructions:
+    scripts/throughput_instructions.sh

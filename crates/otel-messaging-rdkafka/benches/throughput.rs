@@ -9,7 +9,12 @@
 //! THROUGHPUT_KAFKA=127.0.0.1:9092 just bench          # also a real broker (`just brokers-up`)
 //! THROUGHPUT_MESSAGES=50000 cargo bench -p otel-messaging-rdkafka --bench throughput
 //! THROUGHPUT_ONLY=produce cargo bench -p otel-messaging-rdkafka --bench throughput  # for profiling
+//! scripts/throughput_instructions.sh   # instructions per produced message, all threads (callgrind)
 //! ```
+//!
+//! `THROUGHPUT_PRODUCER=raw|header|floor|traced` runs one producer once on the MockCluster
+//! (sampled at `THROUGHPUT_SAMPLED`, default 1.0) and nothing else (what the instruction-count
+//! script measures).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, missing_docs)]
 
@@ -172,6 +177,21 @@ async fn compare(
                 None => create_topic(bootstrap, topic).await,
             }
         }
+        if let Ok(only) = std::env::var("THROUGHPUT_PRODUCER") {
+            // One producer, once (for `scripts/throughput_instructions.sh`).
+            let how = match only.as_str() {
+                "raw" => How::Raw,
+                "header" => How::RawWithHeader,
+                "floor" => How::Floor(&floor_tracer),
+                "traced" => How::Traced(&tracing),
+                other => panic!("THROUGHPUT_PRODUCER={other}: raw, header, floor or traced"),
+            };
+            produce(&producer, &raw_topic, n, how).await;
+            // Every span through the batch processor, every measurement collected: counted too.
+            let _ = provider.shutdown();
+            let _ = meter.shutdown();
+            return;
+        }
         let raw = produce(&producer, &raw_topic, n, How::Raw).await;
         let traced = produce(&producer, &traced_topic, n, How::Traced(&tracing)).await;
         let with_header = produce(&producer, &header_topic, n, How::RawWithHeader).await;
@@ -223,11 +243,16 @@ async fn main() {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it: then a
     // 200-message smoke round only checks that both paths work.
     let benchmarking = std::env::args().any(|a| a == "--bench");
-    let (n, rounds) = if benchmarking { (messages(), ROUNDS) } else { (200, 1) };
+    let one_producer = std::env::var("THROUGHPUT_PRODUCER").is_ok();
+    let (n, rounds) = if benchmarking || one_producer { (messages(), ROUNDS) } else { (200, 1) };
     let mock = MockCluster::new(1).expect("mock cluster");
     let bootstrap = mock.bootstrap_servers();
-    compare("MockCluster", &bootstrap, Some(&mock), n, rounds, 1.0).await;
-    if !benchmarking {
+    let first_ratio = match std::env::var("THROUGHPUT_SAMPLED") {
+        Ok(ratio) if one_producer => ratio.parse().expect("THROUGHPUT_SAMPLED is a fraction, e.g. 0.1"),
+        _ => 1.0,
+    };
+    compare("MockCluster", &bootstrap, Some(&mock), n, rounds, first_ratio).await;
+    if !benchmarking || one_producer {
         return;
     }
     compare("MockCluster", &bootstrap, Some(&mock), n, rounds, 0.1).await;
