@@ -70,8 +70,7 @@ bench: brokers-up
 bench-instructions *variants:
     scripts/bench_instructions.sh {{variants}}
 
-# Instructions per produced message end to end on the MockCluster (raw, hand-written header, SDK
-# floor, traced; all threads) under callgrind: `THROUGHPUT_SAMPLED=0.1 just throughput-instructions`
-# for 10 % sampling. Needs valgrind.
+# Needs valgrind; `THROUGHPUT_SAMPLED=0.1 just throughput-instructions` for 10 % sampling.
+# Instructions per produced message end to end on the MockCluster, all threads (callgrind)
 throughput-instructions:
     scripts/throughput_instructions.sh
