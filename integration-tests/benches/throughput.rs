@@ -17,7 +17,12 @@
 //! cargo bench -p integration-tests --bench throughput        # 5 000 messages (SQS: 500) per run
 //! THROUGHPUT_MESSAGES=20000 cargo bench -p integration-tests --bench throughput
 //! THROUGHPUT_BROKERS=redis THROUGHPUT_ROUNDS=9 cargo bench -p integration-tests --bench throughput
+//! THROUGHPUT_BROKERS=redis THROUGHPUT_MODE=traced …   # one side only, for a profiler
 //! ```
+//!
+//! Each round also prints the CPU time this process spent per message (all its threads), raw and
+//! traced, and the summary the median CPU tracing added per message: where a broker round trip
+//! sets the rate, that is what tracing costs.
 //!
 //! Under `cargo test` (no `--bench` argument) it runs one 50-message round per broker, to check
 //! that every path works.
@@ -27,7 +32,7 @@
 use std::time::Instant;
 
 use futures_util::{StreamExt as _, stream::FuturesUnordered};
-use integration_tests::{amqp_url, redis_url, sqs_endpoint, unique_name};
+use integration_tests::{amqp_url, process_cpu_seconds, redis_url, sqs_endpoint, unique_name};
 use otel_messaging::{MessagingInstrumenter, testing::benchmark_telemetry};
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -35,11 +40,22 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Seconds `f` takes.
-async fn timed(f: impl Future<Output = ()>) -> f64 {
-    let start = Instant::now();
+/// What one run took: wall-clock seconds, and CPU seconds of this process (all threads: the
+/// runtime's, the batch processor's).
+#[derive(Clone, Copy)]
+struct Took {
+    wall: f64,
+    cpu: f64,
+}
+
+async fn timed(f: impl Future<Output = ()>) -> Took {
+    let (start, cpu) = (Instant::now(), process_cpu_seconds());
     f.await;
-    start.elapsed().as_secs_f64()
+    let cpu = match (cpu, process_cpu_seconds()) {
+        (Some(before), Some(after)) => after - before,
+        _ => f64::NAN,
+    };
+    Took { wall: start.elapsed().as_secs_f64(), cpu }
 }
 
 /// One broker's produce and consume, raw (`traced == None`) or traced, on a fresh destination.
@@ -54,8 +70,27 @@ trait Broker {
 async fn compare<B: Broker>(broker: &B, n: usize, rounds: usize, ratio: f64) {
     let (instrumenter, provider, meter) = benchmark_telemetry(ratio);
     let (mut produce, mut consume) = (Vec::new(), Vec::new());
+    // CPU microseconds per message added by tracing (traced − raw), produce and consume.
+    let (mut produce_cpu, mut consume_cpu) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let (raw_dest, traced_dest) = (broker.destination().await, broker.destination().await);
+        if let Ok(only) = std::env::var("THROUGHPUT_MODE") {
+            // One side only, for a profiler: produce then consume, nothing compared.
+            let traced = match only.as_str() {
+                "raw" => None,
+                "traced" => Some(&instrumenter),
+                other => panic!("THROUGHPUT_MODE={other}: raw or traced"),
+            };
+            let p = timed(broker.produce(&raw_dest, n, traced)).await;
+            let c = timed(broker.consume(&raw_dest, n, traced)).await;
+            println!(
+                "{} {only}: produce {:.0}/s, consume {:.0}/s",
+                B::NAME,
+                n as f64 / p.wall,
+                n as f64 / c.wall
+            );
+            continue;
+        }
         // Raw first in even rounds, traced first in odd ones: neither gains from going first.
         let (raw_p, traced_p, raw_c, traced_c);
         if round % 2 == 0 {
@@ -69,26 +104,39 @@ async fn compare<B: Broker>(broker: &B, n: usize, rounds: usize, ratio: f64) {
             traced_c = timed(broker.consume(&traced_dest, n, Some(&instrumenter))).await;
             raw_c = timed(broker.consume(&raw_dest, n, None)).await;
         }
-        produce.push(raw_p / traced_p);
-        consume.push(raw_c / traced_c);
-        let rate = |s: f64| n as f64 / s;
+        produce.push(raw_p.wall / traced_p.wall);
+        consume.push(raw_c.wall / traced_c.wall);
+        let micros = |t: Took| t.cpu * 1e6 / n as f64;
+        produce_cpu.push(micros(traced_p) - micros(raw_p));
+        consume_cpu.push(micros(traced_c) - micros(raw_c));
+        let rate = |t: Took| n as f64 / t.wall;
         println!(
-            "{} {:>3} % sampled, round {round}: produce raw {:.0}/s traced {:.0}/s; consume raw {:.0}/s traced {:.0}/s",
+            "{} {:>3} % sampled, round {round}: produce raw {:.0}/s traced {:.0}/s; consume raw {:.0}/s traced {:.0}/s; \
+             CPU per message: produce raw {:.1} µs traced {:.1} µs, consume raw {:.1} µs traced {:.1} µs",
             B::NAME,
             (ratio * 100.0) as u32,
             rate(raw_p),
             rate(traced_p),
             rate(raw_c),
-            rate(traced_c)
+            rate(traced_c),
+            micros(raw_p),
+            micros(traced_p),
+            micros(raw_c),
+            micros(traced_c)
         );
     }
-    println!(
-        "{}, {n} messages, {} % sampled, batch exporter, metrics on — traced/raw throughput: produce {:.2}, consume {:.2}",
-        B::NAME,
-        (ratio * 100.0) as u32,
-        median(produce),
-        median(consume)
-    );
+    if !produce.is_empty() {
+        println!(
+            "{}, {n} messages, {} % sampled, batch exporter, metrics on — traced/raw throughput: produce {:.2}, consume {:.2}; \
+             CPU added per message: produce {:+.1} µs, consume {:+.1} µs",
+            B::NAME,
+            (ratio * 100.0) as u32,
+            median(produce),
+            median(consume),
+            median(produce_cpu),
+            median(consume_cpu)
+        );
+    }
     let _ = provider.shutdown();
     let _ = meter.shutdown();
 }
@@ -327,7 +375,7 @@ impl Broker for Sqs {
     }
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let benchmarking = std::env::args().any(|a| a == "--bench");
     let n: usize = std::env::var("THROUGHPUT_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);

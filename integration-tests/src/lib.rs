@@ -305,3 +305,18 @@ pub async fn sqs_endpoint_fixing_sender_fault(endpoint: &str) -> String {
     });
     format!("http://{addr}")
 }
+
+/// CPU time this process has used so far, in seconds, all its live threads together (the sum of
+/// `/proc/self/task/*/schedstat`'s first field, nanoseconds on CPU; Linux only, `None`
+/// elsewhere). Threads that have exited are not counted, so compare runs of the same program.
+/// The throughput benchmarks report it per message beside the wall-clock rates: on a broker
+/// whose round trip dominates, it shows what tracing costs where the rate cannot.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let mut nanos: u64 = 0;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        nanos += stat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+    }
+    Some(nanos as f64 / 1e9)
+}

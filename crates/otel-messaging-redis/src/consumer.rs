@@ -5,7 +5,7 @@
 
 use std::{future::Future, sync::Arc, time::SystemTime};
 
-use opentelemetry::{Context, KeyValue, context::FutureExt as _, propagation::Extractor};
+use opentelemetry::{Context, context::FutureExt as _, propagation::Extractor};
 use otel_messaging::{OperationType, TracedMessage, propagation::EmptyExtractor};
 use redis::{
     RedisResult, ToRedisArgs,
@@ -71,11 +71,11 @@ fn record_entries<'e>(
             instrumentation.handoff.put(entry_key(entry), facts);
         }
     }
-    let entries: Vec<(StreamFieldsExtractor<'_>, Vec<KeyValue>)> = streams
+    let entries: Vec<(StreamFieldsExtractor<'_>, &str)> = streams
         .flat_map(|(_, ids)| ids.iter())
-        .map(|e| (StreamFieldsExtractor(&e.map), entry_link_attributes(&e.id)))
+        .map(|e| (StreamFieldsExtractor(&e.map), e.id.as_str()))
         .collect();
-    let messages = entries.iter().map(|(x, a)| (x as &dyn Extractor, a.clone()));
+    let messages = entries.iter().map(|(x, id)| (x as &dyn Extractor, entry_link_attributes(id)));
     instrumentation.instrumenter.start_batch(&view, parent, Some(started), messages).end_ok();
 }
 

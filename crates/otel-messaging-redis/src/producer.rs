@@ -20,8 +20,9 @@ use crate::{
 /// `messaging.operation.name` of send spans: `send`.
 pub const OPERATION_SEND: &str = "send";
 
-fn destination_of<K: ToRedisArgs>(key: &K) -> String {
-    key.to_redis_args().first().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default()
+/// The stream name of a key's serialized arguments (its first), for the span.
+fn destination_of(key_args: &[Vec<u8>]) -> std::borrow::Cow<'_, str> {
+    key_args.first().map_or(std::borrow::Cow::Borrowed(""), |k| String::from_utf8_lossy(k))
 }
 
 async fn xadd<C, K, ID, F, V, RV>(
@@ -41,18 +42,21 @@ where
     V: ToRedisArgs,
     RV: FromRedisValue,
 {
-    let stream = destination_of(&key);
+    // Key and items serialized once: read here (stream name, an existing creation context) and
+    // written into the command as they are (the same arguments `cmd.arg(key)` would write).
+    let key_args = key.to_redis_args();
+    let stream = destination_of(&key_args);
     let item_args = items.to_redis_args();
     let view = RedisView::new(OperationType::Send, OPERATION_SEND, Some(&stream), instrumentation);
     let operation = instrumentation.instrumenter.start_send(&view, &parent, &ArgPairsExtractor(&item_args));
     let mut fields = Vec::new();
     operation.inject(&mut FieldsInjector(&mut fields));
     let mut cmd = redis::cmd("XADD");
-    cmd.arg(key);
+    cmd.arg(&key_args);
     if let Some(maxlen) = maxlen {
         cmd.arg(maxlen);
     }
-    cmd.arg(id).arg(items).arg(&fields);
+    cmd.arg(id).arg(&item_args).arg(&fields);
     let result: RedisResult<Value> = cmd.query_async(conn).await;
     match &result {
         Ok(Value::BulkString(bytes)) => {
@@ -272,3 +276,27 @@ pub trait QueueExt: ConnectionLike + Send + Sized {
 }
 
 impl<C: ConnectionLike + Send + Sized> QueueExt for C {}
+
+#[cfg(test)]
+mod tests {
+    use redis::ToRedisArgs;
+
+    /// The traced `XADD` writes key and items from their serialized arguments: the command sent
+    /// must be byte for byte the one the native arguments make.
+    fn same_command<K: ToRedisArgs, F: ToRedisArgs, V: ToRedisArgs>(key: K, items: &[(F, V)]) {
+        let mut native = redis::cmd("XADD");
+        native.arg(&key).arg("*").arg(items);
+        let mut ours = redis::cmd("XADD");
+        ours.arg(key.to_redis_args()).arg("*").arg(items.to_redis_args());
+        assert_eq!(ours.get_packed_command(), native.get_packed_command());
+    }
+
+    #[test]
+    fn serialized_key_and_items_make_the_native_command() {
+        same_command("orders", &[("payload", "x")]);
+        same_command(String::from("orders"), &[("n", 42_i64), ("m", -1)]);
+        same_command(b"bin\xffkey".as_slice(), &[("blob", b"\x00\x01\xfe".as_slice()), ("", b"".as_slice())]);
+        same_command("orders", &[(1_u8, 2.5_f64)]);
+        same_command("orders", &[] as &[(&str, &str)]);
+    }
+}

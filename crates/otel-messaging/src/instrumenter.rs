@@ -385,9 +385,8 @@ impl MessagingInstrumenter {
         let links = messages
             .into_iter()
             .filter_map(|(extractor, attributes)| {
-                let cx = self.inner.propagator.extract(extractor, false);
-                let sc = cx.span().span_context().clone();
-                sc.is_valid().then(|| Link::new(sc, attributes, 0))
+                let sc = self.inner.propagator.extract_span_context(extractor)?;
+                Some(Link::new(sc, attributes, 0))
             })
             .collect();
         self.start_span(SpanRequest { links, started_at, ..SpanRequest::new(view, parent) })

@@ -176,7 +176,7 @@ struct Cache {
     recent: Vec<Arc<MetricSet>>,
     /// The slot of `recent` the next miss replaces (round robin).
     next: usize,
-    all: std::collections::HashMap<u64, Arc<MetricSet>, std::hash::BuildHasherDefault<MixHasher>>,
+    all: rustc_hash::FxHashMap<u64, Arc<MetricSet>>,
 }
 
 impl Cache {
@@ -207,63 +207,16 @@ impl Cache {
 }
 
 impl MetricKey<'_> {
-    /// A hash of everything [`MetricSet::matches`] compares. Not SipHash: the keys are compared
-    /// after the lookup, so a collision only costs a rebuild, and SipHash took ≈ 1 500 instructions
-    /// per key (BENCHMARKS.md).
+    /// A hash of everything [`MetricSet::matches`] compares. `FxHasher`, not SipHash: the keys
+    /// are compared after the lookup, so a collision only costs a rebuild, and SipHash took
+    /// ≈ 1 500 instructions per key (BENCHMARKS.md).
     fn hash(&self, instruments: u64) -> u64 {
         use std::hash::{Hash, Hasher};
-        let mut h = MixHasher(instruments);
+        let mut h = rustc_hash::FxHasher::default();
+        instruments.hash(&mut h);
         (self.system, self.operation_name, self.operation_type.as_str()).hash(&mut h);
         (self.destination, self.template, self.partition, self.group, self.server).hash(&mut h);
         h.finish()
-    }
-}
-
-/// A multiply-rotate hasher over 8-byte words (the scheme of rustc's `FxHasher`): a few
-/// instructions per word, enough to spread the cache's keys (and, as the map's hasher, the keys'
-/// hashes once more, one word).
-#[derive(Default)]
-struct MixHasher(u64);
-
-impl MixHasher {
-    fn add(&mut self, word: u64) {
-        const K: u64 = 0xf135_7aea_2e62_a9c5;
-        self.0 = (self.0.rotate_left(26) ^ word).wrapping_mul(K);
-    }
-}
-
-impl std::hash::Hasher for MixHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        let mut word = [0; 8];
-        word[..rest.len()].copy_from_slice(rest);
-        self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 

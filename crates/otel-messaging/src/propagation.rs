@@ -560,6 +560,24 @@ impl Propagator {
     }
 }
 
+impl Propagator {
+    /// The remote span context of `extractor`'s creation context (never its baggage), if valid:
+    /// what a batch span links to. With [`W3cPropagator`] decoded straight from the validated
+    /// `traceparent`, without building a `Context`.
+    pub(crate) fn extract_span_context(
+        &self,
+        extractor: &dyn Extractor,
+    ) -> Option<opentelemetry::trace::SpanContext> {
+        #[cfg(feature = "w3c-propagator")]
+        if let Propagator::W3c = self {
+            return W3cPropagator::span_context_strict(&StrictExtractor::build(extractor, false));
+        }
+        let cx = self.extract(extractor, false);
+        let sc = cx.span().span_context().clone();
+        sc.is_valid().then_some(sc)
+    }
+}
+
 /// The result of reading a message's propagation fields.
 #[derive(Debug, Clone)]
 pub(crate) struct Extracted {

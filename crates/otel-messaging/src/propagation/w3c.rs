@@ -76,18 +76,22 @@ impl W3cPropagator {
     /// The context `strict` describes, on `cx`: its validated `traceparent` decoded, its
     /// sanitised `tracestate` and its bounded `baggage`.
     pub(crate) fn extract_strict(cx: &Context, strict: &StrictExtractor<'_>) -> Context {
-        let cx = match strict.traceparent.and_then(decode) {
-            Some((trace_id, span_id, flags)) => {
-                let state = strict
-                    .tracestate
-                    .as_deref()
-                    .and_then(|s| s.parse::<TraceState>().ok())
-                    .unwrap_or_default();
-                cx.with_remote_span_context(SpanContext::new(trace_id, span_id, flags, true, state))
-            }
+        let cx = match Self::span_context_strict(strict) {
+            Some(sc) => cx.with_remote_span_context(sc),
             None => cx.clone(),
         };
         if strict.baggage.is_some() { BaggagePropagator::new().extract_with_context(&cx, strict) } else { cx }
+    }
+}
+
+impl W3cPropagator {
+    /// The remote span context `strict` describes (its validated `traceparent` decoded, its
+    /// sanitised `tracestate`), without building a `Context`: what a link needs.
+    pub(crate) fn span_context_strict(strict: &StrictExtractor<'_>) -> Option<SpanContext> {
+        let (trace_id, span_id, flags) = strict.traceparent.and_then(decode)?;
+        let state =
+            strict.tracestate.as_deref().and_then(|s| s.parse::<TraceState>().ok()).unwrap_or_default();
+        Some(SpanContext::new(trace_id, span_id, flags, true, state))
     }
 }
 
