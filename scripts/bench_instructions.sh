@@ -6,21 +6,14 @@
 #   scripts/bench_instructions.sh [variant ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target="${CARGO_TARGET_DIR:-target}"
-cargo bench -p otel-messaging-rdkafka --bench overhead --no-run 2>/dev/null
-bin=$(ls -t "$target"/release/deps/overhead-* | grep -v '\.d$' | head -1)
+source scripts/callgrind.sh
+bin=$(bench_binary otel-messaging-rdkafka overhead)
 n=${OVERHEAD_N:-2000}
 variants=("$@")
 [ ${#variants[@]} -eq 0 ] && variants=(baseline floor/sampled floor/unsampled seeds/sampled ours/sampled
-  ours/sampled_metrics ours/sampled_metrics_partitions ours/unsampled ours_sdk_propagator/sampled ours_sdk_propagator/unsampled
-  extract_no_context)
-count() {
-  local out; out=$(mktemp)
-  OVERHEAD_ONLY="$1" OVERHEAD_N="$2" valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" \
-    >/dev/null 2>&1
-  callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'
-  rm -f "$out"
-}
+  ours/sampled_metrics ours/sampled_metrics_partitions ours/unsampled ours_sdk_propagator/sampled
+  ours_sdk_propagator/unsampled extract_no_context)
+count() { (export OVERHEAD_ONLY="$1" OVERHEAD_N="$2"; instructions "$bin"); }
 declare -A per
 for v in "${variants[@]}"; do
   a=$(count "$v" "$n"); b=$(count "$v" $((2 * n)))

@@ -7,17 +7,10 @@
 #   scripts/throughput_instructions.sh     (THROUGHPUT_MESSAGES=N, default 2000; THROUGHPUT_SAMPLED=0.1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target="${CARGO_TARGET_DIR:-target}"
-cargo bench -p otel-messaging-rdkafka --bench throughput --no-run 2>/dev/null
-bin=$(ls -t "$target"/release/deps/throughput-* | grep -v '\.d$' | head -1)
+source scripts/callgrind.sh
+bin=$(bench_binary otel-messaging-rdkafka throughput)
 n=${THROUGHPUT_MESSAGES:-2000}
-count() {
-  local out; out=$(mktemp)
-  THROUGHPUT_PRODUCER="$1" THROUGHPUT_MESSAGES="$2" valgrind --tool=callgrind --callgrind-out-file="$out" \
-    "$bin" >/dev/null 2>&1
-  callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'
-  rm -f "$out"
-}
+count() { (export THROUGHPUT_PRODUCER="$1" THROUGHPUT_MESSAGES="$2"; instructions "$bin"); }
 declare -A per
 for p in raw header floor traced; do
   a=$(count "$p" "$n"); b=$(count "$p" $((2 * n)))
