@@ -491,7 +491,7 @@ async fn nats(t: &TestTelemetry) {
     use async_nats::{HeaderMap, jetstream};
     use opentelemetry::propagation::Extractor as _;
     use otel_messaging_async_nats::{
-        HeaderMapExtractor, JetStreamExt as _, JetStreamMessageExt as _, NatsInstrumentation,
+        HeaderMapExtractor, JetStreamExt as _, MessageExt as _, NatsInstrumentation,
     };
 
     let mut ledger = Ledger::new("nats");

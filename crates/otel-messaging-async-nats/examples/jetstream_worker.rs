@@ -14,7 +14,7 @@ use opentelemetry::{
     Context, global,
     trace::{FutureExt as _, TraceContextExt as _, Tracer as _},
 };
-use otel_messaging_async_nats::{JetStreamExt as _, JetStreamMessageExt as _};
+use otel_messaging_async_nats::{JetStreamExt as _, JetStreamMessageExt as _, MessageExt as _};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -41,7 +41,10 @@ fn start_process(
     instrumentation.instrumenter.start_process(&view, &HeaderMapExtractor(headers(message)))
 }
 
-/// Traced processing of a core NATS [`Message`].
+/// Traced processing of a received message: a core NATS [`Message`], or a JetStream
+/// [`jetstream::Message`], whose process span also gets its JetStream facts (stream sequence,
+/// delivery count, queue wait from its timestamp). Settling a JetStream message is
+/// [`JetStreamMessageExt`].
 pub trait MessageExt: Sized {
     /// Runs `handler` inside a `process {subject}` CONSUMER span (current context while it runs);
     /// the span ends with the handler (status and `error.type` from its error).
@@ -105,47 +108,8 @@ impl MessageExt for Message {
     }
 }
 
-/// Traced processing and settling of a JetStream [`jetstream::Message`].
+/// Traced settling of a JetStream [`jetstream::Message`] (its processing is [`MessageExt`]).
 pub trait JetStreamMessageExt: Sized {
-    /// Runs `handler` inside a `process {subject}` CONSUMER span with the JetStream facts.
-    ///
-    /// Uses [`NatsInstrumentation::global`].
-    ///
-    /// # Errors
-    ///
-    /// The handler's error, unchanged.
-    fn process_traced<F, T, E>(&self, handler: F) -> impl Future<Output = Result<T, E>>
-    where
-        F: Future<Output = Result<T, E>>,
-        E: std::fmt::Display,
-    {
-        self.process_traced_with(NatsInstrumentation::global(), handler)
-    }
-
-    /// [`process_traced`](Self::process_traced) with an explicit instrumentation.
-    ///
-    /// # Errors
-    ///
-    /// The handler's error, unchanged.
-    fn process_traced_with<F, T, E>(
-        &self,
-        instrumentation: &NatsInstrumentation,
-        handler: F,
-    ) -> impl Future<Output = Result<T, E>>
-    where
-        F: Future<Output = Result<T, E>>,
-        E: std::fmt::Display;
-
-    /// Starts the process span now and returns the message with it.
-    ///
-    /// Uses [`NatsInstrumentation::global`].
-    fn traced(self) -> TracedMessage<Self> {
-        self.traced_with(NatsInstrumentation::global())
-    }
-
-    /// [`traced`](Self::traced) with an explicit instrumentation.
-    fn traced_with(self, instrumentation: &NatsInstrumentation) -> TracedMessage<Self>;
-
     /// Acknowledges like `message.ack()`, inside an `ack {subject}` settle span (CLIENT) linked
     /// to the message's creation context.
     ///
@@ -172,7 +136,7 @@ pub trait JetStreamMessageExt: Sized {
     ) -> impl Future<Output = Result<(), async_nats::Error>>;
 }
 
-impl JetStreamMessageExt for jetstream::Message {
+impl MessageExt for jetstream::Message {
     fn process_traced_with<F, T, E>(
         &self,
         instrumentation: &NatsInstrumentation,
@@ -189,7 +153,9 @@ impl JetStreamMessageExt for jetstream::Message {
         let operation = start_process(instrumentation, &self.message, JetStreamFacts::of(&self));
         TracedMessage::new(self, operation)
     }
+}
 
+impl JetStreamMessageExt for jetstream::Message {
     fn ack_kind_traced_with(
         &self,
         instrumentation: &NatsInstrumentation,
