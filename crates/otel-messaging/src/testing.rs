@@ -135,6 +135,30 @@ pub fn sdk_w3c_propagator() -> opentelemetry::propagation::TextMapCompositePropa
     ])
 }
 
+/// Asserts that [`W3cPropagator`](crate::propagation::W3cPropagator) extracts from `carrier` the
+/// same span context and baggage as the SDK's propagators ([`sdk_w3c_propagator`]) behind
+/// [`StrictExtractor`](crate::propagation::StrictExtractor): the equivalence the unit tests and
+/// the `traceparent` fuzz target check.
+///
+/// # Panics
+///
+/// When the two differ (the message shows the carrier).
+pub fn assert_w3c_extracts_as_sdk(carrier: &std::collections::HashMap<String, String>) {
+    use opentelemetry::{
+        baggage::BaggageExt as _, propagation::TextMapPropagator as _, trace::TraceContextExt as _,
+    };
+    let ours = crate::propagation::W3cPropagator::new().extract(carrier);
+    let theirs = sdk_w3c_propagator().extract(&crate::propagation::StrictExtractor::new(carrier));
+    assert_eq!(ours.span().span_context(), theirs.span().span_context(), "{carrier:?}");
+    let baggage = |cx: &opentelemetry::Context| {
+        let mut all: Vec<String> =
+            cx.baggage().iter().map(|(k, (v, m))| format!("{k}={v};{}", m.as_str())).collect();
+        all.sort();
+        all
+    };
+    assert_eq!(baggage(&ours), baggage(&theirs), "{carrier:?}");
+}
+
 impl TestTelemetry {
     /// New providers and exporters, independent of every other instance and of the globals (the
     /// SDK's default sampler, `ParentBased(AlwaysOn)`).

@@ -216,17 +216,10 @@ mod tests {
                 (TRACESTATE.to_owned(), "rojo=1,congo=2".to_owned()),
                 (BAGGAGE.to_owned(), "k=v%20w,user=1;meta".to_owned()),
             ]);
+            crate::testing::assert_w3c_extracts_as_sdk(&carrier);
             let ours = W3cPropagator::new().extract(&carrier);
-            let theirs = sdk().extract(&StrictExtractor::new(&carrier));
-            assert_eq!(ours.span().span_context(), theirs.span().span_context(), "{tp}");
-            let baggage = |cx: &Context| {
-                let mut all: Vec<String> =
-                    cx.baggage().iter().map(|(k, (v, m))| format!("{k}={v};{}", m.as_str())).collect();
-                all.sort();
-                all
-            };
-            assert_eq!(baggage(&ours), baggage(&theirs), "{tp}");
-            assert_eq!(baggage(&ours).len(), 2);
+            assert!(ours.span().span_context().is_valid(), "{tp}");
+            assert_eq!(ours.baggage().len(), 2, "{tp}");
         }
     }
 
