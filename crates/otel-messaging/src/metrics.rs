@@ -20,8 +20,9 @@
 //! failure is not the delivery's).
 //!
 //! An operation's attribute set is resolved when it starts, from a per-thread cache (the 4 most
-//! recently used sets, then up to 1 024 by hash; keyed by the view's borrowed strings, so a hit
-//! builds and drops no `KeyValue`), and shared by every operation with the same attributes. With feature
+//! recently used sets, then up to 1 024 by family — the sets that differ only by partition — and
+//! partition; keyed by the view's borrowed strings, so a hit builds and drops no `KeyValue`), and
+//! shared by every operation with the same attributes. With feature
 //! `bound-metrics` (default) the measurements of successful operations go through instruments
 //! bound to that set (opentelemetry 0.33's experimental bound instruments): the SDK then neither
 //! hashes nor compares the attribute set per measurement (BENCHMARKS.md). Failed operations,
@@ -97,18 +98,21 @@ pub(crate) struct MetricSet {
 }
 
 impl MetricSet {
-    fn matches(&self, instruments: u64, key: &MetricKey<'_>) -> bool {
-        fn same(a: &Option<Box<str>>, b: Option<&str>) -> bool {
-            a.as_deref() == b
-        }
+    /// The cheap part of a comparison with a key: instrumenter, operation type and name. A set is
+    /// `key`'s when this, its partition and [`family_matches`](Self::family_matches) agree.
+    fn head_matches(&self, instruments: u64, key: &MetricKey<'_>) -> bool {
         self.instruments == instruments
             && self.operation_type == key.operation_type
             && std::ptr::eq(self.operation_name, key.operation_name)
-            && same(&self.partition, key.partition)
-            && self.system == key.system
-            && same(&self.destination, key.destination)
-            && same(&self.template, key.template)
-            && same(&self.group, key.group)
+    }
+
+    /// Whether this set and `key` agree on everything but the partition and the
+    /// [`head`](Self::head_matches): whether `key`'s set is in this set's [`Family`].
+    fn family_matches(&self, key: &MetricKey<'_>) -> bool {
+        self.system == key.system
+            && self.destination.as_deref() == key.destination
+            && self.template.as_deref() == key.template
+            && self.group.as_deref() == key.group
             && match (&self.server, key.server) {
                 (Some((a, p)), Some((b, q))) => **a == *b && *p == q,
                 (None, None) => true,
@@ -163,59 +167,140 @@ impl MetricSet {
 /// Attribute sets scanned first, per thread: the most recently used ones (a hit costs a few
 /// comparisons and no hashing).
 const RECENT: usize = 4;
-/// Most attribute sets kept per thread; when full the map is emptied (the sets are rebuilt as they
-/// are used again, nothing worse). Above the SDK's default cardinality limit (2 000 per
+/// Most attribute sets kept per thread; when full, the cache is emptied (the sets are rebuilt as
+/// they are used again, nothing worse). Above the SDK's default cardinality limit (2 000 per
 /// instrument) the attributes overflow anyway.
 const KEPT: usize = 1024;
 
+/// The sets of one thread that differ only by partition (same instrumenter, operation, system,
+/// destination, template, group and server): a consumer of a topic with hundreds of partitions
+/// uses that many sets in turn, all of one family.
+struct Family {
+    /// Any set of the family (they agree on everything but the partition).
+    example: Arc<MetricSet>,
+    unpartitioned: Option<Arc<MetricSet>>,
+    partitions: rustc_hash::FxHashMap<Box<str>, Arc<MetricSet>>,
+}
+
+impl Family {
+    /// The family's set of `key` (whose family this is), built on first use; `built` counts a
+    /// new one.
+    fn get(&mut self, instruments: u64, key: &MetricKey<'_>, built: &mut usize) -> Arc<MetricSet> {
+        let mut build = || {
+            *built += 1;
+            Arc::new(MetricSet::new(instruments, key))
+        };
+        match key.partition {
+            None => self.unpartitioned.get_or_insert_with(build).clone(),
+            Some(partition) => match self.partitions.get(partition) {
+                Some(set) => set.clone(),
+                None => {
+                    let set = build();
+                    self.partitions.insert(Box::from(partition), set.clone());
+                    set
+                }
+            },
+        }
+    }
+}
+
 /// One thread's attribute sets: the [`RECENT`] most recently used, scanned in order, in front of
-/// a map of all of them by the hash of their [`MetricKey`] (a consumer of a topic with hundreds of
-/// partitions uses that many sets in turn; a plain most-recently-used list would rebuild them).
+/// all of them by [`Family`]. A key that misses the recent sets but shares their family (another
+/// partition of the same topic) goes straight to that family's partitions, hashing only the
+/// partition; any other key finds its family by the hash of the rest of the key.
 #[derive(Default)]
 struct Cache {
-    recent: Vec<Arc<MetricSet>>,
-    /// The slot of `recent` the next miss replaces (round robin).
+    /// The most recently used sets, each with the index of its family in `families`.
+    recent: Vec<(Arc<MetricSet>, usize)>,
+    /// The slot of `recent` the next set from outside their families replaces (round robin).
     next: usize,
-    all: rustc_hash::FxHashMap<u64, Arc<MetricSet>>,
+    families: Vec<Family>,
+    /// Index in `families` by [`MetricKey::family_hash`] (the latest family with that hash).
+    by_hash: rustc_hash::FxHashMap<u64, usize>,
+    /// Sets built since the cache was last emptied.
+    built: usize,
 }
 
 impl Cache {
     fn get(&mut self, instruments: u64, key: &MetricKey<'_>) -> Arc<MetricSet> {
-        if let Some(set) = self.recent.iter().find(|set| set.matches(instruments, key)) {
-            return set.clone();
-        }
-        let hash = key.hash(instruments);
-        let set = match self.all.get(&hash) {
-            Some(set) if set.matches(instruments, key) => set.clone(),
-            _ => {
-                if self.all.len() >= KEPT {
-                    self.all.clear();
+        // A recent set of the same instrumenter and operation but another partition: its family
+        // is probably the key's.
+        let mut sibling = None;
+        for (slot, (set, _)) in self.recent.iter().enumerate() {
+            if set.head_matches(instruments, key) {
+                if set.partition.as_deref() != key.partition {
+                    sibling = sibling.or(Some(slot));
+                } else if set.family_matches(key) {
+                    return set.clone();
                 }
-                let set = Arc::new(MetricSet::new(instruments, key));
-                self.all.insert(hash, set.clone());
-                set
+            }
+        }
+        if self.built >= KEPT {
+            *self = Cache::default();
+            sibling = None;
+        }
+        let (slot, family) = match sibling.filter(|&slot| self.recent[slot].0.family_matches(key)) {
+            // Keep the family's place among the recent sets: the next partition finds it there.
+            Some(slot) => (slot, self.recent[slot].1),
+            None => {
+                let slot = if self.recent.len() < RECENT {
+                    self.recent.len()
+                } else {
+                    let slot = self.next;
+                    self.next = (self.next + 1) % RECENT;
+                    slot
+                };
+                (slot, self.family_of(instruments, key))
             }
         };
-        if self.recent.len() < RECENT {
-            self.recent.push(set.clone());
+        let set = self.families[family].get(instruments, key, &mut self.built);
+        if slot == self.recent.len() {
+            self.recent.push((set.clone(), family));
         } else {
-            self.recent[self.next] = set.clone();
-            self.next = (self.next + 1) % RECENT;
+            self.recent[slot] = (set.clone(), family);
         }
         set
+    }
+
+    /// The index of `key`'s family, created (with `key`'s set built) when there is none.
+    fn family_of(&mut self, instruments: u64, key: &MetricKey<'_>) -> usize {
+        let hash = key.family_hash(instruments);
+        if let Some(&index) = self.by_hash.get(&hash) {
+            let example = &self.families[index].example;
+            if example.head_matches(instruments, key) && example.family_matches(key) {
+                return index;
+            }
+        }
+        self.built += 1;
+        let set = Arc::new(MetricSet::new(instruments, key));
+        let mut family = Family {
+            example: set.clone(),
+            unpartitioned: None,
+            partitions: rustc_hash::FxHashMap::default(),
+        };
+        match key.partition {
+            None => family.unpartitioned = Some(set),
+            Some(partition) => {
+                family.partitions.insert(Box::from(partition), set);
+            }
+        }
+        self.families.push(family);
+        self.by_hash.insert(hash, self.families.len() - 1);
+        self.families.len() - 1
     }
 }
 
 impl MetricKey<'_> {
-    /// A hash of everything [`MetricSet::matches`] compares. `FxHasher`, not SipHash: the keys
-    /// are compared after the lookup, so a collision only costs a rebuild, and SipHash took
-    /// ≈ 1 500 instructions per key (BENCHMARKS.md).
-    fn hash(&self, instruments: u64) -> u64 {
+    /// A hash of everything [`MetricSet::head_matches`] and [`MetricSet::family_matches`]
+    /// compare (all but the partition). `FxHasher`, not SipHash: the family is compared after
+    /// the lookup, so a collision only costs a rebuild, and SipHash took ≈ 1 500 instructions
+    /// per key (BENCHMARKS.md).
+    fn family_hash(&self, instruments: u64) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = rustc_hash::FxHasher::default();
         instruments.hash(&mut h);
         (self.system, self.operation_name, self.operation_type.as_str()).hash(&mut h);
-        (self.destination, self.template, self.partition, self.group, self.server).hash(&mut h);
+        (self.destination, self.template, self.group, self.server).hash(&mut h);
         h.finish()
     }
 }
@@ -428,6 +513,44 @@ mod tests {
         // A different instrumenter never gets another one's sets.
         let other = Instruments::new(&opentelemetry::metrics::MeterProvider::meter(&provider, "u"));
         assert!(!Arc::ptr_eq(&other.resolve(&key("orders", "0", OperationType::Send)), &first[0]));
+    }
+
+    #[test]
+    fn families_of_partitions_interleaved_each_get_their_own_sets() {
+        let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
+        let instruments = Instruments::new(&opentelemetry::metrics::MeterProvider::meter(&provider, "t"));
+        let partitions: Vec<String> = (0..200).map(|p| p.to_string()).collect();
+        // Two topics read partition by partition in turn, the same partition ids in both, each
+        // topic also written without a partition, and one topic consumed by a second group on
+        // another server: every key has its own set, found again rather than rebuilt.
+        let keys = || {
+            let mut keys = Vec::new();
+            for p in &partitions {
+                for topic in ["orders", "payments"] {
+                    keys.push(key(topic, p, OperationType::Process));
+                    keys.push(MetricKey { partition: None, ..key(topic, p, OperationType::Send) });
+                }
+                keys.push(MetricKey {
+                    group: Some("audit"),
+                    server: Some(("kafka-2", None)),
+                    ..key("orders", p, OperationType::Process)
+                });
+            }
+            keys
+        };
+        let first: Vec<_> = keys().iter().map(|k| instruments.resolve(k)).collect();
+        let second: Vec<_> = keys().iter().map(|k| instruments.resolve(k)).collect();
+        for ((a, b), k) in first.iter().zip(&second).zip(keys()) {
+            assert!(Arc::ptr_eq(a, b), "{k:?}: the set was rebuilt instead of found");
+            assert_eq!(value(a, semconv::MESSAGING_DESTINATION_NAME).as_deref(), k.destination);
+            assert_eq!(value(a, semconv::MESSAGING_DESTINATION_PARTITION_ID).as_deref(), k.partition);
+            assert_eq!(value(a, semconv::MESSAGING_CONSUMER_GROUP_NAME).as_deref(), k.group);
+            assert_eq!(value(a, semconv::SERVER_ADDRESS).as_deref(), k.server.map(|(s, _)| s));
+        }
+        // Per topic, one unpartitioned send set shared by every round, and 200 + 200 + 200
+        // distinct process sets.
+        let distinct: std::collections::HashSet<*const MetricSet> = first.iter().map(Arc::as_ptr).collect();
+        assert_eq!(distinct.len(), 2 + 3 * partitions.len());
     }
 
     #[test]
