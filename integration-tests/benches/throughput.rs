@@ -20,7 +20,7 @@
 //! cargo bench -p integration-tests --bench throughput        # 5 000 messages (SQS: 500) per run
 //! THROUGHPUT_MESSAGES=20000 cargo bench -p integration-tests --bench throughput
 //! THROUGHPUT_BROKERS=redis THROUGHPUT_ROUNDS=9 cargo bench -p integration-tests --bench throughput
-//! THROUGHPUT_BROKERS=redis THROUGHPUT_MODE=traced …   # one side only, for a profiler
+//! THROUGHPUT_BROKERS=redis THROUGHPUT_MODE=traced THROUGHPUT_SAMPLED=0.1 …   # one side, one ratio, for a profiler
 //! ```
 //!
 //! Each round also prints the CPU time this process spent per message (all its threads), raw and
@@ -383,8 +383,13 @@ async fn main() {
     let benchmarking = std::env::args().any(|a| a == "--bench");
     let n: usize = std::env::var("THROUGHPUT_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
     let rounds: usize = std::env::var("THROUGHPUT_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-    let (n, sqs_n, rounds, ratios) =
-        if benchmarking { (n, n / 10, rounds, &[1.0, 0.1][..]) } else { (50, 50, 1, &[1.0][..]) };
+    // THROUGHPUT_SAMPLED=0.1 runs only that sampling ratio (100 % and 10 % by default).
+    let sampled: Option<f64> = std::env::var("THROUGHPUT_SAMPLED").ok().and_then(|v| v.parse().ok());
+    let (n, sqs_n, rounds, ratios) = if benchmarking {
+        (n, n / 10, rounds, sampled.map_or(vec![1.0, 0.1], |r| vec![r]))
+    } else {
+        (50, 50, 1, vec![1.0])
+    };
     // THROUGHPUT_BROKERS=redis,sqs runs only those (all by default).
     let only = std::env::var("THROUGHPUT_BROKERS").unwrap_or_default().to_lowercase();
     let runs =
@@ -398,7 +403,7 @@ async fn main() {
     let rabbitmq = RabbitMq { channel };
     let redis = Redis { client: redis::Client::open(redis_url()).expect("client") };
     let sqs = Sqs { client: integration_tests::sqs_client(&sqs_endpoint(), 3).await };
-    for &ratio in ratios {
+    for &ratio in &ratios {
         if runs(RabbitMq::NAME) {
             compare(&rabbitmq, n, rounds, ratio).await;
         }

@@ -35,6 +35,9 @@ impl std::fmt::Debug for StreamFieldsExtractor<'_> {
     }
 }
 
+/// Entries with at most this many fields are read by one pass over the fields, without hashing.
+const SCAN_AT_MOST: usize = 8;
+
 pub(crate) fn value_str(value: &Value) -> Option<&str> {
     match value {
         Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
@@ -46,10 +49,24 @@ pub(crate) fn value_str(value: &Value) -> Option<&str> {
 
 impl Extractor for StreamFieldsExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        if let Some(v) = self.0.get(key) {
+        // An entry has a few fields: one pass over them costs less than hashing the key
+        // (SipHash) and then scanning anyway for a key that is absent, the common case for all
+        // but `traceparent`. A large map is looked up by hash first.
+        if self.0.len() > SCAN_AT_MOST
+            && let Some(v) = self.0.get(key)
+        {
             return value_str(v);
         }
-        self.0.iter().filter(|(k, _)| k.eq_ignore_ascii_case(key)).find_map(|(_, v)| value_str(v))
+        let mut folded = None;
+        for (k, v) in self.0 {
+            if k == key {
+                return value_str(v);
+            }
+            if folded.is_none() && k.eq_ignore_ascii_case(key) {
+                folded = value_str(v);
+            }
+        }
+        folded
     }
 
     fn keys(&self) -> Vec<&str> {

@@ -54,6 +54,25 @@ fn extractor_reads_string_values_only() {
 }
 
 #[test]
+fn extractor_prefers_the_exact_key_in_small_and_large_entries() {
+    // Up to 8 fields are scanned, more are looked up by hash first: both read alike.
+    for extra in [0, 20] {
+        let mut map: HashMap<String, Value> =
+            (0..extra).map(|i| (format!("f{i}"), Value::BulkString(b"x".to_vec()))).collect();
+        map.insert("TraceParent".into(), Value::BulkString(b"folded".to_vec()));
+        map.insert("traceparent".into(), Value::BulkString(b"exact".to_vec()));
+        map.insert("TRACESTATE".into(), Value::Int(7));
+        map.insert("Baggage".into(), Value::SimpleString("k=v".into()));
+        let x = StreamFieldsExtractor(&map);
+        assert_eq!(x.get("traceparent"), Some("exact"), "{extra} extra fields");
+        assert_eq!(x.get("TRACEPARENT").map(|v| ["exact", "folded"].contains(&v)), Some(true));
+        assert_eq!(x.get("tracestate"), None, "a non-string value reads as absent");
+        assert_eq!(x.get("baggage"), Some("k=v"), "{extra} extra fields");
+        assert_eq!(x.get("missing"), None);
+    }
+}
+
+#[test]
 fn envelope_carries_the_w3c_context() {
     let mut headers = envelope::EnvelopeHeaders::default();
     w3c_propagator().inject_context(&cx(), &mut headers);
