@@ -414,16 +414,15 @@ impl MessagingInstrumenter {
 
         let hidden = view.destination_temporary() || view.destination_anonymous();
         let destination = view.destination_name();
+        // The span's string values are shared per thread (`intern`), not allocated per span.
+        let interned =
+            |key: &'static str, value: &str| KeyValue::new(key, Value::String(intern::value(value)));
         if let Some(name) = destination {
-            attributes
-                .push(KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, Value::String(intern::value(name))));
+            attributes.push(interned(semconv::MESSAGING_DESTINATION_NAME, name));
         }
         let template = view.destination_template();
         if let Some(template) = template {
-            attributes.push(KeyValue::new(
-                semconv::MESSAGING_DESTINATION_TEMPLATE,
-                Value::String(intern::value(template)),
-            ));
+            attributes.push(interned(semconv::MESSAGING_DESTINATION_TEMPLATE, template));
         }
         let partition = view.destination_partition_id();
         if let Some(partition) = &partition {
@@ -431,14 +430,11 @@ impl MessagingInstrumenter {
         }
         let group = view.consumer_group_name();
         if let Some(group) = group {
-            attributes.push(KeyValue::new(
-                semconv::MESSAGING_CONSUMER_GROUP_NAME,
-                Value::String(intern::value(group)),
-            ));
+            attributes.push(interned(semconv::MESSAGING_CONSUMER_GROUP_NAME, group));
         }
         let server = view.server();
         if let Some((address, port)) = server {
-            attributes.push(KeyValue::new(semconv::SERVER_ADDRESS, Value::String(intern::value(address))));
+            attributes.push(interned(semconv::SERVER_ADDRESS, address));
             if let Some(port) = port {
                 attributes.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
             }
@@ -485,8 +481,7 @@ impl MessagingInstrumenter {
                 attributes.push(KeyValue::new(semconv::MESSAGING_MESSAGE_CONVERSATION_ID, id.to_owned()));
             }
             if let Some(id) = view.client_id().filter(|_| operation_type != OperationType::Create) {
-                attributes
-                    .push(KeyValue::new(semconv::MESSAGING_CLIENT_ID, Value::String(intern::value(id))));
+                attributes.push(interned(semconv::MESSAGING_CLIENT_ID, id));
             }
             let single_with_body = batch.is_none() && operation_type != OperationType::Settle;
             if let Some(size) = view.body_size().filter(|_| body_size && single_with_body) {
