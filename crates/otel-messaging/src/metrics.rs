@@ -183,24 +183,40 @@ struct Family {
 }
 
 impl Family {
+    /// A family of one set.
+    fn new(set: Arc<MetricSet>) -> Self {
+        let mut family = Family {
+            example: set.clone(),
+            unpartitioned: None,
+            partitions: rustc_hash::FxHashMap::default(),
+        };
+        family.keep(set);
+        family
+    }
+
+    /// Keeps `set` (of this family) under its partition.
+    fn keep(&mut self, set: Arc<MetricSet>) {
+        match set.partition.clone() {
+            None => self.unpartitioned = Some(set),
+            Some(partition) => {
+                self.partitions.insert(partition, set);
+            }
+        }
+    }
+
     /// The family's set of `key` (whose family this is), built on first use; `built` counts a
     /// new one.
     fn get(&mut self, instruments: u64, key: &MetricKey<'_>, built: &mut usize) -> Arc<MetricSet> {
-        let mut build = || {
-            *built += 1;
-            Arc::new(MetricSet::new(instruments, key))
+        let found = match key.partition {
+            None => self.unpartitioned.clone(),
+            Some(partition) => self.partitions.get(partition).cloned(),
         };
-        match key.partition {
-            None => self.unpartitioned.get_or_insert_with(build).clone(),
-            Some(partition) => match self.partitions.get(partition) {
-                Some(set) => set.clone(),
-                None => {
-                    let set = build();
-                    self.partitions.insert(Box::from(partition), set.clone());
-                    set
-                }
-            },
-        }
+        found.unwrap_or_else(|| {
+            *built += 1;
+            let set = Arc::new(MetricSet::new(instruments, key));
+            self.keep(set.clone());
+            set
+        })
     }
 }
 
@@ -272,18 +288,7 @@ impl Cache {
             }
         }
         self.built += 1;
-        let set = Arc::new(MetricSet::new(instruments, key));
-        let mut family = Family {
-            example: set.clone(),
-            unpartitioned: None,
-            partitions: rustc_hash::FxHashMap::default(),
-        };
-        match key.partition {
-            None => family.unpartitioned = Some(set),
-            Some(partition) => {
-                family.partitions.insert(Box::from(partition), set);
-            }
-        }
+        let family = Family::new(Arc::new(MetricSet::new(instruments, key)));
         self.families.push(family);
         self.by_hash.insert(hash, self.families.len() - 1);
         self.families.len() - 1
