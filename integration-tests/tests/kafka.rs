@@ -145,7 +145,6 @@ async fn process_span_is_child_and_link_of_send_span() {
                 KeyValue::new("messaging.destination.name", k.topic.clone()),
                 KeyValue::new("messaging.destination.partition.id", "0"),
                 KeyValue::new("messaging.kafka.offset", delivery.offset),
-                KeyValue::new("messaging.kafka.message.key", "order-1"),
                 KeyValue::new("messaging.client.id", "it-producer"),
                 KeyValue::new("messaging.kafka.cluster.id", kafka_cluster_id()),
                 KeyValue::new("server.address", "127.0.0.1"),
@@ -156,7 +155,6 @@ async fn process_span_is_child_and_link_of_send_span() {
                 KeyValue::new("messaging.operation.type", "receive"),
                 KeyValue::new("messaging.destination.partition.id", "0"),
                 KeyValue::new("messaging.kafka.offset", delivery.offset),
-                KeyValue::new("messaging.kafka.message.key", "order-1"),
                 KeyValue::new("messaging.consumer.group.name", "it-workers"),
                 KeyValue::new("messaging.client.id", "it-consumer"),
                 KeyValue::new("messaging.kafka.cluster.id", kafka_cluster_id()),
@@ -181,7 +179,6 @@ async fn process_span_is_child_and_link_of_send_span() {
         ("messaging.destination.name", Value::from(k.topic.clone())),
         ("messaging.destination.partition.id", "0".into()),
         ("messaging.kafka.offset", Value::I64(delivery.offset)),
-        ("messaging.kafka.message.key", "order-1".into()),
         ("messaging.kafka.cluster.id", kafka_cluster_id().into()),
         ("messaging.consumer.group.name", "it-workers".into()),
         ("messaging.client.id", "it-consumer".into()),
@@ -739,24 +736,32 @@ async fn offset_commits_are_settle_spans_linked_to_the_message() {
     assert!(!attributes(&spans[0]).contains_key("messaging.kafka.offset"), "a list holds no message");
 }
 
-/// `messaging.kafka.message.key` is recorded by default (Recommended in v1.44), never for a
-/// non-UTF-8 key, and not at all after `with_capture_key(false)`.
+/// `messaging.kafka.message.key` is opt-in (keys often hold personal data; reliability review
+/// M7): not recorded by default; with `with_capture_key(true)` UTF-8 keys are, cut to 256 bytes,
+/// and a non-UTF-8 key never is.
 #[tokio::test]
-async fn message_keys_are_recorded_by_default_with_an_opt_out() {
+async fn message_keys_are_recorded_only_when_asked_and_bounded() {
     let k = kafka().await;
     let t = TestTelemetry::new();
-    let on = k.producer_tracing(&t);
-    let off = k.producer_tracing(&t).with_capture_key(false);
+    let default = k.producer_tracing(&t);
+    let on = k.producer_tracing(&t).with_capture_key(true);
     let producer = k.producer();
-    let send = |tracing, key: &'static [u8]| {
-        producer.send_traced_with(tracing, FutureRecord::to(&k.topic).key(key).payload("x"), TIMEOUT)
+    let long = "k".repeat(10_000);
+    let send = |tracing, key: Vec<u8>| {
+        let producer = &producer;
+        let topic = k.topic.clone();
+        async move {
+            producer.send_traced_with(tracing, FutureRecord::to(&topic).key(&key).payload("x"), TIMEOUT).await
+        }
     };
-    send(&on, b"tenant-7").await.expect("delivered");
-    send(&on, b"\xff\xfe").await.expect("delivered");
-    send(&off, b"tenant-7").await.expect("delivered");
+    send(&default, b"tenant-7".to_vec()).await.expect("delivered");
+    send(&on, b"tenant-7".to_vec()).await.expect("delivered");
+    send(&on, b"\xff\xfe".to_vec()).await.expect("delivered");
+    send(&on, long.clone().into_bytes()).await.expect("delivered");
     let keys: Vec<_> =
         t.spans().iter().map(|s| attributes(s).get("messaging.kafka.message.key").cloned()).collect();
-    assert_eq!(keys, [Some(Value::from("tenant-7")), None, None]);
+    let bounded = format!("{}…", &long[..256]);
+    assert_eq!(keys, [None, Some(Value::from("tenant-7")), None, Some(Value::from(bounded))]);
 }
 
 /// A `SpanEnricher` adds the application's attributes from the record's headers on the send and

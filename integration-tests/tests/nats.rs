@@ -264,8 +264,12 @@ async fn a_jetstream_fetch_links_every_message_and_counts_the_batch_once() {
         })
         .await
         .expect("consumer");
-    let messages = consumer.fetch_traced_with(&tr, 3).await.expect("fetch");
-    assert_eq!(messages.len(), 3);
+    // The fetch appends: what the caller already holds is untouched.
+    let mut messages = vec![];
+    let appended = consumer.fetch_traced_with(&tr, &mut messages, 3).await.expect("fetch");
+    assert_eq!((appended, messages.len()), (3, 3));
+    assert_eq!(consumer.fetch_traced_with(&tr, &mut messages, 3).await.expect("empty fetch"), 0);
+    assert_eq!(messages.len(), 3, "an empty fetch leaves the batch as it was");
     for message in &messages {
         message.process_traced_with(&tr, async { Ok::<_, std::io::Error>(()) }).await.expect("handler");
         message.ack().await.expect("ack");
@@ -273,7 +277,10 @@ async fn a_jetstream_fetch_links_every_message_and_counts_the_batch_once() {
     js.delete_stream(&stream_name).await.expect("cleanup");
 
     let spans = t.spans();
-    let receive = span(&spans, &format!("receive {stream_name}"));
+    let receives: Vec<_> = spans.iter().filter(|s| s.name == format!("receive {stream_name}")).collect();
+    assert_eq!(receives.len(), 2, "{}", waterfall(&spans));
+    assert_eq!(attributes(receives[1])["messaging.batch.message_count"], Value::I64(0));
+    let receive = receives[0];
     assert_eq!(receive.span_kind, SpanKind::Client);
     let a = attributes(receive);
     assert_eq!(a["messaging.batch.message_count"], Value::I64(3));
@@ -327,4 +334,84 @@ async fn a_jetstream_push_consumer_processes_in_the_publishers_trace() {
     let a = attributes(process_span);
     assert_eq!(a["messaging.consumer.group.name"], Value::from("pushers"));
     assert_eq!(a["otel_messaging.message.delivery_count"], Value::I64(1));
+}
+
+#[tokio::test]
+async fn a_cancelled_jetstream_fetch_records_its_receive_span_as_cancelled() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let js = async_nats::jetstream::new(client().await);
+    let (stream, stream_name, _subject) = jetstream_stream(&js, "CANCEL", "jobs").await;
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("cancelled".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut batch = vec![];
+    // A zero timeout polls the fetch once (it is then waiting for the server) and drops it.
+    let cancelled =
+        tokio::time::timeout(Duration::ZERO, consumer.fetch_traced_with(&tr, &mut batch, 5)).await;
+    assert!(cancelled.is_err(), "the fetch cannot finish in its first poll");
+    js.delete_stream(&stream_name).await.expect("cleanup");
+
+    let spans = t.spans();
+    let receive = span(&spans, &format!("receive {stream_name}"));
+    let a = attributes(receive);
+    assert_eq!(a["error.type"], Value::from("cancelled"), "{}", waterfall(&spans));
+    assert_eq!(a["messaging.batch.message_count"], Value::I64(0));
+}
+
+/// A publish of exactly `max_payload` bytes succeeds natively; the traced one must too, with the
+/// context dropped (reliability review H3: it failed with `MaxPayloadExceeded`). A payload that
+/// leaves room for `traceparent` alone carries it; core NATS and JetStream alike.
+#[tokio::test]
+async fn a_publish_at_max_payload_never_fails_because_of_the_context() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let client = client().await;
+    let max = client.max_payload();
+    let subject = unique_name("big");
+    let mut subscriber = client.subscribe(subject.clone()).await.expect("subscribe");
+    client.flush().await.expect("flush");
+
+    let request = Context::new().with_span(t.tracer("app").start("POST /upload"));
+    let _guard = request.clone().attach();
+    let full = bytes::Bytes::from(vec![b'x'; max]);
+    client.publish(subject.clone(), full.clone()).await.expect("the native publish fits");
+    client
+        .publish_traced_with(&tr, subject.clone(), full.clone())
+        .await
+        .expect("the traced publish fits too");
+    // Room for the header block and `traceparent` (55) but not for `baggage` as well.
+    let room = "NATS/1.0\r\n\r\n".len() + "traceparent: \r\n".len() + 55;
+    let baggage =
+        opentelemetry::baggage::BaggageExt::with_baggage(&request, [KeyValue::new("k", "v".repeat(200))]);
+    let _baggage = baggage.attach();
+    let almost = bytes::Bytes::from(vec![b'y'; max - room]);
+    client.publish_traced_with(&tr, subject.clone(), almost.clone()).await.expect("publish");
+    client.flush().await.expect("flush");
+
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let m =
+            tokio::time::timeout(TIMEOUT, subscriber.next()).await.expect("message in time").expect("open");
+        got.push(m);
+    }
+    assert_eq!(got[0].payload, full);
+    assert_eq!(got[1].payload, full, "payload unchanged");
+    assert!(got[1].headers.is_none(), "no context fits: none is sent");
+    assert_eq!(got[2].payload, almost);
+    let headers = got[2].headers.as_ref().expect("traceparent fits");
+    assert!(headers.get("traceparent").is_some());
+    assert!(headers.get("baggage").is_none(), "baggage dropped first");
+
+    drop(_baggage);
+    drop(_guard);
+    let spans = t.spans();
+    let publishes: Vec<_> = spans.iter().filter(|s| s.name == format!("publish {subject}")).collect();
+    assert_eq!(publishes.len(), 2, "{}", waterfall(&spans));
+    assert_eq!(attributes(publishes[0])["otel_messaging.context.injected"], Value::Bool(false));
+    assert!(!attributes(publishes[1]).contains_key("otel_messaging.context.injected"));
 }

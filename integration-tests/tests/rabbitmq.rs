@@ -677,3 +677,94 @@ async fn a_dead_lettered_message_continues_the_original_trace_with_its_death_fac
     let failed_process = span(&spans, &format!("process {work}"));
     assert_eq!(failed_process.status, opentelemetry::trace::Status::error("cannot handle"));
 }
+
+/// A publish whose content header frame fits `frame_max` uninstrumented never makes the broker
+/// close the connection because of the context (reliability review M1): `x-otel-sent-ms` goes
+/// first, then the context.
+#[tokio::test]
+async fn a_header_frame_at_frame_max_never_breaks_the_connection() {
+    let t = TestTelemetry::new();
+    let (conn, ch) = channel().await;
+    let frame_max = conn.configuration().frame_max();
+    let tr = tracing(&t).with_frame_max(frame_max);
+    ch.confirm_select(ConfirmSelectOptions::default()).await.expect("confirm mode");
+    let q = queue(&ch, "", FieldTable::default()).await;
+    // Properties: flags (2) + table length (4) + entry `pad` (1 + 3 + 1 + 4 + n) = 15 + n bytes;
+    // the frame adds 20. `spare` bytes are left under `frame_max`.
+    let padded = |spare: usize| {
+        let n = frame_max as usize - 20 - 15 - spare;
+        let mut headers = FieldTable::default();
+        headers.insert("pad".into(), AMQPValue::LongString("p".repeat(n).into()));
+        BasicProperties::default().with_headers(headers)
+    };
+    let request = Context::new().with_span(t.tracer("app").start("POST /big"));
+    let _guard = request.attach();
+    for spare in [10, 82] {
+        let confirm = ch
+            .basic_publish("".into(), q.as_str().into(), BasicPublishOptions::default(), b"{}", padded(spare))
+            .await
+            .expect("native publish")
+            .await
+            .expect("native confirm");
+        assert!(confirm.is_ack(), "the native publish fits");
+        publish(&ch, &tr, "", &q, padded(spare)).await;
+    }
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let message =
+            tokio::time::timeout(TIMEOUT, ch.basic_get(q.as_str().into(), BasicGetOptions { no_ack: true }))
+                .await
+                .expect("in time")
+                .expect("get")
+                .expect("a message");
+        got.push(message.delivery.properties.headers().clone().unwrap_or_default());
+    }
+    assert!(conn.status().connected(), "the connection is still open");
+    let keys = |h: &FieldTable| {
+        let mut k: Vec<String> = h.inner().keys().map(|k| k.as_str().to_owned()).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&got[1]), ["pad"], "10 bytes spare: no context, no sent time");
+    assert_eq!(
+        keys(&got[3]),
+        ["pad", "traceparent"],
+        "82 bytes spare: traceparent only, sent time dropped first"
+    );
+    drop(_guard);
+    let spans = t.spans();
+    let publishes: Vec<_> = spans.iter().filter(|s| s.span_kind == SpanKind::Producer).collect();
+    assert_eq!(publishes.len(), 2, "{}", waterfall(&spans));
+    assert_eq!(attributes(publishes[0])["otel_messaging.context.injected"], Value::Bool(false));
+    assert!(!attributes(publishes[1]).contains_key("otel_messaging.context.injected"));
+}
+
+/// A delivery received with `basic_get_traced` and then processed with `process_traced` counts
+/// once in `messaging.client.consumed.messages` (feature table row 14: it counted twice).
+#[tokio::test]
+async fn basic_get_then_process_counts_the_message_once() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let (_conn, ch) = channel().await;
+    let q = queue(&ch, "", FieldTable::default()).await;
+    publish(&ch, &tr, "", &q, BasicProperties::default()).await;
+    let got = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            if let Some(m) =
+                ch.basic_get_traced_with(&tr, q.as_str().into(), Default::default()).await.expect("get")
+            {
+                break m;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the message in time");
+    got.delivery.process_traced_with(&tr, async { Ok::<_, lapin::Error>(()) }).await.expect("handler");
+    got.delivery.ack_traced_with(&tr, BasicAckOptions::default()).await.expect("ack");
+    let spans = t.spans();
+    assert!(spans.iter().any(|s| s.name.starts_with("process ")), "{}", waterfall(&spans));
+    let consumed: u64 =
+        t.metrics().iter().filter(|m| m.name == "messaging.client.consumed.messages").map(|m| m.count).sum();
+    assert_eq!(consumed, 1, "counted by the receive, not again by the process span");
+}

@@ -347,6 +347,51 @@ async fn receive_returns_what_the_caller_asked_for() {
     assert_eq!(attributes(process)["otel_messaging.message.delivery_count"], Value::I64(1));
 }
 
+/// The deprecated `AttributeNames` (still common: `QueueAttributeName::All`) asks for system
+/// attributes too: the traced receive returns them as the native one does (reliability review H2:
+/// they used to be stripped, and `ApproximateReceiveCount` poison-message logic stopped).
+#[tokio::test]
+async fn receive_keeps_system_attributes_asked_for_the_deprecated_way() {
+    use aws_sdk_sqs::types::{MessageSystemAttributeName as S, QueueAttributeName as Q};
+    let (t, tr, c, url) = setup(false).await;
+    for body in ["traced", "native"] {
+        c.send_message().queue_url(&url).message_body(body).send_traced_with(&tr).await.expect("send");
+    }
+    #[allow(deprecated)]
+    let traced = c
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(1)
+        .max_number_of_messages(1)
+        .attribute_names(Q::All)
+        .send_traced_with(&tr)
+        .await
+        .expect("traced receive");
+    #[allow(deprecated)]
+    let native = c
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(1)
+        .max_number_of_messages(1)
+        .attribute_names(Q::All)
+        .send()
+        .await
+        .expect("native receive");
+    let keys = |output: &aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput| {
+        let mut keys: Vec<String> = output.messages()[0]
+            .attributes()
+            .map(|a| a.keys().map(|k| k.as_str().to_owned()).collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    };
+    let traced_keys = keys(&traced);
+    assert!(traced_keys.contains(&S::ApproximateReceiveCount.as_str().to_owned()), "{traced_keys:?}");
+    assert!(traced_keys.contains(&S::SentTimestamp.as_str().to_owned()), "{traced_keys:?}");
+    assert_eq!(traced_keys, keys(&native), "the traced receive returns what the native one does");
+    drop(t);
+}
+
 /// Injection never pushes a message over the queue's size limit: the context is dropped instead
 /// (moto counts only bodies; SQS counts attribute names, types and values too).
 #[tokio::test]

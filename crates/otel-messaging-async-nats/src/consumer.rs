@@ -253,24 +253,47 @@ impl SubscriberExt for Subscriber {
 
 /// Traced fetches on a JetStream pull consumer.
 pub trait PullConsumerExt {
-    /// Fetches up to `max` messages like `consumer.fetch().max_messages(max).messages()`, and
-    /// collects the batch, inside a `receive {stream}` CLIENT span that starts at the call, links
-    /// every message's creation context (link attribute `messaging.message.id` = stream sequence)
-    /// and counts the batch (`messaging.batch.message_count`, `messaging.client.consumed.messages`;
-    /// their process spans do not count them again).
+    /// Fetches up to `max` messages like `consumer.fetch().max_messages(max).messages()` and
+    /// **appends** them to `batch` as they arrive (nothing already in it is touched); returns how
+    /// many were appended. One `receive {stream}` CLIENT span covers the call: it starts at the
+    /// call, links every message's creation context (link attribute `messaging.message.id` =
+    /// stream sequence) and counts the batch (`messaging.batch.message_count`,
+    /// `messaging.client.consumed.messages`; their process spans do not count them again). An
+    /// empty fetch records a span with a count of 0.
     ///
-    /// Uses [`NatsInstrumentation::global`].
+    /// Uses [`NatsInstrumentation::global`]. Same shape as the Kafka crate's
+    /// `recv_batch_traced(&mut batch, max, timeout)`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: every message received before the future is dropped (`tokio::select!`, a
+    /// timeout, shutdown) is already in `batch`, and the receive span of those messages is
+    /// recorded on drop (with `error.type = cancelled`).
     ///
     /// # Errors
     ///
-    /// The native error of the fetch or of a message of the batch, unchanged (messages received
-    /// before it are not returned: not acknowledged, JetStream redelivers them); the span then
-    /// ends with `error.type` and counts what was received.
+    /// The native error of the fetch or of a message of the batch (e.g. a 409 leadership change
+    /// midway), unchanged. The messages received before it are in `batch`: process and settle
+    /// them as usual. The span ends with `error.type` and counts only what was appended.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(consumer: async_nats::jetstream::consumer::PullConsumer) {
+    /// use otel_messaging_async_nats::PullConsumerExt as _;
+    ///
+    /// let mut batch = Vec::with_capacity(100);
+    /// let result = consumer.fetch_traced(&mut batch, 100).await;
+    /// for message in batch.drain(..) { /* handle every message, even when `result` is an error */ }
+    /// # let _ = result;
+    /// # }
+    /// ```
     fn fetch_traced(
         &self,
+        batch: &mut Vec<jetstream::Message>,
         max: usize,
-    ) -> impl Future<Output = Result<Vec<jetstream::Message>, async_nats::Error>> {
-        self.fetch_traced_with(NatsInstrumentation::global(), max)
+    ) -> impl Future<Output = Result<usize, async_nats::Error>> {
+        self.fetch_traced_with(NatsInstrumentation::global(), batch, max)
     }
 
     /// [`fetch_traced`](Self::fetch_traced) with an explicit instrumentation.
@@ -281,42 +304,87 @@ pub trait PullConsumerExt {
     fn fetch_traced_with(
         &self,
         instrumentation: &NatsInstrumentation,
+        batch: &mut Vec<jetstream::Message>,
         max: usize,
-    ) -> impl Future<Output = Result<Vec<jetstream::Message>, async_nats::Error>>;
+    ) -> impl Future<Output = Result<usize, async_nats::Error>>;
 }
 
 impl PullConsumerExt for jetstream::consumer::Consumer<jetstream::consumer::pull::Config> {
     async fn fetch_traced_with(
         &self,
         instrumentation: &NatsInstrumentation,
+        batch: &mut Vec<jetstream::Message>,
         max: usize,
-    ) -> Result<Vec<jetstream::Message>, async_nats::Error> {
-        let parent = otel_messaging::current_context();
-        let started = std::time::SystemTime::now();
+    ) -> Result<usize, async_nats::Error> {
         let info = self.cached_info();
-        let consumer = info.config.durable_name.as_deref().or(Some(info.name.as_str()));
-        let mut messages = Vec::new();
-        let result: Result<(), async_nats::Error> = async {
-            let mut batch = self.fetch().max_messages(max).messages().await?;
-            while let Some(message) = batch.next().await {
-                messages.push(message?);
-            }
-            Ok(())
-        }
-        .await;
-        let view = ReceiveView {
+        let mut fetch = FetchGuard {
+            instrumentation,
+            parent: otel_messaging::current_context(),
+            started: std::time::SystemTime::now(),
             stream: &info.stream_name,
-            consumer,
-            messages: Some(messages.len() as u64),
-            client: instrumentation,
+            consumer: info.config.durable_name.as_deref().or(Some(info.name.as_str())),
+            first: batch.len(),
+            batch,
+            outcome: Outcome::Cancelled,
         };
-        let facts: Vec<JetStreamFacts> = messages.iter().map(JetStreamFacts::of).collect();
+        let mut messages = match self.fetch().max_messages(max).messages().await {
+            Ok(messages) => messages,
+            Err(e) => {
+                fetch.outcome = Outcome::Failed(error_type(&e), e.to_string());
+                return Err(e.into());
+            }
+        };
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(message) => fetch.batch.push(message),
+                Err(e) => {
+                    fetch.outcome = Outcome::Failed(error_type(&e), e.to_string());
+                    return Err(e.into());
+                }
+            }
+        }
+        fetch.outcome = Outcome::Done;
+        Ok(fetch.batch.len() - fetch.first)
+    }
+}
+
+/// How a fetch ended, for its receive span.
+enum Outcome {
+    /// The future was dropped before the fetch ended.
+    Cancelled,
+    Done,
+    Failed(String, String),
+}
+
+/// Records the `receive` span of the messages appended to `batch` when dropped: at the end of
+/// `fetch_traced`, on its error, or when its future is cancelled.
+struct FetchGuard<'g> {
+    instrumentation: &'g NatsInstrumentation,
+    parent: opentelemetry::Context,
+    started: std::time::SystemTime,
+    stream: &'g str,
+    consumer: Option<&'g str>,
+    first: usize,
+    batch: &'g mut Vec<jetstream::Message>,
+    outcome: Outcome,
+}
+
+impl Drop for FetchGuard<'_> {
+    fn drop(&mut self) {
+        let received = self.batch.get(self.first..).unwrap_or_default();
+        let view = ReceiveView {
+            stream: self.stream,
+            consumer: self.consumer,
+            messages: Some(received.len() as u64),
+            client: self.instrumentation,
+        };
+        let facts: Vec<JetStreamFacts> = received.iter().map(JetStreamFacts::of).collect();
         let extractors: Vec<HeaderMapExtractor<'_>> =
-            messages.iter().map(|m| HeaderMapExtractor(headers(m))).collect();
-        let operation = instrumentation.instrumenter.start_batch(
+            received.iter().map(|m| HeaderMapExtractor(headers(m))).collect();
+        let operation = self.instrumentation.instrumenter.start_batch(
             &view,
-            &parent,
-            Some(started),
+            &self.parent,
+            Some(self.started),
             extractors.iter().zip(&facts).map(|(extractor, facts)| {
                 let attributes = facts
                     .stream_sequence
@@ -328,18 +396,15 @@ impl PullConsumerExt for jetstream::consumer::Consumer<jetstream::consumer::pull
                 (extractor as &dyn opentelemetry::propagation::Extractor, attributes)
             }),
         );
-        match result {
-            Ok(()) => {
-                for key in facts.into_iter().filter_map(|f| f.delivery_key) {
-                    instrumentation.fetched().put(key, ());
-                }
-                operation.end_ok();
-                Ok(messages)
-            }
-            Err(e) => {
-                operation.end_error(&error_type(&e), &e);
-                Err(e)
-            }
+        // Every appended message is the caller's now and counted here: its process span does
+        // not count it again.
+        for key in facts.into_iter().filter_map(|f| f.delivery_key) {
+            self.instrumentation.fetched().put(key, ());
+        }
+        match std::mem::replace(&mut self.outcome, Outcome::Done) {
+            Outcome::Done => operation.end_ok(),
+            Outcome::Cancelled => operation.end_error("cancelled", "the fetch was cancelled"),
+            Outcome::Failed(error_type, description) => operation.end_error(&error_type, description),
         }
     }
 }

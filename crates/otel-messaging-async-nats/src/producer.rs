@@ -17,7 +17,8 @@ use async_nats::{
     },
 };
 use bytes::Bytes;
-use otel_messaging::Operation;
+use opentelemetry::propagation::Injector as _;
+use otel_messaging::{Operation, propagation::CollectedFields};
 
 use crate::{
     attributes::{PublishView, error_type},
@@ -25,18 +26,62 @@ use crate::{
     config::NatsInstrumentation,
 };
 
-/// Starts the publish span of one message and writes its context into `headers`.
+/// Starts the publish span of one message and writes its context into `headers`, within
+/// `max_payload` (the server's limit on headers + payload, bytes).
+///
+/// A publish that fits `max_payload` uninstrumented never fails because of the context: the
+/// fields are degraded as the core's `fit_fields` does (without `baggage`, then `traceparent`
+/// alone, then nothing, recording `otel_messaging.context.injected = false`). A publish already
+/// over the limit is left to fail natively.
 fn start_publish(
     instrumentation: &NatsInstrumentation,
     subject: &str,
     mut headers: HeaderMap,
     payload: &Bytes,
+    max_payload: usize,
 ) -> (Operation, HeaderMap) {
     let view = PublishView { subject, body_size: payload.len() as u64, client: instrumentation };
     let parent = otel_messaging::current_context();
     let operation = instrumentation.instrumenter.start_send(&view, &parent, &HeaderMapExtractor(&headers));
-    operation.inject(&mut HeaderMapInjector(&mut headers));
+    let mut fields = CollectedFields::default();
+    operation.inject(&mut fields);
+    if !fields.0.is_empty() {
+        let native =
+            if headers.is_empty() { payload.len() } else { header_block_len(&headers) + payload.len() };
+        if native <= max_payload {
+            // Counted as if every field were new (a replaced header only makes it smaller).
+            let base = header_block_len(&headers) + payload.len();
+            let fits = |f: &[(std::borrow::Cow<'static, str>, String)]| {
+                base + CollectedFields::size(f, HEADER_LINE_OVERHEAD) <= max_payload
+            };
+            if !otel_messaging::propagation::fit_fields(&mut fields.0, fits) {
+                operation.record_not_injected();
+            }
+        }
+    }
+    let mut injector = HeaderMapInjector(&mut headers);
+    for (key, value) in fields.0 {
+        injector.set(&key, value);
+    }
     (operation, headers)
+}
+
+/// Bytes of a header line besides its name and value: `": "` and `"\r\n"`.
+const HEADER_LINE_OVERHEAD: usize = 4;
+
+/// Bytes of `headers` on the wire (`NATS/1.0\r\n`, a `name: value\r\n` line per value, `\r\n`),
+/// as async-nats counts them against `max_payload` (0 for no headers at all is the caller's case).
+fn header_block_len(headers: &HeaderMap) -> usize {
+    let lines: usize = headers
+        .iter()
+        .map(|(name, values)| {
+            values
+                .iter()
+                .map(|v| AsRef::<str>::as_ref(name).len() + v.as_str().len() + HEADER_LINE_OVERHEAD)
+                .sum::<usize>()
+        })
+        .sum();
+    "NATS/1.0\r\n".len() + lines + "\r\n".len()
 }
 
 fn end<T, E: std::fmt::Debug + std::fmt::Display>(operation: Operation, result: &Result<T, E>) {
@@ -161,7 +206,8 @@ impl ClientExt for Client {
         payload: Bytes,
     ) -> impl Future<Output = Result<(), PublishError>> + Send {
         let subject = subject.to_subject();
-        let (operation, headers) = start_publish(instrumentation, subject.as_str(), headers, &payload);
+        let (operation, headers) =
+            start_publish(instrumentation, subject.as_str(), headers, &payload, self.max_payload());
         let publish = self.publish_with_headers(subject, headers, payload);
         async move {
             let result = publish.await;
@@ -186,7 +232,7 @@ impl ClientExt for Client {
     ) -> impl Future<Output = Result<Message, RequestError>> + Send {
         let subject = subject.to_subject();
         let (operation, headers) =
-            start_publish(instrumentation, subject.as_str(), HeaderMap::new(), &payload);
+            start_publish(instrumentation, subject.as_str(), HeaderMap::new(), &payload, self.max_payload());
         let request = self.request_with_headers(subject, headers, payload);
         async move {
             let result = request.await;
@@ -308,7 +354,9 @@ impl JetStreamExt for jetstream::Context {
         payload: Bytes,
     ) -> impl Future<Output = Result<TracedPublishAck, JetStreamPublishError>> + Send {
         let subject = subject.to_subject();
-        let (operation, headers) = start_publish(instrumentation, subject.as_str(), headers, &payload);
+        let max_payload = self.client().max_payload();
+        let (operation, headers) =
+            start_publish(instrumentation, subject.as_str(), headers, &payload, max_payload);
         let publish = self.publish_with_headers(subject, headers, payload);
         async move {
             match publish.await {

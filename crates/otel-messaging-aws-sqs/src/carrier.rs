@@ -202,14 +202,14 @@ pub(crate) fn message_size(body: &str, attributes: Option<&HashMap<String, Messa
 /// `baggage`, else `traceparent` alone, else nothing. Returns the bytes written, or `None` when
 /// nothing could be.
 pub(crate) fn inject_within_limit(
-    mut fields: Vec<(String, String)>,
+    mut fields: Vec<(std::borrow::Cow<'static, str>, String)>,
     attributes: &mut HashMap<String, MessageAttributeValue>,
     budget: usize,
 ) -> Option<usize> {
-    fields.retain(|(k, _)| !attributes.contains_key(k));
+    fields.retain(|(k, _)| !attributes.contains_key(k.as_ref()));
     let room = MAX_MESSAGE_ATTRIBUTES.saturating_sub(attributes.len());
-    let size = |fields: &[(String, String)]| -> usize {
-        fields.iter().map(|(k, v)| k.len() + "String".len() + v.len()).sum()
+    let size = |fields: &[(std::borrow::Cow<'static, str>, String)]| -> usize {
+        otel_messaging::propagation::CollectedFields::size(fields, "String".len())
     };
     if !otel_messaging::propagation::fit_fields(&mut fields, |f| f.len() <= room && size(f) <= budget) {
         return None;
@@ -220,16 +220,6 @@ pub(crate) fn inject_within_limit(
         injector.set(&k, v);
     }
     Some(bytes)
-}
-
-/// Collects propagation fields (the instrumenter already drops empty values).
-#[derive(Default)]
-pub(crate) struct Collected(pub(crate) Vec<(String, String)>);
-
-impl Injector for Collected {
-    fn set(&mut self, key: &str, value: String) {
-        self.0.push((key.to_owned(), value));
-    }
 }
 
 #[cfg(test)]
@@ -273,9 +263,7 @@ mod tests {
 
     #[test]
     fn limit_degrades_to_traceparent_then_nothing() {
-        let fields = || {
-            vec![("traceparent".to_string(), "tp".to_string()), ("baggage".to_string(), "k=v".to_string())]
-        };
+        let fields = || vec![("traceparent".into(), "tp".to_string()), ("baggage".into(), "k=v".to_string())];
         let user = |n: usize| -> HashMap<String, MessageAttributeValue> {
             (0..n).map(|i| (format!("a{i}"), string_attribute("v".into()).expect("attr"))).collect()
         };
@@ -305,9 +293,9 @@ mod tests {
     fn size_budget_drops_baggage_then_tracestate_then_everything() {
         let fields = || {
             vec![
-                ("traceparent".to_string(), "t".repeat(55)),
-                ("tracestate".to_string(), "s".repeat(100)),
-                ("baggage".to_string(), "b".repeat(1000)),
+                ("traceparent".into(), "t".repeat(55)),
+                ("tracestate".into(), "s".repeat(100)),
+                ("baggage".into(), "b".repeat(1000)),
             ]
         };
         let cost = |k: &str, n: usize| k.len() + "String".len() + n;

@@ -93,19 +93,29 @@ impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
         let url = self.get_queue_url().clone().unwrap_or_default();
         let mut names = self.get_message_attribute_names().clone().unwrap_or_default();
         let mut added_names = Vec::new();
-        if !names.iter().any(|n| n == "All" || n == ".*") {
-            // The context's fields, and the retry lineage (otel_messaging::retry) for the
-            // process spans' links; both are removed again from what the caller gets unless it
-            // asked for them.
-            let lineage = otel_messaging::retry::FIELDS.iter().map(|f| (*f).to_owned());
-            for field in instrumentation.instrumenter.propagation_fields().into_iter().chain(lineage) {
-                if !names.contains(&field) {
-                    names.push(field.clone());
-                    added_names.push(field);
-                }
+        // The context's fields, and the retry lineage (otel_messaging::retry) for the process
+        // spans' links; both are removed again from what the caller gets unless it asked for
+        // them (by name, `All`, `.*` or a prefix wildcard such as `app.*`).
+        let lineage = otel_messaging::retry::FIELDS.iter().map(|f| (*f).to_owned());
+        for field in instrumentation.instrumenter.propagation_fields().into_iter().chain(lineage) {
+            if !names.iter().any(|n| attribute_name_matches(n, &field)) {
+                names.push(field.clone());
+                added_names.push(field);
             }
         }
+        // What the caller asked for through either parameter: `MessageSystemAttributeNames`, or
+        // the deprecated (and common) `AttributeNames` (`QueueAttributeName::All`,
+        // `ApproximateReceiveCount`, …). Both end up in `MessageSystemAttributeNames`, so the
+        // caller gets what it asked for whichever of the two the service honours.
         let mut system = self.get_message_system_attribute_names().clone().unwrap_or_default();
+        #[allow(deprecated)]
+        let legacy_names = self.get_attribute_names();
+        for legacy in legacy_names.iter().flatten() {
+            let name = MessageSystemAttributeName::from(legacy.as_str());
+            if !system.contains(&name) {
+                system.push(name);
+            }
+        }
         let mut added_system = Vec::new();
         if !system.contains(&MessageSystemAttributeName::All) {
             for name in SYSTEM_ATTRIBUTES {
@@ -154,6 +164,16 @@ impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
             }
             result
         }
+    }
+}
+
+/// Whether the message attribute name `requested` (as given to `MessageAttributeNames`: a name,
+/// `All`, `.*`, or a prefix wildcard like `app.*`) makes SQS return the attribute `name`.
+fn attribute_name_matches(requested: &str, name: &str) -> bool {
+    match requested.strip_suffix('*') {
+        _ if requested == "All" || requested == ".*" => true,
+        Some(prefix) if prefix.ends_with('.') => name.starts_with(prefix),
+        _ => requested == name,
     }
 }
 
@@ -387,5 +407,21 @@ impl DeleteMessageBatchFluentBuilderExt for DeleteMessageBatchFluentBuilder {
             }
             result
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attribute_name_matches;
+
+    #[test]
+    fn requested_attribute_names_match_as_sqs_does() {
+        assert!(attribute_name_matches("All", "traceparent"));
+        assert!(attribute_name_matches(".*", "traceparent"));
+        assert!(attribute_name_matches("traceparent", "traceparent"));
+        assert!(attribute_name_matches("otel.*", "otel.retry"));
+        assert!(!attribute_name_matches("otel.*", "otelx"));
+        assert!(!attribute_name_matches("trace*", "traceparent"), "a prefix wildcard ends in `.*`");
+        assert!(!attribute_name_matches("tracestate", "traceparent"));
     }
 }

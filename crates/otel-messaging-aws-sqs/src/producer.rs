@@ -27,7 +27,7 @@ use otel_messaging::{Operation, OperationType, propagation::EmptyExtractor};
 
 use crate::{
     attributes::{SqsView, error_type, message_id_attribute, request_id_attribute},
-    carrier::{Collected, MessageAttributesExtractor, inject_within_limit, message_size},
+    carrier::{MessageAttributesExtractor, inject_within_limit, message_size},
     config::SqsInstrumentation,
 };
 
@@ -46,7 +46,7 @@ fn inject(
     if !operation.is_creation_context() {
         return 0;
     }
-    let mut collected = Collected::default();
+    let mut collected = otel_messaging::propagation::CollectedFields::default();
     operation.inject(&mut collected);
     if collected.0.is_empty() {
         return 0;

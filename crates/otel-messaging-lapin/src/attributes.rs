@@ -85,10 +85,16 @@ fn redelivery(attributes: &mut Vec<KeyValue>, delivery: &Delivery) {
             attributes.push(KeyValue::new(OTEL_MESSAGING_RABBITMQ_DEATH_COUNT, count));
         }
         if let Some(reason) = death.get("reason").and_then(crate::carrier::as_str) {
-            attributes.push(KeyValue::new(OTEL_MESSAGING_RABBITMQ_DEATH_REASON, reason.to_owned()));
+            attributes.push(KeyValue::new(
+                OTEL_MESSAGING_RABBITMQ_DEATH_REASON,
+                otel_messaging::bounded_value(reason),
+            ));
         }
         if let Some(queue) = death.get("queue").and_then(crate::carrier::as_str) {
-            attributes.push(KeyValue::new(OTEL_MESSAGING_RABBITMQ_DEATH_QUEUE, queue.to_owned()));
+            attributes.push(KeyValue::new(
+                OTEL_MESSAGING_RABBITMQ_DEATH_QUEUE,
+                otel_messaging::bounded_value(queue),
+            ));
         }
     }
 }
@@ -237,6 +243,8 @@ pub(crate) struct DeliveryView<'a> {
     pub(crate) destination: String,
     pub(crate) anonymous: bool,
     pub(crate) client: &'a AmqpInstrumentation,
+    /// Counted already by the traced `basic_get` that received it.
+    pub(crate) counted: bool,
 }
 
 impl<'a> DeliveryView<'a> {
@@ -253,6 +261,7 @@ impl<'a> DeliveryView<'a> {
             destination: consumer_destination(delivery.exchange.as_str(), routing_key, queue),
             anonymous: queue.is_some_and(is_server_named) || is_server_named(routing_key),
             client,
+            counted: false,
         }
     }
 }
@@ -281,6 +290,9 @@ impl MessagingAttributes for DeliveryView<'_> {
     }
     fn sent_time(&self) -> Option<SystemTime> {
         sent_time(&self.delivery.properties)
+    }
+    fn counts_as_delivery(&self) -> bool {
+        !self.counted
     }
     fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
         common(attributes, self.delivery.routing_key.as_str(), &self.delivery.properties);

@@ -27,10 +27,25 @@ pub struct AmqpInstrumentation {
     server: Option<(Arc<str>, Option<u16>)>,
     settle_spans: bool,
     sent_time_header: bool,
-    /// The queue of deliveries handed over by a traced consumer or `basic_get`, until settled.
-    handoff: Arc<Handoff<Arc<str>>>,
+    /// The connection's negotiated `frame_max` (bytes).
+    frame_max: u32,
+    /// The queue of deliveries handed over by a traced consumer or `basic_get` (and whether the
+    /// traced `basic_get` counted it already), until settled.
+    handoff: Arc<Handoff<Handed>>,
     /// The queue of deliveries the handoff does not know.
     queue: Option<Arc<str>>,
+}
+
+/// RabbitMQ's default `frame_max` (bytes), used until `AmqpInstrumentation::with_frame_max`.
+pub(crate) const DEFAULT_FRAME_MAX: u32 = 131_072;
+
+/// What a traced consumer or `basic_get` keeps for a delivery it handed over.
+#[derive(Debug, Clone)]
+pub(crate) struct Handed {
+    /// The queue it came from.
+    pub(crate) queue: Arc<str>,
+    /// Whether a traced `basic_get` counted it (its process span must not count it again).
+    pub(crate) received: bool,
 }
 
 /// Most deliveries whose queue is kept between their hand-over and their settlement.
@@ -60,6 +75,7 @@ impl AmqpInstrumentation {
             server: None,
             settle_spans: true,
             sent_time_header: true,
+            frame_max: DEFAULT_FRAME_MAX,
             handoff: Arc::new(Handoff::new(HANDOFF_CAPACITY)),
             queue: None,
         })
@@ -90,6 +106,19 @@ impl AmqpInstrumentation {
         self
     }
 
+    /// The connection's `frame_max` (bytes; `connection.configuration().frame_max()`), which the
+    /// content header frame of a publish — its properties, `headers` table included — must fit:
+    /// RabbitMQ closes the whole connection on a larger one (`FRAME_ERROR`). A traced publish whose
+    /// header frame fits uninstrumented never exceeds it: `x-otel-sent-ms` is dropped first, then
+    /// the context is degraded (without `baggage`, `traceparent` alone, nothing; recorded as
+    /// `otel_messaging.context.injected = false`).
+    ///
+    /// Defaults to 131 072, RabbitMQ's default; 0 means no limit (as in AMQP).
+    pub fn with_frame_max(mut self, bytes: u32) -> Self {
+        self.frame_max = bytes;
+        self
+    }
+
     /// The queue of deliveries processed or settled without the traced consumer or
     /// `basic_get_traced` that handed them over (a lapin [`Delivery`] does not name its queue).
     /// Deliveries handed over by those carry their own queue (kept until settled, up to 10 000
@@ -101,18 +130,24 @@ impl AmqpInstrumentation {
         self
     }
 
-    /// Remembers that `delivery` came from `queue`.
-    pub(crate) fn remember_queue(&self, delivery: &Delivery, queue: &str) {
+    /// Remembers that `delivery` came from `queue`; `received`: a traced `basic_get` counted it
+    /// in `messaging.client.consumed.messages` already.
+    pub(crate) fn remember_queue(&self, delivery: &Delivery, queue: &str, received: bool) {
         if let Some(key) = delivery_key(delivery) {
-            self.handoff.put(key, Arc::from(queue));
+            self.handoff.put(key, Handed { queue: Arc::from(queue), received });
         }
     }
 
     /// The queue of `delivery`; `settled` forgets it.
     pub(crate) fn queue_of(&self, delivery: &Delivery, settled: bool) -> Option<Arc<str>> {
-        let key = delivery_key(delivery);
-        let known = key.and_then(|k| if settled { self.handoff.take(&k) } else { self.handoff.get(&k) });
-        known.or_else(|| self.queue.clone())
+        self.handed(delivery, settled).map(|h| h.queue).or_else(|| self.queue.clone())
+    }
+
+    /// What the traced consumer or `basic_get` that handed `delivery` over kept for it; `settled`
+    /// forgets it.
+    pub(crate) fn handed(&self, delivery: &Delivery, settled: bool) -> Option<Handed> {
+        let key = delivery_key(delivery)?;
+        if settled { self.handoff.take(&key) } else { self.handoff.get(&key) }
     }
 
     /// `network.peer.address` and `network.peer.port`: the broker's address when the URI names it
@@ -132,6 +167,10 @@ impl AmqpInstrumentation {
 
     pub(crate) fn sent_time_header(&self) -> bool {
         self.sent_time_header
+    }
+
+    pub(crate) fn frame_max(&self) -> u32 {
+        self.frame_max
     }
 }
 

@@ -34,9 +34,13 @@ fn start_process(
     delivery: &Delivery,
     queue: Option<&str>,
 ) -> Operation {
-    let remembered = if queue.is_none() { instrumentation.queue_of(delivery, false) } else { None };
+    let handed = if queue.is_none() { instrumentation.handed(delivery, false) } else { None };
+    let remembered =
+        handed.as_ref().map(|h| h.queue.clone()).or_else(|| instrumentation.queue_of(delivery, false));
     let queue = queue.or(remembered.as_deref());
-    let view = DeliveryView::new(OperationType::Process, delivery, queue, instrumentation);
+    let mut view = DeliveryView::new(OperationType::Process, delivery, queue, instrumentation);
+    // A delivery a traced `basic_get` received is counted there, not again here.
+    view.counted = handed.is_some_and(|h| h.received);
     let empty = FieldTable::default();
     let headers = delivery.properties.headers().as_ref().unwrap_or(&empty);
     instrumentation.instrumenter.start_process(&view, &FieldTableExtractor(headers))
@@ -270,7 +274,7 @@ impl Stream for TracedConsumer {
         this.inner.poll_next(cx).map(|item| {
             item.map(|result| {
                 result.map(|delivery| {
-                    instrumentation.remember_queue(&delivery, queue);
+                    instrumentation.remember_queue(&delivery, queue, false);
                     let operation = start_process(instrumentation, &delivery, Some(queue));
                     TracedMessage::new(delivery, operation)
                 })

@@ -14,7 +14,8 @@ use lapin::{
     options::{BasicGetOptions, BasicPublishOptions},
     types::{FieldTable, ShortString},
 };
-use otel_messaging::{Operation, OperationType};
+use opentelemetry::propagation::Injector as _;
+use otel_messaging::{Operation, OperationType, propagation::CollectedFields};
 
 use crate::{
     attributes::{DeliveryView, ERROR_TYPE_NACK, FailedGetView, PublishView, error_type, set_sent_time},
@@ -56,6 +57,56 @@ impl Future for TracedPublisherConfirm {
             }
         }
         Poll::Ready(result)
+    }
+}
+
+/// Bytes of a content header frame besides the properties: frame header (7), class id and
+/// weight (4), body size (8), frame end (1).
+const CONTENT_HEADER_OVERHEAD: usize = 20;
+
+/// Bytes the `x-otel-sent-ms` entry adds to a `headers` table (key length, key, type, i64).
+const SENT_TIME_ENTRY: usize = 1 + crate::attributes::SENT_TIME_HEADER.len() + 1 + 8;
+
+/// Serialized bytes of `properties` (`headers` table included) as lapin writes them; `None` when
+/// they cannot be serialized (lapin would then fail the publish natively).
+fn properties_size(properties: &BasicProperties) -> Option<usize> {
+    let buffer = Vec::with_capacity(256);
+    cookie_factory::gen_simple(lapin::protocol::basic::gen_properties(properties), buffer)
+        .ok()
+        .map(|b| b.len())
+}
+
+/// Keeps the content header frame of a publish within `frame_max` (reliability review M1):
+/// drops `x-otel-sent-ms` first, then degrades `fields` as the core's `fit_fields` does, and
+/// records `otel_messaging.context.injected = false` when no context fits. A frame already over
+/// the limit uninstrumented is left as it is (it fails natively).
+fn fit_frame(
+    properties: &BasicProperties,
+    frame_max: u32,
+    fields: &mut CollectedFields,
+    sent_time: &mut bool,
+    operation: &Operation,
+) {
+    if frame_max == 0 || (fields.0.is_empty() && !*sent_time) {
+        return;
+    }
+    let limit = (frame_max as usize).saturating_sub(CONTENT_HEADER_OVERHEAD);
+    let Some(native) = properties_size(properties) else { return };
+    // A publish without headers gains the table's 4-byte length too.
+    let native = native + if properties.headers().is_none() { 4 } else { 0 };
+    if native > limit {
+        return;
+    }
+    // Key length, key, type `S`, value length, value; counted as if every key were new.
+    let size = |f: &[(std::borrow::Cow<'static, str>, String)]| CollectedFields::size(f, 6);
+    if native + size(&fields.0) + if *sent_time { SENT_TIME_ENTRY } else { 0 } <= limit {
+        return;
+    }
+    *sent_time = false;
+    if !fields.0.is_empty()
+        && !otel_messaging::propagation::fit_fields(&mut fields.0, |f| native + size(f) <= limit)
+    {
+        operation.record_not_injected();
     }
 }
 
@@ -155,8 +206,15 @@ impl ChannelExt for Channel {
         );
         let operation =
             instrumentation.instrumenter.start_send(&view, &parent, &FieldTableExtractor(&headers));
-        operation.inject(&mut FieldTableInjector(&mut headers));
-        if instrumentation.sent_time_header() && properties.timestamp().is_none() {
+        let mut fields = CollectedFields::default();
+        operation.inject(&mut fields);
+        let mut sent_time = instrumentation.sent_time_header() && properties.timestamp().is_none();
+        fit_frame(&properties, instrumentation.frame_max(), &mut fields, &mut sent_time, &operation);
+        let mut injector = FieldTableInjector(&mut headers);
+        for (key, value) in fields.0 {
+            injector.set(&key, value);
+        }
+        if sent_time {
             set_sent_time(&mut headers);
         }
         let properties = properties.with_headers(headers);
@@ -194,7 +252,7 @@ impl ChannelExt for Channel {
                 instrumentation.instrumenter.start_at(&view, &parent, started).end_error(&error_type(e), e);
             }
             if let Ok(Some(message)) = &result {
-                instrumentation.remember_queue(&message.delivery, name.as_str());
+                instrumentation.remember_queue(&message.delivery, name.as_str(), true);
                 let view = DeliveryView::new(
                     OperationType::Receive,
                     &message.delivery,

@@ -54,7 +54,7 @@ pub(crate) fn partition_value(partition: i32) -> StringValue {
 
 fn key_value(key: Option<&[u8]>) -> Option<KeyValue> {
     let key = std::str::from_utf8(key?).ok()?;
-    Some(KeyValue::new(semconv::MESSAGING_KAFKA_MESSAGE_KEY, key.to_owned()))
+    Some(KeyValue::new(semconv::MESSAGING_KAFKA_MESSAGE_KEY, otel_messaging::bounded_value(key)))
 }
 
 fn cluster_value(id: &Option<Arc<str>>) -> Option<KeyValue> {

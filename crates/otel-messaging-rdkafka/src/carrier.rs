@@ -4,6 +4,7 @@
 //! [`Extractor`] traits; no globals, never fail, never panic.
 
 use opentelemetry::propagation::{Extractor, Injector};
+use otel_messaging::propagation::CollectedFields;
 use rdkafka::message::{Headers as _, OwnedHeaders};
 
 /// Writes propagation fields into the headers of an outgoing Kafka record.
@@ -51,19 +52,14 @@ impl Injector for HeadersInjector<'_> {
     }
 }
 
-/// Collects propagation fields, then writes them into headers held by value: the producer path
-/// owns the record's headers, so it needs no placeholder `OwnedHeaders` (a C allocation) per field.
-#[derive(Debug, Default)]
-pub(crate) struct PendingHeaders(pub(crate) Vec<(std::borrow::Cow<'static, str>, String)>);
-
-impl PendingHeaders {
-    /// Writes the collected fields into `headers`, replacing existing keys (as [`HeadersInjector`]).
-    pub(crate) fn apply(self, mut headers: OwnedHeaders) -> OwnedHeaders {
-        for (key, value) in &self.0 {
-            replace(&mut headers, key, value.as_bytes());
-        }
-        headers
+/// Writes collected propagation fields into headers held by value, replacing existing keys (as
+/// [`HeadersInjector`]): the producer path owns the record's headers, so it needs no placeholder
+/// `OwnedHeaders` (a C allocation) per field.
+pub(crate) fn apply(fields: &CollectedFields, mut headers: OwnedHeaders) -> OwnedHeaders {
+    for (key, value) in &fields.0 {
+        replace(&mut headers, key, value.as_bytes());
     }
+    headers
 }
 
 /// Bytes `fields` add to a record's serialized headers (key, value and their varint lengths, as
@@ -86,21 +82,6 @@ fn varint_len(n: usize) -> usize {
         len += 1;
     }
     len
-}
-
-impl Injector for PendingHeaders {
-    fn set(&mut self, key: &str, value: String) {
-        use std::borrow::Cow;
-        // The W3C keys are static; any other propagator's keys are copied.
-        let key: Cow<'static, str> = match key {
-            "traceparent" => Cow::Borrowed("traceparent"),
-            "tracestate" => Cow::Borrowed("tracestate"),
-            "baggage" => Cow::Borrowed("baggage"),
-            other => Cow::Owned(other.to_owned()),
-        };
-        self.0.retain(|(k, _)| *k != key);
-        self.0.push((key, value));
-    }
 }
 
 /// Serialized size of `headers` (bytes, key + value + varint lengths per header), as librdkafka

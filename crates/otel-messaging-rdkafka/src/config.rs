@@ -33,8 +33,8 @@ use rdkafka::{ClientConfig, ClientContext, client::Client, message::BorrowedMess
 ///
 /// let instrumentation = KafkaInstrumentation::new()
 ///     .with_instrumenter(MessagingInstrumenter::builder().with_trust_boundary(true).build())
-///     .with_capture_key(false);
-/// assert!(!instrumentation.captures_key());
+///     .with_capture_key(true);
+/// assert!(instrumentation.captures_key());
 /// ```
 #[derive(Debug, Clone)]
 pub struct KafkaInstrumentation {
@@ -65,7 +65,7 @@ impl KafkaInstrumentation {
         KafkaInstrumentation {
             instrumenter: MessagingInstrumenter::global().clone(),
             fallback: Arc::new(ClientFacts::default()),
-            capture_key: true,
+            capture_key: false,
             max_message_bytes: None,
         }
     }
@@ -98,10 +98,12 @@ impl KafkaInstrumentation {
     }
 
     /// Whether UTF-8 message keys are recorded as `messaging.kafka.message.key` on
-    /// single-message spans (Recommended in semconv v1.44 `kafka.md`). Keys that are not UTF-8
-    /// are never recorded.
+    /// single-message spans (Recommended in semconv v1.44 `kafka.md`), cut to
+    /// [`otel_messaging::MAX_COPIED_VALUE_LEN`] (256) bytes. Keys that are not UTF-8 are never
+    /// recorded.
     ///
-    /// Defaults to `true`. Turn it off when keys hold personal data (user or tenant identifiers).
+    /// Defaults to `false`: keys often hold personal data (user or tenant identifiers), and this
+    /// project records no message content unless asked (privacy over a Recommended attribute).
     pub fn with_capture_key(mut self, enabled: bool) -> Self {
         self.capture_key = enabled;
         self

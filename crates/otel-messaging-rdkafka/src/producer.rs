@@ -26,7 +26,7 @@ use rdkafka::{
 
 use crate::{
     attributes::{SendView, delivery_attributes, error_type},
-    carrier::{HeadersExtractor, PendingHeaders, fields_size, serialized_size},
+    carrier::{HeadersExtractor, apply, fields_size, serialized_size},
     config::{ClientFacts, KafkaInstrumentation},
 };
 
@@ -58,7 +58,7 @@ fn start_send<C: ClientContext>(
         Some(h) => instrumentation.instrumenter.start_send(&view, parent, &HeadersExtractor(h)),
         None => instrumentation.instrumenter.start_send(&view, parent, &EmptyExtractor),
     };
-    let mut pending = PendingHeaders::default();
+    let mut pending = otel_messaging::propagation::CollectedFields::default();
     operation.inject(&mut pending);
     if !pending.0.is_empty() {
         let native = RECORD_OVERHEAD
@@ -67,7 +67,7 @@ fn start_send<C: ClientContext>(
             + headers.as_ref().map_or(0, serialized_size);
         fit_to_limit(&mut pending, native, instrumentation.limit(&facts), &operation);
     }
-    let headers = pending.apply(headers.unwrap_or_else(|| OwnedHeaders::new_with_capacity(2)));
+    let headers = apply(&pending, headers.unwrap_or_else(|| OwnedHeaders::new_with_capacity(2)));
     (operation, headers)
 }
 
@@ -79,7 +79,12 @@ const RECORD_OVERHEAD: usize = 36;
 /// `message.max.bytes` uninstrumented fail with `MSG_SIZE_TOO_LARGE`: drop `baggage`, then all but
 /// `traceparent`, then everything (the core's `fit_fields`) (`otel_messaging.context.injected = false` on the span). A record
 /// already over the limit is left to fail natively, unchanged but for the context.
-fn fit_to_limit(pending: &mut PendingHeaders, native: usize, limit: usize, operation: &Operation) {
+fn fit_to_limit(
+    pending: &mut otel_messaging::propagation::CollectedFields,
+    native: usize,
+    limit: usize,
+    operation: &Operation,
+) {
     if native > limit {
         return;
     }

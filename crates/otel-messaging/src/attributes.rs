@@ -13,6 +13,38 @@ use opentelemetry::{KeyValue, StringValue};
 
 use crate::operation::OperationType;
 
+/// Most bytes of a value copied from a message's metadata onto a span (a Kafka key, an AMQP
+/// routing key or id, an `x-death` reason, a captured header): 256.
+///
+/// The metadata is the producer's, so its size is too (a 1 MB Kafka key would be copied into
+/// every span of the message); the SDK limits attribute counts, not value lengths.
+pub const MAX_COPIED_VALUE_LEN: usize = 256;
+
+/// `value` as a span attribute value of at most [`MAX_COPIED_VALUE_LEN`] bytes, cut on a character
+/// boundary with `…` appended when cut (reliability review M7).
+///
+/// # Examples
+///
+/// ```
+/// use otel_messaging::{MAX_COPIED_VALUE_LEN, bounded_value};
+/// assert_eq!(bounded_value("order-1"), "order-1");
+/// let long = bounded_value(&"é".repeat(200));
+/// assert!(long.len() <= MAX_COPIED_VALUE_LEN + '…'.len_utf8() && long.ends_with('…'));
+/// ```
+pub fn bounded_value(value: &str) -> String {
+    if value.len() <= MAX_COPIED_VALUE_LEN {
+        return value.to_owned();
+    }
+    let mut cut = MAX_COPIED_VALUE_LEN;
+    while !value.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut out = String::with_capacity(cut + '…'.len_utf8());
+    out.push_str(&value[..cut]);
+    out.push('…');
+    out
+}
+
 /// What the semantic conventions need to know about one messaging operation.
 ///
 /// Only [`system`](Self::system), [`operation_type`](Self::operation_type) and

@@ -343,16 +343,21 @@ impl MessagingInstrumenter {
         let (parent, mut links) =
             process_parent(self.process_parent(), &extracted, ambient, !self.inner.trust_boundary);
         let creation = extracted.has_span.then(|| extracted.cx.span().span_context().span_id());
-        let lineage = crate::retry::lineage(message, creation).map(|(lineage, attempt)| {
-            links.extend(lineage);
-            attempt
-        });
+        // Retry lineage comes from the producer: at a trust boundary it is not read at all (its
+        // links and attempt counter would be the sender's choice; reliability review M6).
+        let lineage = if self.inner.trust_boundary {
+            None
+        } else {
+            crate::retry::lineage(message, creation).map(|(lineage, attempt)| {
+                links.extend(lineage);
+                attempt
+            })
+        };
         // One clock read, when queue wait or the metrics need it (otherwise the SDK reads the
         // clock, and only for a span that records).
         let sent = view.sent_time();
         let now = (sent.is_some() || self.inner.instruments.is_some()).then(SystemTime::now);
-        let queue_wait =
-            sent.zip(now).map(|(sent, now)| now.duration_since(sent).unwrap_or(Duration::ZERO).as_secs_f64());
+        let queue_wait = sent.zip(now).and_then(|(sent, now)| queue_wait(sent, now));
         self.start_span(SpanRequest {
             links,
             message: Some(message),
@@ -494,8 +499,13 @@ impl MessagingInstrumenter {
             if let Some(message) = message {
                 for (header, key) in captured_headers {
                     if let Some(values) = message.get_all(header) {
-                        let values: Vec<StringValue> =
-                            values.into_iter().map(|v| StringValue::from(v.to_owned())).collect();
+                        // At most 16 values of at most MAX_COPIED_VALUE_LEN bytes each: the
+                        // producer chooses how many and how large (reliability review M7).
+                        let values: Vec<StringValue> = values
+                            .into_iter()
+                            .take(MAX_CAPTURED_VALUES)
+                            .map(|v| StringValue::from(crate::bounded_value(v)))
+                            .collect();
                         attributes.push(KeyValue::new(key.clone(), Value::Array(Array::String(values))));
                     }
                 }
@@ -791,8 +801,9 @@ impl MessagingInstrumenterBuilder {
     }
 
     /// Marks the consumer side as a trust boundary: process spans never take a producer's
-    /// context as parent (always [`ProcessParent::Link`], whatever else is set) and incoming
-    /// baggage is dropped.
+    /// context as parent (always [`ProcessParent::Link`], whatever else is set), incoming
+    /// baggage is dropped, and retry lineage (`otel-retry-attempt`, the original and failed
+    /// contexts) is not read.
     ///
     /// Defaults to `false`.
     pub fn with_trust_boundary(mut self, enabled: bool) -> Self {
@@ -801,8 +812,10 @@ impl MessagingInstrumenterBuilder {
     }
 
     /// Captures these message headers on send and process spans as `messaging.header.<name>`
-    /// (string array, every value of a repeated header in order; `-` becomes `_` and the name is
-    /// lower-cased in the key). Header values can hold personal data; list only what is safe.
+    /// (string array, the values of a repeated header in order — at most 16, each cut to
+    /// [`MAX_COPIED_VALUE_LEN`](crate::MAX_COPIED_VALUE_LEN) (256) bytes; `-` becomes `_` and the
+    /// name is lower-cased in the key). Header values can hold personal data; list only what is
+    /// safe.
     ///
     /// Defaults to none.
     pub fn with_captured_headers<I, S>(mut self, headers: I) -> Self
@@ -1144,6 +1157,21 @@ impl Drop for Operation {
         }
     }
 }
+
+/// Longest queue wait recorded: 30 days (seconds). A send time further back is the producer's
+/// clock or a forged timestamp (one message stamped at the epoch would add 1.7 × 10⁹ s to the
+/// histogram; reliability review M6), not a wait, and is not recorded.
+pub const MAX_QUEUE_WAIT_SECS: f64 = 30.0 * 24.0 * 3600.0;
+
+/// Seconds between `sent` and `now`: 0 for a send time in the future (clock skew), `None` beyond
+/// [`MAX_QUEUE_WAIT_SECS`].
+fn queue_wait(sent: SystemTime, now: SystemTime) -> Option<f64> {
+    let wait = now.duration_since(sent).unwrap_or(Duration::ZERO).as_secs_f64();
+    (wait <= MAX_QUEUE_WAIT_SECS).then_some(wait)
+}
+
+/// Most values of one captured header recorded (a repeated header's first ones): 16.
+const MAX_CAPTURED_VALUES: usize = 16;
 
 /// Most bytes of an error description recorded as span status description: 256.
 pub const MAX_ERROR_DESCRIPTION_LEN: usize = 256;

@@ -21,10 +21,10 @@ pub mod testing;
 #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 mod tracing_bridge;
 
-pub use attributes::MessagingAttributes;
+pub use attributes::{MAX_COPIED_VALUE_LEN, MessagingAttributes, bounded_value};
 pub use instrumenter::{
-    MAX_ERROR_DESCRIPTION_LEN, MessagingInstrumenter, MessagingInstrumenterBuilder, Operation, SCOPE_NAME,
-    SpanEnricher, SpanStart, TracedMessage, instrumentation_scope, span_name,
+    MAX_ERROR_DESCRIPTION_LEN, MAX_QUEUE_WAIT_SECS, MessagingInstrumenter, MessagingInstrumenterBuilder,
+    Operation, SCOPE_NAME, SpanEnricher, SpanStart, TracedMessage, instrumentation_scope, span_name,
 };
 pub use operation::OperationType;
 pub use propagation::ProcessParent;

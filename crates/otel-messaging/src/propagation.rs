@@ -428,6 +428,45 @@ pub fn fit_fields<K: AsRef<str>>(
     false
 }
 
+/// An [`Injector`] that collects propagation fields in the order the propagator writes them,
+/// so that a broker adapter can size them ([`fit_fields`]) before writing them into a carrier with
+/// a size or count limit. A repeated key replaces the earlier value; the W3C keys are kept as
+/// `&'static str` (no allocation), other propagators' keys are copied.
+///
+/// # Examples
+///
+/// ```
+/// use opentelemetry::propagation::Injector as _;
+/// use otel_messaging::propagation::CollectedFields;
+/// let mut fields = CollectedFields::default();
+/// fields.set("traceparent", "00-…-01".to_owned());
+/// fields.set("traceparent", "00-…-00".to_owned());
+/// assert_eq!(fields.0, [("traceparent".into(), "00-…-00".to_owned())]);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CollectedFields(pub Vec<(Cow<'static, str>, String)>);
+
+impl CollectedFields {
+    /// Bytes of the collected fields when each costs `per_field` bytes besides its key and value
+    /// (e.g. `": "` and `"\r\n"` in a NATS header block: 4).
+    pub fn size(fields: &[(Cow<'static, str>, String)], per_field: usize) -> usize {
+        fields.iter().map(|(k, v)| k.len() + v.len() + per_field).sum()
+    }
+}
+
+impl Injector for CollectedFields {
+    fn set(&mut self, key: &str, value: String) {
+        let key: Cow<'static, str> = match key {
+            TRACEPARENT => Cow::Borrowed(TRACEPARENT),
+            TRACESTATE => Cow::Borrowed(TRACESTATE),
+            BAGGAGE => Cow::Borrowed(BAGGAGE),
+            other => Cow::Owned(other.to_owned()),
+        };
+        self.0.retain(|(k, _)| *k != key);
+        self.0.push((key, value));
+    }
+}
+
 /// An [`Extractor`] over nothing, for messages that carry no metadata at all (a Kafka record
 /// without headers). Allocates nothing.
 #[derive(Debug, Clone, Copy, Default)]

@@ -104,6 +104,10 @@ impl Retry {
     }
 
     /// The retry attempt the re-published message is (1 = first retry).
+    ///
+    /// It is read from the failed message, which the producer wrote: do not trust it as a retry
+    /// budget for messages that cross a trust boundary (a sender can set any `u32`); count
+    /// deliveries the broker reports (`x-delivery-count`, `ApproximateReceiveCount`) instead.
     pub fn attempt(&self) -> u32 {
         self.attempt
     }

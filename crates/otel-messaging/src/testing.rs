@@ -49,7 +49,6 @@ pub struct TestTelemetry {
     span_exporter: InMemorySpanExporter,
     metric_exporter: InMemoryMetricExporter,
     counts: std::sync::Arc<SpanCounts>,
-    conformance: bool,
 }
 
 /// Spans started and ended (recording spans only), counted by a span processor.
@@ -57,6 +56,22 @@ pub struct TestTelemetry {
 struct SpanCounts {
     started: std::sync::atomic::AtomicU64,
     ended: std::sync::atomic::AtomicU64,
+    /// Whether every ended span goes through [`conformance::check_span`].
+    unchecked: std::sync::atomic::AtomicBool,
+    /// What the check found, one entry per span that does not conform.
+    violations: std::sync::Mutex<Vec<String>>,
+}
+
+impl SpanCounts {
+    /// Panics, listing them, if any span ended so far did not conform.
+    fn assert_no_violations(&self) {
+        let violations = self.violations.lock().map(|v| v.clone()).unwrap_or_default();
+        assert!(
+            violations.is_empty(),
+            "spans that do not conform to semconv v1.44 (testing::conformance):\n{}",
+            violations.join("\n")
+        );
+    }
 }
 
 #[derive(Debug)]
@@ -66,14 +81,35 @@ impl opentelemetry_sdk::trace::SpanProcessor for CountingProcessor {
     fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {
         self.0.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    fn on_end(&self, _span: SpanData) {
-        self.0.ended.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    fn on_end(&self, span: SpanData) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.0.ended.fetch_add(1, Relaxed);
+        if self.0.unchecked.load(Relaxed) {
+            return;
+        }
+        let problems = conformance::check_span(&span);
+        if !problems.is_empty()
+            && let Ok(mut violations) = self.0.violations.lock()
+        {
+            violations.push(format!("span {:?}:\n  - {}", span.name, problems.join("\n  - ")));
+        }
     }
     fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
         Ok(())
     }
     fn shutdown_with_timeout(&self, _timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
         Ok(())
+    }
+}
+
+/// Checks, when the test is not already failing, that every span ended did conform (see
+/// [`TestTelemetry::spans`]).
+impl Drop for TestTelemetry {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = self.tracer_provider.force_flush();
+            self.counts.assert_no_violations();
+        }
     }
 }
 
@@ -186,20 +222,20 @@ impl TestTelemetry {
         let metric_exporter = InMemoryMetricExporter::default();
         let meter_provider =
             SdkMeterProvider::builder().with_periodic_exporter(metric_exporter.clone()).build();
-        TestTelemetry {
-            tracer_provider,
-            meter_provider,
-            span_exporter,
-            metric_exporter,
-            counts,
-            conformance: true,
-        }
+        TestTelemetry { tracer_provider, meter_provider, span_exporter, metric_exporter, counts }
     }
 
     /// Like [`new`](Self::new), without the conformance check in [`spans`](Self::spans): for
     /// tests of the core with made-up views that no broker crate emits.
     pub fn without_conformance() -> Self {
-        TestTelemetry { conformance: false, ..Self::new() }
+        Self::new().unchecked()
+    }
+
+    /// These providers without the conformance check (as [`without_conformance`](Self::without_conformance),
+    /// for a telemetry built otherwise, e.g. [`with_sampler`](Self::with_sampler)).
+    pub fn unchecked(self) -> Self {
+        self.counts.unchecked.store(true, std::sync::atomic::Ordering::Relaxed);
+        self
     }
 
     /// A builder already holding these providers and the W3C propagator ([`w3c_propagator`]).
@@ -222,8 +258,14 @@ impl TestTelemetry {
         (self.counts.started.load(Relaxed), self.counts.ended.load(Relaxed))
     }
 
-    /// Drops every span exported so far (long runs keep memory flat); the counts go on.
+    /// Drops every span exported so far (long runs keep memory flat); the counts go on, and so
+    /// does the conformance check of every span.
+    ///
+    /// # Panics
+    ///
+    /// As [`spans`](Self::spans): if a span ended so far did not conform.
     pub fn clear_spans(&self) {
+        self.counts.assert_no_violations();
         self.span_exporter.reset();
     }
 
@@ -237,17 +279,18 @@ impl TestTelemetry {
     ///
     /// # Panics
     ///
-    /// If a messaging span does not conform to the semconv v1.44 table
-    /// ([`conformance::assert_conforms`]), unless built with
-    /// [`without_conformance`](Self::without_conformance): every test that looks at its spans
-    /// checks them against the table.
+    /// If a span ended so far — read here or not, cleared or not — did not conform to the
+    /// semconv v1.44 table ([`conformance::check_span`], run by a span processor on every span
+    /// as it ends), unless built with [`without_conformance`](Self::without_conformance). The
+    /// same check runs when the `TestTelemetry` is dropped, so a test that never reads its spans
+    /// is checked too.
     pub fn spans(&self) -> Vec<SpanData> {
-        let _ = self.tracer_provider.force_flush();
-        let spans = self.span_exporter.get_finished_spans().unwrap_or_default();
-        if self.conformance {
-            conformance::assert_conforms(&spans);
-        }
-        spans
+        let flushed = self.tracer_provider.force_flush();
+        assert!(flushed.is_ok(), "flushing the in-memory span exporter: {flushed:?}");
+        let spans = self.span_exporter.get_finished_spans();
+        assert!(spans.is_ok(), "reading the in-memory span exporter: {spans:?}");
+        self.counts.assert_no_violations();
+        spans.unwrap_or_default()
     }
 
     /// Every data point recorded so far, flattened (latest collection wins).

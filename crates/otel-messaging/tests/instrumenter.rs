@@ -351,6 +351,45 @@ fn process_records_queue_wait_and_process_metrics() {
     assert!(!names.iter().any(|(n, _)| n == "messaging.client.operation.duration"));
 }
 
+/// A send time from the epoch (a forged or broken producer timestamp) is no queue wait: neither
+/// the attribute nor the histogram records it (reliability review M6).
+#[test]
+fn an_implausible_send_time_records_no_queue_wait() {
+    let t = TestTelemetry::without_conformance();
+    let instrumenter = t.instrumenter();
+    let view = View { sent: Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1)), ..process_view() };
+    instrumenter.start_process_in(&view, &Headers::new(), &Context::new()).end_ok();
+    let spans = t.spans();
+    assert!(!attributes(span(&spans, "process orders")).contains_key("otel_messaging.queue.wait.duration"));
+    let metrics = t.metrics();
+    assert!(metrics.iter().any(|m| m.name == "messaging.process.duration"), "metrics are recorded");
+    assert!(!metrics.iter().any(|m| m.name == "otel_messaging.queue.wait.duration"));
+}
+
+/// At a trust boundary the producer's retry lineage is not read: no lineage links, no attempt
+/// (reliability review M6).
+#[test]
+fn a_trust_boundary_reads_no_retry_lineage() {
+    let t = TestTelemetry::without_conformance();
+    let open = t.instrumenter();
+    let guarded = t.instrumenter_builder().with_trust_boundary(true).build();
+    let mut headers = send(&open, &Context::new());
+    let forged = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    headers.insert("otel-retry-attempt".into(), "4294967295".into());
+    headers.insert("otel-original-traceparent".into(), forged.into());
+    headers.insert("otel-failed-traceparent".into(), forged.into());
+    open.start_process_in(&process_view(), &headers, &Context::new()).end_ok();
+    guarded.start_process_in(&process_view(), &headers, &Context::new()).end_ok();
+    let spans = t.spans();
+    let processes: Vec<_> = spans.iter().filter(|s| s.name == "process orders").collect();
+    let has_attempt = |s: &opentelemetry_sdk::trace::SpanData| {
+        attributes(s).keys().any(|k| k.starts_with("otel_messaging.message.retry"))
+    };
+    assert!(has_attempt(processes[0]) && processes[0].links.len() > 1, "read without a boundary");
+    assert!(!has_attempt(processes[1]), "no attempt at a boundary");
+    assert_eq!(processes[1].links.len(), 1, "the creation context only");
+}
+
 #[test]
 fn span_name_follows_destination_rules() {
     let t = TestTelemetry::without_conformance();
@@ -399,6 +438,37 @@ fn captured_headers_are_opt_in() {
         attributes(&spans[1])["messaging.header.x_tenant"],
         Value::Array(opentelemetry::Array::String(vec!["acme".into()]))
     );
+}
+
+/// A captured header is the producer's: at most 16 values of at most 256 bytes each reach the
+/// span (reliability review M7).
+#[test]
+fn captured_header_values_are_bounded() {
+    struct Repeated(Vec<String>);
+    impl opentelemetry::propagation::Extractor for Repeated {
+        fn get(&self, _key: &str) -> Option<&str> {
+            self.0.last().map(String::as_str)
+        }
+        fn keys(&self) -> Vec<&str> {
+            vec!["x-tenant"]
+        }
+        fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+            (key == "x-tenant").then(|| self.0.iter().map(String::as_str).collect())
+        }
+    }
+    let t = TestTelemetry::without_conformance();
+    let with = t.instrumenter_builder().with_captured_headers(["x-tenant"]).build();
+    let headers = Repeated((0..100).map(|i| format!("{i}-{}", "v".repeat(1_000))).collect());
+    with.start_process_in(&process_view(), &headers, &Context::new()).end_ok();
+    let spans = t.spans();
+    let Value::Array(opentelemetry::Array::String(values)) =
+        &attributes(&spans[0])["messaging.header.x_tenant"]
+    else {
+        panic!("a string array")
+    };
+    assert_eq!(values.len(), 16);
+    assert!(values.iter().all(|v| v.as_str().len() == otel_messaging::MAX_COPIED_VALUE_LEN + '…'.len_utf8()));
+    assert!(values[0].as_str().starts_with("0-v"));
 }
 
 #[tokio::test]
@@ -792,7 +862,8 @@ impl MessagingAttributes for Counting {
 fn a_span_that_does_not_record_builds_no_attributes_a_sampler_does_not_read() {
     use opentelemetry_sdk::trace::Sampler;
     for (sampler, recording) in [(Sampler::AlwaysOff, false), (Sampler::AlwaysOn, true)] {
-        let t = TestTelemetry::with_sampler(sampler);
+        // A made-up view: a Kafka span with a message id, which the table rules out.
+        let t = TestTelemetry::with_sampler(sampler).unchecked();
         let view = Counting { view: process_view(), asked: 0.into() };
         let headers = Headers::new();
         t.instrumenter().start_process_in(&view, &headers, &Context::new()).end_ok();

@@ -73,6 +73,14 @@ pub struct Row {
     pub note: &'static str,
 }
 
+impl Row {
+    /// Whether the note says the attribute is never emitted ("not emitted…", "not applicable…"):
+    /// the README's ✗ cells, which [`check_span`] requires to be absent.
+    pub fn never_emitted(&self) -> bool {
+        self.note.starts_with("not emitted") || self.note.starts_with("not applicable")
+    }
+}
+
 /// The systems the table covers: the four broker crates' and `nats` (otel-messaging-async-nats,
 /// a custom value defined by that crate; the core itself knows nothing of NATS).
 const SYSTEMS: [&str; 5] = [
@@ -141,11 +149,15 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
             } else {
                 ConditionallyRequired("single message, or same for the batch")
             },
-            check: if rabbit || operation == "process" { Present } else { Allowed },
+            check: if rabbit || matches!(operation, "create" | "send" | "process") {
+                Present
+            } else {
+                Allowed
+            },
             note: if rabbit {
                 "`{exchange}:{routing key}` on publish, `…:{queue}` on receive, process, settle"
             } else {
-                "when one destination applies"
+                "on every send and process; on others when one destination applies"
             },
         },
         Row {
@@ -311,7 +323,7 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
                 key: semconv::MESSAGING_KAFKA_MESSAGE_KEY,
                 level: Recommended("single message"),
                 check: Allowed,
-                note: "UTF-8 keys, on by default (`with_capture_key(false)` to turn off)",
+                note: "opt-in (`with_capture_key(true)`): UTF-8 keys, cut to 256 bytes",
             });
             rows.push(Row {
                 key: semconv::MESSAGING_KAFKA_MESSAGE_TOMBSTONE,
@@ -382,17 +394,28 @@ fn owned_by_semconv(key: &str) -> bool {
         || ["server.", "network.", "error.", "aws."].iter().any(|p| key.starts_with(p))
 }
 
-/// Checks one messaging span against the table; returns what is wrong (empty when it conforms).
-/// A span without `messaging.system` is not a messaging span, and one of another system than the
-/// broker crates' (`kafka`, `rabbitmq`, `aws_sqs`, `redis`, `nats`) is not covered; both always
-/// conform.
+/// Checks one span against the table; returns what is wrong (empty when it conforms).
+///
+/// A span with no key of the messaging namespace (`messaging.*` but captured headers) is not a
+/// messaging span (an application's own span, an HTTP span) and conforms. A messaging span
+/// without `messaging.system`, or with a system other than the broker crates' (`kafka`,
+/// `rabbitmq`, `aws_sqs`, `redis`, `nats`) — a misspelling such as `sqs` or `amqp` — does not.
+/// Rows whose note says "not emitted" or "not applicable" (the README's ✗ cells) must be absent.
 pub fn check_span(span: &SpanData) -> Vec<String> {
     let attributes: std::collections::BTreeMap<&str, &Value> =
         span.attributes.iter().map(|kv| (kv.key.as_str(), &kv.value)).collect();
     let text = |key: &str| attributes.get(key).map(|v| v.as_str().into_owned());
-    let Some(system) = text(semconv::MESSAGING_SYSTEM) else { return Vec::new() };
+    let messaging = attributes
+        .keys()
+        .any(|k| k.starts_with("messaging.") && !k.starts_with(semconv::MESSAGING_HEADER_PREFIX));
+    if !messaging {
+        return Vec::new();
+    }
+    let Some(system) = text(semconv::MESSAGING_SYSTEM) else {
+        return vec![format!("Required `{}` is missing", semconv::MESSAGING_SYSTEM)];
+    };
     if !SYSTEMS.contains(&system.as_str()) {
-        return Vec::new(); // another integration's system: the table covers the broker crates
+        return vec![format!("`{}` {system:?} is none of {SYSTEMS:?}", semconv::MESSAGING_SYSTEM)];
     }
     let operation = text(semconv::MESSAGING_OPERATION_TYPE).unwrap_or_default();
     let mut problems = Vec::new();
@@ -405,6 +428,7 @@ pub fn check_span(span: &SpanData) -> Vec<String> {
     for row in &rows {
         let present = attributes.contains_key(row.key);
         let expected = match row.check {
+            _ if row.never_emitted() => Some(false),
             Check::Present => Some(true),
             Check::IffFailed => Some(failed),
             Check::SingleMessage => single.then_some(true),
@@ -488,7 +512,7 @@ pub fn markdown(system: &str) -> String {
                     Level::Recommended(_) => "Rec",
                     Level::OptIn => "Opt",
                 };
-                let emitted = if r.note.starts_with("not emitted") || r.note.starts_with("not applicable") {
+                let emitted = if r.never_emitted() {
                     "✗"
                 } else if matches!(r.check, Check::Present) {
                     "✓"

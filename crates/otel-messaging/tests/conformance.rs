@@ -1,0 +1,124 @@
+//! The conformance checker is itself checked: a conforming span passes, and each way of breaking a
+//! rule of the table (wrong kind, wrong name, a missing Required attribute, no or a misspelt
+//! `messaging.system`, a ✗ attribute present, a stray semconv key, `error.type` without an
+//! error) is caught. Without these, a `check_span` that always answered "conforms" would pass
+//! every test of the workspace.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use opentelemetry::{
+    KeyValue,
+    trace::{Span as _, SpanKind, Status, Tracer as _},
+};
+use opentelemetry_sdk::trace::SpanData;
+use otel_messaging::testing::{TestTelemetry, conformance::check_span};
+
+/// A Kafka send span with every attribute the table promises.
+fn kafka_send() -> SpanData {
+    let t = TestTelemetry::without_conformance();
+    let mut span = t
+        .tracer("test")
+        .span_builder("send orders")
+        .with_kind(SpanKind::Producer)
+        .with_attributes([
+            KeyValue::new("messaging.system", "kafka"),
+            KeyValue::new("messaging.operation.name", "send"),
+            KeyValue::new("messaging.operation.type", "send"),
+            KeyValue::new("messaging.destination.name", "orders"),
+            KeyValue::new("messaging.destination.partition.id", "3"),
+            KeyValue::new("messaging.client.id", "rdkafka#producer-1"),
+            KeyValue::new("server.address", "broker.local"),
+            KeyValue::new("server.port", 9092_i64),
+        ])
+        .start(&t.tracer("test"));
+    span.end();
+    t.spans().pop().expect("the span")
+}
+
+fn without(mut span: SpanData, key: &str) -> SpanData {
+    span.attributes.retain(|kv| kv.key.as_str() != key);
+    span
+}
+
+fn with(mut span: SpanData, kv: KeyValue) -> SpanData {
+    span.attributes.retain(|a| a.key != kv.key);
+    span.attributes.push(kv);
+    span
+}
+
+#[test]
+fn a_conforming_span_passes() {
+    assert_eq!(check_span(&kafka_send()), Vec::<String>::new());
+}
+
+#[test]
+fn a_span_outside_messaging_is_not_checked() {
+    let mut span = kafka_send();
+    span.attributes =
+        vec![KeyValue::new("http.request.method", "POST"), KeyValue::new("messaging.header.x", "y")];
+    assert_eq!(check_span(&span), Vec::<String>::new());
+}
+
+#[test]
+fn each_broken_rule_is_caught() {
+    let cases: Vec<(&str, SpanData)> = vec![
+        ("no messaging.system", without(kafka_send(), "messaging.system")),
+        ("misspelt system", with(kafka_send(), KeyValue::new("messaging.system", "apache_kafka"))),
+        ("sqs is not aws_sqs", with(kafka_send(), KeyValue::new("messaging.system", "sqs"))),
+        ("no operation name", without(kafka_send(), "messaging.operation.name")),
+        ("no destination (promised)", without(kafka_send(), "messaging.destination.name")),
+        ("no server.address (promised)", without(kafka_send(), "server.address")),
+        (
+            "a ✗ attribute: Kafka records have no message id",
+            with(kafka_send(), KeyValue::new("messaging.message.id", "m-1")),
+        ),
+        ("a stray semconv key", with(kafka_send(), KeyValue::new("messaging.kafka.invented", 1_i64))),
+        ("error.type without an error", with(kafka_send(), KeyValue::new("error.type", "timeout"))),
+        (
+            "an unknown operation type",
+            with(kafka_send(), KeyValue::new("messaging.operation.type", "publish")),
+        ),
+        ("a consumer kind for a send", {
+            let mut s = kafka_send();
+            s.span_kind = SpanKind::Consumer;
+            s
+        }),
+        ("a name of another operation", {
+            let mut s = kafka_send();
+            s.name = "publish orders".into();
+            s
+        }),
+        ("an error without error.type", {
+            let mut s = kafka_send();
+            s.status = Status::error("boom");
+            s
+        }),
+    ];
+    for (what, span) in cases {
+        assert!(!check_span(&span).is_empty(), "not caught: {what}");
+    }
+}
+
+#[test]
+fn a_test_telemetry_fails_on_a_span_it_never_returned() {
+    let caught = std::panic::catch_unwind(|| {
+        let t = TestTelemetry::new();
+        let mut span = t
+            .tracer("test")
+            .span_builder("send orders")
+            .with_kind(SpanKind::Producer)
+            .with_attributes([KeyValue::new("messaging.operation.type", "send")])
+            .start(&t.tracer("test"));
+        span.end();
+        t.clear_spans();
+    });
+    assert!(caught.is_err(), "clear_spans checks what it drops");
+    let caught = std::panic::catch_unwind(|| {
+        let t = TestTelemetry::new();
+        let mut span = t.tracer("test").start("send orders");
+        span.set_attribute(KeyValue::new("messaging.operation.type", "send"));
+        span.end();
+        drop(t);
+    });
+    assert!(caught.is_err(), "dropping the telemetry checks spans nobody read");
+}
