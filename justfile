@@ -11,10 +11,10 @@ demo:
     cargo run -p otel-messaging-rdkafka --example quickstart
 
 # Bring the brokers up (Docker when an engine answers, native processes otherwise), install the
-# interop peers, and run every test: unit, integration (incl. broker faults, a 2 000-message soak
-# per broker, and the Python/Node interop cases), doc tests, and a 15-second smoke of every fuzz
-# target.
-test: check-compose brokers-up interop-setup
+# interop peers, and run every test: `check` (fmt, clippy, rustdoc, each crate's own features),
+# unit, integration (incl. broker faults, a 2 000-message soak per broker, and the Python/Node
+# interop cases), doc tests, and a 15-second smoke of every fuzz target.
+test: check check-compose brokers-up interop-setup
     cargo test --workspace --all-targets --locked
     cargo test --workspace --doc --locked
     scripts/fuzz.sh 15 address 2
@@ -49,11 +49,16 @@ brokers-down:
 check-compose:
     scripts/brokers.sh check
 
-# fmt, clippy and docs with warnings denied.
+# fmt, clippy and docs with warnings denied; then each crate alone, so that the workspace's
+# feature unification (integration-tests turns on `testing` and `tracing`) hides nothing: every
+# crate with its default features, and the core without them.
 check:
     cargo fmt --all --check
-    cargo clippy --workspace --all-targets -- -D warnings
-    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+    for p in otel-messaging otel-messaging-rdkafka otel-messaging-lapin otel-messaging-aws-sqs otel-messaging-redis otel-messaging-async-nats; do cargo clippy --locked -p "$p" --lib -- -D warnings; done
+    cargo clippy --locked -p otel-messaging --lib --no-default-features -- -D warnings
+    cargo test --locked -p otel-messaging --lib --no-default-features
 
 # Criterion benchmark of the per-message overhead (the SDK floor, the hand-written pattern, ours:
 # sampled, unsampled, metrics, batch exporter) in one group, with allocations per message, then the

@@ -339,7 +339,7 @@ impl PullConsumerExt for jetstream::consumer::Consumer<jetstream::consumer::pull
                 Ok(message) => fetch.batch.push(message),
                 Err(e) => {
                     fetch.outcome = Outcome::Failed(error_type(&e), e.to_string());
-                    return Err(e.into());
+                    return Err(e);
                 }
             }
         }
