@@ -27,7 +27,8 @@ pin_project_lite::pin_project! {
     /// The broker's confirmation of a traced publish: a future with the same output as lapin's
     /// [`PublisherConfirm`] (`.await` it exactly as the native one). On a channel in confirm mode
     /// the publish span ends when it resolves: `Ack` → OK, `Nack` → status `Error` with
-    /// `error.type = nack`, an error → status `Error`. Dropping it unresolved ends the span.
+    /// `error.type = nack`, an error → status `Error`. Dropping it unresolved ends the span with
+    /// `error.type = cancelled` (the outcome was never seen).
     pub struct TracedPublisherConfirm {
         #[pin]
         inner: PublisherConfirm,

@@ -551,7 +551,13 @@ impl MessagingInstrumenter {
             metric_set,
             instrumenter: self.inner.clone(),
             ended: false,
-            cancel_on_drop: false,
+            // A send, create or settle dropped before it is ended never saw its outcome (a future
+            // dropped by `select!` or a timeout, a delivery report that never came): `cancelled`,
+            // not a success (reliability review M5).
+            cancel_on_drop: matches!(
+                operation_type,
+                OperationType::Send | OperationType::Create | OperationType::Settle
+            ),
             #[cfg(feature = "tracing")]
             tracing_span,
         }
@@ -897,8 +903,10 @@ impl MessagingInstrumenterBuilder {
 /// One messaging operation in progress: its span, its timer and its metric attributes.
 ///
 /// Returned by the `start*` methods of [`MessagingInstrumenter`]. End it with [`end`](Self::end),
-/// [`end_ok`](Self::end_ok) or [`end_error`](Self::end_error); dropping it ends the span too
-/// (no status set) and records its duration, so a cancelled future still closes its span.
+/// [`end_ok`](Self::end_ok) or [`end_error`](Self::end_error); dropping it ends the span too and
+/// records its duration, so a cancelled future still closes its span: a send, create or settle
+/// (and a process armed by [`run`](Self::run) or [`arm_cancellation`](Self::arm_cancellation))
+/// then ends with `error.type = cancelled`, any other with no status set.
 #[must_use = "an Operation ends its span when dropped; keep it until the operation completes"]
 pub struct Operation {
     cx: Context,
@@ -1016,7 +1024,8 @@ impl Operation {
     /// From now on, dropping this operation before it is ended records it as failed with
     /// `error.type = cancelled` (or `panic` while a panic unwinds): for operations awaiting an
     /// outcome, such as a handler or a broker acknowledgement, where a drop means the outcome was
-    /// never seen. [`run`](Self::run) arms it for the handler's duration.
+    /// never seen. Send, create and settle operations are armed from their start;
+    /// [`run`](Self::run) arms a process operation when it is called.
     pub fn arm_cancellation(&mut self) {
         self.cancel_on_drop = true;
     }
@@ -1045,23 +1054,28 @@ impl Operation {
     /// A handler that panics ends the span with `error.type = panic` and the panic goes on
     /// unwinding unchanged; a `run` future dropped before the handler completes (cancelled by
     /// `select!` or a timeout) ends it with `error.type = cancelled`.
-    pub async fn run<F, T, E>(self, handler: F) -> Result<T, E>
+    ///
+    /// Cancellation is armed when `run` is called, so a future dropped before its first poll is
+    /// `cancelled` too.
+    pub fn run<F, T, E>(mut self, handler: F) -> impl Future<Output = Result<T, E>>
     where
         F: Future<Output = Result<T, E>>,
         E: fmt::Display,
     {
-        let mut this = self;
-        this.arm_cancellation();
-        #[cfg(feature = "tracing")]
-        if let Some(span) = this.tracing_span.clone() {
-            use tracing::Instrument as _;
-            let result = handler.instrument(span).await;
+        self.arm_cancellation();
+        let this = self;
+        async move {
+            #[cfg(feature = "tracing")]
+            if let Some(span) = this.tracing_span.clone() {
+                use tracing::Instrument as _;
+                let result = handler.instrument(span).await;
+                this.end(&result, |_| std::any::type_name::<E>());
+                return result;
+            }
+            let result = handler.with_context(this.cx.clone()).await;
             this.end(&result, |_| std::any::type_name::<E>());
-            return result;
+            result
         }
-        let result = handler.with_context(this.cx.clone()).await;
-        this.end(&result, |_| std::any::type_name::<E>());
-        result
     }
 
     fn finish(&mut self, error: Option<(&str, String)>) {

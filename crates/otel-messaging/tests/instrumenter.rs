@@ -418,7 +418,7 @@ fn dropping_an_operation_ends_its_span() {
     drop(op);
     let spans = t.spans();
     assert_eq!(spans.len(), 1);
-    assert_eq!(spans[0].status, opentelemetry::trace::Status::Unset);
+    assert!(matches!(spans[0].status, opentelemetry::trace::Status::Error { .. }), "a send never acknowledged");
 }
 
 #[test]
@@ -664,6 +664,27 @@ fn a_cancelled_handler_is_recorded_as_cancelled() {
     assert_eq!(attributes(span(&spans, "process orders"))["error.type"], Value::from("cancelled"));
     let process = t.metrics().into_iter().find(|m| m.name == "messaging.process.duration").expect("metric");
     assert!(process.attributes.contains(&KeyValue::new("error.type", "cancelled")));
+}
+
+/// Dropped before its first poll, a `run` future is cancelled too; a send or settle dropped
+/// before it ends never saw its outcome and is `cancelled`, not a success (reliability review
+/// M5); a receive dropped unended has no status.
+#[test]
+fn dropped_operations_awaiting_an_outcome_are_cancelled() {
+    let t = TestTelemetry::without_conformance();
+    let instrumenter = t.instrumenter();
+    let op = instrumenter.start_process_in(&process_view(), &Headers::new(), &Context::new());
+    drop(op.run(async { Ok::<_, std::io::Error>(()) }));
+    drop(instrumenter.start_send(&send_view(), &Context::new(), &Headers::new()));
+    let settle = View { op: Some(OperationType::Settle), name: "ack", destination: Some("orders"), ..View::default() };
+    drop(instrumenter.start(&settle, &Context::new()));
+    let receive = View { op: Some(OperationType::Receive), name: "poll", destination: Some("orders"), ..View::default() };
+    drop(instrumenter.start(&receive, &Context::new()));
+    let spans = t.spans();
+    for name in ["process orders", "send orders", "ack orders"] {
+        assert_eq!(attributes(span(&spans, name))["error.type"], Value::from("cancelled"), "{name}");
+    }
+    assert!(!attributes(span(&spans, "poll orders")).contains_key("error.type"));
 }
 
 #[test]
