@@ -77,7 +77,8 @@ impl JetStreamFacts {
     pub(crate) fn of(message: &jetstream::Message) -> Self {
         let Ok(info) = message.info() else { return Self::default() };
         let nanos = info.published.unix_timestamp_nanos();
-        let published = u64::try_from(nanos).ok().map(|n| UNIX_EPOCH + Duration::from_nanos(n));
+        let published =
+            u64::try_from(nanos).ok().and_then(|n| UNIX_EPOCH.checked_add(Duration::from_nanos(n)));
         JetStreamFacts {
             stream_sequence: Some(info.stream_sequence.to_string()),
             delivered: Some(info.delivered),

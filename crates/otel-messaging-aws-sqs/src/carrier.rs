@@ -94,7 +94,9 @@ pub fn xray_to_traceparent(header: &str) -> Option<String> {
         return None;
     }
     let parent = parent?;
-    if !hex(parent, 16) {
+    let zero = |s: &str| s.bytes().all(|c| c == b'0');
+    // All-zero ids are invalid in W3C Trace Context (reliability review L5).
+    if !hex(parent, 16) || zero(parent) || (zero(time) && zero(id)) {
         return None;
     }
     Some(format!(
@@ -110,27 +112,48 @@ pub fn xray_to_traceparent(header: &str) -> Option<String> {
 /// SNS subscription without raw message delivery):
 /// `{"Type":"Notification", ..., "MessageAttributes": {"traceparent": {"Type":"String","Value":"00-…"}}}`.
 /// Empty for any other body.
+///
+/// Cheap for every other body (reliability review M9): a body without `"Notification"` near its
+/// start is not parsed at all, and an envelope is read into the few fields needed (the rest of
+/// the document is skipped, never built into a DOM).
 pub(crate) fn sns_envelope_attributes(body: &str) -> Vec<(String, String)> {
-    if !body.trim_start().starts_with('{') {
+    /// How far into the body the envelope's `"Type" : "Notification"` may be (SNS writes it first).
+    const TYPE_WITHIN: usize = 128;
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        #[serde(rename = "Type")]
+        kind: String,
+        #[serde(rename = "MessageAttributes", default)]
+        attributes: HashMap<String, Attribute>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Attribute {
+        #[serde(rename = "Type")]
+        kind: String,
+        #[serde(rename = "Value")]
+        value: Option<String>,
+    }
+    let head = &body.as_bytes()[..body.len().min(TYPE_WITHIN)];
+    if !body.trim_start().starts_with('{') || !head.windows(14).any(|w| w == b"\"Notification\"") {
         return Vec::new();
     }
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else { return Vec::new() };
-    if json.get("Type").and_then(|t| t.as_str()) != Some("Notification") {
+    let Ok(envelope) = serde_json::from_str::<Envelope>(body) else { return Vec::new() };
+    if envelope.kind != "Notification" {
         return Vec::new();
     }
-    let Some(attributes) = json.get("MessageAttributes").and_then(|a| a.as_object()) else {
-        return Vec::new();
-    };
-    attributes
-        .iter()
-        .filter(|(_, v)| v.get("Type").and_then(|t| t.as_str()).is_some_and(|t| t.starts_with("String")))
-        .filter_map(|(k, v)| Some((k.clone(), v.get("Value")?.as_str()?.to_owned())))
+    envelope
+        .attributes
+        .into_iter()
+        .filter(|(_, a)| a.kind.starts_with("String"))
+        .filter_map(|(k, a)| Some((k, a.value?)))
         .collect()
 }
 
-/// The carrier of a received message: its message attributes; when they hold no `traceparent`, the
-/// message attributes of an SNS notification envelope in the body; else the `AWSTraceHeader`
-/// system attribute converted to a `traceparent`.
+/// The carrier of a received message, read per field: its message attributes; for a field they
+/// do not hold, the message attributes of an SNS notification envelope in the body (parsed only
+/// when the attributes hold no `traceparent`); for `traceparent` alone, last, the `AWSTraceHeader`
+/// system attribute converted. So a B3 or Jaeger context in the attributes is never hidden by an
+/// X-Ray header (feature table row 16).
 pub(crate) struct ReceivedMessageExtractor<'a> {
     attributes: Option<&'a HashMap<String, MessageAttributeValue>>,
     sns: Vec<(String, String)>,
@@ -162,22 +185,23 @@ impl<'a> ReceivedMessageExtractor<'a> {
 
 impl Extractor for ReceivedMessageExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        if let Some(xray) = &self.xray {
-            return key.eq_ignore_ascii_case("traceparent").then_some(xray.as_str());
+        if let Some(value) = self.attributes.and_then(|a| get_from(a, key)) {
+            return Some(value);
         }
-        if !self.sns.is_empty() {
-            return self.sns.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str());
+        if let Some((_, value)) = self.sns.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
+            return Some(value);
         }
-        self.attributes.and_then(|a| get_from(a, key))
+        self.xray.as_deref().filter(|_| key.eq_ignore_ascii_case("traceparent"))
     }
 
     fn keys(&self) -> Vec<&str> {
-        match (&self.xray, self.sns.is_empty(), self.attributes) {
-            (Some(_), _, _) => vec!["traceparent"],
-            (None, false, _) => self.sns.iter().map(|(k, _)| k.as_str()).collect(),
-            (None, true, Some(a)) => a.keys().map(String::as_str).collect(),
-            (None, true, None) => Vec::new(),
+        let mut keys: Vec<&str> =
+            self.attributes.map(|a| a.keys().map(String::as_str).collect()).unwrap_or_default();
+        keys.extend(self.sns.iter().map(|(k, _)| k.as_str()));
+        if self.xray.is_some() {
+            keys.push("traceparent");
         }
+        keys
     }
 }
 
@@ -227,6 +251,31 @@ pub(crate) fn inject_within_limit(
 mod tests {
     use super::*;
 
+    /// A B3 context in the message attributes is read even when an `AWSTraceHeader` is present;
+    /// the X-Ray header still answers `traceparent` (feature table row 16).
+    #[test]
+    fn xray_fallback_never_hides_another_propagators_fields() {
+        let message = Message::builder()
+            .message_attributes(
+                "b3",
+                string_attribute("80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1".into()).expect("attr"),
+            )
+            .attributes(
+                MessageSystemAttributeName::AwsTraceHeader,
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+            )
+            .build();
+        let extractor = ReceivedMessageExtractor::new(&message);
+        assert_eq!(extractor.get("b3"), Some("80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1"));
+        assert_eq!(
+            extractor.get("traceparent"),
+            Some("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01")
+        );
+        let mut keys = extractor.keys();
+        keys.sort_unstable();
+        assert_eq!(keys, ["b3", "traceparent"]);
+    }
+
     #[test]
     fn xray_headers_convert_to_traceparent() {
         assert_eq!(
@@ -240,6 +289,8 @@ mod tests {
             Some("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-00")
         );
         for bad in [
+            "Root=1-00000000-000000000000000000000000;Parent=53995c3f42cd8ad8;Sampled=1",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0000000000000000;Sampled=1",
             "",
             "Root=1-5759e988;Parent=53995c3f42cd8ad8",
             "Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8",

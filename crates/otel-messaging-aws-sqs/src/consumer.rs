@@ -167,6 +167,11 @@ impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
     }
 }
 
+/// Most bytes of one removed attribute (name, type and value) kept for a process span: W3C
+/// Baggage's 8 192-byte limit plus the name and type. Worst case for the whole stash:
+/// 10 000 messages × (a `traceparent`, a `tracestate`, a `baggage` and the lineage fields).
+const MAX_STASHED_ATTRIBUTE_BYTES: usize = 8_192 + 64;
+
 /// Whether the message attribute name `requested` (as given to `MessageAttributeNames`: a name,
 /// `All`, `.*`, or a prefix wildcard like `app.*`) makes SQS return the attribute `name`.
 fn attribute_name_matches(requested: &str, name: &str) -> bool {
@@ -192,7 +197,14 @@ fn strip_added(
     for message in messages {
         let mut removed = Removed { queue_url: Some(queue_url.clone()), ..Removed::default() };
         if let Some(attributes) = message.message_attributes.as_mut().filter(|_| !names.is_empty()) {
-            removed.attributes = names.iter().filter_map(|n| attributes.remove_entry(n)).collect();
+            // Removed from the message whatever their size; kept for the process span only up to
+            // what W3C lets a field hold (baggage: 8 192 bytes), so a producer's huge attribute
+            // cannot make the stash hold megabytes per message (reliability review M8).
+            removed.attributes = names
+                .iter()
+                .filter_map(|n| attributes.remove_entry(n))
+                .filter(|(k, v)| crate::carrier::attribute_size(k, v) <= MAX_STASHED_ATTRIBUTE_BYTES)
+                .collect();
             if attributes.is_empty() {
                 message.message_attributes = None;
                 message.md5_of_message_attributes = None;

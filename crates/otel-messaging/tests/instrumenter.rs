@@ -418,7 +418,10 @@ fn dropping_an_operation_ends_its_span() {
     drop(op);
     let spans = t.spans();
     assert_eq!(spans.len(), 1);
-    assert!(matches!(spans[0].status, opentelemetry::trace::Status::Error { .. }), "a send never acknowledged");
+    assert!(
+        matches!(spans[0].status, opentelemetry::trace::Status::Error { .. }),
+        "a send never acknowledged"
+    );
 }
 
 #[test]
@@ -676,9 +679,15 @@ fn dropped_operations_awaiting_an_outcome_are_cancelled() {
     let op = instrumenter.start_process_in(&process_view(), &Headers::new(), &Context::new());
     drop(op.run(async { Ok::<_, std::io::Error>(()) }));
     drop(instrumenter.start_send(&send_view(), &Context::new(), &Headers::new()));
-    let settle = View { op: Some(OperationType::Settle), name: "ack", destination: Some("orders"), ..View::default() };
+    let settle =
+        View { op: Some(OperationType::Settle), name: "ack", destination: Some("orders"), ..View::default() };
     drop(instrumenter.start(&settle, &Context::new()));
-    let receive = View { op: Some(OperationType::Receive), name: "poll", destination: Some("orders"), ..View::default() };
+    let receive = View {
+        op: Some(OperationType::Receive),
+        name: "poll",
+        destination: Some("orders"),
+        ..View::default()
+    };
     drop(instrumenter.start(&receive, &Context::new()));
     let spans = t.spans();
     for name in ["process orders", "send orders", "ack orders"] {
