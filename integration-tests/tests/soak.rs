@@ -4,7 +4,10 @@
 //! duplicated, oversized or malformed `traceparent`, a 10 KB `tracestate`, 1000-member baggage,
 //! binary AMQP values). Asserted per broker: produced == consumed by message id, no duplicates;
 //! spans started == spans ended; every clean message's process span is the child of the send span
-//! written into it; resident memory grows by less than 64 MiB from the first quarter to the end.
+//! written into it; every span conforms (checked as it ends, send spans included); the heap's
+//! live bytes (counted by `CountingAllocator`) grow by at most [`LEAK_BYTES_PER_MESSAGE`] per
+//! message from the end of a warm-up (a tenth of the run) to the end, spans exported so far
+//! dropped at both points.
 //! Prints the figures (`cargo test --test soak -- --nocapture`).
 //!
 //! One test drives the five brokers (Kafka, RabbitMQ, Redis, SQS, NATS JetStream) one after the
@@ -25,8 +28,25 @@ use otel_messaging::testing::TestTelemetry;
 const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+#[global_allocator]
+static ALLOCATOR: otel_messaging::testing::CountingAllocator = otel_messaging::testing::CountingAllocator;
+
+/// Most heap bytes a message may leave behind after the warm-up (a leak of a span, a header copy
+/// or a handoff entry per message is larger).
+const LEAK_BYTES_PER_MESSAGE: i64 = 64;
+
+/// `SOAK_MESSAGES` (default 2 000; at least 100, so that no run is vacuous).
 fn messages() -> usize {
-    std::env::var("SOAK_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000)
+    let n = match std::env::var("SOAK_MESSAGES") {
+        Ok(v) => v.parse().unwrap_or_else(|_| panic!("SOAK_MESSAGES={v:?} is not a number of messages")),
+        Err(_) => 2_000,
+    };
+    assert!(n >= 100, "SOAK_MESSAGES={n}: a soak needs at least 100 messages");
+    n
+}
+
+fn live_bytes() -> i64 {
+    otel_messaging::testing::CountingAllocator::live_bytes()
 }
 
 fn garbage(i: usize) -> bool {
@@ -48,15 +68,6 @@ fn w3c_garbage(i: usize) -> Vec<(&'static str, String)> {
     }
 }
 
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
 /// What one broker's run must show.
 struct Ledger {
     broker: &'static str,
@@ -65,7 +76,10 @@ struct Ledger {
     /// For each clean message consumed: the span id its `traceparent` carries.
     expected_parents: Vec<String>,
     started: Instant,
-    rss_quarter: u64,
+    /// Live heap bytes at the end of the warm-up (spans exported so far dropped).
+    live_warm: Option<i64>,
+    /// Messages consumed at that point.
+    warm: usize,
 }
 
 impl Ledger {
@@ -76,7 +90,8 @@ impl Ledger {
             consumed: Vec::new(),
             expected_parents: Vec::new(),
             started: Instant::now(),
-            rss_quarter: 0,
+            live_warm: None,
+            warm: 0,
         }
     }
 
@@ -86,8 +101,15 @@ impl Ledger {
         if !garbage(id) {
             self.expected_parents.push(parent.expect("a clean message carries the context we wrote"));
         }
-        if self.consumed.len() == self.n / 4 {
-            self.rss_quarter = rss_bytes();
+    }
+
+    /// Takes the warm-up measure once a tenth of the messages are consumed: call after each
+    /// consumed message, with the telemetry whose exported spans are dropped first.
+    fn warm_up(&mut self, t: &TestTelemetry) {
+        if self.live_warm.is_none() && self.consumed.len() >= self.n / 10 {
+            self.check_spans(t);
+            self.warm = self.consumed.len();
+            self.live_warm = Some(live_bytes());
         }
     }
 
@@ -122,20 +144,29 @@ impl Ledger {
         assert_eq!(ids, (0..self.n).collect::<Vec<_>>(), "{}: produced == consumed", self.broker);
         let (started, ended) = t.span_counts();
         assert_eq!(started, ended, "{}: spans started == spans ended", self.broker);
-        let rss = rss_bytes();
-        let growth = rss.saturating_sub(self.rss_quarter);
+        t.clear_spans();
+        let live = live_bytes();
+        let warm = self.live_warm.expect("the warm-up measure was taken");
+        let growth = live - warm;
+        let after = i64::try_from(self.n - self.warm).unwrap_or(i64::MAX).max(1);
         println!(
             "soak {:<8} {:>7} produced, {:>7} consumed, {:>3} with garbage metadata; spans started {started} = ended {ended}; \
-             RSS {} MiB at 1/4, {} MiB at the end; {:.1} s",
+             heap {} KiB after {} messages, {} KiB at the end ({:+} B per message); {:.1} s",
             self.broker,
             self.n,
             before,
             self.n.div_ceil(10),
-            self.rss_quarter >> 20,
-            rss >> 20,
+            warm >> 10,
+            self.warm,
+            live >> 10,
+            growth / after,
             self.started.elapsed().as_secs_f64()
         );
-        assert!(growth < 64 << 20, "{}: memory grew by {} MiB", self.broker, growth >> 20);
+        assert!(
+            growth <= LEAK_BYTES_PER_MESSAGE * after,
+            "{}: the heap grew by {growth} B over {after} messages after the warm-up",
+            self.broker
+        );
     }
 }
 
@@ -221,6 +252,7 @@ async fn kafka(t: &TestTelemetry) {
         result.expect("handler");
         let parent = message.headers().and_then(|h| parent_of(HeadersExtractor(h).get("traceparent")));
         ledger.consumed(id_of(message.payload().unwrap_or_default()), parent);
+        ledger.warm_up(t);
         if ledger.consumed.len().is_multiple_of(1000) {
             ledger.check_spans(t);
         }
@@ -324,6 +356,7 @@ async fn rabbitmq(t: &TestTelemetry) {
             .as_ref()
             .and_then(|h| parent_of(FieldTableExtractor(h).get("traceparent")));
         ledger.consumed(id_of(&delivery.data), parent);
+        ledger.warm_up(t);
         delivery.acker.ack(BasicAckOptions::default()).await.expect("ack");
         if ledger.consumed.len().is_multiple_of(1000) {
             ledger.check_spans(t);
@@ -377,6 +410,7 @@ async fn redis(t: &TestTelemetry) {
             result.expect("handler");
             let _: usize = conn.xack(&stream, "g", &[&entry.id]).await.expect("ack");
             ledger.consumed(id_of(&payload), parent);
+            ledger.warm_up(t);
         }
         ledger.check_spans(t);
     }
@@ -466,6 +500,7 @@ async fn sqs(t: &TestTelemetry) {
                     message.traced_with(&tr).process(async |_| Ok::<_, std::io::Error>(())).await;
                 result.expect("handler");
                 ledger.consumed(id_of(message.body.as_deref().unwrap_or_default().as_bytes()), parent);
+                ledger.warm_up(t);
                 let handle = message.receipt_handle.unwrap();
                 let entry = DeleteMessageBatchRequestEntry::builder()
                     .id(format!("d{}", delete.len()))
@@ -552,6 +587,7 @@ async fn nats(t: &TestTelemetry) {
         message.process_traced_with(&tr, async { Ok::<_, std::io::Error>(()) }).await.expect("handler");
         message.ack().await.expect("ack");
         ledger.consumed(id_of(&message.payload), parent);
+        ledger.warm_up(t);
         if ledger.consumed.len().is_multiple_of(1000) {
             ledger.check_spans(t);
         }

@@ -69,8 +69,10 @@ impl<V> Handoff<V> {
                 inner.entries.remove(&oldest);
             }
         }
-        // Keep the order queue from growing with taken entries.
-        if inner.order.len() > 2 * self.capacity {
+        // Keep the order queue from growing with taken entries: compacted once it holds twice as
+        // many keys as there are live entries (amortised O(1); a receive-then-process consumer
+        // keeps almost no live entries, so its taken keys must not wait for the capacity).
+        if inner.order.len() > 2 * inner.entries.len() + 64 {
             let entries = &inner.entries;
             inner.order.retain(|(seq, k)| entries.get(k).is_some_and(|(s, _)| s == seq));
         }
@@ -126,6 +128,21 @@ mod tests {
         h.put("x".into(), 2);
         assert_eq!(h.take("x"), Some(2));
         assert_eq!(h.take("x"), None);
-        assert!(h.inner.lock().map(|i| i.order.len()).unwrap_or(usize::MAX) <= 7);
+        assert!(h.inner.lock().map(|i| i.order.len()).unwrap_or(usize::MAX) <= 2 * 3 + 65);
+    }
+
+    /// A receive-then-process consumer (every key taken soon after it is put) holds almost
+    /// nothing, however large the capacity: taken keys do not wait for the capacity to be
+    /// forgotten (found by the soak's heap measure: +249 B per SQS message).
+    #[test]
+    fn taken_keys_do_not_accumulate() {
+        let h = Handoff::new(10_000);
+        for i in 0..50_000 {
+            let key = format!("receipt-handle-{i}-{}", "x".repeat(200));
+            h.put(key.clone(), i);
+            assert_eq!(h.take(&key), Some(i));
+        }
+        assert!(h.is_empty());
+        assert!(h.inner.lock().map(|i| i.order.len()).unwrap_or(usize::MAX) <= 65);
     }
 }

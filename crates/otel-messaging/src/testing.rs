@@ -697,19 +697,35 @@ impl DemoTelemetry {
 }
 
 /// A global allocator that forwards to the system allocator and counts allocations (reallocations
-/// included), for allocation budgets in tests and benchmarks: install it with
-/// `#[global_allocator] static GLOBAL: CountingAllocator = CountingAllocator;` in a test or bench
-/// binary of its own, and compare [`CountingAllocator::allocations`] before and after.
+/// included) and live bytes, for allocation budgets and leak checks in tests and benchmarks:
+/// install it with `#[global_allocator] static GLOBAL: CountingAllocator = CountingAllocator;` in
+/// a test or bench binary of its own, and compare [`CountingAllocator::allocations`] or
+/// [`CountingAllocator::live_bytes`] before and after.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CountingAllocator;
 
 static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static LIVE_BYTES: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
 impl CountingAllocator {
     /// Allocations (and reallocations) made through this allocator so far, in the whole process.
     pub fn allocations() -> u64 {
         ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed)
     }
+
+    /// Bytes allocated through this allocator and not yet freed, in the whole process (the
+    /// requested sizes: the heap a program holds, without the allocator's own overhead).
+    pub fn live_bytes() -> i64 {
+        LIVE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+fn live(delta: i64) {
+    LIVE_BYTES.fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn size(bytes: usize) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
 // SAFETY: every call is forwarded unchanged to the system allocator; only a counter is added.
@@ -718,15 +734,24 @@ unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // SAFETY: the caller's contract, unchanged.
-        unsafe { std::alloc::System.alloc(layout) }
+        let ptr = unsafe { std::alloc::System.alloc(layout) };
+        if !ptr.is_null() {
+            live(size(layout.size()));
+        }
+        ptr
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        live(-size(layout.size()));
         // SAFETY: the caller's contract, unchanged.
         unsafe { std::alloc::System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // SAFETY: the caller's contract, unchanged.
-        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+        let new = unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            live(size(new_size) - size(layout.size()));
+        }
+        new
     }
 }
