@@ -13,10 +13,13 @@ demo:
 # Bring the brokers up (Docker when an engine answers, native processes otherwise), install the
 # interop peers, and run every test: `check` (fmt, clippy, rustdoc, each crate's own features),
 # unit, integration (incl. broker faults, a 2 000-message soak per broker, and the Python/Node
-# interop cases), doc tests, and a 15-second smoke of every fuzz target.
+# interop cases), doc tests, `just demo` with its waterfall asserted (one trace, the queue gap
+# drawn), and a 15-second smoke of every fuzz target.
 test: check check-compose brokers-up interop-setup
     cargo test --workspace --all-targets --locked
     cargo test --workspace --doc --locked
+    python3 scripts/check_demo.py --self-test
+    cargo run --locked -q -p otel-messaging-rdkafka --example quickstart | python3 scripts/check_demo.py
     scripts/fuzz.sh 15 address 2
 
 # Run every fuzz target for SECONDS each and print the executions (sanitizer none: ~5x faster).

@@ -327,7 +327,9 @@ async fn kafka_goes_away_and_comes_back() {
     let consumer_tr = KafkaInstrumentation::from_config(&config).with_instrumenter(t.instrumenter());
     let mut stream = consumer.stream_traced_with(&consumer_tr);
     let mut payloads = Vec::new();
+    let deadline = std::time::Instant::now() + TIMEOUT;
     while payloads.len() < 4 {
+        assert!(std::time::Instant::now() < deadline, "every message back in time; got {payloads:?}");
         let item = tokio::time::timeout(TIMEOUT, stream.next()).await.expect("in time").expect("open");
         if let Ok(message) = item {
             let (message, _) = message.process(async |_| Ok::<_, std::io::Error>(())).await;

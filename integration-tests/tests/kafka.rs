@@ -244,7 +244,9 @@ async fn batch_poll_links_every_message() {
     }
     let consumer = k.consumer();
     let mut batch = Vec::new();
+    let deadline = std::time::Instant::now() + TIMEOUT;
     while batch.len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "3 messages in time, got {}", batch.len());
         let wanted = 3 - batch.len();
         consumer.recv_batch_traced_with(&consumer_tracing, &mut batch, wanted, TIMEOUT).await.expect("batch");
     }
@@ -479,7 +481,9 @@ async fn cancelled_batch_receive_loses_no_message() {
     .await;
     assert!(cancelled.is_err(), "cut off by the outer timeout: it waits for 100 messages");
     let received_before_cancel = batch.len();
+    let deadline = std::time::Instant::now() + TIMEOUT;
     while batch.len() < 5 {
+        assert!(std::time::Instant::now() < deadline, "5 messages in time, got {}", batch.len());
         let wanted = 5 - batch.len();
         consumer.recv_batch_traced_with(&tracing, &mut batch, wanted, TIMEOUT).await.expect("batch");
     }
@@ -511,7 +515,9 @@ async fn consumer_error_after_messages_is_returned_and_recorded() {
     let consumer = k.consumer_with("enable.partition.eof", "true");
     let mut batch = Vec::new();
     let mut result = Ok(0);
+    let deadline = std::time::Instant::now() + TIMEOUT;
     while batch.len() < 2 && result.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "2 messages in time, got {}", batch.len());
         result = consumer.recv_batch_traced_with(&tracing, &mut batch, 10, TIMEOUT).await;
     }
     assert!(matches!(result, Err(KafkaError::PartitionEOF(0))), "{result:?}");
