@@ -271,6 +271,42 @@ async fn list_queue_with_envelope_continues_context_and_plain_payloads_pass_thro
     }
 }
 
+/// List messages go through the same send path as every broker (feature table rows 15, 20, 29):
+/// the process span records the queue wait from the envelope's send time, and a payload the
+/// caller enveloped with its own creation context keeps it (the send span links it, CLIENT) and
+/// still arrives byte for byte.
+#[tokio::test]
+async fn list_messages_record_queue_wait_and_keep_a_callers_creation_context() {
+    let t = TestTelemetry::new();
+    let (client, mut conn) = connect().await;
+    let tr = tracing(&t, &client);
+    let list = unique_name("waits");
+    conn.lpush_traced_with(&tr, &list, b"job").await.expect("lpush");
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let callers =
+        envelope::encode(&envelope::EnvelopeHeaders(vec![("traceparent".into(), tp.into())]), b"inner");
+    conn.lpush_traced_with(&tr, &list, &callers).await.expect("lpush");
+
+    let first = conn.brpop_traced_with(&tr, &list, 5.0).await.expect("pop").expect("a message");
+    assert_eq!(first.payload, b"job");
+    drop(first);
+    let second = conn.brpop_traced_with(&tr, &list, 5.0).await.expect("pop").expect("a message");
+    assert_eq!(second.payload, callers, "the caller's envelope arrives byte for byte");
+    drop(second);
+
+    let spans = t.spans();
+    let processes: Vec<_> = spans.iter().filter(|s| s.name == format!("process {list}")).collect();
+    let sends: Vec<_> = spans.iter().filter(|s| s.name == format!("send {list}")).collect();
+    assert_eq!((processes.len(), sends.len()), (2, 2), "{}", waterfall(&spans));
+    let wait = attributes(processes[0]).get("otel_messaging.queue.wait.duration").cloned();
+    assert!(matches!(wait, Some(Value::F64(w)) if (0.0..60.0).contains(&w)), "{wait:?}");
+    assert_eq!(sends[1].span_kind, SpanKind::Client, "not the creation context");
+    assert_eq!(sends[1].links.len(), 1);
+    assert_eq!(sends[1].links[0].span_context.trace_id().to_string(), &tp[3..35]);
+    assert_eq!(processes[1].span_context.trace_id().to_string(), &tp[3..35], "the caller's trace");
+    assert_eq!(processes[1].parent_span_id.to_string(), &tp[36..52]);
+}
+
 #[tokio::test]
 async fn pubsub_with_envelope_continues_context() {
     let t = TestTelemetry::new();

@@ -402,7 +402,12 @@ async fn redis(t: &TestTelemetry) {
     let opts = StreamReadOptions::default().group("g", "c").count(500);
     let deadline = Instant::now() + TIMEOUT;
     while ledger.consumed.len() < ledger.n {
-        assert!(Instant::now() < deadline, "redis: every entry read in time ({} of {})", ledger.consumed.len(), ledger.n);
+        assert!(
+            Instant::now() < deadline,
+            "redis: every entry read in time ({} of {})",
+            ledger.consumed.len(),
+            ledger.n
+        );
         let reply = conn.xread_options_traced_with(&tr, &[&stream], &[">"], &opts).await.expect("read");
         for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
             let parent = parent_of(entry.get::<String>("traceparent").as_deref());
@@ -480,7 +485,11 @@ async fn sqs(t: &TestTelemetry) {
         let target = ledger.consumed.len() + wave.len();
         let deadline = Instant::now() + TIMEOUT;
         while ledger.consumed.len() < target {
-            assert!(Instant::now() < deadline, "sqs: the wave received in time ({} of {target})", ledger.consumed.len());
+            assert!(
+                Instant::now() < deadline,
+                "sqs: the wave received in time ({} of {target})",
+                ledger.consumed.len()
+            );
             let out = c
                 .receive_message()
                 .queue_url(&url)

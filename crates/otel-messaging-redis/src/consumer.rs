@@ -17,7 +17,7 @@ use crate::{
     attributes::{RedisView, entry_link_attributes, entry_time, error_type},
     carrier::StreamFieldsExtractor,
     config::{EntryFacts, RedisInstrumentation, entry_key},
-    envelope::decode,
+    envelope::{EnvelopeHeaders, decode},
 };
 
 /// `messaging.operation.name` of stream read spans: `receive`.
@@ -483,6 +483,7 @@ fn start_queue_process(
     view.template = pattern;
     view.body_size = Some(payload.len() as u64);
     view.counted = counted;
+    view.sent = headers.as_ref().and_then(EnvelopeHeaders::sent_time);
     let operation = match &headers {
         Some(h) => instrumentation.instrumenter.start_process(&view, h),
         None => instrumentation.instrumenter.start_process(&view, &EmptyExtractor),

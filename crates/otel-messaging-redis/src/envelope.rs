@@ -37,6 +37,18 @@ use opentelemetry::propagation::{Extractor, Injector};
 pub const MAGIC: [u8; 7] = *b"\x8FOTMENV";
 /// The envelope version this crate writes and reads: `2`.
 pub const VERSION: u8 = 2;
+/// Envelope field holding the send time (milliseconds since the Unix epoch, decimal), written by
+/// the traced list push and publish so that consumers can record the queue wait.
+pub const SENT_TIME_FIELD: &str = "otel-sent-ms";
+
+impl EnvelopeHeaders {
+    /// The send time in [`SENT_TIME_FIELD`], when it holds one.
+    pub fn sent_time(&self) -> Option<std::time::SystemTime> {
+        let millis: u64 = self.get(SENT_TIME_FIELD)?.parse().ok()?;
+        std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(millis))
+    }
+}
+
 /// Largest header block, in bytes (`u16::MAX`); fields beyond it are dropped when encoding.
 pub const MAX_HEADER_LEN: usize = u16::MAX as usize;
 /// Bytes before the header block: magic, version, length.

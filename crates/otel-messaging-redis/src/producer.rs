@@ -7,6 +7,7 @@
 use std::future::Future;
 
 use opentelemetry::Context;
+use opentelemetry::propagation::Extractor as _;
 use otel_messaging::OperationType;
 use redis::{FromRedisValue, RedisResult, ToRedisArgs, Value, aio::ConnectionLike, streams::StreamMaxlen};
 
@@ -14,7 +15,7 @@ use crate::{
     attributes::{RedisView, error_type, message_id_attribute},
     carrier::{ArgPairsExtractor, FieldsInjector},
     config::RedisInstrumentation,
-    envelope::{EnvelopeHeaders, wrap},
+    envelope::{EnvelopeHeaders, SENT_TIME_FIELD, decode, wrap},
 };
 
 /// `messaging.operation.name` of send spans: `send`.
@@ -180,11 +181,25 @@ async fn send_enveloped<C: ConnectionLike + Send>(
     destination: &str,
     payload: &[u8],
 ) -> RedisResult<usize> {
+    // A payload the caller enveloped already with its own creation context keeps it: the send
+    // span links that context instead of replacing it (as on every other broker), and the outer
+    // envelope carries the caller's fields. The payload itself is still delivered byte for byte.
+    let (existing, _) = decode(payload);
     let mut view = RedisView::new(OperationType::Send, OPERATION_SEND, Some(destination), instrumentation);
     view.body_size = Some(payload.len() as u64);
-    let operation = instrumentation.instrumenter.start(&view, &parent);
-    let mut headers = EnvelopeHeaders::default();
+    let no_headers = EnvelopeHeaders::default();
+    let existing = existing.unwrap_or(no_headers);
+    let operation = instrumentation.instrumenter.start_send(&view, &parent, &existing);
+    let mut headers = if operation.is_creation_context() { EnvelopeHeaders::default() } else { existing };
     operation.inject(&mut headers);
+    if !headers.0.is_empty() && headers.get(SENT_TIME_FIELD).is_none() {
+        // The send time, for the consumer's queue wait (only with a context to carry, so a plain
+        // payload stays plain).
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        headers.0.push((SENT_TIME_FIELD.to_owned(), millis.to_string()));
+    }
     let enveloped = wrap(&headers, payload, instrumentation.envelope_always());
     let result: RedisResult<usize> = redis::cmd(command)
         .arg(destination)
