@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs every cargo-fuzz target (fuzz/fuzz_targets) for a given time each, and prints the
-# executions per target. Exits non-zero on the first crash (the reproducer is in fuzz/artifacts).
+# executions per target. Runs every target, then exits non-zero if any crashed (the reproducer is
+# in fuzz/artifacts), if none ran, or if a file in fuzz_targets/ is not a declared target; a unit
+# that runs over 10 s counts as a crash.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [SANITIZER] [PARALLEL]
 #
@@ -29,7 +31,13 @@ fi
 
 cd "$here/fuzz"
 targets=$(cargo +nightly fuzz list)
-log "building $(echo "$targets" | wc -w) targets (sanitizer: $sanitizer)"
+# Every file in fuzz_targets/ must be a declared, listed target: none is silently skipped, and an
+# empty list is a failure, not "0 passed".
+declared=$(echo "$targets" | wc -w)
+files=$(ls fuzz_targets/*.rs | wc -l)
+[ "$declared" -gt 0 ] && [ "$declared" -eq "$files" ] \
+  || { log "cargo fuzz lists $declared targets for $files files in fuzz/fuzz_targets"; exit 1; }
+log "building $declared targets (sanitizer: $sanitizer)"
 cargo +nightly fuzz build -O -s "$sanitizer" >"$here/fuzz/build.log" 2>&1 \
   || { tail -30 "$here/fuzz/build.log" >&2; log "build failed (log: fuzz/build.log)"; exit 1; }
 
@@ -37,7 +45,7 @@ run_one() {
   local target="$1" out="logs/$1.log"
   mkdir -p "corpus/$target" "seeds/$target" logs
   if cargo +nightly fuzz run -O -s "$sanitizer" "$target" "corpus/$target" "seeds/$target" -- \
-      -max_total_time="$seconds" -dict=dict/messaging.dict -print_final_stats=1 >"$out" 2>&1 </dev/null; then
+      -max_total_time="$seconds" -timeout=10 -dict=dict/messaging.dict -print_final_stats=1 >"$out" 2>&1 </dev/null; then
     echo "OK $target $(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$out" | tail -1)"
   else
     grep -E "panicked|ERROR|SUMMARY|Test unit written" "$out" >&2 || true
