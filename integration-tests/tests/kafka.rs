@@ -405,6 +405,36 @@ async fn threaded_producer_span_ends_in_delivery_callback() {
     assert_eq!(attributes(span(&spans, &send_name))["messaging.kafka.offset"], Value::I64(0));
 }
 
+/// A send that fails at once hands the record back as the caller gave it (reliability review
+/// L7): no injected headers, so a `QueueFull`-style retry of it starts a fresh send span instead
+/// of continuing under the failed one.
+#[tokio::test]
+async fn a_failed_base_send_returns_the_record_without_the_injected_context() {
+    use rdkafka::message::{Header, Headers as _, OwnedHeaders};
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let mut config = k.producer_config();
+    config.set("message.max.bytes", "1000");
+    let tracing = KafkaInstrumentation::from_config(&config).with_instrumenter(t.instrumenter());
+    let producer: ThreadedProducer<_> = config
+        .create_with_context(TracingProducerContext::new(DefaultProducerContext, tracing))
+        .expect("producer");
+    let big = "x".repeat(2_000);
+    let (_, bare) =
+        producer.send_traced(BaseRecord::<(), _>::to(&k.topic).payload(&big)).err().expect("too large");
+    assert!(bare.headers.is_none(), "a record without headers comes back without headers");
+    let own = OwnedHeaders::new().insert(Header { key: "tenant", value: Some("acme") });
+    let (_, with) = producer
+        .send_traced(BaseRecord::<(), _>::to(&k.topic).payload(&big).headers(own))
+        .err()
+        .expect("too large");
+    let keys: Vec<_> = with.headers.as_ref().expect("headers").iter().map(|h| h.key.to_owned()).collect();
+    assert_eq!(keys, ["tenant"], "the caller's headers, without the injected context");
+    let spans = t.spans();
+    assert_eq!(spans.len(), 2);
+    assert!(spans.iter().all(|s| attributes(s)["error.type"] == Value::from("MESSAGE_SIZE_TOO_LARGE")));
+}
+
 // ---- Hardening (reliability review C1, H1, H2, M6, M7, L1) ----
 
 const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

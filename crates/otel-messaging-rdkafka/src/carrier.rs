@@ -62,6 +62,13 @@ pub(crate) fn apply(fields: &CollectedFields, mut headers: OwnedHeaders) -> Owne
     headers
 }
 
+/// Removes the headers `fields` wrote (by key) from `headers`, as after a send that failed at once.
+pub(crate) fn remove_fields(headers: &mut OwnedHeaders, fields: &CollectedFields) {
+    for (key, _) in &fields.0 {
+        raw::remove(headers, key);
+    }
+}
+
 /// Bytes `fields` add to a record's serialized headers (key, value and their varint lengths, as
 /// the Kafka record format counts them).
 pub(crate) fn fields_size<K: AsRef<str>>(fields: &[(K, String)]) -> usize {

@@ -26,7 +26,7 @@ use rdkafka::{
 
 use crate::{
     attributes::{SendView, delivery_attributes, error_type},
-    carrier::{HeadersExtractor, apply, fields_size, serialized_size},
+    carrier::{HeadersExtractor, apply, fields_size, remove_fields, serialized_size},
     config::{ClientFacts, KafkaInstrumentation},
 };
 
@@ -42,7 +42,7 @@ fn start_send<C: ClientContext>(
     key: Option<&[u8]>,
     payload: Option<&[u8]>,
     headers: Option<OwnedHeaders>,
-) -> (Operation, OwnedHeaders) {
+) -> (Operation, OwnedHeaders, otel_messaging::propagation::CollectedFields) {
     let facts = ClientFacts::of(client);
     let view = SendView {
         topic,
@@ -68,7 +68,7 @@ fn start_send<C: ClientContext>(
         fit_to_limit(&mut pending, native, instrumentation.limit(&facts), &operation);
     }
     let headers = apply(&pending, headers.unwrap_or_else(|| OwnedHeaders::new_with_capacity(2)));
-    (operation, headers)
+    (operation, headers, pending)
 }
 
 /// librdkafka's worst-case record overhead (`RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD`, bytes), counted
@@ -180,7 +180,7 @@ where
         T: Into<Timeout> + Send,
     {
         let parent = otel_messaging::current_context();
-        let (operation, headers) = start_send(
+        let (operation, headers, _) = start_send(
             instrumentation,
             self.client(),
             &parent,
@@ -300,8 +300,9 @@ pub trait BaseProducerExt<C: ProducerContext> {
     ///
     /// # Errors
     ///
-    /// The native error and the record, unchanged but for the injected propagation headers; the
-    /// span then ends with status `Error` and `error.type`.
+    /// The native error and the record, as it was given (the injected propagation headers are
+    /// removed again, so a `QueueFull` retry of it starts a new send span); the span then ends
+    /// with status `Error` and `error.type`.
     #[allow(clippy::type_complexity)]
     fn send_traced<'a, K, P>(
         &self,
@@ -329,7 +330,8 @@ macro_rules! impl_base_producer_ext {
                 P: ToBytes + ?Sized,
             {
                 let instrumentation = &self.context().instrumentation;
-                let (operation, headers) = start_send(
+                let had_headers = record.headers.is_some();
+                let (operation, headers, injected) = start_send(
                     instrumentation,
                     self.client(),
                     &otel_messaging::current_context(),
@@ -349,7 +351,18 @@ macro_rules! impl_base_producer_ext {
                     if let Some(operation) = operation {
                         end_send(operation, Err(&e));
                     }
-                    (e, swap_opaque(record, inner).0)
+                    // The record comes back as the caller gave it (reliability review L7): a
+                    // `QueueFull` retry of it must not carry the failed span as its creation
+                    // context.
+                    let (mut record, ()) = swap_opaque(record, inner);
+                    match record.headers.take() {
+                        Some(mut headers) if had_headers => {
+                            remove_fields(&mut headers, &injected);
+                            record.headers = Some(headers);
+                        }
+                        _ => {}
+                    }
+                    (e, record)
                 })
             }
         }
