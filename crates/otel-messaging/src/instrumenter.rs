@@ -673,7 +673,8 @@ pub trait SpanEnricher: Send + Sync + 'static {
     }
 
     /// Appends attributes when the operation ends (`error_type` is `Some` iff it failed).
-    /// Called for recording (sampled) spans only. Defaults to nothing.
+    /// Called for recording (sampled) spans only, and not while a panic unwinds (a panic of its
+    /// own would then abort the process). Defaults to nothing.
     fn on_end(
         &self,
         operation_type: OperationType,
@@ -1052,8 +1053,11 @@ impl Operation {
     /// name (`std::any::type_name::<E>()`, e.g. `anyhow::Error`).
     ///
     /// A handler that panics ends the span with `error.type = panic` and the panic goes on
-    /// unwinding unchanged; a `run` future dropped before the handler completes (cancelled by
-    /// `select!` or a timeout) ends it with `error.type = cancelled`.
+    /// unwinding unchanged (when the future is dropped during the unwinding, as tokio tasks and
+    /// `block_on` do; behind `futures::FutureExt::catch_unwind` the future is dropped after the
+    /// panic was caught, so the span records `cancelled`); a `run` future dropped before the
+    /// handler completes (cancelled by `select!` or a timeout) ends it with
+    /// `error.type = cancelled`.
     ///
     /// Cancellation is armed when `run` is called, so a future dropped before its first poll is
     /// `cancelled` too.
@@ -1085,8 +1089,11 @@ impl Operation {
         self.ended = true;
         let end = self.instrumenter.instruments.is_some().then(SystemTime::now);
         let mut late = Vec::new();
+        // Not while a panic unwinds: a second panic in the user's enricher would abort the
+        // process (reliability review L3).
         if let Some(enricher) = &self.instrumenter.enricher
             && self.cx.span().is_recording()
+            && !std::thread::panicking()
         {
             enricher.on_end(self.operation_type, error.as_ref().map(|(t, _)| *t), &mut late);
         }
