@@ -180,6 +180,7 @@ pub fn cap_baggage(value: Cow<'_, str>) -> Cow<'_, str> {
 ///            Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"));
 /// assert_eq!(sanitize_tracestate("Upper=1"), None);
 /// assert_eq!(sanitize_tracestate("k=\u{7}bell"), None);
+/// assert_eq!(sanitize_tracestate("k="), None, "a value has at least one character");
 /// ```
 pub fn sanitize_tracestate(value: &str) -> Option<Cow<'_, str>> {
     // Enough to reject huge inputs without scanning them: 32 members of at most 256 + 1 + 256.
@@ -253,8 +254,10 @@ fn valid_tracestate_key(key: &str) -> bool {
 
 fn valid_tracestate_value(value: &str) -> bool {
     // value = 0*255(chr) nblk-chr; chr = %x20 / nblk-chr; nblk-chr = %x21-2B / %x2D-3C / %x3E-7E
+    // At least the one nblk-chr: `k=` is not a member (reliability review L4).
     let b = value.as_bytes();
-    b.len() <= 256
+    !b.is_empty()
+        && b.len() <= 256
         && b.iter().all(|&c| matches!(c, 0x20..=0x7E) && c != b',' && c != b'=')
         && b.last().is_none_or(|&c| c != b' ')
 }
