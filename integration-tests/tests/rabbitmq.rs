@@ -676,6 +676,14 @@ async fn a_dead_lettered_message_continues_the_original_trace_with_its_death_fac
     assert_eq!(a["otel_messaging.message.delivery_count"], Value::I64(1));
     let failed_process = span(&spans, &format!("process {work}"));
     assert_eq!(failed_process.status, opentelemetry::trace::Status::error("cannot handle"));
+    // The reject is a settle span of its own, linked to the message's creation context (feature
+    // table row 22: it was called but never asserted).
+    let reject = span(&spans, &format!("reject {work}"));
+    assert_eq!(reject.span_kind, SpanKind::Client);
+    assert_eq!(attributes(reject)["messaging.operation.type"], Value::from("settle"));
+    assert_eq!(attributes(reject)["messaging.operation.name"], Value::from("reject"));
+    assert_eq!(reject.links.len(), 1);
+    assert_eq!(reject.links[0].span_context.span_id(), publish_span.span_context.span_id());
 }
 
 /// A publish whose content header frame fits `frame_max` uninstrumented never makes the broker
