@@ -95,6 +95,13 @@ async fn xadd_xreadgroup_process_xack_is_one_trace() {
     let r = attributes(span(&spans, &receive));
     assert_eq!(r["messaging.batch.message_count"], Value::I64(1));
     assert_eq!(r["messaging.consumer.group.name"], Value::from("workers"));
+    // The receive span's link names its entry (feature table row 10).
+    let link = &span(&spans, &receive).links[0];
+    assert!(
+        link.attributes.contains(&KeyValue::new("messaging.message.id", id.clone())),
+        "{:?}",
+        link.attributes
+    );
     let p = attributes(span(&spans, &process));
     assert_eq!(p["messaging.message.id"], Value::from(id));
     assert!(matches!(p["otel_messaging.queue.wait.duration"], Value::F64(w) if (0.0..60.0).contains(&w)));

@@ -120,6 +120,27 @@ async fn send_receive_process_delete_is_one_trace_without_asking_for_attributes(
     assert_eq!(p["otel_messaging.message.delivery_count"], Value::I64(1));
     assert!(matches!(p["otel_messaging.queue.wait.duration"], Value::F64(w) if (0.0..60.0).contains(&w)));
     assert_eq!(attributes(span(&spans, &receive))["messaging.batch.message_count"], Value::I64(1));
+    // The receive span's link names its message (feature table row 10).
+    let link = &span(&spans, &receive).links[0];
+    assert!(
+        link.attributes.contains(&opentelemetry::KeyValue::new(
+            "messaging.message.id",
+            message.message_id.clone().unwrap()
+        )),
+        "{:?}",
+        link.attributes
+    );
+    // Processed, and counted, once: by the receive, not again by the process span.
+    let metrics = t.metrics();
+    let consumed: u64 =
+        metrics.iter().filter(|m| m.name == "messaging.client.consumed.messages").map(|m| m.count).sum();
+    assert_eq!(consumed, 1);
+    // The queue wait reaches the histogram too, not only the span (feature table row 15).
+    let wait = metrics
+        .iter()
+        .find(|m| m.name == "otel_messaging.queue.wait.duration")
+        .expect("queue wait histogram");
+    assert_eq!((wait.unit.as_str(), wait.count), ("s", 1));
 }
 
 #[tokio::test]
@@ -525,4 +546,52 @@ async fn processing_needs_no_queue_url() {
     for p in processes {
         assert_eq!(attributes(p)["aws.sqs.queue.url"], Value::from(url.clone()));
     }
+}
+
+/// `DeleteMessageBatch` is one `delete {queue}` settle span (CLIENT) counting its entries
+/// (feature table row 22: implemented but never asserted).
+#[tokio::test]
+async fn a_batch_delete_is_one_settle_span_with_its_count() {
+    use otel_messaging_aws_sqs::DeleteMessageBatchFluentBuilderExt as _;
+    let (t, tr, c, url) = setup(false).await;
+    let q = name_of(&url).to_owned();
+    for body in ["a", "b"] {
+        c.send_message().queue_url(&url).message_body(body).send_traced_with(&tr).await.expect("send");
+    }
+    let mut handles = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while handles.len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "both messages in time");
+        let out = c
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        handles.extend(out.messages.unwrap_or_default().into_iter().filter_map(|m| m.receipt_handle));
+    }
+    let entries = handles.iter().enumerate().map(|(i, h)| {
+        aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+            .id(format!("e{i}"))
+            .receipt_handle(h)
+            .build()
+            .unwrap()
+    });
+    let out = c
+        .delete_message_batch()
+        .queue_url(&url)
+        .set_entries(Some(entries.collect()))
+        .send_traced_with(&tr)
+        .await
+        .expect("batch delete");
+    assert_eq!(out.successful().len(), 2);
+    let spans = t.spans();
+    let delete = span(&spans, &format!("delete {q}"));
+    assert_eq!(delete.span_kind, SpanKind::Client);
+    let a = attributes(delete);
+    assert_eq!(a["messaging.operation.type"], Value::from("settle"));
+    assert_eq!(a["messaging.batch.message_count"], Value::I64(2));
+    assert!(!a.contains_key("error.type"));
 }
