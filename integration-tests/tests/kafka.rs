@@ -421,13 +421,12 @@ async fn a_failed_base_send_returns_the_record_without_the_injected_context() {
         .expect("producer");
     let big = "x".repeat(2_000);
     let (_, bare) =
-        producer.send_traced(BaseRecord::<(), _>::to(&k.topic).payload(&big)).err().expect("too large");
+        producer.send_traced(BaseRecord::<(), _>::to(&k.topic).payload(&big)).expect_err("too large");
     assert!(bare.headers.is_none(), "a record without headers comes back without headers");
     let own = OwnedHeaders::new().insert(Header { key: "tenant", value: Some("acme") });
     let (_, with) = producer
         .send_traced(BaseRecord::<(), _>::to(&k.topic).payload(&big).headers(own))
-        .err()
-        .expect("too large");
+        .expect_err("too large");
     let keys: Vec<_> = with.headers.as_ref().expect("headers").iter().map(|h| h.key.to_owned()).collect();
     assert_eq!(keys, ["tenant"], "the caller's headers, without the injected context");
     let spans = t.spans();
