@@ -10,8 +10,7 @@ default:
 demo:
     cargo run -p otel-messaging-rdkafka --example quickstart
 
-# Bring the brokers up (Docker when an engine answers, native processes otherwise), install the
-# interop peers, and run every test: `check` (fmt, clippy, rustdoc, each crate's own features),
+# Bring the brokers up (native processes), install the interop peers, and run every test: `check` (fmt, clippy, rustdoc, each crate's own features),
 # unit, integration (incl. broker faults, a 2 000-message soak per broker, and the Python/Node
 # interop cases), doc tests, `just demo` with its waterfall asserted (one trace, the queue gap
 # drawn), and a 15-second smoke of every fuzz target.
@@ -40,7 +39,8 @@ interop-setup:
 interop: brokers-up interop-setup
     cargo test --locked -p integration-tests --test interop
 
-# Start the test brokers and wait until they answer.
+# Start the test brokers (native processes; docker-compose.yml is for trying the library with
+# Jaeger) and wait until they answer.
 brokers-up:
     scripts/brokers.sh up
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Brings the test brokers up (or down), with Docker when an engine answers, otherwise as native
-# processes, installing what is missing where it can. Idempotent: a broker already listening is
-# left alone.
+# Brings the test brokers up (or down) as native processes, installing what is missing where it
+# can. Idempotent: a broker already listening is left alone. The tests need the native route (the
+# Kafka fault test runs a tansu of its own, and the cluster id is this script's); Docker Compose
+# (docker-compose.yml) is for trying the library with Jaeger, not for `just test`.
 #
 #   scripts/brokers.sh up      start every broker and wait until each answers
-#   scripts/brokers.sh down    stop what this script started natively (and `docker compose down`)
+#   scripts/brokers.sh down    stop what this script started
 #   scripts/brokers.sh check   validate docker-compose.yml when a docker client is present
 #
 # RabbitMQ: Debian's rabbitmq-server (`rabbitmq-server -detached`), guest/guest on 127.0.0.1:5672.
@@ -41,7 +42,6 @@ wait_port() { # port name seconds
   done
 }
 
-docker_engine() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
 
 compose() {
   if docker compose version >/dev/null 2>&1; then docker compose "$@";
@@ -153,21 +153,14 @@ nats_up() {
 }
 
 up() {
-  if docker_engine; then
-    log "Docker engine found: docker compose up --wait"
-    compose -f "$here/docker-compose.yml" up -d --wait kafka rabbitmq redis sqs nats
-  else
-    log "no Docker engine: native brokers"
-    kafka_up
-    rabbitmq_up
-    redis_up
-    sqs_up
-    nats_up
-  fi
+  kafka_up
+  rabbitmq_up
+  redis_up
+  sqs_up
+  nats_up
 }
 
 down() {
-  if docker_engine; then compose -f "$here/docker-compose.yml" down --volumes || true; fi
   if [ -e "$state/rabbitmq.started" ]; then rabbitmqctl stop >/dev/null 2>&1 || true; rm -f "$state/rabbitmq.started"; fi
   for pidfile in "$state"/*.pid; do
     [ -e "$pidfile" ] || continue
