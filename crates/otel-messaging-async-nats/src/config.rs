@@ -38,6 +38,13 @@ impl Default for NatsInstrumentation {
     }
 }
 
+/// The one process-wide record of fetched deliveries: a message fetched through one
+/// instrumentation and processed through another is still counted once (reliability review L11).
+fn fetched() -> Arc<Handoff<()>> {
+    static FETCHED: OnceLock<Arc<Handoff<()>>> = OnceLock::new();
+    FETCHED.get_or_init(|| Arc::new(Handoff::new(HANDOFF_CAPACITY))).clone()
+}
+
 impl NatsInstrumentation {
     /// An instrumentation on [`MessagingInstrumenter::global`], without server address or queue
     /// group.
@@ -46,7 +53,7 @@ impl NatsInstrumentation {
             instrumenter: MessagingInstrumenter::global().clone(),
             server: None,
             queue_group: None,
-            fetched: Arc::new(Handoff::new(HANDOFF_CAPACITY)),
+            fetched: fetched(),
         }
     }
 

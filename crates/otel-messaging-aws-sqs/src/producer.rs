@@ -57,10 +57,15 @@ fn inject(
     })
 }
 
-/// Bytes the context may add to a message of `native` bytes under `limit`: unlimited when the
-/// message is over the limit anyway (it fails natively, unchanged but for the context).
+/// SQS's hard ceiling for a message and for a batch's total: 1 MiB (1 048 576 bytes), whatever a
+/// queue's `MaximumMessageSize`.
+const SQS_HARD_LIMIT: usize = 1_048_576;
+
+/// Bytes the context may add to a message of `native` bytes under `limit`. A message over
+/// `limit` (a queue allowed more than the configured size) may still fit SQS's hard ceiling: the
+/// context then stays within that ceiling, never pushing it over (reliability review L6).
 fn budget(native: usize, limit: usize) -> usize {
-    if native > limit { usize::MAX } else { limit - native }
+    if native > limit { SQS_HARD_LIMIT.saturating_sub(native) } else { limit - native }
 }
 
 /// Traced `SendMessage`.
@@ -287,5 +292,20 @@ impl SendMessageBatchFluentBuilderExt for SendMessageBatchFluentBuilder {
             }
             result
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SQS_HARD_LIMIT, budget};
+
+    /// Over the configured size a message may still fit SQS's hard ceiling; the context never
+    /// pushes it past that (reliability review L6).
+    #[test]
+    fn the_budget_never_passes_the_hard_ceiling() {
+        assert_eq!(budget(1_000, 262_144), 261_144);
+        assert_eq!(budget(300_000, 262_144), SQS_HARD_LIMIT - 300_000);
+        assert_eq!(budget(SQS_HARD_LIMIT - 10, 262_144), 10);
+        assert_eq!(budget(SQS_HARD_LIMIT + 1, 262_144), 0);
     }
 }
