@@ -121,15 +121,25 @@ impl<H: ?Sized> std::fmt::Debug for HeadersExtractor<'_, H> {
     }
 }
 
+/// Most headers a record may carry for [`HeadersExtractor`] to read it: 1 024. A record with more
+/// (a 1 MB record can hold ~250 000 one-byte headers) reads as carrying none, so each of the
+/// 6-10 lookups per message stays bounded (reliability review L1).
+pub const MAX_HEADERS_READ: usize = 1_024;
+
 /// A header whose key and value are both UTF-8; `None` for any other header.
 fn utf8_header<'a>(key: &'a [u8], value: Option<&'a [u8]>) -> Option<(&'a str, &'a str)> {
     Some((std::str::from_utf8(key).ok()?, std::str::from_utf8(value?).ok()?))
 }
 
+/// `count`, or 0 past [`MAX_HEADERS_READ`].
+fn bounded(count: usize) -> usize {
+    if count > MAX_HEADERS_READ { 0 } else { count }
+}
+
 impl<H: RawHeaders + ?Sized> Extractor for HeadersExtractor<'_, H> {
     fn get(&self, key: &str) -> Option<&str> {
         let headers = self.0.raw();
-        (0..headers.count())
+        (0..bounded(headers.count()))
             .rev()
             .filter_map(|i| headers.get(i))
             .filter(|(k, _)| k.eq_ignore_ascii_case(key.as_bytes()))
@@ -141,7 +151,7 @@ impl<H: RawHeaders + ?Sized> Extractor for HeadersExtractor<'_, H> {
     /// tens of thousands of headers).
     fn keys(&self) -> Vec<&str> {
         let headers = self.0.raw();
-        let count = headers.count();
+        let count = bounded(headers.count());
         let mut seen = std::collections::HashSet::with_capacity(count);
         (0..count)
             .filter_map(|i| headers.get(i))
@@ -152,7 +162,7 @@ impl<H: RawHeaders + ?Sized> Extractor for HeadersExtractor<'_, H> {
 
     fn get_all(&self, key: &str) -> Option<Vec<&str>> {
         let headers = self.0.raw();
-        let values: Vec<&str> = (0..headers.count())
+        let values: Vec<&str> = (0..bounded(headers.count()))
             .filter_map(|i| headers.get(i))
             .filter(|(k, _)| k.eq_ignore_ascii_case(key.as_bytes()))
             .filter_map(|(k, v)| utf8_header(k, v))

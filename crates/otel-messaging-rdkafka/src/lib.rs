@@ -52,7 +52,7 @@ pub use attributes::{
 };
 #[cfg(feature = "testing")]
 pub use carrier::raw_headers;
-pub use carrier::{HeadersExtractor, HeadersInjector, RawHeaders};
+pub use carrier::{HeadersExtractor, HeadersInjector, MAX_HEADERS_READ, RawHeaders};
 pub use config::{DEFAULT_MESSAGE_MAX_BYTES, KafkaInstrumentation};
 pub use consumer::{ConsumerExt, KafkaMessage, MessageExt, StreamConsumerExt, TracedStream};
 pub use otel_messaging::TracedMessage;
