@@ -186,7 +186,9 @@ impl MessagingInstrumenter {
     /// every policy at its default.
     ///
     /// The providers are read **now**: install them (`global::set_tracer_provider`,
-    /// `global::set_meter_provider`) before calling this. The propagator is read at each call.
+    /// `global::set_meter_provider`) before calling this. The propagator is read at each call
+    /// (W3C Trace Context + Baggage while none is installed; see
+    /// [`MessagingInstrumenterBuilder::with_propagator`]).
     pub fn new() -> Self {
         Self::builder().build()
     }
@@ -781,9 +783,12 @@ impl MessagingInstrumenterBuilder {
 
     /// Uses `propagator` for inject and extract instead of the global one.
     ///
-    /// Defaults to the global text-map propagator, read at each call. Note that the
-    /// opentelemetry-rust global default is a **no-op**: an application must install one, e.g.
-    /// `TextMapCompositePropagator` of `TraceContextPropagator` and `BaggagePropagator`.
+    /// Defaults to the global text-map propagator, read at each call; while that is still
+    /// opentelemetry-rust's default **no-op** (nothing installed), the instrumenter propagates W3C
+    /// Trace Context + Baggage itself, or what `OTEL_PROPAGATORS` selects (`tracecontext`,
+    /// `baggage`, `none`; read once; other names are reported with the `tracing` feature and
+    /// ignored), as every other OpenTelemetry SDK does by default. A global propagator installed
+    /// later wins from the next call on.
     ///
     /// For W3C Trace Context + Baggage on a hot path, pass
     /// [`W3cPropagator`](crate::propagation::W3cPropagator) (feature `w3c-propagator`, default):

@@ -533,6 +533,143 @@ impl std::fmt::Debug for Propagator {
     }
 }
 
+/// What propagates when the instrumenter has no propagator of its own and the global one is
+/// the no-op opentelemetry-rust installs by default (every other SDK defaults to
+/// `tracecontext,baggage`): `OTEL_PROPAGATORS`, read once, as the OpenTelemetry SDK
+/// environment-variable specification says — unset or empty means `tracecontext,baggage`,
+/// `none` means nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fallback {
+    /// W3C Trace Context, and W3C Baggage when `baggage`.
+    W3c { baggage: bool },
+    /// Nothing is injected or extracted.
+    Nothing,
+}
+
+/// Reads an `OTEL_PROPAGATORS` value: the fallback, and the names it cannot honour (reported once
+/// and ignored). `tracecontext` and `baggage` are W3C; `none` turns propagation off; `b3`,
+/// `b3multi`, `jaeger`, `xray` and any other name are not provided by this crate (install such a
+/// propagator with `global::set_text_map_propagator`, which always wins).
+pub(crate) fn parse_otel_propagators(value: Option<&str>) -> (Fallback, Vec<String>) {
+    let names: Vec<String> = value
+        .unwrap_or_default()
+        .split(',')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.is_empty() {
+        return (Fallback::W3c { baggage: true }, Vec::new());
+    }
+    if names.iter().any(|n| n == "none") {
+        return (Fallback::Nothing, Vec::new());
+    }
+    let (mut trace, mut baggage, mut ignored) = (false, false, Vec::new());
+    for name in names {
+        match name.as_str() {
+            "tracecontext" => trace = true,
+            "baggage" => baggage = true,
+            _ => ignored.push(name),
+        }
+    }
+    // Baggage alone still carries the trace context (W3cPropagator writes both).
+    let fallback = if trace || baggage { Fallback::W3c { baggage } } else { Fallback::Nothing };
+    (fallback, ignored)
+}
+
+/// The fallback of this process (see [`Fallback`]), decided and reported once.
+fn fallback() -> Fallback {
+    static FALLBACK: std::sync::OnceLock<Fallback> = std::sync::OnceLock::new();
+    *FALLBACK.get_or_init(|| {
+        let value = std::env::var("OTEL_PROPAGATORS").ok();
+        let (fallback, ignored) = parse_otel_propagators(value.as_deref());
+        #[cfg(not(feature = "w3c-propagator"))]
+        let fallback = {
+            let _ = fallback;
+            Fallback::Nothing
+        };
+        if !ignored.is_empty() {
+            diagnostics::warn(&format!(
+                "OTEL_PROPAGATORS names {ignored:?}, which otel-messaging does not provide; ignored \
+                 (install such a propagator with opentelemetry::global::set_text_map_propagator)"
+            ));
+        }
+        fallback
+    })
+}
+
+/// Whether the global text-map propagator is a no-op (writes and reads no field): the default of
+/// opentelemetry-rust until `global::set_text_map_propagator` is called.
+fn global_is_noop() -> bool {
+    opentelemetry::global::get_text_map_propagator(|p| p.fields().next().is_none())
+}
+
+/// Reports which propagator is in force and why, once per change (the user may install a global
+/// propagator after the first traced call).
+mod diagnostics {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    /// 0: nothing reported yet; 1: the global propagator; 2: the fallback.
+    static REPORTED: AtomicU8 = AtomicU8::new(0);
+
+    pub(super) fn in_force(fallback: Option<super::Fallback>) {
+        let state = if fallback.is_some() { 2 } else { 1 };
+        if REPORTED.load(Ordering::Relaxed) == state || REPORTED.swap(state, Ordering::Relaxed) == state {
+            return;
+        }
+        match fallback {
+            Some(super::Fallback::W3c { baggage }) => info(&format!(
+                "no text-map propagator installed (the global one is opentelemetry-rust's no-op): \
+                 propagating W3C Trace Context{} as OTEL_PROPAGATORS (or its default) says",
+                if baggage { " and Baggage" } else { "" }
+            )),
+            Some(super::Fallback::Nothing) => info(
+                "no text-map propagator installed and OTEL_PROPAGATORS selects none: nothing is propagated",
+            ),
+            None => info("propagating with the global text-map propagator"),
+        }
+    }
+
+    pub(super) fn info(message: &str) {
+        #[cfg(feature = "tracing")]
+        tracing::info!(target: "otel_messaging", "{message}");
+        #[cfg(not(feature = "tracing"))]
+        let _ = message;
+    }
+
+    pub(super) fn warn(message: &str) {
+        #[cfg(feature = "tracing")]
+        tracing::warn!(target: "otel_messaging", "{message}");
+        #[cfg(not(feature = "tracing"))]
+        let _ = message;
+    }
+}
+
+/// The propagator in force for one call.
+enum Effective<'a> {
+    /// The project's own W3C Trace Context (+ Baggage when `baggage`).
+    #[cfg(feature = "w3c-propagator")]
+    W3c {
+        baggage: bool,
+    },
+    /// The global propagator the user installed.
+    Global,
+    Explicit(&'a (dyn TextMapPropagator + Send + Sync)),
+    Nothing,
+}
+
+/// An [`Injector`] that drops the `baggage` field (a fallback without W3C Baggage).
+#[cfg(feature = "w3c-propagator")]
+struct WithoutBaggage<'a>(&'a mut dyn Injector);
+
+#[cfg(feature = "w3c-propagator")]
+impl Injector for WithoutBaggage<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if key != BAGGAGE {
+            self.0.set(key, value);
+        }
+    }
+}
+
 impl Propagator {
     /// `propagator` as the instrumenter keeps it: [`W3cPropagator`] is recognised (its type, not
     /// its fields), every other one is kept behind an `Arc`.
@@ -547,29 +684,60 @@ impl Propagator {
         Propagator::Explicit(std::sync::Arc::new(propagator))
     }
 
-    fn with<T>(&self, mut f: impl FnMut(&dyn TextMapPropagator) -> T) -> T {
+    /// The propagator in force now: an explicit one; else the global one unless it is the no-op,
+    /// else the [`Fallback`].
+    fn effective(&self) -> Effective<'_> {
         match self {
-            Propagator::Global => opentelemetry::global::get_text_map_propagator(f),
-            Propagator::Explicit(p) => f(p.as_ref()),
+            Propagator::Explicit(p) => Effective::Explicit(p.as_ref()),
             #[cfg(feature = "w3c-propagator")]
-            Propagator::W3c => f(&W3cPropagator::new()),
+            Propagator::W3c => Effective::W3c { baggage: true },
+            Propagator::Global if !global_is_noop() => {
+                diagnostics::in_force(None);
+                Effective::Global
+            }
+            Propagator::Global => {
+                let fallback = fallback();
+                diagnostics::in_force(Some(fallback));
+                match fallback {
+                    #[cfg(feature = "w3c-propagator")]
+                    Fallback::W3c { baggage } => Effective::W3c { baggage },
+                    #[cfg(not(feature = "w3c-propagator"))]
+                    Fallback::W3c { .. } => Effective::Nothing,
+                    Fallback::Nothing => Effective::Nothing,
+                }
+            }
         }
     }
 
     /// The fields (carrier keys) the propagator reads and writes.
     pub(crate) fn fields(&self) -> Vec<String> {
-        self.with(|p| p.fields().map(str::to_owned).collect())
+        match self.effective() {
+            #[cfg(feature = "w3c-propagator")]
+            Effective::W3c { baggage } => {
+                w3c::fields().iter().filter(|f| baggage || f.as_str() != BAGGAGE).cloned().collect()
+            }
+            Effective::Global => {
+                opentelemetry::global::get_text_map_propagator(|p| p.fields().map(str::to_owned).collect())
+            }
+            Effective::Explicit(p) => p.fields().map(str::to_owned).collect(),
+            Effective::Nothing => Vec::new(),
+        }
     }
 
     /// Writes `cx` into `injector`, skipping empty values.
     pub(crate) fn inject(&self, cx: &Context, injector: &mut dyn Injector) {
-        #[cfg(feature = "w3c-propagator")]
-        if let Propagator::W3c = self {
+        match self.effective() {
             // Writes no empty value by itself.
-            return W3cPropagator::inject(cx, injector);
+            #[cfg(feature = "w3c-propagator")]
+            Effective::W3c { baggage: true } => W3cPropagator::inject(cx, injector),
+            #[cfg(feature = "w3c-propagator")]
+            Effective::W3c { baggage: false } => W3cPropagator::inject(cx, &mut WithoutBaggage(injector)),
+            Effective::Global => opentelemetry::global::get_text_map_propagator(|p| {
+                p.inject_context(cx, &mut NonEmptyInjector(injector));
+            }),
+            Effective::Explicit(p) => p.inject_context(cx, &mut NonEmptyInjector(injector)),
+            Effective::Nothing => {}
         }
-        let mut injector = NonEmptyInjector(injector);
-        self.with(|p| p.inject_context(cx, &mut injector));
     }
 
     /// Extracts a context from `extractor` into an empty base context, through [`StrictExtractor`].
@@ -581,16 +749,8 @@ impl Propagator {
     ///
     /// With `baggage == false` the carrier's `baggage` is never read (trust boundaries, links).
     pub(crate) fn extract(&self, extractor: &dyn Extractor, baggage: bool) -> Context {
-        let strict = StrictExtractor::build(extractor, baggage);
-        #[cfg(feature = "w3c-propagator")]
-        if let Propagator::W3c = self {
-            return if strict.is_empty_for_w3c() {
-                Context::new()
-            } else {
-                W3cPropagator::extract_strict(&Context::new(), &strict)
-            };
-        }
-        self.with(|p| {
+        let through = |p: &dyn TextMapPropagator| {
+            let strict = StrictExtractor::build(extractor, baggage);
             let w3c = |field: &str| field == TRACEPARENT || field == TRACESTATE || field == BAGGAGE;
             if strict.is_empty_for_w3c()
                 && p.fields().all(|field| w3c(field) || extractor.get(field).is_none())
@@ -598,11 +758,23 @@ impl Propagator {
                 return Context::new();
             }
             p.extract_with_context(&Context::new(), &strict)
-        })
+        };
+        match self.effective() {
+            #[cfg(feature = "w3c-propagator")]
+            Effective::W3c { baggage: with_baggage } => {
+                let strict = StrictExtractor::build(extractor, baggage && with_baggage);
+                if strict.is_empty_for_w3c() {
+                    Context::new()
+                } else {
+                    W3cPropagator::extract_strict(&Context::new(), &strict)
+                }
+            }
+            Effective::Global => opentelemetry::global::get_text_map_propagator(through),
+            Effective::Explicit(p) => through(p),
+            Effective::Nothing => Context::new(),
+        }
     }
-}
 
-impl Propagator {
     /// The remote span context of `extractor`'s creation context (never its baggage), if valid:
     /// what a batch span links to. With [`W3cPropagator`] decoded straight from the validated
     /// `traceparent`, without building a `Context`.
@@ -611,7 +783,7 @@ impl Propagator {
         extractor: &dyn Extractor,
     ) -> Option<opentelemetry::trace::SpanContext> {
         #[cfg(feature = "w3c-propagator")]
-        if let Propagator::W3c = self {
+        if let Effective::W3c { .. } = self.effective() {
             return W3cPropagator::span_context_strict(&StrictExtractor::build(extractor, false));
         }
         let cx = self.extract(extractor, false);
@@ -676,6 +848,24 @@ pub(crate) fn process_parent(
 
 #[cfg(test)]
 mod tests {
+    /// `OTEL_PROPAGATORS` as the SDK environment-variable specification reads it.
+    #[test]
+    fn otel_propagators_select_the_fallback() {
+        use super::{Fallback, parse_otel_propagators as parse};
+        let w3c = Fallback::W3c { baggage: true };
+        assert_eq!(parse(None), (w3c, vec![]));
+        assert_eq!(parse(Some("")), (w3c, vec![]));
+        assert_eq!(parse(Some(" tracecontext , Baggage ")), (w3c, vec![]));
+        assert_eq!(parse(Some("tracecontext")), (Fallback::W3c { baggage: false }, vec![]));
+        assert_eq!(parse(Some("none")), (Fallback::Nothing, vec![]));
+        assert_eq!(parse(Some("tracecontext,none")), (Fallback::Nothing, vec![]));
+        assert_eq!(parse(Some("b3,tracecontext")), (Fallback::W3c { baggage: false }, vec!["b3".to_owned()]));
+        assert_eq!(
+            parse(Some("xray,jaeger")),
+            (Fallback::Nothing, vec!["xray".to_owned(), "jaeger".to_owned()])
+        );
+    }
+
     use super::*;
     use std::collections::HashMap;
 
