@@ -90,6 +90,45 @@ where
     }
 }
 
+/// The global tracer provider's tracer, read when used rather than when the instrumenter is built
+/// (issue "Correct by default", point 2): while the global provider is still the no-op
+/// opentelemetry-rust starts with, every span start asks the global again, so an instrumenter
+/// built — or a first traced call made — before `global::set_tracer_provider` exports to that
+/// provider once it is installed. The first tracer that starts a real span is kept (one atomic
+/// load per span from then on); a provider replaced after that is not seen.
+struct GlobalTracer {
+    resolved: std::sync::OnceLock<opentelemetry::global::BoxedTracer>,
+}
+
+impl GlobalTracer {
+    fn new() -> Self {
+        GlobalTracer { resolved: std::sync::OnceLock::new() }
+    }
+}
+
+impl SpanStarter for GlobalTracer {
+    fn start(
+        &self,
+        builder: SpanBuilder,
+        parent: &Context,
+        late: &mut dyn FnMut(&mut Vec<KeyValue>),
+    ) -> Context {
+        if let Some(tracer) = self.resolved.get() {
+            return SpanStarter::start(tracer, builder, parent, late);
+        }
+        let tracer = opentelemetry::global::tracer_with_scope(scope());
+        let cx = SpanStarter::start(&tracer, builder, parent, late);
+        // The no-op tracer makes no span of its own: its span context is invalid, or the
+        // parent's. Any real tracer (even one that samples the span out) gives a new span id.
+        let started = cx.span().span_context().clone();
+        let parent_id = parent.span().span_context().span_id();
+        if started.is_valid() && started.span_id() != parent_id {
+            let _ = self.resolved.set(tracer);
+        }
+        cx
+    }
+}
+
 /// A per-thread vector the late attributes of a recording span pass through on their way to the
 /// span, so that they cost no allocation of their own.
 mod late {
@@ -185,8 +224,10 @@ impl MessagingInstrumenter {
     /// An instrumenter on the global tracer provider, meter provider and text-map propagator, with
     /// every policy at its default.
     ///
-    /// The providers are read **now**: install them (`global::set_tracer_provider`,
-    /// `global::set_meter_provider`) before calling this. The propagator is read at each call
+    /// The tracer provider is read when used: spans started before `global::set_tracer_provider`
+    /// are the no-op's, and every later one goes to the installed provider (the first real one
+    /// is kept). The meter provider is read **now**: install it (`global::set_meter_provider`)
+    /// before calling this. The propagator is read at each call
     /// (W3C Trace Context + Baggage while none is installed; see
     /// [`MessagingInstrumenterBuilder::with_propagator`]).
     pub fn new() -> Self {
@@ -748,8 +789,9 @@ impl MessagingInstrumenterBuilder {
     /// Uses `provider` for spans (scope `otel-messaging`, this crate's version, the v1.44 schema
     /// URL).
     ///
-    /// Defaults to the global tracer provider at the time [`build`](Self::build) is called.
-    /// Spans start on `provider`'s own tracer type (`SdkTracer` for the SDK's
+    /// Defaults to the global tracer provider, read when spans start: an instrumenter built before
+    /// `global::set_tracer_provider` uses the installed provider from then on (the first one that
+    /// makes a real span is kept). Spans start on `provider`'s own tracer type (`SdkTracer` for the SDK's
     /// `SdkTracerProvider`), which saves an allocation per span over the global provider's
     /// `BoxedTracer`: pass the provider explicitly on a hot path (BENCHMARKS.md).
     pub fn with_tracer_provider<P>(mut self, provider: &P) -> Self
@@ -870,8 +912,7 @@ impl MessagingInstrumenterBuilder {
 
     /// Builds the instrumenter, creating its instruments once.
     pub fn build(self) -> MessagingInstrumenter {
-        let tracer =
-            self.tracer.unwrap_or_else(|| Box::new(opentelemetry::global::tracer_with_scope(scope())));
+        let tracer = self.tracer.unwrap_or_else(|| Box::new(GlobalTracer::new()));
         let instruments = if self.metrics.unwrap_or(true) {
             let meter = self.meter.unwrap_or_else(|| opentelemetry::global::meter_with_scope(scope()));
             Some(Instruments::new(&meter))
