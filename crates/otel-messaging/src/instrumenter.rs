@@ -278,14 +278,19 @@ impl MessagingInstrumenter {
     }
 
     /// A copy of this instrumenter with another process-parent policy, for one consumer.
-    /// Ignored (stays [`ProcessParent::Link`]) when the instrumenter is a trust boundary.
+    /// At a trust boundary any policy but [`ProcessParent::NewRoot`] is [`ProcessParent::Link`].
     pub fn with_process_parent(&self, policy: ProcessParent) -> Self {
         MessagingInstrumenter { inner: self.inner.clone(), process_parent: policy }
     }
 
     /// The process-parent policy in force.
     pub fn process_parent(&self) -> ProcessParent {
-        if self.inner.trust_boundary { ProcessParent::Link } else { self.process_parent }
+        match self.process_parent {
+            // Already never parents on the creation context.
+            ProcessParent::NewRoot => ProcessParent::NewRoot,
+            _ if self.inner.trust_boundary => ProcessParent::Link,
+            policy => policy,
+        }
     }
 
     /// Writes `cx` into a message carrier through this instrumenter's propagator, skipping empty

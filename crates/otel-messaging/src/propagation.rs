@@ -61,6 +61,12 @@ pub enum ProcessParent {
     /// ambient span, if any) with a link to the creation context. Use it for long delays, or at
     /// trust boundaries together with [`crate::MessagingInstrumenterBuilder::with_trust_boundary`].
     Link,
+    /// Every process span starts a new trace, whatever span is current: a link to the creation
+    /// context, and the current span, if any, as a second link. The fix for a consumer loop that
+    /// runs inside a long-lived span (`#[instrument] async fn worker_loop()`, or `main` wrapped
+    /// in a span), where [`Spec`](Self::Spec) and [`Link`](Self::Link) would put every message
+    /// into the loop's one endless trace.
+    NewRoot,
 }
 
 /// An [`Extractor`] wrapper that applies the W3C Trace Context and Baggage rules before the
@@ -824,9 +830,22 @@ pub(crate) fn process_parent(
         && match policy {
             ProcessParent::Spec => !ambient_span,
             ProcessParent::CreationContext => true,
-            ProcessParent::Link => false,
+            ProcessParent::Link | ProcessParent::NewRoot => false,
         };
-    let parent = if use_creation {
+    let parent = if policy == ProcessParent::NewRoot {
+        if ambient_span {
+            links.push(Link::with_context(ambient.span().span_context().clone()));
+        }
+        // A root: no span; the ambient baggage, else (unless dropped) the incoming baggage.
+        let baggage = if ambient.baggage().is_empty() && keep_baggage {
+            extracted.cx.baggage()
+        } else {
+            ambient.baggage()
+        };
+        Context::new().with_baggage(baggage.iter().map(|(k, (v, m))| {
+            opentelemetry::baggage::KeyValueMetadata::new(k.clone(), v.clone(), m.clone())
+        }))
+    } else if use_creation {
         if ambient_span {
             links.push(Link::with_context(ambient.span().span_context().clone()));
         }

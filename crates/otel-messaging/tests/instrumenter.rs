@@ -189,6 +189,46 @@ fn link_policy_gives_new_root_plus_link_and_is_overridable_per_consumer() {
     assert_ne!(s.span_context.trace_id(), p.span_context.trace_id());
 }
 
+/// `NewRoot` inside a long-lived worker-loop span: three messages from three request traces give
+/// three process traces of their own, each linked to its creation context and to the loop; under
+/// `Spec` the same three land in the loop's one trace (issue "Correct by default", point 3).
+#[test]
+fn new_root_gives_each_message_its_own_trace_inside_a_worker_loop_span() {
+    let t = TestTelemetry::without_conformance();
+    let instrumenter = t.instrumenter();
+    let tracer = t.tracer("app");
+    let messages: Vec<Headers> = (0..3)
+        .map(|_| send(&instrumenter, &Context::new().with_span(tracer.start("POST /orders"))))
+        .collect();
+    let worker_loop = Context::new().with_span(tracer.start("worker loop"));
+    let loop_id = worker_loop.span().span_context().clone();
+    for policy in [ProcessParent::NewRoot, ProcessParent::Spec] {
+        let consumer = instrumenter.with_process_parent(policy);
+        for headers in &messages {
+            consumer.start_process_in(&process_view(), headers, &worker_loop).end_ok();
+        }
+    }
+    worker_loop.span().end();
+    let spans = t.spans();
+    let sends: Vec<_> = spans.iter().filter(|s| s.name == "send orders").collect();
+    let processes: Vec<_> = spans.iter().filter(|s| s.name == "process orders").collect();
+    let (new_roots, spec) = processes.split_at(3);
+    for (process, send) in new_roots.iter().zip(&sends) {
+        assert_eq!(process.parent_span_id, opentelemetry::trace::SpanId::INVALID, "a root");
+        assert_ne!(process.span_context.trace_id(), loop_id.trace_id());
+        assert_ne!(process.span_context.trace_id(), send.span_context.trace_id());
+        let linked: Vec<_> = process.links.iter().map(|l| l.span_context.span_id()).collect();
+        assert_eq!(
+            linked,
+            [send.span_context.span_id(), loop_id.span_id()],
+            "creation context, then the loop"
+        );
+    }
+    let traces: std::collections::HashSet<_> = new_roots.iter().map(|p| p.span_context.trace_id()).collect();
+    assert_eq!(traces.len(), 3, "three traces of their own");
+    assert!(spec.iter().all(|p| p.span_context.trace_id() == loop_id.trace_id()), "Spec: the loop's trace");
+}
+
 #[test]
 fn baggage_flows_to_process_context_unless_trust_boundary() {
     let t = TestTelemetry::without_conformance();
