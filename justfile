@@ -82,3 +82,11 @@ bench-instructions *variants:
 # Instructions per produced message end to end on the MockCluster, all threads (callgrind)
 throughput-instructions:
     scripts/throughput_instructions.sh
+
+# Mutation testing (cargo-mutants, installed when missing): mutates the core's propagation, policy,
+# retry lineage and conformance code and the broker crates' carriers, runs each crate's own tests
+# against every mutant, and reports caught / missed / timeout (TESTING.md). Not part of `just test`.
+# FILES narrows it (e.g. `just mutants crates/otel-messaging/src/propagation.rs`).
+mutants *files:
+    scripts/mutants.sh {{files}}
+
