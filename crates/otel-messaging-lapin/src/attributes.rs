@@ -102,8 +102,14 @@ fn redelivery(attributes: &mut Vec<KeyValue>, delivery: &Delivery) {
 /// Prefix of server-named (anonymous) queues: `amq.gen-`.
 const SERVER_NAMED: &str = "amq.gen-";
 
-fn is_server_named(name: &str) -> bool {
-    name.starts_with(SERVER_NAMED)
+/// Prefix of RabbitMQ's Direct Reply-to pseudo-queue and of the per-request reply routing keys
+/// it hands out (`amq.rabbitmq.reply-to.g1h2AA…`).
+const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+/// Whether `name` is a server-named queue or a Direct Reply-to name: unique per client or
+/// request, so anonymous (not in span names or metrics; reliability review M4).
+pub(crate) fn is_server_named(name: &str) -> bool {
+    name.starts_with(SERVER_NAMED) || name.starts_with(DIRECT_REPLY_TO)
 }
 
 /// The producer destination: `{exchange}:{routing key}`, the non-empty one alone, or
@@ -375,6 +381,16 @@ pub const ERROR_TYPE_NACK: &str = "nack";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Server-named queues and Direct Reply-to names are anonymous (reliability review M4).
+    #[test]
+    fn temporary_names_are_recognised() {
+        assert!(is_server_named("amq.gen-JzTY20BRgKO-HjmUJj0wLg"));
+        assert!(is_server_named("amq.rabbitmq.reply-to"));
+        assert!(is_server_named("amq.rabbitmq.reply-to.g1h2AA5yZXBseUAxNzIuMTcuMC4y.ao5P1A7Oa8Y"));
+        assert!(!is_server_named("orders"));
+        assert!(!is_server_named("amq.direct"));
+    }
 
     #[test]
     fn publish_destinations() {

@@ -22,7 +22,7 @@ use lapin::{
 use otel_messaging::{Operation, OperationType, TracedMessage};
 
 use crate::{
-    attributes::{DeliveryView, SettleView, consumer_destination, error_type},
+    attributes::{DeliveryView, SettleView, consumer_destination, error_type, is_server_named},
     carrier::FieldTableExtractor,
     config::AmqpInstrumentation,
 };
@@ -65,8 +65,7 @@ where
     let view = SettleView {
         name,
         destination: consumer_destination(delivery.exchange.as_str(), routing_key, queue.as_deref()),
-        anonymous: routing_key.starts_with("amq.gen-")
-            || queue.as_deref().is_some_and(|q| q.starts_with("amq.gen-")),
+        anonymous: is_server_named(routing_key) || queue.as_deref().is_some_and(is_server_named),
         delivery_tag: delivery.delivery_tag,
         client: instrumentation,
     };

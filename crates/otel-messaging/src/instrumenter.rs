@@ -471,7 +471,17 @@ impl MessagingInstrumenter {
         let interned =
             |key: &'static str, value: &str| KeyValue::new(key, Value::String(intern::value(value)));
         if let Some(name) = destination {
-            attributes.push(interned(semconv::MESSAGING_DESTINATION_NAME, name));
+            // A temporary or anonymous destination is unique per request or client (reply
+            // inboxes, server-named queues): never interned, so it cannot use up the process's
+            // interning budget (reliability review M4).
+            attributes.push(if hidden {
+                KeyValue::new(
+                    semconv::MESSAGING_DESTINATION_NAME,
+                    Value::String(opentelemetry::StringValue::from(Arc::<str>::from(name))),
+                )
+            } else {
+                interned(semconv::MESSAGING_DESTINATION_NAME, name)
+            });
         }
         let template = view.destination_template();
         if let Some(template) = template {
