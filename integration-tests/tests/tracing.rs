@@ -253,3 +253,50 @@ async fn rabbitmq_tracing_spans_form_one_trace_across_spawn() {
         ],
     );
 }
+
+/// The same on NATS (feature table: the bridge was asserted on Kafka and RabbitMQ only): the
+/// publish under a `tracing` request span, the handler's `tracing` spans under the process span,
+/// across `tokio::spawn`.
+#[tokio::test]
+async fn nats_tracing_spans_form_one_trace_across_spawn() {
+    use otel_messaging_async_nats::{ClientExt as _, MessageExt as _, NatsInstrumentation};
+    let t = telemetry();
+    let url = integration_tests::nats_url();
+    let tr = NatsInstrumentation::from_url(&url).with_instrumenter(t.instrumenter());
+    let client = async_nats::connect(&url).await.expect("connect");
+    let subject = unique_name("jobs");
+    let mut subscriber = client.subscribe(subject.clone()).await.expect("subscribe");
+    client.flush().await.expect("flush");
+    let request_name = format!("POST /jobs {subject}");
+    let request = tracing::info_span!("request", otel.name = request_name.as_str());
+    async { client.publish_traced_with(&tr, subject.clone(), "{}".into()).await.expect("publish") }
+        .instrument(request.clone())
+        .await;
+    drop(request);
+    let message = tokio::time::timeout(TIMEOUT, futures_util::StreamExt::next(&mut subscriber))
+        .await
+        .expect("in time")
+        .expect("a message");
+    message
+        .process_traced_with(&tr, async {
+            async { tokio::task::yield_now().await }.instrument(tracing::info_span!("resize image")).await;
+            tokio::spawn(async { tracing::info_span!("spawned").in_scope(|| ()) }.in_current_span())
+                .await
+                .expect("join");
+            Ok::<_, std::io::Error>(())
+        })
+        .await
+        .expect("handler");
+    let spans = trace_of(trace_named(&request_name), &[]);
+    let (send, process) = (format!("publish {subject}"), format!("process {subject}"));
+    assert_trace(
+        &spans,
+        &[
+            shape(&request_name, SpanKind::Internal),
+            shape(&send, SpanKind::Producer).parent(&request_name),
+            shape(&process, SpanKind::Consumer).parent(&send).links(&[&send]),
+            shape("resize image", SpanKind::Internal).parent(&process),
+            shape("spawned", SpanKind::Internal).parent(&process),
+        ],
+    );
+}
