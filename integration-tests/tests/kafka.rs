@@ -836,3 +836,27 @@ async fn an_enricher_adds_the_applications_attributes() {
         assert!(!m.attributes.iter().any(|kv| kv.key.as_str() == "app.tenant"), "{m:?}");
     }
 }
+
+/// The standard idiom for futures: `producer.send_traced(..).with_context(cx)` parents the send
+/// span on `cx`, because the span takes its parent when the future is first polled (issue
+/// "Correct by default", point 4: it took it at the call, and the span had no parent).
+#[tokio::test]
+async fn a_send_future_takes_its_parent_when_polled() {
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let tracing = k.producer_tracing(&t);
+    let producer = k.producer();
+    let request = Context::new().with_span(t.tracer("app").start("POST /orders"));
+    producer
+        .send_traced_with(&tracing, FutureRecord::to(&k.topic).key("k").payload("v"), TIMEOUT)
+        .with_context(request.clone())
+        .await
+        .expect("delivered");
+    request.span().end();
+    let spans = t.spans();
+    let send = format!("send {}", k.topic);
+    assert_trace(
+        &spans,
+        &[shape("POST /orders", SpanKind::Internal), shape(&send, SpanKind::Producer).parent("POST /orders")],
+    );
+}

@@ -476,3 +476,23 @@ async fn nak_and_term_are_settle_spans_and_the_redelivery_is_counted() {
         .collect();
     assert_eq!(counts, [Value::I64(1), Value::I64(2)]);
 }
+
+/// `client.publish_traced(..).with_context(cx)` parents the publish span on `cx` (the span takes
+/// its parent when the future is first polled; issue "Correct by default", point 4).
+#[tokio::test]
+async fn a_publish_future_takes_its_parent_when_polled() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let client = client().await;
+    let subject = unique_name("ctx");
+    let request = Context::new().with_span(t.tracer("app").start("POST /orders"));
+    let publish = client.publish_traced_with(&tr, subject.clone(), "x".into());
+    publish.with_context(request.clone()).await.expect("publish");
+    request.span().end();
+    let spans = t.spans();
+    let name = format!("publish {subject}");
+    assert_trace(
+        &spans,
+        &[shape("POST /orders", SpanKind::Internal), shape(&name, SpanKind::Producer).parent("POST /orders")],
+    );
+}

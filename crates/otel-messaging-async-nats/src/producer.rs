@@ -206,11 +206,12 @@ impl ClientExt for Client {
         payload: Bytes,
     ) -> impl Future<Output = Result<(), PublishError>> + Send {
         let subject = subject.to_subject();
-        let (operation, headers) =
-            start_publish(instrumentation, subject.as_str(), headers, &payload, self.max_payload());
-        let publish = self.publish_with_headers(subject, headers, payload);
+        // The span starts, and takes its parent, when the future is first polled (as the native
+        // publish does its work then): `.with_context(cx)` and `.instrument(span)` work.
         async move {
-            let result = publish.await;
+            let (operation, headers) =
+                start_publish(instrumentation, subject.as_str(), headers, &payload, self.max_payload());
+            let result = self.publish_with_headers(subject, headers, payload).await;
             end(operation, &result);
             result
         }
@@ -231,11 +232,15 @@ impl ClientExt for Client {
         payload: Bytes,
     ) -> impl Future<Output = Result<Message, RequestError>> + Send {
         let subject = subject.to_subject();
-        let (operation, headers) =
-            start_publish(instrumentation, subject.as_str(), HeaderMap::new(), &payload, self.max_payload());
-        let request = self.request_with_headers(subject, headers, payload);
         async move {
-            let result = request.await;
+            let (operation, headers) = start_publish(
+                instrumentation,
+                subject.as_str(),
+                HeaderMap::new(),
+                &payload,
+                self.max_payload(),
+            );
+            let result = self.request_with_headers(subject, headers, payload).await;
             end(operation, &result);
             result
         }
@@ -354,12 +359,11 @@ impl JetStreamExt for jetstream::Context {
         payload: Bytes,
     ) -> impl Future<Output = Result<TracedPublishAck, JetStreamPublishError>> + Send {
         let subject = subject.to_subject();
-        let max_payload = self.client().max_payload();
-        let (operation, headers) =
-            start_publish(instrumentation, subject.as_str(), headers, &payload, max_payload);
-        let publish = self.publish_with_headers(subject, headers, payload);
         async move {
-            match publish.await {
+            let max_payload = self.client().max_payload();
+            let (operation, headers) =
+                start_publish(instrumentation, subject.as_str(), headers, &payload, max_payload);
+            match self.publish_with_headers(subject, headers, payload).await {
                 Ok(inner) => Ok(TracedPublishAck { inner, operation }),
                 Err(e) => {
                     operation.end_error(&error_type(&e), &e);

@@ -71,7 +71,7 @@ fn budget(native: usize, limit: usize) -> usize {
 /// Traced `SendMessage`.
 pub trait SendMessageFluentBuilderExt: Sized {
     /// Sends like `.send()`, inside a `send {queue}` PRODUCER span (parent: [`otel_messaging::current_context`]
-    /// at the call) whose context is written into the message attributes (a user-provided creation
+    /// when the future is first polled) whose context is written into the message attributes (a user-provided creation
     /// context is kept). `messaging.message.id` and `aws.request_id` come from the response. Uses
     /// [`SqsInstrumentation::global`].
     ///
@@ -102,22 +102,26 @@ impl SendMessageFluentBuilderExt for SendMessageFluentBuilder {
         instrumentation: &SqsInstrumentation,
     ) -> impl Future<Output = Result<SendMessageOutput, SdkError<SendMessageError, HttpResponse>>> + Send
     {
-        let parent = otel_messaging::current_context();
-        let url = self.get_queue_url().clone().unwrap_or_default();
-        let had_attributes = self.get_message_attributes().is_some();
-        let mut attributes = self.get_message_attributes().clone().unwrap_or_default();
-        let mut view = SqsView::new(OperationType::Send, OPERATION_SEND, &url);
-        view.body_size = self.get_message_body().as_ref().map(|b| b.len() as u64);
-        let operation =
-            instrumentation.instrumenter.start_send(&view, &parent, &MessageAttributesExtractor(&attributes));
-        let native = message_size(self.get_message_body().as_deref().unwrap_or_default(), Some(&attributes));
-        inject(&operation, &mut attributes, budget(native, instrumentation.max_message_bytes()));
-        let builder = if had_attributes || !attributes.is_empty() {
-            self.set_message_attributes(Some(attributes))
-        } else {
-            self
-        };
         async move {
+            let parent = otel_messaging::current_context();
+            let url = self.get_queue_url().clone().unwrap_or_default();
+            let had_attributes = self.get_message_attributes().is_some();
+            let mut attributes = self.get_message_attributes().clone().unwrap_or_default();
+            let mut view = SqsView::new(OperationType::Send, OPERATION_SEND, &url);
+            view.body_size = self.get_message_body().as_ref().map(|b| b.len() as u64);
+            let operation = instrumentation.instrumenter.start_send(
+                &view,
+                &parent,
+                &MessageAttributesExtractor(&attributes),
+            );
+            let native =
+                message_size(self.get_message_body().as_deref().unwrap_or_default(), Some(&attributes));
+            inject(&operation, &mut attributes, budget(native, instrumentation.max_message_bytes()));
+            let builder = if had_attributes || !attributes.is_empty() {
+                self.set_message_attributes(Some(attributes))
+            } else {
+                self
+            };
             let result = builder.send().await;
             match &result {
                 Ok(output) => {
@@ -197,74 +201,76 @@ impl SendMessageBatchFluentBuilderExt for SendMessageBatchFluentBuilder {
         instrumentation: &SqsInstrumentation,
     ) -> impl Future<Output = Result<SendMessageBatchOutput, SdkError<SendMessageBatchError, HttpResponse>>> + Send
     {
-        let parent = otel_messaging::current_context();
-        let url = self.get_queue_url().clone().unwrap_or_default();
-        let mut entries = self.get_entries().clone().unwrap_or_default();
-        let instrumenter = &instrumentation.instrumenter;
-        let mut creates: Vec<(String, Operation)> = Vec::new();
-        let mut send_view = SqsView::new(OperationType::Send, OPERATION_SEND, &url);
-        send_view.batch = Some(entries.len() as u64);
-        // Each entry, and the batch as a whole, must stay within the limit if it was within it.
-        let limit = instrumentation.max_message_bytes();
-        let sizes: Vec<usize> =
-            entries.iter().map(|e| message_size(&e.message_body, e.message_attributes.as_ref())).collect();
-        let mut batch_room = budget(sizes.iter().sum(), limit);
-        let mut entry_budget = |i: usize, used: &mut usize| {
-            batch_room = batch_room.saturating_sub(*used);
-            *used = 0;
-            budget(sizes.get(i).copied().unwrap_or(0), limit).min(batch_room)
-        };
-        let mut used = 0;
-        let send = if instrumentation.create_spans() {
-            for (i, entry) in entries.iter_mut().enumerate() {
-                let mut attributes = entry.message_attributes.take().unwrap_or_default();
-                let existing = instrumenter.extract_context(&MessageAttributesExtractor(&attributes));
-                if !existing.span().span_context().is_valid() {
-                    let mut view = SqsView::new(OperationType::Create, OPERATION_CREATE, &url);
-                    view.body_size = Some(entry.message_body.len() as u64);
-                    let create = instrumenter.start_send(&view, &parent, &EmptyExtractor);
-                    let room = entry_budget(i, &mut used);
-                    used = inject(&create, &mut attributes, room);
-                    creates.push((entry.id.clone(), create));
-                }
-                entry.message_attributes = (!attributes.is_empty()).then_some(attributes);
-            }
-            send_view.own_context = false;
-            let empty = HashMap::new();
-            let extractors: Vec<MessageAttributesExtractor<'_>> = entries
-                .iter()
-                .map(|e| MessageAttributesExtractor(e.message_attributes.as_ref().unwrap_or(&empty)))
-                .collect();
-            instrumenter.start_batch(
-                &send_view,
-                &parent,
-                None,
-                extractors.iter().map(|x| (x as &dyn Extractor, Vec::new())),
-            )
-        } else {
-            // The send span is the creation context of the entries without one, and links the
-            // user-provided creation contexts of the others.
-            let empty = HashMap::new();
-            let extractors: Vec<MessageAttributesExtractor<'_>> = entries
-                .iter()
-                .map(|e| MessageAttributesExtractor(e.message_attributes.as_ref().unwrap_or(&empty)))
-                .collect();
-            let links = extractors.iter().map(|x| (x as &dyn Extractor, Vec::new()));
-            let send = instrumenter.start_batch(&send_view, &parent, None, links);
-            drop(extractors);
-            for (i, entry) in entries.iter_mut().enumerate() {
-                let mut attributes = entry.message_attributes.take().unwrap_or_default();
-                let existing = instrumenter.extract_context(&MessageAttributesExtractor(&attributes));
-                if !existing.span().span_context().is_valid() {
-                    let room = entry_budget(i, &mut used);
-                    used = inject(&send, &mut attributes, room);
-                }
-                entry.message_attributes = (!attributes.is_empty()).then_some(attributes);
-            }
-            send
-        };
-        let builder = self.set_entries(Some(entries));
         async move {
+            let parent = otel_messaging::current_context();
+            let url = self.get_queue_url().clone().unwrap_or_default();
+            let mut entries = self.get_entries().clone().unwrap_or_default();
+            let instrumenter = &instrumentation.instrumenter;
+            let mut creates: Vec<(String, Operation)> = Vec::new();
+            let mut send_view = SqsView::new(OperationType::Send, OPERATION_SEND, &url);
+            send_view.batch = Some(entries.len() as u64);
+            // Each entry, and the batch as a whole, must stay within the limit if it was within it.
+            let limit = instrumentation.max_message_bytes();
+            let sizes: Vec<usize> = entries
+                .iter()
+                .map(|e| message_size(&e.message_body, e.message_attributes.as_ref()))
+                .collect();
+            let mut batch_room = budget(sizes.iter().sum(), limit);
+            let mut entry_budget = |i: usize, used: &mut usize| {
+                batch_room = batch_room.saturating_sub(*used);
+                *used = 0;
+                budget(sizes.get(i).copied().unwrap_or(0), limit).min(batch_room)
+            };
+            let mut used = 0;
+            let send = if instrumentation.create_spans() {
+                for (i, entry) in entries.iter_mut().enumerate() {
+                    let mut attributes = entry.message_attributes.take().unwrap_or_default();
+                    let existing = instrumenter.extract_context(&MessageAttributesExtractor(&attributes));
+                    if !existing.span().span_context().is_valid() {
+                        let mut view = SqsView::new(OperationType::Create, OPERATION_CREATE, &url);
+                        view.body_size = Some(entry.message_body.len() as u64);
+                        let create = instrumenter.start_send(&view, &parent, &EmptyExtractor);
+                        let room = entry_budget(i, &mut used);
+                        used = inject(&create, &mut attributes, room);
+                        creates.push((entry.id.clone(), create));
+                    }
+                    entry.message_attributes = (!attributes.is_empty()).then_some(attributes);
+                }
+                send_view.own_context = false;
+                let empty = HashMap::new();
+                let extractors: Vec<MessageAttributesExtractor<'_>> = entries
+                    .iter()
+                    .map(|e| MessageAttributesExtractor(e.message_attributes.as_ref().unwrap_or(&empty)))
+                    .collect();
+                instrumenter.start_batch(
+                    &send_view,
+                    &parent,
+                    None,
+                    extractors.iter().map(|x| (x as &dyn Extractor, Vec::new())),
+                )
+            } else {
+                // The send span is the creation context of the entries without one, and links the
+                // user-provided creation contexts of the others.
+                let empty = HashMap::new();
+                let extractors: Vec<MessageAttributesExtractor<'_>> = entries
+                    .iter()
+                    .map(|e| MessageAttributesExtractor(e.message_attributes.as_ref().unwrap_or(&empty)))
+                    .collect();
+                let links = extractors.iter().map(|x| (x as &dyn Extractor, Vec::new()));
+                let send = instrumenter.start_batch(&send_view, &parent, None, links);
+                drop(extractors);
+                for (i, entry) in entries.iter_mut().enumerate() {
+                    let mut attributes = entry.message_attributes.take().unwrap_or_default();
+                    let existing = instrumenter.extract_context(&MessageAttributesExtractor(&attributes));
+                    if !existing.span().span_context().is_valid() {
+                        let room = entry_budget(i, &mut used);
+                        used = inject(&send, &mut attributes, room);
+                    }
+                    entry.message_attributes = (!attributes.is_empty()).then_some(attributes);
+                }
+                send
+            };
+            let builder = self.set_entries(Some(entries));
             let result = builder.send().await;
             match &result {
                 Ok(output) => {

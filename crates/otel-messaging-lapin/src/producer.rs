@@ -115,7 +115,7 @@ fn fit_frame(
 pub trait ChannelExt {
     /// Publishes like [`Channel::basic_publish`] (same arguments, same order), inside a
     /// `publish {destination}` PRODUCER span whose context is written into the `headers` property
-    /// (an existing creation context is kept). The parent is [`otel_messaging::current_context`] at the call.
+    /// (an existing creation context is kept). The parent is [`otel_messaging::current_context`] when the future is first polled.
     ///
     /// Returns a [`TracedPublisherConfirm`] where lapin returns a `PublisherConfirm`: await it the
     /// same way. Uses [`AmqpInstrumentation::global`].
@@ -196,33 +196,32 @@ impl ChannelExt for Channel {
         payload: &[u8],
         properties: BasicProperties,
     ) -> impl Future<Output = Result<TracedPublisherConfirm>> + Send {
-        let parent = otel_messaging::current_context();
-        let mut headers = properties.headers().clone().unwrap_or_default();
-        let view = PublishView::new(
-            exchange.as_str(),
-            routing_key.as_str(),
-            &properties,
-            payload.len(),
-            instrumentation,
-        );
-        let operation =
-            instrumentation.instrumenter.start_send(&view, &parent, &FieldTableExtractor(&headers));
-        let mut fields = CollectedFields::default();
-        operation.inject(&mut fields);
-        let mut sent_time = instrumentation.sent_time_header() && properties.timestamp().is_none();
-        fit_frame(&properties, instrumentation.frame_max(), &mut fields, &mut sent_time, &operation);
-        let mut injector = FieldTableInjector(&mut headers);
-        for (key, value) in fields.0 {
-            injector.set(&key, value);
-        }
-        if sent_time {
-            set_sent_time(&mut headers);
-        }
-        let properties = properties.with_headers(headers);
-        let confirm_mode = self.status().confirm();
-        let publish = self.basic_publish(exchange, routing_key, options, payload, properties);
         async move {
-            match publish.await {
+            let parent = otel_messaging::current_context();
+            let mut headers = properties.headers().clone().unwrap_or_default();
+            let view = PublishView::new(
+                exchange.as_str(),
+                routing_key.as_str(),
+                &properties,
+                payload.len(),
+                instrumentation,
+            );
+            let operation =
+                instrumentation.instrumenter.start_send(&view, &parent, &FieldTableExtractor(&headers));
+            let mut fields = CollectedFields::default();
+            operation.inject(&mut fields);
+            let mut sent_time = instrumentation.sent_time_header() && properties.timestamp().is_none();
+            fit_frame(&properties, instrumentation.frame_max(), &mut fields, &mut sent_time, &operation);
+            let mut injector = FieldTableInjector(&mut headers);
+            for (key, value) in fields.0 {
+                injector.set(&key, value);
+            }
+            if sent_time {
+                set_sent_time(&mut headers);
+            }
+            let properties = properties.with_headers(headers);
+            let confirm_mode = self.status().confirm();
+            match self.basic_publish(exchange, routing_key, options, payload, properties).await {
                 Ok(inner) if confirm_mode => Ok(TracedPublisherConfirm { inner, operation: Some(operation) }),
                 Ok(inner) => {
                     operation.end_ok();

@@ -110,7 +110,9 @@ pub trait FutureProducerExt {
     /// Sends `record` like [`FutureProducer::send`], inside a `send {topic}` PRODUCER span whose
     /// context is written into the record's headers (an existing creation context is kept).
     ///
-    /// The parent is the current context ([`otel_messaging::current_context`]) when this method is called.
+    /// The parent is the current context ([`otel_messaging::current_context`]) when the future is
+    /// first polled, as the native send does its work then: `.with_context(cx)` and
+    /// `.instrument(span)` set it.
     /// `queue_timeout` has the native meaning. The span ends when the delivery report arrives, so
     /// its duration includes the broker's acknowledgement; the partition and offset are recorded.
     /// Uses [`KafkaInstrumentation::global`].
@@ -179,21 +181,20 @@ where
         P: ToBytes + ?Sized + Sync,
         T: Into<Timeout> + Send,
     {
-        let parent = otel_messaging::current_context();
-        let (operation, headers, _) = start_send(
-            instrumentation,
-            self.client(),
-            &parent,
-            record.topic,
-            record.partition,
-            record.key.map(ToBytes::to_bytes),
-            record.payload.map(ToBytes::to_bytes),
-            record.headers.take(),
-        );
-        record.headers = Some(headers);
-        let send = self.send(record, queue_timeout);
         async move {
-            let result = send.await;
+            let parent = otel_messaging::current_context();
+            let (operation, headers, _) = start_send(
+                instrumentation,
+                self.client(),
+                &parent,
+                record.topic,
+                record.partition,
+                record.key.map(ToBytes::to_bytes),
+                record.payload.map(ToBytes::to_bytes),
+                record.headers.take(),
+            );
+            record.headers = Some(headers);
+            let result = self.send(record, queue_timeout).await;
             end_send(operation, result.as_ref().map(|d| (d.partition, d.offset)).map_err(|(e, _)| e));
             result
         }

@@ -6,7 +6,6 @@
 
 use std::future::Future;
 
-use opentelemetry::Context;
 use opentelemetry::propagation::Extractor as _;
 use otel_messaging::OperationType;
 use redis::{FromRedisValue, RedisResult, ToRedisArgs, Value, aio::ConnectionLike, streams::StreamMaxlen};
@@ -29,7 +28,6 @@ fn destination_of(key_args: &[Vec<u8>]) -> std::borrow::Cow<'_, str> {
 async fn xadd<C, K, ID, F, V, RV>(
     conn: &mut C,
     instrumentation: &RedisInstrumentation,
-    parent: Context,
     key: K,
     maxlen: Option<StreamMaxlen>,
     id: ID,
@@ -43,6 +41,9 @@ where
     V: ToRedisArgs,
     RV: FromRedisValue,
 {
+    // The parent is the current context when the future is first polled (an `async fn`'s body
+    // runs then), so `.with_context(cx)` and `.instrument(span)` work.
+    let parent = otel_messaging::current_context();
     // Key and items serialized once: read here (stream name, an existing creation context) and
     // written into the command as they are (the same arguments `cmd.arg(key)` would write).
     let key_args = key.to_redis_args();
@@ -78,7 +79,8 @@ pub trait StreamsExt: ConnectionLike + Send + Sized {
     /// return), inside a `send {stream}` PRODUCER span. The context is written as extra entry
     /// fields named by the propagator (`traceparent`, `tracestate`, `baggage`), unless the items
     /// already carry a creation context, which is kept. The returned entry id becomes
-    /// `messaging.message.id`. The parent is [`otel_messaging::current_context`] at the call.
+    /// `messaging.message.id`. The parent is [`otel_messaging::current_context`] when the future is first
+    /// polled (so `.with_context(cx)` and `.instrument(span)` set it).
     ///
     /// Uses [`RedisInstrumentation::global`].
     ///
@@ -121,7 +123,7 @@ pub trait StreamsExt: ConnectionLike + Send + Sized {
         V: ToRedisArgs + Sync,
         RV: FromRedisValue,
     {
-        xadd(self, instrumentation, otel_messaging::current_context(), key, None, id, items)
+        xadd(self, instrumentation, key, None, id, items)
     }
 
     /// `XADD key MAXLEN ... id field value ...` like `AsyncCommands::xadd_maxlen`, traced as
@@ -167,7 +169,7 @@ pub trait StreamsExt: ConnectionLike + Send + Sized {
         V: ToRedisArgs + Sync,
         RV: FromRedisValue,
     {
-        xadd(self, instrumentation, otel_messaging::current_context(), key, Some(maxlen), id, items)
+        xadd(self, instrumentation, key, Some(maxlen), id, items)
     }
 }
 
@@ -176,11 +178,11 @@ impl<C: ConnectionLike + Send + Sized> StreamsExt for C {}
 async fn send_enveloped<C: ConnectionLike + Send>(
     conn: &mut C,
     instrumentation: &RedisInstrumentation,
-    parent: Context,
     command: &'static str,
     destination: &str,
     payload: &[u8],
 ) -> RedisResult<usize> {
+    let parent = otel_messaging::current_context();
     // A payload the caller enveloped already with its own creation context keeps it: the send
     // span links that context instead of replacing it (as on every other broker), and the outer
     // envelope carries the caller's fields. The payload itself is still delivered byte for byte.
@@ -235,7 +237,7 @@ pub trait QueueExt: ConnectionLike + Send + Sized {
         key: &str,
         payload: &[u8],
     ) -> impl Future<Output = RedisResult<usize>> + Send {
-        send_enveloped(self, instrumentation, otel_messaging::current_context(), "LPUSH", key, payload)
+        send_enveloped(self, instrumentation, "LPUSH", key, payload)
     }
 
     /// `RPUSH key <payload, enveloped with its context>` inside a `send {key}` PRODUCER span; returns the list length.
@@ -258,7 +260,7 @@ pub trait QueueExt: ConnectionLike + Send + Sized {
         key: &str,
         payload: &[u8],
     ) -> impl Future<Output = RedisResult<usize>> + Send {
-        send_enveloped(self, instrumentation, otel_messaging::current_context(), "RPUSH", key, payload)
+        send_enveloped(self, instrumentation, "RPUSH", key, payload)
     }
 
     /// `PUBLISH channel <payload, enveloped with its context>` inside a `send {channel}` PRODUCER span; returns the
@@ -286,7 +288,7 @@ pub trait QueueExt: ConnectionLike + Send + Sized {
         channel: &str,
         payload: &[u8],
     ) -> impl Future<Output = RedisResult<usize>> + Send {
-        send_enveloped(self, instrumentation, otel_messaging::current_context(), "PUBLISH", channel, payload)
+        send_enveloped(self, instrumentation, "PUBLISH", channel, payload)
     }
 }
 
