@@ -97,6 +97,7 @@ pub trait SendMessageFluentBuilderExt: Sized {
 }
 
 impl SendMessageFluentBuilderExt for SendMessageFluentBuilder {
+    #[allow(clippy::manual_async_fn)] // `impl Future + Send` as the trait declares
     fn send_traced_with(
         self,
         instrumentation: &SqsInstrumentation,
@@ -196,6 +197,7 @@ pub trait SendMessageBatchFluentBuilderExt: Sized {
 }
 
 impl SendMessageBatchFluentBuilderExt for SendMessageBatchFluentBuilder {
+    #[allow(clippy::manual_async_fn)] // `impl Future + Send` as the trait declares
     fn send_traced_with(
         self,
         instrumentation: &SqsInstrumentation,

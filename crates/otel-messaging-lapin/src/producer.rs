@@ -187,6 +187,8 @@ pub trait ChannelExt {
 }
 
 impl ChannelExt for Channel {
+    // `impl Future + Send` as the trait declares: the `Send` bound is part of the contract.
+    #[allow(clippy::manual_async_fn)]
     fn basic_publish_traced_with(
         &self,
         instrumentation: &AmqpInstrumentation,

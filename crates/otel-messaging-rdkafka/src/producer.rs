@@ -170,6 +170,8 @@ where
     C: ClientContext + 'static,
     R: AsyncRuntime,
 {
+    // `impl Future + Send` as the trait declares: the `Send` bound is part of the contract.
+    #[allow(clippy::manual_async_fn)]
     fn send_traced_with<K, P, T>(
         &self,
         instrumentation: &KafkaInstrumentation,
