@@ -159,6 +159,8 @@ struct Inner {
     body_size: bool,
     error_description: bool,
     enricher: Option<Arc<dyn SpanEnricher>>,
+    /// Destinations whose operations record nothing ([`MessagingInstrumenterBuilder::with_skipped_destinations`]).
+    skip: Option<SkipDestination>,
 }
 
 /// Creates spans and metrics for messaging operations, following semconv v1.44.
@@ -243,8 +245,9 @@ impl MessagingInstrumenter {
     /// `*Instrumentation::new()`): the one given to [`set_global`](Self::set_global), or else
     /// [`new`](Self::new), built from the global providers on first use.
     ///
-    /// Install the global tracer and meter providers before the first traced call; providers
-    /// installed later are not seen by this instance (use an explicit instrumenter then).
+    /// The global tracer provider is read when spans start (a provider installed after the first
+    /// traced call is used from then on); install the global meter provider before the first
+    /// traced call (a meter provider installed later is not seen by this instance).
     pub fn global() -> &'static MessagingInstrumenter {
         GLOBAL.get_or_init(MessagingInstrumenter::new)
     }
@@ -455,6 +458,27 @@ impl MessagingInstrumenter {
         let operation_type = view.operation_type();
         let creation_context =
             own_context && matches!(operation_type, OperationType::Send | OperationType::Create);
+        if let Some(skip) = &self.inner.skip
+            && view.destination_name().is_some_and(|destination| skip(destination))
+        {
+            // No span, no metric: the context flows through (a send injects `parent`).
+            return Operation {
+                cx: parent.clone(),
+                start: None,
+                operation_type,
+                creation_context,
+                messages: None,
+                failed_messages: 0,
+                counts_as_delivery: false,
+                queue_wait: None,
+                metric_set: None,
+                instrumenter: self.inner.clone(),
+                ended: true,
+                cancel_on_drop: false,
+                #[cfg(feature = "tracing")]
+                tracing_span: None,
+            };
+        }
         let kind = operation_type.span_kind(own_context && view.send_is_creation_context());
         // Our own clock read only when the duration metric needs it; otherwise the SDK reads the
         // clock for a span that records and not at all for one that does not.
@@ -782,7 +806,11 @@ pub struct MessagingInstrumenterBuilder {
     body_size: bool,
     no_error_description: bool,
     enricher: Option<Arc<dyn SpanEnricher>>,
+    skip: Option<SkipDestination>,
 }
+
+/// A predicate on destination names: `true` skips the operation (no span, no metric).
+type SkipDestination = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl fmt::Debug for MessagingInstrumenterBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -796,11 +824,35 @@ impl fmt::Debug for MessagingInstrumenterBuilder {
             .field("body_size", &self.body_size)
             .field("error_description", &!self.no_error_description)
             .field("enricher", &self.enricher.is_some())
+            .field("skipped_destinations", &self.skip.is_some())
             .finish()
     }
 }
 
 impl MessagingInstrumenterBuilder {
+    /// Skips the operations whose destination `skip` returns `true` for (health-check topics,
+    /// `_INBOX.*` replies, …): no span and no metric, while the context still flows — a skipped
+    /// send injects the current context (a message that carries one keeps it), a skipped
+    /// process runs its handler in the context the process span would have had as parent (the
+    /// creation context under the default policy). Operations without a destination are never
+    /// skipped. `skip` runs once per operation: keep it cheap.
+    ///
+    /// Defaults to skipping nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use otel_messaging::MessagingInstrumenter;
+    /// let instrumenter = MessagingInstrumenter::builder()
+    ///     .with_skipped_destinations(|destination| destination.starts_with("health."))
+    ///     .build();
+    /// # let _ = instrumenter;
+    /// ```
+    pub fn with_skipped_destinations(mut self, skip: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        self.skip = Some(Arc::new(skip));
+        self
+    }
+
     /// Uses `provider` for spans (scope `otel-messaging`, this crate's version, the v1.44 schema
     /// URL).
     ///
@@ -956,6 +1008,7 @@ impl MessagingInstrumenterBuilder {
                 body_size: self.body_size,
                 error_description: !self.no_error_description,
                 enricher: self.enricher,
+                skip: self.skip,
             }),
             process_parent: self.process_parent,
         }
@@ -1041,6 +1094,9 @@ impl Operation {
     /// Adds attributes known only after the operation started (offset, message id, partition
     /// chosen by the broker). Skipped when the span is not recording.
     pub fn set_attributes(&self, attributes: impl IntoIterator<Item = KeyValue>) {
+        if self.ended {
+            return; // a skipped destination's operation: the span in `cx` is not ours
+        }
         let span = self.cx.span();
         if span.is_recording() {
             span.set_attributes(attributes);

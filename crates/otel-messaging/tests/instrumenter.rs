@@ -229,6 +229,50 @@ fn new_root_gives_each_message_its_own_trace_inside_a_worker_loop_span() {
     assert!(spec.iter().all(|p| p.span_context.trace_id() == loop_id.trace_id()), "Spec: the loop's trace");
 }
 
+/// A skipped destination records no span and no metric, while the context flows through: the
+/// send injects the current context, the process runs in the producer's (issue "Correct by
+/// default", point 5).
+#[test]
+fn skipped_destinations_record_nothing_but_propagate() {
+    let t = TestTelemetry::without_conformance();
+    let instrumenter = t.instrumenter_builder().with_skipped_destinations(|d| d == "health").build();
+    let request = Context::new().with_span(t.tracer("app").start("POST /orders"));
+    let request_id = request.span().span_context().clone();
+    let health = View { destination: Some("health"), ..send_view() };
+    let mut headers = Headers::new();
+    let send = instrumenter.start_send(&health, &request, &headers);
+    send.inject(&mut headers);
+    send.set_attributes([KeyValue::new("messaging.kafka.offset", 1_i64)]);
+    send.end_ok();
+    assert_eq!(headers["traceparent"], format!("00-{}-{}-01", request_id.trace_id(), request_id.span_id()));
+    let process_health = View { destination: Some("health"), ..process_view() };
+    let process = instrumenter.start_process_in(&process_health, &headers, &Context::new());
+    assert_eq!(
+        process.context().span().span_context().span_id(),
+        request_id.span_id(),
+        "the producer's context"
+    );
+    process.end_ok();
+    send_view_recorded(&instrumenter);
+    request.span().end();
+    let spans = t.spans();
+    let names: Vec<_> = spans.iter().map(|s| s.name.as_ref()).collect();
+    assert_eq!(names, ["send orders", "POST /orders"], "nothing for `health`");
+    assert!(
+        !attributes(span(&spans, "POST /orders")).contains_key("messaging.kafka.offset"),
+        "not our span to touch"
+    );
+    let metrics = t.metrics();
+    assert!(
+        metrics.iter().all(|m| !m.attributes.iter().any(|kv| kv.value.as_str() == "health")),
+        "{metrics:?}"
+    );
+}
+
+fn send_view_recorded(instrumenter: &otel_messaging::MessagingInstrumenter) {
+    instrumenter.start_send(&send_view(), &Context::new(), &Headers::new()).end_ok();
+}
+
 #[test]
 fn baggage_flows_to_process_context_unless_trust_boundary() {
     let t = TestTelemetry::without_conformance();
