@@ -349,3 +349,57 @@ async fn redis_retry_then_dead_letter_is_one_linked_trace() {
     let spans = t.spans();
     assert_lineage(&spans, "send", [&streams[0], &streams[1], &streams[2]]);
 }
+
+#[tokio::test]
+async fn nats_retry_then_dead_letter_is_one_linked_trace() {
+    use futures_util::StreamExt as _;
+    use otel_messaging_async_nats::{
+        ClientExt as _, HeaderMapExtractor, HeaderMapInjector, MessageExt as _, NatsInstrumentation,
+    };
+
+    let t = TestTelemetry::new();
+    let url = integration_tests::nats_url();
+    let client = async_nats::connect(&url).await.expect("connect");
+    let tr = NatsInstrumentation::from_url(&url).with_instrumenter(t.instrumenter());
+    let subjects = [unique_name("tasks"), unique_name("tasks-retry"), unique_name("tasks-dlq")];
+    let mut subscribers = Vec::new();
+    for s in &subjects {
+        subscribers.push(client.subscribe(s.clone()).await.expect("subscribe"));
+    }
+    client.flush().await.expect("flush");
+    let request = Context::new().with_span(t.tracer("app").start("POST /tasks"));
+    client
+        .publish_traced_with(&tr, subjects[0].clone(), "task".into())
+        .with_context(request.clone())
+        .await
+        .expect("publish");
+    request.span().end();
+    for (i, to) in [(0, &subjects[1]), (1, &subjects[2])] {
+        let message =
+            tokio::time::timeout(TIMEOUT, subscribers[i].next()).await.expect("in time").expect("a message");
+        let result = message
+            .process_traced_with(&tr, async {
+                let no_headers = async_nats::HeaderMap::new();
+                let retry = Retry::of(
+                    &HeaderMapExtractor(message.headers.as_ref().unwrap_or(&no_headers)),
+                    &Context::current(),
+                );
+                let mut headers = async_nats::HeaderMap::new();
+                retry.inject(&mut HeaderMapInjector(&mut headers));
+                client
+                    .publish_with_headers_traced_with(&tr, to.clone(), headers, "task".into())
+                    .await
+                    .expect("re-publish");
+                client.flush().await.expect("flush");
+                Err::<(), _>(std::io::Error::other("cannot handle"))
+            })
+            .await;
+        assert!(result.is_err());
+    }
+    let dead =
+        tokio::time::timeout(TIMEOUT, subscribers[2].next()).await.expect("in time").expect("a message");
+    dead.process_traced_with(&tr, async { Ok::<_, std::io::Error>(()) }).await.expect("dead-letter handler");
+
+    let spans = t.spans();
+    assert_lineage(&spans, "publish", [&subjects[0], &subjects[1], &subjects[2]]);
+}

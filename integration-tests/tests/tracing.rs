@@ -60,6 +60,14 @@ fn trace_named(name: &str) -> TraceId {
     telemetry().spans().iter().find(|s| s.name == name).map(|s| s.span_context.trace_id()).expect(name)
 }
 
+/// A handler's own `tracing` spans: one awaited, one in a spawned task (`in_current_span`).
+async fn handler_work() {
+    async { tokio::task::yield_now().await }.instrument(tracing::info_span!("resize image")).await;
+    tokio::spawn(async { tracing::info_span!("spawned").in_scope(|| ()) }.in_current_span())
+        .await
+        .expect("join");
+}
+
 struct Kafka {
     producer_config: ClientConfig,
     consumer_config: ClientConfig,
@@ -232,10 +240,7 @@ async fn rabbitmq_tracing_spans_form_one_trace_across_spawn() {
         .expect("delivery");
     let (_d, result) = delivery
         .process(async |_| {
-            async { tokio::task::yield_now().await }.instrument(tracing::info_span!("resize image")).await;
-            tokio::spawn(async { tracing::info_span!("spawned").in_scope(|| ()) }.in_current_span())
-                .await
-                .expect("join");
+            handler_work().await;
             Ok::<_, lapin::Error>(())
         })
         .await;
@@ -279,10 +284,7 @@ async fn nats_tracing_spans_form_one_trace_across_spawn() {
         .expect("a message");
     message
         .process_traced_with(&tr, async {
-            async { tokio::task::yield_now().await }.instrument(tracing::info_span!("resize image")).await;
-            tokio::spawn(async { tracing::info_span!("spawned").in_scope(|| ()) }.in_current_span())
-                .await
-                .expect("join");
+            handler_work().await;
             Ok::<_, std::io::Error>(())
         })
         .await

@@ -867,6 +867,115 @@ pub(crate) fn process_parent(
 
 #[cfg(test)]
 mod tests {
+    /// An explicit propagator is not called for a carrier holding none of its fields and no
+    /// valid W3C field (a message without context costs a few look-ups), and is called otherwise.
+    #[test]
+    fn extraction_skips_the_propagator_when_nothing_is_there() {
+        use opentelemetry::{
+            Context,
+            propagation::{Extractor, Injector, TextMapPropagator, text_map_propagator::FieldIter},
+        };
+        use std::{
+            collections::HashMap,
+            sync::atomic::{AtomicUsize, Ordering},
+        };
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        static FIELDS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| vec!["b3".into()]);
+        #[derive(Debug)]
+        struct Counting;
+        impl TextMapPropagator for Counting {
+            fn inject_context(&self, _cx: &Context, _injector: &mut dyn Injector) {}
+            fn extract_with_context(&self, cx: &Context, _extractor: &dyn Extractor) -> Context {
+                CALLS.fetch_add(1, Ordering::Relaxed);
+                cx.clone()
+            }
+            fn fields(&self) -> FieldIter<'_> {
+                FieldIter::new(&FIELDS)
+            }
+        }
+        let propagator = super::Propagator::explicit(Counting);
+        let carrier = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let _ = propagator.extract(&carrier(&[("other", "x")]), true);
+        let _ = propagator.extract(&carrier(&[("traceparent", "garbage")]), true);
+        assert_eq!(CALLS.load(Ordering::Relaxed), 0, "nothing there: not called");
+        let _ = propagator.extract(&carrier(&[("b3", "x")]), true);
+        assert_eq!(CALLS.load(Ordering::Relaxed), 1, "its own field");
+        let _ = propagator.extract(&carrier(&[("traceparent", tp)]), true);
+        assert_eq!(CALLS.load(Ordering::Relaxed), 2, "a valid traceparent");
+        let _ = propagator.extract(&carrier(&[("baggage", "k=v")]), true);
+        assert_eq!(CALLS.load(Ordering::Relaxed), 3, "baggage");
+        let _ = propagator.extract(&carrier(&[("baggage", "k=v")]), false);
+        assert_eq!(CALLS.load(Ordering::Relaxed), 3, "baggage not read: nothing there");
+    }
+
+    /// The fallback without W3C Baggage writes every field but `baggage`.
+    #[cfg(feature = "w3c-propagator")]
+    #[test]
+    fn without_baggage_drops_only_baggage() {
+        use opentelemetry::propagation::Injector as _;
+        let mut fields = super::CollectedFields::default();
+        let mut injector = super::WithoutBaggage(&mut fields);
+        injector.set("traceparent", "t".into());
+        injector.set("baggage", "b".into());
+        injector.set("tracestate", "s".into());
+        assert_eq!(
+            fields.0.iter().map(|(k, _)| k.as_ref()).collect::<Vec<_>>(),
+            ["traceparent", "tracestate"]
+        );
+    }
+
+    /// Baggage of a process context: the ambient context's own wins; incoming baggage only when
+    /// there is none and it may be kept; the same under `NewRoot` and with the creation context
+    /// as parent (where it is dropped, not kept, at a trust boundary).
+    #[test]
+    fn process_parent_baggage() {
+        use super::{Extracted, ProcessParent, process_parent};
+        use opentelemetry::{
+            Context, KeyValue,
+            baggage::BaggageExt as _,
+            trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState},
+        };
+        let remote = |n: u8| {
+            SpanContext::new(
+                TraceId::from_bytes([n; 16]),
+                SpanId::from_bytes([n; 8]),
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::default(),
+            )
+        };
+        let incoming = Extracted::new(
+            Context::new().with_remote_span_context(remote(1)).with_baggage([KeyValue::new("in", "1")]),
+        );
+        let ambient_own =
+            Context::new().with_remote_span_context(remote(2)).with_baggage([KeyValue::new("own", "2")]);
+        let ambient_bare = Context::new().with_remote_span_context(remote(2));
+        let keys = |cx: &Context| {
+            let mut k: Vec<String> = cx.baggage().iter().map(|(k, _)| k.to_string()).collect();
+            k.sort();
+            k
+        };
+        for policy in [ProcessParent::Spec, ProcessParent::Link, ProcessParent::NewRoot] {
+            let (parent, _) = process_parent(policy, &incoming, &ambient_own, true);
+            assert_eq!(keys(&parent), ["own"], "{policy:?}: the ambient's own baggage wins");
+            let (parent, _) = process_parent(policy, &incoming, &ambient_bare, true);
+            assert_eq!(keys(&parent), ["in"], "{policy:?}: incoming baggage when the ambient has none");
+            let (parent, _) = process_parent(policy, &incoming, &ambient_bare, false);
+            assert!(keys(&parent).is_empty(), "{policy:?}: none at a trust boundary");
+        }
+        let (parent, links) = process_parent(ProcessParent::CreationContext, &incoming, &ambient_bare, true);
+        assert_eq!((keys(&parent), links.len()), (vec!["in".to_owned()], 2));
+        let (parent, _) = process_parent(ProcessParent::CreationContext, &incoming, &ambient_bare, false);
+        assert!(keys(&parent).is_empty(), "cleared at a trust boundary");
+        assert_eq!(parent.span().span_context().span_id(), remote(1).span_id(), "still the creation context");
+        let (parent, links) = process_parent(ProcessParent::NewRoot, &incoming, &Context::new(), true);
+        assert!(!parent.has_active_span() || !parent.span().span_context().is_valid(), "a root");
+        assert_eq!(links.len(), 1, "no current span to link");
+    }
+
     /// `OTEL_PROPAGATORS` as the SDK environment-variable specification reads it.
     #[test]
     fn otel_propagators_select_the_fallback() {

@@ -136,3 +136,36 @@ fn repeated_fields_are_joined() {
     assert!(!strict.has_valid_traceparent());
     assert_eq!(strict.get("tracestate"), None, "no tracestate without a valid traceparent");
 }
+
+/// `fit_fields` degrades in the order the design fixes, and says whether anything is left.
+#[test]
+fn fit_fields_degrades_baggage_then_tracestate_then_everything() {
+    use otel_messaging::propagation::{CollectedFields, fit_fields};
+    let all = || {
+        vec![
+            (Cow::Borrowed("traceparent"), "t".repeat(55)),
+            (Cow::Borrowed("tracestate"), "s".repeat(20)),
+            (Cow::Borrowed("baggage"), "b".repeat(100)),
+        ]
+    };
+    let size = |f: &[(Cow<'static, str>, String)]| CollectedFields::size(f, 0);
+    assert_eq!(size(&all()), 11 + 55 + 10 + 20 + 7 + 100);
+    assert_eq!(CollectedFields::size(&all(), 4), size(&all()) + 12);
+    let mut fields = all();
+    assert!(fit_fields(&mut fields, |_| true));
+    assert_eq!(fields.len(), 3);
+    let mut fields = all();
+    assert!(fit_fields(&mut fields, |f| size(f) <= 100));
+    assert_eq!(fields.iter().map(|(k, _)| k.as_ref()).collect::<Vec<_>>(), ["traceparent", "tracestate"]);
+    let mut fields = all();
+    assert!(fit_fields(&mut fields, |f| size(f) <= 70));
+    assert_eq!(fields.iter().map(|(k, _)| k.as_ref()).collect::<Vec<_>>(), ["traceparent"]);
+    let mut fields = all();
+    assert!(!fit_fields(&mut fields, |f| size(f) <= 10));
+    assert!(fields.is_empty());
+    let mut nothing: Vec<(Cow<'static, str>, String)> = Vec::new();
+    assert!(!fit_fields(&mut nothing, |_| true), "nothing to inject");
+    // Another propagator's fields alone: nothing survives the cut to `traceparent`.
+    let mut b3 = vec![(Cow::Borrowed("b3"), "x".repeat(50))];
+    assert!(!fit_fields(&mut b3, |f| size(f) <= 10));
+}
