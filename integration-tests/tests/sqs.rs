@@ -105,7 +105,7 @@ async fn send_receive_process_delete_is_one_trace_without_asking_for_attributes(
             shape(&send, SpanKind::Producer).parent("POST /orders"),
             shape(&receive, SpanKind::Client).links(&[&send]),
             shape(&process, SpanKind::Consumer).parent(&send).links(&[&send]),
-            shape(&delete, SpanKind::Client).parent(&process),
+            shape(&delete, SpanKind::Client).parent(&process).links(&[&send]),
         ],
     );
     let s = attributes(span(&spans, &send));
@@ -594,4 +594,39 @@ async fn a_batch_delete_is_one_settle_span_with_its_count() {
     assert_eq!(a["messaging.operation.type"], Value::from("settle"));
     assert_eq!(a["messaging.batch.message_count"], Value::I64(2));
     assert!(!a.contains_key("error.type"));
+}
+
+/// A delete made outside the handler, after processing, still belongs to its message: linked to
+/// its creation context (issue "Correct by default", point 4: it was not even linked), with the
+/// current context as parent.
+#[tokio::test]
+async fn a_delete_outside_the_handler_links_its_message() {
+    let (t, tr, c, url) = setup(false).await;
+    let q = name_of(&url).to_owned();
+    c.send_message().queue_url(&url).message_body("x").send_traced_with(&tr).await.expect("send");
+    let received = c
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(1)
+        .send_traced_with(&tr)
+        .await
+        .expect("receive");
+    let message = received.messages.expect("messages").pop().expect("a message");
+    let handle = message.receipt_handle.clone().expect("receipt handle");
+    message.process_traced_with(&tr, async { Ok::<_, std::io::Error>(()) }).await.expect("handler");
+    let worker = Context::new().with_span(t.tracer("app").start("worker tick"));
+    c.delete_message()
+        .queue_url(&url)
+        .receipt_handle(handle)
+        .send_traced_with(&tr)
+        .with_context(worker.clone())
+        .await
+        .expect("delete");
+    worker.span().end();
+    let spans = t.spans();
+    let (send, delete) = (format!("send {q}"), format!("delete {q}"));
+    let delete_span = span(&spans, &delete);
+    assert_eq!(delete_span.links.len(), 1, "{}", waterfall(&spans));
+    assert_eq!(delete_span.links[0].span_context.span_id(), span(&spans, &send).span_context.span_id());
+    assert_eq!(delete_span.parent_span_id, span(&spans, "worker tick").span_context.span_id());
 }

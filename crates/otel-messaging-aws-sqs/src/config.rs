@@ -50,6 +50,9 @@ pub struct SqsInstrumentation {
     empty_receive_spans: bool,
     max_message_bytes: usize,
     stash: Arc<Handoff<Removed>>,
+    /// The creation context's fields of received messages, by receipt handle, for the links of
+    /// their delete spans wherever the delete is called.
+    settles: Arc<Handoff<Vec<(String, String)>>>,
     queue_url: Option<Arc<str>>,
 }
 
@@ -69,6 +72,7 @@ impl SqsInstrumentation {
             empty_receive_spans: false,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             stash: Arc::new(Handoff::new(STASH_CAPACITY)),
+            settles: Arc::new(Handoff::new(STASH_CAPACITY)),
             queue_url: None,
         })
     }
@@ -128,6 +132,10 @@ impl SqsInstrumentation {
 
     pub(crate) fn stash(&self) -> &Handoff<Removed> {
         &self.stash
+    }
+
+    pub(crate) fn settles(&self) -> &Handoff<Vec<(String, String)>> {
+        &self.settles
     }
 
     pub(crate) fn default_queue_url(&self) -> Option<Arc<str>> {

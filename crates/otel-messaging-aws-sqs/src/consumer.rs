@@ -137,6 +137,19 @@ impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
                     if !messages.is_empty() || instrumentation.empty_receive_spans() {
                         view.batch = Some(messages.len() as u64);
                         let extractors: Vec<_> = messages.iter().map(ReceivedMessageExtractor::new).collect();
+                        // Each message's creation context, kept by receipt handle for the link of
+                        // its delete span, wherever the delete is called (issue "Correct by
+                        // default", point 4).
+                        let fields = instrumentation.instrumenter.propagation_fields();
+                        for (message, extractor) in messages.iter().zip(&extractors) {
+                            let context: Vec<(String, String)> = fields
+                                .iter()
+                                .filter_map(|f| extractor.get(f).map(|v| (f.clone(), v.to_owned())))
+                                .collect();
+                            if let Some(receipt) = message.receipt_handle().filter(|_| !context.is_empty()) {
+                                instrumentation.settles().put(receipt.to_owned(), context);
+                            }
+                        }
                         let links = extractors
                             .iter()
                             .zip(messages)
@@ -165,6 +178,23 @@ impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
             result
         }
     }
+}
+
+/// Starts a delete (settle) span in the current context when the future is first polled,
+/// linked to the creation context of each message a traced receive returned with one of
+/// `receipts` (the links are forgotten with the delete).
+fn start_delete(
+    instrumentation: &SqsInstrumentation,
+    view: &SqsView<'_>,
+    receipts: &[String],
+) -> otel_messaging::Operation {
+    let carriers: Vec<std::collections::HashMap<String, String>> = receipts
+        .iter()
+        .filter_map(|r| instrumentation.settles().take(r))
+        .map(|fields| fields.into_iter().collect())
+        .collect();
+    let links = carriers.iter().map(|c| (c as &dyn Extractor, Vec::new()));
+    instrumentation.instrumenter.start_batch(view, &otel_messaging::current_context(), None, links)
 }
 
 /// Most bytes of one removed attribute (name, type and value) kept for a process span: W3C
@@ -315,7 +345,10 @@ impl MessageExt for Message {
 /// Traced `DeleteMessage` (settle).
 pub trait DeleteMessageFluentBuilderExt: Sized {
     /// Deletes like `.send()`, inside a `delete {queue}` settle span (CLIENT; parent: the current
-    /// context, e.g. the process span when called in the handler).
+    /// context when the future is first polled, e.g. the process span when called in the
+    /// handler), linked to the message's creation context when a traced receive returned it
+    /// (kept by receipt handle for the last 10 000 messages received), wherever the delete is
+    /// called.
     ///
     /// Uses [`SqsInstrumentation::global`].
     ///
@@ -346,10 +379,11 @@ impl DeleteMessageFluentBuilderExt for DeleteMessageFluentBuilder {
         instrumentation: &SqsInstrumentation,
     ) -> impl Future<Output = Result<DeleteMessageOutput, SdkError<DeleteMessageError, HttpResponse>>> + Send
     {
-        let url = self.get_queue_url().clone().unwrap_or_default();
-        let view = SqsView::new(OperationType::Settle, OPERATION_DELETE, &url);
-        let operation = instrumentation.instrumenter.start(&view, &otel_messaging::current_context());
         async move {
+            let url = self.get_queue_url().clone().unwrap_or_default();
+            let view = SqsView::new(OperationType::Settle, OPERATION_DELETE, &url);
+            let receipts = self.get_receipt_handle().iter().cloned().collect::<Vec<_>>();
+            let operation = start_delete(instrumentation, &view, &receipts);
             let result = self.send().await;
             match &result {
                 Ok(output) => {
@@ -366,7 +400,8 @@ impl DeleteMessageFluentBuilderExt for DeleteMessageFluentBuilder {
 /// Traced `DeleteMessageBatch` (settle).
 pub trait DeleteMessageBatchFluentBuilderExt: Sized {
     /// Deletes like `.send()`, inside a `delete {queue}` settle span with
-    /// `messaging.batch.message_count`.
+    /// `messaging.batch.message_count`, linked to the creation context of each entry's message
+    /// that a traced receive returned.
     ///
     /// Uses [`SqsInstrumentation::global`].
     ///
@@ -401,11 +436,13 @@ impl DeleteMessageBatchFluentBuilderExt for DeleteMessageBatchFluentBuilder {
     ) -> impl Future<
         Output = Result<DeleteMessageBatchOutput, SdkError<DeleteMessageBatchError, HttpResponse>>,
     > + Send {
-        let url = self.get_queue_url().clone().unwrap_or_default();
-        let mut view = SqsView::new(OperationType::Settle, OPERATION_DELETE, &url);
-        view.batch = Some(self.get_entries().as_ref().map_or(0, Vec::len) as u64);
-        let operation = instrumentation.instrumenter.start(&view, &otel_messaging::current_context());
         async move {
+            let url = self.get_queue_url().clone().unwrap_or_default();
+            let mut view = SqsView::new(OperationType::Settle, OPERATION_DELETE, &url);
+            view.batch = Some(self.get_entries().as_ref().map_or(0, Vec::len) as u64);
+            let receipts: Vec<String> =
+                self.get_entries().iter().flatten().map(|e| e.receipt_handle().to_owned()).collect();
+            let operation = start_delete(instrumentation, &view, &receipts);
             let result = self.send().await;
             match &result {
                 Ok(output) => {
