@@ -374,6 +374,7 @@ pub trait DeleteMessageFluentBuilderExt: Sized {
 }
 
 impl DeleteMessageFluentBuilderExt for DeleteMessageFluentBuilder {
+    #[allow(clippy::manual_async_fn)] // `impl Future + Send` as the trait declares
     fn send_traced_with(
         self,
         instrumentation: &SqsInstrumentation,
@@ -430,6 +431,7 @@ pub trait DeleteMessageBatchFluentBuilderExt: Sized {
 }
 
 impl DeleteMessageBatchFluentBuilderExt for DeleteMessageBatchFluentBuilder {
+    #[allow(clippy::manual_async_fn)] // `impl Future + Send` as the trait declares
     fn send_traced_with(
         self,
         instrumentation: &SqsInstrumentation,
