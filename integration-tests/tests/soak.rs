@@ -432,8 +432,8 @@ async fn sqs(t: &TestTelemetry) {
     };
     use opentelemetry::propagation::Extractor as _;
     use otel_messaging_aws_sqs::{
-        MessageAttributesExtractor, MessageExt as _, ReceiveMessageFluentBuilderExt as _,
-        SendMessageBatchFluentBuilderExt as _, SqsInstrumentation,
+        DeleteMessageBatchFluentBuilderExt as _, MessageAttributesExtractor, MessageExt as _,
+        ReceiveMessageFluentBuilderExt as _, SendMessageBatchFluentBuilderExt as _, SqsInstrumentation,
     };
 
     let mut ledger = Ledger::new("aws_sqs");
@@ -524,7 +524,7 @@ async fn sqs(t: &TestTelemetry) {
                 c.delete_message_batch()
                     .queue_url(&url)
                     .set_entries(Some(delete))
-                    .send()
+                    .send_traced_with(&tr)
                     .await
                     .expect("delete");
             }

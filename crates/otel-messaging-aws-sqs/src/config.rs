@@ -18,6 +18,11 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 262_144;
 /// [`SqsInstrumentation`]'s receive notes); the oldest are forgotten first.
 const STASH_CAPACITY: usize = 10_000;
 
+/// Most received messages whose creation context is kept for the link of their delete span: the
+/// messages between a receive and their delete (SQS returns at most 10 per receive); a message
+/// deleted natively leaves its entry until 1 000 newer ones push it out.
+const SETTLE_CAPACITY: usize = 1_000;
+
 /// What a traced receive learned about one message: its queue, and the message attributes and
 /// system attributes it removed because the caller did not ask for them.
 #[derive(Debug, Default)]
@@ -72,7 +77,7 @@ impl SqsInstrumentation {
             empty_receive_spans: false,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             stash: Arc::new(Handoff::new(STASH_CAPACITY)),
-            settles: Arc::new(Handoff::new(STASH_CAPACITY)),
+            settles: Arc::new(Handoff::new(SETTLE_CAPACITY)),
             queue_url: None,
         })
     }

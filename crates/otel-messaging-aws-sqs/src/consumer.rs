@@ -142,8 +142,10 @@ impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
                         // default", point 4).
                         let fields = instrumentation.instrumenter.propagation_fields();
                         for (message, extractor) in messages.iter().zip(&extractors) {
+                            // Links never read baggage: it is not kept.
                             let context: Vec<(String, String)> = fields
                                 .iter()
+                                .filter(|f| f.as_str() != "baggage")
                                 .filter_map(|f| extractor.get(f).map(|v| (f.clone(), v.to_owned())))
                                 .collect();
                             if let Some(receipt) = message.receipt_handle().filter(|_| !context.is_empty()) {
@@ -347,8 +349,8 @@ pub trait DeleteMessageFluentBuilderExt: Sized {
     /// Deletes like `.send()`, inside a `delete {queue}` settle span (CLIENT; parent: the current
     /// context when the future is first polled, e.g. the process span when called in the
     /// handler), linked to the message's creation context when a traced receive returned it
-    /// (kept by receipt handle for the last 10 000 messages received), wherever the delete is
-    /// called.
+    /// (kept by receipt handle, without baggage, for the last 1 000 messages received and not
+    /// yet deleted through a traced delete), wherever the delete is called.
     ///
     /// Uses [`SqsInstrumentation::global`].
     ///
