@@ -896,3 +896,46 @@ async fn tombstones_and_opt_in_body_sizes_are_recorded() {
         assert_eq!(a[1].get("messaging.message.body.size"), Some(&Value::I64(5)));
     }
 }
+
+/// Span volume is the user's choice (issue "Correct by default", point 5): with receive spans
+/// off, the stream adapter records process spans only, which then count the messages, with the
+/// consumer's facts still on them.
+#[tokio::test]
+async fn receive_spans_can_be_turned_off() {
+    use futures_util::StreamExt as _;
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let producer = k.producer();
+    for payload in ["a", "b"] {
+        producer
+            .send_traced_with(
+                &k.producer_tracing(&t),
+                FutureRecord::<(), _>::to(&k.topic).payload(payload),
+                TIMEOUT,
+            )
+            .await
+            .expect("delivered");
+    }
+    let quiet = KafkaInstrumentation::new().with_instrumenter(t.instrumenter()).with_receive_spans(false);
+    let consumer = k.consumer();
+    let mut stream = consumer.stream_traced_with(&quiet);
+    for _ in 0..2 {
+        let message = tokio::time::timeout(TIMEOUT, stream.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("message");
+        let (_, result) = message.process(async |_| Ok::<_, KafkaError>(())).await;
+        result.expect("handler");
+    }
+    let spans = t.spans();
+    assert!(!spans.iter().any(|s| s.name.starts_with("poll ")), "{}", waterfall(&spans));
+    let processes: Vec<_> = spans.iter().filter(|s| s.span_kind == SpanKind::Consumer).collect();
+    assert_eq!(processes.len(), 2);
+    assert!(
+        processes.iter().all(|p| attributes(p)["messaging.consumer.group.name"] == Value::from("it-workers"))
+    );
+    let consumed: u64 =
+        t.metrics().iter().filter(|m| m.name == "messaging.client.consumed.messages").map(|m| m.count).sum();
+    assert_eq!(consumed, 2, "counted once each, by the process spans");
+}

@@ -44,6 +44,7 @@ pub struct KafkaInstrumentation {
     fallback: Arc<ClientFacts>,
     capture_key: bool,
     max_message_bytes: Option<usize>,
+    receive_spans: bool,
 }
 
 /// librdkafka's default `client.id`: `rdkafka`.
@@ -67,6 +68,7 @@ impl KafkaInstrumentation {
             fallback: Arc::new(ClientFacts::default()),
             capture_key: false,
             max_message_bytes: None,
+            receive_spans: true,
         }
     }
 
@@ -127,6 +129,25 @@ impl KafkaInstrumentation {
         self
     }
 
+    /// Whether traced receives record `poll` spans (CLIENT): one per message from `recv_traced`
+    /// and `stream_traced`, one per batch from `recv_batch_traced`. With `false` only process
+    /// spans are recorded (half the spans of a consumer that handles each message with
+    /// `process_traced`), and the process spans count the messages in
+    /// `messaging.client.consumed.messages` instead (receive and process through the same
+    /// instrumentation, so that each message is counted once).
+    ///
+    /// Defaults to `true`: the poll span times the wait for a message and links its creation
+    /// context, as semconv's receive spans do.
+    pub fn with_receive_spans(mut self, enabled: bool) -> Self {
+        self.receive_spans = enabled;
+        self
+    }
+
+    /// Whether traced receives record poll spans ([`with_receive_spans`](Self::with_receive_spans)).
+    pub fn receive_spans(&self) -> bool {
+        self.receive_spans
+    }
+
     /// The instrumenter in use.
     pub fn instrumenter(&self) -> &MessagingInstrumenter {
         &self.instrumenter
@@ -141,7 +162,8 @@ impl KafkaInstrumentation {
     /// returned it, which also counted it), else the [`from_config`](Self::from_config) fallback.
     pub(crate) fn facts_of_message(&self, topic_handle: Option<usize>) -> (Arc<ClientFacts>, bool) {
         match topic_handle.and_then(ClientFacts::of_topic) {
-            Some(facts) => (facts, true),
+            // Counted by the poll span, unless this instrumentation records none.
+            Some(facts) => (facts, self.receive_spans),
             None => (self.fallback.clone(), false),
         }
     }

@@ -173,6 +173,13 @@ fn record_receive<Cx: ClientContext>(
     result: &KafkaResult<BorrowedMessage<'_>>,
 ) {
     let facts = ClientFacts::of(client);
+    if !instrumentation.receive_spans() {
+        // No poll span: the message's facts still reach its process span, which counts it.
+        if let Ok(message) = result {
+            facts.remember_message(message);
+        }
+        return;
+    }
     match result {
         Ok(message) => {
             facts.remember_message(message);
@@ -424,6 +431,13 @@ impl<Cx: ClientContext> Drop for PollGuard<'_, '_, Cx> {
             return;
         }
         let facts = ClientFacts::of(self.client);
+        if !self.instrumentation.receive_spans() {
+            // No poll span: the messages' facts still reach their process spans, which count them.
+            for message in received {
+                facts.remember_message(message);
+            }
+            return;
+        }
         let first = received.first();
         let same_topic = received.iter().all(|m| Some(m.topic()) == first.map(|f| f.topic()));
         let same_partition =
