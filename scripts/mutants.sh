@@ -34,7 +34,11 @@ for file in "${files[@]}"; do
   cargo mutants --no-shuffle -j 1 --package "$crate" --test-package "$crate" --all-features \
     -f "$file" -o "$dir" >"$log" 2>&1 || true
   grep -E '^(MISSED|TIMEOUT)' "$log" || true
-  count() { [ -f "$dir/mutants.out/$1.txt" ] && grep -c . "$dir/mutants.out/$1.txt" || echo 0; }
+  count() {
+    local n
+    n=$(grep -c . "$dir/mutants.out/$1.txt" 2>/dev/null || true)
+    echo "${n:-0}"
+  }
   c=$(count caught); m=$(count missed); t=$(count timeout); u=$(count unviable)
   printf 'mutants %-55s caught %4d  missed %4d  timeout %3d  unviable %3d\n' "$file" "$c" "$m" "$t" "$u"
   total_caught=$((total_caught + c)); total_missed=$((total_missed + m))
