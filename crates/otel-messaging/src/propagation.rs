@@ -605,8 +605,18 @@ fn fallback() -> Fallback {
 
 /// Whether the global text-map propagator is a no-op (writes and reads no field): the default of
 /// opentelemetry-rust until `global::set_text_map_propagator` is called.
+/// Once a real global propagator has been seen, the check is one atomic load: a user who installs
+/// a propagator does not go back to the no-op (and if one did, the no-op would be used, as asked).
 fn global_is_noop() -> bool {
-    opentelemetry::global::get_text_map_propagator(|p| p.fields().next().is_none())
+    static SEEN_REAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SEEN_REAL.load(std::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
+    let noop = opentelemetry::global::get_text_map_propagator(|p| p.fields().next().is_none());
+    if !noop {
+        SEEN_REAL.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    noop
 }
 
 /// Reports which propagator is in force and why, once per change (the user may install a global
