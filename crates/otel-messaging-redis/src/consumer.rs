@@ -95,11 +95,16 @@ return {claim, counts}
 ";
 
 /// Parses the reply of [`CLAIM_WITH_COUNTS`] into the native reply with delivery counts filled in.
+///
+/// The claim is what the server did: counts that do not parse are left out (`None`, as the native
+/// reply has them), never an error that would hide claimed entries (reliability review L10).
 fn claim_with_counts(value: redis::Value) -> RedisResult<StreamAutoClaimReply> {
-    let (claim, counts): (redis::Value, Vec<usize>) = redis::from_redis_value(value)?;
+    let (claim, counts): (redis::Value, redis::Value) = redis::from_redis_value(value)?;
     let mut reply: StreamAutoClaimReply = redis::from_redis_value(claim)?;
-    for (entry, count) in reply.claimed.iter_mut().zip(counts) {
-        entry.delivered_count = (count > 0).then_some(count);
+    if let Ok(counts) = redis::from_redis_value::<Vec<usize>>(counts) {
+        for (entry, count) in reply.claimed.iter_mut().zip(counts) {
+            entry.delivered_count = (count > 0).then_some(count);
+        }
     }
     Ok(reply)
 }
@@ -647,5 +652,41 @@ impl MsgExt for redis::Msg {
             self.get_payload_bytes(),
             false,
         )
+    }
+}
+
+#[cfg(test)]
+mod claim_tests {
+    use redis::Value;
+
+    use super::claim_with_counts;
+
+    fn claim_reply() -> Value {
+        let entry = Value::Array(vec![
+            Value::BulkString(b"1-0".to_vec()),
+            Value::Array(vec![Value::BulkString(b"job".to_vec()), Value::BulkString(b"1".to_vec())]),
+        ]);
+        Value::Array(vec![
+            Value::BulkString(b"0-0".to_vec()),
+            Value::Array(vec![entry]),
+            Value::Array(vec![]),
+        ])
+    }
+
+    #[test]
+    fn counts_fill_the_claimed_entries() {
+        let reply = claim_with_counts(Value::Array(vec![claim_reply(), Value::Array(vec![Value::Int(3)])]))
+            .expect("parsed");
+        assert_eq!(reply.claimed.len(), 1);
+        assert_eq!(reply.claimed[0].delivered_count, Some(3));
+    }
+
+    /// Counts that do not parse leave the claimed entries to the caller, without counts.
+    #[test]
+    fn unparsable_counts_never_hide_the_claim() {
+        let reply = claim_with_counts(Value::Array(vec![claim_reply(), Value::SimpleString("oops".into())]))
+            .expect("the claim still comes back");
+        assert_eq!(reply.claimed.len(), 1);
+        assert_eq!(reply.claimed[0].delivered_count, None);
     }
 }
