@@ -656,6 +656,7 @@ impl MsgExt for redis::Msg {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod claim_tests {
     use redis::Value;
 
