@@ -219,4 +219,27 @@ mod tests {
             lineage(&message, Some(SpanId::from_hex("1111111111111111").unwrap())).expect("lineage");
         assert_eq!(links.len(), 1, "the parent is not linked twice");
     }
+
+    /// The failed attempt is the current context's span, written in W3C syntax; only the sampled
+    /// flag of a lineage traceparent is kept (found by `just mutants`).
+    #[test]
+    fn the_failed_attempt_is_the_current_span_and_flags_keep_sampled_only() {
+        use opentelemetry::trace::{TraceContextExt as _, TraceState};
+        let current = SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("2222222222222222").unwrap(),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::NONE,
+        );
+        let failed = HashMap::from([(TRACEPARENT.to_owned(), TP.to_owned())]);
+        let retry = Retry::of(&failed, &Context::new().with_remote_span_context(current));
+        assert_eq!(retry.failed.as_deref(), Some("00-4bf92f3577b34da6a3ce929d0e0e4736-2222222222222222-01"));
+        let message = HashMap::from([
+            (RETRY_ATTEMPT.to_owned(), "1".to_owned()),
+            (ORIGINAL_TRACEPARENT.to_owned(), TP.replace("-01", "-03")),
+        ]);
+        let (links, _) = lineage(&message, None).expect("lineage");
+        assert_eq!(links[0].span_context.trace_flags(), TraceFlags::SAMPLED, "03 reads as sampled only");
+    }
 }
