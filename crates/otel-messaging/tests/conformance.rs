@@ -122,3 +122,35 @@ fn a_test_telemetry_fails_on_a_span_it_never_returned() {
     });
     assert!(caught.is_err(), "dropping the telemetry checks spans nobody read");
 }
+
+/// The operations each system's table covers, and the kinds each operation allows.
+#[test]
+fn operations_and_kinds_per_system() {
+    use otel_messaging::testing::conformance::operations;
+    for system in ["kafka", "rabbitmq", "redis", "nats"] {
+        assert_eq!(operations(system), ["send", "receive", "process", "settle"], "{system}");
+    }
+    assert_eq!(operations("aws_sqs"), ["create", "send", "receive", "process", "settle"]);
+    assert!(operations("sqs").is_empty());
+    let with_kind = |operation: &str, kind: SpanKind| {
+        let mut s = with(kafka_send(), KeyValue::new("messaging.operation.type", operation.to_owned()));
+        s = with(s, KeyValue::new("messaging.operation.name", operation.to_owned()));
+        s.name = format!("{operation} orders").into();
+        s.span_kind = kind;
+        check_span(&s).iter().any(|p| p.starts_with("kind "))
+    };
+    assert!(!with_kind("send", SpanKind::Client), "a send may be CLIENT (batch sends)");
+    assert!(with_kind("receive", SpanKind::Consumer));
+    assert!(with_kind("settle", SpanKind::Producer));
+    assert!(with_kind("process", SpanKind::Client));
+    let sqs_create = |kind: SpanKind| {
+        let mut s = with(kafka_send(), KeyValue::new("messaging.system", "aws_sqs"));
+        s = with(s, KeyValue::new("messaging.operation.type", "create"));
+        s = with(s, KeyValue::new("messaging.operation.name", "create"));
+        s.name = "create orders".into();
+        s.span_kind = kind;
+        check_span(&s).iter().any(|p| p.starts_with("kind "))
+    };
+    assert!(!sqs_create(SpanKind::Producer));
+    assert!(sqs_create(SpanKind::Client));
+}
