@@ -92,6 +92,12 @@ fn traceparent_versions() {
     assert!(!is_valid_traceparent(&format!("{}extra", TP.replacen("00", "01", 1))), "but only after a dash");
     assert!(!is_valid_traceparent(&TP.replacen("00", "ff", 1)));
     assert!(!is_valid_traceparent(&TP[..54]));
+    // Each of the three dashes, alone, replaced by a hex digit (the fields around stay hex).
+    for at in [2, 35, 52] {
+        let mut bad = TP.as_bytes().to_vec();
+        bad[at] = b'0';
+        assert!(!is_valid_traceparent(std::str::from_utf8(&bad).unwrap()), "no dash at {at}");
+    }
 }
 
 #[test]
