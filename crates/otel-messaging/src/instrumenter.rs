@@ -198,17 +198,33 @@ struct Inner {
 pub struct MessagingInstrumenter {
     inner: Arc<Inner>,
     process_parent: ProcessParent,
+    /// Whether this is (a copy of) the process-wide default, resolved at each call so that
+    /// [`set_global`](Self::set_global) governs it whenever it is called.
+    follows: Follows,
+}
+
+/// How a [`MessagingInstrumenter`] finds what it runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Follows {
+    /// Its own `inner` and policy.
+    No,
+    /// The process-wide default at each call, with this policy instead of the default's when set
+    /// ([`MessagingInstrumenter::with_process_parent`] on a copy of the default).
+    Default { policy: Option<ProcessParent> },
 }
 
 impl fmt::Debug for MessagingInstrumenter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let this = self.resolved();
+        let this = &*this;
         f.debug_struct("MessagingInstrumenter")
-            .field("process_parent", &self.process_parent)
-            .field("trust_boundary", &self.inner.trust_boundary)
-            .field("propagator", &self.inner.propagator)
-            .field("metrics", &self.inner.instruments.is_some())
-            .field("captured_headers", &self.inner.captured_headers.len())
-            .field("body_size", &self.inner.body_size)
+            .field("follows_default", &(self.follows != Follows::No))
+            .field("process_parent", &this.process_parent)
+            .field("trust_boundary", &this.inner.trust_boundary)
+            .field("propagator", &this.inner.propagator)
+            .field("metrics", &this.inner.instruments.is_some())
+            .field("captured_headers", &this.inner.captured_headers.len())
+            .field("body_size", &this.inner.body_size)
             .finish()
     }
 }
@@ -219,8 +235,65 @@ impl Default for MessagingInstrumenter {
     }
 }
 
-/// The process-wide default instrumenter ([`MessagingInstrumenter::global`]).
+/// [`MessagingInstrumenter::set_global`] was given a copy of the process-wide default (from
+/// [`MessagingInstrumenter::global`]), which cannot become the default; it is handed back.
+#[derive(Debug)]
+pub struct SetGlobalError(pub MessagingInstrumenter);
+
+impl fmt::Display for SetGlobalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "a copy of the process-wide default instrumenter cannot become the default: \
+             build one with MessagingInstrumenter::builder()",
+        )
+    }
+}
+
+impl std::error::Error for SetGlobalError {}
+
+/// The handle [`MessagingInstrumenter::global`] returns: it follows the default.
 static GLOBAL: OnceLock<MessagingInstrumenter> = OnceLock::new();
+
+/// The process-wide default ([`MessagingInstrumenter::set_global`], else [`MessagingInstrumenter::new`]
+/// built on first use), never itself a following handle.
+static DEFAULT: std::sync::RwLock<Option<MessagingInstrumenter>> = std::sync::RwLock::new(None);
+
+/// Bumped by every [`MessagingInstrumenter::set_global`]: a thread's cached default is current
+/// while its generation is (one atomic load per operation, no lock).
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The process-wide default in force: this thread's cached copy while no `set_global` happened
+/// since, else read once (and built with `new()` on the very first use).
+fn current_default() -> MessagingInstrumenter {
+    use std::{cell::RefCell, sync::atomic::Ordering};
+    thread_local! {
+        static CACHE: RefCell<Option<(u64, MessagingInstrumenter)>> = const { RefCell::new(None) };
+    }
+    let generation = GENERATION.load(Ordering::Acquire);
+    let cached = CACHE
+        .try_with(|cache| {
+            cache
+                .borrow()
+                .as_ref()
+                .filter(|(g, _)| *g == generation)
+                .map(|(_, instrumenter)| instrumenter.clone())
+        })
+        .ok()
+        .flatten();
+    if let Some(instrumenter) = cached {
+        return instrumenter;
+    }
+    let read = DEFAULT.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let instrumenter = match read {
+        Some(instrumenter) => instrumenter,
+        None => {
+            let mut slot = DEFAULT.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            slot.get_or_insert_with(MessagingInstrumenter::new).clone()
+        }
+    };
+    let _ = CACHE.try_with(|cache| *cache.borrow_mut() = Some((generation, instrumenter.clone())));
+    instrumenter
+}
 
 impl MessagingInstrumenter {
     /// An instrumenter on the global tracer provider, meter provider and text-map propagator, with
@@ -242,52 +315,82 @@ impl MessagingInstrumenter {
     }
 
     /// The process-wide default instrumenter the `_traced` sugar uses (and each broker crate's
-    /// `*Instrumentation::new()`): the one given to [`set_global`](Self::set_global), or else
-    /// [`new`](Self::new), built from the global providers on first use.
+    /// `*Instrumentation::new()`): a handle that runs, at each call, with the instrumenter given
+    /// to [`set_global`](Self::set_global) last, or else [`new`](Self::new) built on first use.
+    /// Copies of it follow too, so an instrumentation built before `set_global` (an `AppState`
+    /// built before telemetry) uses the default set later.
     ///
-    /// The global tracer provider is read when spans start (a provider installed after the first
-    /// traced call is used from then on); install the global meter provider before the first
-    /// traced call (a meter provider installed later is not seen by this instance).
+    /// The global tracer provider is read when spans start; the global meter provider when the
+    /// default is first built, so install it before the first traced call or call `set_global`
+    /// with an instrumenter built after it.
     pub fn global() -> &'static MessagingInstrumenter {
-        GLOBAL.get_or_init(MessagingInstrumenter::new)
+        GLOBAL.get_or_init(|| {
+            let default = current_default();
+            MessagingInstrumenter { follows: Follows::Default { policy: None }, ..default }
+        })
     }
 
-    /// Makes `instrumenter` the process-wide default that [`global`](Self::global) returns, so
-    /// that the `_traced` sugar of every broker crate uses its providers, policies and
-    /// propagator. Call it once at start-up, before the first traced call and before any broker
-    /// crate's `*Instrumentation::new()` / `global()` (those copy the default when built).
+    /// The instrumenter this call runs with: itself, or the default in force for a copy of the
+    /// default.
+    fn resolved(&self) -> std::borrow::Cow<'_, MessagingInstrumenter> {
+        match self.follows {
+            Follows::No => std::borrow::Cow::Borrowed(self),
+            Follows::Default { policy } => {
+                let mut default = current_default();
+                if let Some(policy) = policy {
+                    default.process_parent = policy;
+                }
+                std::borrow::Cow::Owned(default)
+            }
+        }
+    }
+
+    /// Makes `instrumenter` the process-wide default that [`global`](Self::global) — and every
+    /// copy of it, such as each broker crate's `*Instrumentation::new()` / `global()` — runs
+    /// with from the next call on. It can be called at any time, also after traced calls were
+    /// made, and again: copies of the default read it through a per-thread cache checked against
+    /// a generation counter (one atomic load per operation, no lock).
     ///
-    /// The use it is meant for: giving the sugar [`W3cPropagator`](crate::propagation::W3cPropagator)
-    /// as an explicit propagator. Behind the global `dyn` propagator (`global::set_text_map_propagator`)
-    /// the instrumenter cannot recognise it and validates every `traceparent` twice (BENCHMARKS.md,
-    /// `ours_sdk_propagator`: ≈ 1.4 × the SDK's floor instead of ≈ 1.06 ×).
+    /// The use it is meant for: giving the `_traced` sugar explicit providers, policies or
+    /// [`W3cPropagator`](crate::propagation::W3cPropagator) as an explicit propagator.
     ///
     /// # Errors
     ///
-    /// Returns `instrumenter` back, unused, when the default was already set or already used
-    /// (built by a first `global()` call); the default in force is unchanged.
+    /// [`SetGlobalError`] when `instrumenter` is itself a copy of the default (it would follow
+    /// itself); the default in force is unchanged.
     ///
     /// # Examples
     ///
     /// ```
     /// use otel_messaging::{MessagingInstrumenter, propagation::W3cPropagator};
     ///
-    /// // At start-up, after installing the global tracer and meter providers:
     /// let instrumenter = MessagingInstrumenter::builder().with_propagator(W3cPropagator::new()).build();
-    /// MessagingInstrumenter::set_global(instrumenter).expect("set before the first traced call");
+    /// MessagingInstrumenter::set_global(instrumenter).expect("not a copy of the default");
     /// ```
-    pub fn set_global(instrumenter: MessagingInstrumenter) -> Result<(), MessagingInstrumenter> {
-        GLOBAL.set(instrumenter)
+    pub fn set_global(instrumenter: MessagingInstrumenter) -> Result<(), SetGlobalError> {
+        if instrumenter.follows != Follows::No {
+            return Err(SetGlobalError(instrumenter));
+        }
+        *DEFAULT.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(instrumenter);
+        GENERATION.fetch_add(1, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
     /// A copy of this instrumenter with another process-parent policy, for one consumer.
     /// At a trust boundary any policy but [`ProcessParent::NewRoot`] is [`ProcessParent::Link`].
     pub fn with_process_parent(&self, policy: ProcessParent) -> Self {
-        MessagingInstrumenter { inner: self.inner.clone(), process_parent: policy }
+        let follows = match self.follows {
+            Follows::No => Follows::No,
+            Follows::Default { .. } => Follows::Default { policy: Some(policy) },
+        };
+        MessagingInstrumenter { inner: self.inner.clone(), process_parent: policy, follows }
     }
 
     /// The process-parent policy in force.
     pub fn process_parent(&self) -> ProcessParent {
+        if self.follows != Follows::No {
+            return self.resolved().process_parent();
+        }
         match self.process_parent {
             // Already never parents on the creation context.
             ProcessParent::NewRoot => ProcessParent::NewRoot,
@@ -299,12 +402,18 @@ impl MessagingInstrumenter {
     /// Writes `cx` into a message carrier through this instrumenter's propagator, skipping empty
     /// values.
     pub fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+        if self.follows != Follows::No {
+            return self.resolved().inject_context(cx, injector);
+        }
         self.inner.propagator.inject(cx, injector);
     }
 
     /// The carrier keys this instrumenter's propagator reads and writes (e.g. `traceparent`,
     /// `tracestate`, `baggage` for W3C), for brokers where a consumer must ask for them by name.
     pub fn propagation_fields(&self) -> Vec<String> {
+        if self.follows != Follows::No {
+            return self.resolved().propagation_fields();
+        }
         self.inner.propagator.fields()
     }
 
@@ -314,6 +423,9 @@ impl MessagingInstrumenter {
     /// a span; never the ambient one. At a trust boundary
     /// ([`MessagingInstrumenterBuilder::with_trust_boundary`]) incoming baggage is not read.
     pub fn extract_context(&self, extractor: &dyn Extractor) -> Context {
+        if self.follows != Follows::No {
+            return self.resolved().extract_context(extractor);
+        }
         self.inner.propagator.extract(extractor, !self.inner.trust_boundary)
     }
 
@@ -321,6 +433,9 @@ impl MessagingInstrumenter {
     ///
     /// Use it for settle operations and anything without a message carrier at hand.
     pub fn start(&self, view: &dyn MessagingAttributes, parent: &Context) -> Operation {
+        if self.follows != Follows::No {
+            return self.resolved().start(view, parent);
+        }
         self.start_span(SpanRequest::new(view, parent))
     }
 
@@ -334,6 +449,9 @@ impl MessagingInstrumenter {
         parent: &Context,
         started_at: SystemTime,
     ) -> Operation {
+        if self.follows != Follows::No {
+            return self.resolved().start_at(view, parent, started_at);
+        }
         self.start_span(SpanRequest { started_at: Some(started_at), ..SpanRequest::new(view, parent) })
     }
 
@@ -350,6 +468,9 @@ impl MessagingInstrumenter {
         parent: &Context,
         message: &dyn Extractor,
     ) -> Operation {
+        if self.follows != Follows::No {
+            return self.resolved().start_send(view, parent, message);
+        }
         let existing = Extracted::new(self.inner.propagator.extract(message, false));
         let mut links = Vec::new();
         let own_context = !existing.has_span;
@@ -374,6 +495,9 @@ impl MessagingInstrumenter {
     /// ([`crate::current_context`]: the current `tracing` span's with feature `tracing`) as the
     /// ambient context. See [`start_process_in`](Self::start_process_in).
     pub fn start_process(&self, view: &dyn MessagingAttributes, message: &dyn Extractor) -> Operation {
+        if self.follows != Follows::No {
+            return self.resolved().start_process(view, message);
+        }
         self.start_process_in(view, message, &crate::current_context())
     }
 
@@ -390,6 +514,9 @@ impl MessagingInstrumenter {
         message: &dyn Extractor,
         ambient: &Context,
     ) -> Operation {
+        if self.follows != Follows::No {
+            return self.resolved().start_process_in(view, message, ambient);
+        }
         let extracted = Extracted::new(self.extract_context(message));
         let (parent, mut links) =
             process_parent(self.process_parent(), &extracted, ambient, !self.inner.trust_boundary);
@@ -438,6 +565,9 @@ impl MessagingInstrumenter {
     where
         I: IntoIterator<Item = (&'m dyn Extractor, Vec<KeyValue>)>,
     {
+        if self.follows != Follows::No {
+            return self.resolved().start_batch(view, parent, started_at, messages);
+        }
         let links = messages
             .into_iter()
             .filter_map(|(extractor, attributes)| {
@@ -1011,6 +1141,7 @@ impl MessagingInstrumenterBuilder {
                 skip: self.skip,
             }),
             process_parent: self.process_parent,
+            follows: Follows::No,
         }
     }
 }
