@@ -130,7 +130,10 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     cx.span().end();
 
-    // The worker reads exactly that record (no consumer-group join, so the demo is quick).
+    // The order waits in the broker while the worker finishes earlier work (so the queue wait is
+    // visible in the waterfall whatever the broker's fetch latency); then the worker reads exactly
+    // that record (no consumer-group join, so the demo is quick).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(TOPIC, partition, Offset::Offset(offset))?;
     consumer.assign(&assignment)?;
