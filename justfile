@@ -54,14 +54,16 @@ check-compose:
 
 # fmt, clippy and docs with warnings denied; then each crate alone, so that the workspace's
 # feature unification (integration-tests turns on `testing` and `tracing`) hides nothing: every
-# crate with its default features, and the core without them.
+# crate with its default features, the core with `bound-metrics` (opt-in), and no broker crate
+# pulling `opentelemetry_sdk` with its default features (instrumentation depends on the API only).
 check:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
     for p in otel-messaging otel-messaging-rdkafka otel-messaging-lapin otel-messaging-aws-sqs otel-messaging-redis otel-messaging-async-nats; do cargo clippy --locked -p "$p" --lib -- -D warnings; done
-    cargo clippy --locked -p otel-messaging --lib --no-default-features -- -D warnings
-    cargo test --locked -p otel-messaging --lib --no-default-features
+    cargo clippy --locked -p otel-messaging --lib --features bound-metrics -- -D warnings
+    cargo test --locked -p otel-messaging --features bound-metrics,testing --lib --test instrumenter
+    scripts/check_api_only.sh
 
 # Criterion benchmark of the per-message overhead (the SDK floor, the hand-written pattern, ours:
 # sampled, unsampled, metrics, batch exporter) in one group, with allocations per message, then the

@@ -1030,7 +1030,7 @@ impl MessagingInstrumenterBuilder {
     /// later wins from the next call on.
     ///
     /// For W3C Trace Context + Baggage on a hot path, pass
-    /// [`W3cPropagator`](crate::propagation::W3cPropagator) (feature `w3c-propagator`, default):
+    /// [`W3cPropagator`](crate::propagation::W3cPropagator):
     /// the instrumenter recognises it and decodes the fields it has already validated, instead of
     /// letting the SDK propagators format and parse them again (≈ 40 % of the per-message cost,
     /// BENCHMARKS.md). The wire format is the same.

@@ -23,7 +23,7 @@
 //! recently used sets, then up to 1 024 by family — the sets that differ only by partition — and
 //! partition; keyed by the view's borrowed strings, so a hit builds and drops no `KeyValue`), and
 //! shared by every operation with the same attributes. With feature
-//! `bound-metrics` (default) the measurements of successful operations go through instruments
+//! `bound-metrics` (opt-in) the measurements of successful operations go through instruments
 //! bound to that set (opentelemetry 0.33's experimental bound instruments): the SDK then neither
 //! hashes nor compares the attribute set per measurement (BENCHMARKS.md). Failed operations,
 //! whose `error.type` varies, take the unbound path.

@@ -17,11 +17,9 @@
 
 use std::borrow::Cow;
 
+mod baggage;
 mod fallback;
-#[cfg(feature = "w3c-propagator")]
 mod w3c;
-#[cfg(feature = "w3c-propagator")]
-#[cfg_attr(docsrs, doc(cfg(feature = "w3c-propagator")))]
 pub use w3c::W3cPropagator;
 
 #[cfg(test)]
@@ -528,7 +526,6 @@ pub(crate) enum Propagator {
     Explicit(std::sync::Arc<dyn TextMapPropagator + Send + Sync>),
     /// [`W3cPropagator`], recognised when given to the builder: read straight from the
     /// [`StrictExtractor`]'s validated fields.
-    #[cfg(feature = "w3c-propagator")]
     W3c,
 }
 
@@ -537,7 +534,6 @@ impl std::fmt::Debug for Propagator {
         match self {
             Propagator::Global => f.write_str("Global"),
             Propagator::Explicit(_) => f.write_str("Explicit"),
-            #[cfg(feature = "w3c-propagator")]
             Propagator::W3c => f.write_str("W3c"),
         }
     }
@@ -546,7 +542,6 @@ impl std::fmt::Debug for Propagator {
 /// The propagator in force for one call.
 enum Effective<'a> {
     /// The project's own W3C Trace Context (+ Baggage when `baggage`).
-    #[cfg(feature = "w3c-propagator")]
     W3c {
         baggage: bool,
     },
@@ -557,10 +552,8 @@ enum Effective<'a> {
 }
 
 /// An [`Injector`] that drops the `baggage` field (a fallback without W3C Baggage).
-#[cfg(feature = "w3c-propagator")]
 struct WithoutBaggage<'a>(&'a mut dyn Injector);
 
-#[cfg(feature = "w3c-propagator")]
 impl Injector for WithoutBaggage<'_> {
     fn set(&mut self, key: &str, value: String) {
         if key != BAGGAGE {
@@ -576,7 +569,6 @@ impl Propagator {
     where
         P: TextMapPropagator + Send + Sync + 'static,
     {
-        #[cfg(feature = "w3c-propagator")]
         if (&propagator as &dyn std::any::Any).is::<W3cPropagator>() {
             return Propagator::W3c;
         }
@@ -588,7 +580,6 @@ impl Propagator {
     fn effective(&self) -> Effective<'_> {
         match self {
             Propagator::Explicit(p) => Effective::Explicit(p.as_ref()),
-            #[cfg(feature = "w3c-propagator")]
             Propagator::W3c => Effective::W3c { baggage: true },
             Propagator::Global if !global_is_noop() => {
                 diagnostics::in_force(None);
@@ -598,10 +589,7 @@ impl Propagator {
                 let fallback = fallback();
                 diagnostics::in_force(Some(fallback));
                 match fallback {
-                    #[cfg(feature = "w3c-propagator")]
                     Fallback::W3c { baggage } => Effective::W3c { baggage },
-                    #[cfg(not(feature = "w3c-propagator"))]
-                    Fallback::W3c { .. } => Effective::Nothing,
                     Fallback::Nothing => Effective::Nothing,
                 }
             }
@@ -611,7 +599,6 @@ impl Propagator {
     /// The fields (carrier keys) the propagator reads and writes.
     pub(crate) fn fields(&self) -> Vec<String> {
         match self.effective() {
-            #[cfg(feature = "w3c-propagator")]
             Effective::W3c { baggage } => {
                 w3c::fields().iter().filter(|f| baggage || f.as_str() != BAGGAGE).cloned().collect()
             }
@@ -627,9 +614,7 @@ impl Propagator {
     pub(crate) fn inject(&self, cx: &Context, injector: &mut dyn Injector) {
         match self.effective() {
             // Writes no empty value by itself.
-            #[cfg(feature = "w3c-propagator")]
             Effective::W3c { baggage: true } => W3cPropagator::inject(cx, injector),
-            #[cfg(feature = "w3c-propagator")]
             Effective::W3c { baggage: false } => W3cPropagator::inject(cx, &mut WithoutBaggage(injector)),
             Effective::Global => opentelemetry::global::get_text_map_propagator(|p| {
                 p.inject_context(cx, &mut NonEmptyInjector(injector));
@@ -659,7 +644,6 @@ impl Propagator {
             p.extract_with_context(&Context::new(), &strict)
         };
         match self.effective() {
-            #[cfg(feature = "w3c-propagator")]
             Effective::W3c { baggage: with_baggage } => {
                 let strict = StrictExtractor::build(extractor, baggage && with_baggage);
                 if strict.is_empty_for_w3c() {
@@ -681,7 +665,6 @@ impl Propagator {
         &self,
         extractor: &dyn Extractor,
     ) -> Option<opentelemetry::trace::SpanContext> {
-        #[cfg(feature = "w3c-propagator")]
         if let Effective::W3c { .. } = self.effective() {
             return W3cPropagator::span_context_strict(&StrictExtractor::build(extractor, false));
         }

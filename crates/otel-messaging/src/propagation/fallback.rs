@@ -52,11 +52,6 @@ pub(super) fn fallback() -> Fallback {
     *FALLBACK.get_or_init(|| {
         let value = std::env::var("OTEL_PROPAGATORS").ok();
         let (fallback, ignored) = parse_otel_propagators(value.as_deref());
-        #[cfg(not(feature = "w3c-propagator"))]
-        let fallback = {
-            let _ = fallback;
-            Fallback::Nothing
-        };
         if !ignored.is_empty() {
             diagnostics::warn(&format!(
                 "OTEL_PROPAGATORS names {ignored:?}, which otel-messaging does not provide; ignored \

@@ -44,7 +44,6 @@ fn extraction_skips_the_propagator_when_nothing_is_there() {
 }
 
 /// The fallback without W3C Baggage writes every field but `baggage`.
-#[cfg(feature = "w3c-propagator")]
 #[test]
 fn without_baggage_drops_only_baggage() {
     use opentelemetry::propagation::Injector as _;

@@ -1,15 +1,12 @@
 //! [`W3cPropagator`]: W3C Trace Context and W3C Baggage in one propagator, with the strict
 //! validation of [`StrictExtractor`] and no formatting machinery on the hot path.
 
+use super::{BAGGAGE, StrictExtractor, TRACEPARENT, TRACESTATE, baggage};
 use opentelemetry::{
     Context,
-    baggage::BaggageExt,
     propagation::{Extractor, Injector, TextMapPropagator, text_map_propagator::FieldIter},
     trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState},
 };
-use opentelemetry_sdk::propagation::BaggagePropagator;
-
-use super::{BAGGAGE, StrictExtractor, TRACEPARENT, TRACESTATE};
 
 /// W3C Trace Context (`traceparent`, `tracestate`) and W3C Baggage (`baggage`) in one
 /// propagator: the same wire format as the OpenTelemetry SDK's
@@ -19,7 +16,7 @@ use super::{BAGGAGE, StrictExtractor, TRACEPARENT, TRACESTATE};
 /// * **Inject** writes `traceparent` as `00-{trace-id}-{parent-id}-{flags}` (lowercase hex, only
 ///   the sampled flag kept, as the SDK does), `tracestate` only when it is not empty (W3C Trace
 ///   Context §3.3: avoid an empty `tracestate`) and `baggage` only when the context has baggage
-///   (encoded by the SDK's `BaggagePropagator`). Nothing is written for a context without a valid
+///   (encoded as the SDK's `BaggagePropagator` encodes it). Nothing is written for a context without a valid
 ///   span context, except its baggage.
 /// * **Extract** applies [`StrictExtractor`]'s rules (a `traceparent` that W3C calls invalid is no
 ///   context, `tracestate` validated and bounded, `baggage` cut to the W3C limits before it is
@@ -68,8 +65,8 @@ impl W3cPropagator {
                 injector.set(TRACESTATE, state);
             }
         }
-        if !cx.baggage().is_empty() {
-            BaggagePropagator::new().inject_context(cx, injector);
+        if let Some(header) = baggage::encode(cx) {
+            injector.set(BAGGAGE, header);
         }
     }
 
@@ -80,7 +77,10 @@ impl W3cPropagator {
             Some(sc) => cx.with_remote_span_context(sc),
             None => cx.clone(),
         };
-        if strict.baggage.is_some() { BaggagePropagator::new().extract_with_context(&cx, strict) } else { cx }
+        match strict.baggage.as_deref() {
+            Some(header) => baggage::decode(&cx, header),
+            None => cx,
+        }
     }
 }
 
@@ -159,8 +159,8 @@ pub(crate) fn fields() -> &'static [String] {
 mod tests {
     use std::collections::HashMap;
 
-    use opentelemetry::{KeyValue, propagation::TextMapCompositePropagator};
-    use opentelemetry_sdk::propagation::TraceContextPropagator;
+    use opentelemetry::{KeyValue, baggage::BaggageExt, propagation::TextMapCompositePropagator};
+    use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 
     use super::*;
 
