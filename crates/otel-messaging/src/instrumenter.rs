@@ -25,7 +25,7 @@ use opentelemetry::{
 
 use crate::{
     attributes::MessagingAttributes,
-    metrics::{Instruments, Measurement, MetricKey, MetricSet},
+    metrics::{InstrumentSource, Instruments, Measurement, MetricKey, MetricSet},
     operation::OperationType,
     propagation::{Extracted, ProcessParent, Propagator, process_parent},
     semconv,
@@ -152,7 +152,7 @@ mod late {
 
 struct Inner {
     tracer: Box<dyn SpanStarter>,
-    instruments: Option<Instruments>,
+    instruments: Option<InstrumentSource>,
     propagator: Propagator,
     trust_boundary: bool,
     captured_headers: Vec<(String, Key)>,
@@ -301,8 +301,10 @@ impl MessagingInstrumenter {
     ///
     /// The tracer provider is read when used: spans started before `global::set_tracer_provider`
     /// are the no-op's, and every later one goes to the installed provider (the first real one
-    /// is kept). The meter provider is read **now**: install it (`global::set_meter_provider`)
-    /// before calling this. The propagator is read at each call
+    /// is kept). The global meter provider is read now and again at most once a second while
+    /// operations run: one installed later (`global::set_meter_provider`) receives the
+    /// measurements of operations that start from a second after its install on. The propagator
+    /// is read at each call
     /// (W3C Trace Context + Baggage while none is installed; see
     /// [`MessagingInstrumenterBuilder::with_propagator`]).
     pub fn new() -> Self {
@@ -320,9 +322,8 @@ impl MessagingInstrumenter {
     /// Copies of it follow too, so an instrumentation built before `set_global` (an `AppState`
     /// built before telemetry) uses the default set later.
     ///
-    /// The global tracer provider is read when spans start; the global meter provider when the
-    /// default is first built, so install it before the first traced call or call `set_global`
-    /// with an instrumenter built after it.
+    /// The global tracer and meter providers are read while it runs (see [`new`](Self::new)), so
+    /// telemetry installed after the first traced call is used from then on.
     pub fn global() -> &'static MessagingInstrumenter {
         GLOBAL.get_or_init(|| {
             let default = current_default();
@@ -658,16 +659,20 @@ impl MessagingInstrumenter {
         }
         // The metric attribute set, resolved once per thread and kind of operation.
         let metric_set = self.inner.instruments.as_ref().map(|instruments| {
-            instruments.resolve(&MetricKey {
-                system: view.system(),
-                operation_name: view.operation_name(),
-                operation_type,
-                destination: destination.filter(|_| !hidden),
-                template,
-                partition: partition.as_ref().map(StringValue::as_str),
-                group,
-                server,
-            })
+            let now = start.unwrap_or_else(SystemTime::now);
+            instruments.resolve(
+                &MetricKey {
+                    system: view.system(),
+                    operation_name: view.operation_name(),
+                    operation_type,
+                    destination: destination.filter(|_| !hidden),
+                    template,
+                    partition: partition.as_ref().map(StringValue::as_str),
+                    group,
+                    server,
+                },
+                now,
+            )
         });
         if let Some(enricher) = &self.inner.enricher {
             enricher.on_start(&SpanStart { view, message }, &mut attributes);
@@ -1003,7 +1008,9 @@ impl MessagingInstrumenterBuilder {
 
     /// Uses `provider` for the messaging metrics.
     ///
-    /// Defaults to the global meter provider at the time [`build`](Self::build) is called.
+    /// Defaults to the global meter provider, read when the instrumenter is built and again at
+    /// most once a second while operations run (a provider installed later is used from a
+    /// second after its install on).
     pub fn with_meter_provider<P>(mut self, provider: &P) -> Self
     where
         P: MeterProvider + ?Sized,
@@ -1111,8 +1118,10 @@ impl MessagingInstrumenterBuilder {
     pub fn build(self) -> MessagingInstrumenter {
         let tracer = self.tracer.unwrap_or_else(|| Box::new(GlobalTracer::new()));
         let instruments = if self.metrics.unwrap_or(true) {
-            let meter = self.meter.unwrap_or_else(|| opentelemetry::global::meter_with_scope(scope()));
-            Some(Instruments::new(&meter))
+            Some(match self.meter {
+                Some(meter) => InstrumentSource::Fixed(Instruments::new(&meter)),
+                None => InstrumentSource::global(scope()),
+            })
         } else {
             None
         };
@@ -1377,9 +1386,7 @@ impl Operation {
                 }
             }
         }
-        if let (Some(instruments), Some(set), Some(end)) =
-            (&self.instrumenter.instruments, &self.metric_set, end)
-        {
+        if let (Some(set), Some(end)) = (&self.metric_set, end) {
             let start = self.start.unwrap_or(end);
             let duration = end.duration_since(start).unwrap_or(Duration::ZERO).as_secs_f64();
             // A failed receive delivered nothing (semconv: consumed.messages counts "messages
@@ -1390,18 +1397,15 @@ impl Operation {
                 (None, OperationType::Receive, Some(_)) => 0,
                 (None, ..) => 1,
             };
-            instruments.record(
-                set,
-                Measurement {
-                    operation_type: self.operation_type,
-                    duration_secs: duration,
-                    messages,
-                    failed_messages: self.failed_messages.min(messages),
-                    counts_as_delivery: self.counts_as_delivery,
-                    queue_wait_secs: self.queue_wait,
-                    error_type: error.as_ref().map(|(t, _)| *t),
-                },
-            );
+            set.record(Measurement {
+                operation_type: self.operation_type,
+                duration_secs: duration,
+                messages,
+                failed_messages: self.failed_messages.min(messages),
+                counts_as_delivery: self.counts_as_delivery,
+                queue_wait_secs: self.queue_wait,
+                error_type: error.as_ref().map(|(t, _)| *t),
+            });
         }
     }
 }

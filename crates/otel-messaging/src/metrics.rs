@@ -37,6 +37,9 @@ use opentelemetry::{
 
 use crate::{operation::OperationType, semconv};
 
+mod source;
+pub(crate) use source::InstrumentSource;
+
 /// The instruments of one instrumenter.
 #[derive(Debug, Clone)]
 pub(crate) struct Instruments {
@@ -80,7 +83,8 @@ pub(crate) struct MetricKey<'a> {
 /// operation with the same [`MetricKey`]: the attribute vectors the instruments take, and (feature
 /// `bound-metrics`) the instruments bound to them.
 pub(crate) struct MetricSet {
-    instruments: u64,
+    /// The instruments its measurements go to (their `id` tells instrumenters apart).
+    instruments: Instruments,
     system: &'static str,
     operation_name: &'static str,
     operation_type: OperationType,
@@ -101,7 +105,7 @@ impl MetricSet {
     /// The cheap part of a comparison with a key: instrumenter, operation type and name. A set is
     /// `key`'s when this, its partition and [`family_matches`](Self::family_matches) agree.
     fn head_matches(&self, instruments: u64, key: &MetricKey<'_>) -> bool {
-        self.instruments == instruments
+        self.instruments.id == instruments
             && self.operation_type == key.operation_type
             && std::ptr::eq(self.operation_name, key.operation_name)
     }
@@ -120,7 +124,7 @@ impl MetricSet {
             }
     }
 
-    fn new(instruments: u64, key: &MetricKey<'_>) -> Self {
+    fn new(instruments: Instruments, key: &MetricKey<'_>) -> Self {
         let owned = |s: Option<&str>| s.map(Box::<str>::from);
         let value = |s: &str| StringValue::from(s.to_owned());
         let mut attributes = Vec::with_capacity(9);
@@ -206,14 +210,19 @@ impl Family {
 
     /// The family's set of `key` (whose family this is), built on first use; `built` counts a
     /// new one.
-    fn get(&mut self, instruments: u64, key: &MetricKey<'_>, built: &mut usize) -> Arc<MetricSet> {
+    fn get(
+        &mut self,
+        make: &dyn Fn() -> Instruments,
+        key: &MetricKey<'_>,
+        built: &mut usize,
+    ) -> Arc<MetricSet> {
         let found = match key.partition {
             None => self.unpartitioned.clone(),
             Some(partition) => self.partitions.get(partition).cloned(),
         };
         found.unwrap_or_else(|| {
             *built += 1;
-            let set = Arc::new(MetricSet::new(instruments, key));
+            let set = Arc::new(MetricSet::new(make(), key));
             self.keep(set.clone());
             set
         })
@@ -238,12 +247,12 @@ struct Cache {
 }
 
 impl Cache {
-    fn get(&mut self, instruments: u64, key: &MetricKey<'_>) -> Arc<MetricSet> {
+    fn get(&mut self, id: u64, make: &dyn Fn() -> Instruments, key: &MetricKey<'_>) -> Arc<MetricSet> {
         // A recent set of the same instrumenter and operation but another partition: its family
         // is probably the key's.
         let mut sibling = None;
         for (slot, (set, _)) in self.recent.iter().enumerate() {
-            if set.head_matches(instruments, key) {
+            if set.head_matches(id, key) {
                 if set.partition.as_deref() != key.partition {
                     sibling = sibling.or(Some(slot));
                 } else if set.family_matches(key) {
@@ -266,10 +275,10 @@ impl Cache {
                     self.next = (self.next + 1) % RECENT;
                     slot
                 };
-                (slot, self.family_of(instruments, key))
+                (slot, self.family_of(id, make, key))
             }
         };
-        let set = self.families[family].get(instruments, key, &mut self.built);
+        let set = self.families[family].get(make, key, &mut self.built);
         if slot == self.recent.len() {
             self.recent.push((set.clone(), family));
         } else {
@@ -279,16 +288,16 @@ impl Cache {
     }
 
     /// The index of `key`'s family, created (with `key`'s set built) when there is none.
-    fn family_of(&mut self, instruments: u64, key: &MetricKey<'_>) -> usize {
-        let hash = key.family_hash(instruments);
+    fn family_of(&mut self, id: u64, make: &dyn Fn() -> Instruments, key: &MetricKey<'_>) -> usize {
+        let hash = key.family_hash(id);
         if let Some(&index) = self.by_hash.get(&hash) {
             let example = &self.families[index].example;
-            if example.head_matches(instruments, key) && example.family_matches(key) {
+            if example.head_matches(id, key) && example.family_matches(key) {
                 return index;
             }
         }
         self.built += 1;
-        let family = Family::new(Arc::new(MetricSet::new(instruments, key)));
+        let family = Family::new(Arc::new(MetricSet::new(make(), key)));
         self.families.push(family);
         self.by_hash.insert(hash, self.families.len() - 1);
         self.families.len() - 1
@@ -355,18 +364,27 @@ impl Instruments {
     /// The attribute set of operations described by `key`: from this thread's cache, or built
     /// (and cached) on first use.
     pub(crate) fn resolve(&self, key: &MetricKey<'_>) -> Arc<MetricSet> {
-        SETS.try_with(|cache| Some(cache.try_borrow_mut().ok()?.get(self.id, key)))
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| Arc::new(MetricSet::new(self.id, key)))
+        cached(self.id, key, &|| self.clone())
     }
+}
 
-    /// Records one ended operation with the attribute set `set` (plus `error.type` when it
-    /// failed).
-    pub(crate) fn record(&self, set: &MetricSet, m: Measurement<'_>) {
+/// The attribute set of `key` on the instruments with id `id`: from this thread's cache, or built
+/// (and cached) on first use with the instruments `make` returns.
+fn cached(id: u64, key: &MetricKey<'_>, make: &dyn Fn() -> Instruments) -> Arc<MetricSet> {
+    SETS.try_with(|cache| Some(cache.try_borrow_mut().ok()?.get(id, make, key)))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Arc::new(MetricSet::new(make(), key)))
+}
+
+impl MetricSet {
+    /// Records one ended operation with this attribute set (plus `error.type` when it failed)
+    /// on the instruments the set was resolved with.
+    pub(crate) fn record(&self, m: Measurement<'_>) {
+        let (this, set) = (&self.instruments, self);
         #[cfg(feature = "bound-metrics")]
         if m.error_type.is_none() && m.failed_messages == 0 {
-            return bound::record(self, set, &m);
+            return bound::record(this, set, &m);
         }
         let with_error = |attributes: &[KeyValue]| {
             let mut attributes = attributes.to_vec();
@@ -380,36 +398,36 @@ impl Instruments {
                 // Delivery and queue wait happened before the handler ran: a handler failure is
                 // not theirs, so they carry no `error.type`.
                 if m.counts_as_delivery && m.messages > 0 {
-                    self.consumed_messages.add(m.messages, &set.attributes);
+                    this.consumed_messages.add(m.messages, &set.attributes);
                 }
                 if let Some(wait) = m.queue_wait_secs {
-                    self.queue_wait.record(wait, &set.attributes);
+                    this.queue_wait.record(wait, &set.attributes);
                 }
                 if m.error_type.is_some() {
-                    self.process_duration.record(m.duration_secs, &with_error(&set.attributes));
+                    this.process_duration.record(m.duration_secs, &with_error(&set.attributes));
                 } else {
-                    self.process_duration.record(m.duration_secs, &set.attributes);
+                    this.process_duration.record(m.duration_secs, &set.attributes);
                 }
             }
             op => {
                 let succeeded = if m.failed_messages > 0 { m.messages - m.failed_messages } else { 0 };
                 if op == OperationType::Send && succeeded > 0 {
-                    self.sent_messages.add(succeeded, &set.attributes);
+                    this.sent_messages.add(succeeded, &set.attributes);
                 }
                 let attrs = with_error(&set.attributes);
                 let attempted = m.messages - succeeded;
                 if op == OperationType::Send && attempted > 0 {
-                    self.sent_messages.add(attempted, &attrs);
+                    this.sent_messages.add(attempted, &attrs);
                 }
                 if op == OperationType::Receive && m.counts_as_delivery && m.messages > 0 {
-                    self.consumed_messages.add(m.messages, &attrs);
+                    this.consumed_messages.add(m.messages, &attrs);
                 }
                 if m.error_type.is_some() {
                     let mut attrs = attrs;
                     attrs.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, op.as_str()));
-                    self.operation_duration.record(m.duration_secs, &attrs);
+                    this.operation_duration.record(m.duration_secs, &attrs);
                 } else {
-                    self.operation_duration.record(m.duration_secs, &set.with_type);
+                    this.operation_duration.record(m.duration_secs, &set.with_type);
                 }
             }
         }
