@@ -186,7 +186,16 @@ async fn jetstream_publish_pull_process_ack_is_one_trace_with_the_stream_facts()
         .expect("open")
         .expect("message");
     message.process_traced_with(&tr, async { Ok::<_, std::io::Error>(()) }).await.expect("handler");
-    message.ack_kind_traced_with(&tr, async_nats::jetstream::AckKind::Ack).await.expect("ack");
+    // Acknowledged outside the handler: the settle span takes the context current when its
+    // future is first polled as parent (issue "Correct by default", point 4) and still links to
+    // the message's creation context.
+    let worker = Context::new().with_span(t.tracer("app").start("worker tick"));
+    message
+        .ack_kind_traced_with(&tr, async_nats::jetstream::AckKind::Ack)
+        .with_context(worker.clone())
+        .await
+        .expect("ack");
+    worker.span().end();
     js.delete_stream(&stream_name).await.expect("cleanup");
 
     let spans = t.spans();
@@ -204,7 +213,8 @@ async fn jetstream_publish_pull_process_ack_is_one_trace_with_the_stream_facts()
                 KeyValue::new("messaging.message.id", sequence.clone()),
                 KeyValue::new("otel_messaging.message.delivery_count", 1_i64),
             ]),
-            shape(&settle, SpanKind::Client).any_parent().links(&[&publish]).including([
+            shape("worker tick", SpanKind::Internal),
+            shape(&settle, SpanKind::Client).parent("worker tick").links(&[&publish]).including([
                 KeyValue::new("messaging.operation.type", "settle"),
                 KeyValue::new("messaging.message.id", sequence),
             ]),

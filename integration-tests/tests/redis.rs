@@ -85,7 +85,8 @@ async fn xadd_xreadgroup_process_xack_is_one_trace() {
             shape(&receive, SpanKind::Client).links(&[&send]),
             shape(&process, SpanKind::Consumer).parent(&send).links(&[&send]),
             shape("db insert", SpanKind::Internal).parent(&process),
-            shape(&ack, SpanKind::Client).parent(&process),
+            // Linked to its entry's creation context, wherever the XACK is made.
+            shape(&ack, SpanKind::Client).parent(&process).links(&[&send]),
         ],
     );
     let s = attributes(span(&spans, &send));
@@ -532,4 +533,49 @@ async fn pattern_subscriptions_name_spans_after_the_pattern() {
     let durations: Vec<_> =
         t.metrics().into_iter().filter(|m| m.name == "messaging.process.duration").collect();
     assert!(durations[0].attributes.contains(&KeyValue::new("messaging.destination.template", pattern)));
+}
+
+/// An `XACK` made outside the handler, after processing, still belongs to its entry: linked to the
+/// entry's creation context (issue "Correct by default", point 4: it was a root span with no
+/// link), with the context current when the future is first polled as its parent
+/// (`.with_context`).
+#[tokio::test]
+async fn an_xack_outside_the_handler_links_its_entry() {
+    let t = TestTelemetry::new();
+    let (client, mut conn) = connect().await;
+    let tr = tracing(&t, &client);
+    let stream = unique_name("orders");
+    group(&mut conn, &stream, "workers").await;
+    let _: String = conn.xadd_traced_with(&tr, &stream, "*", &[("order", "42")]).await.expect("xadd");
+    let _: String = conn.xadd_traced_with(&tr, &stream, "*", &[("order", "43")]).await.expect("xadd");
+    let opts = StreamReadOptions::default().group("workers", "w1").count(10);
+    let reply = conn.xread_options_traced_with(&tr, &[&stream], &[">"], &opts).await.expect("read");
+    let ids: Vec<String> = reply.keys[0].ids.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids.len(), 2);
+    for entry in &reply.keys[0].ids {
+        entry.process_traced_with(&tr, async { Ok::<_, std::io::Error>(()) }).await.expect("handler");
+    }
+    let worker = Context::new().with_span(t.tracer("app").start("worker tick"));
+    let acked = conn
+        .xack_traced_with(&tr, &stream, "workers", &ids)
+        .with_context(worker.clone())
+        .await
+        .expect("xack");
+    worker.span().end();
+    assert_eq!(acked, 2);
+    // A second XACK of the same ids links nothing more (the creation contexts were taken).
+    let again = conn.xack_traced_with(&tr, &stream, "workers", &ids[..1]).await.expect("xack");
+    assert_eq!(again, 0);
+
+    let spans = t.spans();
+    let (send, ack) = (format!("send {stream}"), format!("ack {stream}"));
+    let sends: Vec<_> = spans.iter().filter(|s| s.name == send).map(|s| s.span_context.span_id()).collect();
+    let acks: Vec<_> = spans.iter().filter(|s| s.name == ack).collect();
+    assert_eq!(acks.len(), 2, "{}", waterfall(&spans));
+    let first = acks.iter().find(|s| s.links.len() == 2).expect("the XACK of both entries links both");
+    let linked: Vec<_> = first.links.iter().map(|l| l.span_context.span_id()).collect();
+    assert_eq!(linked.iter().collect::<HashSet<_>>(), sends.iter().collect::<HashSet<_>>());
+    assert_eq!(first.parent_span_id, span(&spans, "worker tick").span_context.span_id());
+    assert_eq!(attributes(first)["messaging.batch.message_count"], Value::I64(2));
+    assert!(acks.iter().any(|s| s.links.is_empty()), "the repeated XACK has nothing to link");
 }

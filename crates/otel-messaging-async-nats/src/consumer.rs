@@ -168,22 +168,24 @@ impl JetStreamMessageExt for jetstream::Message {
             jetstream::AckKind::Progress => "progress",
             jetstream::AckKind::Next => "next",
         };
-        let view = SettleView {
-            name,
-            subject: self.subject.as_str(),
-            // Only the sequence: the settle span needs no queue wait or delivery key.
-            stream_sequence: self.info().ok().map(|info| info.stream_sequence.to_string()),
-            client: instrumentation,
-        };
-        let extractor = HeaderMapExtractor(headers(&self.message));
-        let operation = instrumentation.instrumenter.start_batch(
-            &view,
-            &otel_messaging::current_context(),
-            None,
-            [(&extractor as &dyn opentelemetry::propagation::Extractor, Vec::new())],
-        );
         let settle = self.ack_with(kind);
         async move {
+            // Started when first polled (the acknowledgement is published then), in the current
+            // context, linked to the message's creation context.
+            let view = SettleView {
+                name,
+                subject: self.subject.as_str(),
+                // Only the sequence: the settle span needs no queue wait or delivery key.
+                stream_sequence: self.info().ok().map(|info| info.stream_sequence.to_string()),
+                client: instrumentation,
+            };
+            let extractor = HeaderMapExtractor(headers(&self.message));
+            let operation = instrumentation.instrumenter.start_batch(
+                &view,
+                &otel_messaging::current_context(),
+                None,
+                [(&extractor as &dyn opentelemetry::propagation::Extractor, Vec::new())],
+            );
             let result = settle.await;
             operation.end(&result, |e| error_type(e));
             result

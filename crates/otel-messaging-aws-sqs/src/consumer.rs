@@ -140,14 +140,8 @@ impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
                         // Each message's creation context, kept by receipt handle for the link of
                         // its delete span, wherever the delete is called (issue "Correct by
                         // default", point 4).
-                        let fields = instrumentation.instrumenter.propagation_fields();
                         for (message, extractor) in messages.iter().zip(&extractors) {
-                            // Links never read baggage: it is not kept.
-                            let context: Vec<(String, String)> = fields
-                                .iter()
-                                .filter(|f| f.as_str() != "baggage")
-                                .filter_map(|f| extractor.get(f).map(|v| (f.clone(), v.to_owned())))
-                                .collect();
+                            let context = instrumentation.instrumenter.creation_context_fields(extractor);
                             if let Some(receipt) = message.receipt_handle().filter(|_| !context.is_empty()) {
                                 instrumentation.settles().put(receipt.to_owned(), context);
                             }

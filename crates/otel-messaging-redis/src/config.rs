@@ -32,6 +32,19 @@ pub struct RedisInstrumentation {
     pub(crate) handoff: Arc<Handoff<EntryFacts>>,
     /// Stream and group of entries the handoff does not know.
     default_stream: Option<EntryFacts>,
+    /// The creation-context fields of entries returned by traced reads, by stream and entry id
+    /// ([`settle_key`]), until acknowledged: what an `XACK` made anywhere links to.
+    pub(crate) settles: Arc<Handoff<Vec<(String, String)>>>,
+}
+
+/// The key of an entry in [`RedisInstrumentation::settles`]: its stream and id (an id is unique
+/// within its stream).
+pub(crate) fn settle_key(stream: &str, id: &str) -> String {
+    let mut key = String::with_capacity(stream.len() + id.len() + 1);
+    key.push_str(stream);
+    key.push('\0');
+    key.push_str(id);
+    key
 }
 
 /// Where a stream entry was read: its stream and, for `XREADGROUP`/`XAUTOCLAIM`, the group.
@@ -102,6 +115,7 @@ impl RedisInstrumentation {
             claim_delivery_counts: false,
             handoff: Arc::new(Handoff::new(HANDOFF_CAPACITY)),
             default_stream: None,
+            settles: Arc::new(Handoff::new(HANDOFF_CAPACITY)),
         })
     }
 

@@ -16,7 +16,7 @@ use redis::{
 use crate::{
     attributes::{RedisView, entry_link_attributes, entry_time, error_type},
     carrier::StreamFieldsExtractor,
-    config::{EntryFacts, RedisInstrumentation, entry_key},
+    config::{EntryFacts, RedisInstrumentation, entry_key, settle_key},
     envelope::{EnvelopeHeaders, decode},
 };
 
@@ -64,11 +64,18 @@ fn record_entries<'e>(
     view.group = group;
     view.batch = Some(count as u64);
     let group_arc: Option<Arc<str>> = group.map(Arc::from);
-    for (stream, ids) in streams.clone() {
-        let stream: Arc<str> = Arc::from(stream);
+    for (stream_name, ids) in streams.clone() {
+        let stream: Arc<str> = Arc::from(stream_name);
         for entry in ids {
             let facts = EntryFacts { stream: stream.clone(), group: group_arc.clone() };
             instrumentation.handoff.put(entry_key(entry), facts);
+            // The creation context, for the link of the entry's XACK wherever it is called
+            // (issue "Correct by default", point 4).
+            let context =
+                instrumentation.instrumenter.creation_context_fields(&StreamFieldsExtractor(&entry.map));
+            if !context.is_empty() {
+                instrumentation.settles.put(settle_key(stream_name, &entry.id), context);
+            }
         }
     }
     let entries: Vec<(StreamFieldsExtractor<'_>, &str)> = streams
@@ -331,7 +338,12 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
 
     /// `XACK key group id...` inside an `ack {stream}` settle span (CLIENT); returns the number of
     /// entries acknowledged. `messaging.batch.message_count` is set when more than one id is given,
-    /// `messaging.message.id` when one is. Uses [`RedisInstrumentation::global`].
+    /// `messaging.message.id` when one is. The span starts when the future is first polled, with
+    /// the current context as parent (the process span inside the handler; `.with_context(cx)`
+    /// works), and links to the creation context of each acknowledged entry that a traced read of
+    /// this instrumentation returned (kept for up to 10 000 unacknowledged entries), wherever the
+    /// `XACK` is made (semconv v1.44 messaging-spans.md, "Settlement spans"). Uses
+    /// [`RedisInstrumentation::global`].
     ///
     /// # Errors
     ///
@@ -357,15 +369,32 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
         group: &str,
         ids: &[ID],
     ) -> impl Future<Output = RedisResult<usize>> + Send {
-        let single_id = single_key(ids);
-        let mut view = RedisView::new(OperationType::Settle, OPERATION_ACK, Some(key), instrumentation);
-        view.group = Some(group);
-        view.batch = (ids.len() > 1).then_some(ids.len() as u64);
-        view.message_id = single_id.as_deref();
-        let operation = instrumentation.instrumenter.start(&view, &otel_messaging::current_context());
         let mut cmd = redis::cmd("XACK");
         cmd.arg(key).arg(group).arg(ids);
+        let ids: Vec<String> = ids
+            .iter()
+            .flat_map(ToRedisArgs::to_redis_args)
+            .map(|id| String::from_utf8_lossy(&id).into_owned())
+            .collect();
         async move {
+            // Started when first polled (the command is sent then), in the current context, and
+            // linked to the creation context of each entry a traced read returned.
+            let mut view = RedisView::new(OperationType::Settle, OPERATION_ACK, Some(key), instrumentation);
+            view.group = Some(group);
+            view.batch = (ids.len() > 1).then_some(ids.len() as u64);
+            view.message_id = ids.first().filter(|_| ids.len() == 1).map(String::as_str);
+            let carriers: Vec<std::collections::HashMap<String, String>> = ids
+                .iter()
+                .filter_map(|id| instrumentation.settles.take(&settle_key(key, id)))
+                .map(|fields| fields.into_iter().collect())
+                .collect();
+            let links = carriers.iter().map(|c| (c as &dyn Extractor, Vec::new()));
+            let operation = instrumentation.instrumenter.start_batch(
+                &view,
+                &otel_messaging::current_context(),
+                None,
+                links,
+            );
             let result: RedisResult<usize> = cmd.query_async(self).await;
             operation.end(&result, error_type);
             result
