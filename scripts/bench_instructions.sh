@@ -12,7 +12,7 @@ n=${OVERHEAD_N:-2000}
 variants=("$@")
 [ ${#variants[@]} -eq 0 ] && variants=(baseline floor/sampled floor/unsampled seeds/sampled ours/sampled
   ours/sampled_metrics ours/sampled_metrics_partitions ours/unsampled ours_sdk_propagator/sampled
-  ours_sdk_propagator/unsampled extract_no_context)
+  ours_sdk_propagator/unsampled ours_default/sampled ours_default/unsampled extract_no_context)
 count() { (export OVERHEAD_ONLY="$1" OVERHEAD_N="$2"; instructions "$bin"); }
 declare -A per
 for v in "${variants[@]}"; do
@@ -31,4 +31,6 @@ if [ -n "${per[baseline]:-}" ]; then
   ratio ours/sampled seeds/sampled "ours/sampled ÷ seeds/sampled" || true
   ratio ours_sdk_propagator/sampled floor/sampled "ours_sdk_propagator/sampled ÷ floor/sampled" || true
   ratio ours_sdk_propagator/unsampled floor/unsampled "ours_sdk_propagator/unsampled ÷ floor/unsampled" || true
+  ratio ours_default/sampled floor/sampled "ours_default/sampled ÷ floor/sampled" || true
+  ratio ours_default/unsampled floor/unsampled "ours_default/unsampled ÷ floor/unsampled" || true
 fi

@@ -74,6 +74,13 @@ fn instrumenter_sdk_propagator(provider: &SdkTracerProvider) -> MessagingInstrum
         .build()
 }
 
+/// The instrumenter a user gets without choosing a propagator: the global one, which in this
+/// process is opentelemetry-rust's no-op, so the W3C fallback propagates (issue "Correct by
+/// default", point 1; the global check is part of the cost).
+fn instrumenter_default_propagator(provider: &SdkTracerProvider) -> MessagingInstrumenter {
+    MessagingInstrumenter::builder().with_tracer_provider(provider).with_metrics(false).build()
+}
+
 /// The partition a view names (`None`: no partition attribute, as in most variants).
 type Partition = Option<&'static str>;
 
@@ -271,6 +278,8 @@ fn variants(setup: &Setup) -> Vec<Variant<'_>> {
         (sdk_w3c_propagator(), sdk_w3c_propagator(), sdk_w3c_propagator(), sdk_w3c_propagator());
     let (on_sdk, off_sdk) =
         (instrumenter_sdk_propagator(&setup.sampled), instrumenter_sdk_propagator(&setup.unsampled));
+    let (on_default, off_default) =
+        (instrumenter_default_propagator(&setup.sampled), instrumenter_default_propagator(&setup.unsampled));
     vec![
         ("baseline", Box::new(|| drop(black_box(headers())))),
         ("floor/sampled", Box::new(move || floor(&setup.sampled, &p1))),
@@ -297,6 +306,8 @@ fn variants(setup: &Setup) -> Vec<Variant<'_>> {
         ("ours/unsampled", Box::new(move || ours(&off))),
         ("ours_sdk_propagator/sampled", Box::new(move || ours(&on_sdk))),
         ("ours_sdk_propagator/unsampled", Box::new(move || ours(&off_sdk))),
+        ("ours_default/sampled", Box::new(move || ours(&on_default))),
+        ("ours_default/unsampled", Box::new(move || ours(&off_default))),
         (
             "extract_no_context",
             Box::new(move || {
