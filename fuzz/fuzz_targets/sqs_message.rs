@@ -88,6 +88,6 @@ fuzz_target!(|input: Input| {
                 .with_instrumenter(otel_messaging_fuzz::instrumenter(false).clone())
                 .with_queue_url("http://127.0.0.1:5000/000000000000/fuzz")
         });
-    let traced = message.clone().traced_with(instrumentation);
+    let traced = message.clone().start_process_with(instrumentation);
     assert_eq!(traced.into_inner(), message, "the handler gets the message unchanged");
 });

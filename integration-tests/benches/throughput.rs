@@ -282,8 +282,10 @@ impl Broker for Redis {
             for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
                 let id = match &tr {
                     Some(tr) => {
-                        let (entry, result) =
-                            entry.traced_with(tr).process(async |_| Ok::<_, redis::RedisError>(())).await;
+                        let (entry, result) = entry
+                            .start_process_with(tr)
+                            .process(async |_| Ok::<_, redis::RedisError>(()))
+                            .await;
                         result.expect("handler");
                         entry.id
                     }
@@ -356,8 +358,10 @@ impl Broker for Sqs {
             for message in out.messages.unwrap_or_default() {
                 let message = match &tr {
                     Some(tr) => {
-                        let (message, result) =
-                            message.traced_with(tr).process(async |_| Ok::<_, std::io::Error>(())).await;
+                        let (message, result) = message
+                            .start_process_with(tr)
+                            .process(async |_| Ok::<_, std::io::Error>(()))
+                            .await;
                         result.expect("handler");
                         message
                     }

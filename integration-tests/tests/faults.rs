@@ -86,7 +86,8 @@ async fn redis_goes_away_and_comes_back() {
     let stored: usize = direct.xlen(&stream).await.expect("xlen");
     assert_eq!((entries.len(), stored), (6, 6), "what the broker holds, all delivered");
     for entry in entries {
-        let (_, result) = entry.traced_with(&tr).process(async |_| Ok::<_, redis::RedisError>(())).await;
+        let (_, result) =
+            entry.start_process_with(&tr).process(async |_| Ok::<_, redis::RedisError>(())).await;
         result.expect("handler");
     }
     let spans = assert_spans_closed(&t, 2);
@@ -153,7 +154,8 @@ async fn sqs_goes_away_and_comes_back() {
             .await
             .expect("receive");
         for message in out.messages.unwrap_or_default() {
-            let (message, _) = message.traced_with(&tr).process(async |_| Ok::<_, std::io::Error>(())).await;
+            let (message, _) =
+                message.start_process_with(&tr).process(async |_| Ok::<_, std::io::Error>(())).await;
             bodies.push(message.body.unwrap_or_default());
         }
     }

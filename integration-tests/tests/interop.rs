@@ -234,6 +234,7 @@ async fn rust_consume(t: &TestTelemetry, broker: Broker, destination: &str) -> H
                 .expect("open")
                 .expect("delivery");
             let traceparent = delivery
+                .message()
                 .properties
                 .headers()
                 .as_ref()
@@ -269,7 +270,7 @@ async fn rust_consume(t: &TestTelemetry, broker: Broker, destination: &str) -> H
                     .as_ref()
                     .and_then(|a| MessageAttributesExtractor(a).get("traceparent").map(str::to_owned));
                 let (_, handled) =
-                    message.traced_with(&tr).process(async |_| handler(traceparent).await).await;
+                    message.start_process_with(&tr).process(async |_| handler(traceparent).await).await;
                 return handled.expect("handler");
             }
         }
@@ -285,7 +286,8 @@ async fn rust_consume(t: &TestTelemetry, broker: Broker, destination: &str) -> H
                 conn.xread_options_traced_with(&tr, &[destination], &[">"], &opts).await.expect("read");
             let entry = reply.keys.into_iter().flat_map(|k| k.ids).next().expect("an entry in time");
             let traceparent = entry.get::<String>("traceparent");
-            let (_, handled) = entry.traced_with(&tr).process(async |_| handler(traceparent).await).await;
+            let (_, handled) =
+                entry.start_process_with(&tr).process(async |_| handler(traceparent).await).await;
             handled.expect("handler")
         }
     }

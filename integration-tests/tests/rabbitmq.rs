@@ -481,7 +481,7 @@ async fn rpc_reply_lands_in_the_callers_trace() {
 
     // Client: processes the reply inside the call.
     let reply = next(&mut client).await;
-    assert_eq!(reply.properties.correlation_id().as_ref().map(|c| c.as_str()), Some("c-1"));
+    assert_eq!(reply.message().properties.correlation_id().as_ref().map(|c| c.as_str()), Some("c-1"));
     drop(reply);
     call.span().end();
 

@@ -62,7 +62,7 @@ async fn xadd_xreadgroup_process_xack_is_one_trace() {
     assert_eq!(entry.id, id);
     assert!(entry.map.contains_key("traceparent"), "context travels as an entry field");
     let (_entry, result) = entry
-        .traced_with(&tr)
+        .start_process_with(&tr)
         .process(async |e| {
             t.tracer("worker").in_span("db insert", |_| ());
             conn.clone().xack_traced_with(&tr, &stream, "workers", &[&e.id]).await
@@ -122,8 +122,8 @@ async fn link_only_policy_and_stripped_fields() {
     let _: String = conn.xadd_traced_with(&producer, &stream, "*", &[("k", "v")]).await.expect("xadd");
     let reply = conn.xread_traced_with(&producer, &[&stream], &["0"]).await.expect("read");
     let entry = reply.keys[0].ids[0].clone();
-    let traced = entry.traced_with(&consumer);
-    assert_eq!(traced.map.keys().collect::<Vec<_>>(), ["k"], "propagation fields stripped");
+    let traced = entry.start_process_with(&consumer);
+    assert_eq!(traced.message().map.keys().collect::<Vec<_>>(), ["k"], "propagation fields stripped");
     drop(traced);
     let spans = t.spans();
     let send = format!("send {stream}");
@@ -156,7 +156,8 @@ async fn two_consumers_in_a_group_process_each_entry_once_in_its_producers_trace
         let opts = StreamReadOptions::default().group("g", consumer).count(2);
         let reply = conn.xread_options_traced_with(&tr, &[&stream], &[">"], &opts).await.expect("read");
         for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
-            let (entry, ok) = entry.traced_with(&tr).process(async |_| Ok::<_, redis::RedisError>(())).await;
+            let (entry, ok) =
+                entry.start_process_with(&tr).process(async |_| Ok::<_, redis::RedisError>(())).await;
             ok.expect("handler");
             seen.push(entry.id);
         }
@@ -198,7 +199,7 @@ async fn claimed_pending_entry_continues_the_original_trace_with_delivery_count(
     let entry = reply.claimed[0].clone();
     assert_eq!(entry.id, id);
     assert_eq!(entry.delivered_count, Some(2));
-    drop(entry.traced_with(&tr));
+    drop(entry.start_process_with(&tr));
     let spans = t.spans();
     let send = format!("send {stream}");
     let process = span(&spans, &format!("process {stream}"));
@@ -249,10 +250,10 @@ async fn list_queue_with_envelope_continues_context_and_plain_payloads_pass_thro
     conn.lpush_traced_with(&tr, &list, &lookalike).await.expect("lpush");
 
     let first = conn.brpop_traced_with(&tr, &list, 5.0).await.expect("pop").expect("a message");
-    assert_eq!(first.payload, every_byte, "binary payload with every byte value round-trips");
+    assert_eq!(first.message().payload, every_byte, "binary payload with every byte value round-trips");
     drop(first);
     let second = conn.brpop_traced_with(&tr, &list, 5.0).await.expect("pop").expect("a message");
-    assert_eq!(second.payload, b"plain payload");
+    assert_eq!(second.message().payload, b"plain payload");
     drop(second);
     let dst = unique_name("processing");
     let third = conn
@@ -260,10 +261,14 @@ async fn list_queue_with_envelope_continues_context_and_plain_payloads_pass_thro
         .await
         .expect("move")
         .expect("a message");
-    assert_eq!(third.payload, b"OTM\x01\x00\x40truncated", "a malformed envelope is delivered whole");
+    assert_eq!(
+        third.message().payload,
+        b"OTM\x01\x00\x40truncated",
+        "a malformed envelope is delivered whole"
+    );
     drop(third);
     let fourth = conn.brpop_traced_with(&tr, &list, 5.0).await.expect("pop").expect("a message");
-    assert_eq!(fourth.payload, lookalike, "a look-alike payload arrives byte for byte");
+    assert_eq!(fourth.message().payload, lookalike, "a look-alike payload arrives byte for byte");
     drop(fourth);
 
     let spans = t.spans();
@@ -296,10 +301,10 @@ async fn list_messages_record_queue_wait_and_keep_a_callers_creation_context() {
     conn.lpush_traced_with(&tr, &list, &callers).await.expect("lpush");
 
     let first = conn.brpop_traced_with(&tr, &list, 5.0).await.expect("pop").expect("a message");
-    assert_eq!(first.payload, b"job");
+    assert_eq!(first.message().payload, b"job");
     drop(first);
     let second = conn.brpop_traced_with(&tr, &list, 5.0).await.expect("pop").expect("a message");
-    assert_eq!(second.payload, callers, "the caller's envelope arrives byte for byte");
+    assert_eq!(second.message().payload, callers, "the caller's envelope arrives byte for byte");
     drop(second);
 
     let spans = t.spans();
@@ -329,8 +334,8 @@ async fn pubsub_with_envelope_continues_context() {
         .await
         .expect("in time")
         .expect("a message");
-    let traced = msg.traced_with(&tr);
-    assert_eq!(traced.payload, b"hello");
+    let traced = msg.start_process_with(&tr);
+    assert_eq!(traced.message().payload, b"hello");
     drop(traced);
     let spans = t.spans();
     let send = format!("send {channel}");
@@ -454,7 +459,7 @@ async fn stripping_follows_the_propagator_and_entries_know_their_stream() {
     let reply = conn.xread_options_traced_with(&tr, &[&stream], &[">"], &opts).await.expect("read");
     let entry = reply.keys[0].ids[0].clone();
     assert!(entry.map.contains_key("b3"), "the B3 field was written: {:?}", entry.map.keys());
-    let (entry, _) = entry.traced_with(&tr).process(async |_| Ok::<_, redis::RedisError>(())).await;
+    let (entry, _) = entry.start_process_with(&tr).process(async |_| Ok::<_, redis::RedisError>(())).await;
     assert_eq!(entry.map.keys().collect::<Vec<_>>(), ["k"], "only the application's field is left");
     let spans = t.spans();
     let p = span(&spans, &format!("process {stream}"));
@@ -524,7 +529,7 @@ async fn pattern_subscriptions_name_spans_after_the_pattern() {
         .await
         .expect("in time")
         .expect("a message");
-    drop(msg.traced_with(&tr));
+    drop(msg.start_process_with(&tr));
     let spans = t.spans();
     let process = span(&spans, &format!("process {pattern}"));
     let a = attributes(process);

@@ -277,7 +277,7 @@ async fn sqs_retry_then_dead_letter_is_one_linked_trace() {
         let out = receive(from).send_traced_with(&tr).await.expect("receive");
         let message = one(out.messages).await;
         let (_, result) = message
-            .traced_with(&tr)
+            .start_process_with(&tr)
             .process(async |m| {
                 let empty = HashMap::new();
                 let failed = m.message_attributes.as_ref().unwrap_or(&empty);
@@ -294,7 +294,7 @@ async fn sqs_retry_then_dead_letter_is_one_linked_trace() {
     }
     let out = receive(&urls[2]).send_traced_with(&tr).await.expect("receive");
     let (_, result) =
-        one(out.messages).await.traced_with(&tr).process(async |_| Ok::<_, std::io::Error>(())).await;
+        one(out.messages).await.start_process_with(&tr).process(async |_| Ok::<_, std::io::Error>(())).await;
     result.expect("dead-letter handler");
 
     let spans = t.spans();
@@ -329,7 +329,7 @@ async fn redis_retry_then_dead_letter_is_one_linked_trace() {
         let reply = conn.xread_options_traced_with(&tr, &[from], &[">"], &opts).await.expect("read");
         let entry = reply.keys.into_iter().flat_map(|k| k.ids).next().expect("an entry");
         let (_, result) = entry
-            .traced_with(&tr)
+            .start_process_with(&tr)
             .process(async |e| {
                 let retry = Retry::of(&StreamFieldsExtractor(&e.map), &Context::current());
                 let mut fields = vec![("task".to_owned(), "1".to_owned())];
@@ -343,7 +343,7 @@ async fn redis_retry_then_dead_letter_is_one_linked_trace() {
     }
     let reply = conn.xread_options_traced_with(&tr, &[&streams[2]], &[">"], &opts).await.expect("read");
     let entry = reply.keys.into_iter().flat_map(|k| k.ids).next().expect("an entry");
-    let (_, result) = entry.traced_with(&tr).process(async |_| Ok::<_, std::io::Error>(())).await;
+    let (_, result) = entry.start_process_with(&tr).process(async |_| Ok::<_, std::io::Error>(())).await;
     result.expect("dead-letter handler");
 
     let spans = t.spans();

@@ -413,7 +413,7 @@ async fn redis(t: &TestTelemetry) {
             let parent = parent_of(entry.get::<String>("traceparent").as_deref());
             let payload: Vec<u8> = entry.get("payload").expect("payload");
             let (entry, result) =
-                entry.traced_with(&tr).process(async |_| Ok::<_, redis::RedisError>(())).await;
+                entry.start_process_with(&tr).process(async |_| Ok::<_, redis::RedisError>(())).await;
             result.expect("handler");
             let _: usize = conn.xack(&stream, "g", &[&entry.id]).await.expect("ack");
             ledger.consumed(id_of(&payload), parent);
@@ -510,7 +510,7 @@ async fn sqs(t: &TestTelemetry) {
                     .as_ref()
                     .and_then(|a| parent_of(MessageAttributesExtractor(a).get("traceparent")));
                 let (message, result) =
-                    message.traced_with(&tr).process(async |_| Ok::<_, std::io::Error>(())).await;
+                    message.start_process_with(&tr).process(async |_| Ok::<_, std::io::Error>(())).await;
                 result.expect("handler");
                 ledger.consumed(id_of(message.body.as_deref().unwrap_or_default().as_bytes()), parent);
                 ledger.warm_up(t);

@@ -84,7 +84,7 @@ async fn send_receive_process_delete_is_one_trace_without_asking_for_attributes(
     assert_eq!(message.md5_of_message_attributes, None);
     assert_eq!(message.attributes, None, "no system attribute was asked for");
     let (message, result) = message
-        .traced_with(&tr)
+        .start_process_with(&tr)
         .process(async |m| {
             c.delete_message()
                 .queue_url(&url)
@@ -157,7 +157,7 @@ async fn link_only_policy_gives_new_root_plus_link() {
         .send_traced_with(&tr)
         .await
         .expect("receive");
-    drop(received.messages.unwrap().pop().unwrap().traced_with(&consumer));
+    drop(received.messages.unwrap().pop().unwrap().start_process_with(&consumer));
     let spans = t.spans();
     let send = format!("send {q}");
     let process = format!("process {q}");
@@ -235,7 +235,7 @@ async fn batch_send_gives_create_spans_linked_by_a_client_send_span() {
         .await
         .expect("receive");
     for m in received.messages.unwrap() {
-        drop(m.traced_with(&tr));
+        drop(m.start_process_with(&tr));
     }
     let spans = t.spans();
     let creates: Vec<_> = spans.iter().filter(|s| s.name == format!("create {q}")).collect();
@@ -278,7 +278,7 @@ async fn aws_trace_header_alone_continues_that_trace_and_fifo_works() {
         .send_traced_with(&tr)
         .await
         .expect("receive");
-    drop(received.messages.unwrap().pop().unwrap().traced_with(&tr));
+    drop(received.messages.unwrap().pop().unwrap().start_process_with(&tr));
     let spans = t.spans();
     let process = span(&spans, &format!("process {}", name_of(&url)));
     assert_eq!(process.span_context.trace_id().to_string(), "5759e988bd862e3fe1be46a994272793");
@@ -325,7 +325,7 @@ async fn sns_notification_envelope_carries_the_context() {
         .send_traced_with(&tr)
         .await
         .expect("receive");
-    drop(received.messages.unwrap().pop().unwrap().traced_with(&tr));
+    drop(received.messages.unwrap().pop().unwrap().start_process_with(&tr));
     let spans = t.spans();
     let process = span(&spans, &format!("process {}", name_of(&url)));
     assert_eq!(process.span_context.trace_id().to_string(), &tp[3..35]);
@@ -358,8 +358,12 @@ async fn receive_returns_what_the_caller_asked_for() {
     assert_eq!(names, ["tenant"]);
     let system: Vec<_> = message.attributes.as_ref().unwrap().keys().cloned().collect();
     assert_eq!(system, [aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp]);
-    let traced = message.traced_with(&tr);
-    assert_eq!(traced.message_attributes.as_ref().unwrap().len(), 1, "the handler sees the same message");
+    let traced = message.start_process_with(&tr);
+    assert_eq!(
+        traced.message().message_attributes.as_ref().unwrap().len(),
+        1,
+        "the handler sees the same message"
+    );
     drop(traced);
     let spans = t.spans();
     let q = name_of(&url);
@@ -533,12 +537,13 @@ async fn processing_needs_no_queue_url() {
         .await
         .expect("receive");
     let message = traced.messages.unwrap().pop().unwrap();
-    let (_, result) = message.traced_with(&tr).process(async |_| Ok::<_, std::io::Error>(())).await;
+    let (_, result) = message.start_process_with(&tr).process(async |_| Ok::<_, std::io::Error>(())).await;
     result.expect("handler");
     let plain = c.receive_message().queue_url(&url).wait_time_seconds(1).send().await.expect("receive");
     let message = plain.messages.unwrap().pop().unwrap();
     let with_url = tr.clone().with_queue_url(&url);
-    let (_, result) = message.traced_with(&with_url).process(async |_| Ok::<_, std::io::Error>(())).await;
+    let (_, result) =
+        message.start_process_with(&with_url).process(async |_| Ok::<_, std::io::Error>(())).await;
     result.expect("handler");
     let spans = t.spans();
     let processes: Vec<_> = spans.iter().filter(|s| s.name == format!("process {q}")).collect();

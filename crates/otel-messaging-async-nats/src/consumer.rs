@@ -81,12 +81,12 @@ pub trait MessageExt: Sized {
     /// ([`TracedMessage::process`] runs a handler in it).
     ///
     /// Uses [`NatsInstrumentation::global`].
-    fn traced(self) -> TracedMessage<Self> {
-        self.traced_with(NatsInstrumentation::global())
+    fn start_process(self) -> TracedMessage<Self> {
+        self.start_process_with(NatsInstrumentation::global())
     }
 
-    /// [`traced`](Self::traced) with an explicit instrumentation.
-    fn traced_with(self, instrumentation: &NatsInstrumentation) -> TracedMessage<Self>;
+    /// [`start_process`](Self::start_process) with an explicit instrumentation.
+    fn start_process_with(self, instrumentation: &NatsInstrumentation) -> TracedMessage<Self>;
 }
 
 impl MessageExt for Message {
@@ -102,7 +102,7 @@ impl MessageExt for Message {
         start_process(instrumentation, self, JetStreamFacts::default()).run(handler)
     }
 
-    fn traced_with(self, instrumentation: &NatsInstrumentation) -> TracedMessage<Self> {
+    fn start_process_with(self, instrumentation: &NatsInstrumentation) -> TracedMessage<Self> {
         let operation = start_process(instrumentation, &self, JetStreamFacts::default());
         TracedMessage::new(self, operation)
     }
@@ -149,7 +149,7 @@ impl MessageExt for jetstream::Message {
         start_process(instrumentation, &self.message, JetStreamFacts::of(self)).run(handler)
     }
 
-    fn traced_with(self, instrumentation: &NatsInstrumentation) -> TracedMessage<Self> {
+    fn start_process_with(self, instrumentation: &NatsInstrumentation) -> TracedMessage<Self> {
         let operation = start_process(instrumentation, &self.message, JetStreamFacts::of(&self));
         TracedMessage::new(self, operation)
     }
@@ -219,7 +219,7 @@ impl Stream for TracedSubscriber {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.project();
         match this.inner.poll_next(cx) {
-            Poll::Ready(Some(message)) => Poll::Ready(Some(message.traced_with(this.instrumentation))),
+            Poll::Ready(Some(message)) => Poll::Ready(Some(message.start_process_with(this.instrumentation))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }

@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     for message in received.messages.unwrap_or_default() {
         let (_m, result) = message
-            .traced_with(&tracing)
+            .start_process_with(&tracing)
             .process(async |m| anyhow::Ok(m.body().unwrap_or_default().len()))
             .await;
         result?;

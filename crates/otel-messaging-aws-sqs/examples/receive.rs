@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
         }
         for message in messages {
             let (_message, result) = message
-                .traced_with(&tracing)
+                .start_process_with(&tracing)
                 .process(async |m| {
                     global::tracer("worker")
                         .in_span("handle order", |_| println!("handling {}", m.body().unwrap_or_default()));

@@ -64,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
         let out = receive.send_traced().await?;
         let message = out.messages.unwrap_or_default().into_iter().next().expect("a message");
         let (message, result) = message
-            .traced()
+            .start_process()
             .process(async |m| {
                 let Some(to) = to else { return Ok(()) };
                 // Failed: re-send to the next queue with the lineage, from inside the handler.

@@ -311,12 +311,12 @@ pub trait MessageExt: Sized {
     /// Starts the `process {queue}` CONSUMER span of this message now and hands the message over
     /// with it as a [`TracedMessage`] (run the handler with `.process(async |m| ..)`). Uses
     /// [`SqsInstrumentation::global`].
-    fn traced(self) -> TracedMessage<Message> {
-        self.traced_with(SqsInstrumentation::global())
+    fn start_process(self) -> TracedMessage<Message> {
+        self.start_process_with(SqsInstrumentation::global())
     }
 
-    /// [`traced`](Self::traced) with an explicit [`SqsInstrumentation`].
-    fn traced_with(self, instrumentation: &SqsInstrumentation) -> TracedMessage<Message>;
+    /// [`start_process`](Self::start_process) with an explicit [`SqsInstrumentation`].
+    fn start_process_with(self, instrumentation: &SqsInstrumentation) -> TracedMessage<Message>;
 }
 
 impl MessageExt for Message {
@@ -332,7 +332,7 @@ impl MessageExt for Message {
         start_process(instrumentation, self).run(handler)
     }
 
-    fn traced_with(self, instrumentation: &SqsInstrumentation) -> TracedMessage<Message> {
+    fn start_process_with(self, instrumentation: &SqsInstrumentation) -> TracedMessage<Message> {
         let operation = start_process(instrumentation, &self);
         TracedMessage::new(self, operation)
     }

@@ -16,8 +16,13 @@ pub use consumer::{
     DeleteMessageBatchFluentBuilderExt, DeleteMessageFluentBuilderExt, MessageExt, OPERATION_DELETE,
     OPERATION_PROCESS, OPERATION_RECEIVE, ReceiveMessageFluentBuilderExt,
 };
-pub use otel_messaging::TracedMessage;
+// What a user of this crate configures, reachable without a second dependency (the process-parent
+// policy, the instrumenter and its builder, the enricher).
 pub use otel_messaging::semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT;
+pub use otel_messaging::{
+    MessagingInstrumenter, MessagingInstrumenterBuilder, ProcessParent, SetGlobalError, SpanEnricher,
+    SpanStart, TracedMessage,
+};
 pub use producer::{
     OPERATION_CREATE, OPERATION_SEND, SendMessageBatchFluentBuilderExt, SendMessageFluentBuilderExt,
 };

@@ -122,15 +122,15 @@ pub trait DeliveryExt {
     /// Starts the `process` CONSUMER span of this delivery now (as
     /// [`process_traced`](Self::process_traced) names it) and returns the delivery with it; run
     /// the handler with [`TracedMessage::process`]. Uses [`AmqpInstrumentation::global`].
-    fn traced(self) -> TracedMessage<Delivery>
+    fn start_process(self) -> TracedMessage<Delivery>
     where
         Self: Sized,
     {
-        self.traced_with(AmqpInstrumentation::global())
+        self.start_process_with(AmqpInstrumentation::global())
     }
 
-    /// [`traced`](Self::traced) with an explicit [`AmqpInstrumentation`].
-    fn traced_with(self, instrumentation: &AmqpInstrumentation) -> TracedMessage<Delivery>
+    /// [`start_process`](Self::start_process) with an explicit [`AmqpInstrumentation`].
+    fn start_process_with(self, instrumentation: &AmqpInstrumentation) -> TracedMessage<Delivery>
     where
         Self: Sized;
 
@@ -217,7 +217,7 @@ impl DeliveryExt for Delivery {
         start_process(instrumentation, self, None).run(handler)
     }
 
-    fn traced_with(self, instrumentation: &AmqpInstrumentation) -> TracedMessage<Delivery> {
+    fn start_process_with(self, instrumentation: &AmqpInstrumentation) -> TracedMessage<Delivery> {
         let operation = start_process(instrumentation, &self, None);
         TracedMessage::new(self, operation)
     }

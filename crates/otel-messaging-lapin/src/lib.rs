@@ -16,6 +16,11 @@ pub use attributes::{
 pub use carrier::{FieldTableExtractor, FieldTableInjector};
 pub use config::AmqpInstrumentation;
 pub use consumer::{ConsumerExt, DeliveryExt, TracedConsumer};
-pub use otel_messaging::TracedMessage;
+// What a user of this crate configures, reachable without a second dependency (the process-parent
+// policy, the instrumenter and its builder, the enricher).
 pub use otel_messaging::semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT;
+pub use otel_messaging::{
+    MessagingInstrumenter, MessagingInstrumenterBuilder, ProcessParent, SetGlobalError, SpanEnricher,
+    SpanStart, TracedMessage,
+};
 pub use producer::{ChannelExt, TracedPublisherConfirm};

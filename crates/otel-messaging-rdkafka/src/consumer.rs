@@ -145,15 +145,35 @@ pub trait MessageExt: KafkaMessage {
     /// with it; run the handler with [`TracedMessage::process`], or use
     /// [`TracedMessage::context`] as the parent of your own spans. Uses
     /// [`KafkaInstrumentation::global`].
-    fn traced(self) -> TracedMessage<Self>
+    ///
+    /// ```no_run
+    /// # use otel_messaging_rdkafka::MessageExt as _;
+    /// # use rdkafka::Message as _;
+    /// # async fn f(message: rdkafka::message::OwnedMessage) {
+    /// let (message, result) =
+    ///     message.start_process().process(async |m| Ok::<_, std::io::Error>(m.offset())).await;
+    /// # }
+    /// ```
+    ///
+    /// What it returns is not the message: a second process span for it does not compile.
+    ///
+    /// ```compile_fail
+    /// # use otel_messaging_rdkafka::MessageExt as _;
+    /// # use rdkafka::Message as _;
+    /// # async fn f(message: rdkafka::message::OwnedMessage) {
+    /// let started = message.start_process();
+    /// started.process_traced(async { Ok::<_, std::io::Error>(()) }).await; // no such method
+    /// # }
+    /// ```
+    fn start_process(self) -> TracedMessage<Self>
     where
         Self: Sized,
     {
-        self.traced_with(KafkaInstrumentation::global())
+        self.start_process_with(KafkaInstrumentation::global())
     }
 
-    /// [`traced`](Self::traced) with an explicit [`KafkaInstrumentation`].
-    fn traced_with(self, instrumentation: &KafkaInstrumentation) -> TracedMessage<Self>
+    /// [`start_process`](Self::start_process) with an explicit [`KafkaInstrumentation`].
+    fn start_process_with(self, instrumentation: &KafkaInstrumentation) -> TracedMessage<Self>
     where
         Self: Sized,
     {

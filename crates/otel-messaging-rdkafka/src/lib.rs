@@ -55,6 +55,11 @@ pub use carrier::raw_headers;
 pub use carrier::{HeadersExtractor, HeadersInjector, MAX_HEADERS_READ, RawHeaders};
 pub use config::{DEFAULT_MESSAGE_MAX_BYTES, KafkaInstrumentation};
 pub use consumer::{ConsumerExt, KafkaMessage, MessageExt, StreamConsumerExt, TracedStream};
-pub use otel_messaging::TracedMessage;
+// What a user of this crate configures, reachable without a second dependency (the process-parent
+// policy, the instrumenter and its builder, the enricher).
+pub use otel_messaging::{
+    MessagingInstrumenter, MessagingInstrumenterBuilder, ProcessParent, SetGlobalError, SpanEnricher,
+    SpanStart, TracedMessage,
+};
 pub use producer::{BaseProducerExt, FutureProducerExt, TracedDelivery, TracingProducerContext};
 pub use statistics::{KafkaStatistics, StatisticsContext};

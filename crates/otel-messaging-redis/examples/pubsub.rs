@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
         .context("no message in 5 s")?
         .context("subscription closed")?;
     let (event, result) = message
-        .traced_with(&tracing)
+        .start_process_with(&tracing)
         .process(async |m| {
             println!("event on {}: {}", m.source, String::from_utf8_lossy(&m.payload));
             anyhow::Ok(())

@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
         let reply = conn.xread_options_traced(&[from], &[">"], &options).await?;
         let entry = reply.keys.into_iter().flat_map(|k| k.ids).next().expect("an entry");
         let (entry, result) = entry
-            .traced()
+            .start_process()
             .process(async |e| {
                 let Some(to) = to else { return Ok(()) };
                 // Failed: re-add to the next stream with the lineage, from inside the handler.

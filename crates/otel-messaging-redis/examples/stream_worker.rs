@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     for key in reply.keys {
         for entry in key.ids {
             let (_entry, result) = entry
-                .traced_with(&tracing)
+                .start_process_with(&tracing)
                 .process(async |e| {
                     global::tracer("worker").in_span("handle order", |_| println!("handling {}", e.id));
                     conn.clone().xack_traced_with(&tracing, &key.key, "workers", &[&e.id]).await

@@ -414,15 +414,15 @@ pub trait StreamEntryExt: Sized {
     /// `otel_messaging.message.delivery_count` from `delivered_count` when known (claimed entries).
     /// With [`RedisInstrumentation::with_strip_fields`] the propagation fields are removed from
     /// the entry after they were read. Uses [`RedisInstrumentation::global`].
-    fn traced(self) -> TracedMessage<StreamId> {
-        self.traced_with(RedisInstrumentation::global())
+    fn start_process(self) -> TracedMessage<StreamId> {
+        self.start_process_with(RedisInstrumentation::global())
     }
 
-    /// [`traced`](Self::traced) with an explicit instrumentation.
-    fn traced_with(self, instrumentation: &RedisInstrumentation) -> TracedMessage<StreamId>;
+    /// [`start_process`](Self::start_process) with an explicit instrumentation.
+    fn start_process_with(self, instrumentation: &RedisInstrumentation) -> TracedMessage<StreamId>;
 
     /// Runs `handler` inside this entry's `process {stream}` CONSUMER span (see
-    /// [`traced`](Self::traced); the entry is only read, so `with_strip_fields` does not apply)
+    /// [`start_process`](Self::start_process); the entry is only read, so `with_strip_fields` does not apply)
     /// and returns the handler's result unchanged. Uses [`RedisInstrumentation::global`].
     ///
     /// # Errors
@@ -484,7 +484,7 @@ impl StreamEntryExt for StreamId {
         start_entry_process(instrumentation, self).run(handler)
     }
 
-    fn traced_with(mut self, instrumentation: &RedisInstrumentation) -> TracedMessage<StreamId> {
+    fn start_process_with(mut self, instrumentation: &RedisInstrumentation) -> TracedMessage<StreamId> {
         let operation = start_entry_process(instrumentation, &self);
         if instrumentation.strip_fields() {
             let fields = instrumentation.instrumenter.propagation_fields();
@@ -660,16 +660,16 @@ pub trait MsgExt {
     /// through a `PSUBSCRIBE` pattern records the pattern as `messaging.destination.template`
     /// and is named `process {pattern}`. Uses
     /// [`RedisInstrumentation::global`].
-    fn traced(&self) -> TracedMessage<QueueMessage> {
-        self.traced_with(RedisInstrumentation::global())
+    fn start_process(&self) -> TracedMessage<QueueMessage> {
+        self.start_process_with(RedisInstrumentation::global())
     }
 
-    /// [`traced`](Self::traced) with an explicit instrumentation.
-    fn traced_with(&self, instrumentation: &RedisInstrumentation) -> TracedMessage<QueueMessage>;
+    /// [`start_process`](Self::start_process) with an explicit instrumentation.
+    fn start_process_with(&self, instrumentation: &RedisInstrumentation) -> TracedMessage<QueueMessage>;
 }
 
 impl MsgExt for redis::Msg {
-    fn traced_with(&self, instrumentation: &RedisInstrumentation) -> TracedMessage<QueueMessage> {
+    fn start_process_with(&self, instrumentation: &RedisInstrumentation) -> TracedMessage<QueueMessage> {
         // A message of a PSUBSCRIBE pattern: the pattern is the low-cardinality template (semconv
         // `messaging.destination.template`, Conditionally Required "if available"), used for the span
         // name and the metrics instead of the channel.

@@ -15,6 +15,11 @@ pub use consumer::{
     MsgExt, OPERATION_ACK, OPERATION_CLAIM, OPERATION_PROCESS, OPERATION_RECEIVE, QueueConsumerExt,
     QueueMessage, StreamEntryExt, StreamsConsumerExt,
 };
-pub use otel_messaging::TracedMessage;
+// What a user of this crate configures, reachable without a second dependency (the process-parent
+// policy, the instrumenter and its builder, the enricher).
 pub use otel_messaging::semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT;
+pub use otel_messaging::{
+    MessagingInstrumenter, MessagingInstrumenterBuilder, ProcessParent, SetGlobalError, SpanEnricher,
+    SpanStart, TracedMessage,
+};
 pub use producer::{OPERATION_SEND, QueueExt, StreamsExt};

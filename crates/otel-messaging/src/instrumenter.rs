@@ -10,7 +10,6 @@ use std::{
     borrow::Cow,
     fmt,
     future::Future,
-    ops::Deref,
     sync::{Arc, OnceLock},
     time::{Duration, SystemTime},
 };
@@ -1490,12 +1489,16 @@ fn bounded_description(description: &dyn fmt::Display) -> String {
 }
 
 /// A message handed to the application together with its running process span (`process
-/// {destination}`), as the broker crates' stream adapters yield it.
+/// {destination}`), as the broker crates' stream adapters and `start_process()` give it.
 ///
-/// Dereferences to the message. Run the handler with [`process`](Self::process) (ends the span
-/// with the handler's result), or use [`context`](Self::context) as the parent of your own spans;
-/// dropping it ends the span.
+/// Run the handler with [`process`](Self::process): it receives the message as its argument,
+/// runs inside the span, and its result ends the span. [`message`](Self::message) reads the
+/// message and [`context`](Self::context) is the span's context for work of your own; dropping it
+/// (or [`into_inner`](Self::into_inner)) ends the span. It does not dereference to the message, so
+/// that a second `process_traced` on it — a second process span for one message — does not
+/// compile.
 #[derive(Debug)]
+#[must_use = "the process span runs until this is processed or dropped: call .process(handler)"]
 pub struct TracedMessage<M> {
     message: M,
     operation: Operation,
@@ -1535,14 +1538,6 @@ impl<M> TracedMessage<M> {
     /// Ends the process span and returns the message.
     pub fn into_inner(self) -> M {
         self.message
-    }
-}
-
-impl<M> Deref for TracedMessage<M> {
-    type Target = M;
-
-    fn deref(&self) -> &M {
-        &self.message
     }
 }
 
