@@ -45,7 +45,7 @@ fn start_process(
 /// [`jetstream::Message`], whose process span also gets its JetStream facts (stream sequence,
 /// delivery count, queue wait from its timestamp). Settling a JetStream message is
 /// [`JetStreamMessageExt`].
-pub trait MessageExt: Sized {
+pub trait MessageExt: Sized + crate::sealed::Sealed<crate::sealed::MessageExt> {
     /// Runs `handler` inside a `process {subject}` CONSUMER span (current context while it runs);
     /// the span ends with the handler (status and `error.type` from its error).
     ///
@@ -89,6 +89,7 @@ pub trait MessageExt: Sized {
     fn start_process_with(self, instrumentation: &NatsInstrumentation) -> TracedMessage<Self>;
 }
 
+impl crate::sealed::Sealed<crate::sealed::MessageExt> for Message {}
 impl MessageExt for Message {
     fn process_traced_with<F, T, E>(
         &self,
@@ -109,7 +110,7 @@ impl MessageExt for Message {
 }
 
 /// Traced settling of a JetStream [`jetstream::Message`] (its processing is [`MessageExt`]).
-pub trait JetStreamMessageExt: Sized {
+pub trait JetStreamMessageExt: Sized + crate::sealed::Sealed<crate::sealed::JetStreamMessageExt> {
     /// Acknowledges like `message.ack()`, inside an `ack {subject}` settle span (CLIENT) linked
     /// to the message's creation context.
     ///
@@ -136,6 +137,7 @@ pub trait JetStreamMessageExt: Sized {
     ) -> impl Future<Output = Result<(), async_nats::Error>>;
 }
 
+impl crate::sealed::Sealed<crate::sealed::MessageExt> for jetstream::Message {}
 impl MessageExt for jetstream::Message {
     fn process_traced_with<F, T, E>(
         &self,
@@ -155,6 +157,7 @@ impl MessageExt for jetstream::Message {
     }
 }
 
+impl crate::sealed::Sealed<crate::sealed::JetStreamMessageExt> for jetstream::Message {}
 impl JetStreamMessageExt for jetstream::Message {
     fn ack_kind_traced_with(
         &self,
@@ -231,7 +234,7 @@ impl Stream for TracedSubscriber {
 }
 
 /// A traced stream over a core NATS [`Subscriber`].
-pub trait SubscriberExt {
+pub trait SubscriberExt: crate::sealed::Sealed<crate::sealed::SubscriberExt> {
     /// Turns the subscription into a stream of [`TracedMessage`]s, each with its
     /// `process {subject}` span started when it arrives.
     ///
@@ -243,6 +246,7 @@ pub trait SubscriberExt {
     fn stream_traced_with(self, instrumentation: &NatsInstrumentation) -> TracedSubscriber;
 }
 
+impl crate::sealed::Sealed<crate::sealed::SubscriberExt> for Subscriber {}
 impl SubscriberExt for Subscriber {
     fn stream_traced(self) -> TracedSubscriber {
         self.stream_traced_with(NatsInstrumentation::global())
@@ -254,7 +258,7 @@ impl SubscriberExt for Subscriber {
 }
 
 /// Traced fetches on a JetStream pull consumer.
-pub trait PullConsumerExt {
+pub trait PullConsumerExt: crate::sealed::Sealed<crate::sealed::PullConsumerExt> {
     /// Fetches up to `max` messages like `consumer.fetch().max_messages(max).messages()` and
     /// **appends** them to `batch` as they arrive (nothing already in it is touched); returns how
     /// many were appended. One `receive {stream}` CLIENT span covers the call: it starts at the
@@ -311,6 +315,10 @@ pub trait PullConsumerExt {
     ) -> impl Future<Output = Result<usize, async_nats::Error>>;
 }
 
+impl crate::sealed::Sealed<crate::sealed::PullConsumerExt>
+    for jetstream::consumer::Consumer<jetstream::consumer::pull::Config>
+{
+}
 impl PullConsumerExt for jetstream::consumer::Consumer<jetstream::consumer::pull::Config> {
     async fn fetch_traced_with(
         &self,

@@ -89,7 +89,7 @@ fn end<T, E: std::fmt::Debug + std::fmt::Display>(operation: Operation, result: 
 }
 
 /// Traced publishes and requests on a core NATS [`Client`].
-pub trait ClientExt {
+pub trait ClientExt: crate::sealed::Sealed<crate::sealed::ClientExt> {
     /// Publishes like `client.publish(subject, payload)`, inside a `publish {subject}` PRODUCER
     /// span whose context travels in the message headers. Core NATS has no acknowledgement: the
     /// span ends when the client has taken the message.
@@ -175,6 +175,7 @@ pub trait ClientExt {
     ) -> impl Future<Output = Result<Message, RequestError>> + Send;
 }
 
+impl crate::sealed::Sealed<crate::sealed::ClientExt> for Client {}
 impl ClientExt for Client {
     fn publish_traced<S: ToSubject + Send>(
         &self,
@@ -278,7 +279,7 @@ impl IntoFuture for TracedPublishAck {
 }
 
 /// Traced publishes on a JetStream [`jetstream::Context`].
-pub trait JetStreamExt {
+pub trait JetStreamExt: crate::sealed::Sealed<crate::sealed::JetStreamExt> {
     /// Publishes like `context.publish(subject, payload)` inside a `publish {subject}` PRODUCER
     /// span; await the returned [`TracedPublishAck`] for the PubAck, which ends the span.
     ///
@@ -337,6 +338,7 @@ pub trait JetStreamExt {
     ) -> impl Future<Output = Result<TracedPublishAck, JetStreamPublishError>> + Send;
 }
 
+impl crate::sealed::Sealed<crate::sealed::JetStreamExt> for jetstream::Context {}
 impl JetStreamExt for jetstream::Context {
     fn publish_traced<S: ToSubject + Send>(
         &self,

@@ -43,7 +43,9 @@ const SYSTEM_ATTRIBUTES: [MessageSystemAttributeName; 3] = [
 ];
 
 /// Traced `ReceiveMessage`.
-pub trait ReceiveMessageFluentBuilderExt: Sized {
+pub trait ReceiveMessageFluentBuilderExt:
+    Sized + crate::sealed::Sealed<crate::sealed::ReceiveMessageFluentBuilderExt>
+{
     /// Receives like `.send()`, after adding the propagator's fields to `MessageAttributeNames` and
     /// `SentTimestamp`, `ApproximateReceiveCount`, `AWSTraceHeader` to the system attribute names —
     /// merged with what was asked (`All` is kept as is) — so a receive can never lose the context
@@ -82,6 +84,7 @@ pub trait ReceiveMessageFluentBuilderExt: Sized {
     ) -> impl Future<Output = Result<ReceiveMessageOutput, SdkError<ReceiveMessageError, HttpResponse>>> + Send;
 }
 
+impl crate::sealed::Sealed<crate::sealed::ReceiveMessageFluentBuilderExt> for ReceiveMessageFluentBuilder {}
 impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
     fn send_traced_with(
         self,
@@ -279,7 +282,7 @@ fn start_process(instrumentation: &SqsInstrumentation, message: &Message) -> ote
 /// header yourself). Parent and links follow the instrumenter's policy with the current context as
 /// ambient. Queue wait from `SentTimestamp`; `ApproximateReceiveCount` recorded as
 /// `otel_messaging.message.delivery_count`.
-pub trait MessageExt: Sized {
+pub trait MessageExt: Sized + crate::sealed::Sealed<crate::sealed::MessageExt> {
     /// Runs `handler` inside this message's `process {queue}` CONSUMER span and returns its
     /// result unchanged. Uses [`SqsInstrumentation::global`].
     ///
@@ -319,6 +322,7 @@ pub trait MessageExt: Sized {
     fn start_process_with(self, instrumentation: &SqsInstrumentation) -> TracedMessage<Message>;
 }
 
+impl crate::sealed::Sealed<crate::sealed::MessageExt> for Message {}
 impl MessageExt for Message {
     fn process_traced_with<F, T, E>(
         &self,
@@ -339,7 +343,9 @@ impl MessageExt for Message {
 }
 
 /// Traced `DeleteMessage` (settle).
-pub trait DeleteMessageFluentBuilderExt: Sized {
+pub trait DeleteMessageFluentBuilderExt:
+    Sized + crate::sealed::Sealed<crate::sealed::DeleteMessageFluentBuilderExt>
+{
     /// Deletes like `.send()`, inside a `delete {queue}` settle span (CLIENT; parent: the current
     /// context when the future is first polled, e.g. the process span when called in the
     /// handler), linked to the message's creation context when a traced receive returned it
@@ -369,6 +375,7 @@ pub trait DeleteMessageFluentBuilderExt: Sized {
     ) -> impl Future<Output = Result<DeleteMessageOutput, SdkError<DeleteMessageError, HttpResponse>>> + Send;
 }
 
+impl crate::sealed::Sealed<crate::sealed::DeleteMessageFluentBuilderExt> for DeleteMessageFluentBuilder {}
 impl DeleteMessageFluentBuilderExt for DeleteMessageFluentBuilder {
     #[allow(clippy::manual_async_fn)] // `impl Future + Send` as the trait declares
     fn send_traced_with(
@@ -395,7 +402,9 @@ impl DeleteMessageFluentBuilderExt for DeleteMessageFluentBuilder {
 }
 
 /// Traced `DeleteMessageBatch` (settle).
-pub trait DeleteMessageBatchFluentBuilderExt: Sized {
+pub trait DeleteMessageBatchFluentBuilderExt:
+    Sized + crate::sealed::Sealed<crate::sealed::DeleteMessageBatchFluentBuilderExt>
+{
     /// Deletes like `.send()`, inside a `delete {queue}` settle span with
     /// `messaging.batch.message_count`, linked to the creation context of each entry's message
     /// that a traced receive returned.
@@ -426,6 +435,10 @@ pub trait DeleteMessageBatchFluentBuilderExt: Sized {
     > + Send;
 }
 
+impl crate::sealed::Sealed<crate::sealed::DeleteMessageBatchFluentBuilderExt>
+    for DeleteMessageBatchFluentBuilder
+{
+}
 impl DeleteMessageBatchFluentBuilderExt for DeleteMessageBatchFluentBuilder {
     #[allow(clippy::manual_async_fn)] // `impl Future + Send` as the trait declares
     fn send_traced_with(

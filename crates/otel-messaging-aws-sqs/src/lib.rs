@@ -26,3 +26,22 @@ pub use otel_messaging::{
 pub use producer::{
     OPERATION_CREATE, OPERATION_SEND, SendMessageBatchFluentBuilderExt, SendMessageFluentBuilderExt,
 };
+
+/// Seals the extension traits: each is implemented in this crate for the client types it
+/// instruments, and nowhere else, so methods can be added to them without a breaking change.
+/// `Sealed<M>` is implemented for exactly the types that implement the trait `M` names.
+mod sealed {
+    pub trait Sealed<Marker> {}
+    #[derive(Debug)]
+    pub enum DeleteMessageBatchFluentBuilderExt {}
+    #[derive(Debug)]
+    pub enum DeleteMessageFluentBuilderExt {}
+    #[derive(Debug)]
+    pub enum MessageExt {}
+    #[derive(Debug)]
+    pub enum ReceiveMessageFluentBuilderExt {}
+    #[derive(Debug)]
+    pub enum SendMessageBatchFluentBuilderExt {}
+    #[derive(Debug)]
+    pub enum SendMessageFluentBuilderExt {}
+}

@@ -69,7 +69,9 @@ fn budget(native: usize, limit: usize) -> usize {
 }
 
 /// Traced `SendMessage`.
-pub trait SendMessageFluentBuilderExt: Sized {
+pub trait SendMessageFluentBuilderExt:
+    Sized + crate::sealed::Sealed<crate::sealed::SendMessageFluentBuilderExt>
+{
     /// Sends like `.send()`, inside a `send {queue}` PRODUCER span (parent: [`otel_messaging::current_context`]
     /// when the future is first polled) whose context is written into the message attributes (a user-provided creation
     /// context is kept). `messaging.message.id` and `aws.request_id` come from the response. Uses
@@ -96,6 +98,7 @@ pub trait SendMessageFluentBuilderExt: Sized {
     ) -> impl Future<Output = Result<SendMessageOutput, SdkError<SendMessageError, HttpResponse>>> + Send;
 }
 
+impl crate::sealed::Sealed<crate::sealed::SendMessageFluentBuilderExt> for SendMessageFluentBuilder {}
 impl SendMessageFluentBuilderExt for SendMessageFluentBuilder {
     #[allow(clippy::manual_async_fn)] // `impl Future + Send` as the trait declares
     fn send_traced_with(
@@ -166,7 +169,9 @@ pub(crate) fn end_partial<'a>(
 }
 
 /// Traced `SendMessageBatch`.
-pub trait SendMessageBatchFluentBuilderExt: Sized {
+pub trait SendMessageBatchFluentBuilderExt:
+    Sized + crate::sealed::Sealed<crate::sealed::SendMessageBatchFluentBuilderExt>
+{
     /// Sends like `.send()`: per-entry `create {queue}` PRODUCER spans (unless turned off with
     /// [`SqsInstrumentation::with_create_spans`]) and a `send {queue}` span with
     /// `messaging.batch.message_count` linking every entry's creation context. Entries that already
@@ -196,6 +201,10 @@ pub trait SendMessageBatchFluentBuilderExt: Sized {
     ) -> impl Future<Output = Result<SendMessageBatchOutput, SdkError<SendMessageBatchError, HttpResponse>>> + Send;
 }
 
+impl crate::sealed::Sealed<crate::sealed::SendMessageBatchFluentBuilderExt>
+    for SendMessageBatchFluentBuilder
+{
+}
 impl SendMessageBatchFluentBuilderExt for SendMessageBatchFluentBuilder {
     #[allow(clippy::manual_async_fn)] // `impl Future + Send` as the trait declares
     fn send_traced_with(

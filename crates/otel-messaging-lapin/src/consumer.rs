@@ -85,7 +85,7 @@ where
 }
 
 /// Traced processing and settling of a lapin [`Delivery`].
-pub trait DeliveryExt {
+pub trait DeliveryExt: crate::sealed::Sealed<crate::sealed::DeliveryExt> {
     /// Runs `handler` inside a `process {exchange}:{routing key}:{queue}` CONSUMER span and
     /// returns its result unchanged. The creation context comes from the `headers` property;
     /// parent and links follow the instrumenter's policy with the current context as the ambient
@@ -204,6 +204,7 @@ pub trait DeliveryExt {
     ) -> impl Future<Output = Result<bool>>;
 }
 
+impl crate::sealed::Sealed<crate::sealed::DeliveryExt> for Delivery {}
 impl DeliveryExt for Delivery {
     fn process_traced_with<F, T, E>(
         &self,
@@ -283,7 +284,7 @@ impl Stream for TracedConsumer {
 }
 
 /// The stream adapter over a lapin [`Consumer`].
-pub trait ConsumerExt: Sized {
+pub trait ConsumerExt: Sized + crate::sealed::Sealed<crate::sealed::ConsumerExt> {
     /// Wraps the consumer (a push consumer: `basic.consume`, so no receive span): each delivery
     /// comes with its `process {exchange}:{routing key}:{queue}` span already started
     /// (`amq.gen-*` server-named queues are anonymous and never enter span names), and its
@@ -297,6 +298,7 @@ pub trait ConsumerExt: Sized {
     fn stream_traced_with(self, instrumentation: &AmqpInstrumentation) -> TracedConsumer;
 }
 
+impl crate::sealed::Sealed<crate::sealed::ConsumerExt> for Consumer {}
 impl ConsumerExt for Consumer {
     fn stream_traced_with(self, instrumentation: &AmqpInstrumentation) -> TracedConsumer {
         let queue = self.queue().as_str().to_owned();

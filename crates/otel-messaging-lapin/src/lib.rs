@@ -24,3 +24,16 @@ pub use otel_messaging::{
     SpanStart, TracedMessage,
 };
 pub use producer::{ChannelExt, TracedPublisherConfirm};
+
+/// Seals the extension traits: each is implemented in this crate for the client types it
+/// instruments, and nowhere else, so methods can be added to them without a breaking change.
+/// `Sealed<M>` is implemented for exactly the types that implement the trait `M` names.
+mod sealed {
+    pub trait Sealed<Marker> {}
+    #[derive(Debug)]
+    pub enum ChannelExt {}
+    #[derive(Debug)]
+    pub enum ConsumerExt {}
+    #[derive(Debug)]
+    pub enum DeliveryExt {}
+}

@@ -112,7 +112,7 @@ fn fit_frame(
 }
 
 /// Traced operations on a lapin [`Channel`].
-pub trait ChannelExt {
+pub trait ChannelExt: crate::sealed::Sealed<crate::sealed::ChannelExt> {
     /// Publishes like [`Channel::basic_publish`] (same arguments, same order), inside a
     /// `publish {destination}` PRODUCER span whose context is written into the `headers` property
     /// (an existing creation context is kept). The parent is [`otel_messaging::current_context`] when the future is first polled.
@@ -186,6 +186,7 @@ pub trait ChannelExt {
     ) -> impl Future<Output = Result<Option<BasicGetMessage>>> + Send;
 }
 
+impl crate::sealed::Sealed<crate::sealed::ChannelExt> for Channel {}
 impl ChannelExt for Channel {
     // `impl Future + Send` as the trait declares: the `Send` bound is part of the contract.
     #[allow(clippy::manual_async_fn)]

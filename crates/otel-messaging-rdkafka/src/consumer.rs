@@ -93,7 +93,7 @@ fn start_process<M: KafkaMessage + ?Sized>(instrumentation: &KafkaInstrumentatio
 }
 
 /// Traced processing of a received Kafka message ([`BorrowedMessage`], [`OwnedMessage`]).
-pub trait MessageExt: KafkaMessage {
+pub trait MessageExt: KafkaMessage + crate::sealed::Sealed<crate::sealed::MessageExt> {
     /// Runs `handler` inside a `process {topic}` CONSUMER span and returns its result unchanged.
     ///
     /// The span starts now and ends when `handler` completes; spans the handler creates nest under
@@ -182,6 +182,7 @@ pub trait MessageExt: KafkaMessage {
     }
 }
 
+impl<M: KafkaMessage + ?Sized> crate::sealed::Sealed<crate::sealed::MessageExt> for M {}
 impl<M: KafkaMessage + ?Sized> MessageExt for M {}
 
 /// Records the single-message `poll {topic}` span of one receive that started at `started`.
@@ -273,7 +274,9 @@ impl<'a, C: ConsumerContext + 'a> Stream for TracedStream<'a, C> {
 }
 
 /// Traced receives on rdkafka's [`StreamConsumer`].
-pub trait StreamConsumerExt<C: ConsumerContext + 'static> {
+pub trait StreamConsumerExt<C: ConsumerContext + 'static>:
+    crate::sealed::Sealed<crate::sealed::StreamConsumerExt<C>>
+{
     /// Receives one message like [`StreamConsumer::recv`] and records its `poll {topic}` CLIENT
     /// span: from this call to the message, linked to the message's creation context, with its
     /// partition, offset and key (single-message attributes). A failed receive records the span
@@ -370,6 +373,12 @@ pub trait StreamConsumerExt<C: ConsumerContext + 'static> {
     ) -> impl Future<Output = KafkaResult<usize>>;
 }
 
+impl<C, R> crate::sealed::Sealed<crate::sealed::StreamConsumerExt<C>> for StreamConsumer<C, R>
+where
+    C: ConsumerContext + 'static,
+    R: AsyncRuntime,
+{
+}
 impl<C, R> StreamConsumerExt<C> for StreamConsumer<C, R>
 where
     C: ConsumerContext + 'static,
@@ -550,7 +559,9 @@ enum SettleTarget<'m, 'a> {
 /// span covers the native call: with [`CommitMode::Async`] that is the enqueueing of the commit,
 /// not the broker's answer. Native results come back unchanged. The plain methods use
 /// [`KafkaInstrumentation::global`].
-pub trait ConsumerExt<C: ConsumerContext>: Consumer<C> {
+pub trait ConsumerExt<C: ConsumerContext>:
+    Consumer<C> + crate::sealed::Sealed<crate::sealed::ConsumerExt<C>>
+{
     /// [`Consumer::commit_message`], traced.
     ///
     /// # Errors
@@ -653,4 +664,5 @@ pub trait ConsumerExt<C: ConsumerContext>: Consumer<C> {
     }
 }
 
+impl<C: ConsumerContext, T: Consumer<C> + ?Sized> crate::sealed::Sealed<crate::sealed::ConsumerExt<C>> for T {}
 impl<C: ConsumerContext, T: Consumer<C> + ?Sized> ConsumerExt<C> for T {}

@@ -63,3 +63,20 @@ pub use otel_messaging::{
 };
 pub use producer::{BaseProducerExt, FutureProducerExt, TracedDelivery, TracingProducerContext};
 pub use statistics::{KafkaStatistics, StatisticsContext};
+
+/// Seals the extension traits: each is implemented in this crate for the client types it
+/// instruments, and nowhere else, so methods can be added to them without a breaking change.
+/// `Sealed<M>` is implemented for exactly the types that implement the trait `M` names.
+mod sealed {
+    pub trait Sealed<Marker> {}
+    #[derive(Debug)]
+    pub struct BaseProducerExt<C>(std::marker::PhantomData<fn() -> C>);
+    #[derive(Debug)]
+    pub struct ConsumerExt<C>(std::marker::PhantomData<fn() -> C>);
+    #[derive(Debug)]
+    pub enum FutureProducerExt {}
+    #[derive(Debug)]
+    pub enum MessageExt {}
+    #[derive(Debug)]
+    pub struct StreamConsumerExt<C>(std::marker::PhantomData<fn() -> C>);
+}

@@ -106,7 +106,7 @@ fn end_send(operation: Operation, delivery: Result<(i32, i64), &KafkaError>) {
 }
 
 /// Traced sends on rdkafka's [`FutureProducer`].
-pub trait FutureProducerExt {
+pub trait FutureProducerExt: crate::sealed::Sealed<crate::sealed::FutureProducerExt> {
     /// Sends `record` like [`FutureProducer::send`], inside a `send {topic}` PRODUCER span whose
     /// context is written into the record's headers (an existing creation context is kept).
     ///
@@ -165,6 +165,12 @@ pub trait FutureProducerExt {
         T: Into<Timeout> + Send;
 }
 
+impl<C, R> crate::sealed::Sealed<crate::sealed::FutureProducerExt> for FutureProducer<C, R>
+where
+    C: ClientContext + 'static,
+    R: AsyncRuntime,
+{
+}
 impl<C, R> FutureProducerExt for FutureProducer<C, R>
 where
     C: ClientContext + 'static,
@@ -296,7 +302,9 @@ where
 /// Traced sends on [`BaseProducer`] and [`ThreadedProducer`] built with a
 /// [`TracingProducerContext`].
 #[allow(clippy::result_large_err)] // the native signature of `BaseProducer::send`
-pub trait BaseProducerExt<C: ProducerContext> {
+pub trait BaseProducerExt<C: ProducerContext>:
+    crate::sealed::Sealed<crate::sealed::BaseProducerExt<C>>
+{
     /// Sends `record` like the native `send`, inside a `send {topic}` PRODUCER span that ends in
     /// the delivery callback (so it covers the broker's acknowledgement). The record carries the
     /// wrapped context's own delivery opaque; the parent is [`otel_messaging::current_context`].
@@ -318,6 +326,14 @@ pub trait BaseProducerExt<C: ProducerContext> {
 
 macro_rules! impl_base_producer_ext {
     ($producer:ident) => {
+        impl<C> crate::sealed::Sealed<crate::sealed::BaseProducerExt<C>>
+            for $producer<TracingProducerContext<C>, NoCustomPartitioner>
+        where
+            C: ProducerContext + 'static,
+            C::DeliveryOpaque: Send + Sync,
+        {
+        }
+
         #[allow(clippy::result_large_err)]
         impl<C> BaseProducerExt<C> for $producer<TracingProducerContext<C>, NoCustomPartitioner>
         where

@@ -117,7 +117,9 @@ fn claim_with_counts(value: redis::Value) -> RedisResult<StreamAutoClaimReply> {
 }
 
 /// Traced stream consuming on any async redis-rs connection.
-pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
+pub trait StreamsConsumerExt:
+    ConnectionLike + Send + Sized + crate::sealed::Sealed<crate::sealed::StreamsConsumerExt>
+{
     /// `XREAD`/`XREADGROUP` like `AsyncCommands::xread_options`, returning the parsed
     /// [`StreamReadReply`], and one `receive {stream}` CLIENT span (`receive` alone when several
     /// streams answered) from the call to the reply, linking every entry's creation context with
@@ -402,10 +404,11 @@ pub trait StreamsConsumerExt: ConnectionLike + Send + Sized {
     }
 }
 
+impl<C: ConnectionLike + Send + Sized> crate::sealed::Sealed<crate::sealed::StreamsConsumerExt> for C {}
 impl<C: ConnectionLike + Send + Sized> StreamsConsumerExt for C {}
 
 /// Process spans for stream entries.
-pub trait StreamEntryExt: Sized {
+pub trait StreamEntryExt: Sized + crate::sealed::Sealed<crate::sealed::StreamEntryExt> {
     /// Starts the `process {stream}` CONSUMER span of this entry and hands it over as a
     /// [`TracedMessage`] (run the handler with `.process(async |entry| ...)`). The stream and
     /// consumer group are those of the traced read that returned the entry (else
@@ -471,6 +474,7 @@ fn start_entry_process(
     instrumentation.instrumenter.start_process(&view, &StreamFieldsExtractor(&entry.map))
 }
 
+impl crate::sealed::Sealed<crate::sealed::StreamEntryExt> for StreamId {}
 impl StreamEntryExt for StreamId {
     fn process_traced_with<F, T, E>(
         &self,
@@ -561,7 +565,9 @@ fn record_pop(
 }
 
 /// Traced list consumption with the envelope.
-pub trait QueueConsumerExt: ConnectionLike + Send + Sized {
+pub trait QueueConsumerExt:
+    ConnectionLike + Send + Sized + crate::sealed::Sealed<crate::sealed::QueueConsumerExt>
+{
     /// `BRPOP key timeout`, with a `receive {key}` CLIENT span from the call to the pop (linked to
     /// the message's creation context; a failed pop records it with `error.type`; a pop that timed
     /// out records nothing); the popped message comes back with its `process {key}` CONSUMER span
@@ -651,10 +657,11 @@ pub trait QueueConsumerExt: ConnectionLike + Send + Sized {
     }
 }
 
+impl<C: ConnectionLike + Send + Sized> crate::sealed::Sealed<crate::sealed::QueueConsumerExt> for C {}
 impl<C: ConnectionLike + Send + Sized> QueueConsumerExt for C {}
 
 /// Traced pub/sub messages (push delivery: the process span counts the message).
-pub trait MsgExt {
+pub trait MsgExt: crate::sealed::Sealed<crate::sealed::MsgExt> {
     /// Starts the `process {channel}` CONSUMER span of a pub/sub message (context from the
     /// envelope; a plain payload is delivered unchanged as a new trace). A message received
     /// through a `PSUBSCRIBE` pattern records the pattern as `messaging.destination.template`
@@ -668,6 +675,7 @@ pub trait MsgExt {
     fn start_process_with(&self, instrumentation: &RedisInstrumentation) -> TracedMessage<QueueMessage>;
 }
 
+impl crate::sealed::Sealed<crate::sealed::MsgExt> for redis::Msg {}
 impl MsgExt for redis::Msg {
     fn start_process_with(&self, instrumentation: &RedisInstrumentation) -> TracedMessage<QueueMessage> {
         // A message of a PSUBSCRIBE pattern: the pattern is the low-cardinality template (semconv

@@ -23,3 +23,22 @@ pub use otel_messaging::{
     SpanStart, TracedMessage,
 };
 pub use producer::{OPERATION_SEND, QueueExt, StreamsExt};
+
+/// Seals the extension traits: each is implemented in this crate for the client types it
+/// instruments, and nowhere else, so methods can be added to them without a breaking change.
+/// `Sealed<M>` is implemented for exactly the types that implement the trait `M` names.
+mod sealed {
+    pub trait Sealed<Marker> {}
+    #[derive(Debug)]
+    pub enum MsgExt {}
+    #[derive(Debug)]
+    pub enum QueueConsumerExt {}
+    #[derive(Debug)]
+    pub enum QueueExt {}
+    #[derive(Debug)]
+    pub enum StreamEntryExt {}
+    #[derive(Debug)]
+    pub enum StreamsConsumerExt {}
+    #[derive(Debug)]
+    pub enum StreamsExt {}
+}

@@ -74,7 +74,9 @@ where
 }
 
 /// Traced stream producing on any async redis-rs connection.
-pub trait StreamsExt: ConnectionLike + Send + Sized {
+pub trait StreamsExt:
+    ConnectionLike + Send + Sized + crate::sealed::Sealed<crate::sealed::StreamsExt>
+{
     /// `XADD key id field value ...` like `AsyncCommands::xadd` (same arguments, same generic
     /// return), inside a `send {stream}` PRODUCER span. The context is written as extra entry
     /// fields named by the propagator (`traceparent`, `tracestate`, `baggage`), unless the items
@@ -173,6 +175,7 @@ pub trait StreamsExt: ConnectionLike + Send + Sized {
     }
 }
 
+impl<C: ConnectionLike + Send + Sized> crate::sealed::Sealed<crate::sealed::StreamsExt> for C {}
 impl<C: ConnectionLike + Send + Sized> StreamsExt for C {}
 
 async fn send_enveloped<C: ConnectionLike + Send>(
@@ -216,7 +219,7 @@ async fn send_enveloped<C: ConnectionLike + Send>(
 /// wrapped with the trace context when there is one to carry (see [`crate::envelope::wrap`]);
 /// consumers unwrap it with the traced receive functions and always get the payload back byte
 /// for byte.
-pub trait QueueExt: ConnectionLike + Send + Sized {
+pub trait QueueExt: ConnectionLike + Send + Sized + crate::sealed::Sealed<crate::sealed::QueueExt> {
     /// `LPUSH key <payload, enveloped with its context>` inside a `send {key}` PRODUCER span; returns the list length.
     ///
     /// # Errors
@@ -292,6 +295,7 @@ pub trait QueueExt: ConnectionLike + Send + Sized {
     }
 }
 
+impl<C: ConnectionLike + Send + Sized> crate::sealed::Sealed<crate::sealed::QueueExt> for C {}
 impl<C: ConnectionLike + Send + Sized> QueueExt for C {}
 
 #[cfg(test)]

@@ -1,0 +1,92 @@
+//! Every public future of the broker crates is `Send` where the native one is (issue "One way to
+//! do each thing", point 6), so it can be `tokio::spawn`ed: a compile test. The functions are
+//! never run; that they compile is the test (a future that is not `Send` fails the build).
+
+#![allow(dead_code, clippy::expect_used, unused_must_use)]
+
+use std::io;
+
+fn send<T: Send>(_: T) {}
+
+async fn handler() -> Result<(), io::Error> {
+    Ok(())
+}
+
+fn kafka(
+    consumer: &rdkafka::consumer::StreamConsumer,
+    producer: &rdkafka::producer::FutureProducer,
+    message: &rdkafka::message::BorrowedMessage<'_>,
+    owned: &rdkafka::message::OwnedMessage,
+) {
+    use otel_messaging_rdkafka::{FutureProducerExt as _, MessageExt as _, StreamConsumerExt as _};
+    send(consumer.recv_traced());
+    let mut batch = Vec::new();
+    send(consumer.recv_batch_traced(&mut batch, 10, std::time::Duration::from_secs(1)));
+    send(producer.send_traced(
+        rdkafka::producer::FutureRecord::<str, str>::to("t").payload("x"),
+        std::time::Duration::from_secs(1),
+    ));
+    send(message.process_traced(handler()));
+    send(owned.process_traced(handler()));
+    send(owned.clone().start_process().process(async |_| handler().await));
+}
+
+fn rabbitmq(channel: &lapin::Channel, delivery: &lapin::message::Delivery, consumer: lapin::Consumer) {
+    use otel_messaging_lapin::{ChannelExt as _, ConsumerExt as _, DeliveryExt as _};
+    send(channel.basic_publish_traced(
+        "".into(),
+        "q".into(),
+        lapin::options::BasicPublishOptions::default(),
+        b"x",
+        lapin::BasicProperties::default(),
+    ));
+    send(channel.basic_get_traced("q".into(), lapin::options::BasicGetOptions::default()));
+    send(delivery.process_traced(handler()));
+    send(delivery.ack_traced(lapin::options::BasicAckOptions::default()));
+    send(delivery.nack_traced(lapin::options::BasicNackOptions::default()));
+    send(delivery.reject_traced(lapin::options::BasicRejectOptions::default()));
+    send(consumer.stream_traced());
+}
+
+fn sqs(client: &aws_sdk_sqs::Client, message: &aws_sdk_sqs::types::Message) {
+    use otel_messaging_aws_sqs::{
+        DeleteMessageBatchFluentBuilderExt as _, DeleteMessageFluentBuilderExt as _, MessageExt as _,
+        ReceiveMessageFluentBuilderExt as _, SendMessageBatchFluentBuilderExt as _,
+        SendMessageFluentBuilderExt as _,
+    };
+    send(client.send_message().queue_url("u").message_body("x").send_traced());
+    send(client.send_message_batch().queue_url("u").send_traced());
+    send(client.receive_message().queue_url("u").send_traced());
+    send(client.delete_message().queue_url("u").receipt_handle("r").send_traced());
+    send(client.delete_message_batch().queue_url("u").send_traced());
+    send(message.process_traced(handler()));
+}
+
+fn redis(conn: &mut redis::aio::MultiplexedConnection, entry: &redis::streams::StreamId) {
+    use otel_messaging_redis::{StreamEntryExt as _, StreamsConsumerExt as _, StreamsExt as _};
+    send(entry.process_traced(handler()));
+    send(conn.xack_traced("s", "g", &["1-0"]));
+    let options = redis::streams::StreamReadOptions::default();
+    send(conn.xread_options_traced(&["s"], &[">"], &options));
+    send(conn.xadd_traced::<_, _, _, _, String>("s", "*", &[("k", "v")]));
+}
+
+fn nats(
+    client: &async_nats::Client,
+    js: &async_nats::jetstream::Context,
+    message: &async_nats::Message,
+    js_message: &async_nats::jetstream::Message,
+    consumer: &async_nats::jetstream::consumer::PullConsumer,
+) {
+    use otel_messaging_async_nats::{
+        ClientExt as _, JetStreamExt as _, JetStreamMessageExt as _, MessageExt as _, PullConsumerExt as _,
+    };
+    send(client.publish_traced("s", "x".into()));
+    send(client.request_traced("s", "x".into()));
+    send(js.publish_traced("s", "x".into()));
+    send(message.process_traced(handler()));
+    send(js_message.process_traced(handler()));
+    send(js_message.ack_traced());
+    let mut batch = Vec::new();
+    send(consumer.fetch_traced(&mut batch, 10));
+}
