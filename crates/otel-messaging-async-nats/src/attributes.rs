@@ -206,20 +206,70 @@ impl MessagingAttributes for SettleView<'_> {
     }
 }
 
-/// `error.type` of a failed NATS operation: the async-nats error kind, in snake case
-/// (`no_responders`, `timed_out`, `max_payload_exceeded`, …), from its `Debug` form; `_OTHER`
-/// when it has none.
-pub fn error_type(error: &dyn std::fmt::Debug) -> String {
-    let debug = format!("{error:?}");
-    // async-nats errors debug-print as `Error { kind: TimedOut, source: … }`.
-    let kind = debug
-        .split("kind: ")
-        .nth(1)
-        .map(|rest| rest.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').next().unwrap_or_default())
-        .filter(|k| !k.is_empty());
-    let Some(kind) = kind else { return semconv::ERROR_TYPE_OTHER.to_owned() };
-    let mut out = String::with_capacity(kind.len() + 4);
-    for (i, c) in kind.chars().enumerate() {
+/// An async-nats error whose `error.type` the instrumentation can name: the typed errors
+/// (`async_nats::error::Error<Kind>`: publish, request, fetch, JetStream publish, …) by their
+/// kind, the boxed [`async_nats::Error`] by what it holds. Sealed: implemented for those types.
+pub trait NatsError: crate::sealed::Sealed<crate::sealed::NatsError> {
+    /// `error.type`: the error kind in snake case (`no_responders`, `timed_out`,
+    /// `max_payload_exceeded`, …); `_OTHER` when there is none.
+    fn error_type(&self) -> String;
+}
+
+impl<K> crate::sealed::Sealed<crate::sealed::NatsError> for async_nats::error::Error<K> where
+    K: Clone + std::fmt::Debug + std::fmt::Display + PartialEq
+{
+}
+
+impl<K> NatsError for async_nats::error::Error<K>
+where
+    K: Clone + std::fmt::Debug + std::fmt::Display + PartialEq,
+{
+    fn error_type(&self) -> String {
+        kind_name(&self.kind())
+    }
+}
+
+impl crate::sealed::Sealed<crate::sealed::NatsError> for async_nats::Error {}
+
+impl NatsError for async_nats::Error {
+    /// The kind of the typed error or `std::io::Error` it holds (what async-nats boxes on the
+    /// acknowledgement path), else `_OTHER`.
+    fn error_type(&self) -> String {
+        use async_nats::{client, jetstream};
+        let error: &(dyn std::error::Error + 'static) = self.as_ref();
+        if let Some(e) = error.downcast_ref::<std::io::Error>() {
+            return kind_name(&e.kind());
+        }
+        if let Some(e) = error.downcast_ref::<client::PublishError>() {
+            return e.error_type();
+        }
+        if let Some(e) = error.downcast_ref::<client::RequestError>() {
+            return e.error_type();
+        }
+        if let Some(e) = error.downcast_ref::<jetstream::context::PublishError>() {
+            return e.error_type();
+        }
+        if let Some(e) = error.downcast_ref::<jetstream::context::RequestError>() {
+            return e.error_type();
+        }
+        semconv::ERROR_TYPE_OTHER.to_owned()
+    }
+}
+
+/// `error.type` of a failed NATS operation (see [`NatsError`]).
+pub fn error_type<E: NatsError + ?Sized>(error: &E) -> String {
+    error.error_type()
+}
+
+/// A kind enum's variant name (its derived `Debug` form, e.g. `NoResponders`) in snake case
+/// (`no_responders`); `_OTHER` when it is not a plain identifier (a kind with fields).
+fn kind_name(kind: &dyn std::fmt::Debug) -> String {
+    let name = format!("{kind:?}");
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return semconv::ERROR_TYPE_OTHER.to_owned();
+    }
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
         if c.is_ascii_uppercase() {
             if i > 0 {
                 out.push('_');
@@ -238,20 +288,19 @@ mod tests {
 
     #[test]
     fn error_types_are_the_kind_in_snake_case() {
-        #[derive(Debug)]
-        #[allow(dead_code)]
-        enum Kind {
-            TimedOut,
-            NoResponders,
-        }
-        #[derive(Debug)]
-        #[allow(dead_code)]
-        struct Error {
-            kind: Kind,
-            source: Option<String>,
-        }
-        assert_eq!(error_type(&Error { kind: Kind::NoResponders, source: None }), "no_responders");
-        assert_eq!(error_type(&Error { kind: Kind::TimedOut, source: None }), "timed_out");
-        assert_eq!(error_type(&"plain"), "_OTHER");
+        use async_nats::client::{PublishError, PublishErrorKind, RequestError, RequestErrorKind};
+        assert_eq!(error_type(&RequestError::new(RequestErrorKind::NoResponders)), "no_responders");
+        assert_eq!(error_type(&RequestError::new(RequestErrorKind::TimedOut)), "timed_out");
+        assert_eq!(
+            error_type(&PublishError::new(PublishErrorKind::MaxPayloadExceeded)),
+            "max_payload_exceeded"
+        );
+        let boxed: async_nats::Error = Box::new(RequestError::new(RequestErrorKind::TimedOut));
+        assert_eq!(error_type(&boxed), "timed_out");
+        let io: async_nats::Error = Box::new(std::io::Error::other("x"));
+        assert_eq!(error_type(&io), "other");
+        let plain: async_nats::Error = "plain".into();
+        assert_eq!(error_type(&plain), "_OTHER");
+        assert_eq!(kind_name(&Some(1)), "_OTHER");
     }
 }

@@ -190,7 +190,7 @@ impl JetStreamMessageExt for jetstream::Message {
                 [(&extractor as &dyn opentelemetry::propagation::Extractor, Vec::new())],
             );
             let result = settle.await;
-            operation.end(&result, |e| error_type(e));
+            operation.end(&result, error_type);
             result
         }
     }

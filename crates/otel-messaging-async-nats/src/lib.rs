@@ -7,7 +7,9 @@ mod config;
 mod consumer;
 mod producer;
 
-pub use attributes::{OPERATION_PROCESS, OPERATION_PUBLISH, OPERATION_RECEIVE, SYSTEM, error_type};
+pub use attributes::{
+    NatsError, OPERATION_PROCESS, OPERATION_PUBLISH, OPERATION_RECEIVE, SYSTEM, error_type,
+};
 pub use carrier::{HeaderMapExtractor, HeaderMapInjector};
 pub use config::NatsInstrumentation;
 pub use consumer::{JetStreamMessageExt, MessageExt, PullConsumerExt, SubscriberExt, TracedSubscriber};
@@ -32,6 +34,8 @@ mod sealed {
     pub enum JetStreamMessageExt {}
     #[derive(Debug)]
     pub enum MessageExt {}
+    #[derive(Debug)]
+    pub enum NatsError {}
     #[derive(Debug)]
     pub enum PullConsumerExt {}
     #[derive(Debug)]

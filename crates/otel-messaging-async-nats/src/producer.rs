@@ -84,7 +84,7 @@ fn header_block_len(headers: &HeaderMap) -> usize {
     "NATS/1.0\r\n".len() + lines + "\r\n".len()
 }
 
-fn end<T, E: std::fmt::Debug + std::fmt::Display>(operation: Operation, result: &Result<T, E>) {
+fn end<T, E: crate::NatsError + std::fmt::Display>(operation: Operation, result: &Result<T, E>) {
     operation.end(result, |e| error_type(e));
 }
 
