@@ -57,7 +57,7 @@ pub trait ReceiveMessageFluentBuilderExt:
     /// The returned messages hold only the attributes the caller asked for, as with `.send()`:
     /// what was added to the request is read, then removed from each message (and
     /// `md5_of_message_attributes` cleared when no attribute is left), and kept by receipt handle
-    /// (for the last 10 000 messages), with the queue URL, until [`MessageExt::traced`] starts
+    /// (for the last 10 000 messages), with the queue URL, until [`MessageExt::start_process`] starts
     /// the message's process span with it. When the caller asked for some attributes and the instrumentation added
     /// others, `md5_of_message_attributes` covers all of them, as SQS computed it.
     ///

@@ -6,7 +6,7 @@
 //!   for … pull-based scenarios"; `kafka.md` names the operation `poll`), linked to the creation
 //!   context of every message it returned, and count the messages in
 //!   `messaging.client.consumed.messages`.
-//! - Process: [`MessageExt::process_traced`] and [`MessageExt::traced`] (and the stream, which
+//! - Process: [`MessageExt::process_traced`] and [`MessageExt::start_process`] (and the stream, which
 //!   starts it for you) record a `process {topic}` CONSUMER span around the handler. Parent and
 //!   links follow the instrumenter's [`ProcessParent`](otel_messaging::ProcessParent) policy
 //!   ("Consumer spans"); queue wait is measured from the record timestamp.

@@ -1,5 +1,5 @@
 //! Traced consuming: `XREADGROUP`/`XREAD` receive spans linking every entry
-//! ([`StreamsConsumerExt::xread_options_traced`]), per-entry process spans ([`StreamEntryExt::traced`]),
+//! ([`StreamsConsumerExt::xread_options_traced`]), per-entry process spans ([`StreamEntryExt::start_process`]),
 //! `XACK` settle spans, `XAUTOCLAIM` with delivery counts, and enveloped list pops and pub/sub
 //! messages.
 
@@ -127,7 +127,7 @@ pub trait StreamsConsumerExt:
     /// consumer group of the options. No span when nothing was read; a failed read records its
     /// span (timed from the call) with `error.type`, counting no message. Entries are counted in
     /// `messaging.client.consumed.messages` here, not again when processed, and each entry's stream
-    /// and group are kept for its process span ([`StreamEntryExt::traced`]). Uses
+    /// and group are kept for its process span ([`StreamEntryExt::start_process`]). Uses
     /// [`RedisInstrumentation::global`].
     ///
     /// # Errors
@@ -249,7 +249,7 @@ pub trait StreamsConsumerExt:
     ///
     /// With [`RedisInstrumentation::with_claim_delivery_counts`], the claim and an `XPENDING` per
     /// claimed id run in one atomic script instead (still one round trip), and each claimed entry's
-    /// `delivered_count` is filled in; processing it with [`StreamEntryExt::traced`] then records
+    /// `delivered_count` is filled in; processing it with [`StreamEntryExt::start_process`] then records
     /// `otel_messaging.message.delivery_count`.
     ///
     /// Uses [`RedisInstrumentation::global`].

@@ -1,0 +1,230 @@
+//! [`MessagingInstrumenterBuilder`]: explicit providers and every policy of an instrumenter.
+
+use super::*;
+
+/// Configures a [`MessagingInstrumenter`]. Every setting has a default, written on its method.
+#[derive(Default)]
+pub struct MessagingInstrumenterBuilder {
+    tracer: Option<Box<dyn SpanStarter>>,
+    meter: Option<opentelemetry::metrics::Meter>,
+    metrics: Option<bool>,
+    propagator: Propagator,
+    process_parent: ProcessParent,
+    trust_boundary: bool,
+    captured_headers: Vec<String>,
+    body_size: bool,
+    no_error_description: bool,
+    enricher: Option<Arc<dyn SpanEnricher>>,
+    skip: Option<SkipDestination>,
+}
+
+/// A predicate on destination names: `true` skips the operation (no span, no metric).
+pub(super) type SkipDestination = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+impl fmt::Debug for MessagingInstrumenterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessagingInstrumenterBuilder")
+            .field("explicit_tracer", &self.tracer.is_some())
+            .field("explicit_meter", &self.meter.is_some())
+            .field("propagator", &self.propagator)
+            .field("process_parent", &self.process_parent)
+            .field("trust_boundary", &self.trust_boundary)
+            .field("captured_headers", &self.captured_headers)
+            .field("body_size", &self.body_size)
+            .field("error_description", &!self.no_error_description)
+            .field("enricher", &self.enricher.is_some())
+            .field("skipped_destinations", &self.skip.is_some())
+            .finish()
+    }
+}
+
+impl MessagingInstrumenterBuilder {
+    /// Skips the operations whose destination `skip` returns `true` for (health-check topics,
+    /// `_INBOX.*` replies, …): no span and no metric, while the context still flows — a skipped
+    /// send injects the current context (a message that carries one keeps it), a skipped
+    /// process runs its handler in the context the process span would have had as parent (the
+    /// creation context under the default policy). Operations without a destination are never
+    /// skipped. `skip` runs once per operation: keep it cheap.
+    ///
+    /// Defaults to skipping nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use otel_messaging::MessagingInstrumenter;
+    /// let instrumenter = MessagingInstrumenter::builder()
+    ///     .with_skipped_destinations(|destination| destination.starts_with("health."))
+    ///     .build();
+    /// # let _ = instrumenter;
+    /// ```
+    pub fn with_skipped_destinations(mut self, skip: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        self.skip = Some(Arc::new(skip));
+        self
+    }
+
+    /// Uses `provider` for spans (scope `otel-messaging`, this crate's version, the v1.44 schema
+    /// URL).
+    ///
+    /// Defaults to the global tracer provider, read when spans start: an instrumenter built before
+    /// `global::set_tracer_provider` uses the installed provider from then on (the first one that
+    /// makes a real span is kept). Spans start on `provider`'s own tracer type (`SdkTracer` for the SDK's
+    /// `SdkTracerProvider`), which saves an allocation per span over the global provider's
+    /// `BoxedTracer`: pass the provider explicitly on a hot path (BENCHMARKS.md).
+    pub fn with_tracer_provider<P>(mut self, provider: &P) -> Self
+    where
+        P: TracerProvider + ?Sized,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
+    {
+        self.tracer = Some(Box::new(provider.tracer_with_scope(scope())));
+        self
+    }
+
+    /// Uses `provider` for the messaging metrics.
+    ///
+    /// Defaults to the global meter provider, read when the instrumenter is built and again at
+    /// most once a second while operations run (a provider installed later is used from a
+    /// second after its install on).
+    pub fn with_meter_provider<P>(mut self, provider: &P) -> Self
+    where
+        P: MeterProvider + ?Sized,
+    {
+        self.meter = Some(provider.meter_with_scope(scope()));
+        self
+    }
+
+    /// Turns the metrics on or off. Off saves building metric attributes on every operation.
+    ///
+    /// Defaults to on.
+    pub fn with_metrics(mut self, enabled: bool) -> Self {
+        self.metrics = Some(enabled);
+        self
+    }
+
+    /// Uses `propagator` for inject and extract instead of the global one.
+    ///
+    /// Defaults to the global text-map propagator, read at each call; while that is still
+    /// opentelemetry-rust's default **no-op** (nothing installed), the instrumenter propagates W3C
+    /// Trace Context + Baggage itself, or what `OTEL_PROPAGATORS` selects (`tracecontext`,
+    /// `baggage`, `none`; read once; other names are reported with the `tracing` feature and
+    /// ignored), as every other OpenTelemetry SDK does by default. A global propagator installed
+    /// later wins from the next call on.
+    ///
+    /// For W3C Trace Context + Baggage on a hot path, pass
+    /// [`W3cPropagator`](crate::propagation::W3cPropagator):
+    /// the instrumenter recognises it and decodes the fields it has already validated, instead of
+    /// letting the SDK propagators format and parse them again (≈ 40 % of the per-message cost,
+    /// BENCHMARKS.md). The wire format is the same.
+    pub fn with_propagator<P>(mut self, propagator: P) -> Self
+    where
+        P: TextMapPropagator + Send + Sync + 'static,
+    {
+        self.propagator = Propagator::explicit(propagator);
+        self
+    }
+
+    /// Sets how single-message process spans relate to the creation context.
+    ///
+    /// Defaults to [`ProcessParent::Spec`]. Overridable per consumer with
+    /// [`MessagingInstrumenter::with_process_parent`].
+    pub fn with_process_parent(mut self, policy: ProcessParent) -> Self {
+        self.process_parent = policy;
+        self
+    }
+
+    /// Marks the consumer side as a trust boundary: process spans never take a producer's
+    /// context as parent (always [`ProcessParent::Link`], whatever else is set), incoming
+    /// baggage is dropped, and retry lineage (`otel-retry-attempt`, the original and failed
+    /// contexts) is not read.
+    ///
+    /// Defaults to `false`.
+    pub fn with_trust_boundary(mut self, enabled: bool) -> Self {
+        self.trust_boundary = enabled;
+        self
+    }
+
+    /// Captures these message headers on send and process spans as `messaging.header.<name>`
+    /// (string array, the values of a repeated header in order — at most 16, each cut to
+    /// [`MAX_COPIED_VALUE_LEN`](crate::MAX_COPIED_VALUE_LEN) (256) bytes; `-` becomes `_` and the
+    /// name is lower-cased in the key). Header values can hold personal data; list only what is
+    /// safe.
+    ///
+    /// Defaults to none.
+    pub fn with_captured_headers<I, S>(mut self, headers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.captured_headers = headers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Records `messaging.message.body.size` (bytes, Opt-In in semconv) on single-message spans.
+    ///
+    /// Defaults to `false`.
+    pub fn with_body_size(mut self, enabled: bool) -> Self {
+        self.body_size = enabled;
+        self
+    }
+
+    /// Whether a failed operation's span status carries a description: the error's `Display`,
+    /// cut to at most [`MAX_ERROR_DESCRIPTION_LEN`] (256) bytes. With `false` the status is
+    /// `Error` with an empty description and only `error.type` says what failed — for handlers
+    /// whose errors may quote message contents (serde errors quote input values; redis-rs parse
+    /// errors quote whole replies).
+    ///
+    /// Defaults to `true`.
+    pub fn with_error_description(mut self, enabled: bool) -> Self {
+        self.no_error_description = !enabled;
+        self
+    }
+
+    /// Adds the application's attributes to every span through `enricher` ([`SpanEnricher`]; a
+    /// closure `Fn(&SpanStart<'_>, &mut Vec<KeyValue>)` will do).
+    ///
+    /// Defaults to `()`, which adds nothing (and costs nothing).
+    pub fn with_enricher(mut self, enricher: impl SpanEnricher) -> Self {
+        self.enricher = Some(Arc::new(enricher));
+        self
+    }
+
+    /// Builds the instrumenter, creating its instruments once.
+    pub fn build(self) -> MessagingInstrumenter {
+        let tracer = self.tracer.unwrap_or_else(|| Box::new(GlobalTracer::new()));
+        let instruments = if self.metrics.unwrap_or(true) {
+            Some(match self.meter {
+                Some(meter) => InstrumentSource::Fixed(Instruments::new(&meter)),
+                None => InstrumentSource::global(scope()),
+            })
+        } else {
+            None
+        };
+        let captured_headers = self
+            .captured_headers
+            .into_iter()
+            .map(|header| {
+                let key = format!(
+                    "{}{}",
+                    semconv::MESSAGING_HEADER_PREFIX,
+                    header.to_ascii_lowercase().replace('-', "_")
+                );
+                (header, Key::new(key))
+            })
+            .collect();
+        MessagingInstrumenter {
+            inner: Arc::new(Inner {
+                tracer,
+                instruments,
+                propagator: self.propagator,
+                trust_boundary: self.trust_boundary,
+                captured_headers,
+                body_size: self.body_size,
+                error_description: !self.no_error_description,
+                enricher: self.enricher,
+                skip: self.skip,
+            }),
+            process_parent: self.process_parent,
+            follows: Follows::No,
+        }
+    }
+}
