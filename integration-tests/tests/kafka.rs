@@ -530,10 +530,11 @@ async fn cancelled_batch_receive_loses_no_message() {
     );
 }
 
-/// A consumer error after the first message (here `PartitionEOF`, with `enable.partition.eof`)
-/// is returned, with the messages before it in the buffer and the error on the poll span.
+/// The end of a partition after the first messages (`enable.partition.eof`) is returned as the
+/// native error, with the messages before it in the buffer, and the poll span records them without
+/// an error: it is librdkafka's "caught up" signal, not a failure (issue "Spec-exact and bounded").
 #[tokio::test]
-async fn consumer_error_after_messages_is_returned_and_recorded() {
+async fn end_of_partition_after_messages_is_returned_not_recorded_as_an_error() {
     let k = kafka().await;
     let t = TestTelemetry::new();
     let tracing = k.consumer_tracing(&t);
@@ -552,12 +553,12 @@ async fn consumer_error_after_messages_is_returned_and_recorded() {
     assert!(matches!(result, Err(KafkaError::PartitionEOF(0))), "{result:?}");
     assert_eq!(batch.len(), 2);
     let spans = t.spans();
-    let failed = spans
-        .iter()
-        .filter(|s| s.name == format!("poll {}", k.topic))
-        .find(|s| matches!(s.status, Status::Error { .. }))
-        .expect("the poll that met the error records it");
-    assert_eq!(attributes(failed)["error.type"], Value::from("PARTITION_EOF"));
+    let polls: Vec<_> = spans.iter().filter(|s| s.name == format!("poll {}", k.topic)).collect();
+    assert!(!polls.is_empty(), "{}", waterfall(&spans));
+    for poll in polls {
+        assert_eq!(poll.status, Status::Unset, "{}", waterfall(&spans));
+        assert!(!attributes(poll).contains_key("error.type"));
+    }
 }
 
 /// No Tokio runtime at all: the deadline comes from a runtime-independent timer, no panic.
@@ -676,10 +677,11 @@ fn eof_consumer(k: &Kafka) -> StreamConsumer {
     k.consumer_with("enable.partition.eof", "true")
 }
 
-/// A failed receive, single or batch, records its `poll` span and duration with `error.type`,
-/// and counts no consumed message.
+/// A receive that meets the end of an empty partition, single or batch, returns the native
+/// `PartitionEOF` unchanged and records nothing: no span, no duration with an `error.type`, no
+/// consumed message (it was recorded as a failed poll; semconv review: a normal signal).
 #[tokio::test]
-async fn failed_receives_record_a_span_and_count_nothing() {
+async fn end_of_partition_records_no_failed_receive() {
     let k = kafka().await;
     let t = TestTelemetry::new();
     let tracing = k.consumer_tracing(&t);
@@ -696,22 +698,13 @@ async fn failed_receives_record_a_span_and_count_nothing() {
     assert!(batch.is_empty());
 
     let spans = t.spans();
-    assert_eq!(spans.len(), 2, "{}", waterfall(&spans));
-    for s in &spans {
-        assert_eq!((s.name.as_ref(), s.span_kind.clone()), ("poll", SpanKind::Client));
-        assert_eq!(attributes(s)["error.type"], Value::from("PARTITION_EOF"));
-        assert_eq!(attributes(s)["messaging.consumer.group.name"], Value::from("it-workers"));
-    }
-    assert_eq!(attributes(&spans[1])["messaging.batch.message_count"], Value::I64(0));
+    assert!(spans.is_empty(), "{}", waterfall(&spans));
     let metrics = t.metrics();
     assert!(!metrics.iter().any(|m| m.name == "messaging.client.consumed.messages"), "{metrics:?}");
-    let durations: u64 = metrics
-        .iter()
-        .filter(|m| m.name == "messaging.client.operation.duration")
-        .filter(|m| m.attributes.contains(&KeyValue::new("error.type", "PARTITION_EOF")))
-        .map(|m| m.count)
-        .sum();
-    assert_eq!(durations, 2);
+    assert!(
+        !metrics.iter().any(|m| m.attributes.iter().any(|kv| kv.key.as_str() == "error.type")),
+        "{metrics:?}"
+    );
 }
 
 /// Offset commits and stores are settle spans (`commit {topic}`, `store_offset {topic}`,

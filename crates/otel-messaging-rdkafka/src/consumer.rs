@@ -221,6 +221,10 @@ fn record_receive<Cx: ClientContext>(
             let links = std::iter::once((&*extractor, Vec::new()));
             instrumentation.instrumenter.start_batch(&view, parent, Some(started), links).end_ok();
         }
+        // The end of a partition (`enable.partition.eof`) is librdkafka's signal that the consumer
+        // caught up, not a failure (issue "Spec-exact and bounded"): like a poll that waited and
+        // got nothing, it records no span.
+        Err(e) if is_end_of_partition(e) => {}
         Err(e) => {
             let view = PollView {
                 topic: None,
@@ -287,7 +291,8 @@ pub trait StreamConsumerExt<C: ConsumerContext + 'static>:
     ///
     /// # Errors
     ///
-    /// The native error, unchanged (e.g. `PartitionEOF` with `enable.partition.eof`).
+    /// The native error, unchanged. `PartitionEOF` (with `enable.partition.eof`) is returned too
+    /// but records no span: it is the end-of-partition signal, not a failure.
     fn recv_traced(&self) -> impl Future<Output = KafkaResult<BorrowedMessage<'_>>> {
         self.recv_traced_with(KafkaInstrumentation::global())
     }
@@ -334,8 +339,8 @@ pub trait StreamConsumerExt<C: ConsumerContext + 'static>:
     ///
     /// # Errors
     ///
-    /// The first consumer error, unchanged (e.g. `PartitionEOF` with `enable.partition.eof`, a
-    /// transport or authorization error). It ends the call: the messages received before it are
+    /// The first consumer error, unchanged (a transport or authorization error; `PartitionEOF`
+    /// with `enable.partition.eof`, which the poll span does not record as an error). It ends the call: the messages received before it are
     /// in `batch` (process them too), and the poll span records the error (`error.type`).
     ///
     /// # Examples
@@ -431,6 +436,9 @@ where
             };
             match received {
                 Ok(message) => poll.batch.push(message),
+                // The end of a partition ends the call (the native error, unchanged) but fails
+                // nothing: the poll span records what was received, without an error.
+                Err(e) if is_end_of_partition(&e) => return Err(e),
                 Err(e) => {
                     poll.error = Some((error_type(&e), e.to_string()));
                     return Err(e);
@@ -439,6 +447,12 @@ where
         }
         Ok(poll.batch.len() - poll.first)
     }
+}
+
+/// Whether `error` is librdkafka's end-of-partition event (`enable.partition.eof`): a signal that
+/// the consumer reached the end of a partition, reported through the error channel, not a failure.
+fn is_end_of_partition(error: &rdkafka::error::KafkaError) -> bool {
+    matches!(error, rdkafka::error::KafkaError::PartitionEOF(_))
 }
 
 /// Records the `poll` span of the messages appended to `batch` (or of the error) when dropped: at
