@@ -506,3 +506,46 @@ async fn a_publish_future_takes_its_parent_when_polled() {
         &[shape("POST /orders", SpanKind::Internal), shape(&name, SpanKind::Producer).parent("POST /orders")],
     );
 }
+
+/// Subjects that carry ids get their template (issue "Spec-exact and bounded", point 2): span
+/// names `{operation} {template}`, the template on spans and metrics, and one metric series for
+/// any number of ids instead of one per subject.
+#[tokio::test]
+async fn subjects_with_ids_are_named_and_counted_by_their_template() {
+    let t = TestTelemetry::new();
+    let prefix = unique_name("orders");
+    let template = format!("{prefix}.{{order_id}}.created");
+    let tr = NatsInstrumentation::from_url(&nats_url()).with_instrumenter(
+        t.instrumenter_builder()
+            .with_destination_templates(otel_messaging_async_nats::DestinationTemplates::new([&template]))
+            .build(),
+    );
+    let client = client().await;
+    let subscriber = client.subscribe(format!("{prefix}.*.created")).await.expect("subscribe");
+    client.flush().await.expect("flush");
+    let mut stream = subscriber.stream_traced_with(&tr);
+    for id in 0..5 {
+        client
+            .publish_traced_with(&tr, format!("{prefix}.{id}.created"), "order".into())
+            .await
+            .expect("publish");
+    }
+    for _ in 0..5 {
+        let traced = tokio::time::timeout(TIMEOUT, stream.next()).await.expect("in time").expect("message");
+        let (_, result) = traced.process(async |_| Ok::<_, std::io::Error>(())).await;
+        result.expect("handler");
+    }
+    let spans = t.spans();
+    assert_eq!(spans.len(), 10, "{}", waterfall(&spans));
+    for s in &spans {
+        let operation = if s.span_kind == SpanKind::Producer { "publish" } else { "process" };
+        assert_eq!(s.name, format!("{operation} {template}"), "{}", waterfall(&spans));
+        assert_eq!(attributes(s)["messaging.destination.template"], Value::from(template.clone()));
+        assert!(attributes(s)["messaging.destination.name"].as_str().ends_with(".created"));
+    }
+    let sent: Vec<_> =
+        t.metrics().into_iter().filter(|m| m.name == "messaging.client.sent.messages").collect();
+    assert_eq!(sent.len(), 1, "one series for five subjects: {sent:?}");
+    assert_eq!(sent[0].count, 5);
+    assert!(!sent[0].attributes.iter().any(|kv| kv.key.as_str() == "messaging.destination.name"));
+}

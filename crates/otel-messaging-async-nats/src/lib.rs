@@ -16,8 +16,8 @@ pub use consumer::{JetStreamMessageExt, MessageExt, PullConsumerExt, SubscriberE
 // What a user of this crate configures, reachable without a second dependency (the process-parent
 // policy, the instrumenter and its builder, the enricher).
 pub use otel_messaging::{
-    MessagingInstrumenter, MessagingInstrumenterBuilder, ProcessParent, SetGlobalError, SpanEnricher,
-    SpanStart, TracedMessage, semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT,
+    DestinationTemplates, MessagingInstrumenter, MessagingInstrumenterBuilder, ProcessParent, SetGlobalError,
+    SpanEnricher, SpanStart, TracedMessage, semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT,
 };
 pub use producer::{ClientExt, JetStreamExt, TracedPublishAck};
 

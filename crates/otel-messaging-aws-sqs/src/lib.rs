@@ -20,8 +20,8 @@ pub use consumer::{
 // policy, the instrumenter and its builder, the enricher).
 pub use otel_messaging::semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT;
 pub use otel_messaging::{
-    MessagingInstrumenter, MessagingInstrumenterBuilder, ProcessParent, SetGlobalError, SpanEnricher,
-    SpanStart, TracedMessage,
+    DestinationTemplates, MessagingInstrumenter, MessagingInstrumenterBuilder, ProcessParent, SetGlobalError,
+    SpanEnricher, SpanStart, TracedMessage,
 };
 pub use producer::{
     OPERATION_CREATE, OPERATION_SEND, SendMessageBatchFluentBuilderExt, SendMessageFluentBuilderExt,

@@ -58,8 +58,8 @@ pub use consumer::{ConsumerExt, KafkaMessage, MessageExt, StreamConsumerExt, Tra
 // What a user of this crate configures, reachable without a second dependency (the process-parent
 // policy, the instrumenter and its builder, the enricher).
 pub use otel_messaging::{
-    MessagingInstrumenter, MessagingInstrumenterBuilder, ProcessParent, SetGlobalError, SpanEnricher,
-    SpanStart, TracedMessage,
+    DestinationTemplates, MessagingInstrumenter, MessagingInstrumenterBuilder, ProcessParent, SetGlobalError,
+    SpanEnricher, SpanStart, TracedMessage,
 };
 pub use producer::{BaseProducerExt, FutureProducerExt, TracedDelivery, TracingProducerContext};
 pub use statistics::{KafkaStatistics, StatisticsContext};

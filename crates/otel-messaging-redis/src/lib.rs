@@ -19,8 +19,8 @@ pub use consumer::{
 // policy, the instrumenter and its builder, the enricher).
 pub use otel_messaging::semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT;
 pub use otel_messaging::{
-    MessagingInstrumenter, MessagingInstrumenterBuilder, ProcessParent, SetGlobalError, SpanEnricher,
-    SpanStart, TracedMessage,
+    DestinationTemplates, MessagingInstrumenter, MessagingInstrumenterBuilder, ProcessParent, SetGlobalError,
+    SpanEnricher, SpanStart, TracedMessage,
 };
 pub use producer::{OPERATION_SEND, QueueExt, StreamsExt};
 

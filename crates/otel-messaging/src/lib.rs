@@ -9,6 +9,7 @@ mod operation;
 pub mod propagation;
 pub mod retry;
 pub mod semconv;
+mod template;
 /// Guides (documentation only). Why a module: docs.rs renders long-form guides as module pages.
 pub mod docs {
     #[doc = include_str!("docs/job_frameworks.md")]
@@ -29,6 +30,7 @@ pub use instrumenter::{
 };
 pub use operation::OperationType;
 pub use propagation::ProcessParent;
+pub use template::DestinationTemplates;
 
 /// The context the `_traced` sugar of the broker crates takes as parent: with feature `tracing`, the
 /// current `tracing::Span`'s OpenTelemetry context when it has a valid span; otherwise (and without

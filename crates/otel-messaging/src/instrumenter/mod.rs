@@ -75,6 +75,8 @@ struct Inner {
     body_size: bool,
     error_description: bool,
     enricher: Option<Arc<dyn SpanEnricher>>,
+    /// Destination templates ([`MessagingInstrumenterBuilder::with_destination_templates`]).
+    templates: Option<crate::DestinationTemplates>,
     /// Destinations whose operations record nothing ([`MessagingInstrumenterBuilder::with_skipped_destinations`]).
     skip: Option<SkipDestination>,
 }

@@ -212,7 +212,12 @@ impl MessagingInstrumenter {
                 interned(semconv::MESSAGING_DESTINATION_NAME, name)
             });
         }
-        let template = view.destination_template();
+        // The view's template (a broker's own, e.g. a Redis PSUBSCRIBE pattern), else the first of
+        // the instrumenter's templates the destination matches.
+        let template = view.destination_template().or_else(|| {
+            let templates = self.inner.templates.as_ref()?;
+            destination.filter(|_| !hidden).and_then(|d| templates.template_of(d))
+        });
         if let Some(template) = template {
             attributes.push(interned(semconv::MESSAGING_DESTINATION_TEMPLATE, template));
         }
@@ -239,7 +244,9 @@ impl MessagingInstrumenter {
                     system: view.system(),
                     operation_name: view.operation_name(),
                     operation_type,
-                    destination: destination.filter(|_| !hidden),
+                    // With a template the name stays off the metrics: it is not known to be of low
+                    // cardinality (semconv v1.44 messaging-metrics.md, `messaging.destination.name`).
+                    destination: destination.filter(|_| !hidden && template.is_none()),
                     template,
                     partition: partition.as_ref().map(StringValue::as_str),
                     group,

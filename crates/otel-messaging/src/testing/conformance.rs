@@ -165,9 +165,9 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
             level: ConditionallyRequired("if available"),
             check: Allowed,
             note: if redis {
-                "the `PSUBSCRIBE` pattern of a pub/sub message"
+                "the `PSUBSCRIBE` pattern of a pub/sub message, else the first matching template of `with_destination_templates`"
             } else {
-                "not emitted: no template is known"
+                "the first template of `with_destination_templates` the destination matches"
             },
         },
         Row {

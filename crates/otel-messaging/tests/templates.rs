@@ -1,0 +1,89 @@
+//! Destination templates (issue "Spec-exact and bounded", point 2): destinations that carry ids
+//! get `messaging.destination.template`, span names use it, and metrics carry it instead of the
+//! name, so 100 000 distinct destinations make one metric series, not 100 000.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::collections::HashMap;
+
+use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry_sdk::trace::Sampler;
+use otel_messaging::{
+    DestinationTemplates, MessagingAttributes, OperationType,
+    testing::{TestTelemetry, attributes},
+};
+
+/// A Kafka send to `.0`.
+struct SendTo<'a>(&'a str);
+
+impl MessagingAttributes for SendTo<'_> {
+    fn system(&self) -> &'static str {
+        "kafka"
+    }
+    fn operation_type(&self) -> OperationType {
+        OperationType::Send
+    }
+    fn operation_name(&self) -> &'static str {
+        "send"
+    }
+    fn destination_name(&self) -> Option<&str> {
+        Some(self.0)
+    }
+}
+
+fn templates() -> DestinationTemplates {
+    DestinationTemplates::new(["orders.{order_id}.created"])
+}
+
+#[test]
+fn a_matching_destination_names_its_span_by_its_template_and_keeps_its_name() {
+    // A made-up view (no client facts): the conformance check is for the broker crates' spans.
+    let t = TestTelemetry::without_conformance();
+    let instrumenter = t.instrumenter_builder().with_destination_templates(templates()).build();
+    let headers: HashMap<String, String> = HashMap::new();
+    instrumenter.start_send(&SendTo("orders.4711.created"), &Context::new(), &headers).end_ok();
+    instrumenter.start_send(&SendTo("payments"), &Context::new(), &headers).end_ok();
+    let spans = t.spans();
+    assert_eq!(spans[0].name, "send orders.{order_id}.created");
+    let a = attributes(&spans[0]);
+    assert_eq!(a["messaging.destination.template"], Value::from("orders.{order_id}.created"));
+    assert_eq!(a["messaging.destination.name"], Value::from("orders.4711.created"));
+    assert_eq!(spans[1].name, "send payments", "no template matches: the name as before");
+    assert!(!attributes(&spans[1]).contains_key("messaging.destination.template"));
+}
+
+#[test]
+fn templates_keep_metric_series_bounded_over_100_000_destinations() {
+    let t = TestTelemetry::with_sampler(Sampler::AlwaysOff).unchecked();
+    let templated = t.instrumenter_builder().with_destination_templates(templates()).build();
+    let headers: HashMap<String, String> = HashMap::new();
+    for i in 0..100_000 {
+        let destination = format!("orders.{i}.created");
+        templated.start_send(&SendTo(&destination), &Context::new(), &headers).end_ok();
+    }
+    let sent: Vec<_> =
+        t.metrics().into_iter().filter(|m| m.name == "messaging.client.sent.messages").collect();
+    assert_eq!(sent.len(), 1, "one series for 100 000 destinations: {:?}", &sent[..sent.len().min(3)]);
+    assert_eq!(sent[0].count, 100_000);
+    assert!(
+        sent[0]
+            .attributes
+            .contains(&KeyValue::new("messaging.destination.template", "orders.{order_id}.created"))
+    );
+    assert!(
+        !sent[0].attributes.iter().any(|kv| kv.key.as_str() == "messaging.destination.name"),
+        "the high-cardinality name stays off the metrics: {:?}",
+        sent[0].attributes
+    );
+
+    // The same destinations without templates: one series per destination (up to the SDK's
+    // cardinality limit): what the templates prevent.
+    let t = TestTelemetry::with_sampler(Sampler::AlwaysOff).unchecked();
+    let plain = t.instrumenter();
+    for i in 0..100 {
+        let destination = format!("orders.{i}.created");
+        plain.start_send(&SendTo(&destination), &Context::new(), &headers).end_ok();
+    }
+    let series = t.metrics().into_iter().filter(|m| m.name == "messaging.client.sent.messages").count();
+    assert_eq!(series, 100);
+}
