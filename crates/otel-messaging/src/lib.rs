@@ -2,6 +2,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod attributes;
+// Plumbing the broker crates share (hidden from the docs: not an API for applications).
+#[doc(hidden)]
 pub mod handoff;
 mod instrumenter;
 mod metrics;

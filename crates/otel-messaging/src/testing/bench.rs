@@ -1,0 +1,141 @@
+//! Benchmark and fuzzing plumbing (hidden from the docs: not part of the testing API a user
+//! relies on): a span exporter that drops everything, the benchmark providers, the SDK's W3C
+//! propagators for comparisons, and an allocation-counting global allocator.
+
+use super::*;
+
+/// A span exporter that drops every batch it is given: for benchmarks, where the SDK's own
+/// processing (building `SpanData`, handing it to the exporter) should cost what it costs, without
+/// I/O.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DropExporter;
+
+impl opentelemetry_sdk::trace::SpanExporter for DropExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+        std::hint::black_box(batch);
+        Ok(())
+    }
+}
+
+/// The providers of the throughput benchmarks, and an instrumenter on them (W3C propagator,
+/// metrics on): spans through a batch processor to a [`DropExporter`], every span sampled when
+/// `ratio >= 1.0`, otherwise `ParentBased(TraceIdRatioBased(ratio))` (e.g. 0.1 for 10 %). Shut the
+/// providers down when done.
+pub fn benchmark_telemetry(ratio: f64) -> (MessagingInstrumenter, SdkTracerProvider, SdkMeterProvider) {
+    use opentelemetry_sdk::trace::Sampler;
+    let sampler = if ratio >= 1.0 {
+        Sampler::AlwaysOn
+    } else {
+        Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
+    };
+    let tracer_provider =
+        SdkTracerProvider::builder().with_sampler(sampler).with_batch_exporter(DropExporter).build();
+    let meter_provider =
+        SdkMeterProvider::builder().with_periodic_exporter(InMemoryMetricExporter::default()).build();
+    let instrumenter = MessagingInstrumenter::builder()
+        .with_tracer_provider(&tracer_provider)
+        .with_meter_provider(&meter_provider)
+        .with_propagator(w3c_propagator())
+        .build();
+    (instrumenter, tracer_provider, meter_provider)
+}
+
+/// The propagator tests and benchmarks give their instrumenters: W3C Trace Context + W3C Baggage,
+/// [`W3cPropagator`](crate::propagation::W3cPropagator) (what we recommend on a hot path).
+pub fn w3c_propagator() -> crate::propagation::W3cPropagator {
+    crate::propagation::W3cPropagator::new()
+}
+
+/// The SDK's own W3C Trace Context + W3C Baggage propagators in a composite, the usual global
+/// propagator of an application; [`DemoTelemetry`] installs it, so the generic propagator path
+/// (any `TextMapPropagator`) stays under test too.
+pub fn sdk_w3c_propagator() -> opentelemetry::propagation::TextMapCompositePropagator {
+    opentelemetry::propagation::TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ])
+}
+
+/// Asserts that [`W3cPropagator`](crate::propagation::W3cPropagator) extracts from `carrier` the
+/// same span context and baggage as the SDK's propagators ([`sdk_w3c_propagator`]) behind
+/// [`StrictExtractor`](crate::propagation::StrictExtractor): the equivalence the unit tests and
+/// the `traceparent` fuzz target check.
+///
+/// # Panics
+///
+/// When the two differ (the message shows the carrier).
+pub fn assert_w3c_extracts_as_sdk(carrier: &std::collections::HashMap<String, String>) {
+    use opentelemetry::{
+        baggage::BaggageExt as _, propagation::TextMapPropagator as _, trace::TraceContextExt as _,
+    };
+    let ours = crate::propagation::W3cPropagator::new().extract(carrier);
+    let theirs = sdk_w3c_propagator().extract(&crate::propagation::StrictExtractor::new(carrier));
+    assert_eq!(ours.span().span_context(), theirs.span().span_context(), "{carrier:?}");
+    let baggage = |cx: &opentelemetry::Context| {
+        let mut all: Vec<String> =
+            cx.baggage().iter().map(|(k, (v, m))| format!("{k}={v};{}", m.as_str())).collect();
+        all.sort();
+        all
+    };
+    assert_eq!(baggage(&ours), baggage(&theirs), "{carrier:?}");
+}
+
+/// A global allocator that forwards to the system allocator and counts allocations (reallocations
+/// included) and live bytes, for allocation budgets and leak checks in tests and benchmarks:
+/// install it with `#[global_allocator] static GLOBAL: CountingAllocator = CountingAllocator;` in
+/// a test or bench binary of its own, and compare [`CountingAllocator::allocations`] or
+/// [`CountingAllocator::live_bytes`] before and after.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CountingAllocator;
+
+pub(super) static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub(super) static LIVE_BYTES: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+impl CountingAllocator {
+    /// Allocations (and reallocations) made through this allocator so far, in the whole process.
+    pub fn allocations() -> u64 {
+        ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Bytes allocated through this allocator and not yet freed, in the whole process (the
+    /// requested sizes: the heap a program holds, without the allocator's own overhead).
+    pub fn live_bytes() -> i64 {
+        LIVE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+pub(super) fn live(delta: i64) {
+    LIVE_BYTES.fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub(super) fn size(bytes: usize) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; only a counter is added.
+#[allow(unsafe_code)]
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the caller's contract, unchanged.
+        let ptr = unsafe { std::alloc::System.alloc(layout) };
+        if !ptr.is_null() {
+            live(size(layout.size()));
+        }
+        ptr
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        live(-size(layout.size()));
+        // SAFETY: the caller's contract, unchanged.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the caller's contract, unchanged.
+        let new = unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            live(size(new_size) - size(layout.size()));
+        }
+        new
+    }
+}
