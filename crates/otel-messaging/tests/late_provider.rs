@@ -14,55 +14,23 @@ use opentelemetry_sdk::{
     metrics::{InMemoryMetricExporter, SdkMeterProvider, data::AggregatedMetrics, data::MetricData},
     trace::{InMemorySpanExporter, SdkTracerProvider},
 };
-use otel_messaging::{MessagingAttributes, MessagingInstrumenter, OperationType};
+mod common;
 
-/// A send to `orders` (or, for the meter test, to `payments`: the tests run side by side in one
-/// process, and each counts only its own).
-struct Send;
-struct SendPayment;
-
-impl MessagingAttributes for SendPayment {
-    fn system(&self) -> &'static str {
-        "kafka"
-    }
-    fn operation_type(&self) -> OperationType {
-        OperationType::Send
-    }
-    fn operation_name(&self) -> &'static str {
-        "send"
-    }
-    fn destination_name(&self) -> Option<&str> {
-        Some("payments")
-    }
-}
-
-impl MessagingAttributes for Send {
-    fn system(&self) -> &'static str {
-        "kafka"
-    }
-    fn operation_type(&self) -> OperationType {
-        OperationType::Send
-    }
-    fn operation_name(&self) -> &'static str {
-        "send"
-    }
-    fn destination_name(&self) -> Option<&str> {
-        Some("orders")
-    }
-}
+use common::SendTo;
+use otel_messaging::MessagingInstrumenter;
 
 #[test]
 fn an_instrumenter_built_before_the_provider_exports_to_it_once_installed() {
     // Built, and used, as an `AppState` built before telemetry would.
     let instrumenter = MessagingInstrumenter::new();
     let headers: HashMap<String, String> = HashMap::new();
-    instrumenter.start_send(&Send, &Context::new(), &headers).end_ok();
+    instrumenter.start_send(&SendTo("orders"), &Context::new(), &headers).end_ok();
 
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
     opentelemetry::global::set_tracer_provider(provider.clone());
     for _ in 0..3 {
-        instrumenter.start_send(&Send, &Context::new(), &headers).end_ok();
+        instrumenter.start_send(&SendTo("orders"), &Context::new(), &headers).end_ok();
     }
     provider.force_flush().expect("flush");
     let names: Vec<_> =
@@ -98,7 +66,7 @@ fn sent_messages(provider: &SdkMeterProvider, exporter: &InMemoryMetricExporter)
 fn an_instrumenter_built_before_the_meter_provider_records_to_it_once_installed() {
     let instrumenter = MessagingInstrumenter::new();
     let headers: HashMap<String, String> = HashMap::new();
-    instrumenter.start_send(&SendPayment, &Context::new(), &headers).end_ok();
+    instrumenter.start_send(&SendTo("payments"), &Context::new(), &headers).end_ok();
 
     let exporter = InMemoryMetricExporter::default();
     let provider = SdkMeterProvider::builder().with_periodic_exporter(exporter.clone()).build();
@@ -110,19 +78,19 @@ fn an_instrumenter_built_before_the_meter_provider_records_to_it_once_installed(
             Instant::now() < deadline,
             "no sent message recorded 10 s after the meter provider was installed"
         );
-        instrumenter.start_send(&SendPayment, &Context::new(), &headers).end_ok();
+        instrumenter.start_send(&SendTo("payments"), &Context::new(), &headers).end_ok();
         std::thread::sleep(Duration::from_millis(50));
     }
     // From then on every operation is recorded, on this thread and on others.
     let before = sent_messages(&provider, &exporter);
     for _ in 0..5 {
-        instrumenter.start_send(&SendPayment, &Context::new(), &headers).end_ok();
+        instrumenter.start_send(&SendTo("payments"), &Context::new(), &headers).end_ok();
     }
     let other = instrumenter.clone();
     std::thread::spawn(move || {
         let headers: HashMap<String, String> = HashMap::new();
         for _ in 0..5 {
-            other.start_send(&SendPayment, &Context::new(), &headers).end_ok();
+            other.start_send(&SendTo("payments"), &Context::new(), &headers).end_ok();
         }
     })
     .join()

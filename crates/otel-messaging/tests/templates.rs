@@ -8,28 +8,13 @@ use std::collections::HashMap;
 
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::trace::Sampler;
+mod common;
+
+use common::SendTo;
 use otel_messaging::{
-    DestinationTemplates, MessagingAttributes, OperationType,
+    DestinationTemplates,
     testing::{TestTelemetry, attributes},
 };
-
-/// A Kafka send to `.0`.
-struct SendTo<'a>(&'a str);
-
-impl MessagingAttributes for SendTo<'_> {
-    fn system(&self) -> &'static str {
-        "kafka"
-    }
-    fn operation_type(&self) -> OperationType {
-        OperationType::Send
-    }
-    fn operation_name(&self) -> &'static str {
-        "send"
-    }
-    fn destination_name(&self) -> Option<&str> {
-        Some(self.0)
-    }
-}
 
 fn templates() -> DestinationTemplates {
     DestinationTemplates::new(["orders.{order_id}.created"])
