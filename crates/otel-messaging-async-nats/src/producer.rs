@@ -32,19 +32,26 @@ use crate::{
 /// A publish that fits `max_payload` uninstrumented never fails because of the context: the
 /// fields are degraded as the core's `fit_fields` does (without `baggage`, then `traceparent`
 /// alone, then nothing, recording `otel_messaging.context.injected = false`). A publish already
-/// over the limit is left to fail natively.
+/// over the limit is left to fail natively. A server without header support (`headers: false`
+/// in its INFO; it would reject the `HPUB` of an injected context) gets no context at all
+/// (reliability review L8).
 fn start_publish(
     instrumentation: &NatsInstrumentation,
     subject: &str,
     mut headers: HeaderMap,
     payload: &Bytes,
-    max_payload: usize,
+    limits: Limits,
 ) -> (Operation, HeaderMap) {
+    let Limits { max_payload, headers_supported } = limits;
     let view = PublishView { subject, body_size: payload.len() as u64, client: instrumentation };
     let parent = otel_messaging::current_context();
     let operation = instrumentation.instrumenter.start_send(&view, &parent, &HeaderMapExtractor(&headers));
     let mut fields = CollectedFields::default();
     operation.inject(&mut fields);
+    if !fields.0.is_empty() && !headers_supported {
+        fields.0.clear();
+        operation.record_not_injected();
+    }
     if !fields.0.is_empty() {
         let native =
             if headers.is_empty() { payload.len() } else { header_block_len(&headers) + payload.len() };
@@ -64,6 +71,20 @@ fn start_publish(
         injector.set(&key, value);
     }
     (operation, headers)
+}
+
+/// What the server allows a publish: `max_payload` (bytes, headers included) and whether it
+/// supports headers at all.
+#[derive(Clone, Copy)]
+struct Limits {
+    max_payload: usize,
+    headers_supported: bool,
+}
+
+impl Limits {
+    fn of(client: &Client) -> Self {
+        Limits { max_payload: client.max_payload(), headers_supported: client.server_info().headers }
+    }
 }
 
 /// Bytes of a header line besides its name and value: `": "` and `"\r\n"`.
@@ -211,7 +232,7 @@ impl ClientExt for Client {
         // publish does its work then): `.with_context(cx)` and `.instrument(span)` work.
         async move {
             let (operation, headers) =
-                start_publish(instrumentation, subject.as_str(), headers, &payload, self.max_payload());
+                start_publish(instrumentation, subject.as_str(), headers, &payload, Limits::of(self));
             let result = self.publish_with_headers(subject, headers, payload).await;
             end(operation, &result);
             result
@@ -239,7 +260,7 @@ impl ClientExt for Client {
                 subject.as_str(),
                 HeaderMap::new(),
                 &payload,
-                self.max_payload(),
+                Limits::of(self),
             );
             let result = self.request_with_headers(subject, headers, payload).await;
             end(operation, &result);
@@ -362,9 +383,9 @@ impl JetStreamExt for jetstream::Context {
     ) -> impl Future<Output = Result<TracedPublishAck, JetStreamPublishError>> + Send {
         let subject = subject.to_subject();
         async move {
-            let max_payload = self.client().max_payload();
+            let limits = Limits::of(&self.client());
             let (operation, headers) =
-                start_publish(instrumentation, subject.as_str(), headers, &payload, max_payload);
+                start_publish(instrumentation, subject.as_str(), headers, &payload, limits);
             match self.publish_with_headers(subject, headers, payload).await {
                 Ok(inner) => Ok(TracedPublishAck { inner, operation }),
                 Err(e) => {

@@ -90,6 +90,11 @@ pub(crate) fn entry_key(entry: &redis::streams::StreamId) -> String {
 /// span; the oldest are forgotten first.
 const HANDOFF_CAPACITY: usize = 10_000;
 
+/// Most stream entries whose creation context is kept between a traced read and their `XACK`
+/// (the link of its settle span), as the SQS crate keeps receipt handles: entries acknowledged
+/// natively, or never, are pushed out by newer ones.
+const SETTLE_CAPACITY: usize = 1_000;
+
 impl RedisInstrumentation {
     /// Facts read from `client`'s connection info (`server.address`, `server.port`; a Unix socket
     /// path is the address). Uses the global default instrumenter until
@@ -115,7 +120,7 @@ impl RedisInstrumentation {
             claim_delivery_counts: false,
             handoff: Arc::new(Handoff::new(HANDOFF_CAPACITY)),
             default_stream: None,
-            settles: Arc::new(Handoff::new(HANDOFF_CAPACITY)),
+            settles: Arc::new(Handoff::new(SETTLE_CAPACITY)),
         })
     }
 

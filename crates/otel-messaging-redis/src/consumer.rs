@@ -343,7 +343,7 @@ pub trait StreamsConsumerExt:
     /// `messaging.message.id` when one is. The span starts when the future is first polled, with
     /// the current context as parent (the process span inside the handler; `.with_context(cx)`
     /// works), and links to the creation context of each acknowledged entry that a traced read of
-    /// this instrumentation returned (kept for up to 10 000 unacknowledged entries), wherever the
+    /// this instrumentation returned (kept for up to 1 000 unacknowledged entries), wherever the
     /// `XACK` is made (semconv v1.44 messaging-spans.md, "Settlement spans"). Uses
     /// [`RedisInstrumentation::global`].
     ///
