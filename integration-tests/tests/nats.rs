@@ -549,3 +549,60 @@ async fn subjects_with_ids_are_named_and_counted_by_their_template() {
     assert_eq!(sent[0].count, 5);
     assert!(!sent[0].attributes.iter().any(|kv| kv.key.as_str() == "messaging.destination.name"));
 }
+
+/// The process-parent policy per message (issue "Correct by default", point 3): inside a worker
+/// loop's span, one message continues its producer's trace (`CreationContext`), one starts a trace
+/// of its own (`NewRoot`), and one keeps the instrumentation's default (`Spec`: the loop's span) —
+/// through the broker crate's own `with_process_parent`, no second dependency.
+#[tokio::test]
+async fn each_message_can_take_its_own_process_parent_policy() {
+    use otel_messaging_async_nats::ProcessParent;
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let client = client().await;
+    let subject = unique_name("jobs");
+    let mut subscriber = client.subscribe(subject.clone()).await.expect("subscribe");
+    client.flush().await.expect("flush");
+    for job in ["continue", "new-root", "default"] {
+        client.publish_traced_with(&tr, subject.clone(), job.into()).await.expect("publish");
+    }
+    let worker = Context::new().with_span(t.tracer("app").start("worker loop"));
+    async {
+        for _ in 0..3 {
+            let message =
+                tokio::time::timeout(TIMEOUT, subscriber.next()).await.expect("in time").expect("message");
+            let tracing = match &message.payload[..] {
+                b"continue" => tr.with_process_parent(ProcessParent::CreationContext),
+                b"new-root" => tr.with_process_parent(ProcessParent::NewRoot),
+                _ => tr.clone(),
+            };
+            let job = String::from_utf8_lossy(&message.payload).into_owned();
+            message
+                .process_traced_with(&tracing, async {
+                    t.tracer("app").in_span(format!("handle {job}"), |_| ());
+                    Ok::<_, std::io::Error>(())
+                })
+                .await
+                .expect("handler");
+        }
+    }
+    .with_context(worker.clone())
+    .await;
+    worker.span().end();
+
+    let spans = t.spans();
+    let w = waterfall(&spans);
+    let publishes: Vec<_> = spans.iter().filter(|s| s.span_kind == SpanKind::Producer).collect();
+    let process_of = |job: &str| {
+        let handler = span(&spans, &format!("handle {job}"));
+        spans.iter().find(|s| s.span_context.span_id() == handler.parent_span_id).expect("process span")
+    };
+    let loop_id = span(&spans, "worker loop").span_context.span_id();
+    let continued = process_of("continue");
+    assert!(publishes.iter().any(|p| p.span_context.span_id() == continued.parent_span_id), "{w}");
+    let new_root = process_of("new-root");
+    assert_eq!(new_root.parent_span_id, opentelemetry::trace::SpanId::INVALID, "{w}");
+    assert_eq!(new_root.links.len(), 2, "creation context and the loop's span: {w}");
+    assert!(new_root.links.iter().any(|l| l.span_context.span_id() == loop_id), "{w}");
+    assert_eq!(process_of("default").parent_span_id, loop_id, "{w}");
+}

@@ -88,6 +88,18 @@ impl SqsInstrumentation {
         self
     }
 
+    /// A copy whose process spans take their parent by `policy` (the process-parent policies of
+    /// semconv v1.44 messaging-spans.md, "Consumer spans": see [`ProcessParent`](otel_messaging::ProcessParent)),
+    /// for one consumer or one message —
+    /// `message.process_traced_with(&tracing.with_process_parent(ProcessParent::NewRoot), handler)`
+    /// — while the others keep the instrumentation's own. Cheap (reference counts); the copy shares
+    /// everything else with `self`, what traced receives remember for their messages included.
+    pub fn with_process_parent(&self, policy: otel_messaging::ProcessParent) -> Self {
+        let mut copy = self.clone();
+        copy.instrumenter = self.instrumenter.with_process_parent(policy);
+        copy
+    }
+
     /// Batch sends create one `create {queue}` PRODUCER span per entry, each entry carrying its own
     /// creation context, and a `send {queue}` CLIENT span linking them (semconv v1.44 RECOMMENDS
     /// this for batch APIs). Off: a single `send {queue}` PRODUCER span whose context goes into

@@ -87,6 +87,18 @@ impl AmqpInstrumentation {
         self
     }
 
+    /// A copy whose process spans take their parent by `policy` (the process-parent policies of
+    /// semconv v1.44 messaging-spans.md, "Consumer spans": see [`ProcessParent`](otel_messaging::ProcessParent)),
+    /// for one consumer or one message —
+    /// `message.process_traced_with(&tracing.with_process_parent(ProcessParent::NewRoot), handler)`
+    /// — while the others keep the instrumentation's own. Cheap (reference counts); the copy shares
+    /// everything else with `self`, what traced receives remember for their messages included.
+    pub fn with_process_parent(&self, policy: otel_messaging::ProcessParent) -> Self {
+        let mut copy = self.clone();
+        copy.instrumenter = self.instrumenter.with_process_parent(policy);
+        copy
+    }
+
     /// Records `ack`/`nack`/`reject` as settle spans (CLIENT).
     ///
     /// Defaults to `true`, as the Java agent's current (stable-preview) RabbitMQ instrumentation

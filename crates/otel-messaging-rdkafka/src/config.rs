@@ -99,6 +99,18 @@ impl KafkaInstrumentation {
         self
     }
 
+    /// A copy whose process spans take their parent by `policy` (the process-parent policies of
+    /// semconv v1.44 messaging-spans.md, "Consumer spans": see [`ProcessParent`](otel_messaging::ProcessParent)),
+    /// for one consumer or one message —
+    /// `message.process_traced_with(&tracing.with_process_parent(ProcessParent::NewRoot), handler)`
+    /// — while the others keep the instrumentation's own. Cheap (reference counts); the copy shares
+    /// everything else with `self`, what traced receives remember for their messages included.
+    pub fn with_process_parent(&self, policy: otel_messaging::ProcessParent) -> Self {
+        let mut copy = self.clone();
+        copy.instrumenter = self.instrumenter.with_process_parent(policy);
+        copy
+    }
+
     /// Whether UTF-8 message keys are recorded as `messaging.kafka.message.key` on
     /// single-message spans (Recommended in semconv v1.44 `kafka.md`), cut to
     /// [`otel_messaging::MAX_COPIED_VALUE_LEN`] (256) bytes. Keys that are not UTF-8 are never

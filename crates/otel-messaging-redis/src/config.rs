@@ -130,6 +130,18 @@ impl RedisInstrumentation {
         self
     }
 
+    /// A copy whose process spans take their parent by `policy` (the process-parent policies of
+    /// semconv v1.44 messaging-spans.md, "Consumer spans": see [`ProcessParent`](otel_messaging::ProcessParent)),
+    /// for one consumer or one message —
+    /// `message.process_traced_with(&tracing.with_process_parent(ProcessParent::NewRoot), handler)`
+    /// — while the others keep the instrumentation's own. Cheap (reference counts); the copy shares
+    /// everything else with `self`, what traced receives remember for their messages included.
+    pub fn with_process_parent(&self, policy: otel_messaging::ProcessParent) -> Self {
+        let mut copy = self.clone();
+        copy.instrumenter = self.instrumenter.with_process_parent(policy);
+        copy
+    }
+
     /// The stream (and consumer group) of entries processed without a traced read that returned
     /// them (e.g. read with the plain `xread_options`). Entries returned by a traced read
     /// (`xread_options_traced`, `xread_traced`, `xautoclaim_traced`) always use the stream and
