@@ -135,6 +135,12 @@ async fn process_span_is_child_and_link_of_send_span() {
     let send_name = format!("send {}", k.topic);
     let poll_name = format!("poll {}", k.topic);
     let process_name = format!("process {}", k.topic);
+    // `messaging.client.id` is librdkafka's handle name: `{client.id}#{producer|consumer}-{n}`,
+    // unique per client (n counts the clients of the process).
+    let client_id = |name: &str| attributes(span(&spans, name))["messaging.client.id"].as_str().into_owned();
+    let (producer_id, consumer_id) = (client_id(&send_name), client_id(&poll_name));
+    assert!(producer_id.starts_with("it-producer#producer-"), "{producer_id}");
+    assert!(consumer_id.starts_with("it-consumer#consumer-"), "{consumer_id}");
     assert_trace(
         &spans,
         &[
@@ -145,7 +151,7 @@ async fn process_span_is_child_and_link_of_send_span() {
                 KeyValue::new("messaging.destination.name", k.topic.clone()),
                 KeyValue::new("messaging.destination.partition.id", "0"),
                 KeyValue::new("messaging.kafka.offset", delivery.offset),
-                KeyValue::new("messaging.client.id", "it-producer"),
+                KeyValue::new("messaging.client.id", producer_id.clone()),
                 KeyValue::new("messaging.kafka.cluster.id", kafka_cluster_id()),
                 KeyValue::new("server.address", "127.0.0.1"),
                 KeyValue::new("server.port", 9092_i64),
@@ -156,7 +162,7 @@ async fn process_span_is_child_and_link_of_send_span() {
                 KeyValue::new("messaging.destination.partition.id", "0"),
                 KeyValue::new("messaging.kafka.offset", delivery.offset),
                 KeyValue::new("messaging.consumer.group.name", "it-workers"),
-                KeyValue::new("messaging.client.id", "it-consumer"),
+                KeyValue::new("messaging.client.id", consumer_id.clone()),
                 KeyValue::new("messaging.kafka.cluster.id", kafka_cluster_id()),
                 KeyValue::new("server.address", "127.0.0.1"),
                 KeyValue::new("server.port", 9092_i64),
@@ -181,7 +187,7 @@ async fn process_span_is_child_and_link_of_send_span() {
         ("messaging.kafka.offset", Value::I64(delivery.offset)),
         ("messaging.kafka.cluster.id", kafka_cluster_id().into()),
         ("messaging.consumer.group.name", "it-workers".into()),
-        ("messaging.client.id", "it-consumer".into()),
+        ("messaging.client.id", consumer_id.clone().into()),
         ("server.address", "127.0.0.1".into()),
         ("server.port", Value::I64(9092)),
     ]
@@ -730,6 +736,8 @@ async fn offset_commits_are_settle_spans_linked_to_the_message() {
     let spans = t.spans();
     let send_name = format!("send {}", k.topic);
     let commit_name = format!("commit {}", k.topic);
+    let consumer_id = attributes(span(&spans, &commit_name))["messaging.client.id"].as_str().into_owned();
+    assert!(consumer_id.starts_with("it-consumer#consumer-"), "{consumer_id}");
     assert_trace(
         &spans,
         &[
@@ -747,7 +755,7 @@ async fn offset_commits_are_settle_spans_linked_to_the_message() {
                 KeyValue::new("messaging.operation.name", "commit"),
                 KeyValue::new("messaging.kafka.offset", 0_i64),
                 KeyValue::new("messaging.consumer.group.name", "it-workers"),
-                KeyValue::new("messaging.client.id", "it-consumer"),
+                KeyValue::new("messaging.client.id", consumer_id.clone()),
             ]),
         ],
     );

@@ -20,7 +20,8 @@ use rdkafka::{ClientConfig, ClientContext, client::Client, message::BorrowedMess
 /// The instrumenter and the policies the Kafka sugar uses.
 ///
 /// The facts of each client (`server.address`/`server.port` from the first `bootstrap.servers`
-/// entry, `messaging.client.id` from `client.id`, `messaging.consumer.group.name` from
+/// entry, `messaging.client.id` from librdkafka's handle name `{client.id}#{type}-{n}` (unique
+/// per client), `messaging.consumer.group.name` from
 /// `group.id`, `message.max.bytes`, and `messaging.kafka.cluster.id` once librdkafka knows it)
 /// are read from the client itself, so one instrumentation serves every client of the process and
 /// [`global`](Self::global), behind the plain `*_traced` methods, is complete.
@@ -236,7 +237,14 @@ impl ClientFacts {
         ClientFacts {
             name: name.into(),
             server: non_empty("bootstrap.servers").as_deref().and_then(first_server),
-            client_id: non_empty("client.id").map(Arc::from),
+            // The handle's name (`{client.id}#{producer|consumer}-{n}`) is unique per client, as
+            // `messaging.client.id` asks; `client.id` alone is `rdkafka` for every client that does
+            // not set it. Without a handle (`from_config`): the setting.
+            client_id: std::str::from_utf8(name)
+                .ok()
+                .filter(|n| !n.is_empty())
+                .map(Arc::from)
+                .or_else(|| non_empty("client.id").map(Arc::from)),
             group_id: non_empty("group.id").map(Arc::from),
             max_message_bytes: non_empty("message.max.bytes")
                 .and_then(|v| v.trim().parse().ok())
@@ -278,7 +286,9 @@ impl ClientFacts {
         self.server.as_ref().map(|(host, port)| (host.as_ref(), *port))
     }
 
-    /// `messaging.client.id`: the `client.id` setting (librdkafka's default is `rdkafka`).
+    /// `messaging.client.id`: librdkafka's name of the client handle (`{client.id}#producer-{n}`,
+    /// unique in the process), else the `client.id` setting (semconv v1.44 messaging-spans.md:
+    /// "a unique identifier for the client").
     pub(crate) fn client_id(&self) -> Option<&str> {
         self.client_id.as_deref()
     }

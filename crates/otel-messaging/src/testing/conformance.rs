@@ -255,7 +255,7 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
             level: Recommended(""),
             check: if kafka { Present } else { Allowed },
             note: if kafka {
-                "`client.id`, read from the client"
+                "the client handle's name `{client.id}#{producer|consumer}-{n}` (unique per client)"
             } else if redis {
                 "not emitted: a connection has no client name"
             } else {
