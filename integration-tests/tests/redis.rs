@@ -584,3 +584,36 @@ async fn an_xack_outside_the_handler_links_its_entry() {
     assert_eq!(attributes(first)["messaging.batch.message_count"], Value::I64(2));
     assert!(acks.iter().any(|s| s.links.is_empty()), "the repeated XACK has nothing to link");
 }
+
+/// Reliability review L2: two consumer groups of one process read the same entry (same id, same
+/// fields); each process span names its own group, in whichever order they are processed.
+#[tokio::test]
+async fn two_groups_reading_one_entry_each_keep_their_group() {
+    let t = TestTelemetry::new();
+    let (client, mut conn) = connect().await;
+    let tr = tracing(&t, &client);
+    let stream = unique_name("shared");
+    group(&mut conn, &stream, "billing").await;
+    group(&mut conn, &stream, "shipping").await;
+    let _: String = conn.xadd_traced_with(&tr, &stream, "*", &[("order", "7")]).await.expect("xadd");
+
+    let mut read = async |g: &str| {
+        let opts = StreamReadOptions::default().group(g, "c").count(1);
+        let reply = conn.xread_options_traced_with(&tr, &[&stream], &[">"], &opts).await.expect("read");
+        reply.keys.into_iter().next().expect("stream").ids.into_iter().next().expect("entry")
+    };
+    let billing = read("billing").await;
+    let shipping = read("shipping").await;
+    assert_eq!(billing.id, shipping.id);
+    // Processed in the other order than read.
+    let _ = shipping.start_process_with(&tr).process(async |_| ()).await;
+    let _ = billing.start_process_with(&tr).process(async |_| ()).await;
+
+    let spans = t.spans();
+    let groups: Vec<Value> = spans
+        .iter()
+        .filter(|s| s.name == format!("process {stream}"))
+        .map(|s| attributes(s)["messaging.consumer.group.name"].clone())
+        .collect();
+    assert_eq!(groups, [Value::from("shipping"), Value::from("billing")]);
+}

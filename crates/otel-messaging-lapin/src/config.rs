@@ -8,7 +8,10 @@
 use std::sync::{Arc, OnceLock};
 
 use lapin::message::Delivery;
-use otel_messaging::{MessagingInstrumenter, handoff::Handoff};
+use otel_messaging::{
+    MessagingInstrumenter,
+    handoff::{Copies, Handoff},
+};
 
 /// The instrumentation of one AMQP connection: the instrumenter, the broker address from the AMQP
 /// URI, and the crate's options.
@@ -31,7 +34,7 @@ pub struct AmqpInstrumentation {
     frame_max: u32,
     /// The queue of deliveries handed over by a traced consumer or `basic_get` (and whether the
     /// traced `basic_get` counted it already), until settled.
-    handoff: Arc<Handoff<Handed>>,
+    handoff: Arc<Handoff<Copies<Handed>>>,
     /// The queue of deliveries the handoff does not know.
     queue: Option<Arc<str>>,
 }
@@ -51,11 +54,31 @@ pub(crate) struct Handed {
 /// Most deliveries whose queue is kept between their hand-over and their settlement.
 const HANDOFF_CAPACITY: usize = 10_000;
 
-/// The handoff key of a delivery: its delivery tag and the address of its body buffer, which
-/// stays put while the delivery moves (a delivery does not name its channel). `None` for an empty
-/// body, whose buffer has no address of its own.
-fn delivery_key(delivery: &Delivery) -> Option<String> {
-    (!delivery.data.is_empty()).then(|| format!("{}:{:p}", delivery.delivery_tag, delivery.data.as_ptr()))
+/// The handoff key of a delivery: its delivery tag, exchange, routing key, body length and a
+/// hash of its body (up to the first 4 KiB). A delivery does not name its channel and tags restart
+/// at 1 on every channel, so the tag alone would match a stale entry (a delivery settled natively)
+/// to another channel's delivery; a stale entry now matches only the same message by the same
+/// route. Copies on several channels (a fanout to two queues) share the key and are told apart by
+/// [`delivery_address`].
+fn delivery_key(delivery: &Delivery) -> String {
+    use std::hash::Hasher as _;
+    let mut hasher = rustc_hash::FxHasher::default();
+    hasher.write(&delivery.data[..delivery.data.len().min(4096)]);
+    format!(
+        "{}\0{}\0{}\0{}\0{:016x}",
+        delivery.delivery_tag,
+        delivery.exchange.as_str(),
+        delivery.routing_key.as_str(),
+        delivery.data.len(),
+        hasher.finish()
+    )
+}
+
+/// The address of `delivery`'s body buffer, which stays put while the delivery moves and tells
+/// apart copies of one message delivered on two channels; a clone has another (and finds the
+/// oldest copy's queue).
+fn delivery_address(delivery: &Delivery) -> usize {
+    delivery.data.as_ptr() as usize
 }
 
 impl AmqpInstrumentation {
@@ -134,7 +157,7 @@ impl AmqpInstrumentation {
     /// The queue of deliveries processed or settled without the traced consumer or
     /// `basic_get_traced` that handed them over (a lapin [`Delivery`] does not name its queue).
     /// Deliveries handed over by those carry their own queue (kept until settled, up to 10 000
-    /// unsettled deliveries; not for empty bodies).
+    /// unsettled deliveries).
     ///
     /// Defaults to none: such deliveries' destination is `{exchange}:{routing key}`.
     pub fn with_queue(mut self, queue: &str) -> Self {
@@ -145,9 +168,11 @@ impl AmqpInstrumentation {
     /// Remembers that `delivery` came from `queue`; `received`: a traced `basic_get` counted it
     /// in `messaging.client.consumed.messages` already.
     pub(crate) fn remember_queue(&self, delivery: &Delivery, queue: &str, received: bool) {
-        if let Some(key) = delivery_key(delivery) {
-            self.handoff.put(key, Handed { queue: Arc::from(queue), received });
-        }
+        self.handoff.put_copy(
+            delivery_key(delivery),
+            delivery_address(delivery),
+            Handed { queue: Arc::from(queue), received },
+        );
     }
 
     /// The queue of `delivery`; `settled` forgets it.
@@ -158,8 +183,7 @@ impl AmqpInstrumentation {
     /// What the traced consumer or `basic_get` that handed `delivery` over kept for it; `settled`
     /// forgets it.
     pub(crate) fn handed(&self, delivery: &Delivery, settled: bool) -> Option<Handed> {
-        let key = delivery_key(delivery)?;
-        if settled { self.handoff.take(&key) } else { self.handoff.get(&key) }
+        self.handoff.copy_of(&delivery_key(delivery), delivery_address(delivery), settled)
     }
 
     /// `network.peer.address` and `network.peer.port`: the broker's address when the URI names it
@@ -205,7 +229,33 @@ fn parse_uri(uri: &str) -> Option<(Arc<str>, Option<u16>)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_uri;
+    use lapin::message::Delivery;
+
+    use super::{AmqpInstrumentation, parse_uri};
+
+    /// Reliability review L2: a stale entry (a delivery handed over, then acked natively) must not
+    /// give its queue to another channel's delivery that has the same tag and reuses its body
+    /// buffer; copies of one message on two channels keep their own queues.
+    #[test]
+    fn a_stale_delivery_does_not_lend_its_queue() {
+        let tracing = AmqpInstrumentation::global().clone().with_queue("fallback");
+        let mut first = Delivery::mock(1, "orders".into(), "eu".into(), false, b"order 1".to_vec());
+        tracing.remember_queue(&first, "orders-eu", false);
+        // Another channel's tag 1, another message, in the freed buffer of the first.
+        let mut buffer = std::mem::take(&mut first.data);
+        buffer.clear();
+        buffer.extend_from_slice(b"audit 9");
+        let other = Delivery::mock(1, "audit".into(), "all".into(), false, buffer);
+        assert_eq!(tracing.queue_of(&other, false).as_deref(), Some("fallback"));
+
+        let on_a = Delivery::mock(1, "fan".into(), "".into(), false, b"same".to_vec());
+        let on_b = Delivery::mock(1, "fan".into(), "".into(), false, b"same".to_vec());
+        tracing.remember_queue(&on_a, "queue-a", false);
+        tracing.remember_queue(&on_b, "queue-b", false);
+        assert_eq!(tracing.queue_of(&on_b, true).as_deref(), Some("queue-b"));
+        assert_eq!(tracing.queue_of(&on_a, true).as_deref(), Some("queue-a"));
+        assert_eq!(tracing.queue_of(&on_a, true).as_deref(), Some("fallback"));
+    }
 
     #[test]
     fn parses_amqp_uris() {

@@ -15,7 +15,12 @@ use std::{
 };
 
 use otel_messaging::MessagingInstrumenter;
-use rdkafka::{ClientConfig, ClientContext, client::Client, message::BorrowedMessage, util::Timeout};
+use rdkafka::{
+    ClientConfig, ClientContext,
+    client::Client,
+    message::{BorrowedMessage, Message as _},
+    util::Timeout,
+};
 
 /// The instrumenter and the policies the Kafka sugar uses.
 ///
@@ -173,8 +178,9 @@ impl KafkaInstrumentation {
 
     /// The facts for a message and whether they are its client's (known when a traced receive
     /// returned it, which also counted it), else the [`from_config`](Self::from_config) fallback.
-    pub(crate) fn facts_of_message(&self, topic_handle: Option<usize>) -> (Arc<ClientFacts>, bool) {
-        match topic_handle.and_then(ClientFacts::of_topic) {
+    /// `topic`: the message's topic handle address and topic name.
+    pub(crate) fn facts_of_message(&self, topic: Option<(usize, &str)>) -> (Arc<ClientFacts>, bool) {
+        match topic.and_then(|(handle, name)| ClientFacts::of_topic(handle, name)) {
             // Counted by the poll span, unless this instrumentation records none.
             Some(facts) => (facts, self.receive_spans),
             None => (self.fallback.clone(), false),
@@ -209,21 +215,25 @@ impl Default for ClientFacts {
 /// Facts by address: of a client's native handle, or of a topic handle (`rd_kafka_topic_t`, one
 /// per client and topic) whose messages a traced receive returned. Looked up on every traced send,
 /// receive and process, so a hash map rather than a scan.
-type Registry = LazyLock<RwLock<HashMap<usize, Arc<ClientFacts>>>>;
+type Registry<V = Arc<ClientFacts>> = LazyLock<RwLock<HashMap<usize, V>>>;
 
 /// Clients whose facts were read, by native handle address.
 static CLIENTS: Registry = LazyLock::new(RwLock::default);
-/// Topic handles of messages returned by a traced receive, with their client's facts.
-static TOPICS: Registry = LazyLock::new(RwLock::default);
+/// Topic handles of messages returned by a traced receive, with their client's facts and the
+/// topic's name: a later client's handle for another topic at a reused address is not taken for
+/// it (reliability review L2). A later client's handle for the same topic at the same address,
+/// whose messages no traced receive returned, still is: librdkafka does not say which client a
+/// message came from.
+static TOPICS: Registry<(Arc<ClientFacts>, Box<str>)> = LazyLock::new(RwLock::default);
 /// Most entries kept in each registry; when full it is emptied (a process with this many clients
 /// re-reads facts now and then, nothing worse).
 const REGISTRY_CAPACITY: usize = 1024;
 
-fn lookup(registry: &Registry, key: usize) -> Option<Arc<ClientFacts>> {
+fn lookup<V: Clone>(registry: &Registry<V>, key: usize) -> Option<V> {
     registry.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key).cloned()
 }
 
-fn remember(registry: &Registry, key: usize, facts: Arc<ClientFacts>) {
+fn remember<V>(registry: &Registry<V>, key: usize, facts: V) {
     let mut entries = registry.write().unwrap_or_else(std::sync::PoisonError::into_inner);
     if entries.len() >= REGISTRY_CAPACITY && !entries.contains_key(&key) {
         entries.clear();
@@ -268,16 +278,17 @@ impl ClientFacts {
     }
 
     /// The facts of the client that received messages of `topic_handle` through a traced receive.
-    fn of_topic(topic_handle: usize) -> Option<Arc<ClientFacts>> {
-        lookup(&TOPICS, topic_handle)
+    fn of_topic(topic_handle: usize, topic: &str) -> Option<Arc<ClientFacts>> {
+        let read = TOPICS.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        read.get(&topic_handle).filter(|(_, name)| **name == *topic).map(|(facts, _)| facts.clone())
     }
 
     /// Remembers that `message` came from the client of `self`, so that its process span finds
     /// these facts.
     pub(crate) fn remember_message(self: &Arc<Self>, message: &BorrowedMessage<'_>) {
         let key = topic_handle(message);
-        if !lookup(&TOPICS, key).is_some_and(|f| Arc::ptr_eq(&f, self)) {
-            remember(&TOPICS, key, self.clone());
+        if !ClientFacts::of_topic(key, message.topic()).is_some_and(|f| Arc::ptr_eq(&f, self)) {
+            remember(&TOPICS, key, (self.clone(), Box::from(message.topic())));
         }
     }
 

@@ -55,17 +55,17 @@ mod sealed {
 /// [`KafkaInstrumentation::from_config`] facts). Sealed.
 pub trait KafkaMessage: Message<Headers: RawHeaders> + sealed::Sealed {
     #[doc(hidden)]
-    fn topic_handle(&self) -> Option<usize>;
+    fn topic_handle(&self) -> Option<(usize, &str)>;
 }
 
 impl KafkaMessage for BorrowedMessage<'_> {
-    fn topic_handle(&self) -> Option<usize> {
-        Some(topic_handle(self))
+    fn topic_handle(&self) -> Option<(usize, &str)> {
+        Some((topic_handle(self), self.topic()))
     }
 }
 
 impl KafkaMessage for OwnedMessage {
-    fn topic_handle(&self) -> Option<usize> {
+    fn topic_handle(&self) -> Option<(usize, &str)> {
         None
     }
 }

@@ -6,7 +6,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-use otel_messaging::{MessagingInstrumenter, handoff::Handoff};
+use otel_messaging::{
+    MessagingInstrumenter,
+    handoff::{Copies, Handoff},
+};
 
 /// The instrumentation of one Redis connection: the instrumenter, the server address and the
 /// crate's options.
@@ -28,8 +31,10 @@ pub struct RedisInstrumentation {
     strip_fields: bool,
     envelope_always: bool,
     claim_delivery_counts: bool,
-    /// Stream and group of entries returned by traced reads, by entry id, until processed.
-    pub(crate) handoff: Arc<Handoff<EntryFacts>>,
+    /// Stream and group of entries returned by traced reads, by entry id and fields, until
+    /// processed; per copy of the entry (two consumer groups of one process reading the same entry
+    /// get two `StreamId`s), told apart by the address of the copy's id.
+    pub(crate) handoff: Arc<Handoff<Copies<EntryFacts>>>,
     /// Stream and group of entries the handoff does not know.
     default_stream: Option<EntryFacts>,
     /// The creation-context fields of entries returned by traced reads, by stream and entry id
@@ -84,6 +89,12 @@ pub(crate) fn entry_key(entry: &redis::streams::StreamId) -> String {
     key.push_str(&entry.id);
     let _ = write!(key, "/{fingerprint:016x}");
     key
+}
+
+/// The address of `entry`'s id buffer, which tells apart two copies of one entry (read by two
+/// consumer groups) while they live; a clone has another.
+pub(crate) fn entry_address(entry: &redis::streams::StreamId) -> usize {
+    entry.id.as_ptr() as usize
 }
 
 /// Most stream entries whose stream and group are kept between a traced read and their process
@@ -156,7 +167,9 @@ impl RedisInstrumentation {
     /// The stream and group of entry `id`: from the traced read that returned it, else
     /// [`with_stream`](Self::with_stream)'s.
     pub(crate) fn entry_facts(&self, entry: &redis::streams::StreamId) -> Option<EntryFacts> {
-        self.handoff.take(&entry_key(entry)).or_else(|| self.default_stream.clone())
+        self.handoff
+            .copy_of(&entry_key(entry), entry_address(entry), true)
+            .or_else(|| self.default_stream.clone())
     }
 
     /// Removes the propagation fields (those the instrumenter's propagator reads and writes:

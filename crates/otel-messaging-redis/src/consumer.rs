@@ -16,7 +16,7 @@ use redis::{
 use crate::{
     attributes::{RedisView, entry_link_attributes, entry_time, error_type},
     carrier::StreamFieldsExtractor,
-    config::{EntryFacts, RedisInstrumentation, entry_key, settle_key},
+    config::{EntryFacts, RedisInstrumentation, entry_address, entry_key, settle_key},
     envelope::{EnvelopeHeaders, decode},
 };
 
@@ -68,7 +68,7 @@ fn record_entries<'e>(
         let stream: Arc<str> = Arc::from(stream_name);
         for entry in ids {
             let facts = EntryFacts { stream: stream.clone(), group: group_arc.clone() };
-            instrumentation.handoff.put(entry_key(entry), facts);
+            instrumentation.handoff.put_copy(entry_key(entry), entry_address(entry), facts);
             // The creation context, for the link of the entry's XACK wherever it is called
             // (issue "Correct by default", point 4).
             let context =

@@ -62,7 +62,11 @@ impl<V> Handoff<V> {
     /// value when full.
     pub fn put(&self, key: String, value: V) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let inner = &mut *inner;
+        self.insert(&mut inner, key, value);
+    }
+
+    /// Inserts under the lock: forgets the oldest when full, compacts the order queue.
+    fn insert(&self, inner: &mut Inner<V>, key: String, value: V) {
         while inner.entries.len() >= self.capacity && !inner.entries.contains_key(&key) {
             let Some((seq, oldest)) = inner.order.pop_front() else { break };
             if inner.entries.get(&oldest).is_some_and(|(s, _)| *s == seq) {
@@ -98,6 +102,26 @@ impl<V> Handoff<V> {
         inner.entries.get(key).map(|(_, value)| value.clone())
     }
 
+    /// Runs `f` on the value kept for `key` (`None` when there is none), under the lock, and keeps
+    /// what it leaves: `None` forgets the key, a value replaces it (keeping its age, or as the
+    /// newest when `key` was not kept). Returns what `f` returns.
+    pub fn update<R>(&self, key: &str, f: impl FnOnce(&mut Option<V>) -> R) -> R {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let (seq, mut value) = match inner.entries.remove(key) {
+            Some((seq, value)) => (Some(seq), Some(value)),
+            None => (None, None),
+        };
+        let result = f(&mut value);
+        match (seq, value) {
+            (Some(seq), Some(value)) => {
+                inner.entries.insert(key.to_owned(), (seq, value));
+            }
+            (None, Some(value)) => self.insert(&mut inner, key.to_owned(), value),
+            (_, None) => {}
+        }
+        result
+    }
+
     /// How many values are kept.
     pub fn len(&self) -> usize {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner).entries.len()
@@ -109,9 +133,72 @@ impl<V> Handoff<V> {
     }
 }
 
+/// The values kept for copies of one message that share its identifier (the same Redis entry read
+/// by two consumer groups, the same AMQP delivery tag on two channels), each with the address of
+/// its copy's own buffer: a lookup takes the value of the copy at that address, else the oldest
+/// (a clone of the message, whose buffers moved). At most [`Copies::MAX`] per identifier, the
+/// oldest forgotten first.
+#[derive(Debug, Clone)]
+pub struct Copies<T>(Vec<(usize, T)>);
+
+impl<T> Copies<T> {
+    /// Most copies kept per identifier (8).
+    pub const MAX: usize = 8;
+}
+
+impl<T: Clone> Handoff<Copies<T>> {
+    /// Keeps `value` for the copy of message `key` whose buffer is at `address`.
+    pub fn put_copy(&self, key: String, address: usize, value: T) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, Copies(copies))) = inner.entries.get_mut(&key) {
+            copies.retain(|(a, _)| *a != address);
+            if copies.len() >= Copies::<T>::MAX {
+                copies.remove(0);
+            }
+            copies.push((address, value));
+            return;
+        }
+        self.insert(&mut inner, key, Copies(vec![(address, value)]));
+    }
+
+    /// The value of the copy of `key` at `address`, else of its oldest copy; `take` forgets it.
+    pub fn copy_of(&self, key: &str, address: usize, take: bool) -> Option<T> {
+        self.update(key, |copies| {
+            let list = &mut copies.as_mut()?.0;
+            let at = list.iter().position(|(a, _)| *a == address).unwrap_or(0);
+            let value = if take { Some(list.remove(at).1) } else { list.get(at).map(|(_, v)| v.clone()) };
+            if list.is_empty() {
+                *copies = None;
+            }
+            value
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Handoff;
+    use super::{Copies, Handoff};
+
+    /// Two copies of one message (two consumer groups, two channels) each find their own value;
+    /// a clone (another address) finds the oldest; the last take forgets the key.
+    #[test]
+    fn copies_are_told_apart_by_address() {
+        let h: Handoff<Copies<&str>> = Handoff::new(10);
+        h.put_copy("1-0".into(), 0x10, "group-a");
+        h.put_copy("1-0".into(), 0x20, "group-b");
+        assert_eq!(h.copy_of("1-0", 0x20, false), Some("group-b"));
+        assert_eq!(h.copy_of("1-0", 0x10, false), Some("group-a"));
+        assert_eq!(h.copy_of("1-0", 0x99, false), Some("group-a"));
+        assert_eq!(h.copy_of("1-0", 0x20, true), Some("group-b"));
+        assert_eq!(h.copy_of("1-0", 0x20, false), Some("group-a"));
+        assert_eq!(h.copy_of("1-0", 0x10, true), Some("group-a"));
+        assert_eq!(h.copy_of("1-0", 0x10, false), None);
+        assert!(h.is_empty());
+        for address in 0..20 {
+            h.put_copy("2-0".into(), address, "x");
+        }
+        assert_eq!(h.inner.lock().map(|i| i.entries["2-0"].1.0.len()).unwrap_or(0), Copies::<&str>::MAX);
+    }
 
     #[test]
     fn bounded_and_taken_once() {
