@@ -17,6 +17,10 @@
 //! * `ours/sampled_metrics`: with the four messaging instruments recording (metrics are off in the
 //!   others); `ours/sampled_metrics_partitions`: the same, each message on the next of 256
 //!   partitions (512 metric attribute sets in turn, as for a consumer of a wide topic);
+//! * `*/unsampled_parent`: the send's parent is a request whose trace was not sampled upstream,
+//!   under `ParentBased(AlwaysOn)` (the SDK's default sampler): `floor` and `ours` through the
+//!   SDK, `ours_fast` on the unsampled fast path (`with_parent_based_sampling(true)`), metrics off
+//!   except in `ours_fast/unsampled_parent_metrics`;
 //! * `extract_no_context`: extraction from a message without propagation headers.
 //!
 //! ```sh
@@ -146,8 +150,13 @@ fn ours(instrumenter: &MessagingInstrumenter) {
 }
 
 fn ours_at(instrumenter: &MessagingInstrumenter, partition: Partition) {
+    ours_in(instrumenter, partition, &Context::new());
+}
+
+/// Send under `parent`, then process with no ambient span.
+fn ours_in(instrumenter: &MessagingInstrumenter, partition: Partition, parent: &Context) {
     let mut h = headers();
-    let send = instrumenter.start_send(&Send(partition), &Context::new(), &HeadersExtractor(&h));
+    let send = instrumenter.start_send(&Send(partition), parent, &HeadersExtractor(&h));
     send.inject(&mut HeadersInjector(&mut h));
     send.end_ok();
     let process = instrumenter.start_process_in(&Process(partition), &HeadersExtractor(&h), &Context::new());
@@ -157,10 +166,16 @@ fn ours_at(instrumenter: &MessagingInstrumenter, partition: Partition) {
 
 /// The SDK's own cost: two spans without attributes, the context straight on the headers.
 fn floor(provider: &SdkTracerProvider, propagator: &dyn TextMapPropagator) {
+    floor_in(provider, propagator, &Context::new());
+}
+
+/// [`floor`] with the send span a child of `parent`.
+fn floor_in(provider: &SdkTracerProvider, propagator: &dyn TextMapPropagator, parent: &Context) {
     let tracer = provider.tracer("floor");
     let mut h = headers();
-    let span = tracer.span_builder("send orders").with_kind(SpanKind::Producer).start(&tracer);
-    let cx = Context::new().with_span(span);
+    let span =
+        tracer.span_builder("send orders").with_kind(SpanKind::Producer).start_with_context(&tracer, parent);
+    let cx = parent.with_span(span);
     propagator.inject_context(&cx, &mut HeadersInjector(&mut h));
     cx.span().end();
     let parent = propagator.extract_with_context(&Context::new(), &HeadersExtractor(&h));
@@ -227,10 +242,25 @@ fn allocations(mut f: impl FnMut()) -> f64 {
     (CountingAllocator::allocations() - before) as f64 / 1_000.0
 }
 
+/// A request whose trace was not sampled upstream (`traceparent` flags `00`), under which a
+/// parent-based sampler drops every span.
+fn unsampled_request() -> Context {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    Context::new().with_remote_span_context(SpanContext::new(
+        TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+        SpanId::from(0x00f0_67aa_0ba9_02b7),
+        TraceFlags::default(),
+        true,
+        TraceState::default(),
+    ))
+}
+
 /// The providers every variant runs on.
 struct Setup {
     sampled: SdkTracerProvider,
     unsampled: SdkTracerProvider,
+    /// `ParentBased(AlwaysOn)`, the SDK's default sampler.
+    parent_based: SdkTracerProvider,
     batch: SdkTracerProvider,
     meter: SdkMeterProvider,
 }
@@ -240,6 +270,7 @@ impl Setup {
         Setup {
             sampled: sync_provider(Sampler::AlwaysOn),
             unsampled: sync_provider(Sampler::AlwaysOff),
+            parent_based: sync_provider(Sampler::ParentBased(Box::new(Sampler::AlwaysOn))),
             batch: batch_provider(),
             meter: SdkMeterProvider::builder()
                 .with_periodic_exporter(InMemoryMetricExporter::default())
@@ -250,6 +281,7 @@ impl Setup {
     fn shutdown(&self) {
         let _ = self.sampled.shutdown();
         let _ = self.unsampled.shutdown();
+        let _ = self.parent_based.shutdown();
         let _ = self.batch.shutdown();
         let _ = self.meter.shutdown();
     }
@@ -280,8 +312,30 @@ fn variants(setup: &Setup) -> Vec<Variant<'_>> {
         (instrumenter_sdk_propagator(&setup.sampled), instrumenter_sdk_propagator(&setup.unsampled));
     let (on_default, off_default) =
         (instrumenter_default_propagator(&setup.sampled), instrumenter_default_propagator(&setup.unsampled));
+    // An unsampled request under the SDK's default sampler: the SDK's own cost, ours through the
+    // SDK, ours on the unsampled fast path.
+    let request = unsampled_request();
+    let p5 = sdk_w3c_propagator();
+    let under_parent = instrumenter(&setup.parent_based, None);
+    let fast = MessagingInstrumenter::builder()
+        .with_tracer_provider(&setup.parent_based)
+        .with_propagator(w3c_propagator())
+        .with_metrics(false)
+        .with_parent_based_sampling(true)
+        .build();
+    let fast_metrics = MessagingInstrumenter::builder()
+        .with_tracer_provider(&setup.parent_based)
+        .with_meter_provider(&setup.meter)
+        .with_propagator(w3c_propagator())
+        .with_parent_based_sampling(true)
+        .build();
+    let (r1, r2, r3, r4) = (request.clone(), request.clone(), request.clone(), request);
     vec![
         ("baseline", Box::new(|| drop(black_box(headers())))),
+        ("floor/unsampled_parent", Box::new(move || floor_in(&setup.parent_based, &p5, &r1))),
+        ("ours/unsampled_parent", Box::new(move || ours_in(&under_parent, None, &r2))),
+        ("ours_fast/unsampled_parent", Box::new(move || ours_in(&fast, None, &r3))),
+        ("ours_fast/unsampled_parent_metrics", Box::new(move || ours_in(&fast_metrics, None, &r4))),
         ("floor/sampled", Box::new(move || floor(&setup.sampled, &p1))),
         ("floor/unsampled", Box::new(move || floor(&setup.unsampled, &p2))),
         ("seeds/sampled", Box::new(move || seeds(&setup.sampled, &p3))),

@@ -371,10 +371,28 @@ pub(crate) fn process_parent(
     ambient: &Context,
     keep_baggage: bool,
 ) -> (Context, Vec<Link>) {
-    let ambient_span = ambient.has_active_span() && ambient.span().span_context().is_valid();
     let mut links = Vec::new();
+    let parent = process_parent_into(policy, extracted, ambient, keep_baggage, Some(&mut links));
+    (parent, links)
+}
+
+/// The parent context of a single-message process span, pushing its links onto `links` when
+/// given (the unsampled fast path needs the parent alone).
+pub(crate) fn process_parent_into(
+    policy: ProcessParent,
+    extracted: &Extracted,
+    ambient: &Context,
+    keep_baggage: bool,
+    mut links: Option<&mut Vec<Link>>,
+) -> Context {
+    let ambient_span = ambient.has_active_span() && ambient.span().span_context().is_valid();
+    let mut link = |cx: &Context| {
+        if let Some(links) = links.as_deref_mut() {
+            links.push(Link::with_context(cx.span().span_context().clone()));
+        }
+    };
     if extracted.has_span {
-        links.push(Link::with_context(extracted.cx.span().span_context().clone()));
+        link(&extracted.cx);
     }
     let use_creation = extracted.has_span
         && match policy {
@@ -382,9 +400,9 @@ pub(crate) fn process_parent(
             ProcessParent::CreationContext => true,
             ProcessParent::Link | ProcessParent::NewRoot => false,
         };
-    let parent = if policy == ProcessParent::NewRoot {
+    if policy == ProcessParent::NewRoot {
         if ambient_span {
-            links.push(Link::with_context(ambient.span().span_context().clone()));
+            link(ambient);
         }
         // A root: no span; the ambient baggage, else (unless dropped) the incoming baggage.
         let baggage = if ambient.baggage().is_empty() && keep_baggage {
@@ -397,7 +415,7 @@ pub(crate) fn process_parent(
         }))
     } else if use_creation {
         if ambient_span {
-            links.push(Link::with_context(ambient.span().span_context().clone()));
+            link(ambient);
         }
         if keep_baggage { extracted.cx.clone() } else { extracted.cx.with_cleared_baggage() }
     } else {
@@ -411,8 +429,7 @@ pub(crate) fn process_parent(
         } else {
             ambient.clone()
         }
-    };
-    (parent, links)
+    }
 }
 
 #[cfg(test)]

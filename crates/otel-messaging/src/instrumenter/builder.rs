@@ -17,6 +17,7 @@ pub struct MessagingInstrumenterBuilder {
     enricher: Option<Arc<dyn SpanEnricher>>,
     skip: Option<SkipDestination>,
     templates: Option<crate::DestinationTemplates>,
+    parent_based: bool,
 }
 
 /// A predicate on destination names: `true` skips the operation (no span, no metric).
@@ -36,6 +37,7 @@ impl fmt::Debug for MessagingInstrumenterBuilder {
             .field("enricher", &self.enricher.is_some())
             .field("skipped_destinations", &self.skip.is_some())
             .field("destination_templates", &self.templates)
+            .field("parent_based_sampling", &self.parent_based)
             .finish()
     }
 }
@@ -150,6 +152,29 @@ impl MessagingInstrumenterBuilder {
         self
     }
 
+    /// Declares that the tracer provider's sampler is parent-based with the SDK's default for an
+    /// unsampled parent — `Sampler::ParentBased(..)`, the SDK's default sampler, and the usual
+    /// `ParentBased(TraceIdRatioBased(ratio))` — so that an operation whose parent is already
+    /// unsampled (a valid span context with the sampled flag 0: the request that sends, or under
+    /// [`ProcessParent::Spec`] the creation context a message carries) takes the **unsampled fast
+    /// path**: no SDK span is started, the parent's context is propagated as it came (`traceparent`
+    /// flags `00`, its span id, its `tracestate` and baggage), and the metrics are recorded as
+    /// usual. About a tenth of the SDK's own unsampled cost per message (BENCHMARKS.md, "Eighth
+    /// session"); the decision upstream was "not sampled", and a parent-based sampler would only
+    /// have repeated it.
+    ///
+    /// Caveat: with a sampler that is not parent-based (`AlwaysOn`, a custom one), or one whose
+    /// `local_parent_not_sampled`/`remote_parent_not_sampled` records, the SDK would have recorded
+    /// some of these spans; with this switch they are not started. An operation without a valid
+    /// parent (a new root) always goes to the SDK.
+    ///
+    /// Defaults to `false`: the instrumentation cannot read the provider's sampler through the
+    /// API, so it does not assume one (the semconv of the operations is unchanged either way).
+    pub fn with_parent_based_sampling(mut self, enabled: bool) -> Self {
+        self.parent_based = enabled;
+        self
+    }
+
     /// Sets how single-message process spans relate to the creation context.
     ///
     /// Defaults to [`ProcessParent::Spec`]. Overridable per consumer with
@@ -250,6 +275,7 @@ impl MessagingInstrumenterBuilder {
                 enricher: self.enricher,
                 skip: self.skip,
                 templates: self.templates,
+                parent_based: self.parent_based,
             }),
             process_parent: self.process_parent,
             follows: Follows::No,

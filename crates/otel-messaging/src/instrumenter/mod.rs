@@ -26,7 +26,7 @@ use crate::{
     attributes::MessagingAttributes,
     metrics::{InstrumentSource, Instruments, Measurement, MetricKey, MetricSet},
     operation::OperationType,
-    propagation::{Extracted, ProcessParent, Propagator, process_parent},
+    propagation::{Extracted, ProcessParent, Propagator, process_parent, process_parent_into},
     semconv,
 };
 
@@ -79,6 +79,9 @@ struct Inner {
     templates: Option<crate::DestinationTemplates>,
     /// Destinations whose operations record nothing ([`MessagingInstrumenterBuilder::with_skipped_destinations`]).
     skip: Option<SkipDestination>,
+    /// The sampler is declared parent-based: unsampled parents take the fast path
+    /// ([`MessagingInstrumenterBuilder::with_parent_based_sampling`]).
+    parent_based: bool,
 }
 
 /// Creates spans and metrics for messaging operations, following semconv v1.44.

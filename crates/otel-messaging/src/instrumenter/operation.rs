@@ -26,6 +26,9 @@ pub struct Operation {
     pub(super) metric_set: Option<Arc<MetricSet>>,
     pub(super) instrumenter: Arc<Inner>,
     pub(super) ended: bool,
+    /// Whether `cx` holds a span this operation started (not: a skipped destination's, or the
+    /// unsampled fast path's, whose `cx` is the parent's context).
+    pub(super) own_span: bool,
     pub(super) cancel_on_drop: bool,
     /// With feature `tracing`: the `tracing` span backing a process operation.
     #[cfg(feature = "tracing")]
@@ -81,8 +84,8 @@ impl Operation {
     /// Adds attributes known only after the operation started (offset, message id, partition
     /// chosen by the broker). Skipped when the span is not recording.
     pub fn set_attributes(&self, attributes: impl IntoIterator<Item = KeyValue>) {
-        if self.ended {
-            return; // a skipped destination's operation: the span in `cx` is not ours
+        if self.ended || !self.own_span {
+            return; // a skipped or fast-path operation: the span in `cx` is not ours
         }
         let span = self.cx.span();
         if span.is_recording() {
@@ -192,6 +195,64 @@ impl Operation {
         }
         self.ended = true;
         let end = self.instrumenter.instruments.is_some().then(SystemTime::now);
+        if self.own_span {
+            self.end_span(error.as_ref(), end);
+        }
+        if let (Some(set), Some(end)) = (&self.metric_set, end) {
+            let start = self.start.unwrap_or(end);
+            let duration = end.duration_since(start).unwrap_or(Duration::ZERO).as_secs_f64();
+            // A failed receive delivered nothing (semconv: consumed.messages counts "messages
+            // that were delivered to the application"); a batch that failed after some messages
+            // counts those it reports.
+            let messages = match (self.messages, self.operation_type, &error) {
+                (Some(count), ..) => count,
+                (None, OperationType::Receive, Some(_)) => 0,
+                (None, ..) => 1,
+            };
+            set.record(Measurement {
+                operation_type: self.operation_type,
+                duration_secs: duration,
+                messages,
+                failed_messages: self.failed_messages.min(messages),
+                counts_as_delivery: self.counts_as_delivery,
+                queue_wait_secs: self.queue_wait,
+                error_type: error.as_ref().map(|(t, _)| *t),
+            });
+        }
+    }
+
+    /// An operation that started no span: its context is `parent`'s (a send injects it). Ended
+    /// already (records nothing) until the fast path, which records `metric_set`, re-opens it.
+    pub(super) fn without_span(
+        parent: &Context,
+        operation_type: OperationType,
+        creation_context: bool,
+        instrumenter: &Arc<Inner>,
+        start: Option<SystemTime>,
+        metric_set: Option<Arc<MetricSet>>,
+    ) -> Operation {
+        Operation {
+            cx: parent.clone(),
+            start,
+            operation_type,
+            creation_context,
+            messages: None,
+            failed_messages: 0,
+            counts_as_delivery: false,
+            queue_wait: None,
+            metric_set,
+            instrumenter: instrumenter.clone(),
+            ended: true,
+            own_span: false,
+            cancel_on_drop: false,
+            #[cfg(feature = "tracing")]
+            tracing_span: None,
+        }
+    }
+
+    /// Ends the span this operation started: the enricher's end attributes, `error.type` and the
+    /// status on failure, the end time the metrics use.
+    fn end_span(&mut self, error: Option<&(&str, String)>, end: Option<SystemTime>) {
         let mut late = Vec::new();
         // Not while a panic unwinds: a second panic in the user's enricher would abort the
         // process (reliability review L3).
@@ -199,7 +260,7 @@ impl Operation {
             && self.cx.span().is_recording()
             && !std::thread::panicking()
         {
-            enricher.on_end(self.operation_type, error.as_ref().map(|(t, _)| *t), &mut late);
+            enricher.on_end(self.operation_type, error.map(|(t, _)| *t), &mut late);
         }
         #[cfg(feature = "tracing")]
         let bridged = self.tracing_span.take();
@@ -232,27 +293,6 @@ impl Operation {
                     None => span.end(),
                 }
             }
-        }
-        if let (Some(set), Some(end)) = (&self.metric_set, end) {
-            let start = self.start.unwrap_or(end);
-            let duration = end.duration_since(start).unwrap_or(Duration::ZERO).as_secs_f64();
-            // A failed receive delivered nothing (semconv: consumed.messages counts "messages
-            // that were delivered to the application"); a batch that failed after some messages
-            // counts those it reports.
-            let messages = match (self.messages, self.operation_type, &error) {
-                (Some(count), ..) => count,
-                (None, OperationType::Receive, Some(_)) => 0,
-                (None, ..) => 1,
-            };
-            set.record(Measurement {
-                operation_type: self.operation_type,
-                duration_secs: duration,
-                messages,
-                failed_messages: self.failed_messages.min(messages),
-                counts_as_delivery: self.counts_as_delivery,
-                queue_wait_secs: self.queue_wait,
-                error_type: error.as_ref().map(|(t, _)| *t),
-            });
         }
     }
 }

@@ -47,8 +47,16 @@ impl MessagingInstrumenter {
             return self.resolved().start_send(view, parent, message);
         }
         let existing = Extracted::new(self.inner.propagator.extract(message, false));
-        let mut links = Vec::new();
         let own_context = !existing.has_span;
+        if self.unsampled_fast_path(parent) {
+            // No span: no links, no retry lineage to read.
+            return self.start_span(SpanRequest {
+                message: Some(message),
+                own_context,
+                ..SpanRequest::new(view, parent)
+            });
+        }
+        let mut links = Vec::new();
         if existing.has_span {
             links.push(Link::with_context(existing.cx.span().span_context().clone()));
         }
@@ -93,8 +101,23 @@ impl MessagingInstrumenter {
             return self.resolved().start_process_in(view, message, ambient);
         }
         let extracted = Extracted::new(self.extract_context(message));
-        let (parent, mut links) =
-            process_parent(self.process_parent(), &extracted, ambient, !self.inner.trust_boundary);
+        let keep_baggage = !self.inner.trust_boundary;
+        if self.inner.parent_based {
+            let parent = process_parent_into(self.process_parent(), &extracted, ambient, keep_baggage, None);
+            if self.unsampled_fast_path(&parent) {
+                // No span: no links, no retry lineage to read, no clock read but for the metrics.
+                let sent = self.inner.instruments.as_ref().and(view.sent_time());
+                let now = self.inner.instruments.as_ref().map(|_| SystemTime::now());
+                let queue_wait = sent.zip(now).and_then(|(sent, now)| queue_wait(sent, now));
+                return self.start_span(SpanRequest {
+                    message: Some(message),
+                    started_at: now,
+                    queue_wait,
+                    ..SpanRequest::new(view, &parent)
+                });
+            }
+        }
+        let (parent, mut links) = process_parent(self.process_parent(), &extracted, ambient, keep_baggage);
         let creation = extracted.has_span.then(|| extracted.cx.span().span_context().span_id());
         // Retry lineage comes from the producer: at a trust boundary it is not read at all (its
         // links and attempt counter would be the sender's choice; reliability review M6).
@@ -153,6 +176,17 @@ impl MessagingInstrumenter {
         self.start_span(SpanRequest { links, started_at, ..SpanRequest::new(view, parent) })
     }
 
+    /// Whether an operation under `parent` takes the unsampled fast path: the sampler is declared
+    /// parent-based ([`MessagingInstrumenterBuilder::with_parent_based_sampling`]) and `parent`'s
+    /// span context is valid and not sampled.
+    fn unsampled_fast_path(&self, parent: &Context) -> bool {
+        self.inner.parent_based && {
+            let span = parent.span();
+            let sc = span.span_context();
+            sc.is_valid() && !sc.is_sampled()
+        }
+    }
+
     /// The one place a span starts: name, kind, the sampling-relevant attributes, links, the
     /// enricher's attributes, and the metric attributes.
     fn start_span(&self, request: SpanRequest<'_>) -> Operation {
@@ -167,35 +201,82 @@ impl MessagingInstrumenter {
             && view.destination_name().is_some_and(|destination| skip(destination))
         {
             // No span, no metric: the context flows through (a send injects `parent`).
-            return Operation {
-                cx: parent.clone(),
-                start: None,
+            return Operation::without_span(
+                parent,
                 operation_type,
                 creation_context,
-                messages: None,
-                failed_messages: 0,
-                counts_as_delivery: false,
-                queue_wait: None,
-                metric_set: None,
-                instrumenter: self.inner.clone(),
-                ended: true,
-                cancel_on_drop: false,
-                #[cfg(feature = "tracing")]
-                tracing_span: None,
-            };
+                &self.inner,
+                None,
+                None,
+            );
         }
-        let kind = operation_type.span_kind(own_context && view.send_is_creation_context());
         // Our own clock read only when the duration metric needs it; otherwise the SDK reads the
         // clock for a span that records and not at all for one that does not.
         let start = started_at.or_else(|| self.inner.instruments.is_some().then(SystemTime::now));
+        let hidden = view.destination_temporary() || view.destination_anonymous();
+        let destination = view.destination_name();
+        // The view's template (a broker's own, e.g. a Redis PSUBSCRIBE pattern), else the first of
+        // the instrumenter's templates the destination matches.
+        let template = view.destination_template().or_else(|| {
+            let templates = self.inner.templates.as_ref()?;
+            destination.filter(|_| !hidden).and_then(|d| templates.template_of(d))
+        });
+        let group = view.consumer_group_name();
+        let server = view.server();
+        // The metric attribute set, resolved once per thread and kind of operation.
+        let metric_set = |partition: Option<&StringValue>| {
+            self.inner.instruments.as_ref().map(|instruments| {
+                let now = start.unwrap_or_else(SystemTime::now);
+                instruments.resolve(
+                    &MetricKey {
+                        system: view.system(),
+                        operation_name: view.operation_name(),
+                        operation_type,
+                        // With a template the name stays off the metrics: it is not known to be of
+                        // low cardinality (semconv v1.44 messaging-metrics.md,
+                        // `messaging.destination.name`).
+                        destination: destination.filter(|_| !hidden && template.is_none()),
+                        template,
+                        partition: partition.map(StringValue::as_str),
+                        group,
+                        server,
+                    },
+                    now,
+                )
+            })
+        };
+        // The unsampled fast path: a parent-based sampler would drop this span (its parent is
+        // valid and not sampled), so no SDK span is started and the parent's context flows on.
+        if self.unsampled_fast_path(parent) {
+            {
+                let partition = self.inner.instruments.as_ref().and_then(|_| view.destination_partition_id());
+                let set = metric_set(partition.as_ref());
+                let mut operation = Operation::without_span(
+                    parent,
+                    operation_type,
+                    creation_context,
+                    &self.inner,
+                    start,
+                    set,
+                );
+                operation.ended = false;
+                operation.messages = view.batch_message_count();
+                operation.counts_as_delivery = view.counts_as_delivery();
+                operation.queue_wait = queue_wait;
+                operation.cancel_on_drop = matches!(
+                    operation_type,
+                    OperationType::Send | OperationType::Create | OperationType::Settle
+                );
+                return operation;
+            }
+        }
+        let kind = operation_type.span_kind(own_context && view.send_is_creation_context());
 
         let mut attributes = Vec::with_capacity(16);
         attributes.push(KeyValue::new(semconv::MESSAGING_SYSTEM, view.system()));
         attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_NAME, view.operation_name()));
         attributes.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, operation_type.as_str()));
 
-        let hidden = view.destination_temporary() || view.destination_anonymous();
-        let destination = view.destination_name();
         // The span's string values are shared per thread (`intern`), not allocated per span.
         let interned =
             |key: &'static str, value: &str| KeyValue::new(key, Value::String(intern::value(value)));
@@ -212,12 +293,6 @@ impl MessagingInstrumenter {
                 interned(semconv::MESSAGING_DESTINATION_NAME, name)
             });
         }
-        // The view's template (a broker's own, e.g. a Redis PSUBSCRIBE pattern), else the first of
-        // the instrumenter's templates the destination matches.
-        let template = view.destination_template().or_else(|| {
-            let templates = self.inner.templates.as_ref()?;
-            destination.filter(|_| !hidden).and_then(|d| templates.template_of(d))
-        });
         if let Some(template) = template {
             attributes.push(interned(semconv::MESSAGING_DESTINATION_TEMPLATE, template));
         }
@@ -225,36 +300,16 @@ impl MessagingInstrumenter {
         if let Some(partition) = &partition {
             attributes.push(KeyValue::new(semconv::MESSAGING_DESTINATION_PARTITION_ID, partition.clone()));
         }
-        let group = view.consumer_group_name();
         if let Some(group) = group {
             attributes.push(interned(semconv::MESSAGING_CONSUMER_GROUP_NAME, group));
         }
-        let server = view.server();
         if let Some((address, port)) = server {
             attributes.push(interned(semconv::SERVER_ADDRESS, address));
             if let Some(port) = port {
                 attributes.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
             }
         }
-        // The metric attribute set, resolved once per thread and kind of operation.
-        let metric_set = self.inner.instruments.as_ref().map(|instruments| {
-            let now = start.unwrap_or_else(SystemTime::now);
-            instruments.resolve(
-                &MetricKey {
-                    system: view.system(),
-                    operation_name: view.operation_name(),
-                    operation_type,
-                    // With a template the name stays off the metrics: it is not known to be of low
-                    // cardinality (semconv v1.44 messaging-metrics.md, `messaging.destination.name`).
-                    destination: destination.filter(|_| !hidden && template.is_none()),
-                    template,
-                    partition: partition.as_ref().map(StringValue::as_str),
-                    group,
-                    server,
-                },
-                now,
-            )
-        });
+        let metric_set = metric_set(partition.as_ref());
         if let Some(enricher) = &self.inner.enricher {
             enricher.on_start(&SpanStart { view, message }, &mut attributes);
         }
@@ -349,6 +404,7 @@ impl MessagingInstrumenter {
             metric_set,
             instrumenter: self.inner.clone(),
             ended: false,
+            own_span: true,
             // A send, create or settle dropped before it is ended never saw its outcome (a future
             // dropped by `select!` or a timeout, a delivery report that never came): `cancelled`,
             // not a success (reliability review M5).
