@@ -33,7 +33,7 @@ use std::{collections::HashMap, hint::black_box};
 
 use criterion::{Criterion, criterion_group};
 use opentelemetry::{
-    Context, KeyValue, StringValue,
+    Context, KeyValue,
     propagation::TextMapPropagator,
     trace::{SpanKind, TraceContextExt, Tracer, TracerProvider as _},
 };
@@ -42,8 +42,11 @@ use opentelemetry_sdk::{
     trace::{Sampler, SdkTracerProvider},
 };
 use otel_messaging::{
-    MessagingAttributes, MessagingInstrumenter, OperationType,
-    testing::{CountingAllocator, DropExporter, sdk_w3c_propagator, w3c_propagator},
+    MessagingInstrumenter,
+    testing::{
+        BenchCarrier, CountingAllocator, DropExporter, bench_floor, bench_ours, sdk_w3c_propagator,
+        unsampled_request, w3c_propagator,
+    },
 };
 use otel_messaging_rdkafka::{HeadersExtractor, HeadersInjector};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
@@ -88,56 +91,18 @@ fn instrumenter_default_propagator(provider: &SdkTracerProvider) -> MessagingIns
 /// The partition a view names (`None`: no partition attribute, as in most variants).
 type Partition = Option<&'static str>;
 
-struct Send(Partition);
-impl MessagingAttributes for Send {
-    fn system(&self) -> &'static str {
-        "kafka"
-    }
-    fn operation_type(&self) -> OperationType {
-        OperationType::Send
-    }
-    fn operation_name(&self) -> &'static str {
-        "send"
-    }
-    fn destination_name(&self) -> Option<&str> {
-        Some("orders")
-    }
-    fn destination_partition_id(&self) -> Option<StringValue> {
-        self.0.map(StringValue::from)
-    }
-    fn client_id(&self) -> Option<&str> {
-        Some("order-api")
-    }
-    fn server(&self) -> Option<(&str, Option<u16>)> {
-        Some(("kafka-1", Some(9092)))
-    }
-}
+/// A Kafka record's headers as the shared benchmark steps see them.
+struct Kafka(OwnedHeaders);
 
-struct Process(Partition);
-impl MessagingAttributes for Process {
-    fn system(&self) -> &'static str {
-        "kafka"
+impl BenchCarrier for Kafka {
+    fn fresh() -> Self {
+        Kafka(headers())
     }
-    fn operation_type(&self) -> OperationType {
-        OperationType::Process
+    fn read<R>(&self, f: impl FnOnce(&dyn opentelemetry::propagation::Extractor) -> R) -> R {
+        f(&HeadersExtractor(&self.0))
     }
-    fn operation_name(&self) -> &'static str {
-        "process"
-    }
-    fn destination_name(&self) -> Option<&str> {
-        Some("orders")
-    }
-    fn destination_partition_id(&self) -> Option<StringValue> {
-        self.0.map(StringValue::from)
-    }
-    fn consumer_group_name(&self) -> Option<&str> {
-        Some("workers")
-    }
-    fn client_id(&self) -> Option<&str> {
-        Some("order-worker")
-    }
-    fn server(&self) -> Option<(&str, Option<u16>)> {
-        Some(("kafka-1", Some(9092)))
+    fn write(&mut self, f: impl FnOnce(&mut dyn opentelemetry::propagation::Injector)) {
+        f(&mut HeadersInjector(&mut self.0))
     }
 }
 
@@ -155,13 +120,7 @@ fn ours_at(instrumenter: &MessagingInstrumenter, partition: Partition) {
 
 /// Send under `parent`, then process with no ambient span.
 fn ours_in(instrumenter: &MessagingInstrumenter, partition: Partition, parent: &Context) {
-    let mut h = headers();
-    let send = instrumenter.start_send(&Send(partition), parent, &HeadersExtractor(&h));
-    send.inject(&mut HeadersInjector(&mut h));
-    send.end_ok();
-    let process = instrumenter.start_process_in(&Process(partition), &HeadersExtractor(&h), &Context::new());
-    process.end_ok();
-    black_box(h);
+    black_box(bench_ours::<Kafka>(instrumenter, partition, parent));
 }
 
 /// The SDK's own cost: two spans without attributes, the context straight on the headers.
@@ -171,20 +130,7 @@ fn floor(provider: &SdkTracerProvider, propagator: &dyn TextMapPropagator) {
 
 /// [`floor`] with the send span a child of `parent`.
 fn floor_in(provider: &SdkTracerProvider, propagator: &dyn TextMapPropagator, parent: &Context) {
-    let tracer = provider.tracer("floor");
-    let mut h = headers();
-    let span =
-        tracer.span_builder("send orders").with_kind(SpanKind::Producer).start_with_context(&tracer, parent);
-    let cx = parent.with_span(span);
-    propagator.inject_context(&cx, &mut HeadersInjector(&mut h));
-    cx.span().end();
-    let parent = propagator.extract_with_context(&Context::new(), &HeadersExtractor(&h));
-    let span = tracer
-        .span_builder("process orders")
-        .with_kind(SpanKind::Consumer)
-        .start_with_context(&tracer, &parent);
-    drop(span);
-    black_box(h);
+    black_box(bench_floor::<Kafka>(provider, propagator, parent));
 }
 
 fn seeds(provider: &SdkTracerProvider, propagator: &dyn TextMapPropagator) {
@@ -240,19 +186,6 @@ fn allocations(mut f: impl FnMut()) -> f64 {
         f();
     }
     (CountingAllocator::allocations() - before) as f64 / 1_000.0
-}
-
-/// A request whose trace was not sampled upstream (`traceparent` flags `00`), under which a
-/// parent-based sampler drops every span.
-fn unsampled_request() -> Context {
-    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-    Context::new().with_remote_span_context(SpanContext::new(
-        TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
-        SpanId::from(0x00f0_67aa_0ba9_02b7),
-        TraceFlags::default(),
-        true,
-        TraceState::default(),
-    ))
 }
 
 /// The providers every variant runs on.

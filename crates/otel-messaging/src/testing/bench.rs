@@ -139,3 +139,149 @@ unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
         new
     }
 }
+
+/// A message's headers as the per-message benchmarks see them (`benches/overhead.rs` of the Kafka
+/// crate, `perf-gate`): a fresh record's headers, read through an [`Extractor`](opentelemetry::propagation::Extractor) and written
+/// through an [`Injector`](opentelemetry::propagation::Injector) of the carrier's own.
+pub trait BenchCarrier: Sized {
+    /// The headers a record has before any instrumentation (one application header).
+    fn fresh() -> Self;
+    /// Runs `f` on an extractor over these headers.
+    fn read<R>(&self, f: impl FnOnce(&dyn opentelemetry::propagation::Extractor) -> R) -> R;
+    /// Runs `f` on an injector into these headers.
+    fn write(&mut self, f: impl FnOnce(&mut dyn opentelemetry::propagation::Injector));
+}
+
+/// Headers as a small vector of pairs (case-insensitive look-ups, a set replaces): the carrier of
+/// the broker-free benchmarks.
+#[derive(Debug, Clone, Default)]
+pub struct BenchHeaders(pub Vec<(String, String)>);
+
+impl opentelemetry::propagation::Extractor for BenchHeaders {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(k, _)| k.as_str()).collect()
+    }
+}
+
+impl opentelemetry::propagation::Injector for BenchHeaders {
+    fn set(&mut self, key: &str, value: String) {
+        match self.0.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key.to_owned(), value)),
+        }
+    }
+}
+
+impl BenchCarrier for BenchHeaders {
+    fn fresh() -> Self {
+        let mut headers = Vec::with_capacity(4);
+        headers.push(("app".to_owned(), "1".to_owned()));
+        BenchHeaders(headers)
+    }
+    fn read<R>(&self, f: impl FnOnce(&dyn opentelemetry::propagation::Extractor) -> R) -> R {
+        f(self)
+    }
+    fn write(&mut self, f: impl FnOnce(&mut dyn opentelemetry::propagation::Injector)) {
+        f(self)
+    }
+}
+
+/// The Kafka-like send or process view of the per-message benchmarks: destination `orders`,
+/// server `kafka-1:9092`, client ids, group `workers` on process, and a partition when given.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchView {
+    /// `Send` or `Process`.
+    pub operation: crate::OperationType,
+    /// `messaging.destination.partition.id`, if any.
+    pub partition: Option<&'static str>,
+}
+
+impl crate::MessagingAttributes for BenchView {
+    fn system(&self) -> &'static str {
+        "kafka"
+    }
+    fn operation_type(&self) -> crate::OperationType {
+        self.operation
+    }
+    fn operation_name(&self) -> &'static str {
+        if self.operation == crate::OperationType::Send { "send" } else { "process" }
+    }
+    fn destination_name(&self) -> Option<&str> {
+        Some("orders")
+    }
+    fn destination_partition_id(&self) -> Option<opentelemetry::StringValue> {
+        self.partition.map(opentelemetry::StringValue::from)
+    }
+    fn consumer_group_name(&self) -> Option<&str> {
+        (self.operation != crate::OperationType::Send).then_some("workers")
+    }
+    fn client_id(&self) -> Option<&str> {
+        Some(if self.operation == crate::OperationType::Send { "order-api" } else { "order-worker" })
+    }
+    fn server(&self) -> Option<(&str, Option<u16>)> {
+        Some(("kafka-1", Some(9092)))
+    }
+}
+
+/// One message through `instrumenter`: a send under `parent` (injecting into fresh headers), then
+/// its process with no ambient span. Returns the headers (for `black_box`).
+pub fn bench_ours<C: BenchCarrier>(
+    instrumenter: &MessagingInstrumenter,
+    partition: Option<&'static str>,
+    parent: &opentelemetry::Context,
+) -> C {
+    use crate::OperationType;
+    let mut headers = C::fresh();
+    let send = headers.read(|x| {
+        instrumenter.start_send(&BenchView { operation: OperationType::Send, partition }, parent, x)
+    });
+    headers.write(|x| send.inject(x));
+    send.end_ok();
+    let process = headers.read(|x| {
+        let view = BenchView { operation: OperationType::Process, partition };
+        instrumenter.start_process_in(&view, x, &opentelemetry::Context::new())
+    });
+    process.end_ok();
+    headers
+}
+
+/// The SDK's own cost of one message: two spans without attributes (a PRODUCER child of `parent`,
+/// a CONSUMER child of the extracted context), the context injected and extracted straight on the
+/// headers by `propagator`. Returns the headers.
+pub fn bench_floor<C: BenchCarrier>(
+    provider: &SdkTracerProvider,
+    propagator: &dyn opentelemetry::propagation::TextMapPropagator,
+    parent: &opentelemetry::Context,
+) -> C {
+    use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
+    let tracer = provider.tracer("floor");
+    let mut headers = C::fresh();
+    let span =
+        tracer.span_builder("send orders").with_kind(SpanKind::Producer).start_with_context(&tracer, parent);
+    let cx = parent.with_span(span);
+    headers.write(|x| propagator.inject_context(&cx, x));
+    cx.span().end();
+    let extracted = headers.read(|x| propagator.extract_with_context(&opentelemetry::Context::new(), x));
+    let span = tracer
+        .span_builder("process orders")
+        .with_kind(SpanKind::Consumer)
+        .start_with_context(&tracer, &extracted);
+    drop(span);
+    headers
+}
+
+/// A request whose trace was not sampled upstream (`traceparent` flags `00`), under which a
+/// parent-based sampler drops every span.
+pub fn unsampled_request() -> opentelemetry::Context {
+    use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState};
+    opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+        TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+        SpanId::from(0x00f0_67aa_0ba9_02b7),
+        TraceFlags::default(),
+        true,
+        TraceState::default(),
+    ))
+}
