@@ -21,10 +21,12 @@ bin="${CARGO_TARGET_DIR:-target}/release/perf-gate"
 n=${PERF_GATE_N:-2000}
 tolerance=1.03
 
+variants=$("$bin")
 declare -A per
 cost() {
   local v=$1
   if [ -z "${per[$v]:-}" ]; then
+    grep -qxF "$v" <<<"$variants" || { echo "[perf-gate] perf-gate has no variant $v (perf-gate/targets.txt)" >&2; exit 1; }
     local a b
     a=$(instructions "$bin" "$v" "$n"); b=$(instructions "$bin" "$v" $((2 * n)))
     [ -n "$a" ] && [ -n "$b" ] || { echo "[perf-gate] callgrind gave no count for $v" >&2; exit 1; }

@@ -48,6 +48,12 @@ fn main() {
     let variant = args.next();
     let messages: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(2_000);
 
+    // The README's usual set-up: the SDK's W3C propagators installed globally (served by our codec
+    // once recognised). Only in its own variants: the others measure the default with nothing
+    // installed.
+    if variant.as_deref().is_some_and(|v| v.starts_with("ours_global_sdk/")) {
+        opentelemetry::global::set_text_map_propagator(sdk_w3c_propagator());
+    }
     let sampled = provider(Sampler::AlwaysOn);
     let unsampled = provider(Sampler::AlwaysOff);
     let parent_based = provider(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
@@ -85,6 +91,14 @@ fn main() {
         ("ours_default/sampled", Box::new(|| drop(black_box(bench_ours::<BenchHeaders>(&on, None, &root))))),
         (
             "ours_default/unsampled",
+            Box::new(|| drop(black_box(bench_ours::<BenchHeaders>(&off, None, &root)))),
+        ),
+        (
+            "ours_global_sdk/sampled",
+            Box::new(|| drop(black_box(bench_ours::<BenchHeaders>(&on, None, &root)))),
+        ),
+        (
+            "ours_global_sdk/unsampled",
             Box::new(|| drop(black_box(bench_ours::<BenchHeaders>(&off, None, &root)))),
         ),
         (

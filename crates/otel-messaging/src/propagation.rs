@@ -19,6 +19,7 @@ use std::borrow::Cow;
 
 mod baggage;
 mod fallback;
+mod recognize;
 mod strict;
 mod w3c;
 pub use strict::{
@@ -198,9 +199,12 @@ pub(crate) enum Propagator {
     #[default]
     Global,
     Explicit(std::sync::Arc<dyn TextMapPropagator + Send + Sync>),
-    /// [`W3cPropagator`], recognised when given to the builder: read straight from the
-    /// [`StrictExtractor`]'s validated fields.
-    W3c,
+    /// [`W3cPropagator`] (`baggage: true`), or the SDK's own W3C propagators ([`recognize`]),
+    /// recognised when given to the builder: read straight from the [`StrictExtractor`]'s
+    /// validated fields.
+    W3c {
+        baggage: bool,
+    },
 }
 
 impl std::fmt::Debug for Propagator {
@@ -208,7 +212,8 @@ impl std::fmt::Debug for Propagator {
         match self {
             Propagator::Global => f.write_str("Global"),
             Propagator::Explicit(_) => f.write_str("Explicit"),
-            Propagator::W3c => f.write_str("W3c"),
+            Propagator::W3c { baggage: true } => f.write_str("W3c"),
+            Propagator::W3c { baggage: false } => f.write_str("W3c (trace context only)"),
         }
     }
 }
@@ -244,7 +249,10 @@ impl Propagator {
         P: TextMapPropagator + Send + Sync + 'static,
     {
         if (&propagator as &dyn std::any::Any).is::<W3cPropagator>() {
-            return Propagator::W3c;
+            return Propagator::W3c { baggage: true };
+        }
+        if let Some(baggage) = recognize::sdk_w3c(&propagator) {
+            return Propagator::W3c { baggage };
         }
         Propagator::Explicit(std::sync::Arc::new(propagator))
     }
@@ -254,10 +262,13 @@ impl Propagator {
     fn effective(&self) -> Effective<'_> {
         match self {
             Propagator::Explicit(p) => Effective::Explicit(p.as_ref()),
-            Propagator::W3c => Effective::W3c { baggage: true },
+            Propagator::W3c { baggage } => Effective::W3c { baggage: *baggage },
             Propagator::Global if !global_is_noop() => {
                 diagnostics::in_force(None);
-                Effective::Global
+                match recognize::global_sdk_w3c() {
+                    Some(baggage) => Effective::W3c { baggage },
+                    None => Effective::Global,
+                }
             }
             Propagator::Global => {
                 let fallback = fallback();
