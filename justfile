@@ -63,7 +63,7 @@ check:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
-    for p in otel-messaging otel-messaging-rdkafka otel-messaging-lapin otel-messaging-aws-sqs otel-messaging-redis otel-messaging-async-nats; do cargo clippy --locked -p "$p" --lib -- -D warnings; done
+    for p in otel-messaging otel-messaging-rdkafka otel-messaging-lapin otel-messaging-aws-sqs otel-messaging-aws-sns otel-messaging-redis otel-messaging-async-nats; do cargo clippy --locked -p "$p" --lib -- -D warnings; done
     cargo clippy --locked -p otel-messaging --lib --features bound-metrics -- -D warnings
     cargo test --locked -p otel-messaging --features bound-metrics,testing --lib --test instrumenter
     scripts/check_api_only.sh

@@ -19,7 +19,7 @@ fi
 
 status=0
 for crate in otel-messaging otel-messaging-rdkafka otel-messaging-lapin otel-messaging-aws-sqs \
-  otel-messaging-redis otel-messaging-async-nats; do
+  otel-messaging-aws-sns otel-messaging-redis otel-messaging-async-nats; do
   if sdk_in "$crate"; then
     echo "check_api_only: $crate depends on opentelemetry_sdk with its default features" >&2
     status=1

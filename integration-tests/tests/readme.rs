@@ -16,10 +16,11 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
 }
 
-const CRATES: [(&str, &str); 4] = [
+const CRATES: [(&str, &str); 5] = [
     ("kafka", "crates/otel-messaging-rdkafka/README.md"),
     ("rabbitmq", "crates/otel-messaging-lapin/README.md"),
     ("aws_sqs", "crates/otel-messaging-aws-sqs/README.md"),
+    ("aws.sns", "crates/otel-messaging-aws-sns/README.md"),
     ("redis", "crates/otel-messaging-redis/README.md"),
 ];
 

@@ -606,8 +606,8 @@ async fn two_groups_reading_one_entry_each_keep_their_group() {
     let shipping = read("shipping").await;
     assert_eq!(billing.id, shipping.id);
     // Processed in the other order than read.
-    let _ = shipping.start_process_with(&tr).process(async |_| ()).await;
-    let _ = billing.start_process_with(&tr).process(async |_| ()).await;
+    let _ = shipping.start_process_with(&tr).process(async |_| Ok::<(), std::io::Error>(())).await;
+    let _ = billing.start_process_with(&tr).process(async |_| Ok::<(), std::io::Error>(())).await;
 
     let spans = t.spans();
     let groups: Vec<Value> = spans

@@ -113,12 +113,12 @@ pub fn xray_to_traceparent(header: &str) -> Option<String> {
 /// `{"Type":"Notification", ..., "MessageAttributes": {"traceparent": {"Type":"String","Value":"00-…"}}}`.
 /// Empty for any other body.
 ///
-/// Cheap for every other body (reliability review M9): a body without `"Notification"` near its
-/// start is not parsed at all, and an envelope is read into the few fields needed (the rest of
-/// the document is skipped, never built into a DOM).
+/// Cheap for every other body (reliability review M9): a body that is not a JSON object holding
+/// `"Notification"` is not parsed at all (one vectorised scan, `memchr::memmem`), and an envelope
+/// is read into the few fields needed (the rest of the document is skipped, never built into a
+/// DOM). The envelope's keys may come in any order: AWS writes `Type` first, moto sorts them (and
+/// `Type` then follows the whole `Message`).
 pub(crate) fn sns_envelope_attributes(body: &str) -> Vec<(String, String)> {
-    /// How far into the body the envelope's `"Type" : "Notification"` may be (SNS writes it first).
-    const TYPE_WITHIN: usize = 128;
     #[derive(serde::Deserialize)]
     struct Envelope {
         #[serde(rename = "Type")]
@@ -133,8 +133,9 @@ pub(crate) fn sns_envelope_attributes(body: &str) -> Vec<(String, String)> {
         #[serde(rename = "Value")]
         value: Option<String>,
     }
-    let head = &body.as_bytes()[..body.len().min(TYPE_WITHIN)];
-    if !body.trim_start().starts_with('{') || !head.windows(14).any(|w| w == b"\"Notification\"") {
+    if !body.trim_start().starts_with('{')
+        || memchr::memmem::find(body.as_bytes(), b"\"Notification\"").is_none()
+    {
         return Vec::new();
     }
     let Ok(envelope) = serde_json::from_str::<Envelope>(body) else { return Vec::new() };
@@ -226,19 +227,18 @@ pub(crate) fn message_size(body: &str, attributes: Option<&HashMap<String, Messa
 /// `baggage`, else `traceparent` alone, else nothing. Returns the bytes written, or `None` when
 /// nothing could be.
 pub(crate) fn inject_within_limit(
-    mut fields: Vec<(std::borrow::Cow<'static, str>, String)>,
+    fields: Vec<(std::borrow::Cow<'static, str>, String)>,
     attributes: &mut HashMap<String, MessageAttributeValue>,
     budget: usize,
 ) -> Option<usize> {
-    fields.retain(|(k, _)| !attributes.contains_key(k.as_ref()));
-    let room = MAX_MESSAGE_ATTRIBUTES.saturating_sub(attributes.len());
-    let size = |fields: &[(std::borrow::Cow<'static, str>, String)]| -> usize {
-        otel_messaging::propagation::CollectedFields::size(fields, "String".len())
-    };
-    if !otel_messaging::propagation::fit_fields(&mut fields, |f| f.len() <= room && size(f) <= budget) {
-        return None;
-    }
-    let bytes = size(&fields);
+    let free = MAX_MESSAGE_ATTRIBUTES.saturating_sub(attributes.len());
+    let (fields, bytes) = otel_messaging::propagation::fit_attributes(
+        fields,
+        |k| attributes.contains_key(k),
+        free,
+        "String".len(),
+        budget,
+    )?;
     let mut injector = MessageAttributesInjector(attributes);
     for (k, v) in fields {
         injector.set(&k, v);
@@ -305,6 +305,15 @@ mod tests {
         let body = r#"{"Type":"Notification","MessageId":"m","Message":"hi","MessageAttributes":{"traceparent":{"Type":"String","Value":"00-ab-cd-01"},"n":{"Type":"Number","Value":"1"}}}"#;
         assert_eq!(
             sns_envelope_attributes(body),
+            vec![("traceparent".to_string(), "00-ab-cd-01".to_string())]
+        );
+        // Keys sorted and pretty-printed, as moto writes them: `Type` after the whole message.
+        let sorted = format!(
+            "{{\n  \"Message\": \"{}\",\n  \"MessageAttributes\": {{\n    \"traceparent\": {{\"Type\": \"String\", \"Value\": \"00-ab-cd-01\"}}\n  }},\n  \"Type\": \"Notification\"\n}}",
+            "x".repeat(500)
+        );
+        assert_eq!(
+            sns_envelope_attributes(&sorted),
             vec![("traceparent".to_string(), "00-ab-cd-01".to_string())]
         );
         for other in ["hi", "{", r#"{"Type":"SubscriptionConfirmation"}"#, r#"{"Type":"Notification"}"#] {

@@ -114,6 +114,30 @@ pub fn fit_fields<K: AsRef<str>>(
     false
 }
 
+/// One collected propagation field: key and value ([`CollectedFields`]).
+pub type Field = (Cow<'static, str>, String);
+
+/// The collected propagation `fields` that go into a carrier of message attributes with a count
+/// limit (SQS and SNS: 10 per message): the fields the carrier already holds (`present`) are
+/// left to it, and the rest must fit `free` attributes and `budget` bytes at `per_field` bytes
+/// each besides key and value (the attribute's data type, e.g. `String`), degraded as
+/// [`fit_fields`] does. Returns what to write and its bytes; `None` when nothing fits.
+pub fn fit_attributes(
+    mut fields: Vec<Field>,
+    present: impl Fn(&str) -> bool,
+    free: usize,
+    per_field: usize,
+    budget: usize,
+) -> Option<(Vec<Field>, usize)> {
+    fields.retain(|(k, _)| !present(k));
+    let size = |fields: &[Field]| CollectedFields::size(fields, per_field);
+    if !fit_fields(&mut fields, |f| f.len() <= free && size(f) <= budget) {
+        return None;
+    }
+    let bytes = size(&fields);
+    Some((fields, bytes))
+}
+
 /// An [`Injector`] that collects propagation fields in the order the propagator writes them,
 /// so that a broker adapter can size them ([`fit_fields`]) before writing them into a carrier with
 /// a size or count limit. A repeated key replaces the earlier value; the W3C keys are kept as

@@ -10,9 +10,9 @@
 //! broker crate spells a semconv key.
 
 pub use opentelemetry_semantic_conventions::attribute::{
-    AWS_REQUEST_ID, AWS_SQS_QUEUE_URL, ERROR_TYPE, MESSAGING_BATCH_MESSAGE_COUNT, MESSAGING_CLIENT_ID,
-    MESSAGING_CONSUMER_GROUP_NAME, MESSAGING_DESTINATION_ANONYMOUS, MESSAGING_DESTINATION_NAME,
-    MESSAGING_DESTINATION_PARTITION_ID, MESSAGING_DESTINATION_SUBSCRIPTION_NAME,
+    AWS_REQUEST_ID, AWS_SNS_TOPIC_ARN, AWS_SQS_QUEUE_URL, ERROR_TYPE, MESSAGING_BATCH_MESSAGE_COUNT,
+    MESSAGING_CLIENT_ID, MESSAGING_CONSUMER_GROUP_NAME, MESSAGING_DESTINATION_ANONYMOUS,
+    MESSAGING_DESTINATION_NAME, MESSAGING_DESTINATION_PARTITION_ID, MESSAGING_DESTINATION_SUBSCRIPTION_NAME,
     MESSAGING_DESTINATION_TEMPLATE, MESSAGING_DESTINATION_TEMPORARY, MESSAGING_KAFKA_MESSAGE_KEY,
     MESSAGING_KAFKA_MESSAGE_TOMBSTONE, MESSAGING_KAFKA_OFFSET, MESSAGING_MESSAGE_BODY_SIZE,
     MESSAGING_MESSAGE_CONVERSATION_ID, MESSAGING_MESSAGE_ENVELOPE_SIZE, MESSAGING_MESSAGE_ID,
@@ -61,6 +61,8 @@ pub mod system {
     pub const RABBITMQ: &str = "rabbitmq";
     /// `aws_sqs` (semconv registry value).
     pub const AWS_SQS: &str = "aws_sqs";
+    /// `aws.sns` (semconv registry value; note the dot, where SQS has an underscore).
+    pub const AWS_SNS: &str = "aws.sns";
     /// `redis`: a **custom** value; semconv v1.44 defines no messaging system for Redis, and the
     /// registry allows custom values of low cardinality.
     pub const REDIS: &str = "redis";

@@ -81,12 +81,13 @@ impl Row {
     }
 }
 
-/// The systems the table covers: the four broker crates' and `nats` (otel-messaging-async-nats,
-/// a custom value defined by that crate; the core itself knows nothing of NATS).
-const SYSTEMS: [&str; 5] = [
+/// The systems the table covers: the broker crates' and `nats` (otel-messaging-async-nats, a
+/// custom value defined by that crate; the core itself knows nothing of NATS).
+const SYSTEMS: [&str; 6] = [
     semconv::system::KAFKA,
     semconv::system::RABBITMQ,
     semconv::system::AWS_SQS,
+    semconv::system::AWS_SNS,
     semconv::system::REDIS,
     "nats",
 ];
@@ -97,6 +98,7 @@ pub fn operations(system: &str) -> &'static [&'static str] {
         "kafka" => &["send", "receive", "process", "settle"],
         "rabbitmq" => &["send", "receive", "process", "settle"],
         "aws_sqs" => &["create", "send", "receive", "process", "settle"],
+        "aws.sns" => &["create", "send"],
         "redis" => &["send", "receive", "process", "settle"],
         "nats" => &["send", "receive", "process", "settle"],
         _ => &[],
@@ -114,6 +116,7 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
     let (kafka, rabbit, sqs, redis) =
         (system == "kafka", system == "rabbitmq", system == "aws_sqs", system == "redis");
     let nats = system == "nats";
+    let sns = system == "aws.sns";
     let consumer = matches!(operation, "receive" | "process" | "settle");
     let network = matches!(operation, "send" | "receive" | "settle");
     let mut rows = vec![
@@ -123,6 +126,8 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
             check: Present,
             note: if redis {
                 "`redis`: a custom value (semconv defines no Redis system)"
+            } else if sns {
+                "`aws.sns` (with a dot, where SQS's has an underscore)"
             } else if nats {
                 "`nats`: a custom value (semconv defines no NATS system)"
             } else {
@@ -149,13 +154,15 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
             } else {
                 ConditionallyRequired("single message, or same for the batch")
             },
-            check: if rabbit || matches!(operation, "create" | "send" | "process") {
+            check: if !sns && (rabbit || matches!(operation, "create" | "send" | "process")) {
                 Present
             } else {
                 Allowed
             },
             note: if rabbit {
                 "`{exchange}:{routing key}` on publish, `…:{queue}` on receive, process, settle"
+            } else if sns {
+                "the topic name (a platform endpoint's resource for `TargetArn`); none for SMS"
             } else {
                 "on every send and process; on others when one destination applies"
             },
@@ -190,6 +197,8 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
                 "the `message_id` property, when set"
             } else if sqs {
                 "the SQS message id (at the response on sends)"
+            } else if sns {
+                "the SNS message id (at the response)"
             } else if nats {
                 "JetStream: the stream sequence (at the PubAck on publishes); core NATS: none"
             } else {
@@ -214,6 +223,8 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
                 "first `bootstrap.servers` entry, read from the client"
             } else if sqs {
                 "the queue URL's host"
+            } else if sns {
+                "from `SnsInstrumentation::from_config` (endpoint URL, else the regional endpoint)"
             } else if rabbit {
                 "from `AmqpInstrumentation::from_uri`"
             } else if nats {
@@ -361,6 +372,20 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
             });
         }
     }
+    if sns {
+        rows.push(Row {
+            key: semconv::AWS_SNS_TOPIC_ARN,
+            level: Recommended(""),
+            check: Allowed,
+            note: "the topic ARN (not on `TargetArn` and SMS publishes)",
+        });
+        rows.push(Row {
+            key: semconv::AWS_REQUEST_ID,
+            level: Recommended(""),
+            check: Allowed,
+            note: "from every response, also failed ones; not on create spans",
+        });
+    }
     if sqs {
         rows.push(Row {
             key: semconv::AWS_SQS_QUEUE_URL,
@@ -399,7 +424,7 @@ fn owned_by_semconv(key: &str) -> bool {
 /// A span with no key of the messaging namespace (`messaging.*` but captured headers) is not a
 /// messaging span (an application's own span, an HTTP span) and conforms. A messaging span
 /// without `messaging.system`, or with a system other than the broker crates' (`kafka`,
-/// `rabbitmq`, `aws_sqs`, `redis`, `nats`) — a misspelling such as `sqs` or `amqp` — does not.
+/// `rabbitmq`, `aws_sqs`, `aws.sns`, `redis`, `nats`) — a misspelling such as `sqs` or `amqp` — does not.
 /// Rows whose note says "not emitted" or "not applicable" (the README's ✗ cells) must be absent.
 pub fn check_span(span: &SpanData) -> Vec<String> {
     let attributes: std::collections::BTreeMap<&str, &Value> =

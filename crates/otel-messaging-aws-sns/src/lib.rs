@@ -1,0 +1,31 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod attributes;
+mod carrier;
+mod config;
+mod producer;
+
+pub use attributes::{SYSTEM, error_type};
+pub use carrier::{MAX_MESSAGE_ATTRIBUTES, MessageAttributesExtractor, MessageAttributesInjector};
+pub use config::{DEFAULT_MAX_MESSAGE_BYTES, SnsInstrumentation};
+// What a user of this crate configures, reachable without a second dependency (the instrumenter
+// and its builder, the enricher).
+pub use otel_messaging::{
+    DestinationTemplates, MessagingInstrumenter, MessagingInstrumenterBuilder, SetGlobalError, SpanEnricher,
+    SpanStart,
+};
+pub use producer::{
+    OPERATION_CREATE, OPERATION_PUBLISH, PublishBatchFluentBuilderExt, PublishFluentBuilderExt,
+};
+
+/// Seals the extension traits: each is implemented in this crate for the client types it
+/// instruments, and nowhere else, so methods can be added to them without a breaking change.
+/// `Sealed<M>` is implemented for exactly the types that implement the trait `M` names.
+mod sealed {
+    pub trait Sealed<Marker> {}
+    #[derive(Debug)]
+    pub enum PublishBatchFluentBuilderExt {}
+    #[derive(Debug)]
+    pub enum PublishFluentBuilderExt {}
+}

@@ -1,0 +1,255 @@
+//! SNS (aws-sdk-sns) publishing to SQS subscribers on moto (`just brokers-up`, or
+//! `SQS_ENDPOINT_URL`: moto serves both), asserting whole traces — from the request that
+//! publishes, through the topic and the queue, to the worker's process span — with raw message
+//! delivery on and off (issue "AWS beyond SQS", point 2).
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+use integration_tests::{sqs_endpoint, unique_name};
+use opentelemetry::{
+    Context, Value,
+    trace::{FutureExt as _, SpanKind, TraceContextExt as _, Tracer as _},
+};
+use otel_messaging::testing::{TestTelemetry, assert_one_trace, assert_trace, attributes, shape, span};
+use otel_messaging_aws_sns::{
+    PublishBatchFluentBuilderExt as _, PublishFluentBuilderExt as _, SnsInstrumentation,
+};
+use otel_messaging_aws_sqs::{MessageExt as _, ReceiveMessageFluentBuilderExt as _, SqsInstrumentation};
+
+async fn sdk_config() -> aws_config::SdkConfig {
+    use aws_config::{BehaviorVersion, Region};
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(sqs_endpoint())
+        .credentials_provider(aws_sdk_sns::config::Credentials::new(
+            "testing", "testing", None, None, "static",
+        ))
+        .load()
+        .await
+}
+
+struct Setup {
+    t: TestTelemetry,
+    sns: aws_sdk_sns::Client,
+    sqs: aws_sdk_sqs::Client,
+    sns_tracing: SnsInstrumentation,
+    sqs_tracing: SqsInstrumentation,
+    topic_arn: String,
+    topic: String,
+    queue_url: String,
+    queue: String,
+}
+
+/// A fresh topic with a fresh queue subscribed to it (`raw`: raw message delivery).
+async fn setup(raw: bool) -> Setup {
+    let t = TestTelemetry::new();
+    let config = sdk_config().await;
+    let sns = aws_sdk_sns::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let topic = unique_name("topic");
+    let topic_arn =
+        sns.create_topic().name(&topic).send().await.expect("create topic").topic_arn.expect("arn");
+    let queue = unique_name("subscriber");
+    let queue_url =
+        sqs.create_queue().queue_name(&queue).send().await.expect("queue").queue_url.expect("url");
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .expect("queue arn");
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .attributes("RawMessageDelivery", if raw { "true" } else { "false" })
+        .send()
+        .await
+        .expect("subscribe");
+    let sns_tracing = SnsInstrumentation::from_config(&config).with_instrumenter(t.instrumenter());
+    let sqs_tracing = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
+    Setup { t, sns, sqs, sns_tracing, sqs_tracing, topic_arn, topic, queue_url, queue }
+}
+
+/// Receives `count` messages from the subscriber queue (traced), with a deadline, and processes
+/// each inside a `work` span.
+async fn receive_and_process(s: &Setup, count: usize) -> Vec<aws_sdk_sqs::types::Message> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut messages = Vec::new();
+    while messages.len() < count {
+        assert!(Instant::now() < deadline, "only {} of {count} messages arrived", messages.len());
+        let received = s
+            .sqs
+            .receive_message()
+            .queue_url(&s.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send_traced_with(&s.sqs_tracing)
+            .await
+            .expect("receive");
+        for message in received.messages.unwrap_or_default() {
+            let (message, result) = message
+                .start_process_with(&s.sqs_tracing)
+                .process(async |_| {
+                    s.t.tracer("worker").in_span("work", |_| ());
+                    Ok::<(), std::io::Error>(())
+                })
+                .await;
+            result.expect("handled");
+            messages.push(message);
+        }
+    }
+    messages
+}
+
+async fn publish_one_and_process(raw: bool) {
+    let s = setup(raw).await;
+    let request = Context::new().with_span(s.t.tracer("app").start("POST /orders"));
+    let output = async {
+        s.sns
+            .publish()
+            .topic_arn(&s.topic_arn)
+            .message(r#"{"order":42}"#)
+            .send_traced_with(&s.sns_tracing)
+            .await
+    }
+    .with_context(request.clone())
+    .await
+    .expect("publish");
+    request.span().end();
+    let messages = receive_and_process(&s, 1).await;
+    if !raw {
+        let body = messages[0].body.as_deref().unwrap_or_default();
+        assert!(body.contains("\"Notification\""), "an SNS envelope: {body}");
+    }
+
+    let spans = s.t.spans();
+    let (publish, receive, process) =
+        (format!("publish {}", s.topic), format!("receive {}", s.queue), format!("process {}", s.queue));
+    assert_trace(
+        &spans,
+        &[
+            shape("POST /orders", SpanKind::Internal),
+            shape(&publish, SpanKind::Producer).parent("POST /orders"),
+            shape(&receive, SpanKind::Client).links(&[&publish]),
+            shape(&process, SpanKind::Consumer).parent(&publish).links(&[&publish]),
+            shape("work", SpanKind::Internal).parent(&process),
+        ],
+    );
+    let p = attributes(span(&spans, &publish));
+    assert_eq!(p["messaging.system"], Value::from("aws.sns"));
+    assert_eq!(p["messaging.operation.name"], Value::from("publish"));
+    assert_eq!(p["messaging.operation.type"], Value::from("send"));
+    assert_eq!(p["messaging.destination.name"], Value::from(s.topic.clone()));
+    assert_eq!(p["aws.sns.topic.arn"], Value::from(s.topic_arn.clone()));
+    assert_eq!(p["messaging.message.id"], Value::from(output.message_id.clone().expect("id")));
+    assert_eq!(p["server.address"], Value::from("127.0.0.1"));
+    assert!(p.contains_key("server.port"));
+    let in_trace: Vec<_> = spans.iter().filter(|s| s.name != receive).cloned().collect();
+    assert_one_trace(&in_trace);
+}
+
+#[tokio::test]
+async fn a_publish_continues_in_the_sqs_subscribers_process_span_with_raw_delivery() {
+    publish_one_and_process(true).await;
+}
+
+#[tokio::test]
+async fn a_publish_continues_in_the_sqs_subscribers_process_span_through_the_envelope() {
+    publish_one_and_process(false).await;
+}
+
+/// A batch: one create span per entry (each entry's own creation context, parent of its process
+/// span) and a publish CLIENT span linking them.
+#[tokio::test]
+async fn a_batch_gives_each_entry_its_own_creation_context() {
+    let s = setup(true).await;
+    let entries: Vec<PublishBatchRequestEntry> = (0..3)
+        .map(|i| {
+            PublishBatchRequestEntry::builder()
+                .id(format!("e{i}"))
+                .message(format!("order {i}"))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let output = s
+        .sns
+        .publish_batch()
+        .topic_arn(&s.topic_arn)
+        .set_publish_batch_request_entries(Some(entries))
+        .send_traced_with(&s.sns_tracing)
+        .await
+        .expect("publish batch");
+    assert_eq!(output.successful().len(), 3);
+    receive_and_process(&s, 3).await;
+
+    let spans = s.t.spans();
+    let (publish, create, process) =
+        (format!("publish {}", s.topic), format!("create {}", s.topic), format!("process {}", s.queue));
+    let creates: Vec<_> = spans.iter().filter(|x| x.name == create).collect();
+    assert_eq!(creates.len(), 3);
+    assert!(creates.iter().all(|c| c.span_kind == SpanKind::Producer));
+    let batch = span(&spans, &publish);
+    assert_eq!(batch.span_kind, SpanKind::Client);
+    assert_eq!(attributes(batch)["messaging.batch.message_count"], Value::I64(3));
+    assert_eq!(batch.links.len(), 3, "links every entry's creation context");
+    let create_ids: Vec<_> = creates.iter().map(|c| c.span_context.span_id()).collect();
+    for p in spans.iter().filter(|x| x.name == process) {
+        assert!(create_ids.contains(&p.parent_span_id), "process spans are children of a create span");
+    }
+}
+
+/// Ten user attributes leave no room: the publish goes out unchanged (and is delivered), the span
+/// says the context was not injected.
+#[tokio::test]
+async fn ten_user_attributes_leave_the_message_unchanged() {
+    let s = setup(true).await;
+    let mut publish = s.sns.publish().topic_arn(&s.topic_arn).message("full");
+    for i in 0..10 {
+        let value = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(format!("v{i}"))
+            .build()
+            .unwrap();
+        publish = publish.message_attributes(format!("a{i}"), value);
+    }
+    publish.send_traced_with(&s.sns_tracing).await.expect("publish");
+    let spans = s.t.spans();
+    let p = attributes(span(&spans, &format!("publish {}", s.topic)));
+    assert_eq!(p["otel_messaging.context.injected"], Value::Bool(false));
+}
+
+/// A publish to a topic that does not exist fails with the native error, unchanged; the span
+/// records the service's error code.
+#[tokio::test]
+async fn a_failed_publish_returns_the_native_error() {
+    let s = setup(true).await;
+    let missing = format!("{}-missing", s.topic_arn);
+    let plain = s.sns.publish().topic_arn(&missing).message("x").send().await.expect_err("no such topic");
+    let traced = s
+        .sns
+        .publish()
+        .topic_arn(&missing)
+        .message("x")
+        .send_traced_with(&s.sns_tracing)
+        .await
+        .expect_err("no such topic");
+    // The same error (the request ids differ, one per call).
+    let meta = |e: &aws_sdk_sns::error::SdkError<_, _>| {
+        use aws_sdk_sns::error::ProvideErrorMetadata as _;
+        (e.code().map(str::to_owned), e.message().map(str::to_owned), e.to_string())
+    };
+    assert_eq!(meta(&plain), meta(&traced));
+    let spans = s.t.spans();
+    let p = attributes(span(&spans, &format!("publish {}-missing", s.topic)));
+    let code = aws_sdk_sns::error::ProvideErrorMetadata::code(&traced).expect("a code").to_owned();
+    assert_eq!(p["error.type"], Value::from(code));
+}
