@@ -146,7 +146,7 @@ impl MessagingInstrumenterBuilder {
     /// instrumenter recognises them and decodes the fields it has already validated with its own
     /// W3C codec, which writes and reads what they do (checked against them by the `traceparent`
     /// fuzz target and proptests), instead of letting them format and parse the fields again
-    /// (≈ 1.47 × the SDK floor per message through them, ≈ 1.08 × through the codec: BENCHMARKS.md,
+    /// (≈ 1.47 × the SDK floor per message through them, ≈ 1.10 × through the codec: BENCHMARKS.md,
     /// "Eighth session"). Any other propagator propagates itself.
     pub fn with_propagator<P>(mut self, propagator: P) -> Self
     where

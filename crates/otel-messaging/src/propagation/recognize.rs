@@ -2,7 +2,7 @@
 //! installed globally — so that our W3C codec serves them: it writes and reads what they write and
 //! read (the `traceparent` fuzz target and the baggage proptests check it against them), without
 //! their formatting and re-parsing behind the strict validation (≈ 1.47 × the SDK floor per
-//! message through them, ≈ 1.08 × through the codec: BENCHMARKS.md, "Eighth session"). Its own
+//! message through them, ≈ 1.10 × through the codec: BENCHMARKS.md, "Eighth session"). Its own
 //! file: a propagator is recognised by its `Debug` text and fields, once per propagator.
 
 use opentelemetry::propagation::TextMapPropagator;
