@@ -126,6 +126,86 @@ impl MessagingAttributes for SqsView<'_> {
     }
 }
 
+/// The process view of one record of a Lambda `SqsEvent` (feature `lambda`): the queue, its URL
+/// and endpoint from the record's `eventSourceARN` (`arn:{partition}:sqs:{region}:{account}:{queue}`
+/// → `https://sqs.{region}.amazonaws.com/{account}/{queue}`, the queue's URL on AWS), the message
+/// id, the queue wait from `SentTimestamp`, the delivery count from `ApproximateReceiveCount`.
+/// Counts the message as consumed: no traced receive did.
+#[cfg(feature = "lambda")]
+#[derive(Debug)]
+pub(crate) struct SqsRecordView<'a> {
+    record: &'a aws_lambda_events::sqs::SqsMessage,
+    queue: Option<&'a str>,
+    host: Option<String>,
+    url: Option<String>,
+}
+
+#[cfg(feature = "lambda")]
+impl<'a> SqsRecordView<'a> {
+    pub(crate) fn new(record: &'a aws_lambda_events::sqs::SqsMessage) -> Self {
+        let arn = record.event_source_arn.as_deref().unwrap_or_default();
+        let parts: Vec<&'a str> = arn.splitn(6, ':').collect();
+        let (host, url, queue) = match parts.as_slice() {
+            ["arn", partition, "sqs", region, account, queue]
+                if !region.is_empty() && !account.is_empty() && !queue.is_empty() =>
+            {
+                let domain = if partition.ends_with("-cn") { "amazonaws.com.cn" } else { "amazonaws.com" };
+                let host = format!("sqs.{region}.{domain}");
+                let url = format!("https://{host}/{account}/{queue}");
+                (Some(host), Some(url), Some(*queue))
+            }
+            _ => (None, None, None),
+        };
+        SqsRecordView { record, queue, host, url }
+    }
+
+    fn system_attribute(&self, name: &str) -> Option<&str> {
+        self.record.attributes.get(name).map(String::as_str)
+    }
+}
+
+#[cfg(feature = "lambda")]
+impl MessagingAttributes for SqsRecordView<'_> {
+    fn system(&self) -> &'static str {
+        SYSTEM
+    }
+    fn operation_type(&self) -> OperationType {
+        OperationType::Process
+    }
+    fn operation_name(&self) -> &'static str {
+        crate::consumer::OPERATION_PROCESS
+    }
+    fn destination_name(&self) -> Option<&str> {
+        self.queue
+    }
+    fn server(&self) -> Option<(&str, Option<u16>)> {
+        self.host.as_deref().map(|host| (host, Some(443)))
+    }
+    fn message_id(&self) -> Option<&str> {
+        self.record.message_id.as_deref()
+    }
+    fn body_size(&self) -> Option<u64> {
+        self.record.body.as_ref().map(|b| b.len() as u64)
+    }
+    fn sent_time(&self) -> Option<SystemTime> {
+        let millis: u64 = self.system_attribute("SentTimestamp")?.parse().ok()?;
+        UNIX_EPOCH.checked_add(Duration::from_millis(millis))
+    }
+    fn counts_as_delivery(&self) -> bool {
+        true
+    }
+    fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        if let Some(url) = &self.url {
+            attributes.push(KeyValue::new(semconv::AWS_SQS_QUEUE_URL, url.clone()));
+        }
+        if let Some(count) =
+            self.system_attribute("ApproximateReceiveCount").and_then(|c| c.parse::<i64>().ok())
+        {
+            attributes.push(KeyValue::new(semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT, count));
+        }
+    }
+}
+
 /// `aws.request_id` of a response, set when it ends.
 pub(crate) fn request_id_attribute(id: &str) -> KeyValue {
     KeyValue::new(semconv::AWS_REQUEST_ID, id.to_owned())

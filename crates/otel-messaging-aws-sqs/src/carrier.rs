@@ -150,35 +150,82 @@ pub(crate) fn sns_envelope_attributes(body: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The message attributes of a received message: from aws-sdk-sqs, or (feature `lambda`) from
+/// the `SqsEvent` record a Lambda function is handed.
+#[derive(Clone, Copy)]
+pub(crate) enum Attributes<'a> {
+    None,
+    Sdk(&'a HashMap<String, MessageAttributeValue>),
+    #[cfg(feature = "lambda")]
+    Lambda(&'a HashMap<String, aws_lambda_events::sqs::SqsMessageAttribute>),
+}
+
+impl<'a> Attributes<'a> {
+    fn get(self, key: &str) -> Option<&'a str> {
+        match self {
+            Attributes::None => None,
+            Attributes::Sdk(a) => get_from(a, key),
+            #[cfg(feature = "lambda")]
+            Attributes::Lambda(a) => {
+                let string = |v: &'a aws_lambda_events::sqs::SqsMessageAttribute| {
+                    v.data_type.as_deref().is_some_and(|t| t.starts_with("String")).then_some(())?;
+                    v.string_value.as_deref()
+                };
+                match a.get(key) {
+                    Some(v) => string(v),
+                    None => {
+                        a.iter().filter(|(k, _)| k.eq_ignore_ascii_case(key)).find_map(|(_, v)| string(v))
+                    }
+                }
+            }
+        }
+    }
+
+    fn keys(self) -> Vec<&'a str> {
+        match self {
+            Attributes::None => Vec::new(),
+            Attributes::Sdk(a) => a.keys().map(String::as_str).collect(),
+            #[cfg(feature = "lambda")]
+            Attributes::Lambda(a) => a.keys().map(String::as_str).collect(),
+        }
+    }
+}
+
 /// The carrier of a received message, read per field: its message attributes; for a field they
 /// do not hold, the message attributes of an SNS notification envelope in the body (parsed only
 /// when the attributes hold no `traceparent`); for `traceparent` alone, last, the `AWSTraceHeader`
 /// system attribute converted. So a B3 or Jaeger context in the attributes is never hidden by an
 /// X-Ray header (feature table row 16).
 pub(crate) struct ReceivedMessageExtractor<'a> {
-    attributes: Option<&'a HashMap<String, MessageAttributeValue>>,
+    attributes: Attributes<'a>,
     sns: Vec<(String, String)>,
     xray: Option<String>,
 }
 
 impl<'a> ReceivedMessageExtractor<'a> {
     pub(crate) fn new(message: &'a Message) -> Self {
-        let attributes = message.message_attributes.as_ref();
-        let has_context =
-            attributes.is_some_and(|a| MessageAttributesExtractor(a).get("traceparent").is_some());
-        let sns = if has_context {
-            Vec::new()
-        } else {
-            message.body.as_deref().map(sns_envelope_attributes).unwrap_or_default()
-        };
+        let attributes = message.message_attributes.as_ref().map_or(Attributes::None, Attributes::Sdk);
+        let trace_header = message
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader))
+            .map(String::as_str);
+        Self::from_parts(attributes, message.body.as_deref(), trace_header)
+    }
+
+    /// The carrier of a message with these attributes, body and `AWSTraceHeader`.
+    pub(crate) fn from_parts(
+        attributes: Attributes<'a>,
+        body: Option<&str>,
+        trace_header: Option<&str>,
+    ) -> Self {
+        let has_context = attributes.get("traceparent").is_some();
+        let sns =
+            if has_context { Vec::new() } else { body.map(sns_envelope_attributes).unwrap_or_default() };
         let xray = if has_context || sns.iter().any(|(k, _)| k.eq_ignore_ascii_case("traceparent")) {
             None
         } else {
-            message
-                .attributes
-                .as_ref()
-                .and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader))
-                .and_then(|h| xray_to_traceparent(h))
+            trace_header.and_then(xray_to_traceparent)
         };
         ReceivedMessageExtractor { attributes, sns, xray }
     }
@@ -186,7 +233,7 @@ impl<'a> ReceivedMessageExtractor<'a> {
 
 impl Extractor for ReceivedMessageExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        if let Some(value) = self.attributes.and_then(|a| get_from(a, key)) {
+        if let Some(value) = self.attributes.get(key) {
             return Some(value);
         }
         if let Some((_, value)) = self.sns.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
@@ -196,8 +243,7 @@ impl Extractor for ReceivedMessageExtractor<'_> {
     }
 
     fn keys(&self) -> Vec<&str> {
-        let mut keys: Vec<&str> =
-            self.attributes.map(|a| a.keys().map(String::as_str).collect()).unwrap_or_default();
+        let mut keys: Vec<&str> = self.attributes.keys();
         keys.extend(self.sns.iter().map(|(k, _)| k.as_str()));
         if self.xray.is_some() {
             keys.push("traceparent");
