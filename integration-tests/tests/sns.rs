@@ -253,3 +253,69 @@ async fn a_failed_publish_returns_the_native_error() {
     let code = aws_sdk_sns::error::ProvideErrorMetadata::code(&traced).expect("a code").to_owned();
     assert_eq!(p["error.type"], Value::from(code));
 }
+
+/// Lambda (`otel_messaging_aws_sns::lambda`): an `SnsEvent` built from a real notification — the
+/// envelope moto delivered to an SQS subscriber without raw delivery, which is the `Sns` object of
+/// an `SnsEvent` record — is processed in the publisher's trace; a failing handler's error comes
+/// back unchanged.
+#[tokio::test]
+async fn an_sns_event_record_is_processed_in_the_publishers_trace() {
+    use aws_lambda_events::sns::{SnsEvent, SnsMessage, SnsRecord};
+    let s = setup(false).await;
+    let request = Context::new().with_span(s.t.tracer("app").start("POST /orders"));
+    async {
+        s.sns.publish().topic_arn(&s.topic_arn).message("order 7").send_traced_with(&s.sns_tracing).await
+    }
+    .with_context(request.clone())
+    .await
+    .expect("publish");
+    request.span().end();
+    // The notification, read natively (no span) from the subscriber queue.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        assert!(Instant::now() < deadline, "the notification did not arrive");
+        let out = s
+            .sqs
+            .receive_message()
+            .queue_url(&s.queue_url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        if let Some(m) = out.messages.unwrap_or_default().pop() {
+            break m.body.expect("body");
+        }
+    };
+    let notification: SnsMessage = serde_json::from_str(&body).expect("an SNS notification");
+    let mut record = SnsRecord::default();
+    record.event_source = "aws:sns".into();
+    record.sns = notification;
+    let mut event = SnsEvent::default();
+    event.records = vec![record];
+
+    let tracing = otel_messaging_aws_sns::SnsInstrumentation::default().with_instrumenter(s.t.instrumenter());
+    let handled =
+        otel_messaging_aws_sns::lambda::process_sns_event_with(&tracing, &event, async |r: &SnsRecord| {
+            s.t.tracer("worker").in_span("work", |_| ());
+            if r.sns.message == "order 7" { Err("out of stock") } else { Ok(()) }
+        })
+        .await;
+    assert_eq!(handled, Err("out of stock"), "the handler's error, unchanged");
+
+    let spans = s.t.spans();
+    let (publish, process) = (format!("publish {}", s.topic), format!("process {}", s.topic));
+    assert_trace(
+        &spans,
+        &[
+            shape("POST /orders", SpanKind::Internal),
+            shape(&publish, SpanKind::Producer).parent("POST /orders"),
+            shape(&process, SpanKind::Consumer).parent(&publish).links(&[&publish]).error(true),
+            shape("work", SpanKind::Internal).parent(&process),
+        ],
+    );
+    let p = attributes(span(&spans, &process));
+    assert_eq!(p["messaging.system"], Value::from("aws.sns"));
+    assert_eq!(p["aws.sns.topic.arn"], Value::from(s.topic_arn.clone()));
+    assert!(matches!(p["otel_messaging.queue.wait.duration"], Value::F64(w) if (0.0..60.0).contains(&w)));
+    assert_one_trace(&spans);
+}

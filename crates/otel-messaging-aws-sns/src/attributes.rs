@@ -36,7 +36,7 @@ impl<'a> Target<'a> {
     }
 
     /// The ARN's resource: what follows its sixth `:` (`orders`, `endpoint/GCM/app/id`).
-    fn resource(arn: &str) -> Option<&str> {
+    pub(crate) fn resource(arn: &str) -> Option<&str> {
         arn.splitn(6, ':').nth(5).filter(|r| !r.is_empty())
     }
 
@@ -97,6 +97,49 @@ impl MessagingAttributes for SnsView<'_> {
             && !arn.is_empty()
         {
             attributes.push(KeyValue::new(semconv::AWS_SNS_TOPIC_ARN, arn.to_owned()));
+        }
+    }
+}
+
+/// The process view of one record of a Lambda `SnsEvent` (feature `lambda`): the topic from its
+/// ARN, the message id, the queue wait from the notification's `Timestamp`. Counts the message as
+/// consumed.
+#[cfg(feature = "lambda")]
+#[derive(Debug)]
+pub(crate) struct SnsRecordView<'a> {
+    pub(crate) message: &'a aws_lambda_events::sns::SnsMessage,
+}
+
+#[cfg(feature = "lambda")]
+impl MessagingAttributes for SnsRecordView<'_> {
+    fn system(&self) -> &'static str {
+        SYSTEM
+    }
+    fn operation_type(&self) -> OperationType {
+        OperationType::Process
+    }
+    fn operation_name(&self) -> &'static str {
+        "process"
+    }
+    fn destination_name(&self) -> Option<&str> {
+        Target::resource(&self.message.topic_arn)
+    }
+    fn message_id(&self) -> Option<&str> {
+        Some(self.message.message_id.as_str()).filter(|id| !id.is_empty())
+    }
+    fn body_size(&self) -> Option<u64> {
+        Some(self.message.message.len() as u64)
+    }
+    fn sent_time(&self) -> Option<std::time::SystemTime> {
+        let millis = u64::try_from(self.message.timestamp.timestamp_millis()).ok()?;
+        std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(millis))
+    }
+    fn counts_as_delivery(&self) -> bool {
+        true
+    }
+    fn system_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        if !self.message.topic_arn.is_empty() {
+            attributes.push(KeyValue::new(semconv::AWS_SNS_TOPIC_ARN, self.message.topic_arn.clone()));
         }
     }
 }

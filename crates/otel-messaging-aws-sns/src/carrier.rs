@@ -68,6 +68,31 @@ impl Extractor for MessageAttributesExtractor<'_> {
     }
 }
 
+/// Reads propagation fields from the message attributes of an `SnsEvent` record (feature
+/// `lambda`): `String` values (`Type` `String`, `String.*`); binary ones read as absent. Keys
+/// match ASCII case-insensitively.
+#[cfg(feature = "lambda")]
+pub(crate) struct LambdaAttributesExtractor<'a>(
+    pub(crate) &'a HashMap<String, aws_lambda_events::sns::MessageAttribute>,
+);
+
+#[cfg(feature = "lambda")]
+impl Extractor for LambdaAttributesExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        fn string(v: &aws_lambda_events::sns::MessageAttribute) -> Option<&str> {
+            v.data_type.starts_with("String").then_some(v.value.as_str())
+        }
+        match self.0.get(key) {
+            Some(v) => string(v),
+            None => self.0.iter().filter(|(k, _)| k.eq_ignore_ascii_case(key)).find_map(|(_, v)| string(v)),
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+}
+
 /// Bytes SNS counts for a message: its body (and subject) plus every message attribute's name,
 /// data type and value.
 pub(crate) fn message_size(

@@ -4,6 +4,9 @@
 mod attributes;
 mod carrier;
 mod config;
+#[cfg(feature = "lambda")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lambda")))]
+pub mod lambda;
 mod producer;
 
 pub use attributes::{SYSTEM, error_type};

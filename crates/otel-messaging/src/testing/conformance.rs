@@ -98,7 +98,7 @@ pub fn operations(system: &str) -> &'static [&'static str] {
         "kafka" => &["send", "receive", "process", "settle"],
         "rabbitmq" => &["send", "receive", "process", "settle"],
         "aws_sqs" => &["create", "send", "receive", "process", "settle"],
-        "aws.sns" => &["create", "send"],
+        "aws.sns" => &["create", "send", "process"],
         "redis" => &["send", "receive", "process", "settle"],
         "nats" => &["send", "receive", "process", "settle"],
         _ => &[],
