@@ -27,6 +27,15 @@ impl std::fmt::Debug for MessageAttributesInjector<'_> {
     }
 }
 
+impl otel_messaging::propagation::AttributeCarrier for MessageAttributesInjector<'_> {
+    fn contains(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+}
+
 impl Injector for MessageAttributesInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
         if value.is_empty() {
@@ -114,23 +123,18 @@ pub(crate) fn message_size(
 /// does: all of them, else without `baggage`, else `traceparent` alone, else nothing. Returns the
 /// bytes written, or `None` when nothing could be.
 pub(crate) fn inject_within_limit(
-    fields: Vec<(std::borrow::Cow<'static, str>, String)>,
+    fields: Vec<otel_messaging::propagation::Field>,
     attributes: &mut HashMap<String, MessageAttributeValue>,
     budget: usize,
 ) -> Option<usize> {
-    let free = MAX_MESSAGE_ATTRIBUTES.saturating_sub(attributes.len());
-    let (fields, bytes) = otel_messaging::propagation::fit_attributes(
+    let carrier = &mut MessageAttributesInjector(attributes);
+    otel_messaging::propagation::inject_attributes(
         fields,
-        |k| attributes.contains_key(k),
-        free,
+        carrier,
+        MAX_MESSAGE_ATTRIBUTES,
         "String".len(),
         budget,
-    )?;
-    let mut injector = MessageAttributesInjector(attributes);
-    for (k, v) in fields {
-        injector.set(&k, v);
-    }
-    Some(bytes)
+    )
 }
 
 #[cfg(test)]

@@ -22,7 +22,10 @@ use aws_sdk_sns::{
     types::MessageAttributeValue,
 };
 use opentelemetry::{propagation::Extractor, trace::TraceContextExt};
-use otel_messaging::{Operation, OperationType, propagation::EmptyExtractor};
+use otel_messaging::{
+    Operation, OperationType,
+    propagation::{BatchBudget, EmptyExtractor},
+};
 
 use crate::{
     attributes::{SnsView, Target, error_type, message_id_attribute, request_id_attribute},
@@ -43,18 +46,7 @@ fn inject(
     attributes: &mut HashMap<String, MessageAttributeValue>,
     budget: usize,
 ) -> usize {
-    if !operation.is_creation_context() {
-        return 0;
-    }
-    let mut collected = otel_messaging::propagation::CollectedFields::default();
-    operation.inject(&mut collected);
-    if collected.0.is_empty() {
-        return 0;
-    }
-    inject_within_limit(collected.0, attributes, budget).unwrap_or_else(|| {
-        operation.record_not_injected();
-        0
-    })
+    operation.inject_within(|fields| inject_within_limit(fields, attributes, budget))
 }
 
 /// Ends an operation whose call failed: `error.type` = the service error code, and
@@ -210,12 +202,7 @@ impl PublishBatchFluentBuilderExt for PublishBatchFluentBuilder {
                 .iter()
                 .map(|e| message_size(&e.message, e.subject.as_deref(), e.message_attributes.as_ref()))
                 .collect();
-            let mut batch_room = limit.saturating_sub(sizes.iter().sum());
-            let mut entry_budget = |i: usize, used: &mut usize| {
-                batch_room = batch_room.saturating_sub(*used);
-                *used = 0;
-                limit.saturating_sub(sizes.get(i).copied().unwrap_or(0)).min(batch_room)
-            };
+            let mut budgets = BatchBudget::new(sizes, limit, limit);
             let mut used = 0;
             let mut creates: Vec<(String, Operation)> = Vec::new();
             let has_context = |attributes: &HashMap<String, MessageAttributeValue>| {
@@ -234,7 +221,7 @@ impl PublishBatchFluentBuilderExt for PublishBatchFluentBuilder {
                         view.server = publish_view.server;
                         view.body_size = Some(entry.message.len() as u64);
                         let create = instrumenter.start_send(&view, &parent, &EmptyExtractor);
-                        let room = entry_budget(i, &mut used);
+                        let room = budgets.room(i, used);
                         used = inject(&create, &mut attributes, room);
                         creates.push((entry.id.clone(), create));
                     }
@@ -257,7 +244,7 @@ impl PublishBatchFluentBuilderExt for PublishBatchFluentBuilder {
                 for (i, entry) in entries.iter_mut().enumerate() {
                     let mut attributes = entry.message_attributes.take().unwrap_or_default();
                     if !has_context(&attributes) {
-                        let room = entry_budget(i, &mut used);
+                        let room = budgets.room(i, used);
                         used = inject(&publish, &mut attributes, room);
                     }
                     entry.message_attributes = (!attributes.is_empty()).then_some(attributes);

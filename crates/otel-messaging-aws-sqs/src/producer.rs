@@ -23,7 +23,10 @@ use aws_sdk_sqs::{
     types::MessageAttributeValue,
 };
 use opentelemetry::{propagation::Extractor, trace::TraceContextExt};
-use otel_messaging::{Operation, OperationType, propagation::EmptyExtractor};
+use otel_messaging::{
+    Operation, OperationType,
+    propagation::{BatchBudget, EmptyExtractor},
+};
 
 use crate::{
     attributes::{SqsView, error_type, message_id_attribute, request_id_attribute},
@@ -43,18 +46,7 @@ fn inject(
     attributes: &mut HashMap<String, MessageAttributeValue>,
     budget: usize,
 ) -> usize {
-    if !operation.is_creation_context() {
-        return 0;
-    }
-    let mut collected = otel_messaging::propagation::CollectedFields::default();
-    operation.inject(&mut collected);
-    if collected.0.is_empty() {
-        return 0;
-    }
-    inject_within_limit(collected.0, attributes, budget).unwrap_or_else(|| {
-        operation.record_not_injected();
-        0
-    })
+    operation.inject_within(|fields| inject_within_limit(fields, attributes, budget))
 }
 
 /// SQS's hard ceiling for a message and for a batch's total: 1 MiB (1 048 576 bytes), whatever a
@@ -65,7 +57,7 @@ const SQS_HARD_LIMIT: usize = 1_048_576;
 /// `limit` (a queue allowed more than the configured size) may still fit SQS's hard ceiling: the
 /// context then stays within that ceiling, never pushing it over (reliability review L6).
 fn budget(native: usize, limit: usize) -> usize {
-    if native > limit { SQS_HARD_LIMIT.saturating_sub(native) } else { limit - native }
+    BatchBudget::room_under(native, limit, SQS_HARD_LIMIT)
 }
 
 /// Traced `SendMessage`.
@@ -226,12 +218,7 @@ impl SendMessageBatchFluentBuilderExt for SendMessageBatchFluentBuilder {
                 .iter()
                 .map(|e| message_size(&e.message_body, e.message_attributes.as_ref()))
                 .collect();
-            let mut batch_room = budget(sizes.iter().sum(), limit);
-            let mut entry_budget = |i: usize, used: &mut usize| {
-                batch_room = batch_room.saturating_sub(*used);
-                *used = 0;
-                budget(sizes.get(i).copied().unwrap_or(0), limit).min(batch_room)
-            };
+            let mut budgets = BatchBudget::new(sizes, limit, SQS_HARD_LIMIT);
             let mut used = 0;
             let send = if instrumentation.create_spans() {
                 for (i, entry) in entries.iter_mut().enumerate() {
@@ -241,7 +228,7 @@ impl SendMessageBatchFluentBuilderExt for SendMessageBatchFluentBuilder {
                         let mut view = SqsView::new(OperationType::Create, OPERATION_CREATE, &url);
                         view.body_size = Some(entry.message_body.len() as u64);
                         let create = instrumenter.start_send(&view, &parent, &EmptyExtractor);
-                        let room = entry_budget(i, &mut used);
+                        let room = budgets.room(i, used);
                         used = inject(&create, &mut attributes, room);
                         creates.push((entry.id.clone(), create));
                     }
@@ -274,7 +261,7 @@ impl SendMessageBatchFluentBuilderExt for SendMessageBatchFluentBuilder {
                     let mut attributes = entry.message_attributes.take().unwrap_or_default();
                     let existing = instrumenter.extract_context(&MessageAttributesExtractor(&attributes));
                     if !existing.span().span_context().is_valid() {
-                        let room = entry_budget(i, &mut used);
+                        let room = budgets.room(i, used);
                         used = inject(&send, &mut attributes, room);
                     }
                     entry.message_attributes = (!attributes.is_empty()).then_some(attributes);

@@ -138,6 +138,67 @@ pub fn fit_attributes(
     Some((fields, bytes))
 }
 
+/// A carrier of message attributes with a count limit (SQS and SNS message attributes): an
+/// [`Injector`] that also tells which keys it holds and how many.
+pub trait AttributeCarrier: Injector {
+    /// Whether the carrier holds an attribute named `key` (exactly).
+    fn contains(&self, key: &str) -> bool;
+    /// How many attributes the carrier holds.
+    fn count(&self) -> usize;
+}
+
+/// Writes the collected `fields` into `carrier`, which may hold at most `max` attributes, within
+/// `budget` bytes at `per_field` bytes each besides key and value: the carrier's own attributes
+/// are kept, the rest degraded by [`fit_attributes`]. Returns the bytes written; `None` when
+/// nothing fit.
+pub fn inject_attributes(
+    fields: Vec<Field>,
+    carrier: &mut dyn AttributeCarrier,
+    max: usize,
+    per_field: usize,
+    budget: usize,
+) -> Option<usize> {
+    let free = max.saturating_sub(carrier.count());
+    let (fields, bytes) = fit_attributes(fields, |k| carrier.contains(k), free, per_field, budget)?;
+    for (key, value) in fields {
+        carrier.set(&key, value);
+    }
+    Some(bytes)
+}
+
+/// The room left for the context of each entry of a batch send, in bytes: every entry must stay
+/// within the per-message `limit` if it was within it, and the batch's total within the same
+/// limit (SQS and SNS count a batch's total as one message). An entry already over `limit` may
+/// grow up to `ceiling` (a queue that allows more than the configured size), never past it.
+#[derive(Debug, Clone)]
+pub struct BatchBudget {
+    sizes: Vec<usize>,
+    limit: usize,
+    ceiling: usize,
+    batch_room: usize,
+}
+
+impl BatchBudget {
+    /// The budget of entries of `sizes` bytes (before any context) under `limit` and `ceiling`.
+    pub fn new(sizes: Vec<usize>, limit: usize, ceiling: usize) -> Self {
+        let total = sizes.iter().sum();
+        let batch_room = Self::room_under(total, limit, ceiling);
+        BatchBudget { sizes, limit, ceiling, batch_room }
+    }
+
+    /// Bytes a message of `native` bytes may grow by under `limit` (and `ceiling` beyond it).
+    pub fn room_under(native: usize, limit: usize, ceiling: usize) -> usize {
+        if native > limit { ceiling.saturating_sub(native) } else { limit - native }
+    }
+
+    /// The room for entry `index`'s context, after `used` bytes went to the previous entry's.
+    pub fn room(&mut self, index: usize, used: usize) -> usize {
+        self.batch_room = self.batch_room.saturating_sub(used);
+        let native = self.sizes.get(index).copied().unwrap_or(0);
+        Self::room_under(native, self.limit, self.ceiling).min(self.batch_room)
+    }
+}
+
 /// An [`Injector`] that collects propagation fields in the order the propagator writes them,
 /// so that a broker adapter can size them ([`fit_fields`]) before writing them into a carrier with
 /// a size or count limit. A repeated key replaces the earlier value; the W3C keys are kept as

@@ -14,25 +14,13 @@ use opentelemetry::{
 };
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use otel_messaging::{
-    MessagingAttributes, MessagingInstrumenter, OperationType,
-    testing::{BenchHeaders, TestTelemetry, sdk_w3c_propagator, w3c_propagator},
+    MessagingInstrumenter, OperationType,
+    testing::{BenchHeaders, BenchView, TestTelemetry, sdk_w3c_propagator, w3c_propagator},
 };
 
-struct View(OperationType);
-
-impl MessagingAttributes for View {
-    fn system(&self) -> &'static str {
-        "kafka"
-    }
-    fn operation_type(&self) -> OperationType {
-        self.0
-    }
-    fn operation_name(&self) -> &'static str {
-        if self.0 == OperationType::Send { "send" } else { "process" }
-    }
-    fn destination_name(&self) -> Option<&str> {
-        Some("orders")
-    }
+/// The Kafka-like view of the benchmarks (destination `orders`).
+fn view(operation: OperationType) -> BenchView {
+    BenchView { operation, partition: None }
 }
 
 /// W3C's fields, its own behaviour: writes `traceparent: custom` and reads nothing.
@@ -59,10 +47,10 @@ fn round_trip(instrumenter: &MessagingInstrumenter, t: &TestTelemetry) -> (Bench
         .with_span(t.tracer("app").start("POST /orders"))
         .with_baggage([KeyValue::new("tenant", "acme")]);
     let mut headers = BenchHeaders::default();
-    let send = instrumenter.start_send(&View(OperationType::Send), &request, &headers);
+    let send = instrumenter.start_send(&view(OperationType::Send), &request, &headers);
     send.inject(&mut headers);
     send.end_ok();
-    let process = instrumenter.start_process_in(&View(OperationType::Process), &headers, &Context::new());
+    let process = instrumenter.start_process_in(&view(OperationType::Process), &headers, &Context::new());
     let cx = process.context().clone();
     process.end_ok();
     (headers, cx)

@@ -12,26 +12,14 @@ use opentelemetry::{
     trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer as _},
 };
 use opentelemetry_sdk::trace::Sampler;
-use otel_messaging::{MessagingAttributes, MessagingInstrumenter, OperationType, testing::TestTelemetry};
+use otel_messaging::{
+    MessagingInstrumenter, OperationType,
+    testing::{BenchView, TestTelemetry},
+};
 
-struct View(OperationType);
-
-impl MessagingAttributes for View {
-    fn system(&self) -> &'static str {
-        "kafka"
-    }
-    fn operation_type(&self) -> OperationType {
-        self.0
-    }
-    fn operation_name(&self) -> &'static str {
-        if self.0 == OperationType::Send { "send" } else { "process" }
-    }
-    fn destination_name(&self) -> Option<&str> {
-        Some("orders")
-    }
-    fn consumer_group_name(&self) -> Option<&str> {
-        (self.0 != OperationType::Send).then_some("workers")
-    }
+/// The Kafka-like view of the benchmarks (destination `orders`).
+fn view(operation: OperationType) -> BenchView {
+    BenchView { operation, partition: None }
 }
 
 type Headers = HashMap<String, String>;
@@ -49,10 +37,10 @@ fn remote(flags: TraceFlags) -> Context {
 /// Send under `parent`, then process the message with no ambient span.
 fn send_and_process(instrumenter: &MessagingInstrumenter, parent: &Context) -> (Headers, Context) {
     let mut headers = Headers::new();
-    let send = instrumenter.start_send(&View(OperationType::Send), parent, &headers);
+    let send = instrumenter.start_send(&view(OperationType::Send), parent, &headers);
     send.inject(&mut headers);
     send.end_ok();
-    let process = instrumenter.start_process_in(&View(OperationType::Process), &headers, &Context::new());
+    let process = instrumenter.start_process_in(&view(OperationType::Process), &headers, &Context::new());
     let cx = process.context().clone();
     process.end_ok();
     (headers, cx)
@@ -117,10 +105,10 @@ fn failures_and_drops_are_recorded_in_the_metrics() {
     let t = TestTelemetry::with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn))).unchecked();
     let instrumenter = t.instrumenter_builder().with_parent_based_sampling(true).build();
     let parent = remote(TraceFlags::default());
-    let send = instrumenter.start_send(&View(OperationType::Send), &parent, &Headers::new());
+    let send = instrumenter.start_send(&view(OperationType::Send), &parent, &Headers::new());
     send.set_attributes([KeyValue::new("messaging.kafka.offset", 1_i64)]);
     send.end_error("timeout", "no answer");
-    drop(instrumenter.start_send(&View(OperationType::Send), &parent, &Headers::new()));
+    drop(instrumenter.start_send(&view(OperationType::Send), &parent, &Headers::new()));
     let mut errors: Vec<String> = t
         .metrics()
         .iter()

@@ -53,6 +53,31 @@ impl Operation {
         &self.cx
     }
 
+    /// Writes this operation's context into a carrier with limits (an attribute count, a size):
+    /// collects the propagation fields and hands them to `write`, which writes what fits (degraded
+    /// with [`fit_fields`](crate::propagation::fit_fields) or
+    /// [`fit_attributes`](crate::propagation::fit_attributes)) and returns the bytes it wrote, or
+    /// `None` when nothing fit — then recorded as `otel_messaging.context.injected = false`.
+    /// Returns the bytes written: 0 when nothing was (not a creation context, nothing to
+    /// propagate, nothing fit).
+    pub fn inject_within(
+        &self,
+        write: impl FnOnce(Vec<crate::propagation::Field>) -> Option<usize>,
+    ) -> usize {
+        if !self.creation_context {
+            return 0;
+        }
+        let mut collected = crate::propagation::CollectedFields::default();
+        self.inject(&mut collected);
+        if collected.0.is_empty() {
+            return 0;
+        }
+        write(collected.0).unwrap_or_else(|| {
+            self.record_not_injected();
+            0
+        })
+    }
+
     /// Whether the span is recording (sampled); late attributes are skipped when it is not.
     pub fn is_recording(&self) -> bool {
         self.cx.span().is_recording()
