@@ -13,12 +13,14 @@ pub enum Sdk {
     Node,
 }
 
-/// One of the four brokers, as the peers name it.
+/// One of the brokers, as the peers name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Broker {
     Kafka,
     RabbitMq,
     Sqs,
+    /// SNS publishing, delivered to an SQS queue subscribed with raw message delivery.
+    Sns,
     Redis,
 }
 
@@ -29,6 +31,7 @@ impl Broker {
             Broker::Kafka => "kafka",
             Broker::RabbitMq => "rabbitmq",
             Broker::Sqs => "sqs",
+            Broker::Sns => "sns",
             Broker::Redis => "redis",
         }
     }
@@ -60,7 +63,7 @@ pub struct Case {
 }
 
 /// Every SDK × broker pair the interop tests cover, in both directions.
-pub const CASES: [Case; 8] = [
+pub const CASES: [Case; 9] = [
     Case {
         sdk: Sdk::Python,
         broker: Broker::Kafka,
@@ -81,6 +84,13 @@ pub const CASES: [Case; 8] = [
         library: "boto3 + opentelemetry-instrumentation-boto3sqs",
         consumer: Relation::Link,
         note: "context in `String` message attributes (as ours); its consumer starts a new trace (`receive` root, `process` linked)",
+    },
+    Case {
+        sdk: Sdk::Python,
+        broker: Broker::Sns,
+        library: "boto3 + opentelemetry-instrumentation-botocore (SNS `Publish`), read from the subscribed SQS queue with boto3sqs",
+        consumer: Relation::Link,
+        note: "botocore writes the context into the SNS message attributes (10-attribute check); raw delivery hands them to SQS, where both sides read them as SQS attributes",
     },
     Case {
         sdk: Sdk::Python,
@@ -182,7 +192,7 @@ impl Sdk {
         match broker {
             Broker::Kafka => command.env("KAFKA_BOOTSTRAP_SERVERS", crate::kafka_bootstrap()),
             Broker::RabbitMq => command.env("AMQP_URL", crate::amqp_url()),
-            Broker::Sqs => command.env("SQS_ENDPOINT_URL", crate::sqs_endpoint()),
+            Broker::Sqs | Broker::Sns => command.env("SQS_ENDPOINT_URL", crate::sqs_endpoint()),
             Broker::Redis => command.env("REDIS_URL", crate::redis_url()),
         };
         let output = command.output().unwrap_or_else(|e| {

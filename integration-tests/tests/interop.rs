@@ -103,6 +103,41 @@ async fn destination(broker: Broker) -> String {
             let created = client.create_queue().queue_name(unique_name("interop")).send().await;
             created.expect("queue").queue_url.expect("queue url")
         }
+        Broker::Sns => {
+            // A topic, and a queue subscribed to it with raw delivery: "TOPIC_ARN|QUEUE_URL".
+            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url(sqs_endpoint())
+                .credentials_provider(aws_sdk_sns::config::Credentials::new(
+                    "testing", "testing", None, None, "static",
+                ))
+                .load()
+                .await;
+            let (sns, sqs) = (aws_sdk_sns::Client::new(&config), aws_sdk_sqs::Client::new(&config));
+            let topic = sns.create_topic().name(unique_name("interop")).send().await.expect("topic");
+            let topic_arn = topic.topic_arn.expect("topic arn");
+            let url = sqs.create_queue().queue_name(unique_name("interop")).send().await.expect("queue");
+            let url = url.queue_url.expect("queue url");
+            let arn = sqs
+                .get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .send()
+                .await
+                .expect("queue attributes")
+                .attributes
+                .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+                .expect("queue arn");
+            sns.subscribe()
+                .topic_arn(&topic_arn)
+                .protocol("sqs")
+                .endpoint(arn)
+                .attributes("RawMessageDelivery", "true")
+                .send()
+                .await
+                .expect("subscribe");
+            format!("{topic_arn}|{url}")
+        }
         Broker::Redis => {
             use redis::AsyncCommands as _;
             let stream = unique_name("interop");
@@ -162,6 +197,22 @@ async fn rust_produce(t: &TestTelemetry, broker: Broker, destination: &str, pare
             let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
             let send = client.send_message().queue_url(destination).message_body("hello from rust");
             async { send.send_traced_with(&tr).await }.with_context(parent).await.expect("send");
+        }
+        Broker::Sns => {
+            use otel_messaging_aws_sns::{PublishFluentBuilderExt as _, SnsInstrumentation};
+            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url(sqs_endpoint())
+                .credentials_provider(aws_sdk_sns::config::Credentials::new(
+                    "testing", "testing", None, None, "static",
+                ))
+                .load()
+                .await;
+            let sns = aws_sdk_sns::Client::new(&config);
+            let tr = SnsInstrumentation::from_config(&config).with_instrumenter(t.instrumenter());
+            let topic_arn = destination.split('|').next().expect("topic arn");
+            let publish = sns.publish().topic_arn(topic_arn).message("hello from rust");
+            async { publish.send_traced_with(&tr).await }.with_context(parent).await.expect("publish");
         }
         Broker::Redis => {
             use otel_messaging_redis::{RedisInstrumentation, StreamsExt as _};
@@ -243,11 +294,13 @@ async fn rust_consume(t: &TestTelemetry, broker: Broker, destination: &str) -> H
             delivery.acker.ack(BasicAckOptions::default()).await.expect("ack");
             handled.expect("handler")
         }
-        Broker::Sqs => {
+        Broker::Sqs | Broker::Sns => {
             use otel_messaging_aws_sqs::{
                 MessageAttributesExtractor, MessageExt as _, ReceiveMessageFluentBuilderExt as _,
                 SqsInstrumentation,
             };
+            // SNS: the queue subscribed to the topic.
+            let destination = destination.rsplit('|').next().expect("queue url");
             let client = integration_tests::sqs_client(&sqs_endpoint(), 3).await;
             let tr = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
             let deadline = tokio::time::Instant::now() + TIMEOUT;
@@ -461,6 +514,7 @@ interop_cases! {
     python_kafka: Python, Kafka;
     python_rabbitmq: Python, RabbitMq;
     python_sqs: Python, Sqs;
+    python_sns: Python, Sns;
     python_redis: Python, Redis;
     node_kafka: Node, Kafka;
     node_rabbitmq: Node, RabbitMq;

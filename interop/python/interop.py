@@ -5,8 +5,9 @@
     interop.py consume BROKER DESTINATION   # receive one message, print the spans and what it saw
 
 BROKER is kafka (confluent-kafka + opentelemetry-instrumentation-confluent-kafka), rabbitmq
-(pika + opentelemetry-instrumentation-pika), sqs (boto3 + opentelemetry-instrumentation-boto3sqs)
-or redis (redis-py; no official instrumentation injects into stream entries, so the W3C
+(pika + opentelemetry-instrumentation-pika), sqs (boto3 + opentelemetry-instrumentation-boto3sqs),
+sns (boto3 + opentelemetry-instrumentation-botocore publishing; delivered to an SQS queue read as
+for sqs) or redis (redis-py; no official instrumentation injects into stream entries, so the W3C
 propagator writes the XADD fields, as a user would). DESTINATION is a topic, queue, queue URL or
 stream; broker addresses come from KAFKA_BOOTSTRAP_SERVERS, AMQP_URL, SQS_ENDPOINT_URL, REDIS_URL.
 
@@ -290,6 +291,36 @@ def sqs_consume(url):
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])  # ends it
             return seen
     raise SystemExit("no message within %ss" % TIMEOUT)
+
+
+# --- SNS: boto3 with opentelemetry-instrumentation-botocore (publish), delivered to SQS ----------
+# DESTINATION is "TOPIC_ARN|QUEUE_URL": the topic, and a queue subscribed to it with raw message
+# delivery (the message attributes arrive as SQS message attributes).
+
+
+def sns_produce(destination):
+    from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+
+    BotocoreInstrumentor().instrument()
+    import boto3
+
+    topic_arn = destination.split("|", 1)[0]
+    sns = boto3.client(
+        "sns",
+        endpoint_url=os.environ["SQS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    token = context.attach(upstream())
+    try:
+        sns.publish(TopicArn=topic_arn, Message="hello from python")
+    finally:
+        context.detach(token)
+
+
+def sns_consume(destination):
+    return sqs_consume(destination.split("|", 1)[1])
 
 
 # --- Redis streams: redis-py, the W3C propagator writing the XADD fields -------------------------
