@@ -319,3 +319,41 @@ async fn an_sns_event_record_is_processed_in_the_publishers_trace() {
     assert!(matches!(p["otel_messaging.queue.wait.duration"], Value::F64(w) if (0.0..60.0).contains(&w)));
     assert_one_trace(&spans);
 }
+
+/// FIFO topics: the group and deduplication ids are recorded only when opted in (a group id is
+/// often a customer id, as keys are).
+#[tokio::test]
+async fn fifo_ids_are_recorded_only_when_opted_in() {
+    let t = TestTelemetry::new();
+    let config = sdk_config().await;
+    let sns = aws_sdk_sns::Client::new(&config);
+    let topic = format!("{}.fifo", unique_name("fifo"));
+    let topic_arn = sns
+        .create_topic()
+        .name(&topic)
+        .attributes("FifoTopic", "true")
+        .send()
+        .await
+        .expect("fifo topic")
+        .topic_arn
+        .expect("arn");
+    let plain = SnsInstrumentation::from_config(&config).with_instrumenter(t.instrumenter());
+    let opted_in = plain.clone().with_fifo_ids(true);
+    for (i, tracing) in [&plain, &opted_in].into_iter().enumerate() {
+        sns.publish()
+            .topic_arn(&topic_arn)
+            .message("m")
+            .message_group_id("customer-42")
+            .message_deduplication_id(format!("order-{i}"))
+            .send_traced_with(tracing)
+            .await
+            .expect("publish");
+    }
+    let spans = t.spans();
+    let publishes: Vec<_> =
+        spans.iter().filter(|s| s.name == format!("publish {topic}")).map(attributes).collect();
+    assert_eq!(publishes.len(), 2);
+    assert!(!publishes[0].contains_key("otel_messaging.aws.sns.message_group_id"), "not by default");
+    assert_eq!(publishes[1]["otel_messaging.aws.sns.message_group_id"], Value::from("customer-42"));
+    assert_eq!(publishes[1]["otel_messaging.aws.sns.message_deduplication_id"], Value::from("order-1"));
+}

@@ -56,11 +56,23 @@ pub(crate) struct SnsView<'a> {
     pub(crate) batch: Option<u64>,
     pub(crate) body_size: Option<u64>,
     pub(crate) own_context: bool,
+    /// FIFO `MessageGroupId` and `MessageDeduplicationId`, recorded only when set (the user opted
+    /// in with `SnsInstrumentation::with_fifo_ids`).
+    pub(crate) fifo_ids: (Option<&'a str>, Option<&'a str>),
 }
 
 impl<'a> SnsView<'a> {
     pub(crate) fn new(operation: OperationType, name: &'static str, target: Target<'a>) -> Self {
-        SnsView { operation, name, target, server: None, batch: None, body_size: None, own_context: true }
+        SnsView {
+            operation,
+            name,
+            target,
+            server: None,
+            batch: None,
+            body_size: None,
+            own_context: true,
+            fifo_ids: (None, None),
+        }
     }
 }
 
@@ -97,6 +109,15 @@ impl MessagingAttributes for SnsView<'_> {
             && !arn.is_empty()
         {
             attributes.push(KeyValue::new(semconv::AWS_SNS_TOPIC_ARN, arn.to_owned()));
+        }
+        let (group, dedup) = self.fifo_ids;
+        if let Some(group) = group {
+            let value = otel_messaging::bounded_value(group);
+            attributes.push(KeyValue::new(semconv::OTEL_MESSAGING_AWS_SNS_MESSAGE_GROUP_ID, value));
+        }
+        if let Some(dedup) = dedup {
+            let value = otel_messaging::bounded_value(dedup);
+            attributes.push(KeyValue::new(semconv::OTEL_MESSAGING_AWS_SNS_MESSAGE_DEDUPLICATION_ID, value));
         }
     }
 }

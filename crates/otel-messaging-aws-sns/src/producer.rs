@@ -108,6 +108,11 @@ impl PublishFluentBuilderExt for PublishFluentBuilder {
             let mut view = SnsView::new(OperationType::Send, OPERATION_PUBLISH, target);
             view.server = instrumentation.server();
             view.body_size = self.get_message().as_ref().map(|b| b.len() as u64);
+            let (group, dedup) =
+                (self.get_message_group_id().clone(), self.get_message_deduplication_id().clone());
+            if instrumentation.fifo_ids() {
+                view.fifo_ids = (group.as_deref(), dedup.as_deref());
+            }
             let extractor = MessageAttributesExtractor(&attributes);
             let operation = if target.carries_context() {
                 instrumentation.instrumenter.start_send(&view, &parent, &extractor)
@@ -220,6 +225,12 @@ impl PublishBatchFluentBuilderExt for PublishBatchFluentBuilder {
                         let mut view = SnsView::new(OperationType::Create, OPERATION_CREATE, target);
                         view.server = publish_view.server;
                         view.body_size = Some(entry.message.len() as u64);
+                        if instrumentation.fifo_ids() {
+                            view.fifo_ids = (
+                                entry.message_group_id.as_deref(),
+                                entry.message_deduplication_id.as_deref(),
+                            );
+                        }
                         let create = instrumenter.start_send(&view, &parent, &EmptyExtractor);
                         let room = budgets.room(i, used);
                         used = inject(&create, &mut attributes, room);

@@ -104,6 +104,17 @@ pub const OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT: &str = "otel_messaging.message.
 /// retry), on its send and process spans ([`crate::retry`]).
 pub const OTEL_MESSAGING_MESSAGE_RETRY_ATTEMPT: &str = "otel_messaging.message.retry.attempt";
 
+/// Project namespace (not semconv; v1.44 has no SNS or SQS attribute for it): the message group
+/// of a message published to a FIFO topic (`MessageGroupId`), on its publish or create span when
+/// the user opts in (`SnsInstrumentation::with_fifo_ids`): a group id is often a customer or
+/// order id, as keys are.
+pub const OTEL_MESSAGING_AWS_SNS_MESSAGE_GROUP_ID: &str = "otel_messaging.aws.sns.message_group_id";
+
+/// Project namespace (not semconv): the deduplication id of a message published to a FIFO topic
+/// (`MessageDeduplicationId`), opt-in as [`OTEL_MESSAGING_AWS_SNS_MESSAGE_GROUP_ID`].
+pub const OTEL_MESSAGING_AWS_SNS_MESSAGE_DEDUPLICATION_ID: &str =
+    "otel_messaging.aws.sns.message_deduplication_id";
+
 /// Project namespace (not semconv): on a link of a re-published message's spans, what the linked
 /// span is: `original` (the first creation context) or `failed_attempt` ([`crate::retry`]).
 pub const OTEL_MESSAGING_LINK_ROLE: &str = "otel_messaging.link.role";
