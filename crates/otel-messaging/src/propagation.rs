@@ -28,8 +28,6 @@ pub use strict::{
 };
 pub use w3c::W3cPropagator;
 
-#[cfg(test)]
-use fallback::parse_otel_propagators;
 use fallback::{Fallback, diagnostics, fallback, global_is_noop};
 use opentelemetry::{
     Context,
@@ -315,6 +313,36 @@ enum Effective<'a> {
     Nothing,
 }
 
+/// W3C Trace Context (+ Baggage when `baggage`) through the project's codec, as one propagator
+/// of the `OTEL_PROPAGATORS` composite (beside B3 or X-Ray).
+#[derive(Debug)]
+struct W3cPart {
+    baggage: bool,
+}
+
+impl TextMapPropagator for W3cPart {
+    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+        if self.baggage {
+            W3cPropagator::inject(cx, injector);
+        } else {
+            W3cPropagator::inject(cx, &mut WithoutBaggage(injector));
+        }
+    }
+
+    fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
+        W3cPropagator::extract_strict(cx, &StrictExtractor::build(extractor, self.baggage))
+    }
+
+    fn fields(&self) -> opentelemetry::propagation::text_map_propagator::FieldIter<'_> {
+        let fields = w3c::fields();
+        opentelemetry::propagation::text_map_propagator::FieldIter::new(if self.baggage {
+            fields
+        } else {
+            &fields[..2]
+        })
+    }
+}
+
 /// An [`Injector`] that drops the `baggage` field (a fallback without W3C Baggage).
 struct WithoutBaggage<'a>(&'a mut dyn Injector);
 
@@ -361,6 +389,7 @@ impl Propagator {
                 match fallback {
                     Fallback::W3c { baggage } => Effective::W3c { baggage },
                     Fallback::Nothing => Effective::Nothing,
+                    Fallback::Composite(p) => Effective::Explicit(p),
                 }
             }
         }

@@ -135,8 +135,9 @@ impl MessagingInstrumenterBuilder {
     /// Defaults to the global text-map propagator, read at each call; while that is still
     /// opentelemetry-rust's default **no-op** (nothing installed), the instrumenter propagates W3C
     /// Trace Context + Baggage itself, or what `OTEL_PROPAGATORS` selects (`tracecontext`,
-    /// `baggage`, `none`; read once; other names are reported with the `tracing` feature and
-    /// ignored), as every other OpenTelemetry SDK does by default. A global propagator installed
+    /// `baggage`, `none`; `b3`/`b3multi` with feature `b3`, `xray` with feature `xray`; read once;
+    /// other names are reported with the `tracing` feature and ignored), as every other
+    /// OpenTelemetry SDK does by default. A global propagator installed
     /// later wins from the next call on.
     ///
     /// W3C Trace Context (+ Baggage) takes the fast path whichever way it comes:

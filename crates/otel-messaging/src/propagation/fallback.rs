@@ -3,24 +3,61 @@
 //! report of the propagator in force. Its own file: [`super::Propagator`] asks it once per call,
 //! the rest of the propagation module never needs it.
 
+use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
+
 /// What propagates when the instrumenter has no propagator of its own and the global one is
 /// the no-op opentelemetry-rust installs by default (every other SDK defaults to
 /// `tracecontext,baggage`): `OTEL_PROPAGATORS`, read once, as the OpenTelemetry SDK
 /// environment-variable specification says — unset or empty means `tracecontext,baggage`,
 /// `none` means nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub(crate) enum Fallback {
     /// W3C Trace Context, and W3C Baggage when `baggage`.
     W3c { baggage: bool },
     /// Nothing is injected or extracted.
     Nothing,
+    /// W3C (if named) and other propagators (`b3`, `b3multi`, `xray`, with the features that
+    /// provide them), in a composite: each injects; each extracts in turn, a later one's span
+    /// context replacing an earlier one's.
+    Composite(&'static (dyn TextMapPropagator + Send + Sync)),
 }
 
-/// Reads an `OTEL_PROPAGATORS` value: the fallback, and the names it cannot honour (reported once
-/// and ignored). `tracecontext` and `baggage` are W3C; `none` turns propagation off; `b3`,
-/// `b3multi`, `jaeger`, `xray` and any other name are not provided by this crate (install such a
-/// propagator with `global::set_text_map_propagator`, which always wins).
-pub(crate) fn parse_otel_propagators(value: Option<&str>) -> (Fallback, Vec<String>) {
+impl std::fmt::Debug for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fallback::W3c { baggage } => f.debug_struct("W3c").field("baggage", baggage).finish(),
+            Fallback::Nothing => f.write_str("Nothing"),
+            Fallback::Composite(p) => f.debug_tuple("Composite").field(p).finish(),
+        }
+    }
+}
+
+/// A propagator `OTEL_PROPAGATORS` names besides W3C's, provided by a feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Other {
+    /// `b3`: B3 single header (opentelemetry-zipkin, feature `b3`).
+    B3,
+    /// `b3multi`: B3 multiple `X-B3-*` headers (opentelemetry-zipkin, feature `b3`).
+    B3Multi,
+    /// `xray`: AWS X-Ray `X-Amzn-Trace-Id` (opentelemetry-aws, feature `xray`).
+    Xray,
+}
+
+/// What `OTEL_PROPAGATORS` selects: W3C Trace Context, W3C Baggage, the others in order; all
+/// empty for `none`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Selection {
+    pub(crate) trace: bool,
+    pub(crate) baggage: bool,
+    pub(crate) others: Vec<Other>,
+}
+
+/// Reads an `OTEL_PROPAGATORS` value: the selection, and the names it cannot honour (reported
+/// once and ignored). `tracecontext` and `baggage` are W3C; `none` turns propagation off; `b3`
+/// and `b3multi` need feature `b3`, `xray` feature `xray`; `jaeger` (its propagator crate stops
+/// at opentelemetry 0.32) and any other name are not provided (install such a propagator with
+/// `global::set_text_map_propagator`, which always wins).
+pub(crate) fn parse_otel_propagators(value: Option<&str>) -> (Selection, Vec<String>) {
     let names: Vec<String> = value
         .unwrap_or_default()
         .split(',')
@@ -28,22 +65,77 @@ pub(crate) fn parse_otel_propagators(value: Option<&str>) -> (Fallback, Vec<Stri
         .filter(|n| !n.is_empty())
         .collect();
     if names.is_empty() {
-        return (Fallback::W3c { baggage: true }, Vec::new());
+        return (Selection { trace: true, baggage: true, others: Vec::new() }, Vec::new());
     }
     if names.iter().any(|n| n == "none") {
-        return (Fallback::Nothing, Vec::new());
+        return (Selection::default(), Vec::new());
     }
-    let (mut trace, mut baggage, mut ignored) = (false, false, Vec::new());
+    let (mut selection, mut ignored) = (Selection::default(), Vec::new());
     for name in names {
-        match name.as_str() {
-            "tracecontext" => trace = true,
-            "baggage" => baggage = true,
-            _ => ignored.push(name),
+        let other = match name.as_str() {
+            "tracecontext" => {
+                selection.trace = true;
+                continue;
+            }
+            "baggage" => {
+                selection.baggage = true;
+                continue;
+            }
+            "b3" if cfg!(feature = "b3") => Other::B3,
+            "b3multi" if cfg!(feature = "b3") => Other::B3Multi,
+            "xray" if cfg!(feature = "xray") => Other::Xray,
+            _ => {
+                ignored.push(name);
+                continue;
+            }
+        };
+        if !selection.others.contains(&other) {
+            selection.others.push(other);
         }
     }
-    // Baggage alone still carries the trace context (W3cPropagator writes both).
-    let fallback = if trace || baggage { Fallback::W3c { baggage } } else { Fallback::Nothing };
-    (fallback, ignored)
+    (selection, ignored)
+}
+
+impl Selection {
+    /// The fallback this selection makes (built once per process).
+    fn into_fallback(self) -> Fallback {
+        // Baggage alone still carries the trace context (W3cPropagator writes both).
+        let w3c = (self.trace || self.baggage).then_some(self.baggage);
+        if self.others.is_empty() {
+            return match w3c {
+                Some(baggage) => Fallback::W3c { baggage },
+                None => Fallback::Nothing,
+            };
+        }
+        let mut propagators: Vec<Box<dyn TextMapPropagator + Send + Sync>> = Vec::new();
+        if let Some(baggage) = w3c {
+            propagators.push(Box::new(super::W3cPart { baggage }));
+        }
+        propagators.extend(self.others.into_iter().filter_map(other_propagator));
+        Fallback::Composite(Box::leak(Box::new(TextMapCompositePropagator::new(propagators))))
+    }
+}
+
+/// The propagator `other` names, from the crate of its feature. opentelemetry-zipkin 0.33 marks
+/// itself deprecated (for its exporter: Zipkin takes OTLP now); its B3 propagator is still the one
+/// opentelemetry-rust provides, and B3 headers are still what Zipkin-instrumented peers send.
+#[allow(clippy::unnecessary_wraps)] // `None` without the features
+#[cfg_attr(feature = "b3", allow(deprecated))]
+fn other_propagator(other: Other) -> Option<Box<dyn TextMapPropagator + Send + Sync>> {
+    match other {
+        #[cfg(feature = "b3")]
+        Other::B3 => Some(Box::new(opentelemetry_zipkin::Propagator::with_encoding(
+            opentelemetry_zipkin::B3Encoding::SingleHeader,
+        ))),
+        #[cfg(feature = "b3")]
+        Other::B3Multi => Some(Box::new(opentelemetry_zipkin::Propagator::with_encoding(
+            opentelemetry_zipkin::B3Encoding::MultipleHeader,
+        ))),
+        #[cfg(feature = "xray")]
+        Other::Xray => Some(Box::new(opentelemetry_aws::trace::XrayPropagator::new())),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
 }
 
 /// The fallback of this process (see [`Fallback`]), decided and reported once.
@@ -51,14 +143,15 @@ pub(super) fn fallback() -> Fallback {
     static FALLBACK: std::sync::OnceLock<Fallback> = std::sync::OnceLock::new();
     *FALLBACK.get_or_init(|| {
         let value = std::env::var("OTEL_PROPAGATORS").ok();
-        let (fallback, ignored) = parse_otel_propagators(value.as_deref());
+        let (selection, ignored) = parse_otel_propagators(value.as_deref());
         if !ignored.is_empty() {
             diagnostics::warn(&format!(
-                "OTEL_PROPAGATORS names {ignored:?}, which otel-messaging does not provide; ignored \
-                 (install such a propagator with opentelemetry::global::set_text_map_propagator)"
+                "OTEL_PROPAGATORS names {ignored:?}, which this build of otel-messaging does not \
+                 provide; ignored (`b3` and `b3multi` need its feature `b3`, `xray` its feature `xray`; \
+                 or install a propagator with opentelemetry::global::set_text_map_propagator)"
             ));
         }
-        fallback
+        selection.into_fallback()
     })
 }
 
@@ -100,6 +193,9 @@ pub(super) mod diagnostics {
             Some(super::Fallback::Nothing) => info(
                 "no text-map propagator installed and OTEL_PROPAGATORS selects none: nothing is propagated",
             ),
+            Some(super::Fallback::Composite(p)) => info(&format!(
+                "no text-map propagator installed: propagating what OTEL_PROPAGATORS selects ({p:?})"
+            )),
             None => info("propagating with the global text-map propagator"),
         }
     }

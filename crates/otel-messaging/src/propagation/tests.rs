@@ -107,16 +107,30 @@ fn process_parent_baggage() {
 /// `OTEL_PROPAGATORS` as the SDK environment-variable specification reads it.
 #[test]
 fn otel_propagators_select_the_fallback() {
-    use super::{Fallback, parse_otel_propagators as parse};
-    let w3c = Fallback::W3c { baggage: true };
-    assert_eq!(parse(None), (w3c, vec![]));
-    assert_eq!(parse(Some("")), (w3c, vec![]));
+    use super::fallback::{Other, Selection, parse_otel_propagators as parse};
+    let select = |trace, baggage, others: &[Other]| Selection { trace, baggage, others: others.to_vec() };
+    let w3c = select(true, true, &[]);
+    assert_eq!(parse(None), (w3c.clone(), vec![]));
+    assert_eq!(parse(Some("")), (w3c.clone(), vec![]));
     assert_eq!(parse(Some(" tracecontext , Baggage ")), (w3c, vec![]));
-    assert_eq!(parse(Some("tracecontext")), (Fallback::W3c { baggage: false }, vec![]));
-    assert_eq!(parse(Some("none")), (Fallback::Nothing, vec![]));
-    assert_eq!(parse(Some("tracecontext,none")), (Fallback::Nothing, vec![]));
-    assert_eq!(parse(Some("b3,tracecontext")), (Fallback::W3c { baggage: false }, vec!["b3".to_owned()]));
-    assert_eq!(parse(Some("xray,jaeger")), (Fallback::Nothing, vec!["xray".to_owned(), "jaeger".to_owned()]));
+    assert_eq!(parse(Some("tracecontext")), (select(true, false, &[]), vec![]));
+    assert_eq!(parse(Some("none")), (Selection::default(), vec![]));
+    assert_eq!(parse(Some("tracecontext,none")), (Selection::default(), vec![]));
+    if cfg!(feature = "b3") {
+        assert_eq!(parse(Some("b3,tracecontext,b3")), (select(true, false, &[Other::B3]), vec![]));
+        assert_eq!(parse(Some("b3multi")), (select(false, false, &[Other::B3Multi]), vec![]));
+    } else {
+        assert_eq!(parse(Some("b3,tracecontext")), (select(true, false, &[]), vec!["b3".to_owned()]));
+    }
+    let jaeger = vec!["jaeger".to_owned()];
+    if cfg!(feature = "xray") {
+        assert_eq!(parse(Some("xray,jaeger")), (select(false, false, &[Other::Xray]), jaeger));
+    } else {
+        assert_eq!(
+            parse(Some("xray,jaeger")),
+            (Selection::default(), vec!["xray".to_owned(), "jaeger".to_owned()])
+        );
+    }
 }
 
 use super::*;
