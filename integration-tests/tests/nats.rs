@@ -606,3 +606,49 @@ async fn each_message_can_take_its_own_process_parent_policy() {
     assert!(new_root.links.iter().any(|l| l.span_context.span_id() == loop_id), "{w}");
     assert_eq!(process_of("default").parent_span_id, loop_id, "{w}");
 }
+
+/// Semconv review: a JetStream message's `messaging.message.id` is its `Nats-Msg-Id` when the
+/// publisher set one (on the publish, process and ack spans alike), and its consumer group on the
+/// process and ack spans is the JetStream consumer, as on the fetch's receive span.
+#[tokio::test]
+async fn a_nats_msg_id_names_the_message_and_the_consumer_is_its_group() {
+    let t = TestTelemetry::new();
+    let tr = tracing(&t);
+    let js = async_nats::jetstream::new(client().await);
+    let (stream, stream_name, subject) = jetstream_stream(&js, "IDS", "created").await;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "order-42");
+    js.publish_with_headers_traced_with(&tr, subject.clone(), headers, "order 42".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("pub ack");
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("billing".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut batch = Vec::new();
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while batch.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no message in time");
+        consumer.fetch_traced_with(&tr, &mut batch, 1).await.expect("fetch");
+    }
+    let message = batch.pop().unwrap();
+    message.process_traced_with(&tr, async { Ok::<_, std::io::Error>(()) }).await.expect("handler");
+    message.ack_kind_traced_with(&tr, async_nats::jetstream::AckKind::Ack).await.expect("ack");
+    js.delete_stream(&stream_name).await.expect("cleanup");
+
+    let spans = t.spans();
+    for name in [format!("publish {subject}"), format!("process {subject}"), format!("ack {subject}")] {
+        let a = attributes(span(&spans, &name));
+        assert_eq!(a["messaging.message.id"], Value::from("order-42"), "{name}");
+        if !name.starts_with("publish") {
+            assert_eq!(a["messaging.consumer.group.name"], Value::from("billing"), "{name}");
+        }
+    }
+    let receive = attributes(span(&spans, &format!("receive {stream_name}")));
+    assert_eq!(receive["messaging.consumer.group.name"], Value::from("billing"));
+}

@@ -28,6 +28,16 @@ pub(crate) struct PublishView<'a> {
     pub(crate) subject: &'a str,
     pub(crate) body_size: u64,
     pub(crate) client: &'a NatsInstrumentation,
+    /// The publisher's `Nats-Msg-Id` header (JetStream's deduplication id), if set.
+    pub(crate) msg_id: Option<&'a str>,
+}
+
+/// The header JetStream deduplicates by: the publisher's id for the message.
+pub(crate) const NATS_MSG_ID: &str = "Nats-Msg-Id";
+
+/// The `Nats-Msg-Id` of `headers`, if set and not empty.
+pub(crate) fn msg_id(headers: &async_nats::HeaderMap) -> Option<&str> {
+    headers.get(NATS_MSG_ID).map(|v| v.as_str()).filter(|id| !id.is_empty())
 }
 
 /// Prefix of the reply inboxes async-nats creates for requests: `_INBOX.`.
@@ -61,12 +71,20 @@ impl MessagingAttributes for PublishView<'_> {
     fn body_size(&self) -> Option<u64> {
         Some(self.body_size)
     }
+    fn message_id(&self) -> Option<&str> {
+        self.msg_id
+    }
 }
 
 /// JetStream facts of a delivered message (its reply subject holds them).
 #[derive(Debug, Default)]
 pub(crate) struct JetStreamFacts {
     pub(crate) stream_sequence: Option<String>,
+    /// The JetStream consumer that delivered it: its consumer group, as on the fetch's receive
+    /// span (semconv review: the group was the queue group on process spans).
+    pub(crate) consumer: Option<String>,
+    /// Its `Nats-Msg-Id` header, which names it before the stream sequence does (semconv review).
+    pub(crate) msg_id: Option<String>,
     pub(crate) delivered: Option<i64>,
     pub(crate) published: Option<SystemTime>,
     /// `stream:sequence:delivered`: one delivery of one stored message.
@@ -81,6 +99,8 @@ impl JetStreamFacts {
             u64::try_from(nanos).ok().and_then(|n| UNIX_EPOCH.checked_add(Duration::from_nanos(n)));
         JetStreamFacts {
             stream_sequence: Some(info.stream_sequence.to_string()),
+            consumer: Some(info.consumer.to_owned()),
+            msg_id: message.headers.as_ref().and_then(msg_id).map(str::to_owned),
             delivered: Some(info.delivered),
             published,
             delivery_key: Some(format!("{}:{}:{}", info.stream, info.stream_sequence, info.delivered)),
@@ -115,10 +135,10 @@ impl MessagingAttributes for ProcessView<'_> {
         is_inbox(self.message.subject.as_str())
     }
     fn consumer_group_name(&self) -> Option<&str> {
-        self.client.queue_group()
+        self.jetstream.consumer.as_deref().or_else(|| self.client.queue_group())
     }
     fn message_id(&self) -> Option<&str> {
-        self.jetstream.stream_sequence.as_deref()
+        self.jetstream.msg_id.as_deref().or(self.jetstream.stream_sequence.as_deref())
     }
     fn server(&self) -> Option<(&str, Option<u16>)> {
         self.client.server()
@@ -178,7 +198,8 @@ impl MessagingAttributes for ReceiveView<'_> {
 pub(crate) struct SettleView<'a> {
     pub(crate) name: &'static str,
     pub(crate) subject: &'a str,
-    pub(crate) stream_sequence: Option<String>,
+    /// Its message's JetStream facts: consumer, `Nats-Msg-Id`, stream sequence.
+    pub(crate) jetstream: JetStreamFacts,
     pub(crate) client: &'a NatsInstrumentation,
 }
 
@@ -196,10 +217,10 @@ impl MessagingAttributes for SettleView<'_> {
         Some(self.subject)
     }
     fn consumer_group_name(&self) -> Option<&str> {
-        self.client.queue_group()
+        self.jetstream.consumer.as_deref().or_else(|| self.client.queue_group())
     }
     fn message_id(&self) -> Option<&str> {
-        self.stream_sequence.as_deref()
+        self.jetstream.msg_id.as_deref().or(self.jetstream.stream_sequence.as_deref())
     }
     fn server(&self) -> Option<(&str, Option<u16>)> {
         self.client.server()

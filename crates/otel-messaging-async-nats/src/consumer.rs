@@ -178,8 +178,7 @@ impl JetStreamMessageExt for jetstream::Message {
             let view = SettleView {
                 name,
                 subject: self.subject.as_str(),
-                // Only the sequence: the settle span needs no queue wait or delivery key.
-                stream_sequence: self.info().ok().map(|info| info.stream_sequence.to_string()),
+                jetstream: JetStreamFacts::of(self),
                 client: instrumentation,
             };
             let extractor = HeaderMapExtractor(headers(&self.message));

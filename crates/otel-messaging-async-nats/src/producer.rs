@@ -43,7 +43,12 @@ fn start_publish(
     limits: Limits,
 ) -> (Operation, HeaderMap) {
     let Limits { max_payload, headers_supported } = limits;
-    let view = PublishView { subject, body_size: payload.len() as u64, client: instrumentation };
+    let view = PublishView {
+        subject,
+        body_size: payload.len() as u64,
+        client: instrumentation,
+        msg_id: crate::attributes::msg_id(&headers),
+    };
     let parent = otel_messaging::current_context();
     let operation = instrumentation.instrumenter.start_send(&view, &parent, &HeaderMapExtractor(&headers));
     let mut fields = CollectedFields::default();
@@ -269,13 +274,16 @@ impl ClientExt for Client {
     }
 }
 
-/// A JetStream publish whose `publish {subject}` span ends at the PubAck, with the stream
-/// sequence as `messaging.message.id`; await it like the native `PublishAckFuture`.
+/// A JetStream publish whose `publish {subject}` span ends at the PubAck, with the message's
+/// `Nats-Msg-Id` as `messaging.message.id`, or without one the PubAck's stream sequence; await it
+/// like the native `PublishAckFuture`.
 #[must_use = "the span ends, and the publish is confirmed, only when this is awaited"]
 #[derive(Debug)]
 pub struct TracedPublishAck {
     inner: PublishAckFuture,
     operation: Operation,
+    /// Whether the message has a `Nats-Msg-Id` (then its id; else the PubAck's stream sequence).
+    named: bool,
 }
 
 impl IntoFuture for TracedPublishAck {
@@ -283,11 +291,13 @@ impl IntoFuture for TracedPublishAck {
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let TracedPublishAck { inner, mut operation } = self;
+        let TracedPublishAck { inner, mut operation, named } = self;
         operation.arm_cancellation();
         Box::pin(async move {
             let result = inner.await;
-            if let Ok(ack) = &result {
+            if let Ok(ack) = &result
+                && !named
+            {
                 operation.set_attributes([opentelemetry::KeyValue::new(
                     otel_messaging::semconv::MESSAGING_MESSAGE_ID,
                     ack.sequence.to_string(),
@@ -384,10 +394,11 @@ impl JetStreamExt for jetstream::Context {
         let subject = subject.to_subject();
         async move {
             let limits = Limits::of(&self.client());
+            let named = crate::attributes::msg_id(&headers).is_some();
             let (operation, headers) =
                 start_publish(instrumentation, subject.as_str(), headers, &payload, limits);
             match self.publish_with_headers(subject, headers, payload).await {
-                Ok(inner) => Ok(TracedPublishAck { inner, operation }),
+                Ok(inner) => Ok(TracedPublishAck { inner, operation, named }),
                 Err(e) => {
                     operation.end_error(&error_type(&e), &e);
                     Err(e)

@@ -200,7 +200,7 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
             } else if sns {
                 "the SNS message id (at the response)"
             } else if nats {
-                "JetStream: the stream sequence (at the PubAck on publishes); core NATS: none"
+                "`Nats-Msg-Id` when the publisher set one; else JetStream's stream sequence (at the PubAck on publishes); core NATS: none"
             } else {
                 "the entry id"
             },
@@ -304,7 +304,7 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
             note: if kafka {
                 "`group.id`, read from the client"
             } else if nats {
-                "the queue group (`NatsInstrumentation::with_queue_group`)"
+                "JetStream: the consumer; core NATS: the queue group (`NatsInstrumentation::with_queue_group`)"
             } else {
                 "the group of `XREADGROUP`/`XAUTOCLAIM`/`XACK`"
             },
