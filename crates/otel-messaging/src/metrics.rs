@@ -26,7 +26,9 @@
 //! `bound-metrics` (opt-in) the measurements of successful operations go through instruments
 //! bound to that set (opentelemetry 0.33's experimental bound instruments): the SDK then neither
 //! hashes nor compares the attribute set per measurement (BENCHMARKS.md). Failed operations,
-//! whose `error.type` varies, take the unbound path.
+//! whose `error.type` varies, take the unbound path. At most [`MAX_ATTRIBUTE_SETS`] attribute sets
+//! per instrumenter are recorded under their own attributes; the rest under
+//! `otel.metric.overflow = true`.
 
 use std::sync::Arc;
 
@@ -50,7 +52,27 @@ pub(crate) struct Instruments {
     sent_messages: Counter<u64>,
     consumed_messages: Counter<u64>,
     queue_wait: Histogram<f64>,
+    /// The attribute sets admitted so far (at most [`MAX_ATTRIBUTE_SETS`]).
+    admitted: Arc<Admitted>,
 }
+
+/// Most distinct metric attribute sets (operation, destination, template, partition, group,
+/// server) an instrumenter records under their own attributes: the OpenTelemetry SDK's default
+/// cardinality limit per instrument. Measurements of the sets beyond it are recorded under the one
+/// attribute `otel.metric.overflow = true` (with `error.type` when they failed), as the SDK does
+/// past its limit — also with a meter provider that has no limit of its own (semconv review,
+/// issue "Spec-exact and bounded", point 3).
+pub(crate) const MAX_ATTRIBUTE_SETS: usize = 2_000;
+
+/// The attribute sets an instrumenter has admitted, by the hash of their key; looked up only when
+/// a thread builds a set (a cache miss), never per measurement.
+#[derive(Debug, Default)]
+struct Admitted {
+    keys: std::sync::Mutex<std::collections::HashSet<u64>>,
+}
+
+/// The key of the SDK's overflow attribute set: `otel.metric.overflow`.
+const OVERFLOW: &str = "otel.metric.overflow";
 
 /// What an ended operation reports to the instruments.
 pub(crate) struct Measurement<'a> {
@@ -126,6 +148,25 @@ impl MetricSet {
 
     fn new(instruments: Instruments, key: &MetricKey<'_>) -> Self {
         let owned = |s: Option<&str>| s.map(Box::<str>::from);
+        if !instruments.admits(key) {
+            // Past the cap: keyed as `key` in the caches, recorded as the overflow set.
+            let overflow = vec![KeyValue::new(OVERFLOW, true)];
+            return MetricSet {
+                instruments,
+                system: key.system,
+                operation_name: key.operation_name,
+                operation_type: key.operation_type,
+                destination: owned(key.destination),
+                template: owned(key.template),
+                partition: owned(key.partition),
+                group: owned(key.group),
+                server: key.server.map(|(address, port)| (Box::from(address), port)),
+                attributes: overflow.clone(),
+                with_type: overflow,
+                #[cfg(feature = "bound-metrics")]
+                bound: bound::Bound::default(),
+            };
+        }
         let value = |s: &str| StringValue::from(s.to_owned());
         let mut attributes = Vec::with_capacity(9);
         attributes.push(KeyValue::new(semconv::MESSAGING_SYSTEM, key.system));
@@ -352,6 +393,7 @@ impl Instruments {
                 .with_unit(semconv::UNIT_MESSAGES)
                 .with_description("Number of messages that were delivered to the application.")
                 .build(),
+            admitted: Arc::default(),
             queue_wait: meter
                 .f64_histogram(semconv::OTEL_MESSAGING_QUEUE_WAIT_DURATION)
                 .with_unit(semconv::UNIT_SECONDS)
@@ -359,6 +401,21 @@ impl Instruments {
                 .with_boundaries(semconv::QUEUE_WAIT_BUCKETS.to_vec())
                 .build(),
         }
+    }
+
+    /// Whether `key`'s attribute set is recorded under its own attributes: it was admitted before,
+    /// or fewer than [`MAX_ATTRIBUTE_SETS`] were.
+    fn admits(&self, key: &MetricKey<'_>) -> bool {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = rustc_hash::FxHasher::default();
+        key.family_hash(self.id).hash(&mut h);
+        key.partition.hash(&mut h);
+        let hash = h.finish();
+        let mut keys = self.admitted.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if keys.contains(&hash) {
+            return true;
+        }
+        keys.len() < MAX_ATTRIBUTE_SETS && keys.insert(hash)
     }
 
     /// The attribute set of operations described by `key`: from this thread's cache, or built

@@ -72,3 +72,50 @@ fn templates_keep_metric_series_bounded_over_100_000_destinations() {
     let series = t.metrics().into_iter().filter(|m| m.name == "messaging.client.sent.messages").count();
     assert_eq!(series, 100);
 }
+
+/// Issue "Spec-exact and bounded", point 3: without templates, 100 000 destinations make at most
+/// 2 000 series of their own and one overflow series (`otel.metric.overflow = true`) — even on a
+/// meter provider whose own cardinality limit would let them all through.
+#[test]
+fn metric_attribute_sets_are_capped_with_an_overflow_set() {
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, SdkMeterProvider, Stream};
+    let exporter = InMemoryMetricExporter::default();
+    let meter_provider = SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter.clone())
+        .with_view(|_: &opentelemetry_sdk::metrics::Instrument| {
+            Stream::builder().with_cardinality_limit(1_000_000).build().ok()
+        })
+        .build();
+    let instrumenter = otel_messaging::MessagingInstrumenter::builder()
+        .with_tracer_provider(&opentelemetry_sdk::trace::SdkTracerProvider::builder().build())
+        .with_meter_provider(&meter_provider)
+        .build();
+    let headers: HashMap<String, String> = HashMap::new();
+    for i in 0..100_000 {
+        let destination = format!("orders.{i}.created");
+        instrumenter.start_send(&SendTo(&destination), &Context::new(), &headers).end_ok();
+    }
+    meter_provider.force_flush().expect("flush");
+    let metrics = exporter.get_finished_metrics().expect("metrics");
+    let mut series = 0;
+    let mut overflow = None;
+    for resource in &metrics {
+        for scope in resource.scope_metrics() {
+            for metric in scope.metrics().filter(|m| m.name() == "messaging.client.sent.messages") {
+                if let opentelemetry_sdk::metrics::data::AggregatedMetrics::U64(
+                    opentelemetry_sdk::metrics::data::MetricData::Sum(sum),
+                ) = metric.data()
+                {
+                    for point in sum.data_points() {
+                        series += 1;
+                        if point.attributes().any(|kv| kv.key.as_str() == "otel.metric.overflow") {
+                            overflow = Some(point.value());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(series, 2_001, "2 000 sets of their own and the overflow set");
+    assert_eq!(overflow, Some(98_000), "the measurements past the cap, none lost");
+}
