@@ -126,7 +126,7 @@ async fn each_record_is_processed_in_its_producers_trace_and_failures_are_report
 }
 
 /// A record delivered from an SNS topic without raw delivery carries the context in its body's
-/// envelope; a record with only an `AWSTraceHeader` (X-Ray) continues that trace.
+/// envelope (the parent); a record with only an `AWSTraceHeader` (X-Ray) links to that context.
 #[tokio::test]
 async fn envelopes_and_xray_headers_are_read_from_records() {
     let t = TestTelemetry::new();
@@ -150,6 +150,15 @@ async fn envelopes_and_xray_headers_are_read_from_records() {
         process_sqs_event_with(&tracing, &event, async |_: &SqsMessage| Ok::<(), std::io::Error>(())).await;
     assert!(response.batch_item_failures.is_empty());
     let spans = t.spans();
-    let traces: Vec<String> = spans.iter().map(|s| s.span_context.trace_id().to_string()).collect();
-    assert_eq!(traces, ["4bf92f3577b34da6a3ce929d0e0e4736", "5759e988bd862e3fe1be46a994272793"]);
+    // The envelope's context is the parent; the X-Ray one a link only (semconv faas/aws-lambda.md).
+    assert_eq!(spans[0].span_context.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(spans[0].parent_span_id.to_string(), "00f067aa0ba902b7");
+    assert_ne!(
+        spans[1].span_context.trace_id().to_string(),
+        "5759e988bd862e3fe1be46a994272793",
+        "a new trace"
+    );
+    let link = &spans[1].links[0];
+    assert_eq!(link.span_context.trace_id().to_string(), "5759e988bd862e3fe1be46a994272793");
+    assert_eq!(link.span_context.span_id().to_string(), "53995c3f42cd8ad8");
 }

@@ -240,6 +240,15 @@ impl<'a> ReceivedMessageExtractor<'a> {
     }
 }
 
+impl ReceivedMessageExtractor<'_> {
+    /// Whether the creation context comes from the `AWSTraceHeader` alone (no `traceparent` in
+    /// the message attributes or an SNS envelope).
+    #[cfg(feature = "lambda")]
+    pub(crate) fn context_from_xray_only(&self) -> bool {
+        self.xray.is_some()
+    }
+}
+
 impl Extractor for ReceivedMessageExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
         if let Some(value) = self.attributes.get(key) {

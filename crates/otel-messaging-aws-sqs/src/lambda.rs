@@ -24,10 +24,10 @@ use crate::{
 /// (`batchItemFailures`, by message id), for an event-source mapping with
 /// `ReportBatchItemFailures` on: only those are delivered again.
 ///
-/// Each span takes the record's creation context — from its message attributes, else from an SNS
-/// notification envelope in the body, else from the `AWSTraceHeader` system attribute (X-Ray) — as
-/// parent and link under the instrumenter's process-parent policy (inside an invocation span, the
-/// default makes it a link only, as semconv `faas/aws-lambda.md` asks for the X-Ray context), and
+/// Each span takes the record's creation context from its message attributes, else from an SNS
+/// notification envelope in the body — as parent and link under the instrumenter's process-parent
+/// policy — else from the `AWSTraceHeader` system attribute (X-Ray), which is a link only, as
+/// semconv `faas/aws-lambda.md` says (the span's parent is then the current span, or none), and
 /// records `messaging.message.id`, the queue, its URL and endpoint (from `eventSourceARN`), the
 /// queue wait from `SentTimestamp` and the delivery count. A failed handler's span has status `Error` and
 /// `error.type` = the error's type name; a record without a message id that fails is reported with
@@ -84,5 +84,11 @@ fn start(instrumentation: &SqsInstrumentation, record: &SqsMessage) -> otel_mess
         record.body.as_deref(),
         record.attributes.get("AWSTraceHeader").map(String::as_str),
     );
-    instrumentation.instrumenter.start_process(&SqsRecordView::new(record), &extractor)
+    let view = SqsRecordView::new(record);
+    if extractor.context_from_xray_only() {
+        // semconv faas/aws-lambda.md: the X-Ray context of an SQS record is a link, not a parent.
+        let linked = instrumentation.instrumenter.with_process_parent(otel_messaging::ProcessParent::Link);
+        return linked.start_process(&view, &extractor);
+    }
+    instrumentation.instrumenter.start_process(&view, &extractor)
 }
