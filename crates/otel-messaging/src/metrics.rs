@@ -52,7 +52,8 @@ pub(crate) struct Instruments {
     sent_messages: Counter<u64>,
     consumed_messages: Counter<u64>,
     queue_wait: Histogram<f64>,
-    /// The attribute sets admitted so far (at most [`MAX_ATTRIBUTE_SETS`]).
+    /// The attribute sets admitted so far (at most [`MAX_ATTRIBUTE_SETS`]), each shared by every
+    /// thread that uses it.
     admitted: Arc<Admitted>,
 }
 
@@ -64,11 +65,20 @@ pub(crate) struct Instruments {
 /// issue "Spec-exact and bounded", point 3).
 pub(crate) const MAX_ATTRIBUTE_SETS: usize = 2_000;
 
-/// The attribute sets an instrumenter has admitted, by the hash of their key; looked up only when
-/// a thread builds a set (a cache miss), never per measurement.
-#[derive(Debug, Default)]
+/// The attribute sets an instrumenter has admitted, by the hash of their key, with the live sets
+/// of that key: looked up only when a thread's cache misses (never per measurement), so that a set
+/// exists once in the process however many threads use it (reliability review M3: the per-thread
+/// caches multiplied the sets by the thread count; now they hold references). `Weak`: a set no
+/// thread caches any more is freed, and rebuilt on its next use.
+#[derive(Default)]
 struct Admitted {
-    keys: std::sync::Mutex<std::collections::HashSet<u64>>,
+    keys: std::sync::Mutex<std::collections::HashMap<u64, Vec<std::sync::Weak<MetricSet>>>>,
+}
+
+impl std::fmt::Debug for Admitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Admitted")
+    }
 }
 
 /// The key of the SDK's overflow attribute set: `otel.metric.overflow`.
@@ -146,9 +156,18 @@ impl MetricSet {
             }
     }
 
-    fn new(instruments: Instruments, key: &MetricKey<'_>) -> Self {
+    /// Whether this set is `key`'s on the instruments with id `instruments`.
+    fn is_for(&self, instruments: u64, key: &MetricKey<'_>) -> bool {
+        self.head_matches(instruments, key)
+            && self.partition.as_deref() == key.partition
+            && self.family_matches(key)
+    }
+
+    /// `key`'s set on `instruments`, recording under its own attributes, or under the overflow set's
+    /// when `overflow` (past [`MAX_ATTRIBUTE_SETS`]).
+    fn new(instruments: Instruments, key: &MetricKey<'_>, overflow: bool) -> Self {
         let owned = |s: Option<&str>| s.map(Box::<str>::from);
-        if !instruments.admits(key) {
+        if overflow {
             // Past the cap: keyed as `key` in the caches, recorded as the overflow set.
             let overflow = vec![KeyValue::new(OVERFLOW, true)];
             return MetricSet {
@@ -263,7 +282,7 @@ impl Family {
         };
         found.unwrap_or_else(|| {
             *built += 1;
-            let set = Arc::new(MetricSet::new(make(), key));
+            let set = make().set_for(key);
             self.keep(set.clone());
             set
         })
@@ -338,7 +357,7 @@ impl Cache {
             }
         }
         self.built += 1;
-        let family = Family::new(Arc::new(MetricSet::new(make(), key)));
+        let family = Family::new(make().set_for(key));
         self.families.push(family);
         self.by_hash.insert(hash, self.families.len() - 1);
         self.families.len() - 1
@@ -403,19 +422,31 @@ impl Instruments {
         }
     }
 
-    /// Whether `key`'s attribute set is recorded under its own attributes: it was admitted before,
-    /// or fewer than [`MAX_ATTRIBUTE_SETS`] were.
-    fn admits(&self, key: &MetricKey<'_>) -> bool {
+    /// `key`'s set: the live one another thread built, else a new one — under its own attributes
+    /// when `key` was admitted before or fewer than [`MAX_ATTRIBUTE_SETS`] keys were, else under the
+    /// overflow set's. Takes the instrumenter's lock: called on a thread's cache miss only.
+    fn set_for(&self, key: &MetricKey<'_>) -> Arc<MetricSet> {
         use std::hash::{Hash as _, Hasher as _};
         let mut h = rustc_hash::FxHasher::default();
         key.family_hash(self.id).hash(&mut h);
         key.partition.hash(&mut h);
         let hash = h.finish();
         let mut keys = self.admitted.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if keys.contains(&hash) {
-            return true;
+        let admitted = keys.len() < MAX_ATTRIBUTE_SETS || keys.contains_key(&hash);
+        if !admitted {
+            return Arc::new(MetricSet::new(self.clone(), key, true));
         }
-        keys.len() < MAX_ATTRIBUTE_SETS && keys.insert(hash)
+        let sets = keys.entry(hash).or_default();
+        sets.retain(|set| set.strong_count() > 0);
+        // Another key with the same hash keeps its own set: compared, not trusted.
+        if let Some(set) =
+            sets.iter().filter_map(std::sync::Weak::upgrade).find(|set| set.is_for(self.id, key))
+        {
+            return set;
+        }
+        let set = Arc::new(MetricSet::new(self.clone(), key, false));
+        sets.push(Arc::downgrade(&set));
+        set
     }
 
     /// The attribute set of operations described by `key`: from this thread's cache, or built
@@ -431,7 +462,7 @@ fn cached(id: u64, key: &MetricKey<'_>, make: &dyn Fn() -> Instruments) -> Arc<M
     SETS.try_with(|cache| Some(cache.try_borrow_mut().ok()?.get(id, make, key)))
         .ok()
         .flatten()
-        .unwrap_or_else(|| Arc::new(MetricSet::new(make(), key)))
+        .unwrap_or_else(|| make().set_for(key))
 }
 
 impl MetricSet {
@@ -566,6 +597,29 @@ mod tests {
 
     fn value(set: &MetricSet, name: &str) -> Option<String> {
         set.attributes.iter().find(|kv| kv.key.as_str() == name).map(|kv| kv.value.to_string())
+    }
+
+    /// Reliability review M3: a set exists once in the process, however many threads use it (the
+    /// per-thread caches hold references), and a set no thread holds any more is freed.
+    #[test]
+    #[allow(clippy::expect_used)]
+    fn threads_share_one_set_per_key() {
+        let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
+        let instruments = Instruments::new(&opentelemetry::metrics::MeterProvider::meter(&provider, "t"));
+        let sets: Vec<Arc<MetricSet>> = (0..8)
+            .map(|_| {
+                let instruments = instruments.clone();
+                std::thread::spawn(move || instruments.resolve(&key("orders", "3", OperationType::Send)))
+                    .join()
+                    .expect("thread")
+            })
+            .collect();
+        assert!(sets.iter().all(|set| Arc::ptr_eq(set, &sets[0])), "one set for eight threads");
+        let other = instruments.resolve(&key("orders", "4", OperationType::Send));
+        assert!(!Arc::ptr_eq(&other, &sets[0]), "another partition, another set");
+        let weak = Arc::downgrade(&sets[0]);
+        drop(sets);
+        assert!(weak.upgrade().is_none(), "freed with its threads' caches");
     }
 
     #[test]
