@@ -252,11 +252,12 @@ pub async fn create_topic(bootstrap: &str, topic: &str) {
     }
 }
 
-/// An SQS client for `endpoint` (region `us-east-1`, the test credentials `testing`/`testing`),
-/// with `max_attempts` tries per call (the SDK default is 3).
-pub async fn sqs_client(endpoint: &str, max_attempts: u32) -> aws_sdk_sqs::Client {
+/// The AWS configuration of the tests: moto at [`sqs_endpoint`] (SQS and SNS), region
+/// `us-east-1`, the test credentials `testing`/`testing`, `max_attempts` tries per call (the SDK
+/// default is 3).
+pub async fn aws_config(endpoint: &str, max_attempts: u32) -> aws_config::SdkConfig {
     use aws_config::{BehaviorVersion, Region};
-    let conf = aws_config::defaults(BehaviorVersion::latest())
+    aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_sqs::config::Credentials::new(
@@ -264,8 +265,46 @@ pub async fn sqs_client(endpoint: &str, max_attempts: u32) -> aws_sdk_sqs::Clien
         ))
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(max_attempts))
         .load()
-        .await;
-    aws_sdk_sqs::Client::new(&conf)
+        .await
+}
+
+/// An SQS client for `endpoint` (see [`aws_config`]).
+pub async fn sqs_client(endpoint: &str, max_attempts: u32) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&aws_config(endpoint, max_attempts).await)
+}
+
+/// The ARN of the SQS queue at `url`, as SQS reports it.
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("queue arn")
+}
+
+/// Subscribes the SQS queue at `url` to the SNS topic `topic_arn` (`raw`: raw message delivery,
+/// the message attributes arriving as SQS message attributes; else inside the notification
+/// envelope).
+pub async fn subscribe_queue(
+    sns: &aws_sdk_sns::Client,
+    sqs: &aws_sdk_sqs::Client,
+    topic_arn: &str,
+    url: &str,
+    raw: bool,
+) {
+    sns.subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn(sqs, url).await)
+        .attributes("RawMessageDelivery", if raw { "true" } else { "false" })
+        .send()
+        .await
+        .expect("subscribe");
 }
 
 /// Starts a loopback HTTP proxy to moto's SQS endpoint that fixes one moto bug: in the JSON

@@ -66,14 +66,7 @@ async fn the_plain_rename_connects_every_broker_with_nothing_configured() {
     early.await.expect("confirm");
     let redis = redis::Client::open(redis_url()).expect("redis");
     let mut conn = redis.get_multiplexed_async_connection().await.expect("redis connect");
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(sqs_endpoint())
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "testing", "testing", None, None, "static",
-        ))
-        .load()
-        .await;
+    let aws = integration_tests::aws_config(&sqs_endpoint(), 3).await;
     let (sqs, sns) = (aws_sdk_sqs::Client::new(&aws), aws_sdk_sns::Client::new(&aws));
 
     // Telemetry installed late, and no propagator at all.
@@ -151,15 +144,7 @@ async fn the_plain_rename_connects_every_broker_with_nothing_configured() {
     let topic_arn = sns.create_topic().name(&topic).send().await.expect("topic").topic_arn.unwrap();
     let fan =
         sqs.create_queue().queue_name(unique_name("fan")).send().await.expect("queue").queue_url.unwrap();
-    let fan_arn = format!("arn:aws:sqs:us-east-1:123456789012:{}", fan.rsplit('/').next().unwrap());
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(fan_arn)
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .expect("subscribe");
+    integration_tests::subscribe_queue(&sns, &sqs, &topic_arn, &fan, true).await;
     let cx = request("POST /sns");
     async { sns.publish().topic_arn(&topic_arn).message("order").send_traced().await }
         .with_context(cx.clone())

@@ -105,37 +105,13 @@ async fn destination(broker: Broker) -> String {
         }
         Broker::Sns => {
             // A topic, and a queue subscribed to it with raw delivery: "TOPIC_ARN|QUEUE_URL".
-            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new("us-east-1"))
-                .endpoint_url(sqs_endpoint())
-                .credentials_provider(aws_sdk_sns::config::Credentials::new(
-                    "testing", "testing", None, None, "static",
-                ))
-                .load()
-                .await;
+            let config = integration_tests::aws_config(&sqs_endpoint(), 3).await;
             let (sns, sqs) = (aws_sdk_sns::Client::new(&config), aws_sdk_sqs::Client::new(&config));
             let topic = sns.create_topic().name(unique_name("interop")).send().await.expect("topic");
             let topic_arn = topic.topic_arn.expect("topic arn");
             let url = sqs.create_queue().queue_name(unique_name("interop")).send().await.expect("queue");
             let url = url.queue_url.expect("queue url");
-            let arn = sqs
-                .get_queue_attributes()
-                .queue_url(&url)
-                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .send()
-                .await
-                .expect("queue attributes")
-                .attributes
-                .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
-                .expect("queue arn");
-            sns.subscribe()
-                .topic_arn(&topic_arn)
-                .protocol("sqs")
-                .endpoint(arn)
-                .attributes("RawMessageDelivery", "true")
-                .send()
-                .await
-                .expect("subscribe");
+            integration_tests::subscribe_queue(&sns, &sqs, &topic_arn, &url, true).await;
             format!("{topic_arn}|{url}")
         }
         Broker::Redis => {
@@ -200,14 +176,7 @@ async fn rust_produce(t: &TestTelemetry, broker: Broker, destination: &str, pare
         }
         Broker::Sns => {
             use otel_messaging_aws_sns::{PublishFluentBuilderExt as _, SnsInstrumentation};
-            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new("us-east-1"))
-                .endpoint_url(sqs_endpoint())
-                .credentials_provider(aws_sdk_sns::config::Credentials::new(
-                    "testing", "testing", None, None, "static",
-                ))
-                .load()
-                .await;
+            let config = integration_tests::aws_config(&sqs_endpoint(), 3).await;
             let sns = aws_sdk_sns::Client::new(&config);
             let tr = SnsInstrumentation::from_config(&config).with_instrumenter(t.instrumenter());
             let topic_arn = destination.split('|').next().expect("topic arn");

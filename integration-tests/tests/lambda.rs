@@ -6,7 +6,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use integration_tests::{sqs_endpoint, unique_name};
 use opentelemetry::{
     Context, Value,
@@ -44,16 +44,7 @@ async fn each_record_is_processed_in_its_producers_trace_and_failures_are_report
     let client = integration_tests::sqs_client(&sqs_endpoint(), 3).await;
     let queue = unique_name("lambda");
     let url = client.create_queue().queue_name(&queue).send().await.expect("queue").queue_url.expect("url");
-    let arn = client
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attributes")
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("arn");
+    let arn = integration_tests::queue_arn(&client, &url).await;
 
     let request = Context::new().with_span(t.tracer("app").start("POST /orders"));
     for order in ["1", "2", "bad"] {

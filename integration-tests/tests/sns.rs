@@ -20,15 +20,7 @@ use otel_messaging_aws_sns::{
 use otel_messaging_aws_sqs::{MessageExt as _, ReceiveMessageFluentBuilderExt as _, SqsInstrumentation};
 
 async fn sdk_config() -> aws_config::SdkConfig {
-    use aws_config::{BehaviorVersion, Region};
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(sqs_endpoint())
-        .credentials_provider(aws_sdk_sns::config::Credentials::new(
-            "testing", "testing", None, None, "static",
-        ))
-        .load()
-        .await
+    integration_tests::aws_config(&sqs_endpoint(), 3).await
 }
 
 struct Setup {
@@ -55,24 +47,7 @@ async fn setup(raw: bool) -> Setup {
     let queue = unique_name("subscriber");
     let queue_url =
         sqs.create_queue().queue_name(&queue).send().await.expect("queue").queue_url.expect("url");
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue attributes")
-        .attributes
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
-        .expect("queue arn");
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .attributes("RawMessageDelivery", if raw { "true" } else { "false" })
-        .send()
-        .await
-        .expect("subscribe");
+    integration_tests::subscribe_queue(&sns, &sqs, &topic_arn, &queue_url, raw).await;
     let sns_tracing = SnsInstrumentation::from_config(&config).with_instrumenter(t.instrumenter());
     let sqs_tracing = SqsInstrumentation::default().with_instrumenter(t.instrumenter());
     Setup { t, sns, sqs, sns_tracing, sqs_tracing, topic_arn, topic, queue_url, queue }

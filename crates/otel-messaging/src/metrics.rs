@@ -167,25 +167,32 @@ impl MetricSet {
     /// when `overflow` (past [`MAX_ATTRIBUTE_SETS`]).
     fn new(instruments: Instruments, key: &MetricKey<'_>, overflow: bool) -> Self {
         let owned = |s: Option<&str>| s.map(Box::<str>::from);
-        if overflow {
+        let (attributes, with_type) = if overflow {
             // Past the cap: keyed as `key` in the caches, recorded as the overflow set.
             let overflow = vec![KeyValue::new(OVERFLOW, true)];
-            return MetricSet {
-                instruments,
-                system: key.system,
-                operation_name: key.operation_name,
-                operation_type: key.operation_type,
-                destination: owned(key.destination),
-                template: owned(key.template),
-                partition: owned(key.partition),
-                group: owned(key.group),
-                server: key.server.map(|(address, port)| (Box::from(address), port)),
-                attributes: overflow.clone(),
-                with_type: overflow,
-                #[cfg(feature = "bound-metrics")]
-                bound: bound::Bound::default(),
-            };
+            (overflow.clone(), overflow)
+        } else {
+            Self::attributes_of(key)
+        };
+        MetricSet {
+            instruments,
+            system: key.system,
+            operation_name: key.operation_name,
+            operation_type: key.operation_type,
+            destination: owned(key.destination),
+            template: owned(key.template),
+            partition: owned(key.partition),
+            group: owned(key.group),
+            server: key.server.map(|(address, port)| (Box::from(address), port)),
+            attributes,
+            with_type,
+            #[cfg(feature = "bound-metrics")]
+            bound: bound::Bound::default(),
         }
+    }
+
+    /// The attributes of `key`'s set: without and with `messaging.operation.type`.
+    fn attributes_of(key: &MetricKey<'_>) -> (Vec<KeyValue>, Vec<KeyValue>) {
         let value = |s: &str| StringValue::from(s.to_owned());
         let mut attributes = Vec::with_capacity(9);
         attributes.push(KeyValue::new(semconv::MESSAGING_SYSTEM, key.system));
@@ -210,21 +217,7 @@ impl MetricSet {
         }
         let mut with_type = attributes.clone();
         with_type.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, key.operation_type.as_str()));
-        MetricSet {
-            instruments,
-            system: key.system,
-            operation_name: key.operation_name,
-            operation_type: key.operation_type,
-            destination: owned(key.destination),
-            template: owned(key.template),
-            partition: owned(key.partition),
-            group: owned(key.group),
-            server: key.server.map(|(address, port)| (Box::from(address), port)),
-            attributes,
-            with_type,
-            #[cfg(feature = "bound-metrics")]
-            bound: bound::Bound::default(),
-        }
+        (attributes, with_type)
     }
 }
 

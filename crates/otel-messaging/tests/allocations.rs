@@ -88,22 +88,8 @@ impl opentelemetry::propagation::Extractor for Slots {
 #[test]
 fn the_unsampled_fast_path_allocates_only_what_the_api_requires() {
     use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-    use otel_messaging::{MessagingAttributes, OperationType};
-    struct View(OperationType);
-    impl MessagingAttributes for View {
-        fn system(&self) -> &'static str {
-            "kafka"
-        }
-        fn operation_type(&self) -> OperationType {
-            self.0
-        }
-        fn operation_name(&self) -> &'static str {
-            "send"
-        }
-        fn destination_name(&self) -> Option<&str> {
-            Some("orders")
-        }
-    }
+    use otel_messaging::{OperationType, testing::BenchView};
+    let view = |operation| BenchView { operation, partition: None };
     let instrumenter = MessagingInstrumenter::builder()
         .with_propagator(w3c_propagator())
         .with_metrics(false)
@@ -118,10 +104,10 @@ fn the_unsampled_fast_path_allocates_only_what_the_api_requires() {
     ));
     let mut carrier = Slots(Vec::with_capacity(4));
     let message = || {
-        let send = instrumenter.start_send(&View(OperationType::Send), &parent, &Slots(Vec::new()));
+        let send = instrumenter.start_send(&view(OperationType::Send), &parent, &Slots(Vec::new()));
         send.inject(&mut carrier);
         send.end_ok();
-        let process = instrumenter.start_process_in(&View(OperationType::Process), &carrier, &parent);
+        let process = instrumenter.start_process_in(&view(OperationType::Process), &carrier, &parent);
         assert!(!process.context().span().span_context().is_sampled());
         process.end_ok();
     };
