@@ -255,7 +255,7 @@ pub async fn create_topic(bootstrap: &str, topic: &str) {
 /// The AWS configuration of the tests: moto at [`sqs_endpoint`] (SQS and SNS), region
 /// `us-east-1`, the test credentials `testing`/`testing`, `max_attempts` tries per call (the SDK
 /// default is 3).
-pub async fn aws_config(endpoint: &str, max_attempts: u32) -> aws_config::SdkConfig {
+pub async fn aws_test_config(endpoint: &str, max_attempts: u32) -> aws_config::SdkConfig {
     use aws_config::{BehaviorVersion, Region};
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -268,9 +268,9 @@ pub async fn aws_config(endpoint: &str, max_attempts: u32) -> aws_config::SdkCon
         .await
 }
 
-/// An SQS client for `endpoint` (see [`aws_config`]).
+/// An SQS client for `endpoint` (see [`aws_test_config`]).
 pub async fn sqs_client(endpoint: &str, max_attempts: u32) -> aws_sdk_sqs::Client {
-    aws_sdk_sqs::Client::new(&aws_config(endpoint, max_attempts).await)
+    aws_sdk_sqs::Client::new(&aws_test_config(endpoint, max_attempts).await)
 }
 
 /// The ARN of the SQS queue at `url`, as SQS reports it.

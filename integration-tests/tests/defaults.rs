@@ -66,7 +66,7 @@ async fn the_plain_rename_connects_every_broker_with_nothing_configured() {
     early.await.expect("confirm");
     let redis = redis::Client::open(redis_url()).expect("redis");
     let mut conn = redis.get_multiplexed_async_connection().await.expect("redis connect");
-    let aws = integration_tests::aws_config(&sqs_endpoint(), 3).await;
+    let aws = integration_tests::aws_test_config(&sqs_endpoint(), 3).await;
     let (sqs, sns) = (aws_sdk_sqs::Client::new(&aws), aws_sdk_sns::Client::new(&aws));
 
     // Telemetry installed late, and no propagator at all.

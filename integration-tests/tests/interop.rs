@@ -105,7 +105,7 @@ async fn destination(broker: Broker) -> String {
         }
         Broker::Sns => {
             // A topic, and a queue subscribed to it with raw delivery: "TOPIC_ARN|QUEUE_URL".
-            let config = integration_tests::aws_config(&sqs_endpoint(), 3).await;
+            let config = integration_tests::aws_test_config(&sqs_endpoint(), 3).await;
             let (sns, sqs) = (aws_sdk_sns::Client::new(&config), aws_sdk_sqs::Client::new(&config));
             let topic = sns.create_topic().name(unique_name("interop")).send().await.expect("topic");
             let topic_arn = topic.topic_arn.expect("topic arn");
@@ -176,7 +176,7 @@ async fn rust_produce(t: &TestTelemetry, broker: Broker, destination: &str, pare
         }
         Broker::Sns => {
             use otel_messaging_aws_sns::{PublishFluentBuilderExt as _, SnsInstrumentation};
-            let config = integration_tests::aws_config(&sqs_endpoint(), 3).await;
+            let config = integration_tests::aws_test_config(&sqs_endpoint(), 3).await;
             let sns = aws_sdk_sns::Client::new(&config);
             let tr = SnsInstrumentation::from_config(&config).with_instrumenter(t.instrumenter());
             let topic_arn = destination.split('|').next().expect("topic arn");

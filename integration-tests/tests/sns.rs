@@ -20,7 +20,7 @@ use otel_messaging_aws_sns::{
 use otel_messaging_aws_sqs::{MessageExt as _, ReceiveMessageFluentBuilderExt as _, SqsInstrumentation};
 
 async fn sdk_config() -> aws_config::SdkConfig {
-    integration_tests::aws_config(&sqs_endpoint(), 3).await
+    integration_tests::aws_test_config(&sqs_endpoint(), 3).await
 }
 
 struct Setup {
