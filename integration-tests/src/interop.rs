@@ -22,6 +22,8 @@ pub enum Broker {
     /// SNS publishing, delivered to an SQS queue subscribed with raw message delivery.
     Sns,
     Redis,
+    /// NATS JetStream: a stream and one subject of it.
+    Nats,
 }
 
 impl Broker {
@@ -33,6 +35,7 @@ impl Broker {
             Broker::Sqs => "sqs",
             Broker::Sns => "sns",
             Broker::Redis => "redis",
+            Broker::Nats => "nats",
         }
     }
 }
@@ -63,7 +66,7 @@ pub struct Case {
 }
 
 /// Every SDK × broker pair the interop tests cover, in both directions.
-pub const CASES: [Case; 9] = [
+pub const CASES: [Case; 11] = [
     Case {
         sdk: Sdk::Python,
         broker: Broker::Kafka,
@@ -126,6 +129,20 @@ pub const CASES: [Case; 9] = [
         library: "node-redis + the W3C propagator on the XADD fields (no official instrumentation injects)",
         consumer: Relation::ChildAndLink,
         note: "",
+    },
+    Case {
+        sdk: Sdk::Python,
+        broker: Broker::Nats,
+        library: "nats-py on JetStream + the W3C propagator on the message headers (no official NATS instrumentation exists)",
+        consumer: Relation::ChildAndLink,
+        note: "header values come back as `str`; the peer's consumer is a durable pull consumer",
+    },
+    Case {
+        sdk: Sdk::Node,
+        broker: Broker::Nats,
+        library: "nats.js on JetStream + the W3C propagator on the message headers (no official NATS instrumentation exists)",
+        consumer: Relation::ChildAndLink,
+        note: "headers are multi-valued in nats.js; the first value of each is read",
     },
 ];
 
@@ -194,6 +211,7 @@ impl Sdk {
             Broker::RabbitMq => command.env("AMQP_URL", crate::amqp_url()),
             Broker::Sqs | Broker::Sns => command.env("SQS_ENDPOINT_URL", crate::sqs_endpoint()),
             Broker::Redis => command.env("REDIS_URL", crate::redis_url()),
+            Broker::Nats => command.env("NATS_URL", crate::nats_url()),
         };
         let output = command.output().unwrap_or_else(|e| {
             panic!("cannot run the {} interop peer ({e}): is {} installed?", self.name(), self.name())

@@ -1,6 +1,8 @@
 //! A trace crosses each broker between our crates and another OpenTelemetry SDK's official
-//! instrumentation, in both directions: 4 brokers × 2 SDKs (Python, Node; `interop/`) × 2
-//! directions × a sampled and an unsampled upstream = 32 cases, on the real brokers.
+//! instrumentation (or, where none exists — Redis streams, NATS — the SDK's W3C propagator on the
+//! message's fields, as a user would write it), in both directions: 11 SDK × broker pairs (Python,
+//! Node; `interop/`) × 2 directions × a sampled and an unsampled upstream = 44 cases, on the real
+//! brokers.
 //!
 //! * **Other SDK → Rust**: the peer sends one message inside an upstream context with
 //!   `tracestate: interop=<sdk>` and baggage `interop.sdk=<sdk>` (Python also writes flags `03`);
@@ -24,7 +26,7 @@ use std::time::Duration;
 use integration_tests::{
     amqp_url, create_topic,
     interop::{Broker, Relation, Sdk, case},
-    kafka_bootstrap, redis_url, sqs_endpoint, unique_name,
+    kafka_bootstrap, nats_url, redis_url, sqs_endpoint, unique_name,
 };
 use opentelemetry::{
     Context, KeyValue,
@@ -122,6 +124,20 @@ async fn destination(broker: Broker) -> String {
             let () = conn.xgroup_create_mkstream(&stream, "rust", "$").await.expect("group");
             stream
         }
+        Broker::Nats => {
+            // A JetStream stream holding one subject: "STREAM|SUBJECT".
+            let js = async_nats::jetstream::new(async_nats::connect(nats_url()).await.expect("connect"));
+            let stream = unique_name("interop").replace(['-', '.'], "_");
+            let subject = format!("{stream}.orders");
+            js.create_stream(async_nats::jetstream::stream::Config {
+                name: stream.clone(),
+                subjects: vec![subject.clone()],
+                ..Default::default()
+            })
+            .await
+            .expect("stream (nats-server with JetStream: `-js`)");
+            format!("{stream}|{subject}")
+        }
     }
 }
 
@@ -194,6 +210,18 @@ async fn rust_produce(t: &TestTelemetry, broker: Broker, destination: &str, pare
             .with_context(parent)
             .await
             .expect("xadd");
+        }
+        Broker::Nats => {
+            use otel_messaging_async_nats::{JetStreamExt as _, NatsInstrumentation};
+            let js = async_nats::jetstream::new(async_nats::connect(nats_url()).await.expect("connect"));
+            let tr = NatsInstrumentation::from_url(&nats_url()).with_instrumenter(t.instrumenter());
+            let subject = destination.split('|').nth(1).expect("subject").to_owned();
+            async {
+                js.publish_traced_with(&tr, subject, "hello from rust".into()).await.expect("publish").await
+            }
+            .with_context(parent)
+            .await
+            .expect("stored");
         }
     }
 }
@@ -311,6 +339,34 @@ async fn rust_consume(t: &TestTelemetry, broker: Broker, destination: &str) -> H
             let (_, handled) =
                 entry.start_process_with(&tr).process(async |_| handler(traceparent).await).await;
             handled.expect("handler")
+        }
+        Broker::Nats => {
+            use otel_messaging_async_nats::{MessageExt as _, NatsInstrumentation, PullConsumerExt as _};
+            let js = async_nats::jetstream::new(async_nats::connect(nats_url()).await.expect("connect"));
+            let stream = destination.split('|').next().expect("stream");
+            let tr = NatsInstrumentation::from_url(&nats_url()).with_instrumenter(t.instrumenter());
+            let consumer = js
+                .get_stream(stream)
+                .await
+                .expect("stream")
+                .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                    durable_name: Some("rust".into()),
+                    ..Default::default()
+                })
+                .await
+                .expect("consumer");
+            let deadline = tokio::time::Instant::now() + TIMEOUT;
+            let mut batch = Vec::new();
+            while batch.is_empty() {
+                assert!(tokio::time::Instant::now() < deadline, "no message within {TIMEOUT:?}");
+                consumer.fetch_traced_with(&tr, &mut batch, 1).await.expect("fetch");
+            }
+            let message = batch.remove(0);
+            let traceparent =
+                message.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.as_str().to_owned());
+            let handled = message.process_traced_with(&tr, handler(traceparent)).await.expect("handler");
+            message.ack().await.expect("ack");
+            handled
         }
     }
 }
@@ -489,6 +545,8 @@ interop_cases! {
     node_rabbitmq: Node, RabbitMq;
     node_sqs: Node, Sqs;
     node_redis: Node, Redis;
+    python_nats: Python, Nats;
+    node_nats: Node, Nats;
 }
 
 /// Every row of the matrix the README shows (`integration_tests::interop::CASES`) is a pair these

@@ -6,9 +6,11 @@
 //
 // BROKER is kafka (kafkajs + @opentelemetry/instrumentation-kafkajs), rabbitmq (amqplib +
 // @opentelemetry/instrumentation-amqplib), sqs (@aws-sdk/client-sqs +
-// @opentelemetry/instrumentation-aws-sdk) or redis (node-redis; no official instrumentation injects
-// into stream entries, so the W3C propagator writes the XADD fields, as a user would). Broker
-// addresses come from KAFKA_BOOTSTRAP_SERVERS, AMQP_URL, SQS_ENDPOINT_URL, REDIS_URL.
+// @opentelemetry/instrumentation-aws-sdk), redis (node-redis; no official instrumentation injects
+// into stream entries, so the W3C propagator writes the XADD fields, as a user would) or nats
+// (nats.js on JetStream, the W3C propagator writing the message headers: no official
+// instrumentation exists). Broker addresses come from KAFKA_BOOTSTRAP_SERVERS, AMQP_URL,
+// SQS_ENDPOINT_URL, REDIS_URL, NATS_URL.
 //
 // The producer sends inside an upstream context standing in for the request that enqueues the
 // message: a remote parent with `tracestate: interop=node` and baggage `interop.sdk=node`, sampled
@@ -236,6 +238,57 @@ async function redisConsume(stream) {
   return seen;
 }
 
+// --- NATS JetStream: nats.js, the W3C propagator writing the message headers ---------------------
+// No official instrumentation exists for NATS in Node: the SDK's propagator writes and reads the
+// headers, as a user would. DESTINATION is "STREAM|SUBJECT".
+
+async function natsClient() {
+  const { connect } = require('nats');
+  return connect({ servers: process.env.NATS_URL });
+}
+
+async function natsProduce(destination) {
+  const { headers } = require('nats');
+  const subject = destination.split('|')[1];
+  const client = await natsClient();
+  await api.context.with(upstream(), () =>
+    tracer.startActiveSpan(`publish ${subject}`, { kind: api.SpanKind.PRODUCER }, async (span) => {
+      const fields = {};
+      api.propagation.inject(api.context.active(), fields);
+      const h = headers();
+      for (const [k, v] of Object.entries(fields)) h.set(k, v);
+      await client.jetstream().publish(subject, Buffer.from('hello from node'), { headers: h, timeout: TIMEOUT_MS });
+      span.end();
+    }),
+  );
+  await client.close();
+}
+
+async function natsConsume(destination) {
+  const [stream] = destination.split('|');
+  const client = await natsClient();
+  const consumer = await client.jetstream().consumers.get(stream);
+  const message = await consumer.next({ expires: TIMEOUT_MS });
+  if (!message) throw new Error(`no message within ${TIMEOUT_MS} ms`);
+  const fields = {};
+  if (message.headers) for (const [k, v] of message.headers) fields[k] = v[0];
+  const seen = seenFrom(fields);
+  const parent = api.propagation.extract(api.ROOT_CONTEXT, fields);
+  const link = api.trace.getSpanContext(parent);
+  await tracer.startActiveSpan(
+    `process ${message.subject}`,
+    { kind: api.SpanKind.CONSUMER, links: link ? [{ context: link }] : [] },
+    parent,
+    async (span) => {
+      seen.active = active();
+      span.end();
+    },
+  );
+  // An ordered consumer (no name): acknowledgement policy none, nothing to ack.
+  await client.close();
+  return seen;
+}
+
 async function main() {
   const [action, broker, destination] = process.argv.slice(2);
   const handlers = {
@@ -243,6 +296,7 @@ async function main() {
     rabbitmq: { produce: rabbitmqProduce, consume: rabbitmqConsume },
     sqs: { produce: sqsProduce, consume: sqsConsume },
     redis: { produce: redisProduce, consume: redisConsume },
+    nats: { produce: natsProduce, consume: natsConsume },
   };
   const seen = (await handlers[broker][action](destination)) || null;
   await provider.forceFlush();

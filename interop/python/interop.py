@@ -7,9 +7,11 @@
 BROKER is kafka (confluent-kafka + opentelemetry-instrumentation-confluent-kafka), rabbitmq
 (pika + opentelemetry-instrumentation-pika), sqs (boto3 + opentelemetry-instrumentation-boto3sqs),
 sns (boto3 + opentelemetry-instrumentation-botocore publishing; delivered to an SQS queue read as
-for sqs) or redis (redis-py; no official instrumentation injects into stream entries, so the W3C
-propagator writes the XADD fields, as a user would). DESTINATION is a topic, queue, queue URL or
-stream; broker addresses come from KAFKA_BOOTSTRAP_SERVERS, AMQP_URL, SQS_ENDPOINT_URL, REDIS_URL.
+for sqs) redis (redis-py; no official instrumentation injects into stream entries, so the W3C
+propagator writes the XADD fields, as a user would) or nats (nats-py on JetStream; no official
+instrumentation exists, so the W3C propagator writes the message headers). DESTINATION is a topic,
+queue, queue URL, stream or "STREAM|SUBJECT"; broker addresses come from KAFKA_BOOTSTRAP_SERVERS,
+AMQP_URL, SQS_ENDPOINT_URL, REDIS_URL, NATS_URL.
 
 The producer sends inside an upstream context standing in for the request that enqueues the
 message: a remote parent with `tracestate: interop=python`, baggage `interop.sdk=python` and the
@@ -357,6 +359,59 @@ def redis_consume(stream):
     with TRACER.start_as_current_span("process " + stream, context=parent, kind=SpanKind.CONSUMER, links=[link]):
         seen["active"] = active()
     return seen
+
+
+# --- NATS JetStream: nats-py, the W3C propagator writing the message headers ---------------------
+# No official instrumentation exists for NATS in Python: the SDK's propagator writes and reads the
+# headers, as a user would. DESTINATION is "STREAM|SUBJECT".
+
+
+def nats_produce(destination):
+    import asyncio
+
+    import nats
+
+    _, subject = destination.split("|", 1)
+
+    async def run():
+        client = await nats.connect(os.environ["NATS_URL"])
+        token = context.attach(upstream())
+        try:
+            with TRACER.start_as_current_span("publish " + subject, kind=SpanKind.PRODUCER):
+                headers = {}
+                propagate.inject(headers)
+                await client.jetstream().publish(subject, b"hello from python", headers=headers, timeout=TIMEOUT)
+        finally:
+            context.detach(token)
+            await client.close()
+
+    asyncio.run(run())
+
+
+def nats_consume(destination):
+    import asyncio
+
+    import nats
+
+    stream, subject = destination.split("|", 1)
+
+    async def run():
+        client = await nats.connect(os.environ["NATS_URL"])
+        try:
+            pull = await client.jetstream().pull_subscribe(subject, durable="python", stream=stream)
+            message = (await pull.fetch(1, timeout=TIMEOUT))[0]
+            headers = message.headers or {}
+            seen = seen_from(headers)
+            parent = propagate.extract(dict(headers))
+            link = trace.Link(trace.get_current_span(parent).get_span_context())
+            with TRACER.start_as_current_span("process " + subject, context=parent, kind=SpanKind.CONSUMER, links=[link]):
+                seen["active"] = active()
+            await message.ack()
+            return seen
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
 
 
 def main():
