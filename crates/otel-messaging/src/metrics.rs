@@ -72,9 +72,11 @@ pub(crate) const MAX_ATTRIBUTE_SETS: usize = 2_000;
 /// exists once in the process however many threads use it (reliability review M3: the per-thread
 /// caches multiplied the sets by the thread count; now they hold references). `Weak`: a set no
 /// thread caches any more is freed, and rebuilt on its next use.
-#[derive(Default)]
 struct Admitted {
     keys: std::sync::Mutex<std::collections::HashMap<u64, Vec<std::sync::Weak<MetricSet>>>>,
+    /// Most keys admitted under their own attributes ([`MAX_ATTRIBUTE_SETS`] unless the builder
+    /// says otherwise).
+    limit: usize,
 }
 
 impl std::fmt::Debug for Admitted {
@@ -224,7 +226,8 @@ impl MetricSet {
 }
 
 impl Instruments {
-    pub(crate) fn new(meter: &Meter) -> Self {
+    /// Instruments on `meter` recording at most `limit` attribute sets under their own attributes.
+    pub(crate) fn new(meter: &Meter, limit: usize) -> Self {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Instruments {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -252,7 +255,7 @@ impl Instruments {
                 .with_unit(semconv::UNIT_MESSAGES)
                 .with_description("Number of messages that were delivered to the application.")
                 .build(),
-            admitted: Arc::default(),
+            admitted: Arc::new(Admitted { keys: std::sync::Mutex::default(), limit }),
             queue_wait: meter
                 .f64_histogram(semconv::OTEL_MESSAGING_QUEUE_WAIT_DURATION)
                 .with_unit(semconv::UNIT_SECONDS)
@@ -272,7 +275,7 @@ impl Instruments {
         key.partition.hash(&mut h);
         let hash = h.finish();
         let mut keys = self.admitted.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let admitted = keys.len() < MAX_ATTRIBUTE_SETS || keys.contains_key(&hash);
+        let admitted = keys.len() < self.admitted.limit || keys.contains_key(&hash);
         if !admitted {
             return Arc::new(MetricSet::new(self.clone(), key, true));
         }
@@ -436,7 +439,10 @@ mod tests {
     #[allow(clippy::expect_used)]
     fn threads_share_one_set_per_key() {
         let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
-        let instruments = Instruments::new(&opentelemetry::metrics::MeterProvider::meter(&provider, "t"));
+        let instruments = Instruments::new(
+            &opentelemetry::metrics::MeterProvider::meter(&provider, "t"),
+            MAX_ATTRIBUTE_SETS,
+        );
         let sets: Vec<Arc<MetricSet>> = (0..8)
             .map(|_| {
                 let instruments = instruments.clone();
@@ -456,7 +462,10 @@ mod tests {
     #[test]
     fn sets_are_kept_beyond_the_recent_ones_and_each_has_its_own_attributes() {
         let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
-        let instruments = Instruments::new(&opentelemetry::metrics::MeterProvider::meter(&provider, "t"));
+        let instruments = Instruments::new(
+            &opentelemetry::metrics::MeterProvider::meter(&provider, "t"),
+            MAX_ATTRIBUTE_SETS,
+        );
         let partitions: Vec<String> = (0..300).map(|p| p.to_string()).collect();
         let resolve_all = || -> Vec<Arc<MetricSet>> {
             partitions
@@ -476,14 +485,20 @@ mod tests {
         assert_eq!(value(&first[0], semconv::MESSAGING_OPERATION_NAME).as_deref(), Some("send"));
         assert_eq!(value(&first[1], semconv::MESSAGING_OPERATION_NAME).as_deref(), Some("process"));
         // A different instrumenter never gets another one's sets.
-        let other = Instruments::new(&opentelemetry::metrics::MeterProvider::meter(&provider, "u"));
+        let other = Instruments::new(
+            &opentelemetry::metrics::MeterProvider::meter(&provider, "u"),
+            MAX_ATTRIBUTE_SETS,
+        );
         assert!(!Arc::ptr_eq(&other.resolve(&key("orders", "0", OperationType::Send)), &first[0]));
     }
 
     #[test]
     fn families_of_partitions_interleaved_each_get_their_own_sets() {
         let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
-        let instruments = Instruments::new(&opentelemetry::metrics::MeterProvider::meter(&provider, "t"));
+        let instruments = Instruments::new(
+            &opentelemetry::metrics::MeterProvider::meter(&provider, "t"),
+            MAX_ATTRIBUTE_SETS,
+        );
         let partitions: Vec<String> = (0..200).map(|p| p.to_string()).collect();
         // Two topics read partition by partition in turn, the same partition ids in both, each
         // topic also written without a partition, and one topic consumed by a second group on
@@ -521,7 +536,10 @@ mod tests {
     #[test]
     fn more_sets_than_kept_are_still_right() {
         let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
-        let instruments = Instruments::new(&opentelemetry::metrics::MeterProvider::meter(&provider, "t"));
+        let instruments = Instruments::new(
+            &opentelemetry::metrics::MeterProvider::meter(&provider, "t"),
+            MAX_ATTRIBUTE_SETS,
+        );
         let topics: Vec<String> = (0..cache::KEPT + 10).map(|t| format!("topic-{t}")).collect();
         for round in 0..2 {
             for topic in &topics {

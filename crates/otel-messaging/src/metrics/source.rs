@@ -38,14 +38,15 @@ impl std::fmt::Debug for InstrumentSource {
 
 impl InstrumentSource {
     /// Instruments on the global meter provider in force now, and later ones.
-    pub(crate) fn global(scope: opentelemetry::InstrumentationScope) -> Self {
+    pub(crate) fn global(scope: opentelemetry::InstrumentationScope, limit: usize) -> Self {
         let provider = opentelemetry::global::meter_provider();
-        let instruments = Instruments::new(&provider.meter_with_scope(scope.clone()));
+        let instruments = Instruments::new(&provider.meter_with_scope(scope.clone()), limit);
         InstrumentSource::Global(GlobalInstruments {
             id: AtomicU64::new(instruments.id),
             current: RwLock::new((provider, instruments)),
             next_check_ms: AtomicU64::new(0),
             scope,
+            limit,
         })
     }
 
@@ -70,6 +71,8 @@ pub(crate) struct GlobalInstruments {
     /// Milliseconds since the Unix epoch from which the global provider is read again.
     next_check_ms: AtomicU64,
     scope: opentelemetry::InstrumentationScope,
+    /// The attribute-set limit of every instruments built ([`Instruments::new`]).
+    limit: usize,
 }
 
 impl GlobalInstruments {
@@ -107,7 +110,7 @@ impl GlobalInstruments {
         if same {
             return;
         }
-        let instruments = Instruments::new(&provider.meter_with_scope(self.scope.clone()));
+        let instruments = Instruments::new(&provider.meter_with_scope(self.scope.clone()), self.limit);
         let id = instruments.id;
         *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = (provider, instruments);
         self.id.store(id, Ordering::Release);
