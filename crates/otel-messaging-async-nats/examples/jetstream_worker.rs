@@ -19,8 +19,13 @@ use otel_messaging_async_nats::{JetStreamExt as _, JetStreamMessageExt as _, Mes
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    // A global tracer provider (spans kept in memory for the waterfall) and the W3C propagator.
-    let telemetry = otel_messaging::testing::DemoTelemetry::install();
+    // Telemetry: spans over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, default
+    // http://localhost:4318, e.g. the Jaeger of `docker compose up`). No propagator to install:
+    // W3C Trace Context + Baggage is used while none is.
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(exporter).build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
     let js = jetstream::new(async_nats::connect(&url).await?);
     let name = format!("ORDERS_{}", std::process::id());
     let subject = format!("{name}.created");
@@ -53,7 +58,6 @@ async fn main() -> anyhow::Result<()> {
     message.ack_traced().await.map_err(|e| anyhow::anyhow!(e))?;
     js.delete_stream(&name).await?;
 
-    println!("\n{}", telemetry.waterfall());
-    telemetry.shutdown()?;
+    provider.shutdown()?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! cargo run -p otel-messaging-async-nats --example request_reply
 //! ```
 //!
-//! It prints the waterfall: `GET /price` → `publish prices` (the request, PRODUCER, until the
+//! The trace (over OTLP): `GET /price` → `publish prices` (the request, PRODUCER, until the
 //! reply) → `process prices` (the responder, CONSUMER) → `publish` (the reply to the request's
 //! inbox, a temporary destination).
 
@@ -21,8 +21,13 @@ use otel_messaging_async_nats::{ClientExt as _, MessageExt as _};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    // A global tracer provider (spans kept in memory for the waterfall) and the W3C propagator.
-    let telemetry = otel_messaging::testing::DemoTelemetry::install();
+    // Telemetry: spans over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, default
+    // http://localhost:4318, e.g. the Jaeger of `docker compose up`). No propagator to install:
+    // W3C Trace Context + Baggage is used while none is.
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(exporter).build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
     let client = async_nats::connect(&url).await?;
 
     // The responder: handles one request and replies from inside its process span.
@@ -44,7 +49,6 @@ async fn main() -> anyhow::Result<()> {
     responder.await??;
     println!("price: {}\n", String::from_utf8_lossy(&reply.payload));
 
-    println!("{}", telemetry.waterfall());
-    telemetry.shutdown()?;
+    provider.shutdown()?;
     Ok(())
 }

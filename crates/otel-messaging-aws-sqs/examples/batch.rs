@@ -11,7 +11,6 @@
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use otel_messaging_aws_sqs::{
     MessageExt as _, ReceiveMessageFluentBuilderExt as _, SendMessageBatchFluentBuilderExt as _,
-    SqsInstrumentation,
 };
 
 async fn client() -> aws_sdk_sqs::Client {
@@ -28,10 +27,15 @@ async fn client() -> aws_sdk_sqs::Client {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let telemetry = otel_messaging::testing::DemoTelemetry::install();
+    // Telemetry: spans over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, default
+    // http://localhost:4318, e.g. the Jaeger of `docker compose up`). No propagator to install:
+    // W3C Trace Context + Baggage is used while none is.
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(exporter).build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
     let client = client().await;
     let url = client.create_queue().queue_name("example-batch").send().await?.queue_url.unwrap_or_default();
-    let tracing = SqsInstrumentation::default();
     let entries = (0..3)
         .map(|i| {
             SendMessageBatchRequestEntry::builder()
@@ -40,28 +44,20 @@ async fn main() -> anyhow::Result<()> {
                 .build()
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let out = client
-        .send_message_batch()
-        .queue_url(&url)
-        .set_entries(Some(entries))
-        .send_traced_with(&tracing)
-        .await?;
+    let out = client.send_message_batch().queue_url(&url).set_entries(Some(entries)).send_traced().await?;
     println!("{} sent, {} failed", out.successful.len(), out.failed.len());
     let received = client
         .receive_message()
         .queue_url(&url)
         .max_number_of_messages(10)
         .wait_time_seconds(1)
-        .send_traced_with(&tracing)
+        .send_traced()
         .await?;
     for message in received.messages.unwrap_or_default() {
-        let (_m, result) = message
-            .start_process_with(&tracing)
-            .process(async |m| anyhow::Ok(m.body().unwrap_or_default().len()))
-            .await;
+        let (_m, result) =
+            message.start_process().process(async |m| anyhow::Ok(m.body().unwrap_or_default().len())).await;
         result?;
     }
-    print!("{}", telemetry.waterfall());
-    telemetry.shutdown()?;
+    provider.shutdown()?;
     Ok(())
 }

@@ -12,7 +12,6 @@
 use opentelemetry::{global, trace::Tracer as _};
 use otel_messaging_aws_sqs::{
     DeleteMessageFluentBuilderExt as _, MessageExt as _, ReceiveMessageFluentBuilderExt as _,
-    SqsInstrumentation,
 };
 
 async fn client() -> aws_sdk_sqs::Client {
@@ -30,10 +29,15 @@ async fn client() -> aws_sdk_sqs::Client {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let queue = std::env::args().nth(1).unwrap_or_else(|| "orders".into());
-    let telemetry = otel_messaging::testing::DemoTelemetry::install();
+    // Telemetry: spans over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, default
+    // http://localhost:4318, e.g. the Jaeger of `docker compose up`). No propagator to install:
+    // W3C Trace Context + Baggage is used while none is.
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(exporter).build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
     let client = client().await;
     let url = client.get_queue_url().queue_name(&queue).send().await?.queue_url.unwrap_or_default();
-    let tracing = SqsInstrumentation::default();
 
     // Long-poll until a poll comes back empty.
     loop {
@@ -42,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
             .queue_url(&url)
             .max_number_of_messages(10)
             .wait_time_seconds(2)
-            .send_traced_with(&tracing)
+            .send_traced()
             .await?;
         let messages = out.messages.unwrap_or_default();
         if messages.is_empty() {
@@ -50,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
         }
         for message in messages {
             let (_message, result) = message
-                .start_process_with(&tracing)
+                .start_process()
                 .process(async |m| {
                     global::tracer("worker")
                         .in_span("handle order", |_| println!("handling {}", m.body().unwrap_or_default()));
@@ -58,14 +62,13 @@ async fn main() -> anyhow::Result<()> {
                         .delete_message()
                         .queue_url(&url)
                         .receipt_handle(m.receipt_handle().unwrap_or_default())
-                        .send_traced_with(&tracing)
+                        .send_traced()
                         .await
                 })
                 .await;
             result?;
         }
     }
-    print!("{}", telemetry.waterfall());
-    telemetry.shutdown()?;
+    provider.shutdown()?;
     Ok(())
 }

@@ -39,8 +39,13 @@ async fn client() -> aws_sdk_sqs::Client {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // A global tracer provider (spans kept in memory for the waterfall) and the W3C propagator.
-    let telemetry = otel_messaging::testing::DemoTelemetry::install();
+    // Telemetry: spans over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, default
+    // http://localhost:4318, e.g. the Jaeger of `docker compose up`). No propagator to install:
+    // W3C Trace Context + Baggage is used while none is.
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(exporter).build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
     let client = client().await;
     let suffix = std::process::id();
     let mut urls = Vec::new();
@@ -85,7 +90,6 @@ async fn main() -> anyhow::Result<()> {
             Err(e) => println!("{from}: {e}"),
         }
     }
-    println!("{}", telemetry.waterfall());
-    telemetry.shutdown()?;
+    provider.shutdown()?;
     Ok(())
 }

@@ -8,7 +8,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use otel_messaging_aws_sqs::{SendMessageFluentBuilderExt as _, SqsInstrumentation};
+use otel_messaging_aws_sqs::SendMessageFluentBuilderExt as _;
 
 async fn client() -> aws_sdk_sqs::Client {
     // Any SQS endpoint: real AWS (default credential chain) or moto at SQS_ENDPOINT_URL.
@@ -27,22 +27,24 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let queue = args.next().unwrap_or_else(|| "orders".into());
     let count: u32 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(3);
-    // A global tracer provider (spans kept in memory) and the W3C propagator: install a propagator,
-    // the opentelemetry-rust default one is a no-op.
-    let telemetry = otel_messaging::testing::DemoTelemetry::install();
+    // Telemetry: spans over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, default
+    // http://localhost:4318, e.g. the Jaeger of `docker compose up`). No propagator to install:
+    // W3C Trace Context + Baggage is used while none is.
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(exporter).build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
     let client = client().await;
     let url = client.create_queue().queue_name(&queue).send().await?.queue_url.unwrap_or_default();
-    let tracing = SqsInstrumentation::default();
     for i in 0..count {
         let out = client
             .send_message()
             .queue_url(&url)
             .message_body(format!(r#"{{"order":{i}}}"#))
-            .send_traced_with(&tracing)
+            .send_traced()
             .await?;
         println!("sent {}", out.message_id.unwrap_or_default());
     }
-    print!("{}", telemetry.waterfall());
-    telemetry.shutdown()?;
+    provider.shutdown()?;
     Ok(())
 }

@@ -27,9 +27,13 @@ async fn main() -> anyhow::Result<()> {
     let count: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(3);
     let url = std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
 
-    // A global tracer provider (spans kept in memory) and the W3C propagator: install a propagator,
-    // the opentelemetry-rust default one is a no-op.
-    let telemetry = otel_messaging::testing::DemoTelemetry::install();
+    // Telemetry: spans over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, default
+    // http://localhost:4318, e.g. the Jaeger of `docker compose up`). No propagator to install:
+    // W3C Trace Context + Baggage is used while none is.
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(exporter).build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
 
     let connection = Connection::connect(&url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
@@ -59,7 +63,6 @@ async fn main() -> anyhow::Result<()> {
             .await;
         result?;
     }
-    print!("{}", telemetry.waterfall());
-    telemetry.shutdown()?;
+    provider.shutdown()?;
     Ok(())
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use opentelemetry::{global, trace::Tracer as _};
-use otel_messaging_rdkafka::{KafkaInstrumentation, StreamConsumerExt as _};
+use otel_messaging_rdkafka::StreamConsumerExt as _;
 use rdkafka::{
     ClientConfig, Message as _,
     consumer::{CommitMode, Consumer, StreamConsumer},
@@ -26,9 +26,13 @@ async fn main() -> anyhow::Result<()> {
     let count: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(3);
     let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
 
-    // A global tracer provider (spans kept in memory) and the W3C propagator: install a propagator,
-    // the opentelemetry-rust default one is a no-op.
-    let telemetry = otel_messaging::testing::DemoTelemetry::install();
+    // Telemetry: spans over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, default
+    // http://localhost:4318, e.g. the Jaeger of `docker compose up`). No propagator to install:
+    // W3C Trace Context + Baggage is used while none is.
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(exporter).build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
 
     let mut config = ClientConfig::new();
     config
@@ -38,9 +42,8 @@ async fn main() -> anyhow::Result<()> {
         .set("enable.auto.commit", "false");
     let consumer: StreamConsumer = config.create()?;
     consumer.subscribe(&[&topic])?;
-    let tracing = KafkaInstrumentation::from_config(&config);
 
-    let mut stream = consumer.stream_traced_with(&tracing).take(count);
+    let mut stream = consumer.stream_traced().take(count);
     while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
         let message = message?;
         let (message, result) = message
@@ -57,7 +60,6 @@ async fn main() -> anyhow::Result<()> {
         result?;
         consumer.commit_message(&message, CommitMode::Async)?;
     }
-    print!("{}", telemetry.waterfall());
-    telemetry.shutdown()?;
+    provider.shutdown()?;
     Ok(())
 }

@@ -6,13 +6,13 @@
 //! cargo run -p otel-messaging-rdkafka --example produce -- orders 3
 //! ```
 //!
-//! The spans are kept in memory and printed as a waterfall at the end.
+//! The spans go over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. the Jaeger of `docker compose up`).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::time::Duration;
 
-use otel_messaging_rdkafka::{FutureProducerExt as _, KafkaInstrumentation};
+use otel_messaging_rdkafka::FutureProducerExt as _;
 use rdkafka::{
     ClientConfig,
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
@@ -27,9 +27,13 @@ async fn main() -> anyhow::Result<()> {
     let count: u32 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(3);
     let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
 
-    // A global tracer provider (spans kept in memory) and the W3C propagator: install a propagator,
-    // the opentelemetry-rust default one is a no-op.
-    let telemetry = otel_messaging::testing::DemoTelemetry::install();
+    // Telemetry: spans over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, default
+    // http://localhost:4318, e.g. the Jaeger of `docker compose up`). No propagator to install:
+    // W3C Trace Context + Baggage is used while none is.
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(exporter).build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
 
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &bootstrap).set("client.id", "example-producer");
@@ -43,17 +47,15 @@ async fn main() -> anyhow::Result<()> {
             Err((name, code)) => anyhow::bail!("creating topic {name}: {code}"),
         }
     }
-    let tracing = KafkaInstrumentation::from_config(&config);
 
     for i in 0..count {
         let payload = format!(r#"{{"order":{i}}}"#);
         let record = FutureRecord::to(&topic).key("order").payload(&payload);
-        match producer.send_traced_with(&tracing, record, Duration::from_secs(10)).await {
+        match producer.send_traced(record, Duration::from_secs(10)).await {
             Ok(delivery) => println!("sent to partition {} offset {}", delivery.partition, delivery.offset),
             Err((e, _)) => eprintln!("send failed: {e}"),
         }
     }
-    print!("{}", telemetry.waterfall());
-    telemetry.shutdown()?;
+    provider.shutdown()?;
     Ok(())
 }

@@ -43,8 +43,13 @@ fn consumer(bootstrap: &str, topic: &str) -> anyhow::Result<StreamConsumer> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // A global tracer provider (spans kept in memory for the waterfall) and the W3C propagator.
-    let telemetry = otel_messaging::testing::DemoTelemetry::install();
+    // Telemetry: spans over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, default
+    // http://localhost:4318, e.g. the Jaeger of `docker compose up`). No propagator to install:
+    // W3C Trace Context + Baggage is used while none is.
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(exporter).build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
     let mock = match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
         Ok(_) => None,
         Err(_) => Some(rdkafka::mocking::MockCluster::new(1)?),
@@ -106,7 +111,6 @@ async fn main() -> anyhow::Result<()> {
     message.process_traced(async { Ok::<_, anyhow::Error>(()) }).await?;
     println!("{}: parked for a human\n", topics[2]);
 
-    println!("{}", telemetry.waterfall());
-    telemetry.shutdown()?;
+    provider.shutdown()?;
     Ok(())
 }

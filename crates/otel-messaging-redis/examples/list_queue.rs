@@ -16,9 +16,13 @@ use redis::AsyncCommands as _;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
-    // A global tracer provider (spans kept in memory) and the W3C propagator: install a propagator,
-    // the opentelemetry-rust default one is a no-op.
-    let telemetry = otel_messaging::testing::DemoTelemetry::install();
+    // Telemetry: spans over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, default
+    // http://localhost:4318, e.g. the Jaeger of `docker compose up`). No propagator to install:
+    // W3C Trace Context + Baggage is used while none is.
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(exporter).build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
     let client = redis::Client::open(url)?;
     // Blocking pops wait longer than redis-rs's default response timeout (seconds vs 500 ms):
     // give the connection that blocks a timeout longer than the pop's own.
@@ -49,7 +53,6 @@ async fn main() -> anyhow::Result<()> {
         result?;
         let _: usize = conn.lrem(processing, 1, job.payload).await.unwrap_or(0);
     }
-    print!("{}", telemetry.waterfall());
-    telemetry.shutdown()?;
+    provider.shutdown()?;
     Ok(())
 }

@@ -16,9 +16,13 @@ use otel_messaging_redis::{MsgExt as _, QueueExt as _, RedisInstrumentation};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
-    // A global tracer provider (spans kept in memory) and the W3C propagator: install a propagator,
-    // the opentelemetry-rust default one is a no-op.
-    let telemetry = otel_messaging::testing::DemoTelemetry::install();
+    // Telemetry: spans over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, default
+    // http://localhost:4318, e.g. the Jaeger of `docker compose up`). No propagator to install:
+    // W3C Trace Context + Baggage is used while none is.
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(exporter).build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
     let client = redis::Client::open(url)?;
     let tracing = RedisInstrumentation::from_client(&client);
 
@@ -41,7 +45,6 @@ async fn main() -> anyhow::Result<()> {
         .await;
     result?;
     drop(event);
-    print!("{}", telemetry.waterfall());
-    telemetry.shutdown()?;
+    provider.shutdown()?;
     Ok(())
 }

@@ -22,8 +22,13 @@ use redis::{AsyncCommands as _, streams::StreamReadOptions};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
-    // A global tracer provider (spans kept in memory for the waterfall) and the W3C propagator.
-    let telemetry = otel_messaging::testing::DemoTelemetry::install();
+    // Telemetry: spans over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, default
+    // http://localhost:4318, e.g. the Jaeger of `docker compose up`). No propagator to install:
+    // W3C Trace Context + Baggage is used while none is.
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(exporter).build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
     let client = redis::Client::open(url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     let suffix = std::process::id();
@@ -65,7 +70,6 @@ async fn main() -> anyhow::Result<()> {
     for stream in &streams {
         let _: usize = conn.del(stream).await?;
     }
-    println!("{}", telemetry.waterfall());
-    telemetry.shutdown()?;
+    provider.shutdown()?;
     Ok(())
 }

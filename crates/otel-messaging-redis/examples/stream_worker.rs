@@ -18,9 +18,13 @@ use redis::{AsyncCommands as _, streams::StreamReadOptions};
 async fn main() -> anyhow::Result<()> {
     let stream = std::env::args().nth(1).unwrap_or_else(|| "orders".into());
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
-    // A global tracer provider (spans kept in memory) and the W3C propagator: install a propagator,
-    // the opentelemetry-rust default one is a no-op.
-    let telemetry = otel_messaging::testing::DemoTelemetry::install();
+    // Telemetry: spans over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, default
+    // http://localhost:4318, e.g. the Jaeger of `docker compose up`). No propagator to install:
+    // W3C Trace Context + Baggage is used while none is.
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
+    let provider =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(exporter).build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
 
     let client = redis::Client::open(url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
@@ -45,7 +49,6 @@ async fn main() -> anyhow::Result<()> {
             result?;
         }
     }
-    print!("{}", telemetry.waterfall());
-    telemetry.shutdown()?;
+    provider.shutdown()?;
     Ok(())
 }
