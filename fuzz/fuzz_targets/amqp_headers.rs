@@ -59,15 +59,17 @@ fuzz_target!(|input: Input| {
     let extractor = FieldTableExtractor(&table);
     if let Some(value) = extractor.get(&input.probe) {
         let exact = table.inner().get(input.probe.as_str());
-        let readable = |v: &AMQPValue| matches!(v, AMQPValue::LongString(_) | AMQPValue::ShortString(_) | AMQPValue::ByteArray(_));
+        let readable = |v: &AMQPValue| {
+            matches!(v, AMQPValue::LongString(_) | AMQPValue::ShortString(_) | AMQPValue::ByteArray(_))
+        };
         assert!(exact.is_none_or(|v| !readable(v) || value.len() <= v_len(v)));
     }
     let _ = extractor.keys();
-    let operation = otel_messaging_fuzz::instrumenter(input.trust_boundary).start_process_in(
-        &otel_messaging_fuzz::Process("rabbitmq"),
-        &extractor,
-        &Context::new(),
-    );
+    let operation = otel_messaging_fuzz::instrumenter(input.trust_boundary)
+        .operation(&otel_messaging_fuzz::Process("rabbitmq"))
+        .with_parent(&Context::new())
+        .with_delivered_message(&extractor)
+        .start();
     operation.end_ok();
 });
 

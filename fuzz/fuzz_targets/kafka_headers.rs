@@ -45,7 +45,10 @@ fuzz_target!(|input: Input| {
         if !input.probe.contains('\0') {
             HeadersInjector(&mut headers).set(&input.probe, value.clone());
             assert_eq!(headers.count(), before - exact + 1);
-            assert_eq!(HeadersExtractor(&headers).get_all(&input.probe).and_then(|v| v.last().copied()), Some(value.as_str()));
+            assert_eq!(
+                HeadersExtractor(&headers).get_all(&input.probe).and_then(|v| v.last().copied()),
+                Some(value.as_str())
+            );
         }
     }
 });

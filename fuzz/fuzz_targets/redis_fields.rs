@@ -45,10 +45,10 @@ fuzz_target!(|input: Input| {
     let extractor = StreamFieldsExtractor(&map);
     let _ = extractor.get(&input.probe);
     let _ = extractor.keys();
-    let operation = otel_messaging_fuzz::instrumenter(input.trust_boundary).start_process_in(
-        &otel_messaging_fuzz::Process("redis"),
-        &extractor,
-        &Context::new(),
-    );
+    let operation = otel_messaging_fuzz::instrumenter(input.trust_boundary)
+        .operation(&otel_messaging_fuzz::Process("redis"))
+        .with_parent(&Context::new())
+        .with_delivered_message(&extractor)
+        .start();
     operation.end_ok();
 });

@@ -82,12 +82,11 @@ fuzz_target!(|input: Input| {
         .set_receipt_handle(input.receipt)
         .build();
     static INSTRUMENTATION: std::sync::OnceLock<SqsInstrumentation> = std::sync::OnceLock::new();
-    let instrumentation = INSTRUMENTATION
-        .get_or_init(|| {
-            SqsInstrumentation::default()
-                .with_instrumenter(otel_messaging_fuzz::instrumenter(false).clone())
-                .with_queue_url("http://127.0.0.1:5000/000000000000/fuzz")
-        });
+    let instrumentation = INSTRUMENTATION.get_or_init(|| {
+        SqsInstrumentation::default()
+            .with_instrumenter(otel_messaging_fuzz::instrumenter(false).clone())
+            .with_queue_url("http://127.0.0.1:5000/000000000000/fuzz")
+    });
     let traced = message.clone().start_process_with(instrumentation);
     assert_eq!(traced.into_inner(), message, "the handler gets the message unchanged");
 });

@@ -7,7 +7,9 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use opentelemetry::{Context, baggage::BaggageExt, propagation::Extractor, trace::TraceContextExt};
-use otel_messaging::propagation::{MAX_BAGGAGE_LEN, MAX_TRACESTATE_LEN, StrictExtractor, sanitize_tracestate};
+use otel_messaging::propagation::{
+    MAX_BAGGAGE_LEN, MAX_TRACESTATE_LEN, StrictExtractor, sanitize_tracestate,
+};
 
 #[derive(Debug, Arbitrary)]
 enum Key {
@@ -34,7 +36,8 @@ impl Extractor for Fields {
         self.0.iter().map(|(k, _)| k.as_str()).collect()
     }
     fn get_all(&self, key: &str) -> Option<Vec<&str>> {
-        let v: Vec<_> = self.0.iter().filter(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str()).collect();
+        let v: Vec<_> =
+            self.0.iter().filter(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str()).collect();
         (!v.is_empty()).then_some(v)
     }
 }
@@ -66,7 +69,11 @@ fuzz_target!(|input: Input| {
     let _ = strict.get_all("baggage");
 
     let instrumenter = otel_messaging_fuzz::instrumenter(input.trust_boundary);
-    let operation = instrumenter.start_process_in(&otel_messaging_fuzz::Process("kafka"), &fields, &Context::new());
+    let operation = instrumenter
+        .operation(&otel_messaging_fuzz::Process("kafka"))
+        .with_parent(&Context::new())
+        .with_delivered_message(&fields)
+        .start();
     let state = operation.context().span().span_context().trace_state().header();
     assert!(state.len() <= MAX_TRACESTATE_LEN, "{state:?}");
     if input.trust_boundary {

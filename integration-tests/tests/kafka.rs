@@ -940,3 +940,39 @@ async fn receive_spans_can_be_turned_off() {
         t.metrics().iter().filter(|m| m.name == "messaging.client.consumed.messages").map(|m| m.count).sum();
     assert_eq!(consumed, 2, "counted once each, by the process spans");
 }
+
+/// Reliability review L8, re-checked: "a broker older than Kafka 0.11 (no record headers) fails
+/// every traced send". Not with the librdkafka this crate builds (2.12): it cannot produce to such
+/// a broker at all — a broker whose Produce API stops below v3 (message format v2, the first with
+/// headers) rejects the plain send as well, with the same error, so no send fails *because* we
+/// injected. (Older librdkafka wrote v0/v1 messages and dropped their headers,
+/// `rdkafka_msgset_writer.c` `write_msg_v0_1`: the send succeeded without the context.) Shown on a
+/// mock cluster limited to Produce v2.
+#[tokio::test]
+async fn a_broker_without_record_headers_fails_the_traced_send_as_the_plain_one() {
+    use rdkafka::types::RDKafkaApiKey;
+    let t = TestTelemetry::new();
+    let tracing = KafkaInstrumentation::new().with_instrumenter(t.instrumenter());
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    mock.create_topic("legacy", 1, 1).expect("topic");
+    mock.apiversion(RDKafkaApiKey::Produce, Some(0), Some(2)).expect("produce v2 at most");
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", mock.bootstrap_servers())
+        .set("message.timeout.ms", "5000")
+        .create()
+        .expect("producer");
+    let record = |payload| FutureRecord::<(), _>::to("legacy").payload(payload);
+    let code = |result: rdkafka::producer::future_producer::OwnedDeliveryResult| {
+        result.map(|d| d.offset).map_err(|(e, _)| e.rdkafka_error_code())
+    };
+    let plain = code(producer.send(record("plain"), TIMEOUT).await);
+    let traced = code(producer.send_traced_with(&tracing, record("traced"), TIMEOUT).await);
+    assert_eq!(
+        plain,
+        Err(Some(RDKafkaErrorCode::UnsupportedVersion)),
+        "the broker is too old for this client"
+    );
+    assert_eq!(traced, plain, "the traced send fails as the plain one, with the same native error");
+    let spans = t.spans();
+    assert!(matches!(span(&spans, "send legacy").status, Status::Error { .. }));
+}

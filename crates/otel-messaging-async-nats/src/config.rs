@@ -11,7 +11,7 @@ const HANDOFF_CAPACITY: usize = 4096;
 /// The instrumentation of one NATS connection: the instrumenter, the server address and, for
 /// consumers, the queue group (`messaging.consumer.group.name`).
 ///
-/// The `_traced` methods use [`global`](Self::global); the `_traced_with` ones take an explicit
+/// The `_traced` methods use the instrumentation [`new`](Self::new) returns; the `_traced_with` ones take an explicit
 /// one.
 ///
 /// # Examples
@@ -58,7 +58,7 @@ impl NatsInstrumentation {
     }
 
     /// The process-wide instrumentation the `_traced` methods use ([`new`](Self::new)).
-    pub fn global() -> &'static NatsInstrumentation {
+    pub(crate) fn shared() -> &'static NatsInstrumentation {
         static GLOBAL: OnceLock<NatsInstrumentation> = OnceLock::new();
         GLOBAL.get_or_init(NatsInstrumentation::new)
     }

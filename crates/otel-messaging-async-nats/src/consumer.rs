@@ -38,7 +38,11 @@ fn start_process(
     let fetched =
         jetstream.delivery_key.as_deref().is_some_and(|key| instrumentation.fetched().take(key).is_some());
     let view = ProcessView { message, jetstream, client: instrumentation, fetched };
-    instrumentation.instrumenter.start_process(&view, &HeaderMapExtractor(headers(message)))
+    instrumentation
+        .instrumenter
+        .operation(&view)
+        .with_delivered_message(&HeaderMapExtractor(headers(message)))
+        .start()
 }
 
 /// Traced processing of a received message: a core NATS [`Message`], or a JetStream
@@ -49,7 +53,7 @@ pub trait MessageExt: Sized + crate::sealed::Sealed<crate::sealed::MessageExt> {
     /// Runs `handler` inside a `process {subject}` CONSUMER span (current context while it runs);
     /// the span ends with the handler (status and `error.type` from its error).
     ///
-    /// Uses [`NatsInstrumentation::global`].
+    /// Uses [`NatsInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -59,7 +63,7 @@ pub trait MessageExt: Sized + crate::sealed::Sealed<crate::sealed::MessageExt> {
         F: Future<Output = Result<T, E>>,
         E: std::fmt::Display,
     {
-        self.process_traced_with(NatsInstrumentation::global(), handler)
+        self.process_traced_with(NatsInstrumentation::shared(), handler)
     }
 
     /// [`process_traced`](Self::process_traced) with an explicit instrumentation (e.g. one with
@@ -80,9 +84,9 @@ pub trait MessageExt: Sized + crate::sealed::Sealed<crate::sealed::MessageExt> {
     /// Starts the process span now and returns the message with it
     /// ([`TracedMessage::process`] runs a handler in it).
     ///
-    /// Uses [`NatsInstrumentation::global`].
+    /// Uses [`NatsInstrumentation::new`].
     fn start_process(self) -> TracedMessage<Self> {
-        self.start_process_with(NatsInstrumentation::global())
+        self.start_process_with(NatsInstrumentation::shared())
     }
 
     /// [`start_process`](Self::start_process) with an explicit instrumentation.
@@ -114,13 +118,13 @@ pub trait JetStreamMessageExt: Sized + crate::sealed::Sealed<crate::sealed::JetS
     /// Acknowledges like `message.ack()`, inside an `ack {subject}` settle span (CLIENT) linked
     /// to the message's creation context.
     ///
-    /// Uses [`NatsInstrumentation::global`].
+    /// Uses [`NatsInstrumentation::new`].
     ///
     /// # Errors
     ///
     /// The native error, unchanged; the span then ends with `error.type`.
     fn ack_traced(&self) -> impl Future<Output = Result<(), async_nats::Error>> {
-        self.ack_kind_traced_with(NatsInstrumentation::global(), jetstream::AckKind::Ack)
+        self.ack_kind_traced_with(NatsInstrumentation::shared(), jetstream::AckKind::Ack)
     }
 
     /// Settles like `message.ack_with(kind)` (`Ack`, `Nak`, `Term`, `Progress`, `Next`) inside a
@@ -182,12 +186,11 @@ impl JetStreamMessageExt for jetstream::Message {
                 client: instrumentation,
             };
             let extractor = HeaderMapExtractor(headers(&self.message));
-            let operation = instrumentation.instrumenter.start_batch(
-                &view,
-                &otel_messaging::current_context(),
-                None,
-                [(&extractor as &dyn opentelemetry::propagation::Extractor, Vec::new())],
-            );
+            let operation = instrumentation
+                .instrumenter
+                .operation(&view)
+                .with_batch_links([(&extractor as &dyn opentelemetry::propagation::Extractor, Vec::new())])
+                .start();
             let result = settle.await;
             operation.end(&result, error_type);
             result
@@ -237,7 +240,7 @@ pub trait SubscriberExt: crate::sealed::Sealed<crate::sealed::SubscriberExt> {
     /// Turns the subscription into a stream of [`TracedMessage`]s, each with its
     /// `process {subject}` span started when it arrives.
     ///
-    /// Uses [`NatsInstrumentation::global`].
+    /// Uses [`NatsInstrumentation::new`].
     fn stream_traced(self) -> TracedSubscriber;
 
     /// [`stream_traced`](Self::stream_traced) with an explicit instrumentation (e.g. with the
@@ -248,7 +251,7 @@ pub trait SubscriberExt: crate::sealed::Sealed<crate::sealed::SubscriberExt> {
 impl crate::sealed::Sealed<crate::sealed::SubscriberExt> for Subscriber {}
 impl SubscriberExt for Subscriber {
     fn stream_traced(self) -> TracedSubscriber {
-        self.stream_traced_with(NatsInstrumentation::global())
+        self.stream_traced_with(NatsInstrumentation::shared())
     }
 
     fn stream_traced_with(self, instrumentation: &NatsInstrumentation) -> TracedSubscriber {
@@ -266,7 +269,7 @@ pub trait PullConsumerExt: crate::sealed::Sealed<crate::sealed::PullConsumerExt>
     /// `messaging.client.consumed.messages`; their process spans do not count them again). An
     /// empty fetch records a span with a count of 0.
     ///
-    /// Uses [`NatsInstrumentation::global`]. Same shape as the Kafka crate's
+    /// Uses [`NatsInstrumentation::new`]. Same shape as the Kafka crate's
     /// `recv_batch_traced(&mut batch, max, timeout)`.
     ///
     /// # Cancel safety
@@ -298,7 +301,7 @@ pub trait PullConsumerExt: crate::sealed::Sealed<crate::sealed::PullConsumerExt>
         batch: &mut Vec<jetstream::Message>,
         max: usize,
     ) -> impl Future<Output = Result<usize, async_nats::Error>> {
-        self.fetch_traced_with(NatsInstrumentation::global(), batch, max)
+        self.fetch_traced_with(NatsInstrumentation::shared(), batch, max)
     }
 
     /// [`fetch_traced`](Self::fetch_traced) with an explicit instrumentation.
@@ -390,11 +393,13 @@ impl Drop for FetchGuard<'_> {
         let facts: Vec<JetStreamFacts> = received.iter().map(JetStreamFacts::of).collect();
         let extractors: Vec<HeaderMapExtractor<'_>> =
             received.iter().map(|m| HeaderMapExtractor(headers(m))).collect();
-        let operation = self.instrumentation.instrumenter.start_batch(
-            &view,
-            &self.parent,
-            Some(self.started),
-            extractors.iter().zip(&facts).map(|(extractor, facts)| {
+        let operation = self
+            .instrumentation
+            .instrumenter
+            .operation(&view)
+            .with_parent(&self.parent)
+            .with_start_time(self.started)
+            .with_batch_links(extractors.iter().zip(&facts).map(|(extractor, facts)| {
                 let attributes = facts
                     .stream_sequence
                     .clone()
@@ -403,8 +408,8 @@ impl Drop for FetchGuard<'_> {
                     })
                     .unwrap_or_default();
                 (extractor as &dyn opentelemetry::propagation::Extractor, attributes)
-            }),
-        );
+            }))
+            .start();
         // Every appended message is the caller's now and counted here: its process span does
         // not count it again.
         for key in facts.into_iter().filter_map(|f| f.delivery_key) {

@@ -50,7 +50,12 @@ fn start_publish(
         msg_id: crate::attributes::msg_id(&headers),
     };
     let parent = otel_messaging::current_context();
-    let operation = instrumentation.instrumenter.start_send(&view, &parent, &HeaderMapExtractor(&headers));
+    let operation = instrumentation
+        .instrumenter
+        .operation(&view)
+        .with_parent(&parent)
+        .with_outgoing_message(&HeaderMapExtractor(&headers))
+        .start();
     let mut fields = CollectedFields::default();
     operation.inject(&mut fields);
     if !fields.0.is_empty() && !headers_supported {
@@ -120,7 +125,7 @@ pub trait ClientExt: crate::sealed::Sealed<crate::sealed::ClientExt> {
     /// span whose context travels in the message headers. Core NATS has no acknowledgement: the
     /// span ends when the client has taken the message.
     ///
-    /// Uses [`NatsInstrumentation::global`].
+    /// Uses [`NatsInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -158,7 +163,7 @@ pub trait ClientExt: crate::sealed::Sealed<crate::sealed::ClientExt> {
     ) -> impl Future<Output = Result<(), PublishError>> + Send;
 
     /// [`publish_with_headers_traced_with`](Self::publish_with_headers_traced_with) on
-    /// [`NatsInstrumentation::global`].
+    /// [`NatsInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -169,14 +174,14 @@ pub trait ClientExt: crate::sealed::Sealed<crate::sealed::ClientExt> {
         headers: HeaderMap,
         payload: Bytes,
     ) -> impl Future<Output = Result<(), PublishError>> + Send {
-        self.publish_with_headers_traced_with(NatsInstrumentation::global(), subject, headers, payload)
+        self.publish_with_headers_traced_with(NatsInstrumentation::shared(), subject, headers, payload)
     }
 
     /// Sends a request like `client.request(subject, payload)`, inside a `publish {subject}`
     /// PRODUCER span that ends when the reply arrives (or the request fails): the responder's
     /// process span is its child and the reply comes back in the same trace.
     ///
-    /// Uses [`NatsInstrumentation::global`].
+    /// Uses [`NatsInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -209,7 +214,7 @@ impl ClientExt for Client {
         payload: Bytes,
     ) -> impl Future<Output = Result<(), PublishError>> + Send {
         self.publish_with_headers_traced_with(
-            NatsInstrumentation::global(),
+            NatsInstrumentation::shared(),
             subject,
             HeaderMap::new(),
             payload,
@@ -249,7 +254,7 @@ impl ClientExt for Client {
         subject: S,
         payload: Bytes,
     ) -> impl Future<Output = Result<Message, RequestError>> + Send {
-        self.request_traced_with(NatsInstrumentation::global(), subject, payload)
+        self.request_traced_with(NatsInstrumentation::shared(), subject, payload)
     }
 
     fn request_traced_with<S: ToSubject + Send>(
@@ -314,7 +319,7 @@ pub trait JetStreamExt: crate::sealed::Sealed<crate::sealed::JetStreamExt> {
     /// Publishes like `context.publish(subject, payload)` inside a `publish {subject}` PRODUCER
     /// span; await the returned [`TracedPublishAck`] for the PubAck, which ends the span.
     ///
-    /// Uses [`NatsInstrumentation::global`].
+    /// Uses [`NatsInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -340,7 +345,7 @@ pub trait JetStreamExt: crate::sealed::Sealed<crate::sealed::JetStreamExt> {
     }
 
     /// [`publish_with_headers_traced_with`](Self::publish_with_headers_traced_with) on
-    /// [`NatsInstrumentation::global`].
+    /// [`NatsInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -351,7 +356,7 @@ pub trait JetStreamExt: crate::sealed::Sealed<crate::sealed::JetStreamExt> {
         headers: HeaderMap,
         payload: Bytes,
     ) -> impl Future<Output = Result<TracedPublishAck, JetStreamPublishError>> + Send {
-        self.publish_with_headers_traced_with(NatsInstrumentation::global(), subject, headers, payload)
+        self.publish_with_headers_traced_with(NatsInstrumentation::shared(), subject, headers, payload)
     }
 
     /// [`publish_traced`](Self::publish_traced) with an explicit instrumentation and the
@@ -377,7 +382,7 @@ impl JetStreamExt for jetstream::Context {
         payload: Bytes,
     ) -> impl Future<Output = Result<TracedPublishAck, JetStreamPublishError>> + Send {
         self.publish_with_headers_traced_with(
-            NatsInstrumentation::global(),
+            NatsInstrumentation::shared(),
             subject,
             HeaderMap::new(),
             payload,

@@ -24,15 +24,24 @@ pub struct SnsInstrumentation {
 
 impl Default for SnsInstrumentation {
     fn default() -> Self {
-        Self::global().clone()
+        Self::new()
     }
 }
 
 impl SnsInstrumentation {
+    /// The instrumentation the plain `*_traced` methods use: the process-wide default instrumenter
+    /// ([`MessagingInstrumenter::global`], which follows
+    /// [`MessagingInstrumenter::set_global`]), every option at its default, no server facts. Every
+    /// value built from it shares the crate's process-wide records of handed-over messages, so a
+    /// message received through one and processed or settled through another is still recognised.
+    pub fn new() -> Self {
+        Self::shared().clone()
+    }
+
     /// The instrumentation the plain `send_traced` methods use: the global default instrumenter
     /// (following [`MessagingInstrumenter::set_global`]), no endpoint (spans without
     /// `server.address`).
-    pub fn global() -> &'static SnsInstrumentation {
+    pub(crate) fn shared() -> &'static SnsInstrumentation {
         static GLOBAL: OnceLock<SnsInstrumentation> = OnceLock::new();
         GLOBAL.get_or_init(|| SnsInstrumentation {
             instrumenter: MessagingInstrumenter::global().clone(),
@@ -55,7 +64,7 @@ impl SnsInstrumentation {
             (None, Some(region)) => Some((Arc::from(format!("sns.{region}.amazonaws.com")), Some(443))),
             (None, None) => None,
         };
-        SnsInstrumentation { server, ..Self::global().clone() }
+        SnsInstrumentation { server, ..Self::shared().clone() }
     }
 
     /// Uses `instrumenter` (explicit providers, policies) instead of the global default.

@@ -18,7 +18,7 @@ use crate::{attributes::SnsRecordView, carrier::LambdaAttributesExtractor, confi
 /// asks), with `messaging.message.id`, the topic and `aws.sns.topic.arn`, and the queue wait from
 /// the notification's `Timestamp`. Stops at the first record whose handler fails and returns its
 /// error (span status `Error`, `error.type` = the error's type name), so that Lambda retries the
-/// invocation. Uses [`SnsInstrumentation::global`].
+/// invocation. Uses [`SnsInstrumentation::new`].
 ///
 /// # Errors
 ///
@@ -42,7 +42,7 @@ where
     F: AsyncFnMut(&SnsRecord) -> Result<(), E>,
     E: fmt::Display,
 {
-    process_sns_event_with(SnsInstrumentation::global(), event, handler).await
+    process_sns_event_with(SnsInstrumentation::shared(), event, handler).await
 }
 
 /// [`process_sns_event`] with an explicit [`SnsInstrumentation`].
@@ -63,7 +63,9 @@ where
         let view = SnsRecordView { message: &record.sns };
         let operation = instrumentation
             .instrumenter
-            .start_process(&view, &LambdaAttributesExtractor(&record.sns.message_attributes));
+            .operation(&view)
+            .with_delivered_message(&LambdaAttributesExtractor(&record.sns.message_attributes))
+            .start();
         operation.run(handler(record)).await?;
     }
     Ok(())

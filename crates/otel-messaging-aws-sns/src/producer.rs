@@ -68,7 +68,7 @@ pub trait PublishFluentBuilderExt:
     /// written into the message attributes (a user-provided creation context is kept), where an
     /// SQS subscriber's traced receive reads it — as message attributes with raw message delivery,
     /// from the notification envelope without. `messaging.message.id` and `aws.request_id` come
-    /// from the response. Uses [`SnsInstrumentation::global`].
+    /// from the response. Uses [`SnsInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -76,7 +76,7 @@ pub trait PublishFluentBuilderExt:
     fn send_traced(
         self,
     ) -> impl Future<Output = Result<PublishOutput, SdkError<PublishError, HttpResponse>>> + Send {
-        self.send_traced_with(SnsInstrumentation::global())
+        self.send_traced_with(SnsInstrumentation::shared())
     }
 
     /// [`send_traced`](Self::send_traced) with an explicit [`SnsInstrumentation`].
@@ -115,10 +115,20 @@ impl PublishFluentBuilderExt for PublishFluentBuilder {
             }
             let extractor = MessageAttributesExtractor(&attributes);
             let operation = if target.carries_context() {
-                instrumentation.instrumenter.start_send(&view, &parent, &extractor)
+                instrumentation
+                    .instrumenter
+                    .operation(&view)
+                    .with_parent(&parent)
+                    .with_outgoing_message(&extractor)
+                    .start()
             } else {
                 view.own_context = false;
-                instrumentation.instrumenter.start_send(&view, &parent, &EmptyExtractor)
+                instrumentation
+                    .instrumenter
+                    .operation(&view)
+                    .with_parent(&parent)
+                    .with_outgoing_message(&EmptyExtractor)
+                    .start()
             };
             if target.carries_context() {
                 let native = message_size(
@@ -161,7 +171,7 @@ pub trait PublishBatchFluentBuilderExt:
     /// carry a creation context keep it and get no create span. Entries reported in `Failed` end
     /// their create span with status `Error` and the entry's error code.
     ///
-    /// Uses [`SnsInstrumentation::global`].
+    /// Uses [`SnsInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -170,7 +180,7 @@ pub trait PublishBatchFluentBuilderExt:
         self,
     ) -> impl Future<Output = Result<PublishBatchOutput, SdkError<PublishBatchError, HttpResponse>>> + Send
     {
-        self.send_traced_with(SnsInstrumentation::global())
+        self.send_traced_with(SnsInstrumentation::shared())
     }
 
     /// [`send_traced`](Self::send_traced) with an explicit [`SnsInstrumentation`].
@@ -231,7 +241,11 @@ impl PublishBatchFluentBuilderExt for PublishBatchFluentBuilder {
                                 entry.message_deduplication_id.as_deref(),
                             );
                         }
-                        let create = instrumenter.start_send(&view, &parent, &EmptyExtractor);
+                        let create = instrumenter
+                            .operation(&view)
+                            .with_parent(&parent)
+                            .with_outgoing_message(&EmptyExtractor)
+                            .start();
                         let room = budgets.room(i, used);
                         used = inject(&create, &mut attributes, room);
                         creates.push((entry.id.clone(), create));
@@ -249,7 +263,7 @@ impl PublishBatchFluentBuilderExt for PublishBatchFluentBuilder {
                     .map(|e| MessageAttributesExtractor(e.message_attributes.as_ref().unwrap_or(&empty)))
                     .collect();
                 let links = extractors.iter().map(|x| (x as &dyn Extractor, Vec::new()));
-                instrumenter.start_batch(&publish_view, &parent, None, links)
+                instrumenter.operation(&publish_view).with_parent(&parent).with_batch_links(links).start()
             };
             if !create_spans {
                 for (i, entry) in entries.iter_mut().enumerate() {

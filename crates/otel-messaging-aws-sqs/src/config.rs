@@ -63,13 +63,22 @@ pub struct SqsInstrumentation {
 
 impl Default for SqsInstrumentation {
     fn default() -> Self {
-        Self::global().clone()
+        Self::new()
     }
 }
 
 impl SqsInstrumentation {
+    /// The instrumentation the plain `*_traced` methods use: the process-wide default instrumenter
+    /// ([`MessagingInstrumenter::global`], which follows
+    /// [`MessagingInstrumenter::set_global`]), every option at its default, no server facts. Every
+    /// value built from it shares the crate's process-wide records of handed-over messages, so a
+    /// message received through one and processed or settled through another is still recognised.
+    pub fn new() -> Self {
+        Self::shared().clone()
+    }
+
     /// The instrumentation the plain `send_traced` methods use: the global default instrumenter.
-    pub fn global() -> &'static SqsInstrumentation {
+    pub(crate) fn shared() -> &'static SqsInstrumentation {
         static GLOBAL: OnceLock<SqsInstrumentation> = OnceLock::new();
         GLOBAL.get_or_init(|| SqsInstrumentation {
             instrumenter: MessagingInstrumenter::global().clone(),

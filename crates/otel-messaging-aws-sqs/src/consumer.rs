@@ -61,7 +61,7 @@ pub trait ReceiveMessageFluentBuilderExt:
     /// the message's process span with it. When the caller asked for some attributes and the instrumentation added
     /// others, `md5_of_message_attributes` covers all of them, as SQS computed it.
     ///
-    /// Uses [`SqsInstrumentation::global`].
+    /// Uses [`SqsInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -70,7 +70,7 @@ pub trait ReceiveMessageFluentBuilderExt:
         self,
     ) -> impl Future<Output = Result<ReceiveMessageOutput, SdkError<ReceiveMessageError, HttpResponse>>> + Send
     {
-        self.send_traced_with(SqsInstrumentation::global())
+        self.send_traced_with(SqsInstrumentation::shared())
     }
 
     /// [`send_traced`](Self::send_traced) with an explicit [`SqsInstrumentation`].
@@ -153,15 +153,24 @@ impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
                             .iter()
                             .zip(messages)
                             .map(|(x, m)| (x as &dyn Extractor, message_link_attributes(m)));
-                        let operation =
-                            instrumentation.instrumenter.start_batch(&view, &parent, Some(started), links);
+                        let operation = instrumentation
+                            .instrumenter
+                            .operation(&view)
+                            .with_parent(&parent)
+                            .with_start_time(started)
+                            .with_batch_links(links)
+                            .start();
                         operation.set_attributes(output.request_id().map(request_id_attribute));
                         operation.end_ok();
                     }
                 }
                 Err(e) => {
-                    let operation =
-                        instrumentation.instrumenter.start_batch(&view, &parent, Some(started), []);
+                    let operation = instrumentation
+                        .instrumenter
+                        .operation(&view)
+                        .with_parent(&parent)
+                        .with_start_time(started)
+                        .start();
                     crate::producer::end_failed(operation, e);
                 }
             }
@@ -193,7 +202,7 @@ fn start_delete(
         .map(|fields| fields.into_iter().collect())
         .collect();
     let links = carriers.iter().map(|c| (c as &dyn Extractor, Vec::new()));
-    instrumentation.instrumenter.start_batch(view, &otel_messaging::current_context(), None, links)
+    instrumentation.instrumenter.operation(view).with_batch_links(links).start()
 }
 
 /// Most bytes of one removed attribute (name, type and value) kept for a process span: W3C
@@ -267,7 +276,11 @@ fn start_process(instrumentation: &SqsInstrumentation, message: &Message) -> ote
     view.message = Some(read);
     view.message_id = read.message_id.as_deref();
     view.body_size = read.body.as_ref().map(|b| b.len() as u64);
-    instrumentation.instrumenter.start_process(&view, &ReceivedMessageExtractor::new(read))
+    instrumentation
+        .instrumenter
+        .operation(&view)
+        .with_delivered_message(&ReceivedMessageExtractor::new(read))
+        .start()
 }
 
 /// Traced processing of a received SQS [`Message`].
@@ -284,7 +297,7 @@ fn start_process(instrumentation: &SqsInstrumentation, message: &Message) -> ote
 /// `otel_messaging.message.delivery_count`.
 pub trait MessageExt: Sized + crate::sealed::Sealed<crate::sealed::MessageExt> {
     /// Runs `handler` inside this message's `process {queue}` CONSUMER span and returns its
-    /// result unchanged. Uses [`SqsInstrumentation::global`].
+    /// result unchanged. Uses [`SqsInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -294,7 +307,7 @@ pub trait MessageExt: Sized + crate::sealed::Sealed<crate::sealed::MessageExt> {
         F: Future<Output = Result<T, E>>,
         E: std::fmt::Display,
     {
-        self.process_traced_with(SqsInstrumentation::global(), handler)
+        self.process_traced_with(SqsInstrumentation::shared(), handler)
     }
 
     /// [`process_traced`](Self::process_traced) with an explicit [`SqsInstrumentation`].
@@ -313,9 +326,9 @@ pub trait MessageExt: Sized + crate::sealed::Sealed<crate::sealed::MessageExt> {
 
     /// Starts the `process {queue}` CONSUMER span of this message now and hands the message over
     /// with it as a [`TracedMessage`] (run the handler with `.process(async |m| ..)`). Uses
-    /// [`SqsInstrumentation::global`].
+    /// [`SqsInstrumentation::new`].
     fn start_process(self) -> TracedMessage<Message> {
-        self.start_process_with(SqsInstrumentation::global())
+        self.start_process_with(SqsInstrumentation::shared())
     }
 
     /// [`start_process`](Self::start_process) with an explicit [`SqsInstrumentation`].
@@ -352,7 +365,7 @@ pub trait DeleteMessageFluentBuilderExt:
     /// (kept by receipt handle, without baggage, for the last 1 000 messages received and not
     /// yet deleted through a traced delete), wherever the delete is called.
     ///
-    /// Uses [`SqsInstrumentation::global`].
+    /// Uses [`SqsInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -361,7 +374,7 @@ pub trait DeleteMessageFluentBuilderExt:
         self,
     ) -> impl Future<Output = Result<DeleteMessageOutput, SdkError<DeleteMessageError, HttpResponse>>> + Send
     {
-        self.send_traced_with(SqsInstrumentation::global())
+        self.send_traced_with(SqsInstrumentation::shared())
     }
 
     /// [`send_traced`](Self::send_traced) with an explicit [`SqsInstrumentation`].
@@ -409,7 +422,7 @@ pub trait DeleteMessageBatchFluentBuilderExt:
     /// `messaging.batch.message_count`, linked to the creation context of each entry's message
     /// that a traced receive returned.
     ///
-    /// Uses [`SqsInstrumentation::global`].
+    /// Uses [`SqsInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -419,7 +432,7 @@ pub trait DeleteMessageBatchFluentBuilderExt:
     ) -> impl Future<
         Output = Result<DeleteMessageBatchOutput, SdkError<DeleteMessageBatchError, HttpResponse>>,
     > + Send {
-        self.send_traced_with(SqsInstrumentation::global())
+        self.send_traced_with(SqsInstrumentation::shared())
     }
 
     /// [`send_traced`](Self::send_traced) with an explicit [`SqsInstrumentation`].

@@ -32,7 +32,7 @@ use crate::{
 /// queue wait from `SentTimestamp` and the delivery count. A failed handler's span has status `Error` and
 /// `error.type` = the error's type name; a record without a message id that fails is reported with
 /// an empty identifier, which makes Lambda retry the whole batch (nothing is lost). Uses
-/// [`SqsInstrumentation::global`].
+/// [`SqsInstrumentation::new`].
 ///
 /// # Examples
 ///
@@ -52,7 +52,7 @@ where
     F: AsyncFnMut(&SqsMessage) -> Result<(), E>,
     E: fmt::Display,
 {
-    process_sqs_event_with(SqsInstrumentation::global(), event, handler).await
+    process_sqs_event_with(SqsInstrumentation::shared(), event, handler).await
 }
 
 /// [`process_sqs_event`] with an explicit [`SqsInstrumentation`].
@@ -88,7 +88,7 @@ fn start(instrumentation: &SqsInstrumentation, record: &SqsMessage) -> otel_mess
     if extractor.context_from_xray_only() {
         // semconv faas/aws-lambda.md: the X-Ray context of an SQS record is a link, not a parent.
         let linked = instrumentation.instrumenter.with_process_parent(otel_messaging::ProcessParent::Link);
-        return linked.start_process(&view, &extractor);
+        return linked.operation(&view).with_delivered_message(&extractor).start();
     }
-    instrumentation.instrumenter.start_process(&view, &extractor)
+    instrumentation.instrumenter.operation(&view).with_delivered_message(&extractor).start()
 }

@@ -67,7 +67,7 @@ pub trait SendMessageFluentBuilderExt:
     /// Sends like `.send()`, inside a `send {queue}` PRODUCER span (parent: [`otel_messaging::current_context`]
     /// when the future is first polled) whose context is written into the message attributes (a user-provided creation
     /// context is kept). `messaging.message.id` and `aws.request_id` come from the response. Uses
-    /// [`SqsInstrumentation::global`].
+    /// [`SqsInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -76,7 +76,7 @@ pub trait SendMessageFluentBuilderExt:
         self,
     ) -> impl Future<Output = Result<SendMessageOutput, SdkError<SendMessageError, HttpResponse>>> + Send
     {
-        self.send_traced_with(SqsInstrumentation::global())
+        self.send_traced_with(SqsInstrumentation::shared())
     }
 
     /// [`send_traced`](Self::send_traced) with an explicit [`SqsInstrumentation`].
@@ -105,11 +105,12 @@ impl SendMessageFluentBuilderExt for SendMessageFluentBuilder {
             let mut attributes = self.get_message_attributes().clone().unwrap_or_default();
             let mut view = SqsView::new(OperationType::Send, OPERATION_SEND, &url);
             view.body_size = self.get_message_body().as_ref().map(|b| b.len() as u64);
-            let operation = instrumentation.instrumenter.start_send(
-                &view,
-                &parent,
-                &MessageAttributesExtractor(&attributes),
-            );
+            let operation = instrumentation
+                .instrumenter
+                .operation(&view)
+                .with_parent(&parent)
+                .with_outgoing_message(&MessageAttributesExtractor(&attributes))
+                .start();
             let native =
                 message_size(self.get_message_body().as_deref().unwrap_or_default(), Some(&attributes));
             inject(&operation, &mut attributes, budget(native, instrumentation.max_message_bytes()));
@@ -170,7 +171,7 @@ pub trait SendMessageBatchFluentBuilderExt:
     /// carry a creation context keep it and get no create span. Entries reported in `Failed` end
     /// their create span with status `Error` and the entry's error code.
     ///
-    /// Uses [`SqsInstrumentation::global`].
+    /// Uses [`SqsInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -179,7 +180,7 @@ pub trait SendMessageBatchFluentBuilderExt:
         self,
     ) -> impl Future<Output = Result<SendMessageBatchOutput, SdkError<SendMessageBatchError, HttpResponse>>> + Send
     {
-        self.send_traced_with(SqsInstrumentation::global())
+        self.send_traced_with(SqsInstrumentation::shared())
     }
 
     /// [`send_traced`](Self::send_traced) with an explicit [`SqsInstrumentation`].
@@ -227,7 +228,11 @@ impl SendMessageBatchFluentBuilderExt for SendMessageBatchFluentBuilder {
                     if !existing.span().span_context().is_valid() {
                         let mut view = SqsView::new(OperationType::Create, OPERATION_CREATE, &url);
                         view.body_size = Some(entry.message_body.len() as u64);
-                        let create = instrumenter.start_send(&view, &parent, &EmptyExtractor);
+                        let create = instrumenter
+                            .operation(&view)
+                            .with_parent(&parent)
+                            .with_outgoing_message(&EmptyExtractor)
+                            .start();
                         let room = budgets.room(i, used);
                         used = inject(&create, &mut attributes, room);
                         creates.push((entry.id.clone(), create));
@@ -240,12 +245,11 @@ impl SendMessageBatchFluentBuilderExt for SendMessageBatchFluentBuilder {
                     .iter()
                     .map(|e| MessageAttributesExtractor(e.message_attributes.as_ref().unwrap_or(&empty)))
                     .collect();
-                instrumenter.start_batch(
-                    &send_view,
-                    &parent,
-                    None,
-                    extractors.iter().map(|x| (x as &dyn Extractor, Vec::new())),
-                )
+                instrumenter
+                    .operation(&send_view)
+                    .with_parent(&parent)
+                    .with_batch_links(extractors.iter().map(|x| (x as &dyn Extractor, Vec::new())))
+                    .start()
             } else {
                 // The send span is the creation context of the entries without one, and links the
                 // user-provided creation contexts of the others.
@@ -255,7 +259,8 @@ impl SendMessageBatchFluentBuilderExt for SendMessageBatchFluentBuilder {
                     .map(|e| MessageAttributesExtractor(e.message_attributes.as_ref().unwrap_or(&empty)))
                     .collect();
                 let links = extractors.iter().map(|x| (x as &dyn Extractor, Vec::new()));
-                let send = instrumenter.start_batch(&send_view, &parent, None, links);
+                let send =
+                    instrumenter.operation(&send_view).with_parent(&parent).with_batch_links(links).start();
                 drop(extractors);
                 for (i, entry) in entries.iter_mut().enumerate() {
                     let mut attributes = entry.message_attributes.take().unwrap_or_default();

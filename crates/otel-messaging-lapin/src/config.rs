@@ -81,17 +81,32 @@ fn delivery_address(delivery: &Delivery) -> usize {
     delivery.data.as_ptr() as usize
 }
 
+impl Default for AmqpInstrumentation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl AmqpInstrumentation {
+    /// The instrumentation the plain `*_traced` methods use: the process-wide default instrumenter
+    /// ([`MessagingInstrumenter::global`], which follows
+    /// [`MessagingInstrumenter::set_global`]), every option at its default, no server facts. Every
+    /// value built from it shares the crate's process-wide records of handed-over messages, so a
+    /// message received through one and processed or settled through another is still recognised.
+    pub fn new() -> Self {
+        Self::shared().clone()
+    }
+
     /// Facts read from an AMQP URI (`amqp[s]://user:pass@host:port/vhost`): `server.address` and
     /// `server.port` (5672, or 5671 for `amqps`, when the URI has none). Uses the global default
     /// instrumenter until [`with_instrumenter`](Self::with_instrumenter).
     pub fn from_uri(uri: &str) -> Self {
-        AmqpInstrumentation { server: parse_uri(uri), ..Self::global().clone() }
+        AmqpInstrumentation { server: parse_uri(uri), ..Self::shared().clone() }
     }
 
     /// The instrumentation the plain `*_traced` methods use: the global default instrumenter,
     /// no broker address.
-    pub fn global() -> &'static AmqpInstrumentation {
+    pub(crate) fn shared() -> &'static AmqpInstrumentation {
         static GLOBAL: OnceLock<AmqpInstrumentation> = OnceLock::new();
         GLOBAL.get_or_init(|| AmqpInstrumentation {
             instrumenter: MessagingInstrumenter::global().clone(),
@@ -238,7 +253,7 @@ mod tests {
     /// buffer; copies of one message on two channels keep their own queues.
     #[test]
     fn a_stale_delivery_does_not_lend_its_queue() {
-        let tracing = AmqpInstrumentation::global().clone().with_queue("fallback");
+        let tracing = AmqpInstrumentation::new().with_queue("fallback");
         let mut first = Delivery::mock(1, "orders".into(), "eu".into(), false, b"order 1".to_vec());
         tracing.remember_queue(&first, "orders-eu", false);
         // Another channel's tag 1, another message, in the freed buffer of the first.

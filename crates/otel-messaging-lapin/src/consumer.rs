@@ -43,7 +43,11 @@ fn start_process(
     view.counted = handed.is_some_and(|h| h.received);
     let empty = FieldTable::default();
     let headers = delivery.properties.headers().as_ref().unwrap_or(&empty);
-    instrumentation.instrumenter.start_process(&view, &FieldTableExtractor(headers))
+    instrumentation
+        .instrumenter
+        .operation(&view)
+        .with_delivered_message(&FieldTableExtractor(headers))
+        .start()
 }
 
 async fn settle<F>(
@@ -77,8 +81,7 @@ where
     let extractor = FieldTableExtractor(headers);
     let message: [(&dyn opentelemetry::propagation::Extractor, Vec<opentelemetry::KeyValue>); 1] =
         [(&extractor, Vec::new())];
-    let operation =
-        instrumentation.instrumenter.start_batch(&view, &otel_messaging::current_context(), None, message);
+    let operation = instrumentation.instrumenter.operation(&view).with_batch_links(message).start();
     let result = settle.await;
     operation.end(&result, error_type);
     result
@@ -92,7 +95,7 @@ pub trait DeliveryExt: crate::sealed::Sealed<crate::sealed::DeliveryExt> {
     /// one. The queue is the one of the traced consumer ([`ConsumerExt::stream_traced`]) or
     /// `basic_get_traced` that handed the delivery over, else
     /// [`AmqpInstrumentation::with_queue`]'s, else the destination is `{exchange}:{routing key}`
-    /// (a lapin delivery does not name its queue). Uses [`AmqpInstrumentation::global`].
+    /// (a lapin delivery does not name its queue). Uses [`AmqpInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -102,7 +105,7 @@ pub trait DeliveryExt: crate::sealed::Sealed<crate::sealed::DeliveryExt> {
         F: Future<Output = std::result::Result<T, E>>,
         E: std::fmt::Display,
     {
-        self.process_traced_with(AmqpInstrumentation::global(), handler)
+        self.process_traced_with(AmqpInstrumentation::shared(), handler)
     }
 
     /// [`process_traced`](Self::process_traced) with an explicit [`AmqpInstrumentation`].
@@ -121,12 +124,12 @@ pub trait DeliveryExt: crate::sealed::Sealed<crate::sealed::DeliveryExt> {
 
     /// Starts the `process` CONSUMER span of this delivery now (as
     /// [`process_traced`](Self::process_traced) names it) and returns the delivery with it; run
-    /// the handler with [`TracedMessage::process`]. Uses [`AmqpInstrumentation::global`].
+    /// the handler with [`TracedMessage::process`]. Uses [`AmqpInstrumentation::new`].
     fn start_process(self) -> TracedMessage<Delivery>
     where
         Self: Sized,
     {
-        self.start_process_with(AmqpInstrumentation::global())
+        self.start_process_with(AmqpInstrumentation::shared())
     }
 
     /// [`start_process`](Self::start_process) with an explicit [`AmqpInstrumentation`].
@@ -139,13 +142,13 @@ pub trait DeliveryExt: crate::sealed::Sealed<crate::sealed::DeliveryExt> {
     /// the current context (the process span when called inside the handler) and it links to the
     /// message's creation context.
     ///
-    /// Uses [`AmqpInstrumentation::global`].
+    /// Uses [`AmqpInstrumentation::new`].
     ///
     /// # Errors
     ///
     /// The native error, unchanged.
     fn ack_traced(&self, options: BasicAckOptions) -> impl Future<Output = Result<bool>> {
-        self.ack_traced_with(AmqpInstrumentation::global(), options)
+        self.ack_traced_with(AmqpInstrumentation::shared(), options)
     }
 
     /// [`ack_traced`](Self::ack_traced) with an explicit [`AmqpInstrumentation`].
@@ -161,13 +164,13 @@ pub trait DeliveryExt: crate::sealed::Sealed<crate::sealed::DeliveryExt> {
 
     /// Nacks like `delivery.acker.nack(options)`, inside a `nack {destination}` settle span.
     ///
-    /// Uses [`AmqpInstrumentation::global`].
+    /// Uses [`AmqpInstrumentation::new`].
     ///
     /// # Errors
     ///
     /// The native error, unchanged.
     fn nack_traced(&self, options: BasicNackOptions) -> impl Future<Output = Result<bool>> {
-        self.nack_traced_with(AmqpInstrumentation::global(), options)
+        self.nack_traced_with(AmqpInstrumentation::shared(), options)
     }
 
     /// [`nack_traced`](Self::nack_traced) with an explicit [`AmqpInstrumentation`].
@@ -183,13 +186,13 @@ pub trait DeliveryExt: crate::sealed::Sealed<crate::sealed::DeliveryExt> {
 
     /// Rejects like `delivery.acker.reject(options)`, inside a `reject {destination}` settle span.
     ///
-    /// Uses [`AmqpInstrumentation::global`].
+    /// Uses [`AmqpInstrumentation::new`].
     ///
     /// # Errors
     ///
     /// The native error, unchanged.
     fn reject_traced(&self, options: BasicRejectOptions) -> impl Future<Output = Result<bool>> {
-        self.reject_traced_with(AmqpInstrumentation::global(), options)
+        self.reject_traced_with(AmqpInstrumentation::shared(), options)
     }
 
     /// [`reject_traced`](Self::reject_traced) with an explicit [`AmqpInstrumentation`].
@@ -289,9 +292,9 @@ pub trait ConsumerExt: Sized + crate::sealed::Sealed<crate::sealed::ConsumerExt>
     /// comes with its `process {exchange}:{routing key}:{queue}` span already started
     /// (`amq.gen-*` server-named queues are anonymous and never enter span names), and its
     /// `ack_traced`/`nack_traced`/`reject_traced` settle spans name the same destination. Uses
-    /// [`AmqpInstrumentation::global`].
+    /// [`AmqpInstrumentation::new`].
     fn stream_traced(self) -> TracedConsumer {
-        self.stream_traced_with(AmqpInstrumentation::global())
+        self.stream_traced_with(AmqpInstrumentation::shared())
     }
 
     /// [`stream_traced`](Self::stream_traced) with an explicit [`AmqpInstrumentation`].

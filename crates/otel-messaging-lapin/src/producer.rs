@@ -118,7 +118,7 @@ pub trait ChannelExt: crate::sealed::Sealed<crate::sealed::ChannelExt> {
     /// (an existing creation context is kept). The parent is [`otel_messaging::current_context`] when the future is first polled.
     ///
     /// Returns a [`TracedPublisherConfirm`] where lapin returns a `PublisherConfirm`: await it the
-    /// same way. Uses [`AmqpInstrumentation::global`].
+    /// same way. Uses [`AmqpInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -133,7 +133,7 @@ pub trait ChannelExt: crate::sealed::Sealed<crate::sealed::ChannelExt> {
         properties: BasicProperties,
     ) -> impl Future<Output = Result<TracedPublisherConfirm>> + Send {
         self.basic_publish_traced_with(
-            AmqpInstrumentation::global(),
+            AmqpInstrumentation::shared(),
             exchange,
             routing_key,
             options,
@@ -160,7 +160,7 @@ pub trait ChannelExt: crate::sealed::Sealed<crate::sealed::ChannelExt> {
     /// Gets one message like [`Channel::basic_get`] and records a `receive {destination}` CLIENT
     /// span for it, linked to the message's creation context (timed from the call to the reply).
     /// An empty queue records no span; a failed get records it with `error.type`. Uses
-    /// [`AmqpInstrumentation::global`].
+    /// [`AmqpInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -170,7 +170,7 @@ pub trait ChannelExt: crate::sealed::Sealed<crate::sealed::ChannelExt> {
         queue: ShortString,
         options: BasicGetOptions,
     ) -> impl Future<Output = Result<Option<BasicGetMessage>>> + Send {
-        self.basic_get_traced_with(AmqpInstrumentation::global(), queue, options)
+        self.basic_get_traced_with(AmqpInstrumentation::shared(), queue, options)
     }
 
     /// [`basic_get_traced`](Self::basic_get_traced) with an explicit [`AmqpInstrumentation`].
@@ -209,8 +209,12 @@ impl ChannelExt for Channel {
                 payload.len(),
                 instrumentation,
             );
-            let operation =
-                instrumentation.instrumenter.start_send(&view, &parent, &FieldTableExtractor(&headers));
+            let operation = instrumentation
+                .instrumenter
+                .operation(&view)
+                .with_parent(&parent)
+                .with_outgoing_message(&FieldTableExtractor(&headers))
+                .start();
             let mut fields = CollectedFields::default();
             operation.inject(&mut fields);
             let mut sent_time = instrumentation.sent_time_header() && properties.timestamp().is_none();
@@ -252,7 +256,13 @@ impl ChannelExt for Channel {
             let result = get.await;
             if let Err(e) = &result {
                 let view = FailedGetView { queue: name.as_str(), client: instrumentation };
-                instrumentation.instrumenter.start_at(&view, &parent, started).end_error(&error_type(e), e);
+                instrumentation
+                    .instrumenter
+                    .operation(&view)
+                    .with_parent(&parent)
+                    .with_start_time(started)
+                    .start()
+                    .end_error(&error_type(e), e);
             }
             if let Ok(Some(message)) = &result {
                 instrumentation.remember_queue(&message.delivery, name.as_str(), true);
@@ -267,12 +277,14 @@ impl ChannelExt for Channel {
                 let extractor = FieldTableExtractor(headers);
                 instrumentation
                     .instrumenter
-                    .start_batch(
-                        &view,
-                        &parent,
-                        Some(started),
-                        [(&extractor as &dyn opentelemetry::propagation::Extractor, Vec::new())],
-                    )
+                    .operation(&view)
+                    .with_parent(&parent)
+                    .with_start_time(started)
+                    .with_batch_links([(
+                        &extractor as &dyn opentelemetry::propagation::Extractor,
+                        Vec::new(),
+                    )])
+                    .start()
                     .end_ok();
             }
             result

@@ -29,7 +29,7 @@ use rdkafka::{
 /// per client), `messaging.consumer.group.name` from
 /// `group.id`, `message.max.bytes`, and `messaging.kafka.cluster.id` once librdkafka knows it)
 /// are read from the client itself, so one instrumentation serves every client of the process and
-/// [`global`](Self::global), behind the plain `*_traced` methods, is complete.
+/// the one [`new`](Self::new) returns, behind the plain `*_traced` methods, is complete.
 ///
 /// # Examples
 ///
@@ -94,7 +94,7 @@ impl KafkaInstrumentation {
     }
 
     /// The instrumentation the plain `*_traced` methods use: [`new`](Self::new), built once.
-    pub fn global() -> &'static KafkaInstrumentation {
+    pub(crate) fn shared() -> &'static KafkaInstrumentation {
         static GLOBAL: OnceLock<KafkaInstrumentation> = OnceLock::new();
         GLOBAL.get_or_init(KafkaInstrumentation::new)
     }

@@ -89,7 +89,7 @@ fn start_process<M: KafkaMessage + ?Sized>(instrumentation: &KafkaInstrumentatio
         counted,
     };
     let extractor = extractor(message);
-    instrumentation.instrumenter.start_process_in(&view, &*extractor, &otel_messaging::current_context())
+    instrumentation.instrumenter.operation(&view).with_delivered_message(&*extractor).start()
 }
 
 /// Traced processing of a received Kafka message ([`BorrowedMessage`], [`OwnedMessage`]).
@@ -99,7 +99,7 @@ pub trait MessageExt: KafkaMessage + crate::sealed::Sealed<crate::sealed::Messag
     /// The span starts now and ends when `handler` completes; spans the handler creates nest under
     /// it (its context is current while the handler is polled). The creation context comes from
     /// the message headers (strict W3C validation); parent and links follow the instrumenter's
-    /// policy, with the current context as the ambient one. Uses [`KafkaInstrumentation::global`].
+    /// policy, with the current context as the ambient one. Uses [`KafkaInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -121,7 +121,7 @@ pub trait MessageExt: KafkaMessage + crate::sealed::Sealed<crate::sealed::Messag
         F: Future<Output = Result<T, E>>,
         E: std::fmt::Display,
     {
-        self.process_traced_with(KafkaInstrumentation::global(), handler)
+        self.process_traced_with(KafkaInstrumentation::shared(), handler)
     }
 
     /// [`process_traced`](Self::process_traced) with an explicit [`KafkaInstrumentation`].
@@ -144,7 +144,7 @@ pub trait MessageExt: KafkaMessage + crate::sealed::Sealed<crate::sealed::Messag
     /// Starts the `process {topic}` CONSUMER span of this message now and returns the message
     /// with it; run the handler with [`TracedMessage::process`], or use
     /// [`TracedMessage::context`] as the parent of your own spans. Uses
-    /// [`KafkaInstrumentation::global`].
+    /// [`KafkaInstrumentation::new`].
     ///
     /// ```no_run
     /// # use otel_messaging_rdkafka::MessageExt as _;
@@ -169,7 +169,7 @@ pub trait MessageExt: KafkaMessage + crate::sealed::Sealed<crate::sealed::Messag
     where
         Self: Sized,
     {
-        self.start_process_with(KafkaInstrumentation::global())
+        self.start_process_with(KafkaInstrumentation::shared())
     }
 
     /// [`start_process`](Self::start_process) with an explicit [`KafkaInstrumentation`].
@@ -219,7 +219,14 @@ fn record_receive<Cx: ClientContext>(
             };
             let extractor = extractor(message);
             let links = std::iter::once((&*extractor, Vec::new()));
-            instrumentation.instrumenter.start_batch(&view, parent, Some(started), links).end_ok();
+            instrumentation
+                .instrumenter
+                .operation(&view)
+                .with_parent(parent)
+                .with_start_time(started)
+                .with_batch_links(links)
+                .start()
+                .end_ok();
         }
         // The end of a partition (`enable.partition.eof`) is librdkafka's signal that the consumer
         // caught up, not a failure (issue "Spec-exact and bounded"): like a poll that waited and
@@ -234,7 +241,13 @@ fn record_receive<Cx: ClientContext>(
                 cluster_id: facts.cluster_id(client),
                 client: &facts,
             };
-            instrumentation.instrumenter.start_at(&view, parent, started).end_error(&error_type(e), e);
+            instrumentation
+                .instrumenter
+                .operation(&view)
+                .with_parent(parent)
+                .with_start_time(started)
+                .start()
+                .end_error(&error_type(e), e);
         }
     }
 }
@@ -284,7 +297,7 @@ pub trait StreamConsumerExt<C: ConsumerContext + 'static>:
     /// Receives one message like [`StreamConsumer::recv`] and records its `poll {topic}` CLIENT
     /// span: from this call to the message, linked to the message's creation context, with its
     /// partition, offset and key (single-message attributes). A failed receive records the span
-    /// with `error.type`. Uses [`KafkaInstrumentation::global`].
+    /// with `error.type`. Uses [`KafkaInstrumentation::new`].
     ///
     /// Cancel safe, like `recv`: a future dropped before a message arrived received nothing and
     /// records nothing.
@@ -294,7 +307,7 @@ pub trait StreamConsumerExt<C: ConsumerContext + 'static>:
     /// The native error, unchanged. `PartitionEOF` (with `enable.partition.eof`) is returned too
     /// but records no span: it is the end-of-partition signal, not a failure.
     fn recv_traced(&self) -> impl Future<Output = KafkaResult<BorrowedMessage<'_>>> {
-        self.recv_traced_with(KafkaInstrumentation::global())
+        self.recv_traced_with(KafkaInstrumentation::shared())
     }
 
     /// [`recv_traced`](Self::recv_traced) with an explicit [`KafkaInstrumentation`].
@@ -309,9 +322,9 @@ pub trait StreamConsumerExt<C: ConsumerContext + 'static>:
 
     /// Like [`StreamConsumer::stream`], with each message's `poll {topic}` span recorded (as
     /// [`recv_traced`](Self::recv_traced)) and each message handed over as a [`TracedMessage`]
-    /// whose `process {topic}` CONSUMER span has started. Uses [`KafkaInstrumentation::global`].
+    /// whose `process {topic}` CONSUMER span has started. Uses [`KafkaInstrumentation::new`].
     fn stream_traced(&self) -> TracedStream<'_, C> {
-        self.stream_traced_with(KafkaInstrumentation::global())
+        self.stream_traced_with(KafkaInstrumentation::shared())
     }
 
     /// [`stream_traced`](Self::stream_traced) with an explicit [`KafkaInstrumentation`].
@@ -322,7 +335,7 @@ pub trait StreamConsumerExt<C: ConsumerContext + 'static>:
     /// every message's creation context (link attributes: partition, offset, and topic when the
     /// batch spans several topics), and carries `messaging.batch.message_count`. An empty poll
     /// records no span; a failed one records it with `error.type`. Uses
-    /// [`KafkaInstrumentation::global`].
+    /// [`KafkaInstrumentation::new`].
     ///
     /// Messages are **appended** to `batch` as they arrive (nothing already in it is touched);
     /// returns how many were appended. Process them with [`MessageExt::process_traced`] (they are
@@ -361,7 +374,7 @@ pub trait StreamConsumerExt<C: ConsumerContext + 'static>:
         max_messages: usize,
         timeout: Duration,
     ) -> impl Future<Output = KafkaResult<usize>> {
-        self.recv_batch_traced_with(KafkaInstrumentation::global(), batch, max_messages, timeout)
+        self.recv_batch_traced_with(KafkaInstrumentation::shared(), batch, max_messages, timeout)
     }
 
     /// [`recv_batch_traced`](Self::recv_batch_traced) with an explicit [`KafkaInstrumentation`].
@@ -501,8 +514,14 @@ impl<Cx: ClientContext> Drop for PollGuard<'_, '_, Cx> {
             })
             .collect();
         let links = extractors.iter().map(|(e, attributes)| (&**e, attributes.clone()));
-        let operation =
-            self.instrumentation.instrumenter.start_batch(&view, &self.parent, Some(self.started), links);
+        let operation = self
+            .instrumentation
+            .instrumenter
+            .operation(&view)
+            .with_parent(&self.parent)
+            .with_start_time(self.started)
+            .with_batch_links(links)
+            .start();
         match self.error.take() {
             Some((error_type, description)) => operation.end_error(&error_type, description),
             None => operation.end_ok(),
@@ -545,14 +564,14 @@ fn settle<Cx: ClientContext>(
     let operation = match message {
         Some(m) => {
             let extractor = extractor(m);
-            instrumentation.instrumenter.start_batch(
-                &view,
-                &parent,
-                None,
-                std::iter::once((&*extractor, Vec::new())),
-            )
+            instrumentation
+                .instrumenter
+                .operation(&view)
+                .with_parent(&parent)
+                .with_batch_links(std::iter::once((&*extractor, Vec::new())))
+                .start()
         }
-        None => instrumentation.instrumenter.start(&view, &parent),
+        None => instrumentation.instrumenter.operation(&view).with_parent(&parent).start(),
     };
     let result = call();
     operation.end(&result, error_type);
@@ -572,7 +591,7 @@ enum SettleTarget<'m, 'a> {
 /// a link to its creation context (semconv v1.44 `messaging-spans.md`, "Settlement spans"). The
 /// span covers the native call: with [`CommitMode::Async`] that is the enqueueing of the commit,
 /// not the broker's answer. Native results come back unchanged. The plain methods use
-/// [`KafkaInstrumentation::global`].
+/// [`KafkaInstrumentation::new`].
 pub trait ConsumerExt<C: ConsumerContext>:
     Consumer<C> + crate::sealed::Sealed<crate::sealed::ConsumerExt<C>>
 {
@@ -582,7 +601,7 @@ pub trait ConsumerExt<C: ConsumerContext>:
     ///
     /// The native error, unchanged; the span gets `error.type`.
     fn commit_message_traced(&self, message: &BorrowedMessage<'_>, mode: CommitMode) -> KafkaResult<()> {
-        self.commit_message_traced_with(KafkaInstrumentation::global(), message, mode)
+        self.commit_message_traced_with(KafkaInstrumentation::shared(), message, mode)
     }
 
     /// [`commit_message_traced`](Self::commit_message_traced) with an explicit instrumentation.
@@ -607,7 +626,7 @@ pub trait ConsumerExt<C: ConsumerContext>:
     ///
     /// The native error, unchanged.
     fn store_offset_from_message_traced(&self, message: &BorrowedMessage<'_>) -> KafkaResult<()> {
-        self.store_offset_from_message_traced_with(KafkaInstrumentation::global(), message)
+        self.store_offset_from_message_traced_with(KafkaInstrumentation::shared(), message)
     }
 
     /// [`store_offset_from_message_traced`](Self::store_offset_from_message_traced) with an
@@ -633,7 +652,7 @@ pub trait ConsumerExt<C: ConsumerContext>:
     ///
     /// The native error, unchanged.
     fn commit_traced(&self, offsets: &TopicPartitionList, mode: CommitMode) -> KafkaResult<()> {
-        self.commit_traced_with(KafkaInstrumentation::global(), offsets, mode)
+        self.commit_traced_with(KafkaInstrumentation::shared(), offsets, mode)
     }
 
     /// [`commit_traced`](Self::commit_traced) with an explicit instrumentation.
@@ -658,7 +677,7 @@ pub trait ConsumerExt<C: ConsumerContext>:
     ///
     /// The native error, unchanged (e.g. `NO_OFFSET` when nothing was consumed).
     fn commit_consumer_state_traced(&self, mode: CommitMode) -> KafkaResult<()> {
-        self.commit_consumer_state_traced_with(KafkaInstrumentation::global(), mode)
+        self.commit_consumer_state_traced_with(KafkaInstrumentation::shared(), mode)
     }
 
     /// [`commit_consumer_state_traced`](Self::commit_consumer_state_traced) with an explicit

@@ -55,8 +55,18 @@ fn start_send<C: ClientContext>(
         capture_key: instrumentation.captures_key(),
     };
     let operation = match &headers {
-        Some(h) => instrumentation.instrumenter.start_send(&view, parent, &HeadersExtractor(h)),
-        None => instrumentation.instrumenter.start_send(&view, parent, &EmptyExtractor),
+        Some(h) => instrumentation
+            .instrumenter
+            .operation(&view)
+            .with_parent(parent)
+            .with_outgoing_message(&HeadersExtractor(h))
+            .start(),
+        None => instrumentation
+            .instrumenter
+            .operation(&view)
+            .with_parent(parent)
+            .with_outgoing_message(&EmptyExtractor)
+            .start(),
     };
     let mut pending = otel_messaging::propagation::CollectedFields::default();
     operation.inject(&mut pending);
@@ -115,7 +125,7 @@ pub trait FutureProducerExt: crate::sealed::Sealed<crate::sealed::FutureProducer
     /// `.instrument(span)` set it.
     /// `queue_timeout` has the native meaning. The span ends when the delivery report arrives, so
     /// its duration includes the broker's acknowledgement; the partition and offset are recorded.
-    /// Uses [`KafkaInstrumentation::global`].
+    /// Uses [`KafkaInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -144,7 +154,7 @@ pub trait FutureProducerExt: crate::sealed::Sealed<crate::sealed::FutureProducer
         P: ToBytes + ?Sized + Sync,
         T: Into<Timeout> + Send,
     {
-        self.send_traced_with(KafkaInstrumentation::global(), record, queue_timeout)
+        self.send_traced_with(KafkaInstrumentation::shared(), record, queue_timeout)
     }
 
     /// [`send_traced`](Self::send_traced) with an explicit [`KafkaInstrumentation`] (instrumenter

@@ -106,7 +106,22 @@ const HANDOFF_CAPACITY: usize = 10_000;
 /// natively, or never, are pushed out by newer ones.
 const SETTLE_CAPACITY: usize = 1_000;
 
+impl Default for RedisInstrumentation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl RedisInstrumentation {
+    /// The instrumentation the plain `*_traced` methods use: the process-wide default instrumenter
+    /// ([`MessagingInstrumenter::global`], which follows
+    /// [`MessagingInstrumenter::set_global`]), every option at its default, no server facts. Every
+    /// value built from it shares the crate's process-wide records of handed-over messages, so a
+    /// message received through one and processed or settled through another is still recognised.
+    pub fn new() -> Self {
+        Self::shared().clone()
+    }
+
     /// Facts read from `client`'s connection info (`server.address`, `server.port`; a Unix socket
     /// path is the address). Uses the global default instrumenter until
     /// [`with_instrumenter`](Self::with_instrumenter).
@@ -117,11 +132,11 @@ impl RedisInstrumentation {
             redis::ConnectionAddr::Unix(path) => Some((Arc::from(path.to_string_lossy().as_ref()), None)),
             _ => None,
         };
-        RedisInstrumentation { server, ..Self::global().clone() }
+        RedisInstrumentation { server, ..Self::shared().clone() }
     }
 
     /// The instrumentation with the global default instrumenter and no server address.
-    pub fn global() -> &'static RedisInstrumentation {
+    pub(crate) fn shared() -> &'static RedisInstrumentation {
         static GLOBAL: OnceLock<RedisInstrumentation> = OnceLock::new();
         GLOBAL.get_or_init(|| RedisInstrumentation {
             instrumenter: MessagingInstrumenter::global().clone(),

@@ -83,7 +83,14 @@ fn record_entries<'e>(
         .map(|e| (StreamFieldsExtractor(&e.map), e.id.as_str()))
         .collect();
     let messages = entries.iter().map(|(x, id)| (x as &dyn Extractor, entry_link_attributes(id)));
-    instrumentation.instrumenter.start_batch(&view, parent, Some(started), messages).end_ok();
+    instrumentation
+        .instrumenter
+        .operation(&view)
+        .with_parent(parent)
+        .with_start_time(started)
+        .with_batch_links(messages)
+        .start()
+        .end_ok();
 }
 
 /// `XAUTOCLAIM` followed by `XPENDING key group id id 1 consumer` for each claimed id, atomically;
@@ -128,7 +135,7 @@ pub trait StreamsConsumerExt:
     /// span (timed from the call) with `error.type`, counting no message. Entries are counted in
     /// `messaging.client.consumed.messages` here, not again when processed, and each entry's stream
     /// and group are kept for its process span ([`StreamEntryExt::start_process`]). Uses
-    /// [`RedisInstrumentation::global`].
+    /// [`RedisInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -143,7 +150,7 @@ pub trait StreamsConsumerExt:
         K: ToRedisArgs + Sync,
         ID: ToRedisArgs + Sync,
     {
-        self.xread_options_traced_with(RedisInstrumentation::global(), keys, ids, options)
+        self.xread_options_traced_with(RedisInstrumentation::shared(), keys, ids, options)
     }
 
     /// [`xread_options_traced`](Self::xread_options_traced) with an explicit instrumentation.
@@ -192,7 +199,10 @@ pub trait StreamsConsumerExt:
                     view.group = group.as_deref();
                     instrumentation
                         .instrumenter
-                        .start_at(&view, &parent, started)
+                        .operation(&view)
+                        .with_parent(&parent)
+                        .with_start_time(started)
+                        .start()
                         .end_error(&error_type(e), e);
                 }
             }
@@ -202,7 +212,7 @@ pub trait StreamsConsumerExt:
 
     /// `XREAD STREAMS key... id...` with default options, traced as
     /// [`xread_options_traced`](Self::xread_options_traced). Uses
-    /// [`RedisInstrumentation::global`].
+    /// [`RedisInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -216,7 +226,7 @@ pub trait StreamsConsumerExt:
         K: ToRedisArgs + Sync,
         ID: ToRedisArgs + Sync,
     {
-        self.xread_traced_with(RedisInstrumentation::global(), keys, ids)
+        self.xread_traced_with(RedisInstrumentation::shared(), keys, ids)
     }
 
     /// [`xread_traced`](Self::xread_traced) with an explicit instrumentation.
@@ -252,7 +262,7 @@ pub trait StreamsConsumerExt:
     /// `delivered_count` is filled in; processing it with [`StreamEntryExt::start_process`] then records
     /// `otel_messaging.message.delivery_count`.
     ///
-    /// Uses [`RedisInstrumentation::global`].
+    /// Uses [`RedisInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -267,7 +277,7 @@ pub trait StreamsConsumerExt:
         options: StreamAutoClaimOptions,
     ) -> impl Future<Output = RedisResult<StreamAutoClaimReply>> + Send {
         self.xautoclaim_traced_with(
-            RedisInstrumentation::global(),
+            RedisInstrumentation::shared(),
             key,
             group,
             consumer,
@@ -330,7 +340,10 @@ pub trait StreamsConsumerExt:
                     view.group = Some(&group);
                     instrumentation
                         .instrumenter
-                        .start_at(&view, &parent, started)
+                        .operation(&view)
+                        .with_parent(&parent)
+                        .with_start_time(started)
+                        .start()
                         .end_error(&error_type(e), e);
                 }
             }
@@ -345,7 +358,7 @@ pub trait StreamsConsumerExt:
     /// works), and links to the creation context of each acknowledged entry that a traced read of
     /// this instrumentation returned (kept for up to 1 000 unacknowledged entries), wherever the
     /// `XACK` is made (semconv v1.44 messaging-spans.md, "Settlement spans"). Uses
-    /// [`RedisInstrumentation::global`].
+    /// [`RedisInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -356,7 +369,7 @@ pub trait StreamsConsumerExt:
         group: &str,
         ids: &[ID],
     ) -> impl Future<Output = RedisResult<usize>> + Send {
-        self.xack_traced_with(RedisInstrumentation::global(), key, group, ids)
+        self.xack_traced_with(RedisInstrumentation::shared(), key, group, ids)
     }
 
     /// [`xack_traced`](Self::xack_traced) with an explicit instrumentation.
@@ -391,12 +404,7 @@ pub trait StreamsConsumerExt:
                 .map(|fields| fields.into_iter().collect())
                 .collect();
             let links = carriers.iter().map(|c| (c as &dyn Extractor, Vec::new()));
-            let operation = instrumentation.instrumenter.start_batch(
-                &view,
-                &otel_messaging::current_context(),
-                None,
-                links,
-            );
+            let operation = instrumentation.instrumenter.operation(&view).with_batch_links(links).start();
             let result: RedisResult<usize> = cmd.query_async(self).await;
             operation.end(&result, error_type);
             result
@@ -416,9 +424,9 @@ pub trait StreamEntryExt: Sized + crate::sealed::Sealed<crate::sealed::StreamEnt
     /// fields; queue wait from the millisecond part of the entry id;
     /// `otel_messaging.message.delivery_count` from `delivered_count` when known (claimed entries).
     /// With [`RedisInstrumentation::with_strip_fields`] the propagation fields are removed from
-    /// the entry after they were read. Uses [`RedisInstrumentation::global`].
+    /// the entry after they were read. Uses [`RedisInstrumentation::new`].
     fn start_process(self) -> TracedMessage<StreamId> {
-        self.start_process_with(RedisInstrumentation::global())
+        self.start_process_with(RedisInstrumentation::shared())
     }
 
     /// [`start_process`](Self::start_process) with an explicit instrumentation.
@@ -426,7 +434,7 @@ pub trait StreamEntryExt: Sized + crate::sealed::Sealed<crate::sealed::StreamEnt
 
     /// Runs `handler` inside this entry's `process {stream}` CONSUMER span (see
     /// [`start_process`](Self::start_process); the entry is only read, so `with_strip_fields` does not apply)
-    /// and returns the handler's result unchanged. Uses [`RedisInstrumentation::global`].
+    /// and returns the handler's result unchanged. Uses [`RedisInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -436,7 +444,7 @@ pub trait StreamEntryExt: Sized + crate::sealed::Sealed<crate::sealed::StreamEnt
         F: Future<Output = Result<T, E>>,
         E: std::fmt::Display,
     {
-        self.process_traced_with(RedisInstrumentation::global(), handler)
+        self.process_traced_with(RedisInstrumentation::shared(), handler)
     }
 
     /// [`process_traced`](Self::process_traced) with an explicit instrumentation.
@@ -471,7 +479,11 @@ fn start_entry_process(
     view.sent = entry_time(&entry.id);
     view.delivery_count = entry.delivered_count.map(|n| n as u64);
     view.counted = true;
-    instrumentation.instrumenter.start_process(&view, &StreamFieldsExtractor(&entry.map))
+    instrumentation
+        .instrumenter
+        .operation(&view)
+        .with_delivered_message(&StreamFieldsExtractor(&entry.map))
+        .start()
 }
 
 impl crate::sealed::Sealed<crate::sealed::StreamEntryExt> for StreamId {}
@@ -523,8 +535,8 @@ fn start_queue_process(
     view.counted = counted;
     view.sent = headers.as_ref().and_then(EnvelopeHeaders::sent_time);
     let operation = match &headers {
-        Some(h) => instrumentation.instrumenter.start_process(&view, h),
-        None => instrumentation.instrumenter.start_process(&view, &EmptyExtractor),
+        Some(h) => instrumentation.instrumenter.operation(&view).with_delivered_message(h).start(),
+        None => instrumentation.instrumenter.operation(&view).with_delivered_message(&EmptyExtractor).start(),
     };
     let payload = payload.to_vec();
     TracedMessage::new(QueueMessage { source, payload }, operation)
@@ -550,14 +562,24 @@ fn record_pop(
             };
             let receive = view(Some(&source));
             let links = std::iter::once((extractor, Vec::new()));
-            instrumentation.instrumenter.start_batch(&receive, parent, Some(started), links).end_ok();
+            instrumentation
+                .instrumenter
+                .operation(&receive)
+                .with_parent(parent)
+                .with_start_time(started)
+                .with_batch_links(links)
+                .start()
+                .end_ok();
             Ok(Some(start_queue_process(instrumentation, source, None, &bytes, true)))
         }
         Ok(None) => Ok(None),
         Err(e) => {
             instrumentation
                 .instrumenter
-                .start_at(&view(Some(list)), parent, started)
+                .operation(&view(Some(list)))
+                .with_parent(parent)
+                .with_start_time(started)
+                .start()
                 .end_error(&error_type(&e), &e);
             Err(e)
         }
@@ -572,7 +594,7 @@ pub trait QueueConsumerExt:
     /// the message's creation context; a failed pop records it with `error.type`; a pop that timed
     /// out records nothing); the popped message comes back with its `process {key}` CONSUMER span
     /// started (context from the envelope; a plain payload is delivered unchanged as a new trace).
-    /// `None` on timeout. Uses [`RedisInstrumentation::global`].
+    /// `None` on timeout. Uses [`RedisInstrumentation::new`].
     ///
     /// redis-rs's multiplexed connection answers a command with an error after its response
     /// timeout (500 ms by default), shorter than most pop timeouts: block on a connection whose
@@ -586,7 +608,7 @@ pub trait QueueConsumerExt:
         key: &str,
         timeout_secs: f64,
     ) -> impl Future<Output = RedisResult<Option<TracedMessage<QueueMessage>>>> + Send {
-        self.brpop_traced_with(RedisInstrumentation::global(), key, timeout_secs)
+        self.brpop_traced_with(RedisInstrumentation::shared(), key, timeout_secs)
     }
 
     /// [`brpop_traced`](Self::brpop_traced) with an explicit instrumentation.
@@ -614,7 +636,7 @@ pub trait QueueConsumerExt:
     /// `BLMOVE source destination <from> <to> timeout` (the reliable-queue pattern), traced as
     /// [`brpop_traced`](Self::brpop_traced): a `receive {source}` span, and the moved message with
     /// its `process {source}` CONSUMER span started. `None` on timeout. Uses
-    /// [`RedisInstrumentation::global`].
+    /// [`RedisInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -627,7 +649,7 @@ pub trait QueueConsumerExt:
         to: redis::Direction,
         timeout_secs: f64,
     ) -> impl Future<Output = RedisResult<Option<TracedMessage<QueueMessage>>>> + Send {
-        self.blmove_traced_with(RedisInstrumentation::global(), source, destination, from, to, timeout_secs)
+        self.blmove_traced_with(RedisInstrumentation::shared(), source, destination, from, to, timeout_secs)
     }
 
     /// [`blmove_traced`](Self::blmove_traced) with an explicit instrumentation.
@@ -666,9 +688,9 @@ pub trait MsgExt: crate::sealed::Sealed<crate::sealed::MsgExt> {
     /// envelope; a plain payload is delivered unchanged as a new trace). A message received
     /// through a `PSUBSCRIBE` pattern records the pattern as `messaging.destination.template`
     /// and is named `process {pattern}`. Uses
-    /// [`RedisInstrumentation::global`].
+    /// [`RedisInstrumentation::new`].
     fn start_process(&self) -> TracedMessage<QueueMessage> {
-        self.start_process_with(RedisInstrumentation::global())
+        self.start_process_with(RedisInstrumentation::shared())
     }
 
     /// [`start_process`](Self::start_process) with an explicit instrumentation.

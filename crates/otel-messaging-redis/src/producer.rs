@@ -50,7 +50,12 @@ where
     let stream = destination_of(&key_args);
     let item_args = items.to_redis_args();
     let view = RedisView::new(OperationType::Send, OPERATION_SEND, Some(&stream), instrumentation);
-    let operation = instrumentation.instrumenter.start_send(&view, &parent, &ArgPairsExtractor(&item_args));
+    let operation = instrumentation
+        .instrumenter
+        .operation(&view)
+        .with_parent(&parent)
+        .with_outgoing_message(&ArgPairsExtractor(&item_args))
+        .start();
     let mut fields = Vec::new();
     operation.inject(&mut FieldsInjector(&mut fields));
     let mut cmd = redis::cmd("XADD");
@@ -84,7 +89,7 @@ pub trait StreamsExt:
     /// `messaging.message.id`. The parent is [`otel_messaging::current_context`] when the future is first
     /// polled (so `.with_context(cx)` and `.instrument(span)` set it).
     ///
-    /// Uses [`RedisInstrumentation::global`].
+    /// Uses [`RedisInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -103,7 +108,7 @@ pub trait StreamsExt:
         V: ToRedisArgs + Sync,
         RV: FromRedisValue,
     {
-        self.xadd_traced_with(RedisInstrumentation::global(), key, id, items)
+        self.xadd_traced_with(RedisInstrumentation::shared(), key, id, items)
     }
 
     /// [`xadd_traced`](Self::xadd_traced) with an explicit instrumentation.
@@ -129,7 +134,7 @@ pub trait StreamsExt:
     }
 
     /// `XADD key MAXLEN ... id field value ...` like `AsyncCommands::xadd_maxlen`, traced as
-    /// [`xadd_traced`](Self::xadd_traced). Uses [`RedisInstrumentation::global`].
+    /// [`xadd_traced`](Self::xadd_traced). Uses [`RedisInstrumentation::new`].
     ///
     /// # Errors
     ///
@@ -148,7 +153,7 @@ pub trait StreamsExt:
         V: ToRedisArgs + Sync,
         RV: FromRedisValue,
     {
-        self.xadd_maxlen_traced_with(RedisInstrumentation::global(), key, maxlen, id, items)
+        self.xadd_maxlen_traced_with(RedisInstrumentation::shared(), key, maxlen, id, items)
     }
 
     /// [`xadd_maxlen_traced`](Self::xadd_maxlen_traced) with an explicit instrumentation.
@@ -194,7 +199,12 @@ async fn send_enveloped<C: ConnectionLike + Send>(
     view.body_size = Some(payload.len() as u64);
     let no_headers = EnvelopeHeaders::default();
     let existing = existing.unwrap_or(no_headers);
-    let operation = instrumentation.instrumenter.start_send(&view, &parent, &existing);
+    let operation = instrumentation
+        .instrumenter
+        .operation(&view)
+        .with_parent(&parent)
+        .with_outgoing_message(&existing)
+        .start();
     let mut headers = if operation.is_creation_context() { EnvelopeHeaders::default() } else { existing };
     operation.inject(&mut headers);
     if !headers.0.is_empty() && headers.get(SENT_TIME_FIELD).is_none() {
@@ -226,7 +236,7 @@ pub trait QueueExt: ConnectionLike + Send + Sized + crate::sealed::Sealed<crate:
     ///
     /// The native error, unchanged.
     fn lpush_traced(&mut self, key: &str, payload: &[u8]) -> impl Future<Output = RedisResult<usize>> + Send {
-        self.lpush_traced_with(RedisInstrumentation::global(), key, payload)
+        self.lpush_traced_with(RedisInstrumentation::shared(), key, payload)
     }
 
     /// [`lpush_traced`](Self::lpush_traced) with an explicit instrumentation.
@@ -249,7 +259,7 @@ pub trait QueueExt: ConnectionLike + Send + Sized + crate::sealed::Sealed<crate:
     ///
     /// The native error, unchanged.
     fn rpush_traced(&mut self, key: &str, payload: &[u8]) -> impl Future<Output = RedisResult<usize>> + Send {
-        self.rpush_traced_with(RedisInstrumentation::global(), key, payload)
+        self.rpush_traced_with(RedisInstrumentation::shared(), key, payload)
     }
 
     /// [`rpush_traced`](Self::rpush_traced) with an explicit instrumentation.
@@ -277,7 +287,7 @@ pub trait QueueExt: ConnectionLike + Send + Sized + crate::sealed::Sealed<crate:
         channel: &str,
         payload: &[u8],
     ) -> impl Future<Output = RedisResult<usize>> + Send {
-        self.publish_traced_with(RedisInstrumentation::global(), channel, payload)
+        self.publish_traced_with(RedisInstrumentation::shared(), channel, payload)
     }
 
     /// [`publish_traced`](Self::publish_traced) with an explicit instrumentation.

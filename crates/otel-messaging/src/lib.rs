@@ -27,8 +27,8 @@ mod tracing_bridge;
 pub use attributes::{MAX_COPIED_VALUE_LEN, MessagingAttributes, bounded_value};
 pub use instrumenter::{
     MAX_ERROR_DESCRIPTION_LEN, MAX_QUEUE_WAIT_SECS, MessagingInstrumenter, MessagingInstrumenterBuilder,
-    Operation, SCOPE_NAME, SetGlobalError, SpanEnricher, SpanStart, TracedMessage, instrumentation_scope,
-    span_name,
+    Operation, OperationBuilder, SCOPE_NAME, SetGlobalError, SpanEnricher, SpanStart, TracedMessage,
+    instrumentation_scope, span_name,
 };
 pub use operation::OperationType;
 pub use propagation::ProcessParent;

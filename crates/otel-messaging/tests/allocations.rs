@@ -104,10 +104,18 @@ fn the_unsampled_fast_path_allocates_only_what_the_api_requires() {
     ));
     let mut carrier = Slots(Vec::with_capacity(4));
     let message = || {
-        let send = instrumenter.start_send(&view(OperationType::Send), &parent, &Slots(Vec::new()));
+        let send = instrumenter
+            .operation(&view(OperationType::Send))
+            .with_parent(&parent)
+            .with_outgoing_message(&Slots(Vec::new()))
+            .start();
         send.inject(&mut carrier);
         send.end_ok();
-        let process = instrumenter.start_process_in(&view(OperationType::Process), &carrier, &parent);
+        let process = instrumenter
+            .operation(&view(OperationType::Process))
+            .with_parent(&parent)
+            .with_delivered_message(&carrier)
+            .start();
         assert!(!process.context().span().span_context().is_sampled());
         process.end_ok();
     };

@@ -154,3 +154,34 @@ fn operations_and_kinds_per_system() {
     assert!(!sqs_create(SpanKind::Producer));
     assert!(sqs_create(SpanKind::Client));
 }
+
+/// The whole table — every system, operation, row (key, level with its condition, check, note) and
+/// the Markdown the READMEs carry — equals `tests/snapshots/conformance.txt`, so that a changed
+/// row fails in this crate's own tests (the README test in `integration-tests` pins only what the
+/// Markdown shows). After a deliberate change: `BLESS=1 cargo test -p otel-messaging --features
+/// testing --test conformance`, and review the diff.
+#[test]
+fn the_table_equals_its_snapshot() {
+    use otel_messaging::testing::conformance::{markdown, operations, rows};
+    let mut dump = String::new();
+    for system in ["kafka", "rabbitmq", "aws_sqs", "aws.sns", "redis", "nats", "unknown"] {
+        dump.push_str(&format!("## {system}: {:?}\n", operations(system)));
+        for operation in ["create", "send", "receive", "process", "settle", "other"] {
+            for row in rows(system, operation) {
+                dump.push_str(&format!("{operation} {row:?} never_emitted={}\n", row.never_emitted()));
+            }
+        }
+        dump.push_str(&markdown(system));
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/conformance.txt");
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &dump).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        dump == expected,
+        "the conformance table differs from {} (BLESS=1 to accept, then review the diff)",
+        path.display()
+    );
+}

@@ -64,7 +64,11 @@ fn with_no_propagator_anywhere_w3c_propagates_and_a_global_one_installed_later_w
         .with_span(t.tracer("app").start("POST /orders"))
         .with_baggage([KeyValue::new("tenant", "acme")]);
     let mut headers: HashMap<String, String> = HashMap::new();
-    let send = instrumenter.start_send(&View(OperationType::Send), &request, &headers);
+    let send = instrumenter
+        .operation(&View(OperationType::Send))
+        .with_parent(&request)
+        .with_outgoing_message(&headers)
+        .start();
     send.inject(&mut headers);
     let send_span = send.context().span().span_context().clone();
     send.end_ok();
@@ -75,7 +79,8 @@ fn with_no_propagator_anywhere_w3c_propagates_and_a_global_one_installed_later_w
     );
     assert_eq!(headers.get("baggage").map(String::as_str), Some("tenant=acme"));
 
-    let process = instrumenter.start_process(&View(OperationType::Process), &headers);
+    let process =
+        instrumenter.operation(&View(OperationType::Process)).with_delivered_message(&headers).start();
     assert_eq!(process.context().span().span_context().trace_id(), send_span.trace_id(), "one trace");
     assert_eq!(process.context().baggage().get("tenant").map(|v| v.as_str().to_owned()), Some("acme".into()));
     process.end_ok();
@@ -84,7 +89,11 @@ fn with_no_propagator_anywhere_w3c_propagates_and_a_global_one_installed_later_w
     opentelemetry::global::set_text_map_propagator(Custom);
     assert_eq!(instrumenter.propagation_fields(), ["x-custom"]);
     let mut headers: HashMap<String, String> = HashMap::new();
-    let send = instrumenter.start_send(&View(OperationType::Send), &request, &headers);
+    let send = instrumenter
+        .operation(&View(OperationType::Send))
+        .with_parent(&request)
+        .with_outgoing_message(&headers)
+        .start();
     send.inject(&mut headers);
     send.end_ok();
     assert_eq!(headers.keys().collect::<Vec<_>>(), ["x-custom"]);

@@ -24,13 +24,23 @@ fn an_instrumenter_built_before_the_provider_exports_to_it_once_installed() {
     // Built, and used, as an `AppState` built before telemetry would.
     let instrumenter = MessagingInstrumenter::new();
     let headers: HashMap<String, String> = HashMap::new();
-    instrumenter.start_send(&SendTo("orders"), &Context::new(), &headers).end_ok();
+    instrumenter
+        .operation(&SendTo("orders"))
+        .with_parent(&Context::new())
+        .with_outgoing_message(&headers)
+        .start()
+        .end_ok();
 
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
     opentelemetry::global::set_tracer_provider(provider.clone());
     for _ in 0..3 {
-        instrumenter.start_send(&SendTo("orders"), &Context::new(), &headers).end_ok();
+        instrumenter
+            .operation(&SendTo("orders"))
+            .with_parent(&Context::new())
+            .with_outgoing_message(&headers)
+            .start()
+            .end_ok();
     }
     provider.force_flush().expect("flush");
     // Only this test's spans: the other test of this binary sends to `payments` on the same
@@ -73,7 +83,12 @@ fn sent_messages(provider: &SdkMeterProvider, exporter: &InMemoryMetricExporter)
 fn an_instrumenter_built_before_the_meter_provider_records_to_it_once_installed() {
     let instrumenter = MessagingInstrumenter::new();
     let headers: HashMap<String, String> = HashMap::new();
-    instrumenter.start_send(&SendTo("payments"), &Context::new(), &headers).end_ok();
+    instrumenter
+        .operation(&SendTo("payments"))
+        .with_parent(&Context::new())
+        .with_outgoing_message(&headers)
+        .start()
+        .end_ok();
 
     let exporter = InMemoryMetricExporter::default();
     let provider = SdkMeterProvider::builder().with_periodic_exporter(exporter.clone()).build();
@@ -85,19 +100,34 @@ fn an_instrumenter_built_before_the_meter_provider_records_to_it_once_installed(
             Instant::now() < deadline,
             "no sent message recorded 10 s after the meter provider was installed"
         );
-        instrumenter.start_send(&SendTo("payments"), &Context::new(), &headers).end_ok();
+        instrumenter
+            .operation(&SendTo("payments"))
+            .with_parent(&Context::new())
+            .with_outgoing_message(&headers)
+            .start()
+            .end_ok();
         std::thread::sleep(Duration::from_millis(50));
     }
     // From then on every operation is recorded, on this thread and on others.
     let before = sent_messages(&provider, &exporter);
     for _ in 0..5 {
-        instrumenter.start_send(&SendTo("payments"), &Context::new(), &headers).end_ok();
+        instrumenter
+            .operation(&SendTo("payments"))
+            .with_parent(&Context::new())
+            .with_outgoing_message(&headers)
+            .start()
+            .end_ok();
     }
     let other = instrumenter.clone();
     std::thread::spawn(move || {
         let headers: HashMap<String, String> = HashMap::new();
         for _ in 0..5 {
-            other.start_send(&SendTo("payments"), &Context::new(), &headers).end_ok();
+            other
+                .operation(&SendTo("payments"))
+                .with_parent(&Context::new())
+                .with_outgoing_message(&headers)
+                .start()
+                .end_ok();
         }
     })
     .join()

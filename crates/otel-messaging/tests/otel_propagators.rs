@@ -28,11 +28,11 @@ fn b3_and_xray_propagate_beside_w3c_when_otel_propagators_names_them() {
     let request = opentelemetry::Context::new().with_span(t.tracer("app").start("POST /orders"));
     let trace_id = request.span().span_context().trace_id();
     let mut headers: HashMap<String, String> = HashMap::new();
-    let send = instrumenter.start_send(
-        &BenchView { operation: OperationType::Send, partition: None },
-        &request,
-        &headers,
-    );
+    let send = instrumenter
+        .operation(&BenchView { operation: OperationType::Send, partition: None })
+        .with_parent(&request)
+        .with_outgoing_message(&headers)
+        .start();
     send.inject(&mut headers);
     send.end_ok();
     let mut keys: Vec<&str> = headers.keys().map(String::as_str).collect();

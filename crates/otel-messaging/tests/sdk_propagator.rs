@@ -47,10 +47,18 @@ fn round_trip(instrumenter: &MessagingInstrumenter, t: &TestTelemetry) -> (Bench
         .with_span(t.tracer("app").start("POST /orders"))
         .with_baggage([KeyValue::new("tenant", "acme")]);
     let mut headers = BenchHeaders::default();
-    let send = instrumenter.start_send(&view(OperationType::Send), &request, &headers);
+    let send = instrumenter
+        .operation(&view(OperationType::Send))
+        .with_parent(&request)
+        .with_outgoing_message(&headers)
+        .start();
     send.inject(&mut headers);
     send.end_ok();
-    let process = instrumenter.start_process_in(&view(OperationType::Process), &headers, &Context::new());
+    let process = instrumenter
+        .operation(&view(OperationType::Process))
+        .with_parent(&Context::new())
+        .with_delivered_message(&headers)
+        .start();
     let cx = process.context().clone();
     process.end_ok();
     (headers, cx)

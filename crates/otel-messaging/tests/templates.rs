@@ -12,7 +12,7 @@ mod common;
 
 use common::SendTo;
 use otel_messaging::{
-    DestinationTemplates,
+    DestinationTemplates, MessagingInstrumenterBuilder,
     testing::{TestTelemetry, attributes},
 };
 
@@ -26,8 +26,18 @@ fn a_matching_destination_names_its_span_by_its_template_and_keeps_its_name() {
     let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter_builder().with_destination_templates(templates()).build();
     let headers: HashMap<String, String> = HashMap::new();
-    instrumenter.start_send(&SendTo("orders.4711.created"), &Context::new(), &headers).end_ok();
-    instrumenter.start_send(&SendTo("payments"), &Context::new(), &headers).end_ok();
+    instrumenter
+        .operation(&SendTo("orders.4711.created"))
+        .with_parent(&Context::new())
+        .with_outgoing_message(&headers)
+        .start()
+        .end_ok();
+    instrumenter
+        .operation(&SendTo("payments"))
+        .with_parent(&Context::new())
+        .with_outgoing_message(&headers)
+        .start()
+        .end_ok();
     let spans = t.spans();
     assert_eq!(spans[0].name, "send orders.{order_id}.created");
     let a = attributes(&spans[0]);
@@ -44,7 +54,12 @@ fn templates_keep_metric_series_bounded_over_100_000_destinations() {
     let headers: HashMap<String, String> = HashMap::new();
     for i in 0..100_000 {
         let destination = format!("orders.{i}.created");
-        templated.start_send(&SendTo(&destination), &Context::new(), &headers).end_ok();
+        templated
+            .operation(&SendTo(&destination))
+            .with_parent(&Context::new())
+            .with_outgoing_message(&headers)
+            .start()
+            .end_ok();
     }
     let sent: Vec<_> =
         t.metrics().into_iter().filter(|m| m.name == "messaging.client.sent.messages").collect();
@@ -67,17 +82,24 @@ fn templates_keep_metric_series_bounded_over_100_000_destinations() {
     let plain = t.instrumenter();
     for i in 0..100 {
         let destination = format!("orders.{i}.created");
-        plain.start_send(&SendTo(&destination), &Context::new(), &headers).end_ok();
+        plain
+            .operation(&SendTo(&destination))
+            .with_parent(&Context::new())
+            .with_outgoing_message(&headers)
+            .start()
+            .end_ok();
     }
     let series = t.metrics().into_iter().filter(|m| m.name == "messaging.client.sent.messages").count();
     assert_eq!(series, 100);
 }
 
-/// Issue "Spec-exact and bounded", point 3: without templates, 100 000 destinations make at most
-/// 2 000 series of their own and one overflow series (`otel.metric.overflow = true`) — even on a
-/// meter provider whose own cardinality limit would let them all through.
-#[test]
-fn metric_attribute_sets_are_capped_with_an_overflow_set() {
+/// The series of `messaging.client.sent.messages` after sending to `destinations` distinct
+/// destinations through an instrumenter built by `configure`, on a meter provider whose own
+/// cardinality limit would let them all through: (series, the overflow series' count).
+fn sent_series(
+    destinations: usize,
+    configure: impl FnOnce(MessagingInstrumenterBuilder) -> MessagingInstrumenterBuilder,
+) -> (usize, Option<u64>) {
     use opentelemetry_sdk::metrics::{InMemoryMetricExporter, SdkMeterProvider, Stream};
     let exporter = InMemoryMetricExporter::default();
     let meter_provider = SdkMeterProvider::builder()
@@ -86,14 +108,21 @@ fn metric_attribute_sets_are_capped_with_an_overflow_set() {
             Stream::builder().with_cardinality_limit(1_000_000).build().ok()
         })
         .build();
-    let instrumenter = otel_messaging::MessagingInstrumenter::builder()
-        .with_tracer_provider(&opentelemetry_sdk::trace::SdkTracerProvider::builder().build())
-        .with_meter_provider(&meter_provider)
-        .build();
+    let instrumenter = configure(
+        otel_messaging::MessagingInstrumenter::builder()
+            .with_tracer_provider(&opentelemetry_sdk::trace::SdkTracerProvider::builder().build())
+            .with_meter_provider(&meter_provider),
+    )
+    .build();
     let headers: HashMap<String, String> = HashMap::new();
-    for i in 0..100_000 {
+    for i in 0..destinations {
         let destination = format!("orders.{i}.created");
-        instrumenter.start_send(&SendTo(&destination), &Context::new(), &headers).end_ok();
+        instrumenter
+            .operation(&SendTo(&destination))
+            .with_parent(&Context::new())
+            .with_outgoing_message(&headers)
+            .start()
+            .end_ok();
     }
     meter_provider.force_flush().expect("flush");
     let metrics = exporter.get_finished_metrics().expect("metrics");
@@ -116,6 +145,22 @@ fn metric_attribute_sets_are_capped_with_an_overflow_set() {
             }
         }
     }
+    (series, overflow)
+}
+
+/// Issue "Spec-exact and bounded", point 3: without templates, 100 000 destinations make at most
+/// 2 000 series of their own and one overflow series (`otel.metric.overflow = true`) — even on a
+/// meter provider whose own cardinality limit would let them all through.
+#[test]
+fn metric_attribute_sets_are_capped_with_an_overflow_set() {
+    let (series, overflow) = sent_series(100_000, |builder| builder);
     assert_eq!(series, 2_001, "2 000 sets of their own and the overflow set");
     assert_eq!(overflow, Some(98_000), "the measurements past the cap, none lost");
+}
+
+/// The cap is the builder's to set (`with_metric_cardinality_limit`).
+#[test]
+fn the_metric_cardinality_limit_is_configurable() {
+    let (series, overflow) = sent_series(500, |builder| builder.with_metric_cardinality_limit(10));
+    assert_eq!((series, overflow), (11, Some(490)));
 }

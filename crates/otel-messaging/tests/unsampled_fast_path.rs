@@ -37,10 +37,18 @@ fn remote(flags: TraceFlags) -> Context {
 /// Send under `parent`, then process the message with no ambient span.
 fn send_and_process(instrumenter: &MessagingInstrumenter, parent: &Context) -> (Headers, Context) {
     let mut headers = Headers::new();
-    let send = instrumenter.start_send(&view(OperationType::Send), parent, &headers);
+    let send = instrumenter
+        .operation(&view(OperationType::Send))
+        .with_parent(parent)
+        .with_outgoing_message(&headers)
+        .start();
     send.inject(&mut headers);
     send.end_ok();
-    let process = instrumenter.start_process_in(&view(OperationType::Process), &headers, &Context::new());
+    let process = instrumenter
+        .operation(&view(OperationType::Process))
+        .with_parent(&Context::new())
+        .with_delivered_message(&headers)
+        .start();
     let cx = process.context().clone();
     process.end_ok();
     (headers, cx)
@@ -105,10 +113,20 @@ fn failures_and_drops_are_recorded_in_the_metrics() {
     let t = TestTelemetry::with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn))).unchecked();
     let instrumenter = t.instrumenter_builder().with_parent_based_sampling(true).build();
     let parent = remote(TraceFlags::default());
-    let send = instrumenter.start_send(&view(OperationType::Send), &parent, &Headers::new());
+    let send = instrumenter
+        .operation(&view(OperationType::Send))
+        .with_parent(&parent)
+        .with_outgoing_message(&Headers::new())
+        .start();
     send.set_attributes([KeyValue::new("messaging.kafka.offset", 1_i64)]);
     send.end_error("timeout", "no answer");
-    drop(instrumenter.start_send(&view(OperationType::Send), &parent, &Headers::new()));
+    drop(
+        instrumenter
+            .operation(&view(OperationType::Send))
+            .with_parent(&parent)
+            .with_outgoing_message(&Headers::new())
+            .start(),
+    );
     let mut errors: Vec<String> = t
         .metrics()
         .iter()

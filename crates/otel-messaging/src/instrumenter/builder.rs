@@ -18,6 +18,7 @@ pub struct MessagingInstrumenterBuilder {
     skip: Option<SkipDestination>,
     templates: Option<crate::DestinationTemplates>,
     parent_based: bool,
+    metric_set_limit: Option<usize>,
 }
 
 /// A predicate on destination names: `true` skips the operation (no span, no metric).
@@ -127,6 +128,22 @@ impl MessagingInstrumenterBuilder {
     /// Defaults to on.
     pub fn with_metrics(mut self, enabled: bool) -> Self {
         self.metrics = Some(enabled);
+        self
+    }
+
+    /// At most `limit` distinct metric attribute sets (operation, destination or template,
+    /// partition, consumer group, server) are recorded under their own attributes; the
+    /// measurements of further sets go to one set with the attribute `otel.metric.overflow =
+    /// true` (and `error.type` when they failed), as the OpenTelemetry SDK does past its
+    /// cardinality limit — whatever the meter provider's own limit. Sets are counted once per
+    /// instrumenter, not per thread or instrument. Destination templates
+    /// ([`with_destination_templates`](Self::with_destination_templates)) keep ids out of the
+    /// sets in the first place.
+    ///
+    /// Defaults to 2 000, the SDK's default cardinality limit per instrument (semconv review,
+    /// issue "Spec-exact and bounded", point 3).
+    pub fn with_metric_cardinality_limit(mut self, limit: usize) -> Self {
+        self.metric_set_limit = Some(limit);
         self
     }
 
@@ -248,10 +265,11 @@ impl MessagingInstrumenterBuilder {
     /// Builds the instrumenter, creating its instruments once.
     pub fn build(self) -> MessagingInstrumenter {
         let tracer = self.tracer.unwrap_or_else(|| Box::new(GlobalTracer::new()));
+        let limit = self.metric_set_limit.unwrap_or(crate::metrics::MAX_ATTRIBUTE_SETS);
         let instruments = if self.metrics.unwrap_or(true) {
             Some(match self.meter {
-                Some(meter) => InstrumentSource::Fixed(Instruments::new(&meter)),
-                None => InstrumentSource::global(scope()),
+                Some(meter) => InstrumentSource::Fixed(Instruments::new(&meter, limit)),
+                None => InstrumentSource::global(scope(), limit),
             })
         } else {
             None

@@ -51,6 +51,7 @@ mod builder;
 mod enricher;
 mod naming;
 mod operation;
+mod operation_builder;
 mod start;
 mod traced_message;
 mod tracer;
@@ -62,6 +63,7 @@ use naming::intern;
 pub use naming::span_name;
 use operation::{MAX_CAPTURED_VALUES, queue_wait};
 pub use operation::{MAX_ERROR_DESCRIPTION_LEN, MAX_QUEUE_WAIT_SECS, Operation};
+pub use operation_builder::OperationBuilder;
 pub use traced_message::TracedMessage;
 
 use tracer::{GlobalTracer, SpanStarter};
@@ -97,7 +99,6 @@ struct Inner {
 ///
 /// ```
 /// use std::collections::HashMap;
-/// use opentelemetry::Context;
 /// use otel_messaging::{MessagingAttributes, MessagingInstrumenter, OperationType};
 ///
 /// struct Send<'a>(&'a str);
@@ -110,7 +111,7 @@ struct Inner {
 ///
 /// let instrumenter = MessagingInstrumenter::new();
 /// let mut headers: HashMap<String, String> = HashMap::new();
-/// let operation = instrumenter.start_send(&Send("orders"), &Context::current(), &headers);
+/// let operation = instrumenter.operation(&Send("orders")).with_outgoing_message(&headers).start();
 /// operation.inject(&mut headers);                  // the creation context goes into the message
 /// let result: Result<(), std::io::Error> = Ok(()); // ... the native send ...
 /// operation.end(&result, |_| "io");                // status, error.type, duration metric
@@ -254,6 +255,7 @@ impl MessagingInstrumenter {
 
     /// The instrumenter this call runs with: itself, or the default in force for a copy of the
     /// default.
+    #[inline]
     fn resolved(&self) -> std::borrow::Cow<'_, MessagingInstrumenter> {
         match self.follows {
             Follows::No => std::borrow::Cow::Borrowed(self),

@@ -4,48 +4,25 @@
 use super::*;
 
 impl MessagingInstrumenter {
-    /// Starts an operation whose parent is `parent`, with no links.
-    ///
-    /// Use it for settle operations and anything without a message carrier at hand.
-    pub fn start(&self, view: &dyn MessagingAttributes, parent: &Context) -> Operation {
-        if self.follows != Follows::No {
-            return self.resolved().start(view, parent);
-        }
-        self.start_span(SpanRequest::new(view, parent))
-    }
-
-    /// Like [`start`](Self::start), with the span's start back-dated to `started_at`: for
-    /// operations whose view is only complete once the broker answered (a receive that failed, a
-    /// poll whose destination is the returned message's topic), so the span and the duration
-    /// metric still cover the whole call (semconv: operations are timed from their start).
-    pub fn start_at(
+    /// Starts an operation without a message carrier: settle operations, receives that read no
+    /// creation context. [`OperationBuilder::start`] with nothing carried.
+    pub(super) fn start_plain(
         &self,
         view: &dyn MessagingAttributes,
         parent: &Context,
-        started_at: SystemTime,
+        started_at: Option<SystemTime>,
     ) -> Operation {
-        if self.follows != Follows::No {
-            return self.resolved().start_at(view, parent, started_at);
-        }
-        self.start_span(SpanRequest { started_at: Some(started_at), ..SpanRequest::new(view, parent) })
+        self.start_span(SpanRequest { started_at, ..SpanRequest::new(view, parent) })
     }
 
-    /// Starts a send (or create) operation for one outgoing message.
-    ///
-    /// `message` reads the headers the message already has: if they hold a valid creation context
-    /// (a user-provided one), it is **not** overwritten — [`Operation::inject`] does nothing,
-    /// the span links to that context and, being no longer the creation context, is a `CLIENT`
-    /// send span (semconv v1.44 "Trace structure" → "Producer spans").
-    /// Allow-listed headers are captured from `message` as `messaging.header.<name>`.
-    pub fn start_send(
+    /// Starts a send (or create) operation for one outgoing message ([`OperationBuilder::with_outgoing_message`]).
+    pub(super) fn start_send(
         &self,
         view: &dyn MessagingAttributes,
         parent: &Context,
         message: &dyn Extractor,
+        started_at: Option<SystemTime>,
     ) -> Operation {
-        if self.follows != Follows::No {
-            return self.resolved().start_send(view, parent, message);
-        }
         let existing = Extracted::new(self.inner.propagator.extract(message, false));
         let own_context = !existing.has_span;
         if self.unsampled_fast_path(parent) {
@@ -53,6 +30,7 @@ impl MessagingInstrumenter {
             return self.start_span(SpanRequest {
                 message: Some(message),
                 own_context,
+                started_at,
                 ..SpanRequest::new(view, parent)
             });
         }
@@ -69,37 +47,21 @@ impl MessagingInstrumenter {
             links,
             message: Some(message),
             own_context,
+            started_at,
             extra: lineage,
             ..SpanRequest::new(view, parent)
         })
     }
 
-    /// Starts the process operation of one delivered message, inside the current context
-    /// ([`crate::current_context`]: the current `tracing` span's with feature `tracing`) as the
-    /// ambient context. See [`start_process_in`](Self::start_process_in).
-    pub fn start_process(&self, view: &dyn MessagingAttributes, message: &dyn Extractor) -> Operation {
-        if self.follows != Follows::No {
-            return self.resolved().start_process(view, message);
-        }
-        self.start_process_in(view, message, &crate::current_context())
-    }
-
-    /// Starts the process operation of one delivered message.
-    ///
-    /// The creation context is read from `message` (strict W3C validation; invalid input means
-    /// "no context", and the span is then a child of `ambient` or a new root). Parent and links
-    /// follow [`process_parent`](Self::process_parent); the creation context is always linked.
-    /// Incoming baggage is visible in [`Operation::context`] unless the instrumenter is a trust
-    /// boundary. Queue wait is recorded when the view knows the send time.
-    pub fn start_process_in(
+    /// Starts the process operation of one delivered message, `ambient` being the context it is
+    /// processed in ([`OperationBuilder::with_delivered_message`]).
+    pub(super) fn start_process_in(
         &self,
         view: &dyn MessagingAttributes,
         message: &dyn Extractor,
         ambient: &Context,
+        started_at: Option<SystemTime>,
     ) -> Operation {
-        if self.follows != Follows::No {
-            return self.resolved().start_process_in(view, message, ambient);
-        }
         let extracted = Extracted::new(self.extract_context(message));
         let keep_baggage = !self.inner.trust_boundary;
         if self.inner.parent_based {
@@ -107,7 +69,7 @@ impl MessagingInstrumenter {
             if self.unsampled_fast_path(&parent) {
                 // No span: no links, no retry lineage to read, no clock read but for the metrics.
                 let sent = self.inner.instruments.as_ref().and(view.sent_time());
-                let now = self.inner.instruments.as_ref().map(|_| SystemTime::now());
+                let now = self.inner.instruments.as_ref().map(|_| started_at.unwrap_or_else(SystemTime::now));
                 let queue_wait = sent.zip(now).and_then(|(sent, now)| queue_wait(sent, now));
                 return self.start_span(SpanRequest {
                     message: Some(message),
@@ -132,7 +94,8 @@ impl MessagingInstrumenter {
         // One clock read, when queue wait or the metrics need it (otherwise the SDK reads the
         // clock, and only for a span that records).
         let sent = view.sent_time();
-        let now = (sent.is_some() || self.inner.instruments.is_some()).then(SystemTime::now);
+        let now =
+            started_at.or_else(|| (sent.is_some() || self.inner.instruments.is_some()).then(SystemTime::now));
         let queue_wait = sent.zip(now).and_then(|(sent, now)| queue_wait(sent, now));
         self.start_span(SpanRequest {
             links,
@@ -145,34 +108,29 @@ impl MessagingInstrumenter {
         })
     }
 
-    /// Starts a batch operation (receive/poll, batch process, batch settle) that links every
-    /// message's creation context, with per-message link attributes (e.g. `messaging.message.id`,
-    /// partition, offset).
-    ///
-    /// The parent is `parent` (never a creation context). `started_at` back-dates the span start,
-    /// for receive spans built after the poll returned (links must exist at span start so
-    /// samplers see them); `None` means now. Messages without a valid creation context get no
-    /// link.
-    pub fn start_batch<'m, I>(
-        &self,
-        view: &dyn MessagingAttributes,
-        parent: &Context,
-        started_at: Option<SystemTime>,
-        messages: I,
-    ) -> Operation
+    /// The links of a batch operation: every message's valid creation context, with its
+    /// per-message attributes ([`OperationBuilder::with_batch_links`]).
+    pub(super) fn batch_links<'m, I>(&self, messages: I) -> Vec<Link>
     where
         I: IntoIterator<Item = (&'m dyn Extractor, Vec<KeyValue>)>,
     {
-        if self.follows != Follows::No {
-            return self.resolved().start_batch(view, parent, started_at, messages);
-        }
-        let links = messages
+        messages
             .into_iter()
             .filter_map(|(extractor, attributes)| {
                 let sc = self.inner.propagator.extract_span_context(extractor)?;
                 Some(Link::new(sc, attributes, 0))
             })
-            .collect();
+            .collect()
+    }
+
+    /// Starts a batch operation whose `links` are made ([`batch_links`](Self::batch_links)).
+    pub(super) fn start_linked(
+        &self,
+        view: &dyn MessagingAttributes,
+        parent: &Context,
+        started_at: Option<SystemTime>,
+        links: Vec<Link>,
+    ) -> Operation {
         self.start_span(SpanRequest { links, started_at, ..SpanRequest::new(view, parent) })
     }
 

@@ -236,13 +236,21 @@ pub fn bench_ours<C: BenchCarrier>(
     use crate::OperationType;
     let mut headers = C::fresh();
     let send = headers.read(|x| {
-        instrumenter.start_send(&BenchView { operation: OperationType::Send, partition }, parent, x)
+        instrumenter
+            .operation(&BenchView { operation: OperationType::Send, partition })
+            .with_parent(parent)
+            .with_outgoing_message(x)
+            .start()
     });
     headers.write(|x| send.inject(x));
     send.end_ok();
     let process = headers.read(|x| {
         let view = BenchView { operation: OperationType::Process, partition };
-        instrumenter.start_process_in(&view, x, &opentelemetry::Context::new())
+        instrumenter
+            .operation(&view)
+            .with_parent(&opentelemetry::Context::new())
+            .with_delivered_message(x)
+            .start()
     });
     process.end_ok();
     headers
