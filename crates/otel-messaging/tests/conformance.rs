@@ -185,3 +185,63 @@ fn the_table_equals_its_snapshot() {
         path.display()
     );
 }
+
+/// What the checker reports names the rule: the attribute, its requirement level with its
+/// condition, and the table's note.
+#[test]
+fn a_problem_names_the_level_and_its_condition() {
+    let problems = check_span(&with(kafka_send(), KeyValue::new("error.type", "timeout")));
+    assert_eq!(
+        problems,
+        ["`error.type` (Cond. Required: iff the operation failed) is present: iff failed; `cancelled` / \
+          `panic` for a dropped or panicking handler"]
+    );
+}
+
+/// Each operation type's kinds (semconv v1.44 "Span kind"): CLIENT receive and settle, CONSUMER
+/// process — and only those.
+#[test]
+fn each_operation_type_has_its_span_kinds() {
+    let kind_problems = |operation: &str, kind: SpanKind| {
+        let mut span = with(kafka_send(), KeyValue::new("messaging.operation.type", operation.to_owned()));
+        span.span_kind = kind;
+        check_span(&span).into_iter().filter(|p| p.starts_with("kind ")).count()
+    };
+    for (operation, right, wrong) in [
+        ("receive", SpanKind::Client, SpanKind::Consumer),
+        ("settle", SpanKind::Client, SpanKind::Producer),
+        ("process", SpanKind::Consumer, SpanKind::Client),
+        ("send", SpanKind::Producer, SpanKind::Consumer),
+    ] {
+        assert_eq!(kind_problems(operation, right.clone()), 0, "{operation} as {right:?}");
+        assert_eq!(kind_problems(operation, wrong.clone()), 1, "{operation} as {wrong:?}");
+    }
+}
+
+/// Keys outside semconv's namespaces (the application's own, captured headers) are not checked
+/// against the table; a semconv key the table does not list is.
+#[test]
+fn only_semconv_keys_must_be_in_the_table() {
+    for key in ["app.tenant", "messaging.header.x_request_id", "otel_messaging.queue.wait.duration"] {
+        assert_eq!(check_span(&with(kafka_send(), KeyValue::new(key, "v"))), Vec::<String>::new(), "{key}");
+    }
+    for key in ["messaging.invented", "server.invented", "network.invented", "error.invented", "aws.invented"]
+    {
+        assert_eq!(check_span(&with(kafka_send(), KeyValue::new(key, "v"))).len(), 1, "{key}");
+    }
+}
+
+/// `assert_conforms` passes conforming spans and panics, naming the span, on one that is not.
+#[test]
+fn assert_conforms_fails_on_one_bad_span() {
+    use otel_messaging::testing::conformance::assert_conforms;
+    assert_conforms(&[kafka_send(), kafka_send()]);
+    let bad = without(kafka_send(), "messaging.operation.name");
+    let caught = std::panic::catch_unwind(|| assert_conforms(&[kafka_send(), bad]));
+    let message = caught.expect_err("a bad span must fail");
+    let message = message.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        message.contains("span \"send orders\"") && message.contains("messaging.operation.name"),
+        "{message}"
+    );
+}

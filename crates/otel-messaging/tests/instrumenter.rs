@@ -119,12 +119,7 @@ fn process_without_ambient_span_is_child_and_link_of_creation_context() {
     let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     let headers = send(&instrumenter, &Context::new());
-    instrumenter
-        .operation(&process_view())
-        .with_parent(&Context::new())
-        .with_delivered_message(&headers)
-        .start()
-        .end_ok();
+    instrumenter.operation(&process_view()).with_delivered_message(&headers).start().end_ok();
     let spans = t.spans();
     assert_trace(
         &spans,
@@ -191,12 +186,7 @@ fn link_policy_gives_new_root_plus_link_and_is_overridable_per_consumer() {
     let instrumenter = t.instrumenter();
     let headers = send(&instrumenter, &Context::new());
     let consumer = instrumenter.with_process_parent(ProcessParent::Link);
-    consumer
-        .operation(&process_view())
-        .with_parent(&Context::new())
-        .with_delivered_message(&headers)
-        .start()
-        .end_ok();
+    consumer.operation(&process_view()).with_delivered_message(&headers).start().end_ok();
     let spans = t.spans();
     assert_trace(
         &spans,
@@ -271,11 +261,7 @@ fn skipped_destinations_record_nothing_but_propagate() {
     send.end_ok();
     assert_eq!(headers["traceparent"], format!("00-{}-{}-01", request_id.trace_id(), request_id.span_id()));
     let process_health = View { destination: Some("health"), ..process_view() };
-    let process = instrumenter
-        .operation(&process_health)
-        .with_parent(&Context::new())
-        .with_delivered_message(&headers)
-        .start();
+    let process = instrumenter.operation(&process_health).with_delivered_message(&headers).start();
     assert_eq!(
         process.context().span().span_context().span_id(),
         request_id.span_id(),
@@ -299,12 +285,7 @@ fn skipped_destinations_record_nothing_but_propagate() {
 }
 
 fn send_view_recorded(instrumenter: &otel_messaging::MessagingInstrumenter) {
-    instrumenter
-        .operation(&send_view())
-        .with_parent(&Context::new())
-        .with_outgoing_message(&Headers::new())
-        .start()
-        .end_ok();
+    instrumenter.operation(&send_view()).with_outgoing_message(&Headers::new()).start().end_ok();
 }
 
 #[test]
@@ -315,11 +296,7 @@ fn baggage_flows_to_process_context_unless_trust_boundary() {
     let headers = send(&producer, &parent);
     assert!(headers.contains_key("baggage"));
 
-    let op = producer
-        .operation(&process_view())
-        .with_parent(&Context::new())
-        .with_delivered_message(&headers)
-        .start();
+    let op = producer.operation(&process_view()).with_delivered_message(&headers).start();
     assert_eq!(op.context().baggage().get("tenant").map(|v| v.as_str().to_owned()), Some("acme".into()));
     op.end_ok();
 
@@ -329,11 +306,7 @@ fn baggage_flows_to_process_context_unless_trust_boundary() {
         .with_process_parent(ProcessParent::CreationContext)
         .build();
     assert_eq!(guarded.process_parent(), ProcessParent::Link);
-    let op = guarded
-        .operation(&process_view())
-        .with_parent(&Context::new())
-        .with_delivered_message(&headers)
-        .start();
+    let op = guarded.operation(&process_view()).with_delivered_message(&headers).start();
     assert!(op.context().baggage().is_empty());
     assert!(!op.context().span().span_context().trace_id().to_string().is_empty());
     op.end_ok();
@@ -354,11 +327,7 @@ fn existing_creation_context_is_not_overwritten() {
     let instrumenter = t.instrumenter();
     let user_tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_string();
     let mut headers = Headers::from([("traceparent".to_string(), user_tp.clone())]);
-    let op = instrumenter
-        .operation(&send_view())
-        .with_parent(&Context::new())
-        .with_outgoing_message(&headers)
-        .start();
+    let op = instrumenter.operation(&send_view()).with_outgoing_message(&headers).start();
     assert!(!op.is_creation_context());
     op.inject(&mut headers);
     op.end_ok();
@@ -381,12 +350,7 @@ fn malformed_traceparent_means_no_context() {
         ]);
         let cx = instrumenter.extract_context(&headers);
         assert!(!cx.span().span_context().is_valid(), "{bad:?}");
-        instrumenter
-            .operation(&process_view())
-            .with_parent(&Context::new())
-            .with_delivered_message(&headers)
-            .start()
-            .end_ok();
+        instrumenter.operation(&process_view()).with_delivered_message(&headers).start().end_ok();
     }
     for s in t.spans() {
         assert_eq!(s.parent_span_id, opentelemetry::trace::SpanId::INVALID);
@@ -414,13 +378,7 @@ fn batch_links_every_creation_context_with_per_message_attributes() {
         (&b, vec![KeyValue::new("messaging.kafka.offset", 1_i64)]),
         (&none, vec![KeyValue::new("messaging.kafka.offset", 2_i64)]),
     ];
-    instrumenter
-        .operation(&view)
-        .with_parent(&Context::new())
-        .with_start_time(started)
-        .with_batch_links(messages)
-        .start()
-        .end_ok();
+    instrumenter.operation(&view).with_start_time(started).with_batch_links(messages).start().end_ok();
     let spans = t.spans();
     let poll = span(&spans, "poll orders");
     assert_eq!(poll.span_kind, SpanKind::Client);
@@ -439,11 +397,7 @@ fn failure_sets_status_error_type_and_metric_error_type() {
     let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     let headers = Headers::new();
-    let op = instrumenter
-        .operation(&send_view())
-        .with_parent(&Context::new())
-        .with_outgoing_message(&headers)
-        .start();
+    let op = instrumenter.operation(&send_view()).with_outgoing_message(&headers).start();
     let result: Result<(), std::io::Error> = Err(std::io::Error::other("broker down"));
     op.end(&result, |_| "BROKER_NOT_AVAILABLE");
     let spans = t.spans();
@@ -478,12 +432,7 @@ fn process_records_queue_wait_and_process_metrics() {
     let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     let view = View { sent: Some(SystemTime::now() - Duration::from_secs(2)), ..process_view() };
-    instrumenter
-        .operation(&view)
-        .with_parent(&Context::new())
-        .with_delivered_message(&Headers::new())
-        .start()
-        .end_ok();
+    instrumenter.operation(&view).with_delivered_message(&Headers::new()).start().end_ok();
     let spans = t.spans();
     let wait = match attributes(span(&spans, "process orders"))["otel_messaging.queue.wait.duration"] {
         Value::F64(v) => v,
@@ -508,12 +457,7 @@ fn an_implausible_send_time_records_no_queue_wait() {
     let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     let view = View { sent: Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1)), ..process_view() };
-    instrumenter
-        .operation(&view)
-        .with_parent(&Context::new())
-        .with_delivered_message(&Headers::new())
-        .start()
-        .end_ok();
+    instrumenter.operation(&view).with_delivered_message(&Headers::new()).start().end_ok();
     let spans = t.spans();
     assert!(!attributes(span(&spans, "process orders")).contains_key("otel_messaging.queue.wait.duration"));
     let metrics = t.metrics();
@@ -533,17 +477,8 @@ fn a_trust_boundary_reads_no_retry_lineage() {
     headers.insert("otel-retry-attempt".into(), "4294967295".into());
     headers.insert("otel-original-traceparent".into(), forged.into());
     headers.insert("otel-failed-traceparent".into(), forged.into());
-    open.operation(&process_view())
-        .with_parent(&Context::new())
-        .with_delivered_message(&headers)
-        .start()
-        .end_ok();
-    guarded
-        .operation(&process_view())
-        .with_parent(&Context::new())
-        .with_delivered_message(&headers)
-        .start()
-        .end_ok();
+    open.operation(&process_view()).with_delivered_message(&headers).start().end_ok();
+    guarded.operation(&process_view()).with_delivered_message(&headers).start().end_ok();
     let spans = t.spans();
     let processes: Vec<_> = spans.iter().filter(|s| s.name == "process orders").collect();
     let has_attempt = |s: &opentelemetry_sdk::trace::SpanData| {
@@ -559,9 +494,9 @@ fn span_name_follows_destination_rules() {
     let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     let anonymous = View { destination: Some("amq.gen-Xa2"), anonymous: true, ..send_view() };
-    instrumenter.operation(&anonymous).with_parent(&Context::new()).start().end_ok();
+    instrumenter.operation(&anonymous).start().end_ok();
     let templated = View { destination: Some("orders-42"), template: Some("orders-{id}"), ..send_view() };
-    instrumenter.operation(&templated).with_parent(&Context::new()).start().end_ok();
+    instrumenter.operation(&templated).start().end_ok();
     let names: Vec<_> = t.spans().into_iter().map(|s| s.name.to_string()).collect();
     assert_eq!(names, ["send", "send orders-{id}"]);
     let metrics = t.metrics();
@@ -578,7 +513,7 @@ fn span_name_follows_destination_rules() {
 #[test]
 fn dropping_an_operation_ends_its_span() {
     let t = TestTelemetry::without_conformance();
-    let op = t.instrumenter().operation(&send_view()).with_parent(&Context::new()).start();
+    let op = t.instrumenter().operation(&send_view()).start();
     drop(op);
     let spans = t.spans();
     assert_eq!(spans.len(), 1);
@@ -595,19 +530,10 @@ fn captured_headers_are_opt_in() {
         ("x-tenant".to_string(), "acme".to_string()),
         ("secret".to_string(), "s".to_string()),
     ]);
-    t.instrumenter()
-        .operation(&process_view())
-        .with_parent(&Context::new())
-        .with_delivered_message(&headers)
-        .start()
-        .end_ok();
+    t.instrumenter().operation(&process_view()).with_delivered_message(&headers).start().end_ok();
     let with = t.instrumenter_builder().with_captured_headers(["X-Tenant"]).build();
     let headers = Headers::from([("x-tenant".to_string(), "acme".to_string())]);
-    with.operation(&process_view())
-        .with_parent(&Context::new())
-        .with_delivered_message(&headers)
-        .start()
-        .end_ok();
+    with.operation(&process_view()).with_delivered_message(&headers).start().end_ok();
     let spans = t.spans();
     assert!(!attributes(&spans[0]).keys().any(|k| k.starts_with("messaging.header.")));
     assert_eq!(
@@ -635,11 +561,7 @@ fn captured_header_values_are_bounded() {
     let t = TestTelemetry::without_conformance();
     let with = t.instrumenter_builder().with_captured_headers(["x-tenant"]).build();
     let headers = Repeated((0..100).map(|i| format!("{i}-{}", "v".repeat(1_000))).collect());
-    with.operation(&process_view())
-        .with_parent(&Context::new())
-        .with_delivered_message(&headers)
-        .start()
-        .end_ok();
+    with.operation(&process_view()).with_delivered_message(&headers).start().end_ok();
     let spans = t.spans();
     let Value::Array(opentelemetry::Array::String(values)) =
         &attributes(&spans[0])["messaging.header.x_tenant"]
@@ -657,11 +579,7 @@ async fn run_nests_handler_spans_and_returns_result_unchanged() {
     let instrumenter = t.instrumenter();
     let headers = send(&instrumenter, &Context::new());
     let tracer = t.tracer("app");
-    let op = instrumenter
-        .operation(&process_view())
-        .with_parent(&Context::new())
-        .with_delivered_message(&headers)
-        .start();
+    let op = instrumenter.operation(&process_view()).with_delivered_message(&headers).start();
     let result: Result<u32, String> = op
         .run(async {
             tracer.in_span("db insert", |_| ());
@@ -698,11 +616,7 @@ fn carrier(fields: &[(&str, String)]) -> Headers {
 /// What a handler's own send would propagate from inside the process span of `incoming`.
 fn forwarded(t: &TestTelemetry, incoming: &Headers) -> Headers {
     let instrumenter = t.instrumenter();
-    let op = instrumenter
-        .operation(&process_view())
-        .with_parent(&Context::new())
-        .with_delivered_message(incoming)
-        .start();
+    let op = instrumenter.operation(&process_view()).with_delivered_message(incoming).start();
     let outgoing = send(&instrumenter, op.context());
     op.end_ok();
     outgoing
@@ -747,17 +661,13 @@ fn baggage_is_capped_to_w3c_limits_before_parsing() {
     let many = (0..1000).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join(",");
     let op = instrumenter
         .operation(&process_view())
-        .with_parent(&Context::new())
         .with_delivered_message(&carrier(&[("traceparent", TP.into()), ("baggage", many)]))
         .start();
     assert_eq!(op.context().baggage().len(), 64, "W3C: at most 64 members are read");
     op.end_ok();
     let big = format!("small=1,big={}", "v".repeat(9000));
-    let op = instrumenter
-        .operation(&process_view())
-        .with_parent(&Context::new())
-        .with_delivered_message(&carrier(&[("baggage", big)]))
-        .start();
+    let op =
+        instrumenter.operation(&process_view()).with_delivered_message(&carrier(&[("baggage", big)])).start();
     assert_eq!(op.context().baggage().len(), 1, "cut at the last member boundary within 8192 bytes");
     op.end_ok();
 }
@@ -784,12 +694,7 @@ fn trust_boundaries_and_batch_links_never_read_baggage() {
     let watched =
         Watched(carrier(&[("traceparent", TP.into()), ("baggage", "k=v".into())]), Default::default());
     let guarded = t.instrumenter_builder().with_trust_boundary(true).build();
-    guarded
-        .operation(&process_view())
-        .with_parent(&Context::new())
-        .with_delivered_message(&watched)
-        .start()
-        .end_ok();
+    guarded.operation(&process_view()).with_delivered_message(&watched).start().end_ok();
     assert!(!watched.1.borrow().iter().any(|k| k == "baggage"), "asked for {:?}", watched.1.borrow());
     assert!(guarded.extract_context(&watched).baggage().is_empty());
 
@@ -803,7 +708,6 @@ fn trust_boundaries_and_batch_links_never_read_baggage() {
     };
     t.instrumenter()
         .operation(&view)
-        .with_parent(&Context::new())
         .with_batch_links([(&watched as &dyn opentelemetry::propagation::Extractor, vec![])])
         .start()
         .end_ok();
@@ -817,17 +721,11 @@ fn error_descriptions_are_capped_and_can_be_turned_off() {
     let payload = format!("invalid type: string \"{}\", expected u32", "alice@example.com ".repeat(100));
     t.instrumenter()
         .operation(&send_view())
-        .with_parent(&Context::new())
         .with_outgoing_message(&Headers::new())
         .start()
         .end_error("serde", &payload);
     let quiet = t.instrumenter_builder().with_error_description(false).build();
-    quiet
-        .operation(&send_view())
-        .with_parent(&Context::new())
-        .with_outgoing_message(&Headers::new())
-        .start()
-        .end_error("serde", &payload);
+    quiet.operation(&send_view()).with_outgoing_message(&Headers::new()).start().end_error("serde", &payload);
     let spans = t.spans();
     let opentelemetry::trace::Status::Error { description } = &spans[0].status else {
         panic!("error status")
@@ -843,12 +741,7 @@ fn error_descriptions_are_capped_and_can_be_turned_off() {
 #[tokio::test]
 async fn a_panicking_handler_is_recorded_and_the_panic_goes_on_unchanged() {
     let t = TestTelemetry::without_conformance();
-    let op = t
-        .instrumenter()
-        .operation(&process_view())
-        .with_parent(&Context::new())
-        .with_delivered_message(&Headers::new())
-        .start();
+    let op = t.instrumenter().operation(&process_view()).with_delivered_message(&Headers::new()).start();
     let joined = tokio::spawn(op.run(async {
         if true {
             panic!("handler bug")
@@ -867,12 +760,7 @@ async fn a_panicking_handler_is_recorded_and_the_panic_goes_on_unchanged() {
 fn a_cancelled_handler_is_recorded_as_cancelled() {
     use futures_util::FutureExt as _;
     let t = TestTelemetry::without_conformance();
-    let op = t
-        .instrumenter()
-        .operation(&process_view())
-        .with_parent(&Context::new())
-        .with_delivered_message(&Headers::new())
-        .start();
+    let op = t.instrumenter().operation(&process_view()).with_delivered_message(&Headers::new()).start();
     let never = std::future::pending::<Result<(), std::io::Error>>();
     assert!(op.run(never).now_or_never().is_none(), "polled once, then dropped");
     let spans = t.spans();
@@ -888,29 +776,19 @@ fn a_cancelled_handler_is_recorded_as_cancelled() {
 fn dropped_operations_awaiting_an_outcome_are_cancelled() {
     let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
-    let op = instrumenter
-        .operation(&process_view())
-        .with_parent(&Context::new())
-        .with_delivered_message(&Headers::new())
-        .start();
+    let op = instrumenter.operation(&process_view()).with_delivered_message(&Headers::new()).start();
     drop(op.run(async { Ok::<_, std::io::Error>(()) }));
-    drop(
-        instrumenter
-            .operation(&send_view())
-            .with_parent(&Context::new())
-            .with_outgoing_message(&Headers::new())
-            .start(),
-    );
+    drop(instrumenter.operation(&send_view()).with_outgoing_message(&Headers::new()).start());
     let settle =
         View { op: Some(OperationType::Settle), name: "ack", destination: Some("orders"), ..View::default() };
-    drop(instrumenter.operation(&settle).with_parent(&Context::new()).start());
+    drop(instrumenter.operation(&settle).start());
     let receive = View {
         op: Some(OperationType::Receive),
         name: "poll",
         destination: Some("orders"),
         ..View::default()
     };
-    drop(instrumenter.operation(&receive).with_parent(&Context::new()).start());
+    drop(instrumenter.operation(&receive).start());
     let spans = t.spans();
     for name in ["process orders", "send orders", "ack orders"] {
         assert_eq!(attributes(span(&spans, name))["error.type"], Value::from("cancelled"), "{name}");
@@ -929,12 +807,7 @@ fn a_failed_receive_counts_nothing_and_is_timed_from_its_start() {
         ..View::default()
     };
     let started = SystemTime::now() - Duration::from_millis(300);
-    instrumenter
-        .operation(&receive)
-        .with_parent(&Context::new())
-        .with_start_time(started)
-        .start()
-        .end_error("CONNECTION_RESET", "reset");
+    instrumenter.operation(&receive).with_start_time(started).start().end_error("CONNECTION_RESET", "reset");
     let spans = t.spans();
     let s = span(&spans, "receive orders");
     assert_eq!(s.start_time, started);
@@ -951,7 +824,7 @@ fn a_failed_receive_counts_nothing_and_is_timed_from_its_start() {
 
     // A batch receive that failed after some messages counts those.
     let batch = View { batch: Some(2), ..receive };
-    instrumenter.operation(&batch).with_parent(&Context::new()).start().end_error("PARTITION_EOF", "eof");
+    instrumenter.operation(&batch).start().end_error("PARTITION_EOF", "eof");
     let consumed =
         t.metrics().into_iter().find(|m| m.name == "messaging.client.consumed.messages").expect("consumed");
     assert_eq!(consumed.count, 2);
@@ -962,11 +835,7 @@ async fn a_handler_failure_is_not_the_deliverys() {
     let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter();
     let view = View { sent: Some(SystemTime::now()), ..process_view() };
-    let op = instrumenter
-        .operation(&view)
-        .with_parent(&Context::new())
-        .with_delivered_message(&Headers::new())
-        .start();
+    let op = instrumenter.operation(&view).with_delivered_message(&Headers::new()).start();
     let _ = op.run(async { Err::<(), _>(std::io::Error::other("bad input")) }).await;
     for m in t.metrics() {
         let has_error = m.attributes.iter().any(|kv| kv.key.as_str() == "error.type");
@@ -998,12 +867,7 @@ fn an_enricher_adds_attributes_at_start_and_end_but_never_to_metrics() {
     let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter_builder().with_enricher(Tenant).build();
     let headers: Headers = [("x-tenant".to_owned(), "acme".to_owned())].into();
-    instrumenter
-        .operation(&process_view())
-        .with_parent(&Context::new())
-        .with_delivered_message(&headers)
-        .start()
-        .end_ok();
+    instrumenter.operation(&process_view()).with_delivered_message(&headers).start().end_ok();
     let spans = t.spans();
     let a = attributes(span(&spans, "process orders"));
     assert_eq!(a["app.tenant"], Value::from("acme"));
@@ -1021,13 +885,13 @@ fn an_enricher_adds_attributes_at_start_and_end_but_never_to_metrics() {
             attributes.push(KeyValue::new("app.queue", start.destination_name().unwrap_or("-").to_owned()));
         })
         .build();
-    instrumenter.operation(&send_view()).with_parent(&Context::new()).start().end_ok();
+    instrumenter.operation(&send_view()).start().end_ok();
     assert_eq!(attributes(&t.spans()[0])["app.queue"], Value::from("orders"));
     let t = TestTelemetry::without_conformance();
     let plain = t.instrumenter();
     let enriched = t.instrumenter_builder().with_enricher(()).build();
-    plain.operation(&send_view()).with_parent(&Context::new()).start().end_ok();
-    enriched.operation(&send_view()).with_parent(&Context::new()).start().end_ok();
+    plain.operation(&send_view()).start().end_ok();
+    enriched.operation(&send_view()).start().end_ok();
     let spans = t.spans();
     assert_eq!(attributes(&spans[0]), attributes(&spans[1]));
 }
@@ -1043,23 +907,14 @@ fn metrics_add_up_per_attribute_set_across_destinations_instrumenters_and_thread
         for i in 0..40 {
             let destination = if i % 2 == 0 { "orders" } else { "payments" };
             let view = View { destination: Some(destination), ..send_view() };
-            let op = instrumenter
-                .operation(&view)
-                .with_parent(&Context::new())
-                .with_outgoing_message(&Headers::new())
-                .start();
+            let op = instrumenter.operation(&view).with_outgoing_message(&Headers::new()).start();
             if i % 10 == 9 {
                 op.end_error("BROKER_NOT_AVAILABLE", "down");
             } else {
                 op.end_ok();
             }
             let view = View { destination: Some(destination), ..process_view() };
-            instrumenter
-                .operation(&view)
-                .with_parent(&Context::new())
-                .with_delivered_message(&Headers::new())
-                .start()
-                .end_ok();
+            instrumenter.operation(&view).with_delivered_message(&Headers::new()).start().end_ok();
         }
     };
     let (a, b) = (first.instrumenter(), second.instrumenter());
@@ -1141,12 +996,7 @@ fn a_span_that_does_not_record_builds_no_attributes_a_sampler_does_not_read() {
         let t = TestTelemetry::with_sampler(sampler).unchecked();
         let view = Counting { view: process_view(), asked: 0.into() };
         let headers = Headers::new();
-        t.instrumenter()
-            .operation(&view)
-            .with_parent(&Context::new())
-            .with_delivered_message(&headers)
-            .start()
-            .end_ok();
+        t.instrumenter().operation(&view).with_delivered_message(&headers).start().end_ok();
         let asked = view.asked.load(std::sync::atomic::Ordering::Relaxed);
         let spans = t.spans();
         if recording {

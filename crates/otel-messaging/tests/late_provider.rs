@@ -9,7 +9,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use opentelemetry::Context;
 use opentelemetry_sdk::{
     metrics::{InMemoryMetricExporter, SdkMeterProvider, data::AggregatedMetrics, data::MetricData},
     trace::{InMemorySpanExporter, SdkTracerProvider},
@@ -24,23 +23,13 @@ fn an_instrumenter_built_before_the_provider_exports_to_it_once_installed() {
     // Built, and used, as an `AppState` built before telemetry would.
     let instrumenter = MessagingInstrumenter::new();
     let headers: HashMap<String, String> = HashMap::new();
-    instrumenter
-        .operation(&SendTo("orders"))
-        .with_parent(&Context::new())
-        .with_outgoing_message(&headers)
-        .start()
-        .end_ok();
+    instrumenter.operation(&SendTo("orders")).with_outgoing_message(&headers).start().end_ok();
 
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
     opentelemetry::global::set_tracer_provider(provider.clone());
     for _ in 0..3 {
-        instrumenter
-            .operation(&SendTo("orders"))
-            .with_parent(&Context::new())
-            .with_outgoing_message(&headers)
-            .start()
-            .end_ok();
+        instrumenter.operation(&SendTo("orders")).with_outgoing_message(&headers).start().end_ok();
     }
     provider.force_flush().expect("flush");
     // Only this test's spans: the other test of this binary sends to `payments` on the same
@@ -83,12 +72,7 @@ fn sent_messages(provider: &SdkMeterProvider, exporter: &InMemoryMetricExporter)
 fn an_instrumenter_built_before_the_meter_provider_records_to_it_once_installed() {
     let instrumenter = MessagingInstrumenter::new();
     let headers: HashMap<String, String> = HashMap::new();
-    instrumenter
-        .operation(&SendTo("payments"))
-        .with_parent(&Context::new())
-        .with_outgoing_message(&headers)
-        .start()
-        .end_ok();
+    instrumenter.operation(&SendTo("payments")).with_outgoing_message(&headers).start().end_ok();
 
     let exporter = InMemoryMetricExporter::default();
     let provider = SdkMeterProvider::builder().with_periodic_exporter(exporter.clone()).build();
@@ -100,34 +84,19 @@ fn an_instrumenter_built_before_the_meter_provider_records_to_it_once_installed(
             Instant::now() < deadline,
             "no sent message recorded 10 s after the meter provider was installed"
         );
-        instrumenter
-            .operation(&SendTo("payments"))
-            .with_parent(&Context::new())
-            .with_outgoing_message(&headers)
-            .start()
-            .end_ok();
+        instrumenter.operation(&SendTo("payments")).with_outgoing_message(&headers).start().end_ok();
         std::thread::sleep(Duration::from_millis(50));
     }
     // From then on every operation is recorded, on this thread and on others.
     let before = sent_messages(&provider, &exporter);
     for _ in 0..5 {
-        instrumenter
-            .operation(&SendTo("payments"))
-            .with_parent(&Context::new())
-            .with_outgoing_message(&headers)
-            .start()
-            .end_ok();
+        instrumenter.operation(&SendTo("payments")).with_outgoing_message(&headers).start().end_ok();
     }
     let other = instrumenter.clone();
     std::thread::spawn(move || {
         let headers: HashMap<String, String> = HashMap::new();
         for _ in 0..5 {
-            other
-                .operation(&SendTo("payments"))
-                .with_parent(&Context::new())
-                .with_outgoing_message(&headers)
-                .start()
-                .end_ok();
+            other.operation(&SendTo("payments")).with_outgoing_message(&headers).start().end_ok();
         }
     })
     .join()

@@ -54,11 +54,8 @@ fn round_trip(instrumenter: &MessagingInstrumenter, t: &TestTelemetry) -> (Bench
         .start();
     send.inject(&mut headers);
     send.end_ok();
-    let process = instrumenter
-        .operation(&view(OperationType::Process))
-        .with_parent(&Context::new())
-        .with_delivered_message(&headers)
-        .start();
+    let process =
+        instrumenter.operation(&view(OperationType::Process)).with_delivered_message(&headers).start();
     let cx = process.context().clone();
     process.end_ok();
     (headers, cx)

@@ -6,10 +6,7 @@
 
 use std::collections::HashMap;
 
-use opentelemetry::{
-    Context,
-    trace::{SpanKind, TraceContextExt},
-};
+use opentelemetry::trace::{SpanKind, TraceContextExt};
 mod common;
 
 use common::SendTo;
@@ -24,12 +21,7 @@ fn the_default_can_be_set_at_any_time_and_every_copy_follows_it() {
     let early_copy = MessagingInstrumenter::global().clone();
     let early_policy = early_copy.with_process_parent(ProcessParent::NewRoot);
     let headers: HashMap<String, String> = HashMap::new();
-    early_copy
-        .operation(&SendTo("orders"))
-        .with_parent(&Context::new())
-        .with_outgoing_message(&headers)
-        .start()
-        .end_ok(); // the unset default's
+    early_copy.operation(&SendTo("orders")).with_outgoing_message(&headers).start().end_ok(); // the unset default's
 
     let t = TestTelemetry::without_conformance();
     // `TestTelemetry`'s instrumenter carries `W3cPropagator` as its explicit propagator.
@@ -37,11 +29,7 @@ fn the_default_can_be_set_at_any_time_and_every_copy_follows_it() {
     let global = MessagingInstrumenter::global();
     assert!(format!("{global:?}").contains("propagator: W3c"), "{global:?}");
     let mut headers: HashMap<String, String> = HashMap::new();
-    let operation = early_copy
-        .operation(&SendTo("orders"))
-        .with_parent(&Context::new())
-        .with_outgoing_message(&headers)
-        .start();
+    let operation = early_copy.operation(&SendTo("orders")).with_outgoing_message(&headers).start();
     operation.inject(&mut headers);
     let trace_id = operation.context().span().span_context().trace_id();
     operation.end_ok();
@@ -52,12 +40,7 @@ fn the_default_can_be_set_at_any_time_and_every_copy_follows_it() {
     // Set again: the next call of every copy goes to the new default.
     let other = TestTelemetry::without_conformance();
     MessagingInstrumenter::set_global(other.instrumenter()).expect("replaced");
-    early_copy
-        .operation(&SendTo("orders"))
-        .with_parent(&Context::new())
-        .with_outgoing_message(&headers)
-        .start()
-        .end_ok();
+    early_copy.operation(&SendTo("orders")).with_outgoing_message(&headers).start().end_ok();
     assert_eq!(t.spans().len(), 1, "nothing more to the first default");
     assert_eq!(other.spans().len(), 1, "the copy follows the second default");
 
@@ -65,11 +48,6 @@ fn the_default_can_be_set_at_any_time_and_every_copy_follows_it() {
     let error = MessagingInstrumenter::set_global(early_copy.clone()).expect_err("a copy");
     let _: &dyn std::error::Error = &error;
     assert!(error.to_string().contains("builder()"), "{error}");
-    early_copy
-        .operation(&SendTo("orders"))
-        .with_parent(&Context::new())
-        .with_outgoing_message(&headers)
-        .start()
-        .end_ok();
+    early_copy.operation(&SendTo("orders")).with_outgoing_message(&headers).start().end_ok();
     assert_eq!(other.spans().len(), 2);
 }

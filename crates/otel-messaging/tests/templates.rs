@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::trace::Sampler;
 mod common;
 
@@ -26,18 +26,8 @@ fn a_matching_destination_names_its_span_by_its_template_and_keeps_its_name() {
     let t = TestTelemetry::without_conformance();
     let instrumenter = t.instrumenter_builder().with_destination_templates(templates()).build();
     let headers: HashMap<String, String> = HashMap::new();
-    instrumenter
-        .operation(&SendTo("orders.4711.created"))
-        .with_parent(&Context::new())
-        .with_outgoing_message(&headers)
-        .start()
-        .end_ok();
-    instrumenter
-        .operation(&SendTo("payments"))
-        .with_parent(&Context::new())
-        .with_outgoing_message(&headers)
-        .start()
-        .end_ok();
+    instrumenter.operation(&SendTo("orders.4711.created")).with_outgoing_message(&headers).start().end_ok();
+    instrumenter.operation(&SendTo("payments")).with_outgoing_message(&headers).start().end_ok();
     let spans = t.spans();
     assert_eq!(spans[0].name, "send orders.{order_id}.created");
     let a = attributes(&spans[0]);
@@ -54,12 +44,7 @@ fn templates_keep_metric_series_bounded_over_100_000_destinations() {
     let headers: HashMap<String, String> = HashMap::new();
     for i in 0..100_000 {
         let destination = format!("orders.{i}.created");
-        templated
-            .operation(&SendTo(&destination))
-            .with_parent(&Context::new())
-            .with_outgoing_message(&headers)
-            .start()
-            .end_ok();
+        templated.operation(&SendTo(&destination)).with_outgoing_message(&headers).start().end_ok();
     }
     let sent: Vec<_> =
         t.metrics().into_iter().filter(|m| m.name == "messaging.client.sent.messages").collect();
@@ -82,12 +67,7 @@ fn templates_keep_metric_series_bounded_over_100_000_destinations() {
     let plain = t.instrumenter();
     for i in 0..100 {
         let destination = format!("orders.{i}.created");
-        plain
-            .operation(&SendTo(&destination))
-            .with_parent(&Context::new())
-            .with_outgoing_message(&headers)
-            .start()
-            .end_ok();
+        plain.operation(&SendTo(&destination)).with_outgoing_message(&headers).start().end_ok();
     }
     let series = t.metrics().into_iter().filter(|m| m.name == "messaging.client.sent.messages").count();
     assert_eq!(series, 100);
@@ -117,12 +97,7 @@ fn sent_series(
     let headers: HashMap<String, String> = HashMap::new();
     for i in 0..destinations {
         let destination = format!("orders.{i}.created");
-        instrumenter
-            .operation(&SendTo(&destination))
-            .with_parent(&Context::new())
-            .with_outgoing_message(&headers)
-            .start()
-            .end_ok();
+        instrumenter.operation(&SendTo(&destination)).with_outgoing_message(&headers).start().end_ok();
     }
     meter_provider.force_flush().expect("flush");
     let metrics = exporter.get_finished_metrics().expect("metrics");

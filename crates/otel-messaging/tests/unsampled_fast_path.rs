@@ -44,11 +44,8 @@ fn send_and_process(instrumenter: &MessagingInstrumenter, parent: &Context) -> (
         .start();
     send.inject(&mut headers);
     send.end_ok();
-    let process = instrumenter
-        .operation(&view(OperationType::Process))
-        .with_parent(&Context::new())
-        .with_delivered_message(&headers)
-        .start();
+    let process =
+        instrumenter.operation(&view(OperationType::Process)).with_delivered_message(&headers).start();
     let cx = process.context().clone();
     process.end_ok();
     (headers, cx)

@@ -270,7 +270,7 @@ impl MessagingInstrumenter {
     }
 
     /// Makes `instrumenter` the process-wide default that [`global`](Self::global) — and every
-    /// copy of it, such as each broker crate's `*Instrumentation::new()` / `global()` — runs
+    /// copy of it, such as each broker crate's `*Instrumentation::new()` — runs
     /// with from the next call on. It can be called at any time, also after traced calls were
     /// made, and again: copies of the default read it through a per-thread cache checked against
     /// a generation counter (one atomic load per operation, no lock).

@@ -54,8 +54,6 @@ pub enum Check {
     Present,
     /// Present iff the span's status is `Error`.
     IffFailed,
-    /// Present iff the span describes one message (no `messaging.batch.message_count`).
-    SingleMessage,
     /// Allowed; its presence depends on the message or the configuration (see the note).
     Allowed,
 }
@@ -449,14 +447,12 @@ pub fn check_span(span: &SpanData) -> Vec<String> {
         return vec![format!("no table for system {system:?}, operation type {operation:?}")];
     }
     let failed = matches!(span.status, opentelemetry::trace::Status::Error { .. });
-    let single = !attributes.contains_key(semconv::MESSAGING_BATCH_MESSAGE_COUNT);
     for row in &rows {
         let present = attributes.contains_key(row.key);
         let expected = match row.check {
             _ if row.never_emitted() => Some(false),
             Check::Present => Some(true),
             Check::IffFailed => Some(failed),
-            Check::SingleMessage => single.then_some(true),
             Check::Allowed => None,
         };
         if row.level == Level::Required && !present {
