@@ -303,3 +303,106 @@ mod raw {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use opentelemetry::propagation::{Extractor as _, Injector as _};
+    use otel_messaging::propagation::CollectedFields;
+    use rdkafka::message::{Header, Headers as _, OwnedHeaders};
+
+    use super::{
+        HeadersExtractor, HeadersInjector, RawHeaders as _, apply, fields_size, remove_fields,
+        serialized_size, varint_len,
+    };
+
+    fn pairs(headers: &OwnedHeaders) -> Vec<(String, Option<String>)> {
+        let reader = headers.raw();
+        (0..reader.count())
+            .filter_map(|i| reader.get(i))
+            .map(|(k, v)| {
+                (String::from_utf8_lossy(k).into_owned(), v.map(|v| String::from_utf8_lossy(v).into_owned()))
+            })
+            .collect()
+    }
+
+    /// The zig-zag varint length prefixes of the Kafka record format: 7 bits a byte, of twice the
+    /// length.
+    #[test]
+    fn varint_lengths_follow_the_record_format() {
+        for (n, len) in [(0, 1), (63, 1), (64, 2), (8_191, 2), (8_192, 3), (1_048_575, 3), (1_048_576, 4)] {
+            assert_eq!(varint_len(n), len, "{n}");
+        }
+    }
+
+    /// Sizes as librdkafka counts them against `message.max.bytes`: key + value + both prefixes.
+    #[test]
+    fn header_sizes_count_key_value_and_prefixes() {
+        let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned();
+        assert_eq!(fields_size(&[("traceparent", traceparent.clone())]), 11 + 55 + 1 + 1);
+        assert_eq!(fields_size(&[("k", "v".repeat(64))]), 1 + 64 + 1 + 2);
+        assert_eq!(fields_size::<&str>(&[]), 0);
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "traceparent", value: Some(traceparent.as_str()) })
+            .insert(Header { key: "empty", value: None::<&str> });
+        assert_eq!(serialized_size(&headers), (11 + 55 + 1 + 1) + (5 + 0 + 1 + 1));
+    }
+
+    /// Setting a field replaces every header of that exact key with one at the end; other headers
+    /// keep their order; removing takes exactly the written keys out again.
+    #[test]
+    fn fields_replace_and_are_removed_by_exact_key() {
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "traceparent", value: Some("stale-1") })
+            .insert(Header { key: "app", value: Some("x") })
+            .insert(Header { key: "traceparent", value: Some("stale-2") })
+            .insert(Header { key: "Traceparent", value: Some("other case") });
+        let fields =
+            CollectedFields(vec![("traceparent".into(), "new".into()), ("baggage".into(), "k=v".into())]);
+        let mut headers = apply(&fields, headers);
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            pairs(&headers),
+            [
+                ("app".into(), some("x")),
+                ("Traceparent".into(), some("other case")),
+                ("traceparent".into(), some("new")),
+                ("baggage".into(), some("k=v")),
+            ]
+        );
+        HeadersInjector(&mut headers).set("app", "y".into());
+        assert_eq!(pairs(&headers)[3], ("app".into(), some("y")));
+        assert_eq!(headers.count(), 4);
+        remove_fields(&mut headers, &fields);
+        assert_eq!(pairs(&headers), [("Traceparent".into(), some("other case")), ("app".into(), some("y"))]);
+    }
+
+    /// Reads: the last of repeated keys, any ASCII case, non-UTF-8 and null values skipped, keys
+    /// once each in order; a record with more than `MAX_HEADERS_READ` headers reads as none.
+    #[test]
+    fn the_extractor_reads_like_kafkas_last_header() {
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in [
+            (&b"traceparent"[..], Some(&b"first"[..])),
+            (b"TraceParent", Some(b"second")),
+            (b"traceparent", Some(&[0xff][..])),
+            (b"traceparent", None),
+            (b"baggage", Some(b"k=v")),
+        ] {
+            super::raw::add(&mut headers, key, value);
+        }
+        let x = HeadersExtractor(&headers);
+        assert_eq!(x.get("traceparent"), Some("second"));
+        assert_eq!(x.get_all("TRACEPARENT"), Some(vec!["first", "second"]));
+        assert_eq!(x.keys(), ["traceparent", "TraceParent", "baggage"]);
+        assert_eq!(x.get("missing"), None);
+        assert_eq!(x.get_all("missing"), None);
+        let mut many = OwnedHeaders::new();
+        for _ in 0..=super::MAX_HEADERS_READ {
+            super::raw::add(&mut many, b"traceparent", Some(b"x"));
+        }
+        assert_eq!(HeadersExtractor(&many).get("traceparent"), None);
+        assert_eq!(format!("{:?}", HeadersInjector(&mut many)), "HeadersInjector(1025)");
+    }
+}
