@@ -346,7 +346,7 @@ mod tests {
         let headers = OwnedHeaders::new()
             .insert(Header { key: "traceparent", value: Some(traceparent.as_str()) })
             .insert(Header { key: "empty", value: None::<&str> });
-        assert_eq!(serialized_size(&headers), (11 + 55 + 1 + 1) + (5 + 0 + 1 + 1));
+        assert_eq!(serialized_size(&headers), (11 + 55 + 1 + 1) + (5 + 1 + 1));
     }
 
     /// Setting a field replaces every header of that exact key with one at the end; other headers
