@@ -354,9 +354,47 @@ mod tests {
             "Root=1-5759e988;Parent=53995c3f42cd8ad8",
             "Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8",
             "Root=1-5759e988-bd862e3fe1be46a994272793",
+            "Root=1-5759e98g-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8",
+            "Root=1-5759e988a-bd862e3fe1be46a99427279;Parent=53995c3f42cd8ad8",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8adz",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad",
         ] {
             assert_eq!(xray_to_traceparent(bad), None, "{bad}");
         }
+        // Only an all-zero trace id is invalid, not a zero half of it.
+        for (header, traceparent) in [
+            (
+                "Root=1-00000000-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8",
+                "00-00000000bd862e3fe1be46a994272793-53995c3f42cd8ad8-00",
+            ),
+            (
+                "Root=1-5759e988-000000000000000000000000;Parent=53995c3f42cd8ad8;Sampled=1",
+                "00-5759e988000000000000000000000000-53995c3f42cd8ad8-01",
+            ),
+        ] {
+            assert_eq!(xray_to_traceparent(header).as_deref(), Some(traceparent), "{header}");
+        }
+    }
+
+    /// An attribute the message already has under a field's exact name is the sender's own and
+    /// is kept (only the other fields are written); the extractor lists every attribute name.
+    #[test]
+    fn a_present_field_is_kept_and_the_others_written() {
+        let mut a: HashMap<String, MessageAttributeValue> = (0..4)
+            .map(|i| (format!("a{i}"), string_attribute("v".into()).expect("attr")))
+            .chain([("traceparent".to_string(), string_attribute("the sender's".into()).expect("attr"))])
+            .collect();
+        let fields = vec![("traceparent".into(), "ours".to_string()), ("baggage".into(), "k=v".to_string())];
+        assert!(inject_within_limit(fields, &mut a, usize::MAX).is_some());
+        assert_eq!(a.len(), 6);
+        let extractor = MessageAttributesExtractor(&a);
+        assert_eq!(
+            (extractor.get("traceparent"), extractor.get("baggage")),
+            (Some("the sender's"), Some("k=v"))
+        );
+        let mut keys = extractor.keys();
+        keys.sort_unstable();
+        assert_eq!(keys, ["a0", "a1", "a2", "a3", "baggage", "traceparent"]);
     }
 
     #[test]
