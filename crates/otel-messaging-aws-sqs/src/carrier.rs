@@ -376,6 +376,57 @@ mod tests {
         }
     }
 
+    /// Sizes as SQS counts them: the body, and per attribute its name, data type and every value.
+    #[test]
+    fn message_sizes_count_body_names_types_and_values() {
+        let string = string_attribute("0123456789".into()).expect("attr");
+        assert_eq!(attribute_size("traceparent", &string), 11 + 6 + 10);
+        let binary = MessageAttributeValue::builder()
+            .data_type("Binary")
+            .binary_value(aws_sdk_sqs::primitives::Blob::new(vec![0_u8; 7]))
+            .build()
+            .expect("attr");
+        assert_eq!(attribute_size("b", &binary), 1 + 6 + 7);
+        let lists = MessageAttributeValue::builder()
+            .data_type("String.list")
+            .string_list_values("ab")
+            .string_list_values("cde")
+            .binary_list_values(aws_sdk_sqs::primitives::Blob::new(vec![1_u8; 4]))
+            .build()
+            .expect("attr");
+        assert_eq!(attribute_size("l", &lists), 1 + 11 + 5 + 4);
+        let attributes: HashMap<String, MessageAttributeValue> =
+            [("traceparent".to_string(), string), ("b".to_string(), binary)].into();
+        assert_eq!(message_size("hello", Some(&attributes)), 5 + 27 + 14);
+        assert_eq!(message_size("hello", None), 5);
+    }
+
+    /// The X-Ray header is the context only when neither the attributes nor an SNS envelope carry
+    /// a `traceparent`; an envelope is looked for only in a JSON object that names a notification.
+    #[test]
+    fn the_xray_header_is_the_last_resort() {
+        let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let from_xray = "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01";
+        let none = ReceivedMessageExtractor::from_parts(Attributes::None, Some("plain body"), Some(header));
+        assert_eq!((none.get("traceparent"), none.keys()), (Some(from_xray), vec!["traceparent"]));
+        let own: HashMap<String, MessageAttributeValue> =
+            [("traceparent".to_string(), string_attribute("00-own".into()).expect("attr"))].into();
+        let attributes = ReceivedMessageExtractor::from_parts(Attributes::Sdk(&own), None, Some(header));
+        assert_eq!(attributes.get("traceparent"), Some("00-own"));
+        let envelope = r#"{"Type":"Notification","MessageAttributes":{"traceparent":{"Type":"String","Value":"00-sns"}}}"#;
+        let sns = ReceivedMessageExtractor::from_parts(Attributes::None, Some(envelope), Some(header));
+        assert_eq!((sns.get("traceparent"), sns.keys()), (Some("00-sns"), vec!["traceparent"]));
+        for not_an_envelope in [r#"["Notification"]"#, r#"{"Type":"Other"}"#] {
+            let body = ReceivedMessageExtractor::from_parts(Attributes::None, Some(not_an_envelope), None);
+            assert_eq!(body.get("traceparent"), None, "{not_an_envelope}");
+        }
+        #[cfg(feature = "lambda")]
+        {
+            assert!(none.context_from_xray_only());
+            assert!(!attributes.context_from_xray_only() && !sns.context_from_xray_only());
+        }
+    }
+
     /// An attribute the message already has under a field's exact name is the sender's own and
     /// is kept (only the other fields are written); the extractor lists every attribute name.
     #[test]
