@@ -90,3 +90,61 @@ impl Extractor for ArgPairsExtractor<'_> {
         self.0.chunks_exact(2).filter_map(|p| std::str::from_utf8(&p[0]).ok()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use opentelemetry::propagation::Extractor as _;
+    use redis::Value;
+
+    use super::{ArgPairsExtractor, StreamFieldsExtractor};
+
+    /// Bulk, simple and verbatim strings are read; other values are absent; every field is a key.
+    #[test]
+    fn every_string_kind_of_value_is_read() {
+        let map: HashMap<String, Value> = [
+            ("bulk".to_string(), Value::BulkString(b"b".to_vec())),
+            ("simple".to_string(), Value::SimpleString("s".into())),
+            (
+                "verbatim".to_string(),
+                Value::VerbatimString { format: redis::VerbatimFormat::Text, text: "v".into() },
+            ),
+            ("number".to_string(), Value::Int(1)),
+        ]
+        .into();
+        let x = StreamFieldsExtractor(&map);
+        let read: Vec<_> = ["bulk", "simple", "verbatim", "number"].map(|k| x.get(k)).into();
+        assert_eq!(read, [Some("b"), Some("s"), Some("v"), None]);
+        let mut keys = x.keys();
+        keys.sort_unstable();
+        assert_eq!(keys, ["bulk", "number", "simple", "verbatim"]);
+    }
+
+    /// Flattened `XADD` arguments: the last pair of a key wins, in any ASCII case; a non-UTF-8
+    /// name or value is skipped; an odd trailing argument is no pair.
+    #[test]
+    fn xadd_arguments_read_as_pairs() {
+        let args: Vec<Vec<u8>> = [
+            &b"traceparent"[..],
+            b"first",
+            b"payload",
+            b"x",
+            b"TraceParent",
+            b"second",
+            &[0xff],
+            b"bad name",
+            b"baggage",
+            &[0xfe],
+            b"dangling",
+        ]
+        .map(<[u8]>::to_vec)
+        .into();
+        let x = ArgPairsExtractor(&args);
+        assert_eq!(x.get("traceparent"), Some("second"));
+        assert_eq!(x.get("payload"), Some("x"));
+        assert_eq!(x.get("baggage"), None);
+        assert_eq!(x.get("dangling"), None);
+        assert_eq!(x.keys(), ["traceparent", "payload", "TraceParent", "baggage"]);
+    }
+}
