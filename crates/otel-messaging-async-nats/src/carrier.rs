@@ -73,6 +73,9 @@ mod tests {
         assert_eq!(extractor.get("baggage"), Some("k=2"));
         assert_eq!(extractor.get_all("baggage"), Some(vec!["k=1", "k=2"]));
         assert_eq!(extractor.get("tracestate"), None);
+        let mut keys = extractor.keys();
+        keys.sort_unstable();
+        assert_eq!(keys, ["Baggage", "traceparent"]);
     }
 
     #[test]

@@ -189,4 +189,51 @@ mod tests {
         let mut tiny = HashMap::new();
         assert_eq!(inject_within_limit(fields(), &mut tiny, 10), None, "over the byte budget");
     }
+
+    /// A field the message already holds under its exact name is the sender's own and kept; the
+    /// extractor lists every attribute name.
+    #[test]
+    fn a_present_field_is_kept_and_the_others_written() {
+        let mut attributes: HashMap<String, MessageAttributeValue> =
+            [("traceparent".to_string(), attribute("the sender's")), ("a".to_string(), attribute("v"))]
+                .into();
+        let fields = vec![
+            (std::borrow::Cow::Borrowed("traceparent"), "ours".to_owned()),
+            (std::borrow::Cow::Borrowed("baggage"), "k=v".to_owned()),
+        ];
+        assert!(inject_within_limit(fields, &mut attributes, usize::MAX).is_some());
+        let extractor = MessageAttributesExtractor(&attributes);
+        assert_eq!(
+            (extractor.get("traceparent"), extractor.get("baggage")),
+            (Some("the sender's"), Some("k=v"))
+        );
+        let mut keys = extractor.keys();
+        keys.sort_unstable();
+        assert_eq!(keys, ["a", "baggage", "traceparent"]);
+    }
+
+    /// An `SnsEvent` record's attributes: `String` and `String.*` values, any ASCII case, an exact
+    /// match first; `Binary` reads as absent.
+    #[cfg(feature = "lambda")]
+    #[test]
+    fn lambda_attributes_read_strings_only() {
+        let attribute = |kind: &str, value: &str| {
+            let mut attribute = aws_lambda_events::sns::MessageAttribute::default();
+            attribute.data_type = kind.to_owned();
+            attribute.value = value.to_owned();
+            attribute
+        };
+        let map: HashMap<String, aws_lambda_events::sns::MessageAttribute> = [
+            ("traceparent".to_string(), attribute("String", "00-exact")),
+            ("Baggage".to_string(), attribute("String.custom", "k=v")),
+            ("binary".to_string(), attribute("Binary", "eA==")),
+        ]
+        .into();
+        let x = LambdaAttributesExtractor(&map);
+        assert_eq!(x.get("traceparent"), Some("00-exact"));
+        assert_eq!(x.get("baggage"), Some("k=v"));
+        assert_eq!(x.get("binary"), None);
+        assert_eq!(x.get("missing"), None);
+        assert_eq!(x.keys().len(), 3);
+    }
 }
