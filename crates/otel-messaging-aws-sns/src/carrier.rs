@@ -236,4 +236,21 @@ mod tests {
         assert_eq!(x.get("missing"), None);
         assert_eq!(x.keys().len(), 3);
     }
+
+    /// Sizes as SNS counts them: body, subject, and per attribute its name, type and value.
+    #[test]
+    fn message_sizes_count_body_subject_and_attributes() {
+        let binary = MessageAttributeValue::builder()
+            .data_type("Binary")
+            .binary_value(aws_sdk_sns::primitives::Blob::new(vec![0_u8; 7]))
+            .build()
+            .expect("attr");
+        let attributes: HashMap<String, MessageAttributeValue> =
+            [("traceparent".to_string(), attribute("0123456789")), ("b".to_string(), binary)].into();
+        assert_eq!(
+            message_size("hello", Some("subj"), Some(&attributes)),
+            5 + 4 + (11 + 6 + 10) + (1 + 6 + 7)
+        );
+        assert_eq!(message_size("hello", None, None), 5);
+    }
 }
