@@ -14,6 +14,7 @@ if [ ${#files[@]} -eq 0 ]; then
   files=(
     crates/otel-messaging/src/propagation.rs
     crates/otel-messaging/src/propagation/w3c.rs
+    crates/otel-messaging/src/propagation/strict.rs
     crates/otel-messaging/src/retry.rs
     crates/otel-messaging/src/testing/conformance.rs
     crates/otel-messaging-rdkafka/src/carrier.rs
@@ -21,6 +22,7 @@ if [ ${#files[@]} -eq 0 ]; then
     crates/otel-messaging-aws-sqs/src/carrier.rs
     crates/otel-messaging-redis/src/carrier.rs
     crates/otel-messaging-async-nats/src/carrier.rs
+    crates/otel-messaging-aws-sns/src/carrier.rs
   )
 fi
 out="$here/target/mutants"

@@ -266,7 +266,9 @@ pub fn rows(system: &str, operation: &str) -> Vec<Row> {
             note: if kafka {
                 "the client handle's name `{client.id}#{producer|consumer}-{n}` (unique per client)"
             } else if redis {
-                "not emitted: a connection has no client name"
+                "not emitted: a connection has no client name (`CLIENT ID` would cost a round trip)"
+            } else if nats {
+                "not emitted: the server-assigned `client_id` is unique per server, not per cluster, and reading it clones the server info per call"
             } else {
                 "not emitted: the client library exposes none"
             },
