@@ -358,6 +358,7 @@ mod tests {
             "Root=1-5759e988a-bd862e3fe1be46a99427279;Parent=53995c3f42cd8ad8",
             "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8adz",
             "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad",
+            "Root=1-5759e988-bd862e3fe1be46a994272793-ff;Parent=53995c3f42cd8ad8",
         ] {
             assert_eq!(xray_to_traceparent(bad), None, "{bad}");
         }

@@ -375,6 +375,9 @@ mod tests {
         assert_eq!(pairs(&headers)[3], ("app".into(), some("y")));
         assert_eq!(headers.count(), 4);
         remove_fields(&mut headers, &fields);
+        let mut alone = OwnedHeaders::new().insert(Header { key: "traceparent", value: Some("stale") });
+        HeadersInjector(&mut alone).set("traceparent", "fresh".into());
+        assert_eq!(pairs(&alone), [("traceparent".into(), some("fresh"))], "replaced, not added");
         assert_eq!(pairs(&headers), [("Traceparent".into(), some("other case")), ("app".into(), some("y"))]);
     }
 
