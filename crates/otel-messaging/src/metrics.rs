@@ -7,8 +7,8 @@
 //! |---|---|---|---|
 //! | `messaging.client.operation.duration` | f64 histogram | `s` | every create/send/receive/settle operation, = span duration |
 //! | `messaging.process.duration` | f64 histogram | `s` | every process operation, = span duration |
-//! | `messaging.client.sent.messages` | u64 counter | `{message}` | per send operation, by its message count |
-//! | `messaging.client.consumed.messages` | u64 counter | `{message}` | once per delivery: receive operations (a failed receive counts nothing), and process operations not preceded by a traced receive |
+//! | `messaging.client.sent.messages` | u64 counter (observable) | `{message}` | per send operation, by its message count |
+//! | `messaging.client.consumed.messages` | u64 counter (observable) | `{message}` | once per delivery: receive operations (a failed receive counts nothing), and process operations not preceded by a traced receive |
 //! | `otel_messaging.queue.wait.duration` | f64 histogram | `s` | per process operation whose message carries a send time |
 //!
 //! Metric attributes are the low-cardinality ones only: `messaging.system`,
@@ -22,7 +22,11 @@
 //! An operation's attribute set is resolved when it starts, from a per-thread cache (the 4 most
 //! recently used sets, then up to 1 024 by family — the sets that differ only by partition — and
 //! partition; keyed by the view's borrowed strings, so a hit builds and drops no `KeyValue`), and
-//! shared by every operation with the same attributes. With feature
+//! shared by every operation with the same attributes. The two counters are observable counters
+//! over totals the set keeps in atomics (`counts.rs`): a message costs an atomic add, the SDK reads
+//! the totals when it collects — the same monotonic sums as synchronous counters, exported the
+//! same way (semconv names the instrument kind "Counter"; the data point is a monotonic Sum either
+//! way). With feature
 //! `bound-metrics` (opt-in) the measurements of successful operations go through instruments
 //! bound to that set (opentelemetry 0.33's experimental bound instruments): the SDK then neither
 //! hashes nor compares the attribute set per measurement (BENCHMARKS.md). Failed operations,
@@ -34,14 +38,16 @@ use std::sync::Arc;
 
 use opentelemetry::{
     KeyValue, StringValue,
-    metrics::{Counter, Histogram, Meter},
+    metrics::{Histogram, Meter, ObservableCounter},
 };
 
 use crate::{operation::OperationType, semconv};
 
 mod cache;
+mod counts;
 mod source;
 use cache::cached;
+use counts::{Counter, Counts, Registry};
 pub(crate) use source::InstrumentSource;
 
 /// The instruments of one instrumenter.
@@ -51,8 +57,12 @@ pub(crate) struct Instruments {
     id: u64,
     operation_duration: Histogram<f64>,
     process_duration: Histogram<f64>,
-    sent_messages: Counter<u64>,
-    consumed_messages: Counter<u64>,
+    /// `messaging.client.sent.messages` and `messaging.client.consumed.messages`: observable,
+    /// reporting the totals in `counts` (held so that the callbacks live as long as the rest).
+    _sent_messages: ObservableCounter<u64>,
+    _consumed_messages: ObservableCounter<u64>,
+    /// The message totals of every attribute set, read by the two counters' callbacks.
+    counts: Arc<Registry>,
     queue_wait: Histogram<f64>,
     /// The attribute sets admitted so far (at most [`MAX_ATTRIBUTE_SETS`]), each shared by every
     /// thread that uses it.
@@ -133,6 +143,8 @@ pub(crate) struct MetricSet {
     attributes: Vec<KeyValue>,
     /// With `messaging.operation.type` last (`messaging.client.operation.duration`).
     with_type: Vec<KeyValue>,
+    /// The set's message totals (shared by every overflow set: they record one attribute set).
+    counts: Arc<Counts>,
     #[cfg(feature = "bound-metrics")]
     bound: bound::Bound,
 }
@@ -168,8 +180,9 @@ impl MetricSet {
     }
 
     /// `key`'s set on `instruments`, recording under its own attributes, or under the overflow set's
-    /// when `overflow` (past [`MAX_ATTRIBUTE_SETS`]).
-    fn new(instruments: Instruments, key: &MetricKey<'_>, overflow: bool) -> Self {
+    /// when `overflow` (past [`MAX_ATTRIBUTE_SETS`]); `hash` is the key's (it files the set's
+    /// message totals).
+    fn new(instruments: Instruments, key: &MetricKey<'_>, hash: u64, overflow: bool) -> Self {
         let owned = |s: Option<&str>| s.map(Box::<str>::from);
         let (attributes, with_type) = if overflow {
             // Past the cap: keyed as `key` in the caches, recorded as the overflow set.
@@ -178,6 +191,7 @@ impl MetricSet {
         } else {
             Self::attributes_of(key)
         };
+        let counts = instruments.counts.counts(hash, &attributes, overflow);
         MetricSet {
             instruments,
             system: key.system,
@@ -190,6 +204,7 @@ impl MetricSet {
             server: key.server.map(|(address, port)| (Box::from(address), port)),
             attributes,
             with_type,
+            counts,
             #[cfg(feature = "bound-metrics")]
             bound: bound::Bound::default(),
         }
@@ -229,6 +244,16 @@ impl Instruments {
     /// Instruments on `meter` recording at most `limit` attribute sets under their own attributes.
     pub(crate) fn new(meter: &Meter, limit: usize) -> Self {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let counts = Arc::new(Registry::default());
+        let observable = |name: &'static str, description: &'static str, counter: Counter| {
+            let counts = counts.clone();
+            meter
+                .u64_observable_counter(name)
+                .with_unit(semconv::UNIT_MESSAGES)
+                .with_description(description)
+                .with_callback(move |observer| counts.observe(counter, observer))
+                .build()
+        };
         Instruments {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             operation_duration: meter
@@ -245,16 +270,17 @@ impl Instruments {
                 .with_description("Duration of processing operation.")
                 .with_boundaries(semconv::DURATION_BUCKETS.to_vec())
                 .build(),
-            sent_messages: meter
-                .u64_counter(semconv::MESSAGING_CLIENT_SENT_MESSAGES)
-                .with_unit(semconv::UNIT_MESSAGES)
-                .with_description("Number of messages producer attempted to send to the broker.")
-                .build(),
-            consumed_messages: meter
-                .u64_counter(semconv::MESSAGING_CLIENT_CONSUMED_MESSAGES)
-                .with_unit(semconv::UNIT_MESSAGES)
-                .with_description("Number of messages that were delivered to the application.")
-                .build(),
+            _sent_messages: observable(
+                semconv::MESSAGING_CLIENT_SENT_MESSAGES,
+                "Number of messages producer attempted to send to the broker.",
+                Counter::Sent,
+            ),
+            _consumed_messages: observable(
+                semconv::MESSAGING_CLIENT_CONSUMED_MESSAGES,
+                "Number of messages that were delivered to the application.",
+                Counter::Consumed,
+            ),
+            counts: counts.clone(),
             admitted: Arc::new(Admitted { keys: std::sync::Mutex::default(), limit }),
             queue_wait: meter
                 .f64_histogram(semconv::OTEL_MESSAGING_QUEUE_WAIT_DURATION)
@@ -277,7 +303,7 @@ impl Instruments {
         let mut keys = self.admitted.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let admitted = keys.len() < self.admitted.limit || keys.contains_key(&hash);
         if !admitted {
-            return Arc::new(MetricSet::new(self.clone(), key, true));
+            return Arc::new(MetricSet::new(self.clone(), key, hash, true));
         }
         let sets = keys.entry(hash).or_default();
         sets.retain(|set| set.strong_count() > 0);
@@ -287,7 +313,7 @@ impl Instruments {
         {
             return set;
         }
-        let set = Arc::new(MetricSet::new(self.clone(), key, false));
+        let set = Arc::new(MetricSet::new(self.clone(), key, hash, false));
         sets.push(Arc::downgrade(&set));
         set
     }
@@ -304,48 +330,43 @@ impl MetricSet {
     /// on the instruments the set was resolved with.
     pub(crate) fn record(&self, m: Measurement<'_>) {
         let (this, set) = (&self.instruments, self);
+        // The counters: an atomic add per operation (read by the SDK when it collects).
+        match m.operation_type {
+            // Delivery happened before the handler ran: a handler failure is not the delivery's,
+            // so it carries no `error.type`.
+            OperationType::Process if m.counts_as_delivery => {
+                set.counts.add(Counter::Consumed, m.messages, None);
+            }
+            OperationType::Process => {}
+            OperationType::Send => {
+                // A partly failed batch: the messages that succeeded without `error.type`.
+                let succeeded = if m.failed_messages > 0 { m.messages - m.failed_messages } else { 0 };
+                set.counts.add(Counter::Sent, succeeded, None);
+                set.counts.add(Counter::Sent, m.messages - succeeded, m.error_type);
+            }
+            OperationType::Receive if m.counts_as_delivery => {
+                set.counts.add(Counter::Consumed, m.messages, m.error_type);
+            }
+            _ => {}
+        }
         #[cfg(feature = "bound-metrics")]
         if m.error_type.is_none() && m.failed_messages == 0 {
             return bound::record(this, set, &m);
         }
-        let with_error = |attributes: &[KeyValue]| {
-            let mut attributes = attributes.to_vec();
-            if let Some(error_type) = m.error_type {
-                attributes.push(KeyValue::new(semconv::ERROR_TYPE, error_type.to_owned()));
-            }
-            attributes
-        };
         match m.operation_type {
             OperationType::Process => {
-                // Delivery and queue wait happened before the handler ran: a handler failure is
-                // not theirs, so they carry no `error.type`.
-                if m.counts_as_delivery && m.messages > 0 {
-                    this.consumed_messages.add(m.messages, &set.attributes);
-                }
                 if let Some(wait) = m.queue_wait_secs {
                     this.queue_wait.record(wait, &set.attributes);
                 }
-                if m.error_type.is_some() {
-                    this.process_duration.record(m.duration_secs, &with_error(&set.attributes));
+                if let Some(error_type) = m.error_type {
+                    this.process_duration.record(m.duration_secs, &with_error(&set.attributes, error_type));
                 } else {
                     this.process_duration.record(m.duration_secs, &set.attributes);
                 }
             }
             op => {
-                let succeeded = if m.failed_messages > 0 { m.messages - m.failed_messages } else { 0 };
-                if op == OperationType::Send && succeeded > 0 {
-                    this.sent_messages.add(succeeded, &set.attributes);
-                }
-                let attrs = with_error(&set.attributes);
-                let attempted = m.messages - succeeded;
-                if op == OperationType::Send && attempted > 0 {
-                    this.sent_messages.add(attempted, &attrs);
-                }
-                if op == OperationType::Receive && m.counts_as_delivery && m.messages > 0 {
-                    this.consumed_messages.add(m.messages, &attrs);
-                }
-                if m.error_type.is_some() {
-                    let mut attrs = attrs;
+                if let Some(error_type) = m.error_type {
+                    let mut attrs = with_error(&set.attributes, error_type);
                     attrs.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, op.as_str()));
                     this.operation_duration.record(m.duration_secs, &attrs);
                 } else {
@@ -356,34 +377,39 @@ impl MetricSet {
     }
 }
 
+/// `attributes` and `error.type = error_type`.
+fn with_error(attributes: &[KeyValue], error_type: &str) -> Vec<KeyValue> {
+    let mut with = Vec::with_capacity(attributes.len() + 2);
+    with.extend_from_slice(attributes);
+    with.push(KeyValue::new(semconv::ERROR_TYPE, error_type.to_owned()));
+    with
+}
+
 /// Instruments bound to the attribute sets of successful operations.
 #[cfg(feature = "bound-metrics")]
 mod bound {
     use std::sync::OnceLock;
 
-    use opentelemetry::metrics::{BoundCounter, BoundHistogram};
+    use opentelemetry::metrics::BoundHistogram;
 
     use super::{Instruments, Measurement, MetricSet};
     use crate::operation::OperationType;
 
-    /// The instruments one kind of successful operation records, bound to its attribute set;
-    /// each is bound on its first measurement, so an instrument never recorded exports nothing.
+    /// The histograms one kind of successful operation records, bound to its attribute set; each
+    /// is bound on its first measurement, so an instrument never recorded exports nothing. (The
+    /// message counters need no binding: they are totals in the set's own atomics.)
     #[derive(Default)]
     pub(super) struct Bound {
         duration: OnceLock<BoundHistogram<f64>>,
-        messages: OnceLock<BoundCounter<u64>>,
         queue_wait: OnceLock<BoundHistogram<f64>>,
     }
 
-    /// Records a successful operation (no `error.type`) through bound instruments: the same
-    /// measurements as the unbound path in [`Instruments::record`].
+    /// Records a successful operation's histograms (no `error.type`) through bound instruments:
+    /// the same measurements as the unbound path in [`MetricSet::record`].
     pub(super) fn record(instruments: &Instruments, set: &MetricSet, m: &Measurement<'_>) {
         let (bound, attrs) = (&set.bound, &set.attributes);
         match m.operation_type {
             OperationType::Process => {
-                if m.counts_as_delivery && m.messages > 0 {
-                    bound.messages.get_or_init(|| instruments.consumed_messages.bind(attrs)).add(m.messages);
-                }
                 if let Some(wait) = m.queue_wait_secs {
                     bound.queue_wait.get_or_init(|| instruments.queue_wait.bind(attrs)).record(wait);
                 }
@@ -392,17 +418,7 @@ mod bound {
                     .get_or_init(|| instruments.process_duration.bind(attrs))
                     .record(m.duration_secs);
             }
-            op => {
-                let counter = match op {
-                    OperationType::Send => Some(&instruments.sent_messages),
-                    OperationType::Receive if m.counts_as_delivery => Some(&instruments.consumed_messages),
-                    _ => None,
-                };
-                if let Some(counter) = counter
-                    && m.messages > 0
-                {
-                    bound.messages.get_or_init(|| counter.bind(attrs)).add(m.messages);
-                }
+            _ => {
                 bound
                     .duration
                     .get_or_init(|| instruments.operation_duration.bind(&set.with_type))

@@ -947,6 +947,36 @@ fn metrics_add_up_per_attribute_set_across_destinations_instrumenters_and_thread
     }
 }
 
+/// The message counters report totals since the start (observable counters over the attribute
+/// sets' atomics): a total must outlive the attribute set, which is freed when no thread caches it
+/// any more, and a set built again for the same attributes must go on from the old total.
+#[test]
+fn message_totals_outlive_their_attribute_set() {
+    let t = TestTelemetry::without_conformance();
+    let instrumenter = t.instrumenter();
+    let sent = |n: usize| {
+        // A thread of its own: when it ends, its cache and with it the attribute set are gone.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..n {
+                    instrumenter
+                        .operation(&send_view())
+                        .with_outgoing_message(&Headers::new())
+                        .start()
+                        .end_ok();
+                }
+            });
+        });
+        t.metrics()
+            .iter()
+            .filter(|m| m.name == "messaging.client.sent.messages")
+            .map(|m| m.count)
+            .sum::<u64>()
+    };
+    assert_eq!(sent(3), 3);
+    assert_eq!(sent(2), 5, "the second set went on from the first set's total");
+}
+
 /// A view that counts how often the attributes no sampler reads are asked for.
 struct Counting {
     view: View,
