@@ -10,12 +10,10 @@ use std::{borrow::Cow, collections::HashMap};
 use libfuzzer_sys::fuzz_target;
 use opentelemetry::{Context, propagation::TextMapPropagator, trace::TraceContextExt};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use otel_messaging::{
-    propagation::{
-        MAX_BAGGAGE_LEN, MAX_BAGGAGE_MEMBERS, MAX_TRACESTATE_LEN, cap_baggage, is_valid_traceparent,
-        sanitize_tracestate,
-    },
-    testing::assert_w3c_extracts_as_sdk,
+use bench_support::assert_w3c_extracts_as_sdk;
+use otel_messaging::propagation::{
+    MAX_BAGGAGE_LEN, MAX_BAGGAGE_MEMBERS, MAX_TRACESTATE_LEN, cap_baggage, is_valid_traceparent,
+    sanitize_tracestate,
 };
 
 fuzz_target!(|input: &str| {

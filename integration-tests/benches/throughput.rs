@@ -34,9 +34,10 @@
 
 use std::time::Instant;
 
+use bench_support::benchmark_telemetry;
 use futures_util::{StreamExt as _, stream::FuturesUnordered};
 use integration_tests::{amqp_url, process_cpu_seconds, redis_url, sqs_endpoint, unique_name};
-use otel_messaging::{MessagingInstrumenter, testing::benchmark_telemetry};
+use otel_messaging::MessagingInstrumenter;
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);

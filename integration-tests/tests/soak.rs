@@ -29,7 +29,7 @@ const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 #[global_allocator]
-static ALLOCATOR: otel_messaging::testing::CountingAllocator = otel_messaging::testing::CountingAllocator;
+static ALLOCATOR: bench_support::CountingAllocator = bench_support::CountingAllocator;
 
 /// Most heap bytes a message may leave behind after the warm-up (a leak of a span, a header copy
 /// or a handoff entry per message is larger).
@@ -46,7 +46,7 @@ fn messages() -> usize {
 }
 
 fn live_bytes() -> i64 {
-    otel_messaging::testing::CountingAllocator::live_bytes()
+    bench_support::CountingAllocator::live_bytes()
 }
 
 fn garbage(i: usize) -> bool {

@@ -13,15 +13,15 @@
 
 use std::hint::black_box;
 
+use bench_support::{
+    BenchHeaders, DropExporter, bench_floor, bench_ours, sdk_w3c_propagator, unsampled_request,
+};
 use opentelemetry::Context;
 use opentelemetry_sdk::{
     metrics::{InMemoryMetricExporter, SdkMeterProvider},
     trace::{Sampler, SdkTracerProvider},
 };
-use otel_messaging::{
-    MessagingInstrumenter,
-    testing::{BenchHeaders, DropExporter, bench_floor, bench_ours, sdk_w3c_propagator, unsampled_request},
-};
+use otel_messaging::MessagingInstrumenter;
 
 fn provider(sampler: Sampler) -> SdkTracerProvider {
     SdkTracerProvider::builder().with_sampler(sampler).with_simple_exporter(DropExporter).build()
@@ -72,10 +72,7 @@ fn main() {
         .build();
 
     let variants: Vec<Variant<'_>> = vec![
-        (
-            "baseline",
-            Box::new(|| drop(black_box(<BenchHeaders as otel_messaging::testing::BenchCarrier>::fresh()))),
-        ),
+        ("baseline", Box::new(|| drop(black_box(<BenchHeaders as bench_support::BenchCarrier>::fresh())))),
         (
             "floor/sampled",
             Box::new(|| drop(black_box(bench_floor::<BenchHeaders>(&sampled, &propagator, &root)))),

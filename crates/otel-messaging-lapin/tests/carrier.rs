@@ -8,7 +8,7 @@ use opentelemetry::{
     propagation::{Extractor, Injector, TextMapPropagator},
     trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState},
 };
-use otel_messaging::testing::w3c_propagator;
+use otel_messaging::propagation::W3cPropagator;
 use otel_messaging_lapin::{FieldTableExtractor, FieldTableInjector};
 
 const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -23,10 +23,10 @@ fn round_trips_through_w3c_propagator_as_long_strings() {
         TraceState::default(),
     );
     let mut table = FieldTable::default();
-    w3c_propagator()
+    W3cPropagator::new()
         .inject_context(&Context::new().with_remote_span_context(sc), &mut FieldTableInjector(&mut table));
     assert_eq!(table.inner().get("traceparent"), Some(&AMQPValue::LongString(LongString::from(TP))));
-    let cx = w3c_propagator().extract_with_context(&Context::new(), &FieldTableExtractor(&table));
+    let cx = W3cPropagator::new().extract_with_context(&Context::new(), &FieldTableExtractor(&table));
     assert_eq!(cx.span().span_context().span_id().to_string(), "00f067aa0ba902b7");
 }
 
@@ -75,6 +75,6 @@ proptest::proptest! {
         }
         let x = FieldTableExtractor(&table);
         let strict = otel_messaging::propagation::StrictExtractor::new(&x);
-        let _ = w3c_propagator().extract_with_context(&Context::new(), &strict);
+        let _ = W3cPropagator::new().extract_with_context(&Context::new(), &strict);
     }
 }

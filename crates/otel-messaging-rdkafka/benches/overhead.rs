@@ -31,6 +31,10 @@
 
 use std::{collections::HashMap, hint::black_box};
 
+use bench_support::{
+    BenchCarrier, CountingAllocator, DropExporter, bench_floor, bench_ours, sdk_w3c_propagator,
+    unsampled_request, w3c_propagator,
+};
 use criterion::{Criterion, criterion_group};
 use opentelemetry::{
     Context, KeyValue,
@@ -41,13 +45,7 @@ use opentelemetry_sdk::{
     metrics::{InMemoryMetricExporter, SdkMeterProvider},
     trace::{Sampler, SdkTracerProvider},
 };
-use otel_messaging::{
-    MessagingInstrumenter,
-    testing::{
-        BenchCarrier, CountingAllocator, DropExporter, bench_floor, bench_ours, sdk_w3c_propagator,
-        unsampled_request, w3c_propagator,
-    },
-};
+use otel_messaging::MessagingInstrumenter;
 use otel_messaging_rdkafka::{HeadersExtractor, HeadersInjector};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 

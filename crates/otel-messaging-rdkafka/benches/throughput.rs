@@ -20,9 +20,9 @@
 
 use std::time::{Duration, Instant};
 
+use bench_support::benchmark_telemetry;
 use futures_util::future::join_all;
 use opentelemetry_sdk::{metrics::SdkMeterProvider, trace::SdkTracerProvider};
-use otel_messaging::testing::benchmark_telemetry;
 use otel_messaging_rdkafka::{
     FutureProducerExt as _, KafkaInstrumentation, MessageExt as _, StreamConsumerExt as _,
 };
@@ -129,7 +129,7 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Traced instrumentation on the benchmark providers (`otel_messaging::testing::benchmark_telemetry`:
+/// Traced instrumentation on the benchmark providers (`bench_support::benchmark_telemetry`:
 /// batch processor to a dropping exporter, metrics on, sampled at `ratio`).
 fn traced(ratio: f64) -> (KafkaInstrumentation, SdkTracerProvider, SdkMeterProvider) {
     let (instrumenter, provider, meter) = benchmark_telemetry(ratio);

@@ -9,7 +9,7 @@ use opentelemetry::{
     propagation::{Extractor, Injector, TextMapPropagator},
     trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState},
 };
-use otel_messaging::testing::w3c_propagator;
+use otel_messaging::propagation::W3cPropagator;
 use otel_messaging_rdkafka::{HeadersExtractor, HeadersInjector, raw_headers};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 
@@ -30,7 +30,7 @@ fn pairs(headers: &OwnedHeaders) -> Vec<(String, Option<Vec<u8>>)> {
 
 #[test]
 fn round_trips_through_w3c_propagators() {
-    let propagator = w3c_propagator();
+    let propagator = W3cPropagator::new();
     let mut headers = OwnedHeaders::new();
     propagator.inject_context(&remote_context(), &mut HeadersInjector(&mut headers));
     let cx = propagator.extract_with_context(&Context::new(), &HeadersExtractor(&headers));
@@ -77,7 +77,7 @@ fn non_utf8_header_keys_are_skipped_never_a_panic() {
     assert_eq!(extractor.get("traceparent"), Some(tp));
     assert_eq!(extractor.get_all("traceparent"), Some(vec![tp]));
     assert_eq!(extractor.keys(), vec!["traceparent"]);
-    let cx = w3c_propagator().extract_with_context(&Context::new(), &extractor);
+    let cx = W3cPropagator::new().extract_with_context(&Context::new(), &extractor);
     assert!(cx.span().span_context().is_valid());
     // Injecting into such headers (a relay forwarding a consumed record's headers) keeps them.
     HeadersInjector(&mut headers).set("traceparent", "new".to_string());
@@ -156,7 +156,7 @@ proptest::proptest! {
         let _ = extractor.get("traceparent");
         let _ = extractor.get_all("tracestate");
         let _ = extractor.keys();
-        let cx = w3c_propagator().extract_with_context(&Context::new(), &otel_messaging::propagation::StrictExtractor::new(&extractor));
+        let cx = W3cPropagator::new().extract_with_context(&Context::new(), &otel_messaging::propagation::StrictExtractor::new(&extractor));
         let _ = cx.span().span_context().is_valid();
     }
 }

@@ -9,7 +9,7 @@ use opentelemetry::{
     propagation::{Extractor, TextMapPropagator},
     trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState},
 };
-use otel_messaging::testing::w3c_propagator;
+use otel_messaging::propagation::W3cPropagator;
 use otel_messaging_redis::{FieldsInjector, StreamFieldsExtractor, envelope};
 use redis::Value;
 
@@ -28,12 +28,13 @@ fn fields_round_trip_through_w3c_propagator() {
     let mut fields = vec![("traceparent".to_string(), "stale".to_string())];
     // The instrumenter wraps every carrier in NonEmptyInjector (the SDK writes an empty tracestate).
     let mut injector = FieldsInjector(&mut fields);
-    w3c_propagator().inject_context(&cx(), &mut otel_messaging::propagation::NonEmptyInjector(&mut injector));
+    W3cPropagator::new()
+        .inject_context(&cx(), &mut otel_messaging::propagation::NonEmptyInjector(&mut injector));
     assert_eq!(fields.len(), 1, "replaced, no empty tracestate");
     assert_ne!(fields[0].1, "stale");
     let map: HashMap<String, Value> =
         fields.into_iter().map(|(k, v)| (k, Value::BulkString(v.into_bytes()))).collect();
-    let extracted = w3c_propagator().extract_with_context(&Context::new(), &StreamFieldsExtractor(&map));
+    let extracted = W3cPropagator::new().extract_with_context(&Context::new(), &StreamFieldsExtractor(&map));
     assert_eq!(extracted.span().span_context().span_id().to_string(), "00f067aa0ba902b7");
 }
 
@@ -75,10 +76,11 @@ fn extractor_prefers_the_exact_key_in_small_and_large_entries() {
 #[test]
 fn envelope_carries_the_w3c_context() {
     let mut headers = envelope::EnvelopeHeaders::default();
-    w3c_propagator().inject_context(&cx(), &mut headers);
+    W3cPropagator::new().inject_context(&cx(), &mut headers);
     let bytes = envelope::encode(&headers, b"\x00payload\xff");
     let (decoded, payload) = envelope::decode(&bytes);
     assert_eq!(payload, b"\x00payload\xff");
-    let extracted = w3c_propagator().extract_with_context(&Context::new(), &decoded.expect("an envelope"));
+    let extracted =
+        W3cPropagator::new().extract_with_context(&Context::new(), &decoded.expect("an envelope"));
     assert_eq!(extracted.span().span_context().trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
 }

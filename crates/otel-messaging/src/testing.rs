@@ -119,11 +119,18 @@ impl Default for TestTelemetry {
     }
 }
 
-mod bench;
 mod waterfall;
-#[doc(hidden)]
-pub use bench::*;
 pub use waterfall::waterfall;
+
+/// The SDK's own W3C Trace Context + W3C Baggage propagators in a composite, the usual global
+/// propagator of an application: what [`DemoTelemetry`] installs, so that the generic propagator
+/// path (any `TextMapPropagator`) stays under test too.
+fn sdk_w3c_propagator() -> opentelemetry::propagation::TextMapCompositePropagator {
+    opentelemetry::propagation::TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ])
+}
 
 impl TestTelemetry {
     /// New providers and exporters, independent of every other instance and of the globals (the
@@ -168,12 +175,13 @@ impl TestTelemetry {
         self
     }
 
-    /// A builder already holding these providers and the W3C propagator ([`w3c_propagator`]).
+    /// A builder already holding these providers and the W3C propagator
+    /// ([`W3cPropagator`](crate::propagation::W3cPropagator)).
     pub fn instrumenter_builder(&self) -> MessagingInstrumenterBuilder {
         MessagingInstrumenter::builder()
             .with_tracer_provider(&self.tracer_provider)
             .with_meter_provider(&self.meter_provider)
-            .with_propagator(w3c_propagator())
+            .with_propagator(crate::propagation::W3cPropagator::new())
     }
 
     /// An instrumenter on these providers with every policy at its default.
@@ -483,7 +491,7 @@ pub fn assert_one_trace(spans: &[SpanData]) -> TraceId {
 const BAR_WIDTH: usize = 48;
 
 /// Global telemetry for examples and demos: installs a global tracer provider that keeps spans in
-/// memory and the SDK's W3C Trace Context + Baggage propagators ([`sdk_w3c_propagator`]) as the global
+/// memory and the SDK's W3C Trace Context + Baggage propagators (a `TextMapCompositePropagator` of the two) as the global
 /// propagator — remember that the opentelemetry-rust default global propagator is a no-op.
 #[derive(Debug)]
 pub struct DemoTelemetry {

@@ -3,12 +3,9 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+use bench_support::{CountingAllocator, w3c_propagator};
 use opentelemetry::trace::TraceContextExt;
-use otel_messaging::{
-    MessagingInstrumenter,
-    propagation::EmptyExtractor,
-    testing::{CountingAllocator, w3c_propagator},
-};
+use otel_messaging::{MessagingInstrumenter, propagation::EmptyExtractor};
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
@@ -87,8 +84,9 @@ impl opentelemetry::propagation::Extractor for Slots {
 /// data, no attribute vector, no links.
 #[test]
 fn the_unsampled_fast_path_allocates_only_what_the_api_requires() {
+    use bench_support::BenchView;
     use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-    use otel_messaging::{OperationType, testing::BenchView};
+    use otel_messaging::OperationType;
     let view = |operation| BenchView { operation, partition: None };
     let instrumenter = MessagingInstrumenter::builder()
         .with_propagator(w3c_propagator())

@@ -8,11 +8,9 @@
 
 use std::collections::HashMap;
 
+use bench_support::BenchView;
 use opentelemetry::trace::{TraceContextExt as _, Tracer as _};
-use otel_messaging::{
-    MessagingInstrumenter, OperationType,
-    testing::{BenchView, TestTelemetry},
-};
+use otel_messaging::{MessagingInstrumenter, OperationType, testing::TestTelemetry};
 
 #[test]
 fn b3_and_xray_propagate_beside_w3c_when_otel_propagators_names_them() {

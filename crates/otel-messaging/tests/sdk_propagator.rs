@@ -6,6 +6,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+use bench_support::{BenchHeaders, BenchView, sdk_w3c_propagator, w3c_propagator};
 use opentelemetry::{
     Context, KeyValue,
     baggage::BaggageExt as _,
@@ -13,10 +14,7 @@ use opentelemetry::{
     trace::{TraceContextExt as _, Tracer as _},
 };
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
-use otel_messaging::{
-    MessagingInstrumenter, OperationType,
-    testing::{BenchHeaders, BenchView, TestTelemetry, sdk_w3c_propagator, w3c_propagator},
-};
+use otel_messaging::{MessagingInstrumenter, OperationType, testing::TestTelemetry};
 
 /// The Kafka-like view of the benchmarks (destination `orders`).
 fn view(operation: OperationType) -> BenchView {
@@ -124,4 +122,30 @@ fn sdk_propagators_are_served_by_the_codec_and_a_later_global_one_takes_over() {
         "custom",
         "a zero-sized foreign propagator at the same address"
     );
+}
+
+/// Our W3C codec extracts what the SDK's propagators extract (behind `StrictExtractor`) from
+/// valid input, every version and flag value included (moved here from the codec's unit tests with
+/// the comparison, which lives in the unpublished `bench-support` crate beside the fuzz target
+/// that runs it on arbitrary input).
+#[test]
+fn extracts_what_the_sdk_extracts_from_valid_input() {
+    use otel_messaging::propagation::{BAGGAGE, TRACEPARENT, TRACESTATE, W3cPropagator};
+    for tp in [
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03",
+        "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-future",
+        "00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-ff",
+    ] {
+        let carrier = std::collections::HashMap::from([
+            (TRACEPARENT.to_owned(), tp.to_owned()),
+            (TRACESTATE.to_owned(), "rojo=1,congo=2".to_owned()),
+            (BAGGAGE.to_owned(), "k=v%20w,user=1;meta".to_owned()),
+        ]);
+        bench_support::assert_w3c_extracts_as_sdk(&carrier);
+        let ours = W3cPropagator::new().extract(&carrier);
+        assert!(ours.span().span_context().is_valid(), "{tp}");
+        assert_eq!(ours.baggage().len(), 2, "{tp}");
+    }
 }

@@ -7,15 +7,13 @@
 
 use std::collections::HashMap;
 
+use bench_support::BenchView;
 use opentelemetry::{
     Context, KeyValue,
     trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer as _},
 };
 use opentelemetry_sdk::trace::Sampler;
-use otel_messaging::{
-    MessagingInstrumenter, OperationType,
-    testing::{BenchView, TestTelemetry},
-};
+use otel_messaging::{MessagingInstrumenter, OperationType, testing::TestTelemetry};
 
 /// The Kafka-like view of the benchmarks (destination `orders`).
 fn view(operation: OperationType) -> BenchView {

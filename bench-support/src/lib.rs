@@ -1,9 +1,15 @@
-//! Benchmark and fuzzing plumbing (hidden from the docs: not part of the testing API a user
-//! relies on): a span exporter that drops everything, the benchmark providers, the SDK's W3C
-//! propagators for comparisons, and an allocation-counting global allocator.
+//! Benchmark, fuzzing and allocation-test plumbing of the otel-messaging workspace (unpublished:
+//! not part of any crate's API): a span exporter that drops everything, the benchmark providers,
+//! the per-message steps the Kafka bench and `perf-gate` measure (ours and the SDK's floor), the
+//! SDK's W3C propagators for comparisons, and an allocation-counting global allocator.
 
-use super::*;
-
+use opentelemetry::trace::{SpanId, SpanKind, TraceId};
+use opentelemetry_sdk::{
+    metrics::{InMemoryMetricExporter, SdkMeterProvider},
+    propagation::{BaggagePropagator, TraceContextPropagator},
+    trace::{SdkTracerProvider, SpanData},
+};
+use otel_messaging::MessagingInstrumenter;
 /// A span exporter that drops every batch it is given: for benchmarks, where the SDK's own
 /// processing (building `SpanData`, handing it to the exporter) should cost what it costs, without
 /// I/O.
@@ -41,14 +47,13 @@ pub fn benchmark_telemetry(ratio: f64) -> (MessagingInstrumenter, SdkTracerProvi
 }
 
 /// The propagator tests and benchmarks give their instrumenters: W3C Trace Context + W3C Baggage,
-/// [`W3cPropagator`](crate::propagation::W3cPropagator) (what we recommend on a hot path).
-pub fn w3c_propagator() -> crate::propagation::W3cPropagator {
-    crate::propagation::W3cPropagator::new()
+/// [`W3cPropagator`](otel_messaging::propagation::W3cPropagator) (what we recommend on a hot path).
+pub fn w3c_propagator() -> otel_messaging::propagation::W3cPropagator {
+    otel_messaging::propagation::W3cPropagator::new()
 }
 
 /// The SDK's own W3C Trace Context + W3C Baggage propagators in a composite, the usual global
-/// propagator of an application; [`DemoTelemetry`] installs it, so the generic propagator path
-/// (any `TextMapPropagator`) stays under test too.
+/// propagator of an application (the floor's propagator in the benchmarks).
 pub fn sdk_w3c_propagator() -> opentelemetry::propagation::TextMapCompositePropagator {
     opentelemetry::propagation::TextMapCompositePropagator::new(vec![
         Box::new(TraceContextPropagator::new()),
@@ -56,9 +61,9 @@ pub fn sdk_w3c_propagator() -> opentelemetry::propagation::TextMapCompositePropa
     ])
 }
 
-/// Asserts that [`W3cPropagator`](crate::propagation::W3cPropagator) extracts from `carrier` the
+/// Asserts that [`W3cPropagator`](otel_messaging::propagation::W3cPropagator) extracts from `carrier` the
 /// same span context and baggage as the SDK's propagators ([`sdk_w3c_propagator`]) behind
-/// [`StrictExtractor`](crate::propagation::StrictExtractor): the equivalence the unit tests and
+/// [`StrictExtractor`](otel_messaging::propagation::StrictExtractor): the equivalence the unit tests and
 /// the `traceparent` fuzz target check.
 ///
 /// # Panics
@@ -68,8 +73,8 @@ pub fn assert_w3c_extracts_as_sdk(carrier: &std::collections::HashMap<String, St
     use opentelemetry::{
         baggage::BaggageExt as _, propagation::TextMapPropagator as _, trace::TraceContextExt as _,
     };
-    let ours = crate::propagation::W3cPropagator::new().extract(carrier);
-    let theirs = sdk_w3c_propagator().extract(&crate::propagation::StrictExtractor::new(carrier));
+    let ours = otel_messaging::propagation::W3cPropagator::new().extract(carrier);
+    let theirs = sdk_w3c_propagator().extract(&otel_messaging::propagation::StrictExtractor::new(carrier));
     assert_eq!(ours.span().span_context(), theirs.span().span_context(), "{carrier:?}");
     let baggage = |cx: &opentelemetry::Context| {
         let mut all: Vec<String> =
@@ -88,8 +93,8 @@ pub fn assert_w3c_extracts_as_sdk(carrier: &std::collections::HashMap<String, St
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CountingAllocator;
 
-pub(super) static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-pub(super) static LIVE_BYTES: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static LIVE_BYTES: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
 impl CountingAllocator {
     /// Allocations (and reallocations) made through this allocator so far, in the whole process.
@@ -104,11 +109,11 @@ impl CountingAllocator {
     }
 }
 
-pub(super) fn live(delta: i64) {
+fn live(delta: i64) {
     LIVE_BYTES.fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
 }
 
-pub(super) fn size(bytes: usize) -> i64 {
+fn size(bytes: usize) -> i64 {
     i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
@@ -194,20 +199,20 @@ impl BenchCarrier for BenchHeaders {
 #[derive(Debug, Clone, Copy)]
 pub struct BenchView {
     /// `Send` or `Process`.
-    pub operation: crate::OperationType,
+    pub operation: otel_messaging::OperationType,
     /// `messaging.destination.partition.id`, if any.
     pub partition: Option<&'static str>,
 }
 
-impl crate::MessagingAttributes for BenchView {
+impl otel_messaging::MessagingAttributes for BenchView {
     fn system(&self) -> &'static str {
         "kafka"
     }
-    fn operation_type(&self) -> crate::OperationType {
+    fn operation_type(&self) -> otel_messaging::OperationType {
         self.operation
     }
     fn operation_name(&self) -> &'static str {
-        if self.operation == crate::OperationType::Send { "send" } else { "process" }
+        if self.operation == otel_messaging::OperationType::Send { "send" } else { "process" }
     }
     fn destination_name(&self) -> Option<&str> {
         Some("orders")
@@ -216,10 +221,10 @@ impl crate::MessagingAttributes for BenchView {
         self.partition.map(opentelemetry::StringValue::from)
     }
     fn consumer_group_name(&self) -> Option<&str> {
-        (self.operation != crate::OperationType::Send).then_some("workers")
+        (self.operation != otel_messaging::OperationType::Send).then_some("workers")
     }
     fn client_id(&self) -> Option<&str> {
-        Some(if self.operation == crate::OperationType::Send { "order-api" } else { "order-worker" })
+        Some(if self.operation == otel_messaging::OperationType::Send { "order-api" } else { "order-worker" })
     }
     fn server(&self) -> Option<(&str, Option<u16>)> {
         Some(("kafka-1", Some(9092)))
@@ -233,7 +238,7 @@ pub fn bench_ours<C: BenchCarrier>(
     partition: Option<&'static str>,
     parent: &opentelemetry::Context,
 ) -> C {
-    use crate::OperationType;
+    use otel_messaging::OperationType;
     let mut headers = C::fresh();
     let send = headers.read(|x| {
         instrumenter
