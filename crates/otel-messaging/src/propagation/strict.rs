@@ -333,3 +333,92 @@ pub fn is_valid_traceparent(value: &str) -> bool {
     }
     if version == b"00" { b.len() == 55 } else { b.len() == 55 || b[55] == b'-' }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// An extractor whose one key has several values.
+    struct Repeated(Vec<&'static str>);
+
+    impl Extractor for Repeated {
+        fn get(&self, _: &str) -> Option<&str> {
+            self.0.last().copied()
+        }
+        fn keys(&self) -> Vec<&str> {
+            vec!["k"]
+        }
+        fn get_all(&self, _: &str) -> Option<Vec<&str>> {
+            Some(self.0.clone())
+        }
+    }
+
+    /// Repeated values are joined with `,` until `limit` bytes are passed, not further; a single
+    /// value is borrowed, not copied.
+    #[test]
+    fn joined_stops_once_past_the_limit_and_borrows_a_single_value() {
+        let values = Repeated(vec!["aaaaa", "bbbbb", "ccccc"]);
+        assert_eq!(joined(&values, "k", 5).as_deref(), Some("aaaaa,bbbbb"), "5 is not past 5");
+        assert_eq!(joined(&values, "k", 4).as_deref(), Some("aaaaa"));
+        assert_eq!(joined(&values, "k", 100).as_deref(), Some("aaaaa,bbbbb,ccccc"));
+        assert!(matches!(joined(&Repeated(vec!["a=1"]), "k", 100), Some(Cow::Borrowed("a=1"))));
+        assert_eq!(joined(&HashMap::<String, String>::new(), "k", 100), None);
+    }
+
+    /// Inputs longer than any valid `tracestate` could be without optional white space
+    /// (32 × (256 + 1 + 256 + 2) = 16 480 bytes) are rejected unread; up to that, white space is
+    /// allowed and trimmed.
+    #[test]
+    fn sanitize_tracestate_rejects_what_is_longer_than_32_full_members_unread() {
+        let padded = |len: usize| format!("a=1{}", " ".repeat(len - 3));
+        assert_eq!(sanitize_tracestate(&padded(16_480)).as_deref(), Some("a=1"));
+        assert_eq!(sanitize_tracestate(&padded(16_481)), None);
+        assert_eq!(sanitize_tracestate(&padded(20_000)), None);
+    }
+
+    /// Optional white space around members is removed (the value is rewritten, not borrowed).
+    #[test]
+    fn sanitize_tracestate_trims_members() {
+        let trimmed = sanitize_tracestate(" a=1 ,\tb=2");
+        assert_eq!(trimmed.as_deref(), Some("a=1,b=2"));
+        assert!(matches!(trimmed, Some(Cow::Owned(_))));
+        assert!(matches!(sanitize_tracestate("a=1,b=2"), Some(Cow::Borrowed(_))));
+    }
+
+    /// Over 512 bytes, members are dropped from the end until the value, commas included, fits:
+    /// 32 members of 16 bytes are 543 bytes; 30 of them are 509.
+    #[test]
+    fn sanitize_tracestate_counts_the_commas_when_it_cuts() {
+        let members: Vec<String> = (0..32).map(|i| format!("k{i:02}={}", "v".repeat(12))).collect();
+        assert!(members.iter().all(|m| m.len() == 16));
+        let joined = members.join(",");
+        let cut = sanitize_tracestate(&joined).expect("valid");
+        assert_eq!(cut, members[..30].join(","));
+        assert_eq!(cut.len(), 509);
+    }
+
+    /// Exactly 512 bytes once trimmed: nothing is cut, long members included.
+    #[test]
+    fn sanitize_tracestate_keeps_exactly_512_bytes() {
+        let members = [
+            format!("a={}", "x".repeat(198)),
+            format!("b={}", "y".repeat(198)),
+            format!("c={}", "z".repeat(108)),
+        ];
+        let joined = members.join(",");
+        assert_eq!(joined.len(), MAX_TRACESTATE_LEN);
+        let untidy = format!(" {joined}");
+        assert_eq!(sanitize_tracestate(&untidy).as_deref(), Some(joined.as_str()));
+    }
+
+    /// A value of exactly the byte limit whose 64th `,` is its last byte: the empty 65th member
+    /// goes with the cut (the members are counted over the limit plus one byte).
+    #[test]
+    fn cap_baggage_cuts_at_the_64th_comma_at_the_last_byte() {
+        let member = "k=".to_owned() + &"v".repeat(8192 / 64 - 3);
+        let value = format!("{},", vec![member.as_str(); 64].join(","));
+        assert_eq!(value.len(), MAX_BAGGAGE_LEN);
+        assert_eq!(cap_baggage(Cow::Borrowed(&value)).len(), MAX_BAGGAGE_LEN - 1);
+    }
+}

@@ -229,6 +229,179 @@ fn non_empty_injector_skips_empty_values() {
     assert_eq!(map.len(), 1);
 }
 
+/// A carrier of message attributes with a count limit, as SQS and SNS have (mutation testing:
+/// these helpers were tested only through the AWS crates).
+#[derive(Default)]
+struct Attributes(Vec<(String, String)>);
+
+impl Injector for Attributes {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.push((key.to_owned(), value));
+    }
+}
+
+impl AttributeCarrier for Attributes {
+    fn contains(&self, key: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == key)
+    }
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+}
+
+fn fields() -> Vec<Field> {
+    vec![
+        (TRACEPARENT.into(), TP.to_owned()),
+        (TRACESTATE.into(), "rojo=1".to_owned()),
+        (BAGGAGE.into(), "k=v".to_owned()),
+    ]
+}
+
+#[test]
+fn fit_attributes_keeps_what_fits_and_leaves_present_fields_to_the_carrier() {
+    let size = |f: &[Field]| CollectedFields::size(f, 6);
+    // Room for all: all, with their bytes (key + value + 6 each).
+    let all = fields();
+    assert_eq!(fit_attributes(fields(), |_| false, 10, 6, 1_000), Some((all.clone(), size(&all))));
+    // A field the carrier already holds is left to it.
+    let (kept, bytes) = fit_attributes(fields(), |k| k == TRACESTATE, 10, 6, 1_000).expect("fits");
+    assert_eq!(kept.iter().map(|(k, _)| k.as_ref()).collect::<Vec<_>>(), [TRACEPARENT, BAGGAGE]);
+    assert_eq!(bytes, size(&kept));
+    // Two free attributes: baggage goes first.
+    let (kept, _) = fit_attributes(fields(), |_| false, 2, 6, 1_000).expect("fits");
+    assert_eq!(kept.iter().map(|(k, _)| k.as_ref()).collect::<Vec<_>>(), [TRACEPARENT, TRACESTATE]);
+    // Bytes for `traceparent` alone (exactly), then for nothing.
+    let alone = size(&all[..1]);
+    let (kept, bytes) = fit_attributes(fields(), |_| false, 10, 6, alone).expect("fits");
+    assert_eq!((kept.len(), bytes), (1, alone));
+    assert_eq!(fit_attributes(fields(), |_| false, 10, 6, alone - 1), None);
+    assert_eq!(fit_attributes(fields(), |_| false, 0, 6, 1_000), None, "no free attribute");
+}
+
+#[test]
+fn inject_attributes_writes_within_the_count_and_byte_limits() {
+    let mut carrier = Attributes::default();
+    carrier.set("app", "1".to_owned());
+    carrier.set(TRACESTATE, "mine=1".to_owned());
+    // Two attributes left of 4; the carrier's own `tracestate` is kept, so `traceparent` and
+    // `baggage` fit in them.
+    let bytes = inject_attributes(fields(), &mut carrier, 4, 6, 1_000).expect("fits");
+    assert_eq!(
+        carrier.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(),
+        [("app", "1"), (TRACESTATE, "mine=1"), (TRACEPARENT, TP), (BAGGAGE, "k=v")]
+    );
+    assert_eq!(bytes, TRACEPARENT.len() + TP.len() + 6 + BAGGAGE.len() + 3 + 6);
+    // A full carrier: nothing written.
+    let mut full = Attributes::default();
+    (0..4).for_each(|i| full.set(&format!("a{i}"), "1".to_owned()));
+    assert_eq!(inject_attributes(fields(), &mut full, 4, 6, 1_000), None);
+    assert_eq!(full.count(), 4);
+}
+
+#[test]
+fn batch_budget_keeps_each_entry_and_the_batch_within_the_limit() {
+    // Within the limit: the rest of it; over it: up to the ceiling, never past it.
+    assert_eq!(BatchBudget::room_under(100, 1_000, 2_000), 900);
+    assert_eq!(BatchBudget::room_under(1_000, 1_000, 2_000), 0);
+    assert_eq!(BatchBudget::room_under(1_500, 1_000, 2_000), 500);
+    assert_eq!(BatchBudget::room_under(2_500, 1_000, 2_000), 0);
+    // Entries of 300 and 500 bytes under 1 000: the batch has 200 left, the first entry takes 150
+    // of it, the second gets the 50 that remain (its own room, 500, is larger).
+    let mut budget = BatchBudget::new(vec![300, 500], 1_000, 2_000);
+    assert_eq!(budget.room(0, 0), 200);
+    assert_eq!(budget.room(1, 150), 50);
+    // The batch's room is the smaller one: the batch is at 960 of 1 000 (room 40), the first entry
+    // at 950 (room 50); after the first entry used 30, the second (at 10) gets the 10 left.
+    let mut budget = BatchBudget::new(vec![950, 10], 1_000, 1_000);
+    assert_eq!(budget.room(0, 0), 40);
+    assert_eq!(budget.room(1, 30), 10);
+    // An index past the entries counts as an empty entry.
+    assert_eq!(BatchBudget::new(vec![], 100, 100).room(5, 0), 100);
+}
+
+#[test]
+fn empty_extractor_has_no_keys_and_non_empty_injector_forwards_reserve() {
+    assert!(EmptyExtractor.keys().is_empty());
+    assert_eq!(EmptyExtractor.get(TRACEPARENT), None);
+    struct Reserving(usize);
+    impl Injector for Reserving {
+        fn set(&mut self, _: &str, _: String) {}
+        fn reserve(&mut self, additional: usize) {
+            self.0 += additional;
+        }
+    }
+    let mut inner = Reserving(0);
+    NonEmptyInjector(&mut inner).reserve(3);
+    assert_eq!(inner.0, 3);
+}
+
+/// An ambient context whose span is not valid (a context that holds a span entry, e.g. a no-op
+/// span) is no ambient span: under `Spec` the creation context is the parent, and nothing else is
+/// linked.
+#[test]
+fn an_invalid_ambient_span_is_no_ambient_span() {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState};
+    let creation = SpanContext::new(
+        TraceId::from_bytes([1; 16]),
+        SpanId::from_bytes([1; 8]),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
+    let incoming = Extracted::new(opentelemetry::Context::new().with_remote_span_context(creation.clone()));
+    let ambient = opentelemetry::Context::new().with_remote_span_context(SpanContext::empty_context());
+    assert!(ambient.has_active_span());
+    let (parent, links) = process_parent(ProcessParent::Spec, &incoming, &ambient, true);
+    assert_eq!(parent.span().span_context(), &creation);
+    assert_eq!(links.len(), 1, "the creation context only");
+}
+
+/// The fields of the project's W3C codec: with baggage or without.
+#[test]
+fn w3c_fields_with_and_without_baggage() {
+    assert_eq!(Propagator::W3c { baggage: true }.fields(), [TRACEPARENT, TRACESTATE, BAGGAGE]);
+    assert_eq!(Propagator::W3c { baggage: false }.fields(), [TRACEPARENT, TRACESTATE]);
+}
+
+/// A propagator that reads the W3C fields (besides its own) is not called when the W3C fields
+/// the carrier holds are invalid or not to be read: the strict rules hide them, so there is
+/// nothing for it to read (the carrier's raw values do not count).
+#[test]
+fn hidden_w3c_fields_do_not_call_a_propagator_that_lists_them() {
+    use opentelemetry::propagation::text_map_propagator::FieldIter;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    static FIELDS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        [TRACEPARENT, TRACESTATE, BAGGAGE, "x-other"].map(str::to_owned).to_vec()
+    });
+    #[derive(Debug)]
+    struct Reading;
+    impl TextMapPropagator for Reading {
+        fn inject_context(&self, _: &opentelemetry::Context, _: &mut dyn Injector) {}
+        fn extract_with_context(
+            &self,
+            cx: &opentelemetry::Context,
+            _: &dyn Extractor,
+        ) -> opentelemetry::Context {
+            CALLS.fetch_add(1, Ordering::Relaxed);
+            cx.clone()
+        }
+        fn fields(&self) -> FieldIter<'_> {
+            FieldIter::new(&FIELDS)
+        }
+    }
+    let propagator = Propagator::explicit(Reading);
+    let carrier = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    };
+    let _ = propagator.extract(&carrier(&[(TRACEPARENT, "garbage")]), true);
+    let _ = propagator.extract(&carrier(&[(TRACESTATE, "a=1")]), true);
+    let _ = propagator.extract(&carrier(&[(BAGGAGE, "k=v")]), false);
+    assert_eq!(CALLS.load(Ordering::Relaxed), 0);
+    let _ = propagator.extract(&carrier(&[("x-other", "1")]), true);
+    assert_eq!(CALLS.load(Ordering::Relaxed), 1, "its own field is there");
+}
+
 proptest::proptest! {
     #[test]
     fn traceparent_validation_never_panics(s in ".{0,80}") {
