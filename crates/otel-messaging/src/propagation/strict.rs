@@ -398,6 +398,43 @@ mod tests {
         assert_eq!(cut.len(), 509);
     }
 
+    /// A `traceparent` and several `tracestate` values.
+    struct Multi(Vec<String>);
+
+    impl Extractor for Multi {
+        fn get(&self, key: &str) -> Option<&str> {
+            match key {
+                TRACEPARENT => Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                TRACESTATE => self.0.last().map(String::as_str),
+                _ => None,
+            }
+        }
+        fn keys(&self) -> Vec<&str> {
+            vec![TRACEPARENT, TRACESTATE]
+        }
+        fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+            match key {
+                TRACEPARENT => self.get(key).map(|v| vec![v]),
+                TRACESTATE => Some(self.0.iter().map(String::as_str).collect()),
+                _ => None,
+            }
+        }
+    }
+
+    /// Repeated `tracestate` values are read up to 8 × 512 bytes before they are validated and
+    /// cut: a short member after 602 bytes of long ones is still read (and kept, the long ones
+    /// being dropped first), and so is one after a 102-byte value.
+    #[test]
+    fn repeated_tracestate_is_read_up_to_eight_times_its_limit() {
+        let long = |k: &str| format!("{k}={}", "v".repeat(198));
+        let first = [long("a"), long("b"), long("c")].join(",");
+        assert_eq!(first.len(), 602);
+        let carrier = Multi(vec![first, "d=1".to_owned()]);
+        assert_eq!(StrictExtractor::new(&carrier).get(TRACESTATE), Some("d=1"));
+        let carrier = Multi(vec![format!("a={}", "v".repeat(100)), "b=1".to_owned()]);
+        assert_eq!(StrictExtractor::new(&carrier).get(TRACESTATE).map(|s| s.ends_with(",b=1")), Some(true));
+    }
+
     /// Exactly 512 bytes once trimmed: nothing is cut, long members included.
     #[test]
     fn sanitize_tracestate_keeps_exactly_512_bytes() {
