@@ -5,6 +5,9 @@
 # tests need). Prints cargo-mutants' lines and a summary: caught / missed / timeout / unviable.
 #
 #   scripts/mutants.sh [FILE...]     default: the files below
+#
+# cargo-mutants copies the tree for each of its jobs as it starts them: do not edit the tree while
+# it runs (a copy taken mid-edit makes mutants "unviable"), or run it from a `git worktree`.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
@@ -15,6 +18,9 @@ if [ ${#files[@]} -eq 0 ]; then
     crates/otel-messaging/src/propagation.rs
     crates/otel-messaging/src/propagation/w3c.rs
     crates/otel-messaging/src/propagation/strict.rs
+    crates/otel-messaging/src/propagation/fallback.rs
+    crates/otel-messaging/src/propagation/recognize.rs
+    crates/otel-messaging/src/propagation/baggage.rs
     crates/otel-messaging/src/retry.rs
     crates/otel-messaging/src/testing/conformance.rs
     crates/otel-messaging-rdkafka/src/carrier.rs
