@@ -214,3 +214,41 @@ pub(super) mod diagnostics {
         let _ = message;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fallback_of(value: &str) -> Fallback {
+        parse_otel_propagators(Some(value)).0.into_fallback()
+    }
+
+    /// Either W3C name alone selects the W3C codec (Baggage alone still carries the trace
+    /// context); neither, nothing.
+    #[test]
+    fn either_w3c_name_selects_the_codec() {
+        assert!(matches!(fallback_of("tracecontext"), Fallback::W3c { baggage: false }));
+        assert!(matches!(fallback_of("baggage"), Fallback::W3c { baggage: true }));
+        assert!(matches!(fallback_of("tracecontext,baggage"), Fallback::W3c { baggage: true }));
+        assert!(matches!(fallback_of("none"), Fallback::Nothing));
+    }
+
+    /// Each other name brings its own propagator into the composite, after W3C's.
+    #[cfg(all(feature = "b3", feature = "xray"))]
+    #[test]
+    fn other_names_bring_their_propagators() {
+        // The composite's field order is not specified: compared sorted, lowercase.
+        let fields = |value: &str| match fallback_of(value) {
+            Fallback::Composite(p) => {
+                let mut fields = p.fields().map(str::to_ascii_lowercase).collect::<Vec<_>>();
+                fields.sort();
+                fields
+            }
+            other => panic!("{value}: {other:?}"),
+        };
+        assert_eq!(fields("b3"), ["b3"]);
+        assert!(fields("b3multi").contains(&"x-b3-traceid".to_owned()));
+        assert_eq!(fields("xray"), ["x-amzn-trace-id"]);
+        assert_eq!(fields("tracecontext,b3"), ["b3", "traceparent", "tracestate"]);
+    }
+}
