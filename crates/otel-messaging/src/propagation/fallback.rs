@@ -216,6 +216,7 @@ pub(super) mod diagnostics {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic, clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -250,5 +251,66 @@ mod tests {
         assert!(fields("b3multi").contains(&"x-b3-traceid".to_owned()));
         assert_eq!(fields("xray"), ["x-amzn-trace-id"]);
         assert_eq!(fields("tracecontext,b3"), ["b3", "traceparent", "tracestate"]);
+    }
+}
+
+/// The one-time report of the propagator in force: the word a user gets when nothing is
+/// installed (issue "Correct by default"), once per change, not per call.
+#[cfg(all(test, feature = "tracing"))]
+#[allow(clippy::unwrap_used)]
+mod diagnostics_tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::{Event, Level, Metadata, Subscriber, field::Visit, span};
+
+    /// Keeps every event's level and message.
+    #[derive(Clone, Default)]
+    struct Events(Arc<Mutex<Vec<(Level, String)>>>);
+
+    struct Message(String);
+    impl Visit for Message {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                self.0 = format!("{value:?}");
+            }
+        }
+    }
+
+    impl Subscriber for Events {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+            span::Id::from_u64(1)
+        }
+        fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+        fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            self.0.lock().unwrap().push((*event.metadata().level(), message.0));
+        }
+        fn enter(&self, _: &span::Id) {}
+        fn exit(&self, _: &span::Id) {}
+    }
+
+    #[test]
+    fn the_propagator_in_force_is_reported_once_per_change() {
+        use super::{Fallback, diagnostics};
+        let events = Events::default();
+        tracing::subscriber::with_default(events.clone(), || {
+            diagnostics::in_force(Some(Fallback::W3c { baggage: true }));
+            diagnostics::in_force(Some(Fallback::W3c { baggage: true }));
+            diagnostics::in_force(None);
+            diagnostics::in_force(None);
+            diagnostics::warn("careful");
+        });
+        let events = events.0.lock().unwrap().clone();
+        let levels: Vec<Level> = events.iter().map(|(l, _)| *l).collect();
+        assert_eq!(levels, [Level::INFO, Level::INFO, Level::WARN], "{events:?}");
+        assert!(events[0].1.contains("no text-map propagator installed"), "{events:?}");
+        assert!(events[0].1.contains("W3C Trace Context and Baggage"), "{events:?}");
+        assert!(events[1].1.contains("the global text-map propagator"), "{events:?}");
+        assert_eq!(events[2].1, "careful");
     }
 }

@@ -335,6 +335,7 @@ pub fn is_valid_traceparent(value: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
     use std::collections::HashMap;

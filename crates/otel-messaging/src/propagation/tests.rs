@@ -1,4 +1,5 @@
 //! Unit tests of the propagation module (strict extraction, policies, the fallback).
+#![allow(clippy::expect_used)]
 /// An explicit propagator is not called for a carrier holding none of its fields and no
 /// valid W3C field (a message without context costs a few look-ups), and is called otherwise.
 #[test]
