@@ -126,4 +126,45 @@ mod tests {
         assert_eq!(sdk_w3c(&nested), None);
         assert_eq!(sdk_w3c(&crate::propagation::W3cPropagator::new()), None, "recognised by type instead");
     }
+
+    /// A propagator with W3C's fields whose `Debug` begins as the SDK composite's: recognised
+    /// only while its `Debug` text fits in 512 bytes (the bound on what is read of it).
+    #[derive(Clone, Copy)]
+    struct Lookalike(usize);
+
+    impl std::fmt::Debug for Lookalike {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let padding = "x".repeat(self.0 - super::TRACE_CONTEXT_AND_BAGGAGE.len());
+            f.write_str(&format!("{}{padding}", super::TRACE_CONTEXT_AND_BAGGAGE))
+        }
+    }
+
+    impl opentelemetry::propagation::TextMapPropagator for Lookalike {
+        fn inject_context(
+            &self,
+            _: &opentelemetry::Context,
+            _: &mut dyn opentelemetry::propagation::Injector,
+        ) {
+        }
+        fn extract_with_context(
+            &self,
+            cx: &opentelemetry::Context,
+            _: &dyn opentelemetry::propagation::Extractor,
+        ) -> opentelemetry::Context {
+            cx.clone()
+        }
+        fn fields(&self) -> opentelemetry::propagation::text_map_propagator::FieldIter<'_> {
+            static FIELDS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+                ["baggage", "traceparent", "tracestate"].map(str::to_owned).to_vec()
+            });
+            opentelemetry::propagation::text_map_propagator::FieldIter::new(&FIELDS)
+        }
+    }
+
+    #[test]
+    fn the_debug_text_read_is_bounded_to_512_bytes() {
+        assert_eq!(sdk_w3c(&Lookalike(512)), Some(true), "512 bytes are read");
+        assert_eq!(sdk_w3c(&Lookalike(513)), None, "513 are not");
+        assert_eq!(sdk_w3c(&Lookalike(5_000)), None);
+    }
 }
