@@ -1,4 +1,4 @@
-//! End-to-end throughput on the real RabbitMQ, Redis and SQS (moto) brokers: raw and traced
+//! End-to-end throughput on the real RabbitMQ, Redis, SQS (moto) and NATS JetStream brokers: raw and traced
 //! producers and consumers alternate (3 rounds, median ratio; raw goes first in even rounds,
 //! traced in odd ones), at 100 % (`AlwaysOn`) and 10 %
 //! (`ParentBased(TraceIdRatioBased(0.1))`) sampling, spans through a batch processor to an exporter
@@ -14,6 +14,8 @@
 //!   `xread_options_traced` + `process` + `XACK`.
 //! * SQS: `SendMessageBatch` of 10 vs `send_traced`; `ReceiveMessage` of 10 + `DeleteMessageBatch`
 //!   vs `send_traced` + `process` + `DeleteMessageBatch`.
+//! * NATS JetStream: `publish` with its PubAck (500 in flight) vs `publish_traced`; a pull
+//!   consumer's `fetch` of 500 + `ack` vs `fetch_traced` + `process_traced` + `ack`.
 //!
 //! ```sh
 //! just brokers-up
@@ -36,7 +38,7 @@ use std::time::Instant;
 
 use bench_support::benchmark_telemetry;
 use futures_util::{StreamExt as _, stream::FuturesUnordered};
-use integration_tests::{amqp_url, process_cpu_seconds, redis_url, sqs_endpoint, unique_name};
+use integration_tests::{amqp_url, nats_url, process_cpu_seconds, redis_url, sqs_endpoint, unique_name};
 use otel_messaging::MessagingInstrumenter;
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -383,6 +385,92 @@ impl Broker for Sqs {
     }
 }
 
+struct Nats {
+    js: async_nats::jetstream::Context,
+}
+
+impl Broker for Nats {
+    const NAME: &'static str = "NATS JetStream";
+
+    /// A fresh stream whose one subject is its own name.
+    async fn destination(&self) -> String {
+        let name = unique_name("throughput").replace(['-', '.'], "_");
+        let config = async_nats::jetstream::stream::Config {
+            name: name.clone(),
+            subjects: vec![name.clone()],
+            ..Default::default()
+        };
+        self.js.create_stream(config).await.expect("stream (nats-server with JetStream: `-js`)");
+        name
+    }
+
+    async fn produce(&self, subject: &str, n: usize, traced: Option<&MessagingInstrumenter>) {
+        use otel_messaging_async_nats::{JetStreamExt as _, NatsInstrumentation};
+        let tr = traced.map(|i| NatsInstrumentation::from_url(&nats_url()).with_instrumenter(i.clone()));
+        let payload = bytes::Bytes::from(vec![b'x'; 256]);
+        let mut acks = FuturesUnordered::new();
+        for _ in 0..n {
+            let subject = subject.to_owned();
+            let ack = match &tr {
+                Some(tr) => futures_util::future::Either::Left(
+                    self.js
+                        .publish_traced_with(tr, subject, payload.clone())
+                        .await
+                        .expect("publish")
+                        .into_future(),
+                ),
+                None => futures_util::future::Either::Right(
+                    self.js.publish(subject, payload.clone()).await.expect("publish").into_future(),
+                ),
+            };
+            acks.push(ack);
+            if acks.len() >= 500 {
+                acks.next().await.expect("an ack").expect("acknowledged");
+            }
+        }
+        while let Some(ack) = acks.next().await {
+            ack.expect("acknowledged");
+        }
+    }
+
+    async fn consume(&self, stream: &str, n: usize, traced: Option<&MessagingInstrumenter>) {
+        use otel_messaging_async_nats::{MessageExt as _, NatsInstrumentation, PullConsumerExt as _};
+        let config = async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("workers".into()),
+            ..Default::default()
+        };
+        let consumer = self.js.create_consumer_on_stream(config, stream).await.expect("consumer");
+        let tr = traced.map(|i| NatsInstrumentation::from_url(&nats_url()).with_instrumenter(i.clone()));
+        let mut consumed = 0;
+        let mut batch = Vec::with_capacity(500);
+        while consumed < n {
+            match &tr {
+                Some(tr) => {
+                    consumer.fetch_traced_with(tr, &mut batch, 500).await.expect("fetch");
+                    for message in batch.drain(..) {
+                        message
+                            .process_traced_with(tr, async { Ok::<_, std::io::Error>(()) })
+                            .await
+                            .expect("handler");
+                        message.ack().await.expect("ack");
+                        consumed += 1;
+                    }
+                }
+                None => {
+                    let mut messages = consumer.fetch().max_messages(500).messages().await.expect("fetch");
+                    while let Some(message) = messages.next().await {
+                        let message = message.expect("message");
+                        std::hint::black_box(&message.payload);
+                        message.ack().await.expect("ack");
+                        consumed += 1;
+                    }
+                }
+            }
+        }
+        self.js.delete_stream(stream).await.expect("cleanup");
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let benchmarking = std::env::args().any(|a| a == "--bench");
@@ -408,6 +496,8 @@ async fn main() {
     let rabbitmq = RabbitMq { channel };
     let redis = Redis { client: redis::Client::open(redis_url()).expect("client") };
     let sqs = Sqs { client: integration_tests::sqs_client(&sqs_endpoint(), 3).await };
+    let nats =
+        Nats { js: async_nats::jetstream::new(async_nats::connect(nats_url()).await.expect("connect")) };
     for &ratio in &ratios {
         if runs(RabbitMq::NAME) {
             compare(&rabbitmq, n, rounds, ratio).await;
@@ -417,6 +507,9 @@ async fn main() {
         }
         if runs(Sqs::NAME) {
             compare(&sqs, sqs_n, rounds, ratio).await;
+        }
+        if runs(Nats::NAME) {
+            compare(&nats, n, rounds, ratio).await;
         }
     }
 }

@@ -13,8 +13,9 @@
 //! ```
 //!
 //! `THROUGHPUT_PRODUCER=raw|header|floor|traced` runs one producer once on the MockCluster
-//! (sampled at `THROUGHPUT_SAMPLED`, default 1.0) and nothing else (what the instruction-count
-//! script measures).
+//! (sampled at `THROUGHPUT_SAMPLED`, default 1.0) and nothing else;
+//! `THROUGHPUT_CONSUMER=raw|floor|traced` one consumer once, of records the SDK floor's producer
+//! sent (what the instruction-count script measures).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, missing_docs)]
 
@@ -97,8 +98,18 @@ async fn produce(producer: &FutureProducer, topic: &str, n: usize, how: How<'_>)
     start.elapsed().as_secs_f64()
 }
 
+/// How records are consumed: plain, through the bare SDK (the floor), or traced.
+#[derive(Clone, Copy)]
+enum Consume<'a> {
+    Raw,
+    /// The SDK's own floor: the record's context extracted straight from its headers, a `process`
+    /// CONSUMER span without attributes as its child, ended at once (same providers as `Traced`).
+    Floor(&'a opentelemetry_sdk::trace::SdkTracer),
+    Traced(&'a KafkaInstrumentation),
+}
+
 /// Consumes `n` records from the beginning of partition 0; returns the seconds taken.
-async fn consume(bootstrap: &str, topic: &str, n: usize, tracing: Option<&KafkaInstrumentation>) -> f64 {
+async fn consume(bootstrap: &str, topic: &str, n: usize, how: Consume<'_>) -> f64 {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "throughput")
@@ -110,14 +121,34 @@ async fn consume(bootstrap: &str, topic: &str, n: usize, tracing: Option<&KafkaI
     consumer.assign(&tpl).expect("assign");
     let start = Instant::now();
     for _ in 0..n {
-        match tracing {
-            Some(t) => {
+        match how {
+            Consume::Traced(t) => {
                 let message = consumer.recv_traced_with(t).await.expect("message");
                 message.process_traced_with(t, async { Ok::<_, std::io::Error>(()) }).await.expect("handler");
             }
-            None => {
+            Consume::Raw => {
                 let message = consumer.recv().await.expect("message");
                 std::hint::black_box(&message);
+            }
+            Consume::Floor(tracer) => {
+                use opentelemetry::{
+                    Context,
+                    propagation::TextMapPropagator as _,
+                    trace::{SpanKind, Tracer as _},
+                };
+                use rdkafka::Message as _;
+                let message = consumer.recv().await.expect("message");
+                let parent = match message.headers() {
+                    Some(headers) => opentelemetry_sdk::propagation::TraceContextPropagator::new()
+                        .extract(&otel_messaging_rdkafka::HeadersExtractor(headers)),
+                    None => Context::new(),
+                };
+                let span = tracer
+                    .span_builder("process")
+                    .with_kind(SpanKind::Consumer)
+                    .start_with_context(tracer, &parent);
+                std::hint::black_box(&message);
+                drop(span);
             }
         }
     }
@@ -165,7 +196,7 @@ async fn compare(
         .create()
         .expect("producer");
     let (mut produce_ratio, mut consume_ratio, mut header_ratio) = (Vec::new(), Vec::new(), Vec::new());
-    let mut floor_ratio = Vec::new();
+    let (mut floor_ratio, mut consume_floor_ratio) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let suffix = format!("{}-{round}-{}", (ratio * 100.0) as u32, std::process::id());
         let (raw_topic, traced_topic) = (format!("raw-{suffix}"), format!("traced-{suffix}"));
@@ -176,6 +207,21 @@ async fn compare(
                 Some(mock) => mock.create_topic(topic, 1, 1).expect("topic"),
                 None => create_topic(bootstrap, topic).await,
             }
+        }
+        if let Ok(only) = std::env::var("THROUGHPUT_CONSUMER") {
+            // One consumer, once, of records the SDK floor's producer sent (a `traceparent` each,
+            // sampled at the run's ratio; for `scripts/throughput_instructions.sh`).
+            let how = match only.as_str() {
+                "raw" => Consume::Raw,
+                "floor" => Consume::Floor(&floor_tracer),
+                "traced" => Consume::Traced(&tracing),
+                other => panic!("THROUGHPUT_CONSUMER={other}: raw, floor or traced"),
+            };
+            produce(&producer, &raw_topic, n, How::Floor(&floor_tracer)).await;
+            consume(bootstrap, &raw_topic, n, how).await;
+            let _ = provider.shutdown();
+            let _ = meter.shutdown();
+            return;
         }
         if let Ok(only) = std::env::var("THROUGHPUT_PRODUCER") {
             // One producer, once (for `scripts/throughput_instructions.sh`).
@@ -217,9 +263,11 @@ async fn compare(
             );
             continue;
         }
-        let raw_c = consume(bootstrap, &raw_topic, n, None).await;
-        let traced_c = consume(bootstrap, &traced_topic, n, Some(&tracing)).await;
+        let raw_c = consume(bootstrap, &raw_topic, n, Consume::Raw).await;
+        let traced_c = consume(bootstrap, &traced_topic, n, Consume::Traced(&tracing)).await;
+        let floor_c = consume(bootstrap, &floor_topic, n, Consume::Floor(&floor_tracer)).await;
         consume_ratio.push(raw_c / traced_c);
+        consume_floor_ratio.push(raw_c / floor_c);
         println!(
             "{target} {:>3} % sampled, round {round}: produce raw {:.0}/s traced {:.0}/s; consume raw {:.0}/s traced {:.0}/s",
             (ratio * 100.0) as u32,
@@ -231,16 +279,18 @@ async fn compare(
     }
     if consume_ratio.is_empty() {
         consume_ratio.push(f64::NAN);
+        consume_floor_ratio.push(f64::NAN);
     }
     println!(
         "{target}, {n} messages of 256 B, {} % sampled, batch exporter, metrics on — traced/raw throughput: \
          produce {:.2}, consume {:.2} (a hand-written `traceparent` header alone: produce {:.2}; the SDK's own \
-         span + header, no attributes: produce {:.2})",
+         span + header, no attributes: produce {:.2}, consume {:.2})",
         (ratio * 100.0) as u32,
         median(produce_ratio),
         median(consume_ratio),
         median(header_ratio),
-        median(floor_ratio)
+        median(floor_ratio),
+        median(consume_floor_ratio)
     );
     let _ = provider.shutdown();
     let _ = meter.shutdown();
@@ -251,7 +301,8 @@ async fn main() {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it: then a
     // 200-message smoke round only checks that both paths work.
     let benchmarking = std::env::args().any(|a| a == "--bench");
-    let one_producer = std::env::var("THROUGHPUT_PRODUCER").is_ok();
+    let one_producer =
+        std::env::var("THROUGHPUT_PRODUCER").is_ok() || std::env::var("THROUGHPUT_CONSUMER").is_ok();
     let (n, rounds) = if benchmarking || one_producer { (messages(), ROUNDS) } else { (200, 1) };
     let mock = MockCluster::new(1).expect("mock cluster");
     let bootstrap = mock.bootstrap_servers();
