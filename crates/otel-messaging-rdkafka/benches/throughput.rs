@@ -12,9 +12,9 @@
 //! scripts/throughput_instructions.sh   # instructions per produced message, all threads (callgrind)
 //! ```
 //!
-//! `THROUGHPUT_PRODUCER=raw|header|floor|traced` runs one producer once on the MockCluster
-//! (sampled at `THROUGHPUT_SAMPLED`, default 1.0) and nothing else;
-//! `THROUGHPUT_CONSUMER=raw|floor|traced` one consumer once, of records the SDK floor's producer
+//! `THROUGHPUT_PRODUCER=raw|header|floor|traced|traced_nometrics` runs one producer once on the
+//! MockCluster (sampled at `THROUGHPUT_SAMPLED`, default 1.0) and nothing else;
+//! `THROUGHPUT_CONSUMER=raw|floor|traced|traced_nometrics` one consumer once, of records the SDK floor's producer
 //! sent (what the instruction-count script measures).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, missing_docs)]
@@ -102,8 +102,9 @@ async fn produce(producer: &FutureProducer, topic: &str, n: usize, how: How<'_>)
 #[derive(Clone, Copy)]
 enum Consume<'a> {
     Raw,
-    /// The SDK's own floor: the record's context extracted straight from its headers, a `process`
-    /// CONSUMER span without attributes as its child, ended at once (same providers as `Traced`).
+    /// The SDK's own floor at the points where ours works: a `poll` CLIENT span linking the
+    /// record's context, then that context extracted again straight from the headers and a
+    /// `process` CONSUMER span as its child; no attributes, no metrics (same providers as `Traced`).
     Floor(&'a opentelemetry_sdk::trace::SdkTracer),
     Traced(&'a KafkaInstrumentation),
 }
@@ -134,15 +135,21 @@ async fn consume(bootstrap: &str, topic: &str, n: usize, how: Consume<'_>) -> f6
                 use opentelemetry::{
                     Context,
                     propagation::TextMapPropagator as _,
-                    trace::{SpanKind, Tracer as _},
+                    trace::{Link, SpanKind, TraceContextExt as _, Tracer as _},
                 };
                 use rdkafka::Message as _;
-                let message = consumer.recv().await.expect("message");
-                let parent = match message.headers() {
+                let extract = |message: &rdkafka::message::BorrowedMessage<'_>| match message.headers() {
                     Some(headers) => opentelemetry_sdk::propagation::TraceContextPropagator::new()
                         .extract(&otel_messaging_rdkafka::HeadersExtractor(headers)),
                     None => Context::new(),
                 };
+                // The same points as ours: a `poll` CLIENT span linking the record's context at
+                // the receive, then a `process` CONSUMER span, child of that context.
+                let message = consumer.recv().await.expect("message");
+                let link = Link::with_context(extract(&message).span().span_context().clone());
+                let poll = tracer.span_builder("poll").with_kind(SpanKind::Client).with_links(vec![link]);
+                drop(poll.start(tracer));
+                let parent = extract(&message);
                 let span = tracer
                     .span_builder("process")
                     .with_kind(SpanKind::Consumer)
@@ -186,6 +193,14 @@ async fn compare(
     ratio: f64,
 ) {
     let (tracing, provider, meter) = traced(ratio);
+    // The same, metrics off: what the spans and propagation cost without the metrics.
+    let tracing_without_metrics = KafkaInstrumentation::new().with_instrumenter(
+        otel_messaging::MessagingInstrumenter::builder()
+            .with_tracer_provider(&provider)
+            .with_metrics(false)
+            .with_propagator(bench_support::w3c_propagator())
+            .build(),
+    );
     let floor_tracer = {
         use opentelemetry::trace::TracerProvider as _;
         provider.tracer("floor")
@@ -215,7 +230,8 @@ async fn compare(
                 "raw" => Consume::Raw,
                 "floor" => Consume::Floor(&floor_tracer),
                 "traced" => Consume::Traced(&tracing),
-                other => panic!("THROUGHPUT_CONSUMER={other}: raw, floor or traced"),
+                "traced_nometrics" => Consume::Traced(&tracing_without_metrics),
+                other => panic!("THROUGHPUT_CONSUMER={other}: raw, floor, traced or traced_nometrics"),
             };
             produce(&producer, &raw_topic, n, How::Floor(&floor_tracer)).await;
             consume(bootstrap, &raw_topic, n, how).await;
@@ -230,7 +246,10 @@ async fn compare(
                 "header" => How::RawWithHeader,
                 "floor" => How::Floor(&floor_tracer),
                 "traced" => How::Traced(&tracing),
-                other => panic!("THROUGHPUT_PRODUCER={other}: raw, header, floor or traced"),
+                "traced_nometrics" => How::Traced(&tracing_without_metrics),
+                other => {
+                    panic!("THROUGHPUT_PRODUCER={other}: raw, header, floor, traced or traced_nometrics")
+                }
             };
             produce(&producer, &raw_topic, n, how).await;
             // Every span through the batch processor, every measurement collected: counted too.

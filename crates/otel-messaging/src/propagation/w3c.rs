@@ -117,21 +117,37 @@ fn traceparent(sc: &SpanContext) -> String {
 /// Decodes a `traceparent` that [`super::is_valid_traceparent`] accepted: trace id, parent id and
 /// flags reduced to the sampled bit. `None` only for input that was not validated.
 fn decode(value: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
-    fn hex(bytes: &[u8]) -> Option<u128> {
-        bytes.iter().try_fold(0u128, |acc, &c| {
-            let nibble = match c {
-                b'0'..=b'9' => c - b'0',
-                b'a'..=b'f' => c - b'a' + 10,
-                _ => return None,
+    /// `NIBBLE[c]`: the value of lowercase hex digit `c`, or `0xff` for any other byte.
+    static NIBBLE: [u8; 256] = {
+        let mut table = [0xff; 256];
+        let mut c = 0;
+        while c < 256 {
+            table[c] = match c as u8 {
+                d @ b'0'..=b'9' => d - b'0',
+                d @ b'a'..=b'f' => d - b'a' + 10,
+                _ => 0xff,
             };
-            Some(acc << 4 | u128::from(nibble))
-        })
+            c += 1;
+        }
+        table
+    };
+    /// Up to 16 hex digits as a `u64`; `None` when one is not lowercase hex. One table look-up per
+    /// digit, the check folded over the field (every delivered message decodes one `traceparent`).
+    fn hex(bytes: &[u8]) -> Option<u64> {
+        let (value, bad) = bytes.iter().fold((0u64, 0u8), |(acc, bad), &c| {
+            let nibble = NIBBLE[usize::from(c)];
+            (acc << 4 | u64::from(nibble & 0x0f), bad | nibble & 0xf0)
+        });
+        (bad == 0).then_some(value)
     }
     let b = value.as_bytes();
-    let trace_id = hex(b.get(3..35)?)?;
-    let span_id = u64::try_from(hex(b.get(36..52)?)?).ok()?;
-    let flags = u8::try_from(hex(b.get(53..55)?)?).ok()?;
-    Some((TraceId::from(trace_id), SpanId::from(span_id), TraceFlags::new(flags) & TraceFlags::SAMPLED))
+    let high = hex(b.get(3..19)?)?;
+    let low = hex(b.get(19..35)?)?;
+    let span_id = hex(b.get(36..52)?)?;
+    let flags = hex(b.get(53..55)?)?;
+    let trace_id = u128::from(high) << 64 | u128::from(low);
+    let sampled = TraceFlags::new(u8::try_from(flags & 1).unwrap_or_default());
+    Some((TraceId::from(trace_id), SpanId::from(span_id), sampled))
 }
 
 impl TextMapPropagator for W3cPropagator {
