@@ -194,11 +194,12 @@ impl BenchCarrier for BenchHeaders {
     }
 }
 
-/// The Kafka-like send or process view of the per-message benchmarks: destination `orders`,
-/// server `kafka-1:9092`, client ids, group `workers` on process, and a partition when given.
+/// The Kafka-like send, receive or process view of the per-message benchmarks: destination
+/// `orders`, server `kafka-1:9092`, client ids, group `workers` on receive and process, and a
+/// partition when given.
 #[derive(Debug, Clone, Copy)]
 pub struct BenchView {
-    /// `Send` or `Process`.
+    /// `Send`, `Receive` or `Process`.
     pub operation: otel_messaging::OperationType,
     /// `messaging.destination.partition.id`, if any.
     pub partition: Option<&'static str>,
@@ -212,7 +213,11 @@ impl otel_messaging::MessagingAttributes for BenchView {
         self.operation
     }
     fn operation_name(&self) -> &'static str {
-        if self.operation == otel_messaging::OperationType::Send { "send" } else { "process" }
+        match self.operation {
+            otel_messaging::OperationType::Send => "send",
+            otel_messaging::OperationType::Receive => "poll",
+            _ => "process",
+        }
     }
     fn destination_name(&self) -> Option<&str> {
         Some("orders")
@@ -238,6 +243,25 @@ pub fn bench_ours<C: BenchCarrier>(
     partition: Option<&'static str>,
     parent: &opentelemetry::Context,
 ) -> C {
+    ours(instrumenter, partition, parent, false)
+}
+
+/// [`bench_ours`] with a single-message receive between the send and the process: a `poll`
+/// CLIENT span with no parent, linking the message's creation context (what a Kafka
+/// `recv_traced` records).
+pub fn bench_ours_received<C: BenchCarrier>(
+    instrumenter: &MessagingInstrumenter,
+    parent: &opentelemetry::Context,
+) -> C {
+    ours(instrumenter, None, parent, true)
+}
+
+fn ours<C: BenchCarrier>(
+    instrumenter: &MessagingInstrumenter,
+    partition: Option<&'static str>,
+    parent: &opentelemetry::Context,
+    receive: bool,
+) -> C {
     use otel_messaging::OperationType;
     let mut headers = C::fresh();
     let send = headers.read(|x| {
@@ -249,6 +273,16 @@ pub fn bench_ours<C: BenchCarrier>(
     });
     headers.write(|x| send.inject(x));
     send.end_ok();
+    if receive {
+        headers.read(|x| {
+            instrumenter
+                .operation(&BenchView { operation: OperationType::Receive, partition })
+                .with_parent(&opentelemetry::Context::new())
+                .with_batch_links(std::iter::once((x, Vec::new())))
+                .start()
+                .end_ok();
+        });
+    }
     let process = headers.read(|x| {
         let view = BenchView { operation: OperationType::Process, partition };
         instrumenter
@@ -269,7 +303,26 @@ pub fn bench_floor<C: BenchCarrier>(
     propagator: &dyn opentelemetry::propagation::TextMapPropagator,
     parent: &opentelemetry::Context,
 ) -> C {
-    use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
+    floor(provider, propagator, parent, false)
+}
+
+/// [`bench_floor`] with the receive of [`bench_ours_received`] at the same point: the context
+/// extracted, and a `poll` CLIENT span without attributes linking it.
+pub fn bench_floor_received<C: BenchCarrier>(
+    provider: &SdkTracerProvider,
+    propagator: &dyn opentelemetry::propagation::TextMapPropagator,
+    parent: &opentelemetry::Context,
+) -> C {
+    floor(provider, propagator, parent, true)
+}
+
+fn floor<C: BenchCarrier>(
+    provider: &SdkTracerProvider,
+    propagator: &dyn opentelemetry::propagation::TextMapPropagator,
+    parent: &opentelemetry::Context,
+    receive: bool,
+) -> C {
+    use opentelemetry::trace::{Link, TraceContextExt as _, Tracer as _, TracerProvider as _};
     let tracer = provider.tracer("floor");
     let mut headers = C::fresh();
     let span =
@@ -277,6 +330,12 @@ pub fn bench_floor<C: BenchCarrier>(
     let cx = parent.with_span(span);
     headers.write(|x| propagator.inject_context(&cx, x));
     cx.span().end();
+    if receive {
+        let linked = headers.read(|x| propagator.extract_with_context(&opentelemetry::Context::new(), x));
+        let link = Link::with_context(linked.span().span_context().clone());
+        let poll = tracer.span_builder("poll orders").with_kind(SpanKind::Client).with_links(vec![link]);
+        drop(poll.start_with_context(&tracer, &opentelemetry::Context::new()));
+    }
     let extracted = headers.read(|x| propagator.extract_with_context(&opentelemetry::Context::new(), x));
     let span = tracer
         .span_builder("process orders")

@@ -1,5 +1,6 @@
 //! The per-message variants of the performance gate (`scripts/perf_gate.sh`, run by `just test`):
-//! one send + one process per message through the core instrumenter, against the SDK's own floor
+//! one send + one process per message (and a variant with a single-message receive between them)
+//! through the core instrumenter, against the SDK's own floor
 //! in the same build — the broker-free `per_message` benchmark of the Kafka crate
 //! (`benches/overhead.rs`, whose steps it shares through `otel_messaging::testing`) on an
 //! in-memory header list, so that it builds without librdkafka in a few seconds of a release
@@ -14,7 +15,8 @@
 use std::hint::black_box;
 
 use bench_support::{
-    BenchHeaders, DropExporter, bench_floor, bench_ours, sdk_w3c_propagator, unsampled_request,
+    BenchHeaders, DropExporter, bench_floor, bench_floor_received, bench_ours, bench_ours_received,
+    sdk_w3c_propagator, unsampled_request,
 };
 use opentelemetry::Context;
 use opentelemetry_sdk::{
@@ -86,6 +88,15 @@ fn main() {
             Box::new(|| drop(black_box(bench_floor::<BenchHeaders>(&parent_based, &propagator, &request)))),
         ),
         ("ours_default/sampled", Box::new(|| drop(black_box(bench_ours::<BenchHeaders>(&on, None, &root))))),
+        // The same message with a single-message receive (a `poll` span linking it) between.
+        (
+            "floor/sampled_received",
+            Box::new(|| drop(black_box(bench_floor_received::<BenchHeaders>(&sampled, &propagator, &root)))),
+        ),
+        (
+            "ours_default/sampled_received",
+            Box::new(|| drop(black_box(bench_ours_received::<BenchHeaders>(&on, &root)))),
+        ),
         (
             "ours_default/unsampled",
             Box::new(|| drop(black_box(bench_ours::<BenchHeaders>(&off, None, &root)))),
