@@ -71,7 +71,7 @@ check:
 # Criterion benchmark of the per-message overhead (the SDK floor, the hand-written pattern, ours:
 # sampled, unsampled, metrics, batch exporter) in one group, with allocations per message, then the
 # overhead table and the target ratios (BENCHMARKS.md); then traced/raw throughput on a MockCluster
-# and on every real broker (tansu, RabbitMQ, Redis, moto), at 100 % and 10 % sampling.
+# and on every real broker (tansu, RabbitMQ, Redis, moto, NATS JetStream), at 100 % and 10 % sampling.
 bench: brokers-up
     cargo bench -p otel-messaging-rdkafka --bench overhead
     python3 scripts/bench_ratios.py
@@ -84,7 +84,8 @@ bench-instructions *variants:
     scripts/bench_instructions.sh {{variants}}
 
 # Needs valgrind; `THROUGHPUT_SAMPLED=0.1 just throughput-instructions` for 10 % sampling.
-# Instructions per produced message end to end on the MockCluster, all threads (callgrind)
+# Instructions per produced and per consumed message end to end on the MockCluster, ours, the
+# SDK floor's and ours without metrics, all threads (callgrind)
 throughput-instructions:
     scripts/throughput_instructions.sh
 
