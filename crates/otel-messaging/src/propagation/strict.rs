@@ -217,10 +217,14 @@ impl<'a> StrictExtractor<'a> {
     pub(super) fn build(inner: &'a dyn Extractor, baggage: bool) -> Self {
         let traceparent = inner.get(TRACEPARENT).filter(|v| is_valid_traceparent(v));
         let tracestate = if traceparent.is_some() {
-            joined(inner, TRACESTATE, MAX_TRACESTATE_LEN * 8).and_then(|joined| match joined {
-                Cow::Borrowed(s) => sanitize_tracestate(s),
-                Cow::Owned(s) => sanitize_tracestate(&s).map(|c| Cow::Owned(c.into_owned())),
-            })
+            joined(inner, TRACESTATE, MAX_TRACESTATE_LEN * 8)
+                .and_then(|joined| match joined {
+                    Cow::Borrowed(s) => sanitize_tracestate(s),
+                    Cow::Owned(s) => sanitize_tracestate(&s).map(|c| Cow::Owned(c.into_owned())),
+                })
+                // An empty list (the SDK's `TraceContextPropagator` writes `tracestate: ""` for
+                // every context) is no list: nothing to parse downstream.
+                .filter(|state| !state.is_empty())
         } else {
             None
         };
@@ -365,6 +369,21 @@ mod tests {
         assert_eq!(joined(&values, "k", 100).as_deref(), Some("aaaaa,bbbbb,ccccc"));
         assert!(matches!(joined(&Repeated(vec!["a=1"]), "k", 100), Some(Cow::Borrowed("a=1"))));
         assert_eq!(joined(&HashMap::<String, String>::new(), "k", 100), None);
+    }
+
+    /// An empty `tracestate` (or one of empty members only) reads as absent, as the SDK reads it
+    /// (an empty trace state either way).
+    #[test]
+    fn an_empty_tracestate_reads_as_absent() {
+        for state in ["", " ", ",", " , "] {
+            let carrier = HashMap::from([
+                ("traceparent".to_owned(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()),
+                ("tracestate".to_owned(), state.to_owned()),
+            ]);
+            let strict = StrictExtractor::new(&carrier);
+            assert_eq!(strict.get("tracestate"), None, "{state:?}");
+            assert!(strict.has_valid_traceparent());
+        }
     }
 
     /// Inputs longer than any valid `tracestate` could be without optional white space
