@@ -138,37 +138,163 @@ fn bounded(count: usize) -> usize {
 
 impl<H: RawHeaders + ?Sized> Extractor for HeadersExtractor<'_, H> {
     fn get(&self, key: &str) -> Option<&str> {
-        let headers = self.0.raw();
-        (0..bounded(headers.count()))
-            .rev()
-            .filter_map(|i| headers.get(i))
-            .filter(|(k, _)| k.eq_ignore_ascii_case(key.as_bytes()))
-            .find_map(|(k, v)| utf8_header(k, v))
-            .map(|(_, v)| v)
+        last_value(self.0.raw(), key)
     }
 
     /// Every distinct UTF-8 key, in order of first appearance (linear time: a record can carry
     /// tens of thousands of headers).
     fn keys(&self) -> Vec<&str> {
-        let headers = self.0.raw();
-        let count = bounded(headers.count());
-        let mut seen = std::collections::HashSet::with_capacity(count);
-        (0..count)
-            .filter_map(|i| headers.get(i))
-            .filter_map(|(k, _)| std::str::from_utf8(k).ok())
-            .filter(|k| seen.insert(*k))
-            .collect()
+        distinct_keys(self.0.raw())
     }
 
     fn get_all(&self, key: &str) -> Option<Vec<&str>> {
-        let headers = self.0.raw();
-        let values: Vec<&str> = (0..bounded(headers.count()))
-            .filter_map(|i| headers.get(i))
-            .filter(|(k, _)| k.eq_ignore_ascii_case(key.as_bytes()))
-            .filter_map(|(k, v)| utf8_header(k, v))
-            .map(|(_, v)| v)
-            .collect();
-        (!values.is_empty()).then_some(values)
+        all_values(self.0.raw(), key)
+    }
+}
+
+/// The last UTF-8 value of a UTF-8 header whose key equals `key` in any ASCII case.
+fn last_value<'a>(headers: raw::HeaderReader<'a>, key: &str) -> Option<&'a str> {
+    (0..bounded(headers.count()))
+        .rev()
+        .filter_map(|i| headers.get(i))
+        .filter(|(k, _)| k.eq_ignore_ascii_case(key.as_bytes()))
+        .find_map(|(k, v)| utf8_header(k, v))
+        .map(|(_, v)| v)
+}
+
+/// Every UTF-8 value of the UTF-8 headers whose key equals `key` in any ASCII case, in order.
+fn all_values<'a>(headers: raw::HeaderReader<'a>, key: &str) -> Option<Vec<&'a str>> {
+    let values: Vec<&str> = (0..bounded(headers.count()))
+        .filter_map(|i| headers.get(i))
+        .filter(|(k, _)| k.eq_ignore_ascii_case(key.as_bytes()))
+        .filter_map(|(k, v)| utf8_header(k, v))
+        .map(|(_, v)| v)
+        .collect();
+    (!values.is_empty()).then_some(values)
+}
+
+/// Every distinct UTF-8 key, in order of first appearance.
+fn distinct_keys(headers: raw::HeaderReader<'_>) -> Vec<&str> {
+    let count = bounded(headers.count());
+    let mut seen = std::collections::HashSet::with_capacity(count);
+    (0..count)
+        .filter_map(|i| headers.get(i))
+        .filter_map(|(k, _)| std::str::from_utf8(k).ok())
+        .filter(|k| seen.insert(*k))
+        .collect()
+}
+
+/// Values of one propagation field found by [`PropagationHeaders`]'s scan: the first
+/// [`Found::KEPT`] in order, and whether there were more.
+#[derive(Debug, Default, Clone, Copy)]
+struct Found<'a> {
+    values: [&'a str; Found::KEPT],
+    len: usize,
+    more: bool,
+}
+
+impl<'a> Found<'a> {
+    /// Values kept without allocating; a record repeating a field more often is read again.
+    const KEPT: usize = 4;
+
+    fn push(&mut self, value: &'a str) {
+        match self.values.get_mut(self.len) {
+            Some(slot) => {
+                *slot = value;
+                self.len += 1;
+            }
+            None => self.more = true,
+        }
+    }
+
+    fn kept(&self) -> &[&'a str] {
+        self.values.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// A received record's headers read as [`HeadersExtractor`] reads them, with the three W3C
+/// propagation fields (`traceparent`, `tracestate`, `baggage`) found in **one** pass when it is
+/// built: the core's strict reader asks for `traceparent`, then every `tracestate` and every
+/// `baggage`, which would be three scans of the list through librdkafka per extraction. Other
+/// keys, `keys()`, and a field repeated more than four times are read from the headers.
+pub(crate) struct PropagationHeaders<'a> {
+    /// `None`: no headers, or more than [`MAX_HEADERS_READ`] (read as none).
+    headers: Option<raw::HeaderReader<'a>>,
+    traceparent: Option<&'a str>,
+    tracestate: Found<'a>,
+    baggage: Found<'a>,
+}
+
+impl<'a> PropagationHeaders<'a> {
+    /// Scans `headers` (none: an empty carrier) once.
+    pub(crate) fn scan<H: RawHeaders + ?Sized>(headers: Option<&'a H>) -> Self {
+        let mut scanned = PropagationHeaders {
+            headers: None,
+            traceparent: None,
+            tracestate: Found::default(),
+            baggage: Found::default(),
+        };
+        let Some(reader) = headers.map(RawHeaders::raw) else { return scanned };
+        scanned.headers = Some(reader);
+        for (key, value) in (0..bounded(reader.count())).filter_map(|i| reader.get(i)) {
+            // Only the three names are compared: a byte of the key's length first.
+            let slot = match key.len() {
+                11 if key.eq_ignore_ascii_case(b"traceparent") => 0,
+                10 if key.eq_ignore_ascii_case(b"tracestate") => 1,
+                7 if key.eq_ignore_ascii_case(b"baggage") => 2,
+                _ => continue,
+            };
+            // The key is one of the three ASCII names: only the value needs the UTF-8 check.
+            let Some(Ok(value)) = value.map(std::str::from_utf8) else { continue };
+            match slot {
+                0 => scanned.traceparent = Some(value),
+                1 => scanned.tracestate.push(value),
+                _ => scanned.baggage.push(value),
+            }
+        }
+        scanned
+    }
+
+    /// What the scan found for `key`, if it is one of the three fields and all of it was kept.
+    fn found(&self, key: &str) -> Option<Field<'_, 'a>> {
+        if key.eq_ignore_ascii_case("traceparent") {
+            Some(Field::Last(self.traceparent))
+        } else if key.eq_ignore_ascii_case("tracestate") {
+            (!self.tracestate.more).then_some(Field::All(self.tracestate.kept()))
+        } else if key.eq_ignore_ascii_case("baggage") {
+            (!self.baggage.more).then_some(Field::All(self.baggage.kept()))
+        } else {
+            None
+        }
+    }
+}
+
+/// One propagation field as [`PropagationHeaders`] found it.
+enum Field<'s, 'a> {
+    /// `traceparent`: only its last value is kept.
+    Last(Option<&'a str>),
+    /// `tracestate`, `baggage`: every value, in order.
+    All(&'s [&'a str]),
+}
+
+impl Extractor for PropagationHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match self.found(key) {
+            Some(Field::Last(value)) => value,
+            Some(Field::All(values)) => values.last().copied(),
+            None => last_value(self.headers?, key),
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.headers.map(distinct_keys).unwrap_or_default()
+    }
+
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        match self.found(key) {
+            Some(Field::All(values)) => (!values.is_empty()).then(|| values.to_vec()),
+            _ => all_values(self.headers?, key),
+        }
     }
 }
 
@@ -379,6 +505,74 @@ mod tests {
         HeadersInjector(&mut alone).set("traceparent", "fresh".into());
         assert_eq!(pairs(&alone), [("traceparent".into(), some("fresh"))], "replaced, not added");
         assert_eq!(pairs(&headers), [("Traceparent".into(), some("other case")), ("app".into(), some("y"))]);
+    }
+
+    /// The one-pass reader of received records reads every key as `HeadersExtractor` does: the
+    /// three propagation fields in any case, repeated (past the four kept), non-UTF-8, null,
+    /// other keys, and no headers at all.
+    mod one_pass {
+        use super::super::{HeadersExtractor, PropagationHeaders};
+        use opentelemetry::propagation::Extractor as _;
+        use proptest::prelude::*;
+        use rdkafka::message::OwnedHeaders;
+
+        fn key() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                Just(b"traceparent".to_vec()),
+                Just(b"TraceParent".to_vec()),
+                Just(b"tracestate".to_vec()),
+                Just(b"TRACESTATE".to_vec()),
+                Just(b"baggage".to_vec()),
+                Just(b"Baggage".to_vec()),
+                Just(b"app".to_vec()),
+                Just(vec![b't', 0xff]),
+                proptest::collection::vec(any::<u8>(), 0..12),
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = Option<Vec<u8>>> {
+            prop_oneof![
+                Just(None),
+                Just(Some(vec![0xff, 0xfe])),
+                "[a-z0-9=,-]{0,8}".prop_map(|v| Some(v.into_bytes())),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn reads_like_the_headers_extractor(
+                pairs in proptest::collection::vec((key(), value()), 0..12),
+            ) {
+                let mut headers = OwnedHeaders::new();
+                for (k, v) in &pairs {
+                    super::super::raw::add(&mut headers, k, v.as_deref());
+                }
+                let (one_pass, plain) = (PropagationHeaders::scan(Some(&headers)), HeadersExtractor(&headers));
+                for probe in ["traceparent", "TRACEPARENT", "tracestate", "TraceState", "baggage", "BAGGAGE", "app", ""] {
+                    prop_assert_eq!(one_pass.get(probe), plain.get(probe), "{}", probe);
+                    prop_assert_eq!(one_pass.get_all(probe), plain.get_all(probe), "{}", probe);
+                }
+                prop_assert_eq!(one_pass.keys(), plain.keys());
+            }
+        }
+
+        #[test]
+        fn a_field_repeated_past_the_kept_values_is_read_again_and_no_headers_read_as_none() {
+            let mut headers = OwnedHeaders::new();
+            let values = ["a=1", "b=2", "c=3", "d=4", "e=5", "f=6"];
+            for v in values {
+                super::super::raw::add(&mut headers, b"tracestate", Some(v.as_bytes()));
+            }
+            let one_pass = PropagationHeaders::scan(Some(&headers));
+            assert_eq!(one_pass.get_all("tracestate"), Some(values.to_vec()));
+            assert_eq!(one_pass.get("tracestate"), Some("f=6"));
+            let none = PropagationHeaders::scan(None::<&OwnedHeaders>);
+            assert_eq!(
+                (none.get("traceparent"), none.get_all("baggage"), none.get("app")),
+                (None, None, None)
+            );
+            assert!(none.keys().is_empty());
+        }
     }
 
     /// Reads: the last of repeated keys, any ASCII case, non-UTF-8 and null values skipped, keys

@@ -25,7 +25,7 @@ use std::{
 
 use futures_core::Stream;
 use opentelemetry::{Context, KeyValue, propagation::Extractor};
-use otel_messaging::{Operation, TracedMessage, propagation::EmptyExtractor};
+use otel_messaging::{Operation, TracedMessage};
 use rdkafka::{
     ClientContext, TopicPartitionList,
     client::Client,
@@ -40,7 +40,7 @@ use crate::{
         OPERATION_COMMIT, OPERATION_STORE_OFFSET, PollView, ProcessView, SettleView, SingleMessage,
         error_type, link_attributes,
     },
-    carrier::{HeadersExtractor, RawHeaders},
+    carrier::{PropagationHeaders, RawHeaders},
     config::{ClientFacts, KafkaInstrumentation, topic_handle},
 };
 
@@ -70,12 +70,10 @@ impl KafkaMessage for OwnedMessage {
     }
 }
 
-/// The creation-context reader of a message (none without headers).
-fn extractor<M: Message<Headers: RawHeaders> + ?Sized>(message: &M) -> Box<dyn Extractor + '_> {
-    match message.headers() {
-        Some(headers) => Box::new(HeadersExtractor(headers)),
-        None => Box::new(EmptyExtractor),
-    }
+/// The creation-context reader of a message (empty without headers): its propagation fields
+/// found in one pass.
+fn extractor<M: Message<Headers: RawHeaders> + ?Sized>(message: &M) -> PropagationHeaders<'_> {
+    PropagationHeaders::scan(message.headers())
 }
 
 /// Starts the process operation of `message` inside the current context.
@@ -89,7 +87,7 @@ fn start_process<M: KafkaMessage + ?Sized>(instrumentation: &KafkaInstrumentatio
         counted,
     };
     let extractor = extractor(message);
-    instrumentation.instrumenter.operation(&view).with_delivered_message(&*extractor).start()
+    instrumentation.instrumenter.operation(&view).with_delivered_message(&extractor).start()
 }
 
 /// Traced processing of a received Kafka message ([`BorrowedMessage`], [`OwnedMessage`]).
@@ -218,7 +216,7 @@ fn record_receive<Cx: ClientContext>(
                 client: &facts,
             };
             let extractor = extractor(message);
-            let links = std::iter::once((&*extractor, Vec::new()));
+            let links = std::iter::once((&extractor as &dyn Extractor, Vec::new()));
             instrumentation
                 .instrumenter
                 .operation(&view)
@@ -506,14 +504,14 @@ impl<Cx: ClientContext> Drop for PollGuard<'_, '_, Cx> {
             cluster_id: facts.cluster_id(self.client),
             client: &facts,
         };
-        let extractors: Vec<(Box<dyn Extractor + '_>, Vec<KeyValue>)> = received
+        let extractors: Vec<(PropagationHeaders<'_>, Vec<KeyValue>)> = received
             .iter()
             .map(|m| {
                 facts.remember_message(m);
                 (extractor(m), link_attributes(m, !same_topic))
             })
             .collect();
-        let links = extractors.iter().map(|(e, attributes)| (&**e, attributes.clone()));
+        let links = extractors.iter().map(|(e, attributes)| (e as &dyn Extractor, attributes.clone()));
         let operation = self
             .instrumentation
             .instrumenter
@@ -568,7 +566,7 @@ fn settle<Cx: ClientContext>(
                 .instrumenter
                 .operation(&view)
                 .with_parent(&parent)
-                .with_batch_links(std::iter::once((&*extractor, Vec::new())))
+                .with_batch_links(std::iter::once((&extractor as &dyn Extractor, Vec::new())))
                 .start()
         }
         None => instrumentation.instrumenter.operation(&view).with_parent(&parent).start(),

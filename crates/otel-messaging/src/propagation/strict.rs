@@ -377,7 +377,10 @@ mod tests {
     fn an_empty_tracestate_reads_as_absent() {
         for state in ["", " ", ",", " , "] {
             let carrier = HashMap::from([
-                ("traceparent".to_owned(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()),
+                (
+                    "traceparent".to_owned(),
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+                ),
                 ("tracestate".to_owned(), state.to_owned()),
             ]);
             let strict = StrictExtractor::new(&carrier);
