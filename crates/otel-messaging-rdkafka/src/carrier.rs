@@ -257,14 +257,13 @@ impl<'a> PropagationHeaders<'a> {
 
     /// What the scan found for `key`, if it is one of the three fields and all of it was kept.
     fn found(&self, key: &str) -> Option<Field<'_, 'a>> {
-        if key.eq_ignore_ascii_case("traceparent") {
-            Some(Field::Last(self.traceparent))
-        } else if key.eq_ignore_ascii_case("tracestate") {
-            (!self.tracestate.more).then_some(Field::All(self.tracestate.kept()))
-        } else if key.eq_ignore_ascii_case("baggage") {
-            (!self.baggage.more).then_some(Field::All(self.baggage.kept()))
-        } else {
-            None
+        // The core asks in lowercase: an exact comparison first, any ASCII case otherwise.
+        let is = |name: &str| key == name || key.eq_ignore_ascii_case(name);
+        match key.len() {
+            11 if is("traceparent") => Some(Field::Last(self.traceparent)),
+            10 if is("tracestate") => (!self.tracestate.more).then_some(Field::All(self.tracestate.kept())),
+            7 if is("baggage") => (!self.baggage.more).then_some(Field::All(self.baggage.kept())),
+            _ => None,
         }
     }
 }
