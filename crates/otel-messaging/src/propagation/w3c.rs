@@ -225,6 +225,9 @@ mod tests {
             assert!(!W3cPropagator::new().extract(&carrier).span().span_context().is_valid(), "{tp}");
         }
         assert_eq!(decode("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g"), None);
+        // Two bad digits in one field must not cancel out (the check is an OR over the field).
+        assert_eq!(decode("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-gg"), None);
+        assert_eq!(decode("00-Gbf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902bG-01"), None);
     }
 
     #[test]
