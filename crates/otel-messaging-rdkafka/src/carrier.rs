@@ -237,19 +237,13 @@ impl<'a> PropagationHeaders<'a> {
         let Some(reader) = headers.map(RawHeaders::raw) else { return scanned };
         scanned.headers = Some(reader);
         for (key, value) in (0..bounded(reader.count())).filter_map(|i| reader.get(i)) {
-            // Only the three names are compared: a byte of the key's length first.
-            let slot = match key.len() {
-                11 if key.eq_ignore_ascii_case(b"traceparent") => 0,
-                10 if key.eq_ignore_ascii_case(b"tracestate") => 1,
-                7 if key.eq_ignore_ascii_case(b"baggage") => 2,
-                _ => continue,
-            };
+            let Some(field) = PropagationField::of(key) else { continue };
             // The key is one of the three ASCII names: only the value needs the UTF-8 check.
             let Some(Ok(value)) = value.map(std::str::from_utf8) else { continue };
-            match slot {
-                0 => scanned.traceparent = Some(value),
-                1 => scanned.tracestate.push(value),
-                _ => scanned.baggage.push(value),
+            match field {
+                PropagationField::Traceparent => scanned.traceparent = Some(value),
+                PropagationField::Tracestate => scanned.tracestate.push(value),
+                PropagationField::Baggage => scanned.baggage.push(value),
             }
         }
         scanned
@@ -257,12 +251,32 @@ impl<'a> PropagationHeaders<'a> {
 
     /// What the scan found for `key`, if it is one of the three fields and all of it was kept.
     fn found(&self, key: &str) -> Option<Field<'_, 'a>> {
-        // The core asks in lowercase: an exact comparison first, any ASCII case otherwise.
-        let is = |name: &str| key == name || key.eq_ignore_ascii_case(name);
+        let found = match PropagationField::of(key.as_bytes())? {
+            PropagationField::Traceparent => return Some(Field::Last(self.traceparent)),
+            PropagationField::Tracestate => &self.tracestate,
+            PropagationField::Baggage => &self.baggage,
+        };
+        (!found.more).then_some(Field::All(found.kept()))
+    }
+}
+
+/// The three header names [`PropagationHeaders`] finds in its one pass.
+#[derive(Clone, Copy)]
+enum PropagationField {
+    Traceparent,
+    Tracestate,
+    Baggage,
+}
+
+impl PropagationField {
+    /// The field `key` names in any ASCII case: the length first, then the exact lowercase name
+    /// (what the core asks for and writes), then any case.
+    fn of(key: &[u8]) -> Option<Self> {
+        let is = |name: &[u8]| key == name || key.eq_ignore_ascii_case(name);
         match key.len() {
-            11 if is("traceparent") => Some(Field::Last(self.traceparent)),
-            10 if is("tracestate") => (!self.tracestate.more).then_some(Field::All(self.tracestate.kept())),
-            7 if is("baggage") => (!self.baggage.more).then_some(Field::All(self.baggage.kept())),
+            11 if is(b"traceparent") => Some(PropagationField::Traceparent),
+            10 if is(b"tracestate") => Some(PropagationField::Tracestate),
+            7 if is(b"baggage") => Some(PropagationField::Baggage),
             _ => None,
         }
     }
