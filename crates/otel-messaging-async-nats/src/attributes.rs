@@ -14,13 +14,13 @@ use otel_messaging::{MessagingAttributes, OperationType, semconv};
 use crate::config::NatsInstrumentation;
 
 /// `messaging.system` of every NATS span: `nats` (custom value).
-pub const SYSTEM: &str = "nats";
+pub(crate) const SYSTEM: &str = "nats";
 /// `messaging.operation.name` of publish and request spans: `publish`.
-pub const OPERATION_PUBLISH: &str = "publish";
+pub(crate) const OPERATION_PUBLISH: &str = "publish";
 /// `messaging.operation.name` of process spans: `process`.
-pub const OPERATION_PROCESS: &str = "process";
+pub(crate) const OPERATION_PROCESS: &str = "process";
 /// `messaging.operation.name` of JetStream fetch (receive) spans: `receive`.
-pub const OPERATION_RECEIVE: &str = "receive";
+pub(crate) const OPERATION_RECEIVE: &str = "receive";
 
 /// A publish (core NATS or JetStream) or a request of one message to `subject` (PRODUCER).
 #[derive(Debug)]
@@ -45,6 +45,11 @@ const INBOX: &str = "_INBOX.";
 
 /// A reply inbox is a temporary destination (semconv: `messaging.destination.temporary`): not in
 /// span names or metrics, as its name is unique per client or request.
+/// `messaging.message.id` = `id` (a JetStream stream sequence: on a publish ack, on a batch link).
+pub(crate) fn message_id(id: String) -> KeyValue {
+    KeyValue::new(semconv::MESSAGING_MESSAGE_ID, id)
+}
+
 fn is_inbox(subject: &str) -> bool {
     subject.starts_with(INBOX)
 }
@@ -230,7 +235,7 @@ impl MessagingAttributes for SettleView<'_> {
 /// An async-nats error whose `error.type` the instrumentation can name: the typed errors
 /// (`async_nats::error::Error<Kind>`: publish, request, fetch, JetStream publish, …) by their
 /// kind, the boxed [`async_nats::Error`] by what it holds. Sealed: implemented for those types.
-pub trait NatsError: crate::sealed::Sealed<crate::sealed::NatsError> {
+pub(crate) trait NatsError: crate::sealed::Sealed<crate::sealed::NatsError> {
     /// `error.type`: the error kind in snake case (`no_responders`, `timed_out`,
     /// `max_payload_exceeded`, …); `_OTHER` when there is none.
     fn error_type(&self) -> String;
@@ -278,7 +283,7 @@ impl NatsError for async_nats::Error {
 }
 
 /// `error.type` of a failed NATS operation (see [`NatsError`]).
-pub fn error_type<E: NatsError + ?Sized>(error: &E) -> String {
+pub(crate) fn error_type<E: NatsError + ?Sized>(error: &E) -> String {
     error.error_type()
 }
 

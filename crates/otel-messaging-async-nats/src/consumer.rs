@@ -403,9 +403,7 @@ impl Drop for FetchGuard<'_> {
                 let attributes = facts
                     .stream_sequence
                     .clone()
-                    .map(|id| {
-                        vec![opentelemetry::KeyValue::new(otel_messaging::semconv::MESSAGING_MESSAGE_ID, id)]
-                    })
+                    .map(|id| vec![crate::attributes::message_id(id)])
                     .unwrap_or_default();
                 (extractor as &dyn opentelemetry::propagation::Extractor, attributes)
             }))

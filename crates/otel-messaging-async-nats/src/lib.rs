@@ -7,9 +7,6 @@ mod config;
 mod consumer;
 mod producer;
 
-pub use attributes::{
-    NatsError, OPERATION_PROCESS, OPERATION_PUBLISH, OPERATION_RECEIVE, SYSTEM, error_type,
-};
 pub use carrier::{HeaderMapExtractor, HeaderMapInjector};
 pub use config::NatsInstrumentation;
 pub use consumer::{JetStreamMessageExt, MessageExt, PullConsumerExt, SubscriberExt, TracedSubscriber};

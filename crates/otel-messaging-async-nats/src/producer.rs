@@ -115,7 +115,7 @@ fn header_block_len(headers: &HeaderMap) -> usize {
     "NATS/1.0\r\n".len() + lines + "\r\n".len()
 }
 
-fn end<T, E: crate::NatsError + std::fmt::Display>(operation: Operation, result: &Result<T, E>) {
+fn end<T, E: crate::attributes::NatsError + std::fmt::Display>(operation: Operation, result: &Result<T, E>) {
     operation.end(result, |e| error_type(e));
 }
 
@@ -303,10 +303,7 @@ impl IntoFuture for TracedPublishAck {
             if let Ok(ack) = &result
                 && !named
             {
-                operation.set_attributes([opentelemetry::KeyValue::new(
-                    otel_messaging::semconv::MESSAGING_MESSAGE_ID,
-                    ack.sequence.to_string(),
-                )]);
+                operation.set_attributes([crate::attributes::message_id(ack.sequence.to_string())]);
             }
             end(operation, &result);
             result

@@ -8,7 +8,7 @@ use opentelemetry::KeyValue;
 use otel_messaging::{MessagingAttributes, OperationType, semconv};
 
 /// `messaging.system` of every SNS span: `aws.sns`.
-pub const SYSTEM: &str = semconv::system::AWS_SNS;
+pub(crate) const SYSTEM: &str = semconv::system::AWS_SNS;
 
 /// Where a publish goes: a topic (`TopicArn`), a platform endpoint (`TargetArn`), or a phone
 /// number (SMS), which is never recorded.
@@ -178,7 +178,7 @@ pub(crate) fn message_id_attribute(id: &str) -> KeyValue {
 /// The `error.type` of an SNS error: the service error code (`NotFound`, `InvalidParameter`,
 /// `Throttled`, `KMSThrottling`, ...), or `_OTHER` for errors without one (I/O, timeouts,
 /// construction).
-pub fn error_type<E: ProvideErrorMetadata>(error: &E) -> Cow<'static, str> {
+pub(crate) fn error_type<E: ProvideErrorMetadata>(error: &E) -> Cow<'static, str> {
     match error.code() {
         Some(code) => Cow::Owned(code.to_owned()),
         None => Cow::Borrowed(semconv::ERROR_TYPE_OTHER),

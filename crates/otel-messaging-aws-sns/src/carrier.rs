@@ -14,7 +14,7 @@ use opentelemetry::propagation::{Extractor, Injector};
 
 /// Most message attributes a traced publish leaves on a message (those an SQS subscriber with raw
 /// message delivery can receive): 10.
-pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
+pub(crate) const MAX_MESSAGE_ATTRIBUTES: usize = 10;
 
 /// Writes propagation fields as `String` message attributes. Empty values are never written (SNS
 /// rejects them); a key replaces any attribute of that key. Never fails: a value the SDK cannot

@@ -9,7 +9,7 @@ use otel_messaging::MessagingInstrumenter;
 
 /// SNS's largest message (body, subject and message attributes) and batch total: 262 144 bytes
 /// (256 KiB).
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 262_144;
+pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: usize = 262_144;
 
 /// The instrumentation of one SNS client: the instrumenter, the client's endpoint
 /// (`server.address`, `server.port`) and the crate's options.
@@ -90,7 +90,7 @@ impl SnsInstrumentation {
     /// `otel_messaging.context.injected = false`) so that a publish that fits this limit
     /// uninstrumented still fits it.
     ///
-    /// Defaults to [`DEFAULT_MAX_MESSAGE_BYTES`] (262 144).
+    /// Defaults to 262 144 bytes (256 KiB, the SNS message size limit).
     pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes;
         self

@@ -9,18 +9,15 @@ mod config;
 pub mod lambda;
 mod producer;
 
-pub use attributes::{SYSTEM, error_type};
-pub use carrier::{MAX_MESSAGE_ATTRIBUTES, MessageAttributesExtractor, MessageAttributesInjector};
-pub use config::{DEFAULT_MAX_MESSAGE_BYTES, SnsInstrumentation};
+pub use carrier::{MessageAttributesExtractor, MessageAttributesInjector};
+pub use config::SnsInstrumentation;
 // What a user of this crate configures, reachable without a second dependency (the instrumenter
 // and its builder, the enricher).
 pub use otel_messaging::{
     DestinationTemplates, MessagingInstrumenter, MessagingInstrumenterBuilder, SetGlobalError, SpanEnricher,
     SpanStart,
 };
-pub use producer::{
-    OPERATION_CREATE, OPERATION_PUBLISH, PublishBatchFluentBuilderExt, PublishFluentBuilderExt,
-};
+pub use producer::{PublishBatchFluentBuilderExt, PublishFluentBuilderExt};
 
 /// Seals the extension traits: each is implemented in this crate for the client types it
 /// instruments, and nowhere else, so methods can be added to them without a breaking change.

@@ -35,9 +35,9 @@ use crate::{
 
 /// `messaging.operation.name` of publish spans: `publish` (the SNS API's own verb; operation type
 /// `send`).
-pub const OPERATION_PUBLISH: &str = "publish";
+pub(crate) const OPERATION_PUBLISH: &str = "publish";
 /// `messaging.operation.name` of per-entry create spans: `create`.
-pub const OPERATION_CREATE: &str = "create";
+pub(crate) const OPERATION_CREATE: &str = "create";
 
 /// Writes `operation`'s context into `attributes` within the attribute limit and `budget` bytes;
 /// records when it could not. Returns the bytes written.

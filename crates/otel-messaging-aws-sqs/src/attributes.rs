@@ -14,7 +14,7 @@ use opentelemetry::KeyValue;
 use otel_messaging::{MessagingAttributes, OperationType, semconv};
 
 /// `messaging.system` of every SQS span: `aws_sqs`.
-pub const SYSTEM: &str = semconv::system::AWS_SQS;
+pub(crate) const SYSTEM: &str = semconv::system::AWS_SQS;
 
 /// The parts of a queue URL (`https://sqs.us-east-1.amazonaws.com/123456789012/orders`).
 #[derive(Debug, Clone, Default)]
@@ -224,7 +224,7 @@ pub(crate) fn message_link_attributes(message: &Message) -> Vec<KeyValue> {
 /// The `error.type` of an SQS error: the service error code (`AWS.SimpleQueueService.NonExistentQueue`,
 /// `QueueDoesNotExist`, `RequestThrottled`, ...), or `_OTHER` for errors without one (I/O,
 /// timeouts, construction).
-pub fn error_type<E: ProvideErrorMetadata>(error: &E) -> Cow<'static, str> {
+pub(crate) fn error_type<E: ProvideErrorMetadata>(error: &E) -> Cow<'static, str> {
     match error.code() {
         Some(code) => Cow::Owned(code.to_owned()),
         None => Cow::Borrowed(semconv::ERROR_TYPE_OTHER),

@@ -12,7 +12,7 @@ use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeN
 use opentelemetry::propagation::{Extractor, Injector};
 
 /// Most message attributes one SQS message may carry.
-pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
+pub(crate) const MAX_MESSAGE_ATTRIBUTES: usize = 10;
 
 /// Writes propagation fields as `String` message attributes. Empty values are never written (SQS
 /// rejects them); a key replaces any attribute of that key. Never fails: a value the SDK cannot

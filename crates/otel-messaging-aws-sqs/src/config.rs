@@ -12,7 +12,7 @@ use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeN
 use otel_messaging::{MessagingInstrumenter, handoff::Handoff};
 
 /// SQS's default (and historical maximum) message size and batch total: 262 144 bytes (256 KiB).
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 262_144;
+pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: usize = 262_144;
 
 /// Most received messages whose removed attributes are kept for their process span (see
 /// [`SqsInstrumentation`]'s receive notes); the oldest are forgotten first.
@@ -135,7 +135,7 @@ impl SqsInstrumentation {
     /// limit uninstrumented still fits it. Set it to the queue's `MaximumMessageSize` when that is
     /// larger.
     ///
-    /// Defaults to [`DEFAULT_MAX_MESSAGE_BYTES`] (262 144).
+    /// Defaults to 262 144 bytes (256 KiB, the SQS message size limit).
     pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes;
         self

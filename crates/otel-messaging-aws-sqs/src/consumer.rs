@@ -28,11 +28,11 @@ use crate::{
 };
 
 /// `messaging.operation.name` of receive spans: `receive`.
-pub const OPERATION_RECEIVE: &str = "receive";
+pub(crate) const OPERATION_RECEIVE: &str = "receive";
 /// `messaging.operation.name` of process spans: `process`.
-pub const OPERATION_PROCESS: &str = "process";
+pub(crate) const OPERATION_PROCESS: &str = "process";
 /// `messaging.operation.name` of delete (settle) spans: `delete`.
-pub const OPERATION_DELETE: &str = "delete";
+pub(crate) const OPERATION_DELETE: &str = "delete";
 
 /// System attributes a traced receive always asks for: send time (queue wait), receive count
 /// (redelivery) and the X-Ray header (fallback context).

@@ -10,14 +10,11 @@ mod consumer;
 pub mod lambda;
 mod producer;
 
-pub use attributes::{SYSTEM, error_type};
-pub use carrier::{
-    MAX_MESSAGE_ATTRIBUTES, MessageAttributesExtractor, MessageAttributesInjector, xray_to_traceparent,
-};
-pub use config::{DEFAULT_MAX_MESSAGE_BYTES, SqsInstrumentation};
+pub use carrier::{MessageAttributesExtractor, MessageAttributesInjector, xray_to_traceparent};
+pub use config::SqsInstrumentation;
 pub use consumer::{
-    DeleteMessageBatchFluentBuilderExt, DeleteMessageFluentBuilderExt, MessageExt, OPERATION_DELETE,
-    OPERATION_PROCESS, OPERATION_RECEIVE, ReceiveMessageFluentBuilderExt,
+    DeleteMessageBatchFluentBuilderExt, DeleteMessageFluentBuilderExt, MessageExt,
+    ReceiveMessageFluentBuilderExt,
 };
 // What a user of this crate configures, reachable without a second dependency (the process-parent
 // policy, the instrumenter and its builder, the enricher).
@@ -26,9 +23,7 @@ pub use otel_messaging::{
     DestinationTemplates, MessagingInstrumenter, MessagingInstrumenterBuilder, ProcessParent, SetGlobalError,
     SpanEnricher, SpanStart, TracedMessage,
 };
-pub use producer::{
-    OPERATION_CREATE, OPERATION_SEND, SendMessageBatchFluentBuilderExt, SendMessageFluentBuilderExt,
-};
+pub use producer::{SendMessageBatchFluentBuilderExt, SendMessageFluentBuilderExt};
 
 /// Seals the extension traits: each is implemented in this crate for the client types it
 /// instruments, and nowhere else, so methods can be added to them without a breaking change.

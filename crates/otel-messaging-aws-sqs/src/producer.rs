@@ -35,9 +35,9 @@ use crate::{
 };
 
 /// `messaging.operation.name` of send spans: `send`.
-pub const OPERATION_SEND: &str = "send";
+pub(crate) const OPERATION_SEND: &str = "send";
 /// `messaging.operation.name` of per-entry create spans: `create`.
-pub const OPERATION_CREATE: &str = "create";
+pub(crate) const OPERATION_CREATE: &str = "create";
 
 /// Writes `operation`'s context into `attributes` within the attribute limit and `budget` bytes;
 /// records when it could not. Returns the bytes written.

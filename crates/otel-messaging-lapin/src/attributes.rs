@@ -19,31 +19,31 @@ use otel_messaging::{MessagingAttributes, OperationType, semconv};
 use crate::config::AmqpInstrumentation;
 
 /// `messaging.system` of every RabbitMQ span: `rabbitmq`.
-pub const SYSTEM: &str = semconv::system::RABBITMQ;
+pub(crate) const SYSTEM: &str = semconv::system::RABBITMQ;
 /// `messaging.operation.name` of publish spans: `publish`.
-pub const OPERATION_PUBLISH: &str = "publish";
+pub(crate) const OPERATION_PUBLISH: &str = "publish";
 /// `messaging.operation.name` of process spans: `process`.
-pub const OPERATION_PROCESS: &str = "process";
+pub(crate) const OPERATION_PROCESS: &str = "process";
 /// `messaging.operation.name` of `basic_get` receive spans: `receive`.
-pub const OPERATION_RECEIVE: &str = "receive";
+pub(crate) const OPERATION_RECEIVE: &str = "receive";
 
 /// Header carrying the publish time in milliseconds since the Unix epoch (AMQP long-long int),
 /// added by the traced publish when the message has no `timestamp` property.
-pub const SENT_TIME_HEADER: &str = "x-otel-sent-ms";
+pub(crate) const SENT_TIME_HEADER: &str = "x-otel-sent-ms";
 
 /// Project namespace (not semconv): `true` on process/receive spans of a redelivered message
 /// (AMQP `redelivered` flag); absent otherwise.
-pub const OTEL_MESSAGING_RABBITMQ_REDELIVERED: &str = "otel_messaging.rabbitmq.redelivered";
+pub(crate) const OTEL_MESSAGING_RABBITMQ_REDELIVERED: &str = "otel_messaging.rabbitmq.redelivered";
 
 /// Project namespace (not semconv): from the newest entry of the `x-death` header RabbitMQ adds
 /// when it dead-letters a message — how many times the message died there (`count`).
-pub const OTEL_MESSAGING_RABBITMQ_DEATH_COUNT: &str = "otel_messaging.rabbitmq.death.count";
+pub(crate) const OTEL_MESSAGING_RABBITMQ_DEATH_COUNT: &str = "otel_messaging.rabbitmq.death.count";
 /// Project namespace (not semconv): why the message was dead-lettered (`x-death` `reason`:
 /// `rejected`, `expired`, `maxlen` or `delivery_limit`).
-pub const OTEL_MESSAGING_RABBITMQ_DEATH_REASON: &str = "otel_messaging.rabbitmq.death.reason";
+pub(crate) const OTEL_MESSAGING_RABBITMQ_DEATH_REASON: &str = "otel_messaging.rabbitmq.death.reason";
 /// Project namespace (not semconv): the queue the message was dead-lettered from (`x-death`
 /// `queue`).
-pub const OTEL_MESSAGING_RABBITMQ_DEATH_QUEUE: &str = "otel_messaging.rabbitmq.death.queue";
+pub(crate) const OTEL_MESSAGING_RABBITMQ_DEATH_QUEUE: &str = "otel_messaging.rabbitmq.death.queue";
 
 /// An integer header value of any AMQP integer type.
 fn integer(value: &AMQPValue) -> Option<i64> {
@@ -114,7 +114,7 @@ pub(crate) fn is_server_named(name: &str) -> bool {
 
 /// The producer destination: `{exchange}:{routing key}`, the non-empty one alone, or
 /// `amq.default` (semconv v1.44 rabbitmq.md, send span note).
-pub fn publish_destination(exchange: &str, routing_key: &str) -> Cow<'static, str> {
+pub(crate) fn publish_destination(exchange: &str, routing_key: &str) -> Cow<'static, str> {
     match (exchange.is_empty(), routing_key.is_empty()) {
         (false, false) => Cow::Owned(format!("{exchange}:{routing_key}")),
         (false, true) => Cow::Owned(exchange.to_owned()),
@@ -125,7 +125,7 @@ pub fn publish_destination(exchange: &str, routing_key: &str) -> Cow<'static, st
 
 /// The consumer destination: `{exchange}:{routing key}:{queue}` with empty parts omitted and the
 /// routing key given once when it equals the queue (semconv v1.44 rabbitmq.md, consumer note).
-pub fn consumer_destination(exchange: &str, routing_key: &str, queue: Option<&str>) -> String {
+pub(crate) fn consumer_destination(exchange: &str, routing_key: &str, queue: Option<&str>) -> String {
     let queue = queue.filter(|q| !q.is_empty() && *q != routing_key);
     [Some(exchange), Some(routing_key), queue]
         .into_iter()
@@ -361,7 +361,7 @@ impl MessagingAttributes for SettleView<'_> {
 /// The `error.type` of a lapin error: the AMQP reply code name in lower case for broker errors
 /// (`not-found`, `precondition-failed`, `connection-forced`), otherwise lapin's error kind name
 /// (`IOError`, `InvalidChannelState`, ...). Low cardinality; never the message.
-pub fn error_type(error: &lapin::Error) -> Cow<'static, str> {
+pub(crate) fn error_type(error: &lapin::Error) -> Cow<'static, str> {
     match error.kind() {
         ErrorKind::ProtocolError(e) => Cow::Owned(match e.kind() {
             lapin::protocol::AMQPErrorKind::Soft(s) => s.to_string().to_ascii_lowercase(),
@@ -376,7 +376,7 @@ pub fn error_type(error: &lapin::Error) -> Cow<'static, str> {
 }
 
 /// `error.type` of a publish the broker negatively confirmed: `nack`.
-pub const ERROR_TYPE_NACK: &str = "nack";
+pub(crate) const ERROR_TYPE_NACK: &str = "nack";
 
 #[cfg(test)]
 mod tests {

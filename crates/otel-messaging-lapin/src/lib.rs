@@ -7,12 +7,6 @@ mod config;
 mod consumer;
 mod producer;
 
-pub use attributes::{
-    ERROR_TYPE_NACK, OPERATION_PROCESS, OPERATION_PUBLISH, OPERATION_RECEIVE,
-    OTEL_MESSAGING_RABBITMQ_DEATH_COUNT, OTEL_MESSAGING_RABBITMQ_DEATH_QUEUE,
-    OTEL_MESSAGING_RABBITMQ_DEATH_REASON, OTEL_MESSAGING_RABBITMQ_REDELIVERED, SENT_TIME_HEADER, SYSTEM,
-    consumer_destination, error_type, publish_destination,
-};
 pub use carrier::{FieldTableExtractor, FieldTableInjector};
 pub use config::AmqpInstrumentation;
 pub use consumer::{ConsumerExt, DeliveryExt, TracedConsumer};

@@ -122,8 +122,8 @@ pub trait ChannelExt: crate::sealed::Sealed<crate::sealed::ChannelExt> {
     ///
     /// # Errors
     ///
-    /// The native error, unchanged (span status `Error`, `error.type` from
-    /// [`error_type`](crate::error_type)).
+    /// The native error, unchanged (span status `Error`, `error.type` as the
+    /// crate's front page lists under "Errors").
     fn basic_publish_traced(
         &self,
         exchange: ShortString,

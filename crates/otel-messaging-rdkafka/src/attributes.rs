@@ -19,11 +19,11 @@ use rdkafka::{
 use crate::config::ClientFacts;
 
 /// `messaging.system` for every Kafka span: `kafka`.
-pub const SYSTEM: &str = semconv::system::KAFKA;
+pub(crate) const SYSTEM: &str = semconv::system::KAFKA;
 
 /// `otel_messaging.kafka.broker.id`: the broker's node id on the client-statistics metrics
 /// ([`crate::statistics`]; this project's namespace, semconv v1.44 has no broker attribute).
-pub const BROKER_ID: &str = "otel_messaging.kafka.broker.id";
+pub(crate) const BROKER_ID: &str = "otel_messaging.kafka.broker.id";
 
 /// Semconv keys the client-statistics metrics use.
 pub(crate) use otel_messaging::semconv::{
@@ -32,16 +32,16 @@ pub(crate) use otel_messaging::semconv::{
 };
 
 /// `messaging.operation.name` of producer spans: `send`.
-pub const OPERATION_SEND: &str = "send";
+pub(crate) const OPERATION_SEND: &str = "send";
 /// `messaging.operation.name` of batch receive spans: `poll`.
-pub const OPERATION_POLL: &str = "poll";
+pub(crate) const OPERATION_POLL: &str = "poll";
 /// `messaging.operation.name` of process spans: `process`.
-pub const OPERATION_PROCESS: &str = "process";
+pub(crate) const OPERATION_PROCESS: &str = "process";
 /// `messaging.operation.name` of offset commits (settle spans): `commit`.
-pub const OPERATION_COMMIT: &str = "commit";
+pub(crate) const OPERATION_COMMIT: &str = "commit";
 /// `messaging.operation.name` of offset stores for the next auto-commit (settle spans):
 /// `store_offset`.
-pub const OPERATION_STORE_OFFSET: &str = "store_offset";
+pub(crate) const OPERATION_STORE_OFFSET: &str = "store_offset";
 
 pub(crate) fn partition_value(partition: i32) -> StringValue {
     const SMALL: [&str; 16] =
@@ -313,7 +313,7 @@ pub(crate) fn link_attributes<M: Message + ?Sized>(message: &M, mixed_topics: bo
 /// These are rdkafka's names, close to but not always librdkafka's (`MSG_SIZE_TOO_LARGE`) or the
 /// Kafka protocol's (`MESSAGE_TOO_LARGE`); they are stable across releases and of low
 /// cardinality.
-pub fn error_type(error: &KafkaError) -> Cow<'static, str> {
+pub(crate) fn error_type(error: &KafkaError) -> Cow<'static, str> {
     match error.rdkafka_error_code() {
         Some(code) => Cow::Owned(screaming_snake(&format!("{code:?}"))),
         None if matches!(error, KafkaError::PartitionEOF(_)) => Cow::Borrowed("PARTITION_EOF"),

@@ -124,7 +124,7 @@ impl<H: ?Sized> std::fmt::Debug for HeadersExtractor<'_, H> {
 /// Most headers a record may carry for [`HeadersExtractor`] to read it: 1 024. A record with more
 /// (a 1 MB record can hold ~250 000 one-byte headers) reads as carrying none, so each of the
 /// 6-10 lookups per message stays bounded (reliability review L1).
-pub const MAX_HEADERS_READ: usize = 1_024;
+pub(crate) const MAX_HEADERS_READ: usize = 1_024;
 
 /// A header whose key and value are both UTF-8; `None` for any other header.
 fn utf8_header<'a>(key: &'a [u8], value: Option<&'a [u8]>) -> Option<(&'a str, &'a str)> {
@@ -218,7 +218,7 @@ impl<'a> Found<'a> {
 /// `baggage`, which would be three scans of the list through librdkafka per extraction. Other
 /// keys, `keys()`, and a field repeated more than four times are read from the headers.
 pub(crate) struct PropagationHeaders<'a> {
-    /// `None`: no headers, or more than [`MAX_HEADERS_READ`] (read as none).
+    /// `None`: no headers, or more than [`MAX_HEADERS_READ`] headers (read as none).
     headers: Option<raw::HeaderReader<'a>>,
     traceparent: Option<&'a str>,
     tracestate: Found<'a>,

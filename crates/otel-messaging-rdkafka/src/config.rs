@@ -57,7 +57,7 @@ pub struct KafkaInstrumentation {
 const LIBRDKAFKA_DEFAULT_CLIENT_ID: &str = "rdkafka";
 
 /// librdkafka's default `message.max.bytes`: 1 000 000 bytes.
-pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+pub(crate) const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
 
 impl Default for KafkaInstrumentation {
     fn default() -> Self {
@@ -135,7 +135,7 @@ impl KafkaInstrumentation {
     /// uninstrumented still fits it.
     ///
     /// Defaults to the client's own `message.max.bytes` (librdkafka's default is
-    /// [`DEFAULT_MESSAGE_MAX_BYTES`]) unless set with
+    /// 1 000 000 bytes) unless set with
     /// [`with_max_message_bytes`](Self::with_max_message_bytes).
     pub fn max_message_bytes<C: ClientContext>(&self, client: &Client<C>) -> usize {
         self.max_message_bytes.unwrap_or_else(|| ClientFacts::of(client).max_message_bytes)

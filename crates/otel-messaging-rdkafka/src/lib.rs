@@ -46,14 +46,10 @@ mod consumer;
 mod producer;
 pub mod statistics;
 
-pub use attributes::{
-    BROKER_ID, OPERATION_COMMIT, OPERATION_POLL, OPERATION_PROCESS, OPERATION_SEND, OPERATION_STORE_OFFSET,
-    SYSTEM, error_type,
-};
 #[cfg(feature = "testing")]
 pub use carrier::raw_headers;
-pub use carrier::{HeadersExtractor, HeadersInjector, MAX_HEADERS_READ, RawHeaders};
-pub use config::{DEFAULT_MESSAGE_MAX_BYTES, KafkaInstrumentation};
+pub use carrier::{HeadersExtractor, HeadersInjector, RawHeaders};
+pub use config::KafkaInstrumentation;
 pub use consumer::{ConsumerExt, KafkaMessage, MessageExt, StreamConsumerExt, TracedStream};
 // What a user of this crate configures, reachable without a second dependency (the process-parent
 // policy, the instrumenter and its builder, the enricher).

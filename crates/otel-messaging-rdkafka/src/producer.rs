@@ -130,7 +130,7 @@ pub trait FutureProducerExt: crate::sealed::Sealed<crate::sealed::FutureProducer
     /// # Errors
     ///
     /// Returns the native result unchanged. On error the span gets status `Error` and
-    /// `error.type` from [`error_type`](crate::error_type).
+    /// `error.type` the librdkafka error code's name (`MESSAGE_SIZE_TOO_LARGE`, ...).
     ///
     /// # Examples
     ///

@@ -16,7 +16,7 @@ use otel_messaging::{MessagingAttributes, OperationType, semconv};
 use crate::config::RedisInstrumentation;
 
 /// `messaging.system` of every span of this crate: `redis` (custom value, documented).
-pub const SYSTEM: &str = semconv::system::REDIS;
+pub(crate) const SYSTEM: &str = semconv::system::REDIS;
 
 /// One Redis messaging operation.
 #[derive(Debug)]
@@ -124,8 +124,8 @@ pub(crate) fn entry_time(id: &str) -> Option<SystemTime> {
 }
 
 /// The `error.type` of a redis error: the server's error code when it sent one (`NOGROUP`,
-/// `WRONGTYPE`, `BUSYGROUP`), otherwise redis-rs's error kind name (`IoError`, `ParseError`, ...).
-pub fn error_type(error: &redis::RedisError) -> Cow<'static, str> {
+/// `WRONGTYPE`, `BUSYGROUP`), otherwise redis-rs's error kind name (`Io`, `Parse`, ...).
+pub(crate) fn error_type(error: &redis::RedisError) -> Cow<'static, str> {
     if let Some(code) = error.code() {
         return Cow::Owned(code.to_owned());
     }

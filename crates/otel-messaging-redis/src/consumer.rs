@@ -21,13 +21,13 @@ use crate::{
 };
 
 /// `messaging.operation.name` of stream read spans: `receive`.
-pub const OPERATION_RECEIVE: &str = "receive";
+pub(crate) const OPERATION_RECEIVE: &str = "receive";
 /// `messaging.operation.name` of `XAUTOCLAIM` spans: `claim`.
-pub const OPERATION_CLAIM: &str = "claim";
+pub(crate) const OPERATION_CLAIM: &str = "claim";
 /// `messaging.operation.name` of process spans: `process`.
-pub const OPERATION_PROCESS: &str = "process";
+pub(crate) const OPERATION_PROCESS: &str = "process";
 /// `messaging.operation.name` of `XACK` spans: `ack`.
-pub const OPERATION_ACK: &str = "ack";
+pub(crate) const OPERATION_ACK: &str = "ack";
 
 /// The one key of a command's key list, as text (`None` for several keys).
 fn single_key<K: ToRedisArgs>(keys: &[K]) -> Option<String> {

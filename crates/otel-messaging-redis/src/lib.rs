@@ -8,13 +8,9 @@ mod consumer;
 pub mod envelope;
 mod producer;
 
-pub use attributes::{SYSTEM, error_type};
 pub use carrier::{FieldsInjector, StreamFieldsExtractor};
 pub use config::RedisInstrumentation;
-pub use consumer::{
-    MsgExt, OPERATION_ACK, OPERATION_CLAIM, OPERATION_PROCESS, OPERATION_RECEIVE, QueueConsumerExt,
-    QueueMessage, StreamEntryExt, StreamsConsumerExt,
-};
+pub use consumer::{MsgExt, QueueConsumerExt, QueueMessage, StreamEntryExt, StreamsConsumerExt};
 // What a user of this crate configures, reachable without a second dependency (the process-parent
 // policy, the instrumenter and its builder, the enricher).
 pub use otel_messaging::semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT;
@@ -22,7 +18,7 @@ pub use otel_messaging::{
     DestinationTemplates, MessagingInstrumenter, MessagingInstrumenterBuilder, ProcessParent, SetGlobalError,
     SpanEnricher, SpanStart, TracedMessage,
 };
-pub use producer::{OPERATION_SEND, QueueExt, StreamsExt};
+pub use producer::{QueueExt, StreamsExt};
 
 /// Seals the extension traits: each is implemented in this crate for the client types it
 /// instruments, and nowhere else, so methods can be added to them without a breaking change.

@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// `messaging.operation.name` of send spans: `send`.
-pub const OPERATION_SEND: &str = "send";
+pub(crate) const OPERATION_SEND: &str = "send";
 
 /// The stream name of a key's serialized arguments (its first), for the span.
 fn destination_of(key_args: &[Vec<u8>]) -> std::borrow::Cow<'_, str> {
@@ -93,8 +93,8 @@ pub trait StreamsExt:
     ///
     /// # Errors
     ///
-    /// The native error, unchanged (span status `Error`, `error.type` from
-    /// [`error_type`](crate::error_type)).
+    /// The native error, unchanged (span status `Error`, `error.type` as the
+    /// crate's front page lists under "Errors").
     fn xadd_traced<K, ID, F, V, RV>(
         &mut self,
         key: K,
