@@ -70,6 +70,32 @@ fn an_unsampled_parent_starts_no_span_propagates_as_it_came_and_counts() {
     assert_eq!(count(&t, "messaging.process.duration"), 1);
 }
 
+/// With metrics off the fast path returns before any naming work (the path the perf gate
+/// measures): the same context flows on, still no span, and a dropped send still ends cancelled
+/// without a panic.
+#[test]
+fn with_metrics_off_the_fast_path_propagates_as_it_came() {
+    let t = TestTelemetry::with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn))).unchecked();
+    let instrumenter = t.instrumenter_builder().with_metrics(false).with_parent_based_sampling(true).build();
+    let (headers, process) = send_and_process(&instrumenter, &remote(TraceFlags::default()));
+    assert_eq!(headers["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
+    let sc = process.span().span_context().clone();
+    assert_eq!(sc.span_id(), SpanId::from(0x00f0_67aa_0ba9_02b7), "the context as it came");
+    assert!(!sc.is_sampled() && !process.span().is_recording());
+    let dropped = instrumenter
+        .operation(&view(OperationType::Send))
+        .with_parent(&remote(TraceFlags::default()))
+        .start();
+    drop(dropped);
+    assert!(t.spans().is_empty(), "no span data built");
+    assert_eq!(t.span_counts(), (0, 0));
+    assert!(t.metrics().is_empty(), "metrics off: {:?}", t.metrics());
+    // A sampled parent still goes to the SDK with metrics off.
+    let (_, sampled) = send_and_process(&instrumenter, &remote(TraceFlags::SAMPLED));
+    assert!(sampled.span().span_context().is_sampled());
+    assert_eq!(t.spans().len(), 2);
+}
+
 #[test]
 fn sampled_parents_and_new_roots_still_go_to_the_sdk() {
     let t = TestTelemetry::with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn))).unchecked();

@@ -145,6 +145,31 @@ impl MessagingInstrumenter {
         }
     }
 
+    /// The operation of the unsampled fast path: no SDK span, `parent`'s context flows on, the
+    /// metrics (when `metric_set` is given) are recorded as usual when it ends. Out of line, so
+    /// that it does not change how [`start_span`](Self::start_span) compiles for the SDK path.
+    #[inline(never)]
+    fn fast_path_operation(
+        view: &dyn MessagingAttributes,
+        parent: &Context,
+        creation_context: bool,
+        inner: &Arc<Inner>,
+        start: Option<SystemTime>,
+        metric_set: Option<Arc<MetricSet>>,
+        queue_wait: Option<f64>,
+    ) -> Operation {
+        let operation_type = view.operation_type();
+        let mut operation =
+            Operation::without_span(parent, operation_type, creation_context, inner, start, metric_set);
+        operation.ended = false;
+        operation.messages = view.batch_message_count();
+        operation.counts_as_delivery = view.counts_as_delivery();
+        operation.queue_wait = queue_wait;
+        operation.cancel_on_drop =
+            matches!(operation_type, OperationType::Send | OperationType::Create | OperationType::Settle);
+        operation
+    }
+
     /// The one place a span starts: name, kind, the sampling-relevant attributes, links, the
     /// enricher's attributes, and the metric attributes.
     fn start_span(&self, request: SpanRequest<'_>) -> Operation {
@@ -166,6 +191,18 @@ impl MessagingInstrumenter {
                 &self.inner,
                 None,
                 None,
+            );
+        }
+        // The unsampled fast path with metrics off needs none of the naming below.
+        if self.inner.instruments.is_none() && self.unsampled_fast_path(parent) {
+            return Self::fast_path_operation(
+                view,
+                parent,
+                creation_context,
+                &self.inner,
+                started_at,
+                None,
+                queue_wait,
             );
         }
         // Our own clock read only when the duration metric needs it; otherwise the SDK reads the
@@ -206,27 +243,17 @@ impl MessagingInstrumenter {
         // The unsampled fast path: a parent-based sampler would drop this span (its parent is
         // valid and not sampled), so no SDK span is started and the parent's context flows on.
         if self.unsampled_fast_path(parent) {
-            {
-                let partition = self.inner.instruments.as_ref().and_then(|_| view.destination_partition_id());
-                let set = metric_set(partition.as_ref());
-                let mut operation = Operation::without_span(
-                    parent,
-                    operation_type,
-                    creation_context,
-                    &self.inner,
-                    start,
-                    set,
-                );
-                operation.ended = false;
-                operation.messages = view.batch_message_count();
-                operation.counts_as_delivery = view.counts_as_delivery();
-                operation.queue_wait = queue_wait;
-                operation.cancel_on_drop = matches!(
-                    operation_type,
-                    OperationType::Send | OperationType::Create | OperationType::Settle
-                );
-                return operation;
-            }
+            let partition = view.destination_partition_id();
+            let set = metric_set(partition.as_ref());
+            return Self::fast_path_operation(
+                view,
+                parent,
+                creation_context,
+                &self.inner,
+                start,
+                set,
+                queue_wait,
+            );
         }
         let kind = operation_type.span_kind(own_context && view.send_is_creation_context());
 
