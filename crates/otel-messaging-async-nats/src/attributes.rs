@@ -9,7 +9,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::{Message, jetstream};
 use opentelemetry::KeyValue;
-use otel_messaging::{MessagingAttributes, OperationType, semconv};
+use otel_messaging::{MessagingAttributes, OperationType};
+
+/// The semconv names this crate uses: the project's own from the core's `semconv` module, the
+/// specification's from `opentelemetry-semantic-conventions` (which the core does not re-export:
+/// its semver is not ours).
+mod semconv {
+    pub(crate) use opentelemetry_semantic_conventions::attribute::*;
+    pub(crate) use otel_messaging::semconv::*;
+}
 
 use crate::config::NatsInstrumentation;
 

@@ -5,7 +5,15 @@ use std::borrow::Cow;
 
 use aws_sdk_sns::error::ProvideErrorMetadata;
 use opentelemetry::KeyValue;
-use otel_messaging::{MessagingAttributes, OperationType, semconv};
+use otel_messaging::{MessagingAttributes, OperationType};
+
+/// The semconv names this crate uses: the project's own from the core's `semconv` module, the
+/// specification's from `opentelemetry-semantic-conventions` (which the core does not re-export:
+/// its semver is not ours).
+mod semconv {
+    pub(crate) use opentelemetry_semantic_conventions::attribute::*;
+    pub(crate) use otel_messaging::semconv::*;
+}
 
 /// `messaging.system` of every SNS span: `aws.sns`.
 pub(crate) const SYSTEM: &str = semconv::system::AWS_SNS;

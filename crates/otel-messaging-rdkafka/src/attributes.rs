@@ -10,7 +10,15 @@ use std::{
 };
 
 use opentelemetry::{KeyValue, StringValue, Value};
-use otel_messaging::{MessagingAttributes, OperationType, semconv};
+use otel_messaging::{MessagingAttributes, OperationType};
+
+/// The semconv names this crate uses: the project's own from the core's `semconv` module, the
+/// specification's from `opentelemetry-semantic-conventions` (which the core does not re-export:
+/// its semver is not ours).
+mod semconv {
+    pub(crate) use opentelemetry_semantic_conventions::attribute::*;
+    pub(crate) use otel_messaging::semconv::*;
+}
 use rdkafka::{
     error::KafkaError,
     message::{Message, Timestamp},
@@ -26,7 +34,7 @@ pub(crate) const SYSTEM: &str = semconv::system::KAFKA;
 pub(crate) const BROKER_ID: &str = "otel_messaging.kafka.broker.id";
 
 /// Semconv keys the client-statistics metrics use.
-pub(crate) use otel_messaging::semconv::{
+pub(crate) use semconv::{
     ERROR_TYPE, MESSAGING_CONSUMER_GROUP_NAME, MESSAGING_DESTINATION_NAME,
     MESSAGING_DESTINATION_PARTITION_ID, MESSAGING_SYSTEM,
 };

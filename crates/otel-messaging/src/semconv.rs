@@ -3,24 +3,23 @@
 //! Everything here follows the OpenTelemetry semantic conventions **v1.44.0** for messaging
 //! (`docs/messaging/*.md`, `model/messaging/*.yaml`), whose status is *Development*.
 //! Keys that exist in `opentelemetry-semantic-conventions` 0.33.1 (generated from v1.42.0) are
-//! re-exported from it so that a typo is a compile error; keys and values the crate lacks
-//! (v1.44 additions, enum values, units, bucket boundaries) are defined here.
+//! used from it, so that a typo is a compile error, and are not re-exported: name them from that
+//! crate (`opentelemetry_semantic_conventions::attribute::MESSAGING_SYSTEM`), whose versioning is
+//! its own. What the crate lacks is defined here: v1.44 additions, enum values (`system`), units,
+//! bucket boundaries, and this project's own keys (`otel_messaging.*`).
 //!
-//! Broker crates use these constants from their `attributes.rs` only; no other module of a
+//! Broker crates use these constants, and the specification's from
+//! `opentelemetry-semantic-conventions`, from their `attributes.rs` only; no other module of a
 //! broker crate spells a semconv key.
 
-pub use opentelemetry_semantic_conventions::attribute::{
-    AWS_REQUEST_ID, AWS_SNS_TOPIC_ARN, AWS_SQS_QUEUE_URL, ERROR_TYPE, MESSAGING_BATCH_MESSAGE_COUNT,
-    MESSAGING_CLIENT_ID, MESSAGING_CONSUMER_GROUP_NAME, MESSAGING_DESTINATION_ANONYMOUS,
-    MESSAGING_DESTINATION_NAME, MESSAGING_DESTINATION_PARTITION_ID, MESSAGING_DESTINATION_SUBSCRIPTION_NAME,
-    MESSAGING_DESTINATION_TEMPLATE, MESSAGING_DESTINATION_TEMPORARY, MESSAGING_KAFKA_MESSAGE_KEY,
-    MESSAGING_KAFKA_MESSAGE_TOMBSTONE, MESSAGING_KAFKA_OFFSET, MESSAGING_MESSAGE_BODY_SIZE,
-    MESSAGING_MESSAGE_CONVERSATION_ID, MESSAGING_MESSAGE_ENVELOPE_SIZE, MESSAGING_MESSAGE_ID,
-    MESSAGING_OPERATION_NAME, MESSAGING_OPERATION_TYPE, MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY,
-    MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG, MESSAGING_SYSTEM, NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT,
-    SERVER_ADDRESS, SERVER_PORT,
+pub(crate) use opentelemetry_semantic_conventions::attribute::{
+    ERROR_TYPE, MESSAGING_BATCH_MESSAGE_COUNT, MESSAGING_CLIENT_ID, MESSAGING_CONSUMER_GROUP_NAME,
+    MESSAGING_DESTINATION_ANONYMOUS, MESSAGING_DESTINATION_NAME, MESSAGING_DESTINATION_PARTITION_ID,
+    MESSAGING_DESTINATION_TEMPLATE, MESSAGING_DESTINATION_TEMPORARY, MESSAGING_MESSAGE_BODY_SIZE,
+    MESSAGING_MESSAGE_CONVERSATION_ID, MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_NAME,
+    MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM, SERVER_ADDRESS, SERVER_PORT,
 };
-pub use opentelemetry_semantic_conventions::metric::{
+pub(crate) use opentelemetry_semantic_conventions::metric::{
     MESSAGING_CLIENT_CONSUMED_MESSAGES, MESSAGING_CLIENT_OPERATION_DURATION, MESSAGING_CLIENT_SENT_MESSAGES,
     MESSAGING_PROCESS_DURATION,
 };

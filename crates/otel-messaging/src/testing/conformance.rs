@@ -20,7 +20,17 @@
 use opentelemetry::{Value, trace::SpanKind};
 use opentelemetry_sdk::trace::SpanData;
 
-use crate::semconv;
+/// The keys the table checks: the specification's from `opentelemetry-semantic-conventions`, the
+/// rest from this crate's `semconv`.
+mod semconv {
+    pub(super) use crate::semconv::*;
+    pub(super) use opentelemetry_semantic_conventions::attribute::{
+        AWS_REQUEST_ID, AWS_SNS_TOPIC_ARN, AWS_SQS_QUEUE_URL, MESSAGING_KAFKA_MESSAGE_KEY,
+        MESSAGING_KAFKA_MESSAGE_TOMBSTONE, MESSAGING_KAFKA_OFFSET, MESSAGING_MESSAGE_ENVELOPE_SIZE,
+        MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY, MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG,
+        NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT,
+    };
+}
 
 /// A semconv requirement level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
