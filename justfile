@@ -13,14 +13,14 @@ demo:
 # Bring the brokers up (native processes), install the interop peers, and run every test: `check` (fmt, clippy, rustdoc, each crate's own features),
 # unit, integration (incl. broker faults, a 2 000-message soak per broker, and the Python/Node
 # interop cases), doc tests, `just demo` with its waterfall asserted (one trace, the queue gap
-# drawn), a 15-second smoke of every fuzz target, and the performance gate (instruction-count
+# drawn), a 15-second smoke of every fuzz target (unoptimised build with overflow checks, ASan), and the performance gate (instruction-count
 # ratios to the SDK's floor under callgrind, perf-gate/targets.txt; with its own negative test).
 test: check check-compose brokers-up interop-setup
     cargo test --workspace --all-targets --locked
     cargo test --workspace --doc --locked
     python3 scripts/check_demo.py --self-test
     cargo run --locked -q -p otel-messaging-rdkafka --example quickstart | python3 scripts/check_demo.py
-    scripts/fuzz.sh 15 address 2
+    scripts/fuzz.sh 15 address 2 dev
     scripts/perf_gate.sh --self-test
     scripts/perf_gate.sh
 
