@@ -8,6 +8,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+pub mod conformance_table;
 pub mod interop;
 
 /// The workspace root (the directory holding `Cargo.toml`, `interop/`, the READMEs).

@@ -1,5 +1,5 @@
 //! The READMEs say what the code does: each "What is emitted" table equals the conformance table
-//! the tests check spans against (`otel_messaging::testing::conformance::markdown`), and the
+//! the tests check spans against (`integration_tests::conformance_table::markdown`), and the
 //! "One API shape" table is the same in the workspace README and in every crate README; the interop
 //! matrix is the table the interop tests assert (`integration_tests::interop::CASES`).
 //!
@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use otel_messaging::testing::conformance::markdown;
+use integration_tests::conformance_table::markdown;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
