@@ -58,7 +58,8 @@ check-compose:
 # fmt, clippy and docs with warnings denied; then each crate alone, so that the workspace's
 # feature unification (integration-tests turns on `testing` and `tracing`) hides nothing: every
 # crate with its default features, the core with `bound-metrics` (opt-in), and no broker crate
-# pulling `opentelemetry_sdk` with its default features (instrumentation depends on the API only).
+# pulling `opentelemetry_sdk`, a TLS backend or a compression library with its default features
+# (instrumentation depends on the API only, and leaves TLS and compression to the application).
 check:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
