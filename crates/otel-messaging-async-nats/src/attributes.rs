@@ -51,13 +51,13 @@ pub(crate) fn msg_id(headers: &async_nats::HeaderMap) -> Option<&str> {
 /// Prefix of the reply inboxes async-nats creates for requests: `_INBOX.`.
 const INBOX: &str = "_INBOX.";
 
-/// A reply inbox is a temporary destination (semconv: `messaging.destination.temporary`): not in
-/// span names or metrics, as its name is unique per client or request.
 /// `messaging.message.id` = `id` (a JetStream stream sequence: on a publish ack, on a batch link).
 pub(crate) fn message_id(id: String) -> KeyValue {
     KeyValue::new(semconv::MESSAGING_MESSAGE_ID, id)
 }
 
+/// A reply inbox is a temporary destination (semconv: `messaging.destination.temporary`): not in
+/// span names or metrics, as its name is unique per client or request.
 fn is_inbox(subject: &str) -> bool {
     subject.starts_with(INBOX)
 }

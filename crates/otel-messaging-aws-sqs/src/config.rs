@@ -135,7 +135,7 @@ impl SqsInstrumentation {
     /// limit uninstrumented still fits it. Set it to the queue's `MaximumMessageSize` when that is
     /// larger.
     ///
-    /// Defaults to 262 144 bytes (256 KiB, the SQS message size limit).
+    /// Defaults to 262 144 bytes (256 KiB, SQS's default maximum message size).
     pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes;
         self

@@ -108,6 +108,8 @@ pub(crate) fn serialized_size(headers: &OwnedHeaders) -> usize {
 /// Keys match ASCII case-insensitively. When a key repeats, [`get`](Extractor::get) returns the
 /// **last** value (as Kafka's `lastHeader`), [`get_all`](Extractor::get_all) returns every value in
 /// order. Headers whose key or value is not UTF-8, and null values, are skipped: never a panic.
+/// A record with more than 1 024 headers reads as carrying none (a 1 MB record can hold ~250 000
+/// one-byte headers; the bound keeps each look-up short).
 ///
 /// Why not rdkafka's `Headers::try_get`: rdkafka 0.39 unwraps the key as UTF-8, and librdkafka
 /// accepts any bytes as a key (kcat, the C, Go and other clients can write such records), so one
