@@ -15,7 +15,7 @@ from its root module and counts, once each, what a user can name:
 * a re-export of another crate's item (`pub use otel_messaging::ProcessParent`) as one item,
   without its methods (they are counted in the crate that defines them).
 
-Enum variants and struct fields are not counted. `#[doc(hidden)]` items are not in the JSON and
+Enum variants and struct fields are not counted. `--list` prints each counted item's path. `#[doc(hidden)]` items are not in the JSON and
 so are not counted unless `--hidden` is given (they are public all the same: a user can name them
 and semver covers them). Prints one line per crate and the total.
 """
@@ -47,12 +47,17 @@ def kind_of(item):
     return str(inner)
 
 
-def count(doc):
+def count(doc, names=None):
+    """Counts what a user can name in `doc`; appends each counted item's path to `names` if given."""
     index = doc["index"]
     seen = set()
     total = {"items": 0, "methods": 0, "reexports": 0}
 
-    def impl_items(impl_ids):
+    def note(path):
+        if names is not None:
+            names.append(path)
+
+    def impl_items(impl_ids, owner):
         n = 0
         for impl_id in impl_ids:
             impl_item = index.get(str(impl_id))
@@ -67,10 +72,11 @@ def count(doc):
                 m = index.get(str(member))
                 if m is not None and m.get("visibility") == "public" and str(member) not in seen:
                     seen.add(str(member))
+                    note(f"{owner}::{m.get('name')}")
                     n += 1
         return n
 
-    def visit(item_id):
+    def visit(item_id, prefix=""):
         key = str(item_id)
         if key in seen:
             return
@@ -83,9 +89,10 @@ def count(doc):
             target = use.get("id")
             if target is not None and str(target) in index and index[str(target)].get("crate_id") == 0:
                 seen.add(key)
-                visit(target)
+                visit(target, prefix)
             else:
                 seen.add(key)
+                note(f"{prefix}{use.get('name')} (re-export of {use.get('source')})")
                 total["reexports"] += 1
             return
         if item.get("crate_id") != 0:
@@ -95,15 +102,19 @@ def count(doc):
             return
         total["items"] += 1
         inner = item["inner"][kind]
+        path = f"{prefix}{item.get('name')}"
+        note(f"{path} ({kind})")
         if kind == "module":
+            child_prefix = "" if item_id == doc["root"] else f"{path}::"
             for child in inner.get("items", []):
-                visit(child)
+                visit(child, child_prefix)
         elif kind in ("struct", "enum", "union"):
-            total["methods"] += impl_items(inner.get("impls", []))
+            total["methods"] += impl_items(inner.get("impls", []), path)
         elif kind == "trait":
             for member in inner.get("items", []):
                 if str(member) not in seen:
                     seen.add(str(member))
+                    note(f"{path}::{index.get(str(member), {}).get('name')}")
                     total["methods"] += 1
 
     visit(doc["root"])
@@ -115,6 +126,7 @@ def main():
     parser.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", "target"))
     parser.add_argument("--hidden", action="store_true",
                         help="count #[doc(hidden)] items too (public all the same: semver covers them)")
+    parser.add_argument("--list", action="store_true", help="print every counted item's path too")
     parser.add_argument("crates", nargs="*", default=CRATES)
     args = parser.parse_args()
     env = dict(os.environ, CARGO_TARGET_DIR=args.target_dir, RUSTDOCFLAGS="")
@@ -128,8 +140,11 @@ def main():
         path = os.path.join(args.target_dir, "doc", crate.replace("-", "_") + ".json")
         with open(path) as f:
             doc = json.load(f)
-        t = count(doc)
+        names = [] if args.list else None
+        t = count(doc, names)
         n = t["items"] + t["methods"] + t["reexports"]
+        for name in names or []:
+            print(f"  {name}")
         grand += n
         print(f"{crate:28} {n:4}  (items {t['items']}, methods {t['methods']}, re-exports {t['reexports']})")
     print(f"{'total':28} {grand:4}")

@@ -13,7 +13,7 @@ use aws_sdk_sqs::{
     types::{Message, MessageAttributeValue, MessageSystemAttributeName},
 };
 use libfuzzer_sys::fuzz_target;
-use otel_messaging::propagation::is_valid_traceparent;
+use otel_messaging::__private::is_valid_traceparent;
 use otel_messaging_aws_sqs::{MessageExt as _, SqsInstrumentation, xray_to_traceparent};
 
 #[derive(Debug, Arbitrary)]

@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 use opentelemetry::{Context, propagation::TextMapPropagator, trace::TraceContextExt};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use bench_support::assert_w3c_extracts_as_sdk;
-use otel_messaging::propagation::{
+use otel_messaging::__private::{
     MAX_BAGGAGE_LEN, MAX_BAGGAGE_MEMBERS, MAX_TRACESTATE_LEN, cap_baggage, is_valid_traceparent,
     sanitize_tracestate,
 };

@@ -7,8 +7,9 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use opentelemetry::{Context, baggage::BaggageExt, propagation::Extractor, trace::TraceContextExt};
-use otel_messaging::propagation::{
-    MAX_BAGGAGE_LEN, MAX_TRACESTATE_LEN, StrictExtractor, sanitize_tracestate,
+use otel_messaging::{
+    __private::{MAX_BAGGAGE_LEN, MAX_TRACESTATE_LEN, sanitize_tracestate},
+    propagation::StrictExtractor,
 };
 
 #[derive(Debug, Arbitrary)]

@@ -608,9 +608,10 @@ async fn injection_degrades_instead_of_exceeding_message_max_bytes() {
     let max = 10_000;
     let mut config = k.producer_config();
     config.set("message.max.bytes", max.to_string());
+    // Not told the limit: it is read from the producer's handle at each send (with librdkafka's
+    // 1 000 000-byte default instead, `fits_exactly` below would go out with its context and fail).
     let tracing = KafkaInstrumentation::new().with_instrumenter(t.instrumenter());
     let producer: FutureProducer = config.create().expect("producer");
-    assert_eq!(tracing.max_message_bytes(producer.client()), max, "read from the client handle");
     let baggage =
         (0..40).map(|i| opentelemetry::KeyValue::new(format!("key{i}"), "v".repeat(40))).collect::<Vec<_>>();
     let parent = Context::new().with_baggage(baggage);

@@ -346,7 +346,6 @@ async fn pubsub_with_envelope_continues_context() {
             shape(format!("process {channel}"), SpanKind::Consumer).parent(&send).links(&[&send]),
         ],
     );
-    let _ = envelope::VERSION;
 }
 
 /// With nothing to propagate (no context written), list payloads are sent as they are, so an

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use otel_messaging::{MessagingInstrumenter, handoff::Handoff};
+use otel_messaging::{__private::Handoff, MessagingInstrumenter};
 
 /// Messages handed over by a traced fetch and not processed yet, at most (their delivery is
 /// counted by the receive; older entries are forgotten and would be counted again, never lost).

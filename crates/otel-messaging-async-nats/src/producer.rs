@@ -18,7 +18,7 @@ use async_nats::{
 };
 use bytes::Bytes;
 use opentelemetry::propagation::Injector as _;
-use otel_messaging::{Operation, propagation::CollectedFields};
+use otel_messaging::{__private::CollectedFields, Operation};
 
 use crate::{
     attributes::{PublishView, error_type},
@@ -71,7 +71,7 @@ fn start_publish(
             let fits = |f: &[(std::borrow::Cow<'static, str>, String)]| {
                 base + CollectedFields::size(f, HEADER_LINE_OVERHEAD) <= max_payload
             };
-            if !otel_messaging::propagation::fit_fields(&mut fields.0, fits) {
+            if !otel_messaging::__private::fit_fields(&mut fields.0, fits) {
                 operation.record_not_injected();
             }
         }

@@ -120,11 +120,11 @@ impl MessagingAttributes for SnsView<'_> {
         }
         let (group, dedup) = self.fifo_ids;
         if let Some(group) = group {
-            let value = otel_messaging::bounded_value(group);
+            let value = otel_messaging::__private::bounded_value(group);
             attributes.push(KeyValue::new(semconv::OTEL_MESSAGING_AWS_SNS_MESSAGE_GROUP_ID, value));
         }
         if let Some(dedup) = dedup {
-            let value = otel_messaging::bounded_value(dedup);
+            let value = otel_messaging::__private::bounded_value(dedup);
             attributes.push(KeyValue::new(semconv::OTEL_MESSAGING_AWS_SNS_MESSAGE_DEDUPLICATION_ID, value));
         }
     }

@@ -27,7 +27,7 @@ impl std::fmt::Debug for MessageAttributesInjector<'_> {
     }
 }
 
-impl otel_messaging::propagation::AttributeCarrier for MessageAttributesInjector<'_> {
+impl otel_messaging::__private::AttributeCarrier for MessageAttributesInjector<'_> {
     fn contains(&self, key: &str) -> bool {
         self.0.contains_key(key)
     }
@@ -119,16 +119,16 @@ pub(crate) fn message_size(
 }
 
 /// Writes `fields` (collected propagation fields) into `attributes` within the 10-attribute limit
-/// and `budget` bytes, degraded as the core's [`fit_fields`](otel_messaging::propagation::fit_fields)
+/// and `budget` bytes, degraded as the core's [`fit_fields`](otel_messaging::__private::fit_fields)
 /// does: all of them, else without `baggage`, else `traceparent` alone, else nothing. Returns the
 /// bytes written, or `None` when nothing could be.
 pub(crate) fn inject_within_limit(
-    fields: Vec<otel_messaging::propagation::Field>,
+    fields: Vec<otel_messaging::__private::Field>,
     attributes: &mut HashMap<String, MessageAttributeValue>,
     budget: usize,
 ) -> Option<usize> {
     let carrier = &mut MessageAttributesInjector(attributes);
-    otel_messaging::propagation::inject_attributes(
+    otel_messaging::__private::inject_attributes(
         fields,
         carrier,
         MAX_MESSAGE_ATTRIBUTES,

@@ -113,12 +113,12 @@ impl SnsInstrumentation {
     }
 
     /// The limit set by [`with_max_message_bytes`](Self::with_max_message_bytes), in bytes.
-    pub fn max_message_bytes(&self) -> usize {
+    pub(crate) fn max_message_bytes(&self) -> usize {
         self.max_message_bytes
     }
 
     /// `server.address` and `server.port` of the client's endpoint, if known.
-    pub fn server(&self) -> Option<(&str, Option<u16>)> {
+    pub(crate) fn server(&self) -> Option<(&str, Option<u16>)> {
         self.server.as_ref().map(|(host, port)| (host.as_ref(), *port))
     }
 

@@ -23,8 +23,8 @@ use aws_sdk_sns::{
 };
 use opentelemetry::{propagation::Extractor, trace::TraceContextExt};
 use otel_messaging::{
+    __private::{BatchBudget, EmptyExtractor},
     Operation, OperationType,
-    propagation::{BatchBudget, EmptyExtractor},
 };
 
 use crate::{

@@ -9,7 +9,7 @@ use std::{
 };
 
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
-use otel_messaging::{MessagingInstrumenter, handoff::Handoff};
+use otel_messaging::{__private::Handoff, MessagingInstrumenter};
 
 /// SQS's default (and historical maximum) message size and batch total: 262 144 bytes (256 KiB).
 pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: usize = 262_144;
@@ -142,7 +142,7 @@ impl SqsInstrumentation {
     }
 
     /// The limit set by [`with_max_message_bytes`](Self::with_max_message_bytes), in bytes.
-    pub fn max_message_bytes(&self) -> usize {
+    pub(crate) fn max_message_bytes(&self) -> usize {
         self.max_message_bytes
     }
 

@@ -24,8 +24,8 @@ use aws_sdk_sqs::{
 };
 use opentelemetry::{propagation::Extractor, trace::TraceContextExt};
 use otel_messaging::{
+    __private::{BatchBudget, EmptyExtractor},
     Operation, OperationType,
-    propagation::{BatchBudget, EmptyExtractor},
 };
 
 use crate::{

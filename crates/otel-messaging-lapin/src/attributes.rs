@@ -95,13 +95,13 @@ fn redelivery(attributes: &mut Vec<KeyValue>, delivery: &Delivery) {
         if let Some(reason) = death.get("reason").and_then(crate::carrier::as_str) {
             attributes.push(KeyValue::new(
                 OTEL_MESSAGING_RABBITMQ_DEATH_REASON,
-                otel_messaging::bounded_value(reason),
+                otel_messaging::__private::bounded_value(reason),
             ));
         }
         if let Some(queue) = death.get("queue").and_then(crate::carrier::as_str) {
             attributes.push(KeyValue::new(
                 OTEL_MESSAGING_RABBITMQ_DEATH_QUEUE,
-                otel_messaging::bounded_value(queue),
+                otel_messaging::__private::bounded_value(queue),
             ));
         }
     }

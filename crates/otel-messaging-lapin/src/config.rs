@@ -9,8 +9,8 @@ use std::sync::{Arc, OnceLock};
 
 use lapin::message::Delivery;
 use otel_messaging::{
+    __private::{Copies, Handoff},
     MessagingInstrumenter,
-    handoff::{Copies, Handoff},
 };
 
 /// The instrumentation of one AMQP connection: the instrumenter, the broker address from the AMQP
@@ -208,7 +208,7 @@ impl AmqpInstrumentation {
     }
 
     /// `server.address` and `server.port` from the URI.
-    pub fn server(&self) -> Option<(&str, Option<u16>)> {
+    pub(crate) fn server(&self) -> Option<(&str, Option<u16>)> {
         self.server.as_ref().map(|(h, p)| (h.as_ref(), *p))
     }
 

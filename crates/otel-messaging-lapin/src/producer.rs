@@ -15,7 +15,7 @@ use lapin::{
     types::{FieldTable, ShortString},
 };
 use opentelemetry::propagation::Injector as _;
-use otel_messaging::{Operation, OperationType, propagation::CollectedFields};
+use otel_messaging::{__private::CollectedFields, Operation, OperationType};
 
 use crate::{
     attributes::{DeliveryView, ERROR_TYPE_NACK, FailedGetView, PublishView, error_type, set_sent_time},
@@ -105,7 +105,7 @@ fn fit_frame(
     }
     *sent_time = false;
     if !fields.0.is_empty()
-        && !otel_messaging::propagation::fit_fields(&mut fields.0, |f| native + size(f) <= limit)
+        && !otel_messaging::__private::fit_fields(&mut fields.0, |f| native + size(f) <= limit)
     {
         operation.record_not_injected();
     }

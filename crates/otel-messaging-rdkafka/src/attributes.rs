@@ -62,7 +62,7 @@ pub(crate) fn partition_value(partition: i32) -> StringValue {
 
 fn key_value(key: Option<&[u8]>) -> Option<KeyValue> {
     let key = std::str::from_utf8(key?).ok()?;
-    Some(KeyValue::new(semconv::MESSAGING_KAFKA_MESSAGE_KEY, otel_messaging::bounded_value(key)))
+    Some(KeyValue::new(semconv::MESSAGING_KAFKA_MESSAGE_KEY, otel_messaging::__private::bounded_value(key)))
 }
 
 fn cluster_value(id: &Option<Arc<str>>) -> Option<KeyValue> {

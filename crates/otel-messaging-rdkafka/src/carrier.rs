@@ -4,7 +4,7 @@
 //! [`Extractor`] traits; no globals, never fail, never panic.
 
 use opentelemetry::propagation::{Extractor, Injector};
-use otel_messaging::propagation::CollectedFields;
+use otel_messaging::__private::CollectedFields;
 use rdkafka::message::{Headers as _, OwnedHeaders};
 
 /// Writes propagation fields into the headers of an outgoing Kafka record.
@@ -450,7 +450,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use opentelemetry::propagation::{Extractor as _, Injector as _};
-    use otel_messaging::propagation::CollectedFields;
+    use otel_messaging::__private::CollectedFields;
     use rdkafka::message::{Header, Headers as _, OwnedHeaders};
 
     use super::{

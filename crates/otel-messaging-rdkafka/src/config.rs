@@ -119,7 +119,7 @@ impl KafkaInstrumentation {
 
     /// Whether UTF-8 message keys are recorded as `messaging.kafka.message.key` on
     /// single-message spans (Recommended in semconv v1.44 `kafka.md`), cut to
-    /// [`otel_messaging::MAX_COPIED_VALUE_LEN`] (256) bytes. Keys that are not UTF-8 are never
+    /// [`otel_messaging::__private::MAX_COPIED_VALUE_LEN`] (256) bytes. Keys that are not UTF-8 are never
     /// recorded.
     ///
     /// Defaults to `false`: keys often hold personal data (user or tenant identifiers), and this
@@ -129,19 +129,14 @@ impl KafkaInstrumentation {
         self
     }
 
-    /// The `message.max.bytes` (bytes) injection must respect for records of `client`: the
-    /// context written into a record is cut down (`baggage`, then `tracestate`, then all of it,
-    /// recording `otel_messaging.context.injected = false`) so that a record that fits this limit
+    /// Sets the `message.max.bytes` (bytes) that injection respects, for every client: the context
+    /// written into a record is cut down (`baggage`, then `tracestate`, then all of it, recording
+    /// `otel_messaging.context.injected = false`) so that a record that fits this limit
     /// uninstrumented still fits it.
     ///
-    /// Defaults to the client's own `message.max.bytes` (librdkafka's default is
-    /// 1 000 000 bytes) unless set with
-    /// [`with_max_message_bytes`](Self::with_max_message_bytes).
-    pub fn max_message_bytes<C: ClientContext>(&self, client: &Client<C>) -> usize {
-        self.max_message_bytes.unwrap_or_else(|| ClientFacts::of(client).max_message_bytes)
-    }
-
-    /// Sets the limit of [`max_message_bytes`](Self::max_message_bytes) for every client, in bytes.
+    /// Defaults to each client's own `message.max.bytes`, read from its handle (librdkafka's
+    /// default is 1 000 000 bytes): set it only when the broker's or topic's limit is lower than
+    /// the client's.
     pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = Some(bytes);
         self
@@ -162,17 +157,12 @@ impl KafkaInstrumentation {
     }
 
     /// Whether traced receives record poll spans ([`with_receive_spans`](Self::with_receive_spans)).
-    pub fn receive_spans(&self) -> bool {
+    pub(crate) fn receive_spans(&self) -> bool {
         self.receive_spans
     }
 
-    /// The instrumenter in use.
-    pub fn instrumenter(&self) -> &MessagingInstrumenter {
-        &self.instrumenter
-    }
-
     /// Whether message keys are recorded ([`with_capture_key`](Self::with_capture_key)).
-    pub fn captures_key(&self) -> bool {
+    pub(crate) fn captures_key(&self) -> bool {
         self.capture_key
     }
 
@@ -187,7 +177,7 @@ impl KafkaInstrumentation {
         }
     }
 
-    /// The limit for `client` as [`max_message_bytes`](Self::max_message_bytes), from its facts.
+    /// The `message.max.bytes` (bytes) injection respects for a client with these facts.
     pub(crate) fn limit(&self, facts: &ClientFacts) -> usize {
         self.max_message_bytes.unwrap_or(facts.max_message_bytes)
     }

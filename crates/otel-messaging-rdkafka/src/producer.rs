@@ -11,7 +11,7 @@
 use std::future::Future;
 
 use opentelemetry::Context;
-use otel_messaging::{Operation, propagation::EmptyExtractor};
+use otel_messaging::{__private::EmptyExtractor, Operation};
 use rdkafka::{
     ClientContext,
     client::Client,
@@ -42,7 +42,7 @@ fn start_send<C: ClientContext>(
     key: Option<&[u8]>,
     payload: Option<&[u8]>,
     headers: Option<OwnedHeaders>,
-) -> (Operation, OwnedHeaders, otel_messaging::propagation::CollectedFields) {
+) -> (Operation, OwnedHeaders, otel_messaging::__private::CollectedFields) {
     let facts = ClientFacts::of(client);
     let view = SendView {
         topic,
@@ -68,7 +68,7 @@ fn start_send<C: ClientContext>(
             .with_outgoing_message(&EmptyExtractor)
             .start(),
     };
-    let mut pending = otel_messaging::propagation::CollectedFields::default();
+    let mut pending = otel_messaging::__private::CollectedFields::default();
     operation.inject(&mut pending);
     if !pending.0.is_empty() {
         let native = RECORD_OVERHEAD
@@ -90,7 +90,7 @@ const RECORD_OVERHEAD: usize = 36;
 /// `traceparent`, then everything (the core's `fit_fields`) (`otel_messaging.context.injected = false` on the span). A record
 /// already over the limit is left to fail natively, unchanged but for the context.
 fn fit_to_limit(
-    pending: &mut otel_messaging::propagation::CollectedFields,
+    pending: &mut otel_messaging::__private::CollectedFields,
     native: usize,
     limit: usize,
     operation: &Operation,
@@ -99,7 +99,7 @@ fn fit_to_limit(
         return;
     }
     let fits = |fields: &[(std::borrow::Cow<'static, str>, String)]| native + fields_size(fields) <= limit;
-    if !otel_messaging::propagation::fit_fields(&mut pending.0, fits) {
+    if !otel_messaging::__private::fit_fields(&mut pending.0, fits) {
         operation.record_not_injected();
     }
 }

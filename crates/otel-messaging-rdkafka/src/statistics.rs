@@ -236,13 +236,16 @@ impl KafkaStatistics {
     pub fn new(config: &ClientConfig) -> Self {
         Self::with_meter(
             config,
-            &opentelemetry::global::meter_with_scope(otel_messaging::instrumentation_scope()),
+            &opentelemetry::global::meter_with_scope(otel_messaging::__private::instrumentation_scope()),
         )
     }
 
     /// Like [`new`](Self::new), on `provider`.
     pub fn with_meter_provider<P: MeterProvider + ?Sized>(config: &ClientConfig, provider: &P) -> Self {
-        Self::with_meter(config, &provider.meter_with_scope(otel_messaging::instrumentation_scope()))
+        Self::with_meter(
+            config,
+            &provider.meter_with_scope(otel_messaging::__private::instrumentation_scope()),
+        )
     }
 
     fn with_meter(config: &ClientConfig, meter: &Meter) -> Self {

@@ -7,8 +7,8 @@
 use std::sync::{Arc, OnceLock};
 
 use otel_messaging::{
+    __private::{Copies, Handoff},
     MessagingInstrumenter,
-    handoff::{Copies, Handoff},
 };
 
 /// The instrumentation of one Redis connection: the instrumenter, the server address and the
@@ -222,7 +222,7 @@ impl RedisInstrumentation {
     }
 
     /// `server.address` and `server.port` of the connection.
-    pub fn server(&self) -> Option<(&str, Option<u16>)> {
+    pub(crate) fn server(&self) -> Option<(&str, Option<u16>)> {
         self.server.as_ref().map(|(h, p)| (h.as_ref(), *p))
     }
 

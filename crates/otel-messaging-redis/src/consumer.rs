@@ -6,7 +6,7 @@
 use std::{future::Future, sync::Arc, time::SystemTime};
 
 use opentelemetry::{Context, context::FutureExt as _, propagation::Extractor};
-use otel_messaging::{OperationType, TracedMessage, propagation::EmptyExtractor};
+use otel_messaging::{__private::EmptyExtractor, OperationType, TracedMessage};
 use redis::{
     RedisResult, ToRedisArgs,
     aio::ConnectionLike,

@@ -34,9 +34,9 @@
 use opentelemetry::propagation::{Extractor, Injector};
 
 /// The 7-byte magic at the start of an envelope: `0x8F` then `OTMENV`.
-pub const MAGIC: [u8; 7] = *b"\x8FOTMENV";
+pub(crate) const MAGIC: [u8; 7] = *b"\x8FOTMENV";
 /// The envelope version this crate writes and reads: `2`.
-pub const VERSION: u8 = 2;
+pub(crate) const VERSION: u8 = 2;
 /// Envelope field holding the send time (milliseconds since the Unix epoch, decimal), written by
 /// the traced list push and publish so that consumers can record the queue wait.
 pub const SENT_TIME_FIELD: &str = "otel-sent-ms";
@@ -50,7 +50,7 @@ impl EnvelopeHeaders {
 }
 
 /// Largest header block, in bytes (`u16::MAX`); fields beyond it are dropped when encoding.
-pub const MAX_HEADER_LEN: usize = u16::MAX as usize;
+pub(crate) const MAX_HEADER_LEN: usize = u16::MAX as usize;
 /// Bytes before the header block: magic, version, length.
 const PREFIX_LEN: usize = MAGIC.len() + 1 + 2;
 /// Bytes of the checksum after the header block.
@@ -89,8 +89,8 @@ impl Extractor for EnvelopeHeaders {
 
 /// Encodes `payload` with `headers` into a version-2 envelope, always (see [`wrap`] for the
 /// producer's rule). Fields that are not representable, or that would make the header block
-/// exceed [`MAX_HEADER_LEN`], are dropped as whole fields, in order: a field is kept only if every
-/// field before it was.
+/// exceed 65 535 bytes (the most its 2-byte length can say), are dropped as whole fields, in
+/// order: a field is kept only if every field before it was.
 pub fn encode(headers: &EnvelopeHeaders, payload: &[u8]) -> Vec<u8> {
     let mut block = String::new();
     for (key, value) in &headers.0 {

@@ -26,7 +26,7 @@ pub const MAX_COPIED_VALUE_LEN: usize = 256;
 /// # Examples
 ///
 /// ```
-/// use otel_messaging::{MAX_COPIED_VALUE_LEN, bounded_value};
+/// use otel_messaging::__private::{MAX_COPIED_VALUE_LEN, bounded_value};
 /// assert_eq!(bounded_value("order-1"), "order-1");
 /// let long = bounded_value(&"é".repeat(200));
 /// assert!(long.len() <= MAX_COPIED_VALUE_LEN + '…'.len_utf8() && long.ends_with('…'));
@@ -160,7 +160,9 @@ pub trait MessagingAttributes {
     }
 
     /// When the message was sent (producer timestamp, broker append time), for the queue-wait
-    /// measurement of process spans. Defaults to `None` (no queue wait recorded).
+    /// measurement of process spans. Defaults to `None` (no queue wait recorded). A send time in
+    /// the future (clock skew) records a wait of 0; one more than 30 days back is taken for a
+    /// wrong or forged clock and records nothing.
     fn sent_time(&self) -> Option<SystemTime> {
         None
     }

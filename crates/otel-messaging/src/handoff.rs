@@ -21,7 +21,7 @@ use std::{
 /// # Examples
 ///
 /// ```
-/// use otel_messaging::handoff::Handoff;
+/// use otel_messaging::__private::Handoff;
 ///
 /// let handoff = Handoff::new(2);
 /// handoff.put("a".into(), 1);

@@ -1,10 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod attributes;
 // Plumbing the broker crates share (hidden from the docs: not an API for applications).
 #[doc(hidden)]
-pub mod handoff;
+pub mod __private;
+mod attributes;
+mod handoff;
 mod instrumenter;
 mod metrics;
 mod operation;
@@ -24,11 +25,10 @@ pub mod testing;
 #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 mod tracing_bridge;
 
-pub use attributes::{MAX_COPIED_VALUE_LEN, MessagingAttributes, bounded_value};
+pub use attributes::MessagingAttributes;
 pub use instrumenter::{
-    MAX_ERROR_DESCRIPTION_LEN, MAX_QUEUE_WAIT_SECS, MessagingInstrumenter, MessagingInstrumenterBuilder,
-    Operation, OperationBuilder, SCOPE_NAME, SetGlobalError, SpanEnricher, SpanStart, TracedMessage,
-    instrumentation_scope, span_name,
+    MessagingInstrumenter, MessagingInstrumenterBuilder, Operation, OperationBuilder, SCOPE_NAME,
+    SetGlobalError, SpanEnricher, SpanStart, TracedMessage,
 };
 pub use operation::OperationType;
 pub use propagation::ProcessParent;

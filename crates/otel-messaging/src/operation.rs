@@ -40,7 +40,7 @@ impl OperationType {
     /// process → `Consumer`; settle → `Client`.
     ///
     /// `send_is_creation_context` only matters for [`OperationType::Send`].
-    pub const fn span_kind(self, send_is_creation_context: bool) -> SpanKind {
+    pub(crate) const fn span_kind(self, send_is_creation_context: bool) -> SpanKind {
         match self {
             OperationType::Create => SpanKind::Producer,
             OperationType::Send if send_is_creation_context => SpanKind::Producer,
@@ -48,12 +48,6 @@ impl OperationType {
             OperationType::Receive | OperationType::Settle => SpanKind::Client,
             OperationType::Process => SpanKind::Consumer,
         }
-    }
-
-    /// Whether this operation is measured by `messaging.process.duration` (process) rather than
-    /// `messaging.client.operation.duration` (all other types).
-    pub const fn is_process(self) -> bool {
-        matches!(self, OperationType::Process)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use bench_support::{CountingAllocator, w3c_propagator};
 use opentelemetry::trace::TraceContextExt;
-use otel_messaging::{MessagingInstrumenter, propagation::EmptyExtractor};
+use otel_messaging::{__private::EmptyExtractor, MessagingInstrumenter};
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;

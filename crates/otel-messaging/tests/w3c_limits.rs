@@ -8,9 +8,12 @@
 use std::{borrow::Cow, collections::HashMap};
 
 use opentelemetry::propagation::Extractor as _;
-use otel_messaging::propagation::{
-    MAX_BAGGAGE_LEN, MAX_BAGGAGE_MEMBERS, MAX_TRACESTATE_LEN, StrictExtractor, cap_baggage,
-    is_valid_traceparent, sanitize_tracestate,
+use otel_messaging::{
+    __private::{
+        MAX_BAGGAGE_LEN, MAX_BAGGAGE_MEMBERS, MAX_TRACESTATE_LEN, cap_baggage, is_valid_traceparent,
+        sanitize_tracestate,
+    },
+    propagation::StrictExtractor,
 };
 
 const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -146,7 +149,7 @@ fn repeated_fields_are_joined() {
 /// `fit_fields` degrades in the order the design fixes, and says whether anything is left.
 #[test]
 fn fit_fields_degrades_baggage_then_tracestate_then_everything() {
-    use otel_messaging::propagation::{CollectedFields, fit_fields};
+    use otel_messaging::__private::{CollectedFields, fit_fields};
     let all = || {
         vec![
             (Cow::Borrowed("traceparent"), "t".repeat(55)),

@@ -219,7 +219,7 @@ impl MessagingInstrumenterBuilder {
 
     /// Captures these message headers on send and process spans as `messaging.header.<name>`
     /// (string array, the values of a repeated header in order — at most 16, each cut to
-    /// [`MAX_COPIED_VALUE_LEN`](crate::MAX_COPIED_VALUE_LEN) (256) bytes; `-` becomes `_` and the
+    /// 256 bytes on a character boundary with `…` appended; `-` becomes `_` and the
     /// name is lower-cased in the key). Header values can hold personal data; list only what is
     /// safe.
     ///
@@ -242,7 +242,7 @@ impl MessagingInstrumenterBuilder {
     }
 
     /// Whether a failed operation's span status carries a description: the error's `Display`,
-    /// cut to at most [`MAX_ERROR_DESCRIPTION_LEN`] (256) bytes. With `false` the status is
+    /// cut to at most 256 bytes on a character boundary with `…` appended. With `false` the status is
     /// `Error` with an empty description and only `error.type` says what failed — for handlers
     /// whose errors may quote message contents (serde errors quote input values; redis-rs parse
     /// errors quote whole replies).

@@ -35,7 +35,7 @@ pub const SCOPE_NAME: &str = "otel-messaging";
 
 /// The instrumentation scope of every span and metric of this project: name [`SCOPE_NAME`], this
 /// crate's version, the semconv v1.44 schema URL. Broker crates use it for metrics of their own
-/// (e.g. the Kafka client statistics).
+/// (e.g. the Kafka client statistics), through [`crate::__private`].
 pub fn instrumentation_scope() -> InstrumentationScope {
     scope()
 }
@@ -59,10 +59,10 @@ mod tracer;
 pub use builder::MessagingInstrumenterBuilder;
 use builder::SkipDestination;
 pub use enricher::{SpanEnricher, SpanStart};
-use naming::intern;
-pub use naming::span_name;
+use naming::{intern, span_name};
+
+pub use operation::Operation;
 use operation::{MAX_CAPTURED_VALUES, queue_wait};
-pub use operation::{MAX_ERROR_DESCRIPTION_LEN, MAX_QUEUE_WAIT_SECS, Operation};
 pub use operation_builder::OperationBuilder;
 pub use traced_message::TracedMessage;
 
@@ -345,6 +345,9 @@ impl MessagingInstrumenter {
     /// fields but `baggage`, which links never read), copied: what a broker crate keeps from a
     /// receive for a settle made later without the message (SQS `DeleteMessage` by receipt
     /// handle, Redis `XACK` by entry id) to link to. Empty when the message carries none.
+    ///
+    /// Plumbing of the broker crates (hidden, like [`crate::__private`]).
+    #[doc(hidden)]
     pub fn creation_context_fields(&self, extractor: &dyn Extractor) -> Vec<(String, String)> {
         self.propagation_fields()
             .into_iter()

@@ -6,7 +6,7 @@ use super::*;
 /// The span name: `{messaging.operation.name} {destination}`, where the destination is the
 /// template if any, else the destination name unless it is temporary or anonymous; without one the
 /// name is the operation name alone (semconv v1.44 `messaging-spans.md`, "Span name").
-pub fn span_name(
+pub(crate) fn span_name(
     operation_name: &'static str,
     destination: Option<&str>,
     template: Option<&str>,

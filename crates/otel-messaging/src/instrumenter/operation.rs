@@ -55,19 +55,18 @@ impl Operation {
 
     /// Writes this operation's context into a carrier with limits (an attribute count, a size):
     /// collects the propagation fields and hands them to `write`, which writes what fits (degraded
-    /// with [`fit_fields`](crate::propagation::fit_fields) or
-    /// [`fit_attributes`](crate::propagation::fit_attributes)) and returns the bytes it wrote, or
+    /// with `__private::fit_fields` or `fit_attributes`) and returns the bytes it wrote, or
     /// `None` when nothing fit — then recorded as `otel_messaging.context.injected = false`.
     /// Returns the bytes written: 0 when nothing was (not a creation context, nothing to
     /// propagate, nothing fit).
-    pub fn inject_within(
-        &self,
-        write: impl FnOnce(Vec<crate::propagation::Field>) -> Option<usize>,
-    ) -> usize {
+    ///
+    /// Plumbing of the broker crates (hidden, like [`crate::__private`]).
+    #[doc(hidden)]
+    pub fn inject_within(&self, write: impl FnOnce(Vec<crate::__private::Field>) -> Option<usize>) -> usize {
         if !self.creation_context {
             return 0;
         }
-        let mut collected = crate::propagation::CollectedFields::default();
+        let mut collected = crate::__private::CollectedFields::default();
         self.inject(&mut collected);
         if collected.0.is_empty() {
             return 0;
@@ -124,7 +123,7 @@ impl Operation {
     }
 
     /// Ends the operation as failed: span status `Error` with `description` (the error message,
-    /// cut to at most [`MAX_ERROR_DESCRIPTION_LEN`] bytes on a character boundary, or empty when
+    /// cut to at most 256 bytes on a character boundary with `…` appended, or empty when
     /// the instrumenter was built with `with_error_description(false)`), `error.type =
     /// error_type` on the span and on the metrics. The description is formatted only as far as
     /// it is kept, so a huge `Display` costs no more than 256 bytes.
@@ -346,7 +345,7 @@ impl Drop for Operation {
 /// Longest queue wait recorded: 30 days (seconds). A send time further back is the producer's
 /// clock or a forged timestamp (one message stamped at the epoch would add 1.7 × 10⁹ s to the
 /// histogram; reliability review M6), not a wait, and is not recorded.
-pub const MAX_QUEUE_WAIT_SECS: f64 = 30.0 * 24.0 * 3600.0;
+pub(super) const MAX_QUEUE_WAIT_SECS: f64 = 30.0 * 24.0 * 3600.0;
 
 /// Seconds between `sent` and `now`: 0 for a send time in the future (clock skew), `None` beyond
 /// [`MAX_QUEUE_WAIT_SECS`].
@@ -359,7 +358,7 @@ pub(super) fn queue_wait(sent: SystemTime, now: SystemTime) -> Option<f64> {
 pub(super) const MAX_CAPTURED_VALUES: usize = 16;
 
 /// Most bytes of an error description recorded as span status description: 256.
-pub const MAX_ERROR_DESCRIPTION_LEN: usize = 256;
+pub(crate) const MAX_ERROR_DESCRIPTION_LEN: usize = 256;
 
 /// `description` formatted into at most [`MAX_ERROR_DESCRIPTION_LEN`] bytes, cut on a character
 /// boundary with `…` appended when cut; formatting stops as soon as the limit is reached.

@@ -342,7 +342,7 @@ impl MessagingInstrumenter {
                         let values: Vec<StringValue> = values
                             .into_iter()
                             .take(MAX_CAPTURED_VALUES)
-                            .map(|v| StringValue::from(crate::bounded_value(v)))
+                            .map(|v| StringValue::from(crate::attributes::bounded_value(v)))
                             .collect();
                         attributes.push(KeyValue::new(key.clone(), Value::Array(Array::String(values))));
                     }

@@ -6,17 +6,19 @@ use super::*;
 /// An [`Extractor`] wrapper that applies the W3C Trace Context and Baggage rules before the
 /// propagator sees the carrier, so that input from an untrusted producer is bounded.
 ///
-/// * `traceparent` is returned only if it is valid per W3C (see [`is_valid_traceparent`]);
-///   otherwise both `traceparent` and `tracestate` read as absent.
+/// * `traceparent` is returned only if it is valid per W3C (`version-traceid-parentid-flags`,
+///   lowercase hex; version 2 characters and not `ff`; trace id 32 and parent id 16 characters,
+///   neither all zero; flags 2 characters; version `00` exactly 55 characters, a higher version
+///   may carry more fields after a `-`; no surrounding whitespace); otherwise both `traceparent`
+///   and `tracestate` read as absent.
 /// * `tracestate` (repeated values combined with `,`) is returned only if it is valid per W3C
-///   Trace Context §3.3 (see [`sanitize_tracestate`]): at most 32 list members, each a valid
-///   key and a value of printable ASCII; an invalid one reads as absent (W3C: a vendor that
-///   fails to parse `tracestate` must not propagate it). A valid one longer than
-///   [`MAX_TRACESTATE_LEN`] (512 bytes) is cut down as W3C allows: members over 128 bytes are
-///   dropped first, then members from the end.
+///   Trace Context §3.3: at most 32 list members, each a valid key (`simple-key` or
+///   `tenant-id@system-id`, no key twice) and a value of printable ASCII without `,` or `=`; an
+///   invalid one reads as absent (W3C: a vendor that fails to parse `tracestate` must not
+///   propagate it). A valid one longer than 512 bytes is cut down as W3C allows (§3.3.1.5):
+///   members over 128 bytes are dropped first, then members from the end.
 /// * `baggage` (repeated values combined with `,`) is cut at a member boundary to the W3C Baggage
-///   limits, [`MAX_BAGGAGE_MEMBERS`] (64) members and [`MAX_BAGGAGE_LEN`] (8192) bytes, **before**
-///   any parsing; with [`without_baggage`](Self::without_baggage) it reads as absent and is not
+///   limits (§3.3.1), 64 members and 8 192 bytes, **before** any parsing; with [`without_baggage`](Self::without_baggage) it reads as absent and is not
 ///   even looked at (trust boundaries, batch links).
 /// * A repeated `traceparent` reads as its last value. Every other key passes through unchanged,
 ///   so B3, Jaeger or X-Ray fields still work.
@@ -115,7 +117,7 @@ pub fn cap_baggage(value: Cow<'_, str>) -> Cow<'_, str> {
 /// # Examples
 ///
 /// ```
-/// use otel_messaging::propagation::sanitize_tracestate;
+/// use otel_messaging::__private::sanitize_tracestate;
 /// assert_eq!(sanitize_tracestate("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE").as_deref(),
 ///            Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"));
 /// assert_eq!(sanitize_tracestate("Upper=1"), None);
@@ -299,7 +301,7 @@ impl Extractor for StrictExtractor<'_> {
 /// # Examples
 ///
 /// ```
-/// use otel_messaging::propagation::is_valid_traceparent;
+/// use otel_messaging::__private::is_valid_traceparent;
 /// assert!(is_valid_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
 /// assert!(!is_valid_traceparent("00-1-2-01"));
 /// ```

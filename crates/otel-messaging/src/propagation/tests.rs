@@ -48,7 +48,7 @@ fn extraction_skips_the_propagator_when_nothing_is_there() {
 #[test]
 fn without_baggage_drops_only_baggage() {
     use opentelemetry::propagation::Injector as _;
-    let mut fields = super::CollectedFields::default();
+    let mut fields = super::bounded::CollectedFields::default();
     let mut injector = super::WithoutBaggage(&mut fields);
     injector.set("traceparent", "t".into());
     injector.set("baggage", "b".into());
@@ -134,7 +134,7 @@ fn otel_propagators_select_the_fallback() {
     }
 }
 
-use super::*;
+use super::{bounded::*, strict::*, *};
 use std::collections::HashMap;
 
 const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
