@@ -19,10 +19,12 @@ use otel_messaging::{
 /// # Examples
 ///
 /// ```
-/// use otel_messaging_lapin::AmqpInstrumentation;
+/// use otel_messaging_lapin::{AmqpInstrumentation, ProcessParent};
 ///
-/// let tracing = AmqpInstrumentation::from_uri("amqp://guest:guest@rabbit-1:5672/%2f");
-/// assert_eq!(tracing.server(), Some(("rabbit-1", Some(5672))));
+/// // Every span through it says `server.address = rabbit-1`, `server.port = 5672`.
+/// let tracing = AmqpInstrumentation::from_uri("amqp://guest:guest@rabbit-1:5672/%2f")
+///     .with_process_parent(ProcessParent::Link);
+/// # let _ = tracing;
 /// ```
 #[derive(Debug, Clone)]
 pub struct AmqpInstrumentation {
@@ -270,6 +272,13 @@ mod tests {
         assert_eq!(tracing.queue_of(&on_b, true).as_deref(), Some("queue-b"));
         assert_eq!(tracing.queue_of(&on_a, true).as_deref(), Some("queue-a"));
         assert_eq!(tracing.queue_of(&on_a, true).as_deref(), Some("fallback"));
+    }
+
+    #[test]
+    fn from_uri_reads_the_server() {
+        let tracing = AmqpInstrumentation::from_uri("amqp://guest:guest@rabbit-1:5672/%2f");
+        assert_eq!(tracing.server(), Some(("rabbit-1", Some(5672))));
+        assert_eq!(AmqpInstrumentation::new().server(), None);
     }
 
     #[test]

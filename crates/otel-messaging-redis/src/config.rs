@@ -20,8 +20,9 @@ use otel_messaging::{
 /// use otel_messaging_redis::RedisInstrumentation;
 ///
 /// let client = redis::Client::open("redis://cache-1:6380/")?;
+/// // Every span through it says `server.address = cache-1`, `server.port = 6380`.
 /// let tracing = RedisInstrumentation::from_client(&client);
-/// assert_eq!(tracing.server(), Some(("cache-1", Some(6380))));
+/// # let _ = tracing;
 /// # Ok::<(), redis::RedisError>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -245,7 +246,15 @@ mod tests {
 
     use redis::{Value, streams::StreamId};
 
-    use super::entry_key;
+    use super::{RedisInstrumentation, entry_key};
+
+    #[test]
+    #[allow(clippy::expect_used)]
+    fn from_client_reads_the_server() {
+        let client = redis::Client::open("redis://cache-1:6380/").expect("a valid URL");
+        assert_eq!(RedisInstrumentation::from_client(&client).server(), Some(("cache-1", Some(6380))));
+        assert_eq!(RedisInstrumentation::new().server(), None);
+    }
 
     fn entry(id: &str, fields: &[(&str, &str)]) -> StreamId {
         let map: HashMap<String, Value> =
