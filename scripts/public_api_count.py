@@ -15,9 +15,10 @@ from its root module and counts, once each, what a user can name:
 * a re-export of another crate's item (`pub use otel_messaging::ProcessParent`) as one item,
   without its methods (they are counted in the crate that defines them).
 
-Enum variants and struct fields are not counted. `--list` prints each counted item's path. `#[doc(hidden)]` items are not in the JSON and
+Enum variants and struct fields are not counted. `#[doc(hidden)]` items are not in the JSON and
 so are not counted unless `--hidden` is given (they are public all the same: a user can name them
-and semver covers them). Prints one line per crate and the total.
+and semver covers them). Prints one line per crate and the total; `--list` also prints each
+counted item's path, before its crate's line.
 """
 
 import argparse
