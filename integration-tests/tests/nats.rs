@@ -190,11 +190,7 @@ async fn jetstream_publish_pull_process_ack_is_one_trace_with_the_stream_facts()
     // future is first polled as parent (issue "Correct by default", point 4) and still links to
     // the message's creation context.
     let worker = Context::new().with_span(t.tracer("app").start("worker tick"));
-    message
-        .ack_kind_traced_with(&tr, async_nats::jetstream::AckKind::Ack)
-        .with_context(worker.clone())
-        .await
-        .expect("ack");
+    message.ack_traced_with(&tr).with_context(worker.clone()).await.expect("ack");
     worker.span().end();
     js.delete_stream(&stream_name).await.expect("cleanup");
 
@@ -329,7 +325,7 @@ async fn a_jetstream_push_consumer_processes_in_the_publishers_trace() {
         .expect("open")
         .expect("message");
     message.process_traced_with(&tr, async { Ok::<_, std::io::Error>(()) }).await.expect("handler");
-    message.ack_kind_traced_with(&tr, async_nats::jetstream::AckKind::Ack).await.expect("ack");
+    message.ack_traced_with(&tr).await.expect("ack");
     js.delete_stream(&stream_name).await.expect("cleanup");
 
     let spans = t.spans();
@@ -463,10 +459,10 @@ async fn nak_and_term_are_settle_spans_and_the_redelivery_is_counted() {
     };
     let first = next().await;
     first.process_traced_with(&tr, async { Ok::<_, std::io::Error>(()) }).await.expect("handler");
-    first.ack_kind_traced_with(&tr, async_nats::jetstream::AckKind::Nak(None)).await.expect("nak");
+    first.ack_with_traced_with(&tr, async_nats::jetstream::AckKind::Nak(None)).await.expect("nak");
     let second = next().await;
     second.process_traced_with(&tr, async { Ok::<_, std::io::Error>(()) }).await.expect("handler");
-    second.ack_kind_traced_with(&tr, async_nats::jetstream::AckKind::Term).await.expect("term");
+    second.ack_with_traced_with(&tr, async_nats::jetstream::AckKind::Term).await.expect("term");
     js.delete_stream(&stream_name).await.expect("cleanup");
 
     let spans = t.spans();
@@ -638,7 +634,7 @@ async fn a_nats_msg_id_names_the_message_and_the_consumer_is_its_group() {
     }
     let message = batch.pop().unwrap();
     message.process_traced_with(&tr, async { Ok::<_, std::io::Error>(()) }).await.expect("handler");
-    message.ack_kind_traced_with(&tr, async_nats::jetstream::AckKind::Ack).await.expect("ack");
+    message.ack_traced_with(&tr).await.expect("ack");
     js.delete_stream(&stream_name).await.expect("cleanup");
 
     let spans = t.spans();

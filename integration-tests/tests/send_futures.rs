@@ -29,6 +29,7 @@ fn kafka(
     send(message.process_traced(handler()));
     send(owned.process_traced(handler()));
     send(owned.clone().start_process().process(async |_| handler().await));
+    send(consumer.stream_traced());
 }
 
 fn rabbitmq(channel: &lapin::Channel, delivery: &lapin::message::Delivery, consumer: lapin::Consumer) {
@@ -62,13 +63,36 @@ fn sqs(client: &aws_sdk_sqs::Client, message: &aws_sdk_sqs::types::Message) {
     send(message.process_traced(handler()));
 }
 
+fn sns(client: &aws_sdk_sns::Client) {
+    use otel_messaging_aws_sns::{PublishBatchFluentBuilderExt as _, PublishFluentBuilderExt as _};
+    send(client.publish().topic_arn("t").message("x").send_traced());
+    send(client.publish_batch().topic_arn("t").send_traced());
+}
+
+fn lambda(sqs: &aws_lambda_events::event::sqs::SqsEvent, sns: &aws_lambda_events::event::sns::SnsEvent) {
+    send(otel_messaging_aws_sqs::lambda::process_sqs_event(sqs, async |_| handler().await));
+    send(otel_messaging_aws_sns::lambda::process_sns_event(sns, async |_| handler().await));
+}
+
 fn redis(conn: &mut redis::aio::MultiplexedConnection, entry: &redis::streams::StreamId) {
-    use otel_messaging_redis::{StreamEntryExt as _, StreamsConsumerExt as _, StreamsExt as _};
+    use otel_messaging_redis::{
+        QueueConsumerExt as _, QueueExt as _, StreamEntryExt as _, StreamsConsumerExt as _, StreamsExt as _,
+    };
     send(entry.process_traced(handler()));
     send(conn.xack_traced("s", "g", &["1-0"]));
     let options = redis::streams::StreamReadOptions::default();
     send(conn.xread_options_traced(&["s"], &[">"], &options));
+    send(conn.xread_traced(&["s"], &["0"]));
+    let claim = redis::streams::StreamAutoClaimOptions::default();
+    send(conn.xautoclaim_traced("s", "g", "c", 1_000, "0-0", claim));
     send(conn.xadd_traced::<_, _, _, _, String>("s", "*", &[("k", "v")]));
+    let maxlen = redis::streams::StreamMaxlen::Approx(1_000);
+    send(conn.xadd_maxlen_traced::<_, _, _, _, String>("s", maxlen, "*", &[("k", "v")]));
+    send(conn.lpush_traced("l", b"x"));
+    send(conn.rpush_traced("l", b"x"));
+    send(conn.publish_traced("c", b"x"));
+    send(conn.brpop_traced("l", 1.0));
+    send(conn.blmove_traced("l", "m", redis::Direction::Right, redis::Direction::Left, 1.0));
 }
 
 fn nats(
@@ -77,16 +101,22 @@ fn nats(
     message: &async_nats::Message,
     js_message: &async_nats::jetstream::Message,
     consumer: &async_nats::jetstream::consumer::PullConsumer,
+    subscriber: async_nats::Subscriber,
 ) {
     use otel_messaging_async_nats::{
         ClientExt as _, JetStreamExt as _, JetStreamMessageExt as _, MessageExt as _, PullConsumerExt as _,
+        SubscriberExt as _,
     };
     send(client.publish_traced("s", "x".into()));
+    send(client.publish_with_headers_traced("s", async_nats::HeaderMap::new(), "x".into()));
     send(client.request_traced("s", "x".into()));
     send(js.publish_traced("s", "x".into()));
+    send(js.publish_with_headers_traced("s", async_nats::HeaderMap::new(), "x".into()));
     send(message.process_traced(handler()));
     send(js_message.process_traced(handler()));
     send(js_message.ack_traced());
+    send(js_message.ack_with_traced(async_nats::jetstream::AckKind::Nak(None)));
     let mut batch = Vec::new();
     send(consumer.fetch_traced(&mut batch, 10));
+    send(subscriber.stream_traced());
 }

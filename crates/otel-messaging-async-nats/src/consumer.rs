@@ -124,17 +124,52 @@ pub trait JetStreamMessageExt: Sized + crate::sealed::Sealed<crate::sealed::JetS
     ///
     /// The native error, unchanged; the span then ends with `error.type`.
     fn ack_traced(&self) -> impl Future<Output = Result<(), async_nats::Error>> {
-        self.ack_kind_traced_with(NatsInstrumentation::shared(), jetstream::AckKind::Ack)
+        self.ack_with_traced_with(NatsInstrumentation::shared(), jetstream::AckKind::Ack)
+    }
+
+    /// [`ack_traced`](Self::ack_traced) with an explicit [`NatsInstrumentation`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ack_traced`](Self::ack_traced): the native error, unchanged.
+    fn ack_traced_with(
+        &self,
+        instrumentation: &NatsInstrumentation,
+    ) -> impl Future<Output = Result<(), async_nats::Error>> {
+        self.ack_with_traced_with(instrumentation, jetstream::AckKind::Ack)
     }
 
     /// Settles like `message.ack_with(kind)` (`Ack`, `Nak`, `Term`, `Progress`, `Next`) inside a
     /// `{ack|nak|term|progress|next} {subject}` settle span (CLIENT) linked to the message's
-    /// creation context.
+    /// creation context. Uses [`NatsInstrumentation::new`].
     ///
     /// # Errors
     ///
     /// The native error, unchanged; the span then ends with `error.type`.
-    fn ack_kind_traced_with(
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(message: async_nats::jetstream::Message) -> Result<(), async_nats::Error> {
+    /// use async_nats::jetstream::AckKind;
+    /// use otel_messaging_async_nats::JetStreamMessageExt as _;
+    ///
+    /// message.ack_with_traced(AckKind::Nak(None)).await?; // redeliver: a `nak {subject}` span
+    /// # Ok(()) }
+    /// ```
+    fn ack_with_traced(
+        &self,
+        kind: jetstream::AckKind,
+    ) -> impl Future<Output = Result<(), async_nats::Error>> {
+        self.ack_with_traced_with(NatsInstrumentation::shared(), kind)
+    }
+
+    /// [`ack_with_traced`](Self::ack_with_traced) with an explicit [`NatsInstrumentation`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ack_with_traced`](Self::ack_with_traced): the native error, unchanged.
+    fn ack_with_traced_with(
         &self,
         instrumentation: &NatsInstrumentation,
         kind: jetstream::AckKind,
@@ -163,7 +198,7 @@ impl MessageExt for jetstream::Message {
 
 impl crate::sealed::Sealed<crate::sealed::JetStreamMessageExt> for jetstream::Message {}
 impl JetStreamMessageExt for jetstream::Message {
-    fn ack_kind_traced_with(
+    fn ack_with_traced_with(
         &self,
         instrumentation: &NatsInstrumentation,
         kind: jetstream::AckKind,
