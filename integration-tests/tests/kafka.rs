@@ -977,3 +977,87 @@ async fn a_broker_without_record_headers_fails_the_traced_send_as_the_plain_one(
     let spans = t.spans();
     assert!(matches!(span(&spans, "send legacy").status, Status::Error { .. }));
 }
+
+/// Lever 25 (BENCHMARKS.md): a single-message receive reads the record's context once, for its
+/// poll span's link and for the process span that follows. That reading serves only the
+/// instrumenter that made it: a process span under another one reads the headers itself — one
+/// whose propagator reads none of them finds no creation context, one at a trust boundary no
+/// baggage — and so does a detached copy.
+#[tokio::test]
+async fn a_receives_reading_of_the_context_serves_only_its_own_instrumenter() {
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let producer_tracing = k.producer_tracing(&t);
+    let producer = k.producer();
+    let request = Context::new().with_baggage([KeyValue::new("tenant", "acme")]);
+    for payload in ["1", "2", "3", "4", "5", "6"] {
+        producer
+            .send_traced_with(
+                &producer_tracing,
+                FutureRecord::<(), _>::to(&k.topic).payload(payload),
+                TIMEOUT,
+            )
+            .with_context(request.clone())
+            .await
+            .expect("delivered");
+    }
+    // From the consumer's config: the detached copy's process span has the client's facts too.
+    let open = k.consumer_tracing(&t);
+    let other = |instrumenter| {
+        KafkaInstrumentation::from_config(&k.consumer_config()).with_instrumenter(instrumenter)
+    };
+    let boundary = other(t.instrumenter_builder().with_trust_boundary(true).build());
+    let blind = other(
+        t.instrumenter_builder()
+            .with_propagator(opentelemetry::propagation::TextMapCompositePropagator::new(vec![]))
+            .build(),
+    );
+    let tenant = || Context::current().baggage().get("tenant").map(|v| v.as_str().to_owned());
+    let consumer = k.consumer();
+    let received = |tracing| tokio::time::timeout(TIMEOUT, consumer.recv_traced_with(tracing));
+    let processed = async |message: &rdkafka::message::BorrowedMessage<'_>, tracing| {
+        message.process_traced_with(tracing, async { Ok::<_, KafkaError>(tenant()) }).await.expect("handler")
+    };
+
+    // Received and processed through the same instrumenter: the baggage the receive read.
+    let first = received(&open).await.expect("a message within the timeout").expect("message");
+    assert_eq!(processed(&first, &open).await.as_deref(), Some("acme"));
+    // Received through one, processed through another: what that one reads.
+    let second = received(&open).await.expect("a message within the timeout").expect("message");
+    assert_eq!(processed(&second, &boundary).await, None, "a trust boundary reads no baggage");
+    let third = received(&open).await.expect("a message within the timeout").expect("message");
+    assert_eq!(processed(&third, &blind).await, None, "a propagator that reads nothing finds nothing");
+    // A detached copy reads its own headers.
+    let fourth = received(&open).await.expect("a message within the timeout").expect("message").detach();
+    let seen =
+        fourth.process_traced_with(&open, async { Ok::<_, KafkaError>(tenant()) }).await.expect("handler");
+    assert_eq!(seen.as_deref(), Some("acme"));
+    // Two received, the first processed: its own creation context, not the last one read.
+    let fifth = received(&open).await.expect("a message within the timeout").expect("message");
+    let sixth = received(&open).await.expect("a message within the timeout").expect("message");
+    let sent_by = |m: &rdkafka::message::BorrowedMessage<'_>| {
+        let headers = m.headers().expect("headers");
+        let traceparent =
+            headers.iter().find(|h| h.key == "traceparent").and_then(|h| h.value).expect("traceparent");
+        std::str::from_utf8(&traceparent[36..52]).expect("hex").to_owned()
+    };
+    let (fifth_send, sixth_send) = (sent_by(&fifth), sent_by(&sixth));
+    assert_ne!(fifth_send, sixth_send);
+    processed(&fifth, &open).await;
+
+    let spans = t.spans();
+    let send = format!("send {}", k.topic);
+    let process = format!("process {}", k.topic);
+    let processes: Vec<_> = spans.iter().filter(|s| s.name == process).collect();
+    assert_eq!(processes.len(), 5);
+    assert_eq!(processes[4].parent_span_id.to_string(), fifth_send, "the fifth's own send is its parent");
+    let parent = |p: &opentelemetry_sdk::trace::SpanData| {
+        spans.iter().find(|s| s.span_context.span_id() == p.parent_span_id).map(|s| s.name.clone())
+    };
+    let links: Vec<usize> = processes.iter().map(|p| p.links.len()).collect();
+    assert_eq!(links, [1, 1, 0, 1, 1], "the blind instrumenter links no creation context");
+    assert_eq!(parent(processes[0]).as_deref(), Some(send.as_str()), "a child of its send");
+    assert_eq!(parent(processes[1]), None, "a trust boundary starts a new trace");
+    assert_eq!(parent(processes[2]), None, "no creation context: a new trace");
+    assert_eq!(parent(processes[3]).as_deref(), Some(send.as_str()), "a child of its send");
+}

@@ -222,6 +222,9 @@ impl<'a> Found<'a> {
 pub(crate) struct PropagationHeaders<'a> {
     /// `None`: no headers, or more than [`MAX_HEADERS_READ`] headers (read as none).
     headers: Option<raw::HeaderReader<'a>>,
+    /// Whether the three fields below were looked for ([`scan`](Self::scan)); when not
+    /// ([`unscanned`](Self::unscanned)), every key is read from the headers.
+    scanned: bool,
     traceparent: Option<&'a str>,
     tracestate: Found<'a>,
     baggage: Found<'a>,
@@ -230,14 +233,9 @@ pub(crate) struct PropagationHeaders<'a> {
 impl<'a> PropagationHeaders<'a> {
     /// Scans `headers` (none: an empty carrier) once.
     pub(crate) fn scan<H: RawHeaders + ?Sized>(headers: Option<&'a H>) -> Self {
-        let mut scanned = PropagationHeaders {
-            headers: None,
-            traceparent: None,
-            tracestate: Found::default(),
-            baggage: Found::default(),
-        };
-        let Some(reader) = headers.map(RawHeaders::raw) else { return scanned };
-        scanned.headers = Some(reader);
+        let mut scanned = Self::unscanned(headers);
+        scanned.scanned = true;
+        let Some(reader) = scanned.headers else { return scanned };
         for (key, value) in (0..bounded(reader.count())).filter_map(|i| reader.get(i)) {
             let Some(field) = PropagationField::of(key) else { continue };
             // The key is one of the three ASCII names: only the value needs the UTF-8 check.
@@ -251,8 +249,24 @@ impl<'a> PropagationHeaders<'a> {
         scanned
     }
 
+    /// `headers` read key by key, as [`HeadersExtractor`] does: for a message whose propagation
+    /// fields were read already (its receive's [`DeliveredContext`](otel_messaging::__private::DeliveredContext)),
+    /// where only the retry lineage, captured headers or the enricher may still ask for a key.
+    pub(crate) fn unscanned<H: RawHeaders + ?Sized>(headers: Option<&'a H>) -> Self {
+        PropagationHeaders {
+            headers: headers.map(RawHeaders::raw),
+            scanned: false,
+            traceparent: None,
+            tracestate: Found::default(),
+            baggage: Found::default(),
+        }
+    }
+
     /// What the scan found for `key`, if it is one of the three fields and all of it was kept.
     fn found(&self, key: &str) -> Option<Field<'_, 'a>> {
+        if !self.scanned {
+            return None;
+        }
         let found = match PropagationField::of(key.as_bytes())? {
             PropagationField::Traceparent => return Some(Field::Last(self.traceparent)),
             PropagationField::Tracestate => &self.tracestate,

@@ -25,7 +25,7 @@ use std::{
 
 use futures_core::Stream;
 use opentelemetry::{Context, KeyValue, propagation::Extractor};
-use otel_messaging::{Operation, TracedMessage};
+use otel_messaging::{__private::DeliveredContext, Operation, TracedMessage};
 use rdkafka::{
     ClientContext, TopicPartitionList,
     client::Client,
@@ -56,11 +56,24 @@ mod sealed {
 pub trait KafkaMessage: Message<Headers: RawHeaders> + sealed::Sealed {
     #[doc(hidden)]
     fn topic_handle(&self) -> Option<(usize, &str)>;
+
+    /// What tells this received record from any other ([`Received`]); `None` for a detached one.
+    #[doc(hidden)]
+    fn received_key(&self) -> Option<ReceivedKey>;
 }
 
 impl KafkaMessage for BorrowedMessage<'_> {
     fn topic_handle(&self) -> Option<(usize, &str)> {
         Some((topic_handle(self), self.topic()))
+    }
+
+    fn received_key(&self) -> Option<ReceivedKey> {
+        Some(ReceivedKey {
+            message: self.ptr() as usize,
+            topic: topic_handle(self),
+            partition: self.partition(),
+            offset: self.offset(),
+        })
     }
 }
 
@@ -68,6 +81,63 @@ impl KafkaMessage for OwnedMessage {
     fn topic_handle(&self) -> Option<(usize, &str)> {
         None
     }
+
+    fn received_key(&self) -> Option<ReceivedKey> {
+        None
+    }
+}
+
+/// A received record: the address of librdkafka's message, its topic handle (one per client and
+/// topic), partition and offset. Two records with the same key are the same record of the log —
+/// an address reused for a later message comes with another offset, or is the same record
+/// delivered again, with the same headers (Kafka records are immutable).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceivedKey {
+    message: usize,
+    topic: usize,
+    partition: i32,
+    offset: i64,
+}
+
+/// The context the last traced single-message receive on this thread read from its record, until
+/// that record's process span starts (lever 25, BENCHMARKS.md): the record's headers are then
+/// not read and decoded a second time. One slot per thread: a receive and its process span run
+/// one after the other on the consumer's task (`recv_traced` then `process_traced`, or
+/// `stream_traced`, which does both in one poll). A miss — another record received in between, a
+/// detached message, another instrumenter (the core checks) — reads the headers as before.
+struct Received {
+    key: ReceivedKey,
+    context: DeliveredContext,
+}
+
+thread_local! {
+    static RECEIVED: std::cell::RefCell<Option<Received>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Keeps `context`, read by the receive of the record `key`, for its process span.
+fn keep_received(key: ReceivedKey, context: DeliveredContext) {
+    // A thread being torn down keeps nothing: the process span reads the headers.
+    let _ = RECEIVED.try_with(|slot| {
+        if let Ok(mut slot) = slot.try_borrow_mut() {
+            *slot = Some(Received { key, context });
+        }
+    });
+}
+
+/// The context the receive of the record `key` read, if it is the one kept; taken.
+fn take_received(key: ReceivedKey) -> Option<DeliveredContext> {
+    RECEIVED
+        .try_with(|slot| {
+            let mut slot = slot.try_borrow_mut().ok()?;
+            if slot.as_ref().is_some_and(|kept| kept.key == key) {
+                slot.take().map(|kept| kept.context)
+            } else {
+                None
+            }
+        })
+        .ok()
+        .flatten()
 }
 
 /// The creation-context reader of a message (empty without headers): its propagation fields
@@ -86,8 +156,15 @@ fn start_process<M: KafkaMessage + ?Sized>(instrumentation: &KafkaInstrumentatio
         capture_key: instrumentation.captures_key(),
         counted,
     };
-    let extractor = extractor(message);
-    instrumentation.instrumenter.operation(&view).with_delivered_message(&extractor).start()
+    let builder = instrumentation.instrumenter.operation(&view);
+    match message.received_key().and_then(take_received) {
+        // Its propagation fields were read by its receive: the headers only for what else asks.
+        Some(received) => {
+            let headers = PropagationHeaders::unscanned(message.headers());
+            builder.with_delivered_context(&headers, &received).start()
+        }
+        None => builder.with_delivered_message(&extractor(message)).start(),
+    }
 }
 
 /// Traced processing of a received Kafka message ([`BorrowedMessage`], [`OwnedMessage`]).
@@ -215,16 +292,20 @@ fn record_receive<Cx: ClientContext>(
                 cluster_id: facts.cluster_id(client),
                 client: &facts,
             };
-            let extractor = extractor(message);
-            let links = std::iter::once((&extractor as &dyn Extractor, Vec::new()));
+            // Read once for the link and for the process span that follows.
+            let received = instrumentation.instrumenter.extract_delivered(&extractor(message));
+            let links = received.link(Vec::new()).into_iter().collect();
             instrumentation
                 .instrumenter
                 .operation(&view)
                 .with_parent(parent)
                 .with_start_time(started)
-                .with_batch_links(links)
+                .with_links(links)
                 .start()
                 .end_ok();
+            if let Some(key) = message.received_key() {
+                keep_received(key, received);
+            }
         }
         // The end of a partition (`enable.partition.eof`) is librdkafka's signal that the consumer
         // caught up, not a failure (issue "Spec-exact and bounded"): like a poll that waited and

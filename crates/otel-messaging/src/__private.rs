@@ -8,7 +8,7 @@
 //! [`MessagingAttributes`](crate::MessagingAttributes) view are the API.
 //!
 //! What is here: the [`Handoff`] between a traced receive and the process span of the messages it
-//! returned; size- and count-bounded injection ([`fit_fields`], [`CollectedFields`],
+//! returned, and the [`DeliveredContext`] a receive read once for both; size- and count-bounded injection ([`fit_fields`], [`CollectedFields`],
 //! [`inject_attributes`], [`BatchBudget`], …); the bounded copy of a metadata value onto a span
 //! ([`bounded_value`]); the instrumentation scope of the broker crates' own metrics; and the strict
 //! W3C validators with their limits, which the fuzz targets drive directly.
@@ -16,7 +16,7 @@
 pub use crate::{
     attributes::{MAX_COPIED_VALUE_LEN, bounded_value},
     handoff::{Copies, Handoff},
-    instrumenter::instrumentation_scope,
+    instrumenter::{DeliveredContext, instrumentation_scope},
     propagation::bounded::{
         AttributeCarrier, BatchBudget, CollectedFields, EmptyExtractor, Field, fit_attributes, fit_fields,
         inject_attributes,

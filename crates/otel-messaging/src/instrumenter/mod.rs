@@ -367,4 +367,52 @@ impl MessagingInstrumenter {
         }
         self.inner.propagator.extract(extractor, !self.inner.trust_boundary)
     }
+
+    /// Reads a received message's context once, for both its receive span's link
+    /// ([`DeliveredContext::link`]) and its process span
+    /// ([`OperationBuilder::with_delivered_context`]), as [`extract_context`](Self::extract_context)
+    /// does.
+    ///
+    /// Plumbing of the broker crates (hidden, like [`crate::__private`]).
+    #[doc(hidden)]
+    pub fn extract_delivered(&self, extractor: &dyn Extractor) -> DeliveredContext {
+        let resolved = self.resolved();
+        let cx = resolved.inner.propagator.extract(extractor, !resolved.inner.trust_boundary);
+        DeliveredContext { cx, by: resolved.inner.clone() }
+    }
+}
+
+/// A received message's context as an instrumenter read it
+/// ([`MessagingInstrumenter::extract_delivered`]), valid for that instrumenter's process spans
+/// only: another propagator or trust boundary would read the same headers differently. Holds the
+/// instrumenter's configuration alive, so that the identity check cannot be fooled by a new
+/// configuration at a freed address.
+///
+/// Plumbing of the broker crates (hidden, like [`crate::__private`]).
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct DeliveredContext {
+    cx: Context,
+    by: Arc<Inner>,
+}
+
+impl fmt::Debug for DeliveredContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeliveredContext").field("span_context", self.cx.span().span_context()).finish()
+    }
+}
+
+impl DeliveredContext {
+    /// The link a receive span makes to this message's creation context, with `attributes`;
+    /// `None` when the message carries no valid one.
+    pub fn link(&self, attributes: Vec<KeyValue>) -> Option<Link> {
+        let span = self.cx.span();
+        let sc = span.span_context();
+        sc.is_valid().then(|| Link::new(sc.clone(), attributes, 0))
+    }
+
+    /// The context, when `instrumenter` (resolved) is the one that read it.
+    pub(super) fn for_instrumenter(&self, instrumenter: &MessagingInstrumenter) -> Option<&Context> {
+        Arc::ptr_eq(&self.by, &instrumenter.inner).then_some(&self.cx)
+    }
 }

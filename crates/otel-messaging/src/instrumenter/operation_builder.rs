@@ -11,6 +11,8 @@ enum Carried<'a> {
     Outgoing(&'a dyn Extractor),
     /// A delivered message's headers (process).
     Delivered(&'a dyn Extractor),
+    /// A delivered message's headers and the context a receive extracted from them already.
+    DeliveredExtracted(&'a dyn Extractor, &'a DeliveredContext),
     /// The links of a batch's messages, made already.
     Batch(Vec<Link>),
 }
@@ -58,7 +60,7 @@ impl fmt::Debug for OperationBuilder<'_> {
         let carried = match &self.carried {
             Carried::Nothing => "nothing",
             Carried::Outgoing(_) => "outgoing message",
-            Carried::Delivered(_) => "delivered message",
+            Carried::Delivered(_) | Carried::DeliveredExtracted(..) => "delivered message",
             Carried::Batch(_) => "batch links",
         };
         f.debug_struct("OperationBuilder")
@@ -146,6 +148,34 @@ impl<'a> OperationBuilder<'a> {
         self
     }
 
+    /// [`with_delivered_message`](Self::with_delivered_message) for a message whose context a traced
+    /// receive read already ([`MessagingInstrumenter::extract_delivered`]): used as it is when this
+    /// operation's instrumenter is the one that read it, read again from `message` otherwise.
+    /// `message` still serves everything else (retry lineage, captured headers, the enricher).
+    ///
+    /// Plumbing of the broker crates (hidden, like [`crate::__private`]).
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn with_delivered_context(
+        mut self,
+        message: &'a dyn Extractor,
+        extracted: &'a DeliveredContext,
+    ) -> Self {
+        self.carried = Carried::DeliveredExtracted(message, extracted);
+        self
+    }
+
+    /// Links given as they are: for a receive whose messages' contexts were read already
+    /// ([`DeliveredContext::link`]).
+    ///
+    /// Plumbing of the broker crates (hidden, like [`crate::__private`]).
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn with_links(mut self, links: Vec<Link>) -> Self {
+        self.carried = Carried::Batch(links);
+        self
+    }
+
     /// A batch operation (receive/poll, batch process, batch settle) that links every message's
     /// creation context, each link with its message's attributes (e.g. `messaging.message.id`,
     /// partition, offset). Messages without a valid creation context get no link; the parent is
@@ -177,7 +207,13 @@ impl<'a> OperationBuilder<'a> {
         match carried {
             Carried::Nothing => instrumenter.start_plain(view, parent, started_at),
             Carried::Outgoing(message) => instrumenter.start_send(view, parent, message, started_at),
-            Carried::Delivered(message) => instrumenter.start_process_in(view, message, parent, started_at),
+            Carried::Delivered(message) => {
+                instrumenter.start_process_in(view, message, None, parent, started_at)
+            }
+            Carried::DeliveredExtracted(message, extracted) => {
+                let extracted = extracted.for_instrumenter(&instrumenter);
+                instrumenter.start_process_in(view, message, extracted, parent, started_at)
+            }
             Carried::Batch(links) => instrumenter.start_linked(view, parent, started_at, links),
         }
     }

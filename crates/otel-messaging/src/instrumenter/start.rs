@@ -59,10 +59,14 @@ impl MessagingInstrumenter {
         &self,
         view: &dyn MessagingAttributes,
         message: &dyn Extractor,
+        extracted: Option<&Context>,
         ambient: &Context,
         started_at: Option<SystemTime>,
     ) -> Operation {
-        let extracted = Extracted::new(self.extract_context(message));
+        let extracted = Extracted::new(match extracted {
+            Some(cx) => cx.clone(),
+            None => self.extract_context(message),
+        });
         let keep_baggage = !self.inner.trust_boundary;
         if self.inner.parent_based {
             let parent = process_parent_into(self.process_parent(), &extracted, ambient, keep_baggage, None);
