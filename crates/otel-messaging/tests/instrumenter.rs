@@ -1041,3 +1041,32 @@ fn a_span_that_does_not_record_builds_no_attributes_a_sampler_does_not_read() {
         }
     }
 }
+
+/// Lever 25's hand-over: what a receive read for a later process span refers to its instrumenter
+/// weakly. A broker crate may keep it for as long as the message is not processed; holding the
+/// instrumenter's configuration (its providers, its enricher) would keep an application's tracer
+/// provider alive after the application dropped it to flush it.
+#[test]
+fn a_receives_reading_does_not_keep_its_instrumenter_alive() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+    struct DropFlag(Arc<AtomicBool>);
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    impl otel_messaging::SpanEnricher for DropFlag {}
+
+    let dropped = Arc::new(AtomicBool::new(false));
+    let t = TestTelemetry::without_conformance();
+    let instrumenter = t.instrumenter_builder().with_enricher(DropFlag(dropped.clone())).build();
+    let headers = send(&instrumenter, &Context::new());
+    let received = instrumenter.extract_delivered(&headers);
+    assert!(received.link(Vec::new()).is_some(), "the creation context was read");
+    drop(instrumenter);
+    assert!(dropped.load(Ordering::SeqCst), "the configuration went with its last instrumenter");
+    drop(received);
+}

@@ -378,22 +378,24 @@ impl MessagingInstrumenter {
     pub fn extract_delivered(&self, extractor: &dyn Extractor) -> DeliveredContext {
         let resolved = self.resolved();
         let cx = resolved.inner.propagator.extract(extractor, !resolved.inner.trust_boundary);
-        DeliveredContext { cx, by: resolved.inner.clone() }
+        DeliveredContext { cx, by: Arc::downgrade(&resolved.inner) }
     }
 }
 
 /// A received message's context as an instrumenter read it
 /// ([`MessagingInstrumenter::extract_delivered`]), valid for that instrumenter's process spans
-/// only: another propagator or trust boundary would read the same headers differently. Holds the
-/// instrumenter's configuration alive, so that the identity check cannot be fooled by a new
-/// configuration at a freed address.
+/// only: another propagator or trust boundary would read the same headers differently. It refers
+/// to the instrumenter's configuration weakly: kept by a broker crate until the message is
+/// processed, it must not keep the providers alive (an application that drops its tracer provider
+/// to flush it would lose spans); and a weak reference keeps the allocation, so no new
+/// configuration can take its address and pass for it.
 ///
 /// Plumbing of the broker crates (hidden, like [`crate::__private`]).
 #[doc(hidden)]
 #[derive(Clone)]
 pub struct DeliveredContext {
     cx: Context,
-    by: Arc<Inner>,
+    by: std::sync::Weak<Inner>,
 }
 
 impl fmt::Debug for DeliveredContext {
@@ -413,6 +415,6 @@ impl DeliveredContext {
 
     /// The context, when `instrumenter` (resolved) is the one that read it.
     pub(super) fn for_instrumenter(&self, instrumenter: &MessagingInstrumenter) -> Option<&Context> {
-        Arc::ptr_eq(&self.by, &instrumenter.inner).then_some(&self.cx)
+        std::ptr::eq(self.by.as_ptr(), Arc::as_ptr(&instrumenter.inner)).then_some(&self.cx)
     }
 }
