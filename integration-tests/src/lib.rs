@@ -360,3 +360,46 @@ pub fn process_cpu_seconds() -> Option<f64> {
     }
     Some(nanos as f64 / 1e9)
 }
+
+/// A propagator that counts the contexts it reads (W3C Trace Context and Baggage underneath):
+/// how many times the instrumentation read a message's propagation fields.
+#[derive(Debug)]
+pub struct CountingPropagator {
+    inner: opentelemetry::propagation::TextMapCompositePropagator,
+    readings: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingPropagator {
+    /// The propagator, and its count of readings.
+    pub fn new() -> (Self, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let readings = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let inner = opentelemetry::propagation::TextMapCompositePropagator::new(vec![
+            Box::new(opentelemetry_sdk::propagation::TraceContextPropagator::new()),
+            Box::new(opentelemetry_sdk::propagation::BaggagePropagator::new()),
+        ]);
+        (CountingPropagator { inner, readings: readings.clone() }, readings)
+    }
+}
+
+impl opentelemetry::propagation::TextMapPropagator for CountingPropagator {
+    fn inject_context(
+        &self,
+        cx: &opentelemetry::Context,
+        injector: &mut dyn opentelemetry::propagation::Injector,
+    ) {
+        self.inner.inject_context(cx, injector);
+    }
+
+    fn extract_with_context(
+        &self,
+        cx: &opentelemetry::Context,
+        extractor: &dyn opentelemetry::propagation::Extractor,
+    ) -> opentelemetry::Context {
+        self.readings.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.extract_with_context(cx, extractor)
+    }
+
+    fn fields(&self) -> opentelemetry::propagation::text_map_propagator::FieldIter<'_> {
+        self.inner.fields()
+    }
+}

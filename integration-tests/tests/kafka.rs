@@ -279,6 +279,63 @@ async fn batch_poll_links_every_message() {
     }
 }
 
+/// A batch receive reads each record's context once, for its link and for its process span
+/// (BENCHMARKS.md, lever 26): records processed in order, one of them skipped by the application,
+/// each a child of its own send.
+#[tokio::test]
+async fn a_batch_receives_reading_serves_each_records_process_span() {
+    use std::sync::atomic::Ordering;
+
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    let producer_tracing = k.producer_tracing(&t);
+    let producer = k.producer();
+    for payload in ["1", "2", "3", "4"] {
+        producer
+            .send_traced_with(
+                &producer_tracing,
+                FutureRecord::<(), _>::to(&k.topic).payload(payload),
+                TIMEOUT,
+            )
+            .await
+            .expect("delivered");
+    }
+    let (counting, readings) = integration_tests::CountingPropagator::new();
+    let tracing = KafkaInstrumentation::from_config(&k.consumer_config())
+        .with_instrumenter(t.instrumenter_builder().with_propagator(counting).build());
+    let consumer = k.consumer();
+    let mut batch = Vec::new();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while batch.len() < 4 {
+        assert!(std::time::Instant::now() < deadline, "4 messages in time, got {}", batch.len());
+        let wanted = 4 - batch.len();
+        consumer.recv_batch_traced_with(&tracing, &mut batch, wanted, TIMEOUT).await.expect("batch");
+    }
+    assert_eq!(readings.load(Ordering::SeqCst), 4, "the receive reads each record once");
+    for i in [0, 2, 3] {
+        batch[i].process_traced_with(&tracing, async { Ok::<_, KafkaError>(()) }).await.expect("handler");
+    }
+    assert_eq!(readings.load(Ordering::SeqCst), 4, "the process spans read no record's headers again");
+
+    let sent_by = |m: &rdkafka::message::BorrowedMessage<'_>| {
+        let headers = m.headers().expect("headers");
+        let traceparent =
+            headers.iter().find(|h| h.key == "traceparent").and_then(|h| h.value).expect("traceparent");
+        std::str::from_utf8(&traceparent[36..52]).expect("hex").to_owned()
+    };
+    let spans = t.spans();
+    let process = format!("process {}", k.topic);
+    let processes: Vec<_> = spans.iter().filter(|s| s.name == process).collect();
+    assert_eq!(processes.len(), 3, "{}", waterfall(&spans));
+    for (span, i) in processes.iter().zip([0, 2, 3]) {
+        assert_eq!(
+            span.parent_span_id.to_string(),
+            sent_by(&batch[i]),
+            "record {i}: a child of its own send"
+        );
+    }
+}
+
 #[tokio::test]
 async fn existing_creation_context_is_not_overwritten() {
     let k = kafka().await;

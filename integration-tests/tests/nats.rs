@@ -648,3 +648,63 @@ async fn a_nats_msg_id_names_the_message_and_the_consumer_is_its_group() {
     let receive = attributes(span(&spans, &format!("receive {stream_name}")));
     assert_eq!(receive["messaging.consumer.group.name"], Value::from("billing"));
 }
+
+/// A traced fetch reads each message's context once (BENCHMARKS.md, lever 26): for its link and
+/// its process span (baggage included); each process span is a child of its own publish.
+#[tokio::test]
+async fn a_fetchs_reading_serves_each_messages_process_span() {
+    use opentelemetry::baggage::BaggageExt as _;
+    use std::sync::atomic::Ordering;
+
+    let t = TestTelemetry::new();
+    let (counting, readings) = integration_tests::CountingPropagator::new();
+    let tr = NatsInstrumentation::from_url(&nats_url())
+        .with_instrumenter(t.instrumenter_builder().with_propagator(counting).build());
+    let js = async_nats::jetstream::new(client().await);
+    let (stream, stream_name, subject) = jetstream_stream(&js, "READONCE", "jobs").await;
+    for tenant in ["a", "b", "c"] {
+        let cx = Context::new().with_baggage([KeyValue::new("tenant", tenant)]);
+        async { js.publish_traced_with(&tr, subject.clone(), tenant.into()).await.expect("publish").await }
+            .with_context(cx)
+            .await
+            .expect("ack");
+    }
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("workers".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut messages = vec![];
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while messages.len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "3 messages in time, got {}", messages.len());
+        let wanted = 3 - messages.len();
+        consumer.fetch_traced_with(&tr, &mut messages, wanted).await.expect("fetch");
+    }
+    assert_eq!(readings.load(Ordering::SeqCst), 3, "the fetch reads each message once");
+    for message in &messages {
+        let seen = message
+            .process_traced_with(&tr, async {
+                Ok::<_, std::io::Error>(Context::current().baggage().get("tenant").map(|v| v.to_string()))
+            })
+            .await
+            .expect("handler");
+        assert_eq!(seen.as_deref(), std::str::from_utf8(&message.payload).ok(), "its own baggage");
+        message.ack().await.expect("ack");
+    }
+    assert_eq!(readings.load(Ordering::SeqCst), 3, "the process spans read nothing again");
+    js.delete_stream(&stream_name).await.expect("cleanup");
+
+    let spans = t.spans();
+    let publishes: std::collections::HashSet<_> = spans
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Producer)
+        .map(|s| s.span_context.span_id())
+        .collect();
+    let parents: std::collections::HashSet<_> =
+        spans.iter().filter(|s| s.name == format!("process {subject}")).map(|s| s.parent_span_id).collect();
+    assert_eq!(publishes.len(), 3);
+    assert_eq!(parents, publishes, "each process span a child of its own publish: {}", waterfall(&spans));
+}

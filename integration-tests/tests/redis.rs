@@ -616,3 +616,55 @@ async fn two_groups_reading_one_entry_each_keep_their_group() {
         .collect();
     assert_eq!(groups, [Value::from("shipping"), Value::from("billing")]);
 }
+
+/// A traced stream read reads each entry's context once (BENCHMARKS.md, lever 26): for its link,
+/// its process span (baggage included) and the link of its XACK; each process span is a child of
+/// its own send.
+#[tokio::test]
+async fn a_reads_reading_serves_each_entrys_process_and_xack() {
+    use opentelemetry::baggage::BaggageExt as _;
+    use std::sync::atomic::Ordering;
+
+    let t = TestTelemetry::new();
+    let (client, mut conn) = connect().await;
+    let (counting, readings) = integration_tests::CountingPropagator::new();
+    let tr = RedisInstrumentation::from_client(&client)
+        .with_instrumenter(t.instrumenter_builder().with_propagator(counting).build());
+    let stream = unique_name("orders");
+    group(&mut conn, &stream, "workers").await;
+    for tenant in ["a", "b", "c"] {
+        let cx = Context::new().with_baggage([KeyValue::new("tenant", tenant)]);
+        let _: String = async { conn.xadd_traced_with(&tr, &stream, "*", &[("tenant", tenant)]).await }
+            .with_context(cx)
+            .await
+            .expect("xadd");
+    }
+    let opts = StreamReadOptions::default().group("workers", "w1").count(10);
+    let reply = conn.xread_options_traced_with(&tr, &[&stream], &[">"], &opts).await.expect("read");
+    assert_eq!(reply.keys[0].ids.len(), 3);
+    assert_eq!(readings.load(Ordering::SeqCst), 3, "the read reads each entry once");
+    for entry in &reply.keys[0].ids {
+        let seen = entry
+            .process_traced_with(&tr, async {
+                Ok::<_, std::io::Error>(Context::current().baggage().get("tenant").map(|v| v.to_string()))
+            })
+            .await
+            .expect("handler");
+        let field: String = redis::from_redis_value(entry.map["tenant"].clone()).expect("tenant");
+        assert_eq!(seen, Some(field), "its own baggage");
+    }
+    let ids: Vec<String> = reply.keys[0].ids.iter().map(|e| e.id.clone()).collect();
+    let acked = conn.xack_traced_with(&tr, &stream, "workers", &ids).await.expect("xack");
+    assert_eq!(acked, 3);
+    assert_eq!(readings.load(Ordering::SeqCst), 3, "the process and XACK spans read nothing again");
+
+    let spans = t.spans();
+    let (send, process, ack) =
+        (format!("send {stream}"), format!("process {stream}"), format!("ack {stream}"));
+    let sends: HashSet<_> =
+        spans.iter().filter(|s| s.name == send).map(|s| s.span_context.span_id()).collect();
+    let parents: HashSet<_> = spans.iter().filter(|s| s.name == process).map(|s| s.parent_span_id).collect();
+    assert_eq!(parents, sends, "each process span a child of its own send: {}", waterfall(&spans));
+    let linked: HashSet<_> = span(&spans, &ack).links.iter().map(|l| l.span_context.span_id()).collect();
+    assert_eq!(linked, sends, "the XACK links every entry's send");
+}

@@ -635,3 +635,78 @@ async fn a_delete_outside_the_handler_links_its_message() {
     assert_eq!(delete_span.links[0].span_context.span_id(), span(&spans, &send).span_context.span_id());
     assert_eq!(delete_span.parent_span_id, span(&spans, "worker tick").span_context.span_id());
 }
+
+/// A traced receive reads each message's context once (BENCHMARKS.md, lever 26): for its link,
+/// its process span (the baggage included, though the caller asked for no attribute) and the link
+/// of its delete span; each process span is a child of its own send.
+#[tokio::test]
+async fn a_receives_reading_serves_each_messages_process_and_delete() {
+    use opentelemetry::baggage::BaggageExt as _;
+    use std::sync::atomic::Ordering;
+
+    let t = TestTelemetry::new();
+    let (counting, readings) = integration_tests::CountingPropagator::new();
+    let tr = SqsInstrumentation::default()
+        .with_instrumenter(t.instrumenter_builder().with_propagator(counting).build());
+    let c = client().await;
+    let url = queue(&c, false).await;
+    let q = name_of(&url).to_owned();
+    for tenant in ["a", "b", "c"] {
+        let cx = Context::new().with_baggage([opentelemetry::KeyValue::new("tenant", tenant)]);
+        async { c.send_message().queue_url(&url).message_body(tenant).send_traced_with(&tr).await }
+            .with_context(cx)
+            .await
+            .expect("send");
+    }
+    let mut messages = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while messages.len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "3 messages in time, got {}", messages.len());
+        let received = c
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send_traced_with(&tr)
+            .await
+            .expect("receive");
+        messages.extend(received.messages.unwrap_or_default());
+    }
+    assert_eq!(readings.load(Ordering::SeqCst), 3, "the receive reads each message once");
+    for message in messages {
+        assert_eq!(message.message_attributes, None, "no message attribute was asked for");
+        let body = message.body.clone().expect("body");
+        let (message, seen) = message
+            .start_process_with(&tr)
+            .process(async |m| {
+                let tenant = Context::current().baggage().get("tenant").map(|v| v.as_str().to_owned());
+                let receipt = m.receipt_handle.clone().expect("receipt handle");
+                c.delete_message().queue_url(&url).receipt_handle(receipt).send_traced_with(&tr).await?;
+                Ok::<_, aws_sdk_sqs::error::SdkError<_, _>>(tenant)
+            })
+            .await;
+        assert_eq!(seen.expect("delete").as_deref(), Some(body.as_str()), "its own baggage");
+        assert_eq!(message.message_attributes, None, "the message is unchanged");
+    }
+    assert_eq!(readings.load(Ordering::SeqCst), 3, "the process and delete spans read nothing again");
+
+    let spans = t.spans();
+    let (send, process, delete) = (format!("send {q}"), format!("process {q}"), format!("delete {q}"));
+    let sends: Vec<_> = spans.iter().filter(|s| s.name == send).collect();
+    let processes: Vec<_> = spans.iter().filter(|s| s.name == process).collect();
+    assert_eq!((sends.len(), processes.len()), (3, 3), "{}", waterfall(&spans));
+    for p in &processes {
+        let parent = sends.iter().find(|s| s.span_context.span_id() == p.parent_span_id);
+        assert!(parent.is_some(), "a child of a send: {}", waterfall(&spans));
+        assert_eq!(p.links.len(), 1);
+        assert_eq!(p.links[0].span_context.span_id(), p.parent_span_id, "linked to its own send");
+    }
+    for d in spans.iter().filter(|s| s.name == delete) {
+        let process =
+            processes.iter().find(|p| p.span_context.span_id() == d.parent_span_id).expect("in a process");
+        assert_eq!(d.links.len(), 1);
+        assert_eq!(d.links[0].span_context.span_id(), process.parent_span_id, "linked to its message's send");
+    }
+    let distinct: std::collections::HashSet<_> = processes.iter().map(|p| p.parent_span_id).collect();
+    assert_eq!(distinct.len(), 3, "each its own send");
+}

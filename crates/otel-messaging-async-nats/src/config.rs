@@ -2,11 +2,23 @@
 
 use std::sync::{Arc, OnceLock};
 
-use otel_messaging::{__private::Handoff, MessagingInstrumenter};
+use otel_messaging::{
+    __private::{DeliveredContext, Handoff},
+    MessagingInstrumenter,
+};
 
 /// Messages handed over by a traced fetch and not processed yet, at most (their delivery is
 /// counted by the receive; older entries are forgotten and would be counted again, never lost).
 const HANDOFF_CAPACITY: usize = 4096;
+
+/// Most bytes of message-supplied values (baggage, trace state) of a fetched message's context
+/// kept for its process span: a larger one is read again from the headers, so the handoff holds
+/// at most ≈ 4 096 × 1.5 KiB.
+pub(crate) const MAX_KEPT_CONTEXT_BYTES: usize = 1_024;
+
+/// What a traced fetch keeps for a message's process span: the message's context as the fetch
+/// read it, when small (the entry itself says the delivery was counted).
+pub(crate) type Fetched = Option<DeliveredContext>;
 
 /// The instrumentation of one NATS connection: the instrumenter, the server address and, for
 /// consumers, the queue group (`messaging.consumer.group.name`).
@@ -27,9 +39,9 @@ pub struct NatsInstrumentation {
     pub(crate) instrumenter: MessagingInstrumenter,
     server: Option<(Arc<str>, Option<u16>)>,
     queue_group: Option<Arc<str>>,
-    /// JetStream messages received by a traced fetch (`stream:sequence:delivered`), so their
-    /// process span does not count the delivery again.
-    fetched: Arc<Handoff<()>>,
+    /// JetStream messages received by a traced fetch (by delivery: their reply subject), so
+    /// their process span does not count the delivery again, with the context the fetch read.
+    fetched: Arc<Handoff<Fetched>>,
 }
 
 impl Default for NatsInstrumentation {
@@ -40,8 +52,8 @@ impl Default for NatsInstrumentation {
 
 /// The one process-wide record of fetched deliveries: a message fetched through one
 /// instrumentation and processed through another is still counted once (reliability review L11).
-fn fetched() -> Arc<Handoff<()>> {
-    static FETCHED: OnceLock<Arc<Handoff<()>>> = OnceLock::new();
+fn fetched() -> Arc<Handoff<Fetched>> {
+    static FETCHED: OnceLock<Arc<Handoff<Fetched>>> = OnceLock::new();
     FETCHED.get_or_init(|| Arc::new(Handoff::new(HANDOFF_CAPACITY))).clone()
 }
 
@@ -116,7 +128,7 @@ impl NatsInstrumentation {
         self.queue_group.as_deref()
     }
 
-    pub(crate) fn fetched(&self) -> &Handoff<()> {
+    pub(crate) fn fetched(&self) -> &Handoff<Fetched> {
         &self.fetched
     }
 }

@@ -13,6 +13,8 @@ use aws_sdk_sqs::{
 use opentelemetry::KeyValue;
 use otel_messaging::{MessagingAttributes, OperationType};
 
+use crate::config::Removed;
+
 /// The semconv names this crate uses: the project's own from the core's `semconv` module, the
 /// specification's from `opentelemetry-semantic-conventions` (which the core does not re-export:
 /// its semver is not ours).
@@ -61,7 +63,26 @@ pub(crate) struct SqsView<'a> {
     pub(crate) batch: Option<u64>,
     pub(crate) body_size: Option<u64>,
     pub(crate) own_context: bool,
-    pub(crate) message: Option<&'a Message>,
+    pub(crate) received: Option<Received<'a>>,
+}
+
+/// The system attributes of a received message a process span reads, as received (the message's
+/// own, else those its traced receive removed from it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Received<'a> {
+    /// `SentTimestamp`: milliseconds since the epoch.
+    sent_timestamp: Option<&'a str>,
+    /// `ApproximateReceiveCount`.
+    receive_count: Option<&'a str>,
+}
+
+impl<'a> Received<'a> {
+    pub(crate) fn new(message: &'a Message, removed: &'a Removed) -> Self {
+        Received {
+            sent_timestamp: removed.system(message, &MessageSystemAttributeName::SentTimestamp),
+            receive_count: removed.system(message, &MessageSystemAttributeName::ApproximateReceiveCount),
+        }
+    }
 }
 
 impl<'a> SqsView<'a> {
@@ -74,13 +95,9 @@ impl<'a> SqsView<'a> {
             batch: None,
             body_size: None,
             own_context: true,
-            message: None,
+            received: None,
         }
     }
-}
-
-fn system_attribute<'m>(message: &'m Message, name: &MessageSystemAttributeName) -> Option<&'m str> {
-    message.attributes.as_ref()?.get(name).map(String::as_str)
 }
 
 impl MessagingAttributes for SqsView<'_> {
@@ -112,8 +129,7 @@ impl MessagingAttributes for SqsView<'_> {
         self.own_context
     }
     fn sent_time(&self) -> Option<SystemTime> {
-        let millis: u64 =
-            system_attribute(self.message?, &MessageSystemAttributeName::SentTimestamp)?.parse().ok()?;
+        let millis: u64 = self.received?.sent_timestamp?.parse().ok()?;
         UNIX_EPOCH.checked_add(Duration::from_millis(millis))
     }
     fn counts_as_delivery(&self) -> bool {
@@ -124,11 +140,7 @@ impl MessagingAttributes for SqsView<'_> {
         if !self.queue.url.is_empty() {
             attributes.push(KeyValue::new(semconv::AWS_SQS_QUEUE_URL, self.queue.url.to_owned()));
         }
-        if let Some(count) = self
-            .message
-            .and_then(|m| system_attribute(m, &MessageSystemAttributeName::ApproximateReceiveCount))
-            .and_then(|c| c.parse::<i64>().ok())
-        {
+        if let Some(count) = self.received.and_then(|r| r.receive_count).and_then(|c| c.parse::<i64>().ok()) {
             attributes.push(KeyValue::new(semconv::OTEL_MESSAGING_MESSAGE_DELIVERY_COUNT, count));
         }
     }

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
 use opentelemetry::propagation::{Extractor, Injector};
 
+use crate::config::Removed;
+
 /// Most message attributes one SQS message may carry.
 pub(crate) const MAX_MESSAGE_ATTRIBUTES: usize = 10;
 
@@ -165,6 +167,9 @@ pub(crate) fn sns_envelope_attributes(body: &str) -> Vec<(String, String)> {
 pub(crate) enum Attributes<'a> {
     None,
     Sdk(&'a HashMap<String, MessageAttributeValue>),
+    /// A received message's attributes (if any) and those its traced receive removed from it
+    /// ([`crate::config::Removed`]): read as one set, as if put back, without copying the message.
+    Split(Option<&'a HashMap<String, MessageAttributeValue>>, &'a [(String, MessageAttributeValue)]),
     #[cfg(feature = "lambda")]
     Lambda(&'a HashMap<String, aws_lambda_events::sqs::SqsMessageAttribute>),
 }
@@ -174,6 +179,17 @@ impl<'a> Attributes<'a> {
         match self {
             Attributes::None => None,
             Attributes::Sdk(a) => get_from(a, key),
+            Attributes::Split(kept, removed) => {
+                let exact = removed.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+                if let Some(v) = exact.or_else(|| kept.and_then(|a| a.get(key))) {
+                    return string_of(v);
+                }
+                let removed = removed.iter().map(|(k, v)| (k, v));
+                removed
+                    .chain(kept.into_iter().flatten())
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+                    .find_map(|(_, v)| string_of(v))
+            }
             #[cfg(feature = "lambda")]
             Attributes::Lambda(a) => {
                 let string = |v: &'a aws_lambda_events::sqs::SqsMessageAttribute| {
@@ -194,6 +210,11 @@ impl<'a> Attributes<'a> {
         match self {
             Attributes::None => Vec::new(),
             Attributes::Sdk(a) => a.keys().map(String::as_str).collect(),
+            Attributes::Split(kept, removed) => removed
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .chain(kept.into_iter().flat_map(|a| a.keys().map(String::as_str)))
+                .collect(),
             #[cfg(feature = "lambda")]
             Attributes::Lambda(a) => a.keys().map(String::as_str).collect(),
         }
@@ -219,6 +240,14 @@ impl<'a> ReceivedMessageExtractor<'a> {
             .as_ref()
             .and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader))
             .map(String::as_str);
+        Self::from_parts(attributes, message.body.as_deref(), trace_header)
+    }
+
+    /// The carrier of `message` with what its traced receive removed from it put back (read in
+    /// place: the message is not copied).
+    pub(crate) fn with_removed(message: &'a Message, removed: &'a Removed) -> Self {
+        let attributes = Attributes::Split(message.message_attributes.as_ref(), &removed.attributes);
+        let trace_header = removed.system(message, &MessageSystemAttributeName::AwsTraceHeader);
         Self::from_parts(attributes, message.body.as_deref(), trace_header)
     }
 

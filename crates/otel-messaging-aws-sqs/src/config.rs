@@ -3,13 +3,14 @@
 //! Why a module beside the standard anatomy (as in the other broker crates): it holds the
 //! per-client options shared by `producer.rs` and `consumer.rs`.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, OnceLock},
-};
+use std::sync::{Arc, OnceLock};
 
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
-use otel_messaging::{__private::Handoff, MessagingInstrumenter};
+use opentelemetry::trace::Link;
+use otel_messaging::{
+    __private::{DeliveredContext, Handoff},
+    MessagingInstrumenter,
+};
 
 /// SQS's default (and historical maximum) message size and batch total: 262 144 bytes (256 KiB).
 pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: usize = 262_144;
@@ -23,26 +24,37 @@ const STASH_CAPACITY: usize = 10_000;
 /// deleted natively leaves its entry until 1 000 newer ones push it out.
 const SETTLE_CAPACITY: usize = 1_000;
 
-/// What a traced receive learned about one message: its queue, and the message attributes and
-/// system attributes it removed because the caller did not ask for them.
+/// What a traced receive learned about one message: its queue, the message attributes and
+/// system attributes it removed because the caller did not ask for them, and the message's
+/// context as the receive read it (for its process span, which then does not read it again;
+/// kept only when small, [`MAX_KEPT_CONTEXT_BYTES`]).
 #[derive(Debug, Default)]
 pub(crate) struct Removed {
     pub(crate) queue_url: Option<Arc<str>>,
     pub(crate) attributes: Vec<(String, MessageAttributeValue)>,
     pub(crate) system: Vec<(MessageSystemAttributeName, String)>,
+    pub(crate) context: Option<DeliveredContext>,
 }
 
+/// Most bytes of message-supplied values (baggage, trace state) of a received message's context
+/// kept for its process span: a larger one is read again from the attributes kept anyway, so the
+/// stash's worst case does not double (10 000 messages × what a strict reading lets in).
+pub(crate) const MAX_KEPT_CONTEXT_BYTES: usize = 1_024;
+
 impl Removed {
-    /// Puts the removed attributes back into `message`.
-    pub(crate) fn restore(&self, message: &mut Message) {
-        if !self.attributes.is_empty() {
-            let attributes = message.message_attributes.get_or_insert_with(HashMap::new);
-            attributes.extend(self.attributes.iter().cloned());
-        }
-        if !self.system.is_empty() {
-            let system = message.attributes.get_or_insert_with(HashMap::new);
-            system.extend(self.system.iter().cloned());
-        }
+    /// The system attribute `name` of `message` as received: the message's own, else the one
+    /// removed from it.
+    pub(crate) fn system<'a>(
+        &'a self,
+        message: &'a Message,
+        name: &MessageSystemAttributeName,
+    ) -> Option<&'a str> {
+        message
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get(name))
+            .or_else(|| self.system.iter().find(|(n, _)| n == name).map(|(_, v)| v))
+            .map(String::as_str)
     }
 }
 
@@ -55,9 +67,9 @@ pub struct SqsInstrumentation {
     empty_receive_spans: bool,
     max_message_bytes: usize,
     stash: Arc<Handoff<Removed>>,
-    /// The creation context's fields of received messages, by receipt handle, for the links of
-    /// their delete spans wherever the delete is called.
-    settles: Arc<Handoff<Vec<(String, String)>>>,
+    /// The links to received messages' creation contexts, by receipt handle, for their delete
+    /// spans wherever the delete is called.
+    settles: Arc<Handoff<Link>>,
     queue_url: Option<Arc<str>>,
 }
 
@@ -160,7 +172,7 @@ impl SqsInstrumentation {
         &self.stash
     }
 
-    pub(crate) fn settles(&self) -> &Handoff<Vec<(String, String)>> {
+    pub(crate) fn settles(&self) -> &Handoff<Link> {
         &self.settles
     }
 

@@ -18,13 +18,12 @@ use aws_sdk_sqs::{
     },
     types::{Message, MessageSystemAttributeName},
 };
-use opentelemetry::propagation::Extractor;
-use otel_messaging::{OperationType, TracedMessage};
+use otel_messaging::{__private::DeliveredContext, OperationType, TracedMessage};
 
 use crate::{
-    attributes::{SqsView, message_link_attributes, request_id_attribute},
+    attributes::{Received, SqsView, message_link_attributes, request_id_attribute},
     carrier::ReceivedMessageExtractor,
-    config::{Removed, SqsInstrumentation},
+    config::{MAX_KEPT_CONTEXT_BYTES, Removed, SqsInstrumentation},
 };
 
 /// `messaging.operation.name` of receive spans: `receive`.
@@ -133,32 +132,38 @@ impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
         let instrumentation = instrumentation.clone();
         async move {
             let mut result = builder.send().await;
+            let mut contexts = Vec::new();
             let mut view = SqsView::new(OperationType::Receive, OPERATION_RECEIVE, &url);
             match &result {
                 Ok(output) => {
                     let messages = output.messages();
                     if !messages.is_empty() || instrumentation.empty_receive_spans() {
                         view.batch = Some(messages.len() as u64);
-                        let extractors: Vec<_> = messages.iter().map(ReceivedMessageExtractor::new).collect();
-                        // Each message's creation context, kept by receipt handle for the link of
-                        // its delete span, wherever the delete is called (issue "Correct by
-                        // default", point 4).
-                        for (message, extractor) in messages.iter().zip(&extractors) {
-                            let context = instrumentation.instrumenter.creation_context_fields(extractor);
-                            if let Some(receipt) = message.receipt_handle().filter(|_| !context.is_empty()) {
-                                instrumentation.settles().put(receipt.to_owned(), context);
+                        // Each message's context read once (lever 26, BENCHMARKS.md): for its link
+                        // here, its process span (kept with what the receive removed) and the link
+                        // of its delete span, kept by receipt handle wherever the delete is called
+                        // (issue "Correct by default", point 4).
+                        let mut links = Vec::with_capacity(messages.len());
+                        for message in messages {
+                            let context = instrumentation
+                                .instrumenter
+                                .extract_delivered(&ReceivedMessageExtractor::new(message));
+                            let link = context.link(Vec::new());
+                            if let (Some(receipt), Some(link)) = (message.receipt_handle(), &link) {
+                                instrumentation.settles().put(receipt.to_owned(), link.clone());
                             }
+                            links.extend(link.map(|mut link| {
+                                link.attributes = message_link_attributes(message);
+                                link
+                            }));
+                            contexts.push(context);
                         }
-                        let links = extractors
-                            .iter()
-                            .zip(messages)
-                            .map(|(x, m)| (x as &dyn Extractor, message_link_attributes(m)));
                         let operation = instrumentation
                             .instrumenter
                             .operation(&view)
                             .with_parent(&parent)
                             .with_start_time(started)
-                            .with_batch_links(links)
+                            .with_links(links)
                             .start();
                         operation.set_attributes(output.request_id().map(request_id_attribute));
                         operation.end_ok();
@@ -179,6 +184,7 @@ impl ReceiveMessageFluentBuilderExt for ReceiveMessageFluentBuilder {
                     &instrumentation,
                     &url,
                     output.messages.as_deref_mut().unwrap_or_default(),
+                    contexts,
                     &added_names,
                     &added_system,
                 );
@@ -196,13 +202,8 @@ fn start_delete(
     view: &SqsView<'_>,
     receipts: &[String],
 ) -> otel_messaging::Operation {
-    let carriers: Vec<std::collections::HashMap<String, String>> = receipts
-        .iter()
-        .filter_map(|r| instrumentation.settles().take(r))
-        .map(|fields| fields.into_iter().collect())
-        .collect();
-    let links = carriers.iter().map(|c| (c as &dyn Extractor, Vec::new()));
-    instrumentation.instrumenter.operation(view).with_batch_links(links).start()
+    let links = receipts.iter().filter_map(|r| instrumentation.settles().take(r)).collect();
+    instrumentation.instrumenter.operation(view).with_links(links).start()
 }
 
 /// Most bytes of one removed attribute (name, type and value) kept for a process span: W3C
@@ -222,18 +223,22 @@ fn attribute_name_matches(requested: &str, name: &str) -> bool {
 
 /// Removes from `messages` the attributes the traced receive asked for and the caller did not, so
 /// the caller gets what an untraced receive would return; keeps them (by receipt handle) for the
-/// messages' process spans.
+/// messages' process spans, with the context the receive read from each (`contexts`, one per
+/// message in order, or none when it read none) when it is small.
 fn strip_added(
     instrumentation: &SqsInstrumentation,
     url: &str,
     messages: &mut [Message],
+    contexts: Vec<DeliveredContext>,
     names: &[String],
     system: &[MessageSystemAttributeName],
 ) {
     let stash = instrumentation.stash();
     let queue_url: Arc<str> = Arc::from(url);
+    let mut contexts = contexts.into_iter();
     for message in messages {
-        let mut removed = Removed { queue_url: Some(queue_url.clone()), ..Removed::default() };
+        let context = contexts.next().filter(|c| c.retained_bytes() <= MAX_KEPT_CONTEXT_BYTES);
+        let mut removed = Removed { queue_url: Some(queue_url.clone()), context, ..Removed::default() };
         if let Some(attributes) = message.message_attributes.as_mut().filter(|_| !names.is_empty()) {
             // Removed from the message whatever their size; kept for the process span only up to
             // what W3C lets a field hold (baggage: 8 192 bytes), so a producer's huge attribute
@@ -261,26 +266,23 @@ fn strip_added(
 }
 
 /// Starts the process operation of `message`, with what its traced receive kept for it (its
-/// queue URL; the attributes removed from it, read here on a copy, so `message` is unchanged).
+/// queue URL; the attributes removed from it, read beside its own, so `message` is unchanged;
+/// the context the receive read).
 fn start_process(instrumentation: &SqsInstrumentation, message: &Message) -> otel_messaging::Operation {
     let removed = message.receipt_handle.as_deref().and_then(|r| instrumentation.stash().take(r));
-    let restored = removed.as_ref().filter(|r| !(r.attributes.is_empty() && r.system.is_empty())).map(|r| {
-        let mut copy = message.clone();
-        r.restore(&mut copy);
-        copy
-    });
-    let read = restored.as_ref().unwrap_or(message);
-    let queue_url = removed.and_then(|r| r.queue_url).or_else(|| instrumentation.default_queue_url());
+    let removed = removed.unwrap_or_default();
+    let queue_url = removed.queue_url.clone().or_else(|| instrumentation.default_queue_url());
     let mut view =
         SqsView::new(OperationType::Process, OPERATION_PROCESS, queue_url.as_deref().unwrap_or(""));
-    view.message = Some(read);
-    view.message_id = read.message_id.as_deref();
-    view.body_size = read.body.as_ref().map(|b| b.len() as u64);
-    instrumentation
-        .instrumenter
-        .operation(&view)
-        .with_delivered_message(&ReceivedMessageExtractor::new(read))
-        .start()
+    view.received = Some(Received::new(message, &removed));
+    view.message_id = message.message_id.as_deref();
+    view.body_size = message.body.as_ref().map(|b| b.len() as u64);
+    let extractor = ReceivedMessageExtractor::with_removed(message, &removed);
+    let builder = instrumentation.instrumenter.operation(&view);
+    match &removed.context {
+        Some(context) => builder.with_delivered_context(&extractor, context).start(),
+        None => builder.with_delivered_message(&extractor).start(),
+    }
 }
 
 /// Traced processing of a received SQS [`Message`].

@@ -14,7 +14,7 @@
 //!
 //! `THROUGHPUT_PRODUCER=raw|header|floor|traced|traced_nometrics` runs one producer once on the
 //! MockCluster (sampled at `THROUGHPUT_SAMPLED`, default 1.0) and nothing else;
-//! `THROUGHPUT_CONSUMER=raw|floor|traced|traced_nometrics` one consumer once, of records the SDK floor's producer
+//! `THROUGHPUT_CONSUMER=raw|floor|traced|traced_nometrics|traced_batch_nometrics` one consumer once, of records the SDK floor's producer
 //! sent (what the instruction-count script measures).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, missing_docs)]
@@ -107,6 +107,9 @@ enum Consume<'a> {
     /// `process` CONSUMER span as its child; no attributes, no metrics (same providers as `Traced`).
     Floor(&'a opentelemetry_sdk::trace::SdkTracer),
     Traced(&'a KafkaInstrumentation),
+    /// Traced, received 100 at a time (`recv_batch_traced`: one `poll` span linking them all),
+    /// then each processed in turn.
+    TracedBatch(&'a KafkaInstrumentation),
 }
 
 /// Consumes `n` records from the beginning of partition 0; returns the seconds taken.
@@ -121,12 +124,29 @@ async fn consume(bootstrap: &str, topic: &str, n: usize, how: Consume<'_>) -> f6
     tpl.add_partition_offset(topic, 0, Offset::Beginning).expect("partition");
     consumer.assign(&tpl).expect("assign");
     let start = Instant::now();
+    if let Consume::TracedBatch(t) = how {
+        let mut batch = Vec::with_capacity(100);
+        let mut consumed = 0;
+        while consumed < n {
+            let wanted = (n - consumed).min(100);
+            consumer
+                .recv_batch_traced_with(t, &mut batch, wanted, Duration::from_secs(10))
+                .await
+                .expect("batch");
+            for message in batch.drain(..) {
+                message.process_traced_with(t, async { Ok::<_, std::io::Error>(()) }).await.expect("handler");
+                consumed += 1;
+            }
+        }
+        return start.elapsed().as_secs_f64();
+    }
     for _ in 0..n {
         match how {
             Consume::Traced(t) => {
                 let message = consumer.recv_traced_with(t).await.expect("message");
                 message.process_traced_with(t, async { Ok::<_, std::io::Error>(()) }).await.expect("handler");
             }
+            Consume::TracedBatch(_) => unreachable!("consumed above"),
             Consume::Raw => {
                 let message = consumer.recv().await.expect("message");
                 std::hint::black_box(&message);
@@ -231,7 +251,10 @@ async fn compare(
                 "floor" => Consume::Floor(&floor_tracer),
                 "traced" => Consume::Traced(&tracing),
                 "traced_nometrics" => Consume::Traced(&tracing_without_metrics),
-                other => panic!("THROUGHPUT_CONSUMER={other}: raw, floor, traced or traced_nometrics"),
+                "traced_batch_nometrics" => Consume::TracedBatch(&tracing_without_metrics),
+                other => panic!(
+                    "THROUGHPUT_CONSUMER={other}: raw, floor, traced, traced_nometrics or traced_batch_nometrics"
+                ),
             };
             produce(&producer, &raw_topic, n, How::Floor(&floor_tracer)).await;
             consume(bootstrap, &raw_topic, n, how).await;

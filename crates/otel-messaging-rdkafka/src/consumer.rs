@@ -24,7 +24,7 @@ use std::{
 };
 
 use futures_core::Stream;
-use opentelemetry::{Context, KeyValue, propagation::Extractor};
+use opentelemetry::{Context, propagation::Extractor};
 use otel_messaging::{__private::DeliveredContext, Operation, TracedMessage};
 use rdkafka::{
     ClientContext, TopicPartitionList,
@@ -100,41 +100,61 @@ pub struct ReceivedKey {
     offset: i64,
 }
 
-/// The context the last traced single-message receive on this thread read from its record, until
-/// that record's process span starts (lever 25, BENCHMARKS.md): the record's headers are then
-/// not read and decoded a second time. One slot per thread: a receive and its process span run
-/// one after the other on the consumer's task (`recv_traced` then `process_traced`, or
-/// `stream_traced`, which does both in one poll). A miss — another record received in between, a
-/// detached message, another instrumenter (the core checks) — reads the headers as before.
+/// The contexts the traced receives on this thread read from their records, until each record's
+/// process span starts (levers 25 and 26, BENCHMARKS.md): the record's headers are then not read
+/// and decoded a second time. A single-message receive keeps one (`recv_traced` then
+/// `process_traced`, or `stream_traced`, which does both in one poll), a batch receive one per
+/// record (`recv_batch_traced`, then each record processed in turn). Per thread, so no lock: a
+/// record processed on another thread (a task that moved between its awaits) misses. A miss —
+/// another thread, a detached message, another instrumenter (the core checks), a record pushed out
+/// — reads the headers as before.
 struct Received {
     key: ReceivedKey,
     context: DeliveredContext,
 }
 
+/// Most contexts kept per thread ([`Received`]): a batch of more records keeps its last ones.
+/// Each is a `Context` of a few hundred bytes (up to ≈ 9 KiB with the largest baggage and trace
+/// state a strict reading lets in), so a thread keeps at most ≈ 2 MiB.
+const MAX_KEPT: usize = 256;
+
+/// How many of the oldest kept contexts a process span looks through before the newest: a batch
+/// is processed in order, so its next record is the oldest kept but for the few the application
+/// skipped (a filter), which are forgotten once a later record is processed.
+const LOOK_AHEAD: usize = 8;
+
 thread_local! {
-    static RECEIVED: std::cell::RefCell<Option<Received>> = const { std::cell::RefCell::new(None) };
+    static RECEIVED: std::cell::RefCell<std::collections::VecDeque<Received>> =
+        const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
 }
 
-/// Keeps `context`, read by the receive of the record `key`, for its process span.
+/// Keeps `context`, read by the receive of the record `key`, for its process span; forgets the
+/// oldest kept when full.
 fn keep_received(key: ReceivedKey, context: DeliveredContext) {
     // A thread being torn down keeps nothing: the process span reads the headers.
-    let _ = RECEIVED.try_with(|slot| {
-        if let Ok(mut slot) = slot.try_borrow_mut() {
-            *slot = Some(Received { key, context });
+    let _ = RECEIVED.try_with(|kept| {
+        if let Ok(mut kept) = kept.try_borrow_mut() {
+            if kept.len() >= MAX_KEPT {
+                kept.pop_front();
+            }
+            kept.push_back(Received { key, context });
         }
     });
 }
 
-/// The context the receive of the record `key` read, if it is the one kept; taken.
+/// The context the receive of the record `key` read, if this thread keeps it; taken, with the
+/// older ones in front of it (records received before it and not processed: skipped).
 fn take_received(key: ReceivedKey) -> Option<DeliveredContext> {
     RECEIVED
-        .try_with(|slot| {
-            let mut slot = slot.try_borrow_mut().ok()?;
-            if slot.as_ref().is_some_and(|kept| kept.key == key) {
-                slot.take().map(|kept| kept.context)
-            } else {
-                None
+        .try_with(|kept| {
+            let mut kept = kept.try_borrow_mut().ok()?;
+            if kept.back().is_some_and(|last| last.key == key) {
+                // The newest: a single-message receive, or a batch processed last to first.
+                return kept.pop_back().map(|last| last.context);
             }
+            let found = kept.iter().take(LOOK_AHEAD).position(|r| r.key == key)?;
+            kept.drain(..found);
+            kept.pop_front().map(|r| r.context)
         })
         .ok()
         .flatten()
@@ -585,22 +605,25 @@ impl<Cx: ClientContext> Drop for PollGuard<'_, '_, Cx> {
             cluster_id: facts.cluster_id(self.client),
             client: &facts,
         };
-        let extractors: Vec<(PropagationHeaders<'_>, Vec<KeyValue>)> = received
-            .iter()
-            .map(|m| {
-                facts.remember_message(m);
-                (extractor(m), link_attributes(m, !same_topic))
-            })
-            .collect();
-        let links = extractors.iter().map(|(e, attributes)| (e as &dyn Extractor, attributes.clone()));
-        let operation = self
-            .instrumentation
-            .instrumenter
+        // Each record's context read once, for its link here and its process span (lever 26).
+        let instrumenter = &self.instrumentation.instrumenter;
+        let mut links = Vec::with_capacity(received.len());
+        let mut contexts = Vec::with_capacity(received.len());
+        for message in received {
+            facts.remember_message(message);
+            let context = instrumenter.extract_delivered(&extractor(message));
+            links.extend(context.link(link_attributes(message, !same_topic)));
+            contexts.extend(message.received_key().map(|key| (key, context)));
+        }
+        let operation = instrumenter
             .operation(&view)
             .with_parent(&self.parent)
             .with_start_time(self.started)
-            .with_batch_links(links)
+            .with_links(links)
             .start();
+        for (key, context) in contexts {
+            keep_received(key, context);
+        }
         match self.error.take() {
             Some((error_type, description)) => operation.end_error(&error_type, description),
             None => operation.end_ok(),

@@ -6,8 +6,9 @@
 
 use std::sync::{Arc, OnceLock};
 
+use opentelemetry::trace::Link;
 use otel_messaging::{
-    __private::{Copies, Handoff},
+    __private::{Copies, DeliveredContext, Handoff},
     MessagingInstrumenter,
 };
 
@@ -38,9 +39,9 @@ pub struct RedisInstrumentation {
     pub(crate) handoff: Arc<Handoff<Copies<EntryFacts>>>,
     /// Stream and group of entries the handoff does not know.
     default_stream: Option<EntryFacts>,
-    /// The creation-context fields of entries returned by traced reads, by stream and entry id
-    /// ([`settle_key`]), until acknowledged: what an `XACK` made anywhere links to.
-    pub(crate) settles: Arc<Handoff<Vec<(String, String)>>>,
+    /// The links to the creation contexts of entries returned by traced reads, by stream and
+    /// entry id ([`settle_key`]), until acknowledged: what an `XACK` made anywhere links to.
+    pub(crate) settles: Arc<Handoff<Link>>,
 }
 
 /// The key of an entry in [`RedisInstrumentation::settles`]: its stream and id (an id is unique
@@ -53,12 +54,20 @@ pub(crate) fn settle_key(stream: &str, id: &str) -> String {
     key
 }
 
-/// Where a stream entry was read: its stream and, for `XREADGROUP`/`XAUTOCLAIM`, the group.
+/// Where a stream entry was read: its stream and, for `XREADGROUP`/`XAUTOCLAIM`, the group; and
+/// the entry's context as the traced read read it (for its process span, which then does not read
+/// it again; kept only when small, [`MAX_KEPT_CONTEXT_BYTES`]).
 #[derive(Debug, Clone)]
 pub(crate) struct EntryFacts {
     pub(crate) stream: Arc<str>,
     pub(crate) group: Option<Arc<str>>,
+    pub(crate) context: Option<DeliveredContext>,
 }
+
+/// Most bytes of message-supplied values (baggage, trace state) of an entry's context kept for
+/// its process span: a larger one is read again from the entry, so the handoff's worst case stays
+/// what its entry facts take (10 000 entries × a stream and group name, plus this).
+pub(crate) const MAX_KEPT_CONTEXT_BYTES: usize = 1_024;
 
 /// The handoff key of a stream entry: its id and a fingerprint of its fields. Ids alone are not
 /// unique across streams (two streams written in the same millisecond give the same ids); an entry
@@ -176,7 +185,8 @@ impl RedisInstrumentation {
     ///
     /// Defaults to none: such entries' process spans have no destination.
     pub fn with_stream(mut self, stream: &str, group: Option<&str>) -> Self {
-        self.default_stream = Some(EntryFacts { stream: Arc::from(stream), group: group.map(Arc::from) });
+        self.default_stream =
+            Some(EntryFacts { stream: Arc::from(stream), group: group.map(Arc::from), context: None });
         self
     }
 

@@ -19,7 +19,9 @@ use redis::{
 use crate::{
     attributes::{RedisView, entry_link_attributes, entry_time, error_type},
     carrier::StreamFieldsExtractor,
-    config::{EntryFacts, RedisInstrumentation, entry_address, entry_key, settle_key},
+    config::{
+        EntryFacts, MAX_KEPT_CONTEXT_BYTES, RedisInstrumentation, entry_address, entry_key, settle_key,
+    },
     envelope::{EnvelopeHeaders, decode},
 };
 
@@ -67,31 +69,33 @@ fn record_entries<'e>(
     view.group = group;
     view.batch = Some(count as u64);
     let group_arc: Option<Arc<str>> = group.map(Arc::from);
-    for (stream_name, ids) in streams.clone() {
+    let mut links = Vec::with_capacity(count);
+    for (stream_name, ids) in streams {
         let stream: Arc<str> = Arc::from(stream_name);
         for entry in ids {
-            let facts = EntryFacts { stream: stream.clone(), group: group_arc.clone() };
-            instrumentation.handoff.put_copy(entry_key(entry), entry_address(entry), facts);
-            // The creation context, for the link of the entry's XACK wherever it is called
-            // (issue "Correct by default", point 4).
-            let context =
-                instrumentation.instrumenter.creation_context_fields(&StreamFieldsExtractor(&entry.map));
-            if !context.is_empty() {
-                instrumentation.settles.put(settle_key(stream_name, &entry.id), context);
+            // The entry's context read once (lever 26, BENCHMARKS.md): for its link here, its
+            // process span (kept with its stream and group when small) and the link of its XACK,
+            // wherever that is called (issue "Correct by default", point 4).
+            let context = instrumentation.instrumenter.extract_delivered(&StreamFieldsExtractor(&entry.map));
+            let link = context.link(Vec::new());
+            if let Some(link) = &link {
+                instrumentation.settles.put(settle_key(stream_name, &entry.id), link.clone());
             }
+            links.extend(link.map(|mut link| {
+                link.attributes = entry_link_attributes(&entry.id);
+                link
+            }));
+            let context = Some(context).filter(|c| c.retained_bytes() <= MAX_KEPT_CONTEXT_BYTES);
+            let facts = EntryFacts { stream: stream.clone(), group: group_arc.clone(), context };
+            instrumentation.handoff.put_copy(entry_key(entry), entry_address(entry), facts);
         }
     }
-    let entries: Vec<(StreamFieldsExtractor<'_>, &str)> = streams
-        .flat_map(|(_, ids)| ids.iter())
-        .map(|e| (StreamFieldsExtractor(&e.map), e.id.as_str()))
-        .collect();
-    let messages = entries.iter().map(|(x, id)| (x as &dyn Extractor, entry_link_attributes(id)));
     instrumentation
         .instrumenter
         .operation(&view)
         .with_parent(parent)
         .with_start_time(started)
-        .with_batch_links(messages)
+        .with_links(links)
         .start()
         .end_ok();
 }
@@ -401,13 +405,9 @@ pub trait StreamsConsumerExt:
             view.group = Some(group);
             view.batch = (ids.len() > 1).then_some(ids.len() as u64);
             view.message_id = ids.first().filter(|_| ids.len() == 1).map(String::as_str);
-            let carriers: Vec<std::collections::HashMap<String, String>> = ids
-                .iter()
-                .filter_map(|id| instrumentation.settles.take(&settle_key(key, id)))
-                .map(|fields| fields.into_iter().collect())
-                .collect();
-            let links = carriers.iter().map(|c| (c as &dyn Extractor, Vec::new()));
-            let operation = instrumentation.instrumenter.operation(&view).with_batch_links(links).start();
+            let links =
+                ids.iter().filter_map(|id| instrumentation.settles.take(&settle_key(key, id))).collect();
+            let operation = instrumentation.instrumenter.operation(&view).with_links(links).start();
             let result: RedisResult<usize> = cmd.query_async(self).await;
             operation.end(&result, error_type);
             result
@@ -482,11 +482,13 @@ fn start_entry_process(
     view.sent = entry_time(&entry.id);
     view.delivery_count = entry.delivered_count.map(|n| n as u64);
     view.counted = true;
-    instrumentation
-        .instrumenter
-        .operation(&view)
-        .with_delivered_message(&StreamFieldsExtractor(&entry.map))
-        .start()
+    let extractor = StreamFieldsExtractor(&entry.map);
+    let builder = instrumentation.instrumenter.operation(&view);
+    // Its context as the traced read read it, if kept; else read here.
+    match facts.as_ref().and_then(|f| f.context.as_ref()) {
+        Some(context) => builder.with_delivered_context(&extractor, context).start(),
+        None => builder.with_delivered_message(&extractor).start(),
+    }
 }
 
 impl crate::sealed::Sealed<crate::sealed::StreamEntryExt> for StreamId {}

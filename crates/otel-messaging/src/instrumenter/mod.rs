@@ -413,6 +413,17 @@ impl DeliveredContext {
         sc.is_valid().then(|| Link::new(sc.clone(), attributes, 0))
     }
 
+    /// Bytes of message-supplied values this reading holds: its baggage's names and values and,
+    /// at most, [`MAX_TRACESTATE_LEN`](crate::__private::MAX_TRACESTATE_LEN) of trace state; for a
+    /// broker crate that bounds what it keeps.
+    pub fn retained_bytes(&self) -> usize {
+        use opentelemetry::baggage::BaggageExt as _;
+        let baggage: usize =
+            self.cx.baggage().iter().map(|(k, (v, _))| k.as_str().len() + v.as_str().len()).sum();
+        let trace_state = if self.cx.has_active_span() { crate::__private::MAX_TRACESTATE_LEN } else { 0 };
+        baggage + trace_state
+    }
+
     /// The context, when `instrumenter` (resolved) is the one that read it.
     pub(super) fn for_instrumenter(&self, instrumenter: &MessagingInstrumenter) -> Option<&Context> {
         std::ptr::eq(self.by.as_ptr(), Arc::as_ptr(&instrumenter.inner)).then_some(&self.cx)
