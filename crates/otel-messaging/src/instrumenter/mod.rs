@@ -341,20 +341,6 @@ impl MessagingInstrumenter {
         self.inner.propagator.fields()
     }
 
-    /// The fields of `extractor` that carry the message's creation context (the propagator's
-    /// fields but `baggage`, which links never read), copied: what a broker crate keeps from a
-    /// receive for a settle made later without the message (SQS `DeleteMessage` by receipt
-    /// handle, Redis `XACK` by entry id) to link to. Empty when the message carries none.
-    ///
-    /// Plumbing of the broker crates (hidden, like [`crate::__private`]).
-    #[doc(hidden)]
-    pub fn creation_context_fields(&self, extractor: &dyn Extractor) -> Vec<(String, String)> {
-        self.propagation_fields()
-            .into_iter()
-            .filter(|f| f != crate::propagation::BAGGAGE)
-            .filter_map(|f| extractor.get(&f).map(|v| v.to_owned()).map(|v| (f, v)))
-            .collect()
-    }
 
     /// Reads a message carrier into a fresh [`Context`] through this instrumenter's propagator,
     /// validating `traceparent`, `tracestate` and `baggage` strictly (see
