@@ -11,11 +11,6 @@ use otel_messaging::{
 /// counted by the receive; older entries are forgotten and would be counted again, never lost).
 const HANDOFF_CAPACITY: usize = 4096;
 
-/// Most bytes of message-supplied values (baggage, trace state) of a fetched message's context
-/// kept for its process span: a larger one is read again from the headers, so the handoff holds
-/// at most ≈ 4 096 × 1.5 KiB.
-pub(crate) const MAX_KEPT_CONTEXT_BYTES: usize = 1_024;
-
 /// What a traced fetch keeps for a message's process span: the message's context as the fetch
 /// read it, when small (the entry itself says the delivery was counted).
 pub(crate) type Fetched = Option<DeliveredContext>;

@@ -21,7 +21,7 @@ use otel_messaging::{Operation, TracedMessage};
 use crate::{
     attributes::{JetStreamFacts, ProcessView, ReceiveView, SettleView, error_type},
     carrier::HeaderMapExtractor,
-    config::{MAX_KEPT_CONTEXT_BYTES, NatsInstrumentation},
+    config::NatsInstrumentation,
 };
 
 static NO_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
@@ -438,7 +438,7 @@ impl Drop for FetchGuard<'_> {
                 facts.stream_sequence.map(|id| vec![crate::attributes::message_id(id)]).unwrap_or_default();
             links.extend(context.link(attributes));
             if let Some(key) = facts.delivery_key {
-                kept.push((key, Some(context).filter(|c| c.retained_bytes() <= MAX_KEPT_CONTEXT_BYTES)));
+                kept.push((key, context.keepable()));
             }
         }
         let operation = instrumenter

@@ -27,7 +27,7 @@ const SETTLE_CAPACITY: usize = 1_000;
 /// What a traced receive learned about one message: its queue, the message attributes and
 /// system attributes it removed because the caller did not ask for them, and the message's
 /// context as the receive read it (for its process span, which then does not read it again;
-/// kept only when small, [`MAX_KEPT_CONTEXT_BYTES`]).
+/// kept only when small, `DeliveredContext::keepable`).
 #[derive(Debug, Default)]
 pub(crate) struct Removed {
     pub(crate) queue_url: Option<Arc<str>>,
@@ -35,11 +35,6 @@ pub(crate) struct Removed {
     pub(crate) system: Vec<(MessageSystemAttributeName, String)>,
     pub(crate) context: Option<DeliveredContext>,
 }
-
-/// Most bytes of message-supplied values (baggage, trace state) of a received message's context
-/// kept for its process span: a larger one is read again from the attributes kept anyway, so the
-/// stash's worst case does not double (10 000 messages × what a strict reading lets in).
-pub(crate) const MAX_KEPT_CONTEXT_BYTES: usize = 1_024;
 
 impl Removed {
     /// The system attribute `name` of `message` as received: the message's own, else the one

@@ -23,7 +23,7 @@ use otel_messaging::{__private::DeliveredContext, OperationType, TracedMessage};
 use crate::{
     attributes::{Received, SqsView, message_link_attributes, request_id_attribute},
     carrier::ReceivedMessageExtractor,
-    config::{MAX_KEPT_CONTEXT_BYTES, Removed, SqsInstrumentation},
+    config::{Removed, SqsInstrumentation},
 };
 
 /// `messaging.operation.name` of receive spans: `receive`.
@@ -237,7 +237,7 @@ fn strip_added(
     let queue_url: Arc<str> = Arc::from(url);
     let mut contexts = contexts.into_iter();
     for message in messages {
-        let context = contexts.next().filter(|c| c.retained_bytes() <= MAX_KEPT_CONTEXT_BYTES);
+        let context = contexts.next().and_then(DeliveredContext::keepable);
         let mut removed = Removed { queue_url: Some(queue_url.clone()), context, ..Removed::default() };
         if let Some(attributes) = message.message_attributes.as_mut().filter(|_| !names.is_empty()) {
             // Removed from the message whatever their size; kept for the process span only up to

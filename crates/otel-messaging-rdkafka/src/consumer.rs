@@ -114,8 +114,8 @@ struct Received {
 }
 
 /// Most contexts kept per thread ([`Received`]): a batch of more records keeps its last ones.
-/// Each is a `Context` of a few hundred bytes (up to ≈ 9 KiB with the largest baggage and trace
-/// state a strict reading lets in), so a thread keeps at most ≈ 2 MiB.
+/// Each is a `Context` of a few hundred bytes (larger readings are not kept:
+/// `DeliveredContext::keepable`), so a thread keeps at most ≈ 400 KiB.
 const MAX_KEPT: usize = 256;
 
 /// How many of the oldest kept contexts a process span looks through before the newest: a batch
@@ -131,7 +131,9 @@ thread_local! {
 /// Keeps `context`, read by the receive of the record `key`, for its process span; forgets the
 /// oldest kept when full.
 fn keep_received(key: ReceivedKey, context: DeliveredContext) {
-    // A thread being torn down keeps nothing: the process span reads the headers.
+    // A large reading is not kept (`DeliveredContext::keepable`), nor by a thread being torn
+    // down: the process span reads the headers.
+    let Some(context) = context.keepable() else { return };
     let _ = RECEIVED.try_with(|kept| {
         if let Ok(mut kept) = kept.try_borrow_mut() {
             if kept.len() >= MAX_KEPT {

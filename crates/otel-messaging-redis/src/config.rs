@@ -56,18 +56,13 @@ pub(crate) fn settle_key(stream: &str, id: &str) -> String {
 
 /// Where a stream entry was read: its stream and, for `XREADGROUP`/`XAUTOCLAIM`, the group; and
 /// the entry's context as the traced read read it (for its process span, which then does not read
-/// it again; kept only when small, [`MAX_KEPT_CONTEXT_BYTES`]).
+/// it again; kept only when small, `DeliveredContext::keepable`).
 #[derive(Debug, Clone)]
 pub(crate) struct EntryFacts {
     pub(crate) stream: Arc<str>,
     pub(crate) group: Option<Arc<str>>,
     pub(crate) context: Option<DeliveredContext>,
 }
-
-/// Most bytes of message-supplied values (baggage, trace state) of an entry's context kept for
-/// its process span: a larger one is read again from the entry, so the handoff's worst case stays
-/// what its entry facts take (10 000 entries × a stream and group name, plus this).
-pub(crate) const MAX_KEPT_CONTEXT_BYTES: usize = 1_024;
 
 /// The handoff key of a stream entry: its id and a fingerprint of its fields. Ids alone are not
 /// unique across streams (two streams written in the same millisecond give the same ids); an entry

@@ -19,9 +19,7 @@ use redis::{
 use crate::{
     attributes::{RedisView, entry_link_attributes, entry_time, error_type},
     carrier::StreamFieldsExtractor,
-    config::{
-        EntryFacts, MAX_KEPT_CONTEXT_BYTES, RedisInstrumentation, entry_address, entry_key, settle_key,
-    },
+    config::{EntryFacts, RedisInstrumentation, entry_address, entry_key, settle_key},
     envelope::{EnvelopeHeaders, decode},
 };
 
@@ -85,7 +83,7 @@ fn record_entries<'e>(
                 link.attributes = entry_link_attributes(&entry.id);
                 link
             }));
-            let context = Some(context).filter(|c| c.retained_bytes() <= MAX_KEPT_CONTEXT_BYTES);
+            let context = context.keepable();
             let facts = EntryFacts { stream: stream.clone(), group: group_arc.clone(), context };
             instrumentation.handoff.put_copy(entry_key(entry), entry_address(entry), facts);
         }

@@ -16,7 +16,7 @@
 pub use crate::{
     attributes::{MAX_COPIED_VALUE_LEN, bounded_value},
     handoff::{Copies, Handoff},
-    instrumenter::{DeliveredContext, instrumentation_scope},
+    instrumenter::{DeliveredContext, MAX_KEPT_CONTEXT_BYTES, instrumentation_scope},
     propagation::bounded::{
         AttributeCarrier, BatchBudget, CollectedFields, EmptyExtractor, Field, fit_attributes, fit_fields,
         inject_attributes,

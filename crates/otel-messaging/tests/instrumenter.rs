@@ -1070,3 +1070,22 @@ fn a_receives_reading_does_not_keep_its_instrumenter_alive() {
     assert!(dropped.load(Ordering::SeqCst), "the configuration went with its last instrumenter");
     drop(received);
 }
+
+/// Lever 26's bound: a broker crate keeps a receive's reading until the message is processed only
+/// when its message-supplied values (baggage, trace state) fit in
+/// `__private::MAX_KEPT_CONTEXT_BYTES`; a larger one is read again from the message.
+#[test]
+fn only_a_small_reading_is_kept() {
+    use otel_messaging::__private::MAX_KEPT_CONTEXT_BYTES;
+
+    let t = TestTelemetry::without_conformance();
+    let instrumenter = t.instrumenter();
+    let with_baggage = |bytes: usize| {
+        let cx = Context::new().with_baggage([KeyValue::new("k", "v".repeat(bytes))]);
+        instrumenter.extract_delivered(&send(&instrumenter, &cx))
+    };
+    assert!(with_baggage(10).keepable().is_some(), "a small baggage is kept");
+    let reading = with_baggage(MAX_KEPT_CONTEXT_BYTES);
+    assert!(reading.link(Vec::new()).is_some(), "it was read");
+    assert!(reading.keepable().is_none(), "a large baggage is read again instead");
+}

@@ -341,7 +341,6 @@ impl MessagingInstrumenter {
         self.inner.propagator.fields()
     }
 
-
     /// Reads a message carrier into a fresh [`Context`] through this instrumenter's propagator,
     /// validating `traceparent`, `tracestate` and `baggage` strictly (see
     /// [`crate::propagation::StrictExtractor`]). Invalid or missing fields give a context without
@@ -367,6 +366,11 @@ impl MessagingInstrumenter {
         DeliveredContext { cx, by: Arc::downgrade(&resolved.inner) }
     }
 }
+
+/// Most bytes of message-supplied values (baggage names and values, trace state) of a received
+/// message's context a broker crate keeps until the message is processed
+/// ([`DeliveredContext::keepable`]): 1 024.
+pub const MAX_KEPT_CONTEXT_BYTES: usize = 1_024;
 
 /// A received message's context as an instrumenter read it
 /// ([`MessagingInstrumenter::extract_delivered`]), valid for that instrumenter's process spans
@@ -399,15 +403,18 @@ impl DeliveredContext {
         sc.is_valid().then(|| Link::new(sc.clone(), attributes, 0))
     }
 
-    /// Bytes of message-supplied values this reading holds: its baggage's names and values and,
-    /// at most, [`MAX_TRACESTATE_LEN`](crate::__private::MAX_TRACESTATE_LEN) of trace state; for a
-    /// broker crate that bounds what it keeps.
-    pub fn retained_bytes(&self) -> usize {
+    /// This reading, if it is small enough to keep until its message is processed: its baggage's
+    /// names and values and its trace state (counted at the
+    /// [`MAX_TRACESTATE_LEN`](crate::__private::MAX_TRACESTATE_LEN) a strict reading allows) within
+    /// [`MAX_KEPT_CONTEXT_BYTES`](crate::__private::MAX_KEPT_CONTEXT_BYTES). A broker crate keeps
+    /// only such readings, so what it keeps per message stays small; a larger one is read again
+    /// from the message.
+    pub fn keepable(self) -> Option<Self> {
         use opentelemetry::baggage::BaggageExt as _;
         let baggage: usize =
             self.cx.baggage().iter().map(|(k, (v, _))| k.as_str().len() + v.as_str().len()).sum();
         let trace_state = if self.cx.has_active_span() { crate::__private::MAX_TRACESTATE_LEN } else { 0 };
-        baggage + trace_state
+        (baggage + trace_state <= MAX_KEPT_CONTEXT_BYTES).then_some(self)
     }
 
     /// The context, when `instrumenter` (resolved) is the one that read it.
