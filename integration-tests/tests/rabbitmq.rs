@@ -773,3 +773,79 @@ async fn basic_get_then_process_counts_the_message_once() {
         t.metrics().iter().filter(|m| m.name == "messaging.client.consumed.messages").map(|m| m.count).sum();
     assert_eq!(consumed, 1, "counted by the receive, not again by the process span");
 }
+
+/// A delivery's context is read once (BENCHMARKS.md, lever 26): by the traced consumer, for its
+/// process span and its settle span's link; by `basic_get_traced`, for its receive span's link,
+/// its process span and its settle's link. Each process span is a child of its own publish.
+#[tokio::test]
+async fn a_deliverys_context_is_read_once_for_its_process_and_settle() {
+    use opentelemetry::baggage::BaggageExt as _;
+    use std::sync::atomic::Ordering;
+
+    let t = TestTelemetry::new();
+    let (counting, readings) = integration_tests::CountingPropagator::new();
+    let tr = AmqpInstrumentation::from_uri(&amqp_url())
+        .with_instrumenter(t.instrumenter_builder().with_propagator(counting).build());
+    let (_c, ch) = channel().await;
+    // Not auto-delete: the queue outlives the first consumer.
+    let q = unique_name("orders");
+    ch.queue_declare(q.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .expect("queue");
+    for tenant in ["a", "b"] {
+        let cx = Context::new().with_baggage([KeyValue::new("tenant", tenant)]);
+        let properties = BasicProperties::default().with_correlation_id(tenant.into());
+        publish(&ch, &tr, "", &q, properties).with_context(cx).await;
+    }
+    let tenant = || Context::current().baggage().get("tenant").map(|v| v.to_string());
+    let correlation =
+        |d: &lapin::message::Delivery| d.properties.correlation_id().as_ref().map(|c| c.to_string());
+
+    // The first through the traced consumer.
+    let mut consumer = consume(&ch, &q, &tr).await;
+    let (delivery, seen) = next(&mut consumer).await.process(async |_| Ok::<_, lapin::Error>(tenant())).await;
+    assert_eq!(seen.expect("handler"), correlation(&delivery), "its own baggage");
+    delivery.ack_traced_with(&tr, BasicAckOptions::default()).await.expect("ack");
+    assert_eq!(readings.load(Ordering::SeqCst), 1, "the consumer read it once, for process and ack");
+    drop(consumer);
+    ch.close(200, "done".into()).await.expect("close");
+
+    // The second through basic_get, once the consumer is gone.
+    let (_c2, ch2) = channel().await;
+    let got = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            if let Some(m) =
+                ch2.basic_get_traced_with(&tr, q.as_str().into(), Default::default()).await.expect("get")
+            {
+                break m;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a message in time");
+    let before = readings.load(Ordering::SeqCst);
+    assert_eq!(before, 2, "basic_get read it once");
+    let seen = got.delivery.process_traced_with(&tr, async { Ok::<_, lapin::Error>(tenant()) }).await;
+    assert_eq!(seen.expect("handler"), correlation(&got.delivery), "its own baggage");
+    got.delivery.ack_traced_with(&tr, BasicAckOptions::default()).await.expect("ack");
+    assert_eq!(readings.load(Ordering::SeqCst), before, "process and ack read nothing again");
+    ch2.queue_delete(q.as_str().into(), Default::default()).await.expect("delete the queue");
+
+    let spans = t.spans();
+    let publishes: std::collections::HashSet<_> = spans
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Producer)
+        .map(|s| s.span_context.span_id())
+        .collect();
+    let processes: Vec<_> = spans.iter().filter(|s| s.span_kind == SpanKind::Consumer).collect();
+    assert_eq!(processes.len(), 2, "{}", waterfall(&spans));
+    let parents: std::collections::HashSet<_> = processes.iter().map(|p| p.parent_span_id).collect();
+    assert_eq!(parents, publishes, "each a child of its own publish: {}", waterfall(&spans));
+    let acks: Vec<_> = spans.iter().filter(|s| s.name.starts_with("ack ")).collect();
+    assert_eq!(acks.len(), 2);
+    for ack in acks {
+        assert_eq!(ack.links.len(), 1, "linked to its creation context");
+        assert!(publishes.contains(&ack.links[0].span_context.span_id()));
+    }
+}

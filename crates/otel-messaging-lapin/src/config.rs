@@ -8,8 +8,9 @@
 use std::sync::{Arc, OnceLock};
 
 use lapin::message::Delivery;
+use opentelemetry::trace::Link;
 use otel_messaging::{
-    __private::{Copies, Handoff},
+    __private::{Copies, DeliveredContext, Handoff},
     MessagingInstrumenter,
 };
 
@@ -51,6 +52,11 @@ pub(crate) struct Handed {
     pub(crate) queue: Arc<str>,
     /// Whether a traced `basic_get` counted it (its process span must not count it again).
     pub(crate) received: bool,
+    /// Its context as the traced consumer or `basic_get` read it, when small
+    /// (`DeliveredContext::keepable`): its process span does not read it again.
+    pub(crate) context: Option<DeliveredContext>,
+    /// The link to its creation context, for its settle span (which then does not read it again).
+    pub(crate) link: Option<Link>,
 }
 
 /// Most deliveries whose queue is kept between their hand-over and their settlement.
@@ -183,13 +189,23 @@ impl AmqpInstrumentation {
     }
 
     /// Remembers that `delivery` came from `queue`; `received`: a traced `basic_get` counted it
-    /// in `messaging.client.consumed.messages` already.
-    pub(crate) fn remember_queue(&self, delivery: &Delivery, queue: &str, received: bool) {
-        self.handoff.put_copy(
-            delivery_key(delivery),
-            delivery_address(delivery),
-            Handed { queue: Arc::from(queue), received },
-        );
+    /// in `messaging.client.consumed.messages` already; `reading`: its context as read there
+    /// (lever 26, BENCHMARKS.md), kept for its process span when small and as a link for its
+    /// settle span.
+    pub(crate) fn remember_queue(
+        &self,
+        delivery: &Delivery,
+        queue: &str,
+        received: bool,
+        reading: Option<&DeliveredContext>,
+    ) {
+        let handed = Handed {
+            queue: Arc::from(queue),
+            received,
+            context: reading.cloned().and_then(DeliveredContext::keepable),
+            link: reading.and_then(|r| r.link(Vec::new())),
+        };
+        self.handoff.put_copy(delivery_key(delivery), delivery_address(delivery), handed);
     }
 
     /// The queue of `delivery`; `settled` forgets it.
@@ -257,7 +273,7 @@ mod tests {
     fn a_stale_delivery_does_not_lend_its_queue() {
         let tracing = AmqpInstrumentation::new().with_queue("fallback");
         let mut first = Delivery::mock(1, "orders".into(), "eu".into(), false, b"order 1".to_vec());
-        tracing.remember_queue(&first, "orders-eu", false);
+        tracing.remember_queue(&first, "orders-eu", false, None);
         // Another channel's tag 1, another message, in the freed buffer of the first.
         let mut buffer = std::mem::take(&mut first.data);
         buffer.clear();
@@ -267,8 +283,8 @@ mod tests {
 
         let on_a = Delivery::mock(1, "fan".into(), "".into(), false, b"same".to_vec());
         let on_b = Delivery::mock(1, "fan".into(), "".into(), false, b"same".to_vec());
-        tracing.remember_queue(&on_a, "queue-a", false);
-        tracing.remember_queue(&on_b, "queue-b", false);
+        tracing.remember_queue(&on_a, "queue-a", false, None);
+        tracing.remember_queue(&on_b, "queue-b", false, None);
         assert_eq!(tracing.queue_of(&on_b, true).as_deref(), Some("queue-b"));
         assert_eq!(tracing.queue_of(&on_a, true).as_deref(), Some("queue-a"));
         assert_eq!(tracing.queue_of(&on_a, true).as_deref(), Some("fallback"));

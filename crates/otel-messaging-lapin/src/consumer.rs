@@ -19,7 +19,7 @@ use lapin::{
     options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions},
     types::FieldTable,
 };
-use otel_messaging::{Operation, OperationType, TracedMessage};
+use otel_messaging::{__private::DeliveredContext, Operation, OperationType, TracedMessage};
 
 use crate::{
     attributes::{DeliveryView, SettleView, consumer_destination, error_type, is_server_named},
@@ -27,12 +27,14 @@ use crate::{
     config::AmqpInstrumentation,
 };
 
-/// Starts the process span of `delivery`; `queue` when the caller knows it, else the queue a
-/// traced consumer or `basic_get` recorded for the delivery (or the instrumentation's default).
+/// Starts the process span of `delivery`; `queue` and its context (`reading`) when the caller
+/// knows them (the traced consumer), else the queue and context a traced consumer or `basic_get`
+/// kept for the delivery (or the instrumentation's default queue, and the headers read here).
 fn start_process(
     instrumentation: &AmqpInstrumentation,
     delivery: &Delivery,
     queue: Option<&str>,
+    reading: Option<&DeliveredContext>,
 ) -> Operation {
     let handed = if queue.is_none() { instrumentation.handed(delivery, false) } else { None };
     let remembered =
@@ -40,14 +42,15 @@ fn start_process(
     let queue = queue.or(remembered.as_deref());
     let mut view = DeliveryView::new(OperationType::Process, delivery, queue, instrumentation);
     // A delivery a traced `basic_get` received is counted there, not again here.
-    view.counted = handed.is_some_and(|h| h.received);
+    view.counted = handed.as_ref().is_some_and(|h| h.received);
     let empty = FieldTable::default();
     let headers = delivery.properties.headers().as_ref().unwrap_or(&empty);
-    instrumentation
-        .instrumenter
-        .operation(&view)
-        .with_delivered_message(&FieldTableExtractor(headers))
-        .start()
+    let extractor = FieldTableExtractor(headers);
+    let builder = instrumentation.instrumenter.operation(&view);
+    match reading.or(handed.as_ref().and_then(|h| h.context.as_ref())) {
+        Some(reading) => builder.with_delivered_context(&extractor, reading).start(),
+        None => builder.with_delivered_message(&extractor).start(),
+    }
 }
 
 async fn settle<F>(
@@ -65,7 +68,8 @@ where
     }
     let routing_key = delivery.routing_key.as_str();
     // The same destination as the delivery's process span: `{exchange}:{routing key}:{queue}`.
-    let queue = instrumentation.queue_of(delivery, true);
+    let handed = instrumentation.handed(delivery, true);
+    let queue = handed.as_ref().map(|h| h.queue.clone()).or_else(|| instrumentation.queue_of(delivery, true));
     let view = SettleView {
         name,
         destination: consumer_destination(delivery.exchange.as_str(), routing_key, queue.as_deref()),
@@ -76,12 +80,19 @@ where
     // Parent: the current context (typically the process span, when settling inside the handler);
     // always a link to the message's creation context, so a settle after processing is still
     // connected to the producer.
-    let empty = FieldTable::default();
-    let headers = delivery.properties.headers().as_ref().unwrap_or(&empty);
-    let extractor = FieldTableExtractor(headers);
-    let message: [(&dyn opentelemetry::propagation::Extractor, Vec<opentelemetry::KeyValue>); 1] =
-        [(&extractor, Vec::new())];
-    let operation = instrumentation.instrumenter.operation(&view).with_batch_links(message).start();
+    let builder = instrumentation.instrumenter.operation(&view);
+    let operation = match handed.map(|h| h.link) {
+        // The link its traced consumer or `basic_get` made (none: no creation context).
+        Some(link) => builder.with_links(link.into_iter().collect()).start(),
+        None => {
+            let empty = FieldTable::default();
+            let headers = delivery.properties.headers().as_ref().unwrap_or(&empty);
+            let extractor = FieldTableExtractor(headers);
+            let message: [(&dyn opentelemetry::propagation::Extractor, Vec<opentelemetry::KeyValue>); 1] =
+                [(&extractor, Vec::new())];
+            builder.with_batch_links(message).start()
+        }
+    };
     let result = settle.await;
     operation.end(&result, error_type);
     result
@@ -218,11 +229,11 @@ impl DeliveryExt for Delivery {
         F: Future<Output = std::result::Result<T, E>>,
         E: std::fmt::Display,
     {
-        start_process(instrumentation, self, None).run(handler)
+        start_process(instrumentation, self, None, None).run(handler)
     }
 
     fn start_process_with(self, instrumentation: &AmqpInstrumentation) -> TracedMessage<Delivery> {
-        let operation = start_process(instrumentation, &self, None);
+        let operation = start_process(instrumentation, &self, None, None);
         TracedMessage::new(self, operation)
     }
 
@@ -277,8 +288,14 @@ impl Stream for TracedConsumer {
         this.inner.poll_next(cx).map(|item| {
             item.map(|result| {
                 result.map(|delivery| {
-                    instrumentation.remember_queue(&delivery, queue, false);
-                    let operation = start_process(instrumentation, &delivery, Some(queue));
+                    // Its context read once (lever 26, BENCHMARKS.md): for its process span here
+                    // and the link of its settle span.
+                    let empty = FieldTable::default();
+                    let headers = delivery.properties.headers().as_ref().unwrap_or(&empty);
+                    let reading =
+                        instrumentation.instrumenter.extract_delivered(&FieldTableExtractor(headers));
+                    instrumentation.remember_queue(&delivery, queue, false, Some(&reading));
+                    let operation = start_process(instrumentation, &delivery, Some(queue), Some(&reading));
                     TracedMessage::new(delivery, operation)
                 })
             })

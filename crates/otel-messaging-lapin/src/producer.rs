@@ -265,25 +265,24 @@ impl ChannelExt for Channel {
                     .end_error(&error_type(e), e);
             }
             if let Ok(Some(message)) = &result {
-                instrumentation.remember_queue(&message.delivery, name.as_str(), true);
+                // Its context read once (lever 26, BENCHMARKS.md): for the link here, its process
+                // span and the link of its settle span.
+                let empty = FieldTable::default();
+                let headers = message.delivery.properties.headers().as_ref().unwrap_or(&empty);
+                let reading = instrumentation.instrumenter.extract_delivered(&FieldTableExtractor(headers));
+                instrumentation.remember_queue(&message.delivery, name.as_str(), true, Some(&reading));
                 let view = DeliveryView::new(
                     OperationType::Receive,
                     &message.delivery,
                     Some(name.as_str()),
                     instrumentation,
                 );
-                let empty = FieldTable::default();
-                let headers = message.delivery.properties.headers().as_ref().unwrap_or(&empty);
-                let extractor = FieldTableExtractor(headers);
                 instrumentation
                     .instrumenter
                     .operation(&view)
                     .with_parent(&parent)
                     .with_start_time(started)
-                    .with_batch_links([(
-                        &extractor as &dyn opentelemetry::propagation::Extractor,
-                        Vec::new(),
-                    )])
+                    .with_links(reading.link(Vec::new()).into_iter().collect())
                     .start()
                     .end_ok();
             }
