@@ -369,6 +369,15 @@ pub struct CountingPropagator {
     readings: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
+/// An instrumenter on `t`'s providers whose propagator counts its readings
+/// ([`CountingPropagator`]), and the count.
+pub fn counting_instrumenter(
+    t: &otel_messaging::testing::TestTelemetry,
+) -> (otel_messaging::MessagingInstrumenter, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let (counting, readings) = CountingPropagator::new();
+    (t.instrumenter_builder().with_propagator(counting).build(), readings)
+}
+
 impl CountingPropagator {
     /// The propagator, and its count of readings.
     pub fn new() -> (Self, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
@@ -402,4 +411,32 @@ impl opentelemetry::propagation::TextMapPropagator for CountingPropagator {
     fn fields(&self) -> opentelemetry::propagation::text_map_propagator::FieldIter<'_> {
         self.inner.fields()
     }
+}
+
+/// A traced `ReceiveMessage` of up to 10 messages from `url`, waiting up to a second.
+pub async fn sqs_receive_traced(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+    tracing: &otel_messaging_aws_sqs::SqsInstrumentation,
+) -> aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput {
+    use otel_messaging_aws_sqs::ReceiveMessageFluentBuilderExt as _;
+    client
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send_traced_with(tracing)
+        .await
+        .expect("receive")
+}
+
+/// The span ids of the PRODUCER spans among `spans`.
+pub fn producer_span_ids(
+    spans: &[opentelemetry_sdk::trace::SpanData],
+) -> std::collections::HashSet<opentelemetry::trace::SpanId> {
+    spans
+        .iter()
+        .filter(|s| s.span_kind == opentelemetry::trace::SpanKind::Producer)
+        .map(|s| s.span_context.span_id())
+        .collect()
 }

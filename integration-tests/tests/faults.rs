@@ -97,10 +97,7 @@ async fn redis_goes_away_and_comes_back() {
 
 #[tokio::test]
 async fn sqs_goes_away_and_comes_back() {
-    use otel_messaging_aws_sqs::{
-        MessageExt as _, ReceiveMessageFluentBuilderExt as _, SendMessageFluentBuilderExt as _,
-        SqsInstrumentation,
-    };
+    use otel_messaging_aws_sqs::{MessageExt as _, SendMessageFluentBuilderExt as _, SqsInstrumentation};
 
     let t = TestTelemetry::new();
     let proxy = FaultProxy::start(&host_port(&sqs_endpoint())).await;
@@ -145,14 +142,7 @@ async fn sqs_goes_away_and_comes_back() {
     let deadline = std::time::Instant::now() + TIMEOUT;
     while bodies.len() < 4 {
         assert!(std::time::Instant::now() < deadline, "every message back in time; got {bodies:?}");
-        let out = c
-            .receive_message()
-            .queue_url(&url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send_traced_with(&tr)
-            .await
-            .expect("receive");
+        let out = integration_tests::sqs_receive_traced(&c, &url, &tr).await;
         for message in out.messages.unwrap_or_default() {
             let (message, _) =
                 message.start_process_with(&tr).process(async |_| Ok::<_, std::io::Error>(())).await;

@@ -300,9 +300,8 @@ async fn a_batch_receives_reading_serves_each_records_process_span() {
             .await
             .expect("delivered");
     }
-    let (counting, readings) = integration_tests::CountingPropagator::new();
-    let tracing = KafkaInstrumentation::from_config(&k.consumer_config())
-        .with_instrumenter(t.instrumenter_builder().with_propagator(counting).build());
+    let (instrumenter, readings) = integration_tests::counting_instrumenter(&t);
+    let tracing = KafkaInstrumentation::from_config(&k.consumer_config()).with_instrumenter(instrumenter);
     let consumer = k.consumer();
     let mut batch = Vec::new();
     let deadline = std::time::Instant::now() + TIMEOUT;

@@ -47,6 +47,19 @@ async fn jetstream_stream(
     (stream, name, subject)
 }
 
+/// A durable pull consumer named `workers` on `stream`.
+async fn workers(
+    stream: &async_nats::jetstream::stream::Stream,
+) -> async_nats::jetstream::consumer::Consumer<async_nats::jetstream::consumer::pull::Config> {
+    stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("workers".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer")
+}
+
 #[tokio::test]
 async fn publish_then_process_is_one_trace_with_the_queue_group() {
     let t = TestTelemetry::new();
@@ -172,13 +185,7 @@ async fn jetstream_publish_pull_process_ack_is_one_trace_with_the_stream_facts()
     .expect("pub ack");
     request.span().end();
 
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            durable_name: Some("workers".into()),
-            ..Default::default()
-        })
-        .await
-        .expect("consumer");
+    let consumer = workers(&stream).await;
     let mut messages = consumer.messages().await.expect("messages");
     let message = tokio::time::timeout(TIMEOUT, messages.next())
         .await
@@ -263,13 +270,7 @@ async fn a_jetstream_fetch_links_every_message_and_counts_the_batch_once() {
             .await
             .expect("ack");
     }
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            durable_name: Some("workers".into()),
-            ..Default::default()
-        })
-        .await
-        .expect("consumer");
+    let consumer = workers(&stream).await;
     // The fetch appends: what the caller already holds is untouched.
     let mut messages = vec![];
     let appended = consumer.fetch_traced_with(&tr, &mut messages, 3).await.expect("fetch");
@@ -657,9 +658,8 @@ async fn a_fetchs_reading_serves_each_messages_process_span() {
     use std::sync::atomic::Ordering;
 
     let t = TestTelemetry::new();
-    let (counting, readings) = integration_tests::CountingPropagator::new();
-    let tr = NatsInstrumentation::from_url(&nats_url())
-        .with_instrumenter(t.instrumenter_builder().with_propagator(counting).build());
+    let (instrumenter, readings) = integration_tests::counting_instrumenter(&t);
+    let tr = NatsInstrumentation::from_url(&nats_url()).with_instrumenter(instrumenter);
     let js = async_nats::jetstream::new(client().await);
     let (stream, stream_name, subject) = jetstream_stream(&js, "READONCE", "jobs").await;
     for tenant in ["a", "b", "c"] {
@@ -669,13 +669,7 @@ async fn a_fetchs_reading_serves_each_messages_process_span() {
             .await
             .expect("ack");
     }
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            durable_name: Some("workers".into()),
-            ..Default::default()
-        })
-        .await
-        .expect("consumer");
+    let consumer = workers(&stream).await;
     let mut messages = vec![];
     let deadline = std::time::Instant::now() + TIMEOUT;
     while messages.len() < 3 {
@@ -698,11 +692,7 @@ async fn a_fetchs_reading_serves_each_messages_process_span() {
     js.delete_stream(&stream_name).await.expect("cleanup");
 
     let spans = t.spans();
-    let publishes: std::collections::HashSet<_> = spans
-        .iter()
-        .filter(|s| s.span_kind == SpanKind::Producer)
-        .map(|s| s.span_context.span_id())
-        .collect();
+    let publishes = integration_tests::producer_span_ids(&spans);
     let parents: std::collections::HashSet<_> =
         spans.iter().filter(|s| s.name == format!("process {subject}")).map(|s| s.parent_span_id).collect();
     assert_eq!(publishes.len(), 3);

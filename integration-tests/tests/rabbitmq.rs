@@ -783,9 +783,8 @@ async fn a_deliverys_context_is_read_once_for_its_process_and_settle() {
     use std::sync::atomic::Ordering;
 
     let t = TestTelemetry::new();
-    let (counting, readings) = integration_tests::CountingPropagator::new();
-    let tr = AmqpInstrumentation::from_uri(&amqp_url())
-        .with_instrumenter(t.instrumenter_builder().with_propagator(counting).build());
+    let (instrumenter, readings) = integration_tests::counting_instrumenter(&t);
+    let tr = AmqpInstrumentation::from_uri(&amqp_url()).with_instrumenter(instrumenter);
     let (_c, ch) = channel().await;
     // Not auto-delete: the queue outlives the first consumer.
     let q = unique_name("orders");
@@ -833,11 +832,7 @@ async fn a_deliverys_context_is_read_once_for_its_process_and_settle() {
     ch2.queue_delete(q.as_str().into(), Default::default()).await.expect("delete the queue");
 
     let spans = t.spans();
-    let publishes: std::collections::HashSet<_> = spans
-        .iter()
-        .filter(|s| s.span_kind == SpanKind::Producer)
-        .map(|s| s.span_context.span_id())
-        .collect();
+    let publishes = integration_tests::producer_span_ids(&spans);
     let processes: Vec<_> = spans.iter().filter(|s| s.span_kind == SpanKind::Consumer).collect();
     assert_eq!(processes.len(), 2, "{}", waterfall(&spans));
     let parents: std::collections::HashSet<_> = processes.iter().map(|p| p.parent_span_id).collect();

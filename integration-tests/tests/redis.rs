@@ -627,9 +627,8 @@ async fn a_reads_reading_serves_each_entrys_process_and_xack() {
 
     let t = TestTelemetry::new();
     let (client, mut conn) = connect().await;
-    let (counting, readings) = integration_tests::CountingPropagator::new();
-    let tr = RedisInstrumentation::from_client(&client)
-        .with_instrumenter(t.instrumenter_builder().with_propagator(counting).build());
+    let (instrumenter, readings) = integration_tests::counting_instrumenter(&t);
+    let tr = RedisInstrumentation::from_client(&client).with_instrumenter(instrumenter);
     let stream = unique_name("orders");
     group(&mut conn, &stream, "workers").await;
     for tenant in ["a", "b", "c"] {

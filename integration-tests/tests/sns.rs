@@ -17,7 +17,7 @@ use otel_messaging::testing::{TestTelemetry, assert_one_trace, assert_trace, att
 use otel_messaging_aws_sns::{
     PublishBatchFluentBuilderExt as _, PublishFluentBuilderExt as _, SnsInstrumentation,
 };
-use otel_messaging_aws_sqs::{MessageExt as _, ReceiveMessageFluentBuilderExt as _, SqsInstrumentation};
+use otel_messaging_aws_sqs::{MessageExt as _, SqsInstrumentation};
 
 async fn sdk_config() -> aws_config::SdkConfig {
     integration_tests::aws_test_config(&sqs_endpoint(), 3).await
@@ -60,15 +60,7 @@ async fn receive_and_process(s: &Setup, count: usize) -> Vec<aws_sdk_sqs::types:
     let mut messages = Vec::new();
     while messages.len() < count {
         assert!(Instant::now() < deadline, "only {} of {count} messages arrived", messages.len());
-        let received = s
-            .sqs
-            .receive_message()
-            .queue_url(&s.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send_traced_with(&s.sqs_tracing)
-            .await
-            .expect("receive");
+        let received = integration_tests::sqs_receive_traced(&s.sqs, &s.queue_url, &s.sqs_tracing).await;
         for message in received.messages.unwrap_or_default() {
             let (message, result) = message
                 .start_process_with(&s.sqs_tracing)

@@ -226,14 +226,7 @@ async fn batch_send_gives_create_spans_linked_by_a_client_send_span() {
         .await
         .expect("batch");
     assert_eq!(out.successful.len(), 3);
-    let received = c
-        .receive_message()
-        .queue_url(&url)
-        .max_number_of_messages(10)
-        .wait_time_seconds(1)
-        .send_traced_with(&tr)
-        .await
-        .expect("receive");
+    let received = integration_tests::sqs_receive_traced(&c, &url, &tr).await;
     for m in received.messages.unwrap() {
         drop(m.start_process_with(&tr));
     }
@@ -645,9 +638,8 @@ async fn a_receives_reading_serves_each_messages_process_and_delete() {
     use std::sync::atomic::Ordering;
 
     let t = TestTelemetry::new();
-    let (counting, readings) = integration_tests::CountingPropagator::new();
-    let tr = SqsInstrumentation::default()
-        .with_instrumenter(t.instrumenter_builder().with_propagator(counting).build());
+    let (instrumenter, readings) = integration_tests::counting_instrumenter(&t);
+    let tr = SqsInstrumentation::default().with_instrumenter(instrumenter);
     let c = client().await;
     let url = queue(&c, false).await;
     let q = name_of(&url).to_owned();
@@ -662,14 +654,7 @@ async fn a_receives_reading_serves_each_messages_process_and_delete() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while messages.len() < 3 {
         assert!(std::time::Instant::now() < deadline, "3 messages in time, got {}", messages.len());
-        let received = c
-            .receive_message()
-            .queue_url(&url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send_traced_with(&tr)
-            .await
-            .expect("receive");
+        let received = integration_tests::sqs_receive_traced(&c, &url, &tr).await;
         messages.extend(received.messages.unwrap_or_default());
     }
     assert_eq!(readings.load(Ordering::SeqCst), 3, "the receive reads each message once");
