@@ -208,7 +208,8 @@ fn start_delete(
 
 /// Most bytes of one removed attribute (name, type and value) kept for a process span: W3C
 /// Baggage's 8 192-byte limit plus the name and type. Worst case for the whole stash:
-/// 10 000 messages × (a `traceparent`, a `tracestate`, a `baggage` and the lineage fields).
+/// 10 000 messages × (a `traceparent`, a `tracestate`, a `baggage` and the lineage fields, plus
+/// the context read from them when it is small: `DeliveredContext::keepable`).
 const MAX_STASHED_ATTRIBUTE_BYTES: usize = 8_192 + 64;
 
 /// Whether the message attribute name `requested` (as given to `MessageAttributeNames`: a name,
