@@ -335,6 +335,51 @@ async fn a_batch_receives_reading_serves_each_records_process_span() {
     }
 }
 
+/// A processed record's settle spans link from the reading its receive made (BENCHMARKS.md,
+/// lever 26): stored and committed, the record's headers are read once; a settle through another
+/// instrumenter reads them itself (here a propagator that reads nothing: no link).
+#[tokio::test]
+async fn a_processed_records_settles_link_from_its_receives_reading() {
+    use otel_messaging_rdkafka::ConsumerExt as _;
+    use rdkafka::consumer::CommitMode;
+    use std::sync::atomic::Ordering;
+
+    let k = kafka().await;
+    let t = TestTelemetry::new();
+    k.producer()
+        .send_traced_with(&k.producer_tracing(&t), FutureRecord::<(), _>::to(&k.topic).payload("x"), TIMEOUT)
+        .await
+        .expect("delivered");
+    let (instrumenter, readings) = integration_tests::counting_instrumenter(&t);
+    let tracing = KafkaInstrumentation::from_config(&k.consumer_config()).with_instrumenter(instrumenter);
+    let blind = KafkaInstrumentation::from_config(&k.consumer_config()).with_instrumenter(
+        t.instrumenter_builder()
+            .with_propagator(opentelemetry::propagation::TextMapCompositePropagator::new(vec![]))
+            .build(),
+    );
+    let consumer = k.consumer_with("enable.auto.offset.store", "false");
+    let message = tokio::time::timeout(TIMEOUT, consumer.recv_traced_with(&tracing))
+        .await
+        .expect("a message within the timeout")
+        .expect("message");
+    message.process_traced_with(&tracing, async { Ok::<_, KafkaError>(()) }).await.expect("handler");
+    consumer.store_offset_from_message_traced_with(&tracing, &message).expect("stored");
+    consumer.commit_message_traced_with(&tracing, &message, CommitMode::Sync).expect("committed");
+    assert_eq!(readings.load(Ordering::SeqCst), 1, "read once: receive, process, store, commit");
+    consumer.commit_message_traced_with(&blind, &message, CommitMode::Sync).expect("committed");
+
+    let spans = t.spans();
+    let send = span(&spans, &format!("send {}", k.topic)).span_context.span_id();
+    let settles: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name.starts_with("store_offset ") || s.name.starts_with("commit "))
+        .collect();
+    assert_eq!(settles.len(), 3, "{}", waterfall(&spans));
+    let linked: Vec<Vec<_>> =
+        settles.iter().map(|s| s.links.iter().map(|l| l.span_context.span_id()).collect()).collect();
+    assert_eq!(linked, [vec![send], vec![send], vec![]], "the blind instrumenter links nothing");
+}
+
 #[tokio::test]
 async fn existing_creation_context_is_not_overwritten() {
     let k = kafka().await;

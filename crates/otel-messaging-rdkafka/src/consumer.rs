@@ -24,7 +24,7 @@ use std::{
 };
 
 use futures_core::Stream;
-use opentelemetry::{Context, propagation::Extractor};
+use opentelemetry::{Context, propagation::Extractor, trace::Link};
 use otel_messaging::{__private::DeliveredContext, Operation, TracedMessage};
 use rdkafka::{
     ClientContext, TopicPartitionList,
@@ -100,66 +100,112 @@ pub struct ReceivedKey {
     offset: i64,
 }
 
-/// The contexts the traced receives on this thread read from their records, until each record's
-/// process span starts (levers 25 and 26, BENCHMARKS.md): the record's headers are then not read
-/// and decoded a second time. A single-message receive keeps one (`recv_traced` then
-/// `process_traced`, or `stream_traced`, which does both in one poll), a batch receive one per
-/// record (`recv_batch_traced`, then each record processed in turn). Per thread, so no lock: a
-/// record processed on another thread (a task that moved between its awaits) misses. A miss —
-/// another thread, a detached message, another instrumenter (the core checks), a record pushed out
-/// — reads the headers as before.
-struct Received {
-    key: ReceivedKey,
-    context: DeliveredContext,
-}
+/// The contexts the traced receives on this thread read from their records (levers 25 and 26,
+/// BENCHMARKS.md), so that a record's headers are not read and decoded again: [`RECEIVED`] until
+/// the record's process span starts, then [`PROCESSED`] for the links of its settle spans. A
+/// single-message receive keeps one (`recv_traced` then `process_traced`, or `stream_traced`,
+/// which does both in one poll), a batch receive one per record (`recv_batch_traced`, then each
+/// record processed in turn). Per thread, so no lock: a record processed or settled on another
+/// thread (a task that moved between its awaits) misses. A miss — another thread, a detached
+/// message, another instrumenter (the core checks), a record pushed out — reads the headers as
+/// before.
+struct Kept(std::collections::VecDeque<(ReceivedKey, DeliveredContext)>);
 
-/// Most contexts kept per thread ([`Received`]): a batch of more records keeps its last ones.
-/// Each is a `Context` of a few hundred bytes (larger readings are not kept:
-/// `DeliveredContext::keepable`), so a thread keeps at most ≈ 400 KiB.
+/// Most contexts kept per thread in each of [`RECEIVED`] and [`PROCESSED`]: a batch of more
+/// records keeps its last ones. Each is a `Context` of a few hundred bytes (larger readings are
+/// not kept: `DeliveredContext::keepable`), so a thread keeps at most ≈ 800 KiB.
 const MAX_KEPT: usize = 256;
 
-/// How many of the oldest kept contexts a process span looks through before the newest: a batch
-/// is processed in order, so its next record is the oldest kept but for the few the application
+/// How many of the oldest kept contexts a look-up goes through after the newest: a batch is
+/// processed in order, so its next record is the oldest kept but for the few the application
 /// skipped (a filter), which are forgotten once a later record is processed.
 const LOOK_AHEAD: usize = 8;
 
-thread_local! {
-    static RECEIVED: std::cell::RefCell<std::collections::VecDeque<Received>> =
-        const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
+impl Kept {
+    /// Keeps `context` for the record `key`; forgets the oldest when full.
+    fn keep(&mut self, key: ReceivedKey, context: DeliveredContext) {
+        if self.0.len() >= MAX_KEPT {
+            self.0.pop_front();
+        }
+        self.0.push_back((key, context));
+    }
+
+    /// Where the context of `key` is: the newest (a single-message receive, or a batch processed
+    /// last to first), else among the [`LOOK_AHEAD`] oldest.
+    fn find(&self, key: ReceivedKey) -> Option<usize> {
+        let last = self.0.len().checked_sub(1)?;
+        if self.0.back().is_some_and(|(k, _)| *k == key) {
+            return Some(last);
+        }
+        self.0.iter().take(LOOK_AHEAD).position(|(k, _)| *k == key)
+    }
+
+    /// The context of `key`, taken, with the older ones in front of it (records received before
+    /// it and not processed: skipped).
+    fn take(&mut self, key: ReceivedKey) -> Option<DeliveredContext> {
+        let at = self.find(key)?;
+        if at + 1 == self.0.len() {
+            return self.0.pop_back().map(|(_, context)| context);
+        }
+        self.0.drain(..at);
+        self.0.pop_front().map(|(_, context)| context)
+    }
 }
 
-/// Keeps `context`, read by the receive of the record `key`, for its process span; forgets the
-/// oldest kept when full.
-fn keep_received(key: ReceivedKey, context: DeliveredContext) {
-    // A large reading is not kept (`DeliveredContext::keepable`), nor by a thread being torn
-    // down: the process span reads the headers.
-    let Some(context) = context.keepable() else { return };
-    let _ = RECEIVED.try_with(|kept| {
-        if let Ok(mut kept) = kept.try_borrow_mut() {
-            if kept.len() >= MAX_KEPT {
-                kept.pop_front();
-            }
-            kept.push_back(Received { key, context });
-        }
+thread_local! {
+    /// Readings of received records not processed yet.
+    static RECEIVED: std::cell::RefCell<Kept> =
+        const { std::cell::RefCell::new(Kept(std::collections::VecDeque::new())) };
+    /// Readings of processed records, for their settle spans' links (a record may be settled more
+    /// than once: stored, then committed).
+    static PROCESSED: std::cell::RefCell<Kept> =
+        const { std::cell::RefCell::new(Kept(std::collections::VecDeque::new())) };
+}
+
+/// Runs `f` on this thread's `kept`; `None` when the thread is being torn down or `kept` is in
+/// use.
+fn with_kept<R>(
+    kept: &'static std::thread::LocalKey<std::cell::RefCell<Kept>>,
+    f: impl FnOnce(&mut Kept) -> Option<R>,
+) -> Option<R> {
+    kept.try_with(|kept| f(&mut *kept.try_borrow_mut().ok()?)).ok().flatten()
+}
+
+/// Keeps `context` for the record `key` in this thread's `kept`.
+fn keep_in(
+    kept: &'static std::thread::LocalKey<std::cell::RefCell<Kept>>,
+    key: ReceivedKey,
+    context: DeliveredContext,
+) {
+    with_kept(kept, |kept| {
+        kept.keep(key, context);
+        Some(())
     });
 }
 
-/// The context the receive of the record `key` read, if this thread keeps it; taken, with the
-/// older ones in front of it (records received before it and not processed: skipped).
+/// Keeps `context`, read by the receive of the record `key`, for its process span (a large
+/// reading is not kept: the process span reads the headers).
+fn keep_received(key: ReceivedKey, context: DeliveredContext) {
+    if let Some(context) = context.keepable() {
+        keep_in(&RECEIVED, key, context);
+    }
+}
+
+/// The context the receive of the record `key` read, if this thread keeps it; taken.
 fn take_received(key: ReceivedKey) -> Option<DeliveredContext> {
-    RECEIVED
-        .try_with(|kept| {
-            let mut kept = kept.try_borrow_mut().ok()?;
-            if kept.back().is_some_and(|last| last.key == key) {
-                // The newest: a single-message receive, or a batch processed last to first.
-                return kept.pop_back().map(|last| last.context);
-            }
-            let found = kept.iter().take(LOOK_AHEAD).position(|r| r.key == key)?;
-            kept.drain(..found);
-            kept.pop_front().map(|r| r.context)
-        })
-        .ok()
-        .flatten()
+    with_kept(&RECEIVED, |kept| kept.take(key))
+}
+
+/// The link to the creation context of the processed record `key`, if this thread kept its
+/// reading and `instrumenter` made it: `Some(None)` when the record has none.
+fn processed_link(
+    key: ReceivedKey,
+    instrumenter: &otel_messaging::MessagingInstrumenter,
+) -> Option<Option<Link>> {
+    with_kept(&PROCESSED, |kept| {
+        let (_, reading) = kept.0.get(kept.find(key)?)?;
+        reading.is_read_by(instrumenter).then(|| reading.link(Vec::new()))
+    })
 }
 
 /// The creation-context reader of a message (empty without headers): its propagation fields
@@ -183,7 +229,12 @@ fn start_process<M: KafkaMessage + ?Sized>(instrumentation: &KafkaInstrumentatio
         // Its propagation fields were read by its receive: the headers only for what else asks.
         Some(received) => {
             let headers = PropagationHeaders::unscanned(message.headers());
-            builder.with_delivered_context(&headers, &received).start()
+            let operation = builder.with_delivered_context(&headers, &received).start();
+            // Kept on for the links of its settle spans.
+            if let Some(key) = message.received_key() {
+                keep_in(&PROCESSED, key, received);
+            }
+            operation
         }
         None => builder.with_delivered_message(&extractor(message)).start(),
     }
@@ -665,17 +716,22 @@ fn settle<Cx: ClientContext>(
         client: &facts,
     };
     let parent = otel_messaging::current_context();
-    let operation = match message {
-        Some(m) => {
+    let instrumenter = &instrumentation.instrumenter;
+    let kept = message.and_then(|m| processed_link(m.received_key()?, instrumenter));
+    let operation = match (message, kept) {
+        // Its link from the reading its receive made.
+        (Some(_), Some(link)) => {
+            instrumenter.operation(&view).with_parent(&parent).with_links(link.into_iter().collect()).start()
+        }
+        (Some(m), None) => {
             let extractor = extractor(m);
-            instrumentation
-                .instrumenter
+            instrumenter
                 .operation(&view)
                 .with_parent(&parent)
                 .with_batch_links(std::iter::once((&extractor as &dyn Extractor, Vec::new())))
                 .start()
         }
-        None => instrumentation.instrumenter.operation(&view).with_parent(&parent).start(),
+        (None, _) => instrumenter.operation(&view).with_parent(&parent).start(),
     };
     let result = call();
     operation.end(&result, error_type);

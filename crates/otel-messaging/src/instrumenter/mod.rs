@@ -417,6 +417,12 @@ impl DeliveredContext {
         (baggage + trace_state <= MAX_KEPT_CONTEXT_BYTES).then_some(self)
     }
 
+    /// Whether `instrumenter` is the one that read this (its propagator, its trust boundary): only
+    /// its spans may use the reading; another reads the message itself.
+    pub fn is_read_by(&self, instrumenter: &MessagingInstrumenter) -> bool {
+        self.for_instrumenter(&instrumenter.resolved()).is_some()
+    }
+
     /// The context, when `instrumenter` (resolved) is the one that read it.
     pub(super) fn for_instrumenter(&self, instrumenter: &MessagingInstrumenter) -> Option<&Context> {
         std::ptr::eq(self.by.as_ptr(), Arc::as_ptr(&instrumenter.inner)).then_some(&self.cx)
