@@ -52,8 +52,8 @@ pub(crate) struct Handed {
     pub(crate) queue: Arc<str>,
     /// Whether a traced `basic_get` counted it (its process span must not count it again).
     pub(crate) received: bool,
-    /// Its context as the traced consumer or `basic_get` read it, when small
-    /// (`DeliveredContext::keepable`): its process span does not read it again.
+    /// Its context as `basic_get_traced` read it, when small (`DeliveredContext::keepable`): its
+    /// process span does not read it again.
     pub(crate) context: Option<DeliveredContext>,
     /// The link to its creation context, for its settle span (which then does not read it again).
     pub(crate) link: Option<Link>,
@@ -190,8 +190,8 @@ impl AmqpInstrumentation {
 
     /// Remembers that `delivery` came from `queue`; `received`: a traced `basic_get` counted it
     /// in `messaging.client.consumed.messages` already; `reading`: its context as read there
-    /// (lever 26, BENCHMARKS.md), kept for its process span when small and as a link for its
-    /// settle span.
+    /// (lever 26, BENCHMARKS.md), kept as a link for its settle span and, after `basic_get`, for its
+    /// process span when small.
     pub(crate) fn remember_queue(
         &self,
         delivery: &Delivery,
@@ -202,7 +202,8 @@ impl AmqpInstrumentation {
         let handed = Handed {
             queue: Arc::from(queue),
             received,
-            context: reading.cloned().and_then(DeliveredContext::keepable),
+            // For a later process span: `basic_get`'s (the traced consumer starts it at once).
+            context: reading.filter(|_| received).cloned().and_then(DeliveredContext::keepable),
             link: reading.and_then(|r| r.link(Vec::new())),
         };
         self.handoff.put_copy(delivery_key(delivery), delivery_address(delivery), handed);
