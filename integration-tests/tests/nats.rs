@@ -650,8 +650,9 @@ async fn a_nats_msg_id_names_the_message_and_the_consumer_is_its_group() {
     assert_eq!(receive["messaging.consumer.group.name"], Value::from("billing"));
 }
 
-/// A traced fetch reads each message's context once (BENCHMARKS.md, lever 26): for its link and
-/// its process span (baggage included); each process span is a child of its own publish.
+/// A traced fetch reads each message's context once (BENCHMARKS.md, lever 26): for its link, its
+/// process span (baggage included) and its ack's link; each process span is a child of its own
+/// publish.
 #[tokio::test]
 async fn a_fetchs_reading_serves_each_messages_process_span() {
     use opentelemetry::baggage::BaggageExt as _;
@@ -686,9 +687,9 @@ async fn a_fetchs_reading_serves_each_messages_process_span() {
             .await
             .expect("handler");
         assert_eq!(seen.as_deref(), std::str::from_utf8(&message.payload).ok(), "its own baggage");
-        message.ack().await.expect("ack");
+        message.ack_traced_with(&tr).await.expect("ack");
     }
-    assert_eq!(readings.load(Ordering::SeqCst), 3, "the process spans read nothing again");
+    assert_eq!(readings.load(Ordering::SeqCst), 3, "the process and ack spans read nothing again");
     js.delete_stream(&stream_name).await.expect("cleanup");
 
     let spans = t.spans();
@@ -697,4 +698,9 @@ async fn a_fetchs_reading_serves_each_messages_process_span() {
         spans.iter().filter(|s| s.name == format!("process {subject}")).map(|s| s.parent_span_id).collect();
     assert_eq!(publishes.len(), 3);
     assert_eq!(parents, publishes, "each process span a child of its own publish: {}", waterfall(&spans));
+    let acks: Vec<_> = spans.iter().filter(|s| s.name.starts_with("ack ")).collect();
+    assert_eq!(acks.len(), 3, "{}", waterfall(&spans));
+    let linked: std::collections::HashSet<_> =
+        acks.iter().flat_map(|a| a.links.iter().map(|l| l.span_context.span_id())).collect();
+    assert_eq!(linked, publishes, "each ack linked to its message's publish");
 }

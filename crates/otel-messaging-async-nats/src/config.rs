@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use opentelemetry::trace::Link;
 use otel_messaging::{
     __private::{DeliveredContext, Handoff},
     MessagingInstrumenter,
@@ -11,9 +12,15 @@ use otel_messaging::{
 /// counted by the receive; older entries are forgotten and would be counted again, never lost).
 const HANDOFF_CAPACITY: usize = 4096;
 
-/// What a traced fetch keeps for a message's process span: the message's context as the fetch
-/// read it, when small (the entry itself says the delivery was counted).
-pub(crate) type Fetched = Option<DeliveredContext>;
+/// What a traced fetch keeps for a message (the entry itself says the delivery was counted): its
+/// context as the fetch read it, when small, until its process span takes it; the link to its
+/// creation context, until a settle that ends the delivery (`ack`, `nak`, `term`, `next`) takes
+/// the entry.
+#[derive(Debug, Default)]
+pub(crate) struct Fetched {
+    pub(crate) context: Option<DeliveredContext>,
+    pub(crate) link: Option<Link>,
+}
 
 /// The instrumentation of one NATS connection: the instrumenter, the server address and, for
 /// consumers, the queue group (`messaging.consumer.group.name`).

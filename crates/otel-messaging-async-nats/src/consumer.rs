@@ -21,7 +21,7 @@ use otel_messaging::{Operation, TracedMessage};
 use crate::{
     attributes::{JetStreamFacts, ProcessView, ReceiveView, SettleView, error_type},
     carrier::HeaderMapExtractor,
-    config::NatsInstrumentation,
+    config::{Fetched, NatsInstrumentation},
 };
 
 static NO_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
@@ -35,12 +35,19 @@ fn start_process(
     message: &Message,
     jetstream: JetStreamFacts,
 ) -> Operation {
-    let kept = jetstream.delivery_key.as_deref().and_then(|key| instrumentation.fetched().take(key));
-    let view = ProcessView { message, jetstream, client: instrumentation, fetched: kept.is_some() };
+    // Counted by a traced fetch if it kept an entry, which keeps the link for the settle; the
+    // context the fetch read is taken.
+    let (fetched, kept) = match jetstream.delivery_key.as_deref() {
+        Some(key) => instrumentation
+            .fetched()
+            .update(key, |entry| (entry.is_some(), entry.as_mut().and_then(|f| f.context.take()))),
+        None => (false, None),
+    };
+    let view = ProcessView { message, jetstream, client: instrumentation, fetched };
     let extractor = HeaderMapExtractor(headers(message));
     let builder = instrumentation.instrumenter.operation(&view);
     // Its context as the traced fetch read it, if kept; else read here.
-    match kept.flatten() {
+    match kept {
         Some(context) => builder.with_delivered_context(&extractor, &context).start(),
         None => builder.with_delivered_message(&extractor).start(),
     }
@@ -211,6 +218,8 @@ impl JetStreamMessageExt for jetstream::Message {
             jetstream::AckKind::Progress => "progress",
             jetstream::AckKind::Next => "next",
         };
+        // A settle that ends the delivery takes what the fetch kept; `progress` only reads it.
+        let ends = !matches!(kind, jetstream::AckKind::Progress);
         let settle = self.ack_with(kind);
         async move {
             // Started when first polled (the acknowledgement is published then), in the current
@@ -221,12 +230,28 @@ impl JetStreamMessageExt for jetstream::Message {
                 jetstream: JetStreamFacts::of(self),
                 client: instrumentation,
             };
-            let extractor = HeaderMapExtractor(headers(&self.message));
-            let operation = instrumentation
-                .instrumenter
-                .operation(&view)
-                .with_batch_links([(&extractor as &dyn opentelemetry::propagation::Extractor, Vec::new())])
-                .start();
+            let kept = view.jetstream.delivery_key.as_deref().and_then(|key| {
+                let fetched = instrumentation.fetched();
+                if ends {
+                    fetched.take(key).map(|f| f.link)
+                } else {
+                    fetched.update(key, |entry| entry.as_ref().map(|f| f.link.clone()))
+                }
+            });
+            let builder = instrumentation.instrumenter.operation(&view);
+            let operation = match kept {
+                // The link the traced fetch made (none: no creation context).
+                Some(link) => builder.with_links(link.into_iter().collect()).start(),
+                None => {
+                    let extractor = HeaderMapExtractor(headers(&self.message));
+                    builder
+                        .with_batch_links([(
+                            &extractor as &dyn opentelemetry::propagation::Extractor,
+                            Vec::new(),
+                        )])
+                        .start()
+                }
+            };
             let result = settle.await;
             operation.end(&result, error_type);
             result
@@ -438,7 +463,8 @@ impl Drop for FetchGuard<'_> {
                 facts.stream_sequence.map(|id| vec![crate::attributes::message_id(id)]).unwrap_or_default();
             links.extend(context.link(attributes));
             if let Some(key) = facts.delivery_key {
-                kept.push((key, context.keepable()));
+                let link = context.link(Vec::new());
+                kept.push((key, Fetched { context: context.keepable(), link }));
             }
         }
         let operation = instrumenter
