@@ -859,3 +859,54 @@ pub trait ConsumerExt<C: ConsumerContext>:
 
 impl<C: ConsumerContext, T: Consumer<C> + ?Sized> crate::sealed::Sealed<crate::sealed::ConsumerExt<C>> for T {}
 impl<C: ConsumerContext, T: Consumer<C> + ?Sized> ConsumerExt<C> for T {}
+
+#[cfg(test)]
+mod tests {
+    use otel_messaging::{__private::EmptyExtractor, MessagingInstrumenter};
+
+    use super::{Kept, LOOK_AHEAD, MAX_KEPT, ReceivedKey};
+
+    fn key(offset: i64) -> ReceivedKey {
+        ReceivedKey { message: 1, topic: 2, partition: 0, offset }
+    }
+
+    /// Keeps records `0..n` as one batch would, each with its own (empty) reading.
+    fn batch(n: i64) -> Kept {
+        let instrumenter = MessagingInstrumenter::builder().with_metrics(false).build();
+        let mut kept = Kept(std::collections::VecDeque::new());
+        for offset in 0..n {
+            kept.keep(key(offset), instrumenter.extract_delivered(&EmptyExtractor));
+        }
+        kept
+    }
+
+    fn offsets(kept: &Kept) -> Vec<i64> {
+        kept.0.iter().map(|(k, _)| k.offset).collect()
+    }
+
+    #[test]
+    fn a_batch_processed_in_order_finds_each_record_and_forgets_the_skipped_ones() {
+        let mut kept = batch(5);
+        assert!(kept.take(key(0)).is_some());
+        // Record 1 skipped by the application: taking 2 forgets it.
+        assert!(kept.take(key(2)).is_some());
+        assert_eq!(offsets(&kept), [3, 4]);
+        assert!(kept.take(key(1)).is_none(), "forgotten: read from the headers");
+        // The newest is found at once (a single receive, or a batch processed last to first).
+        assert!(kept.take(key(4)).is_some());
+        assert_eq!(offsets(&kept), [3]);
+    }
+
+    #[test]
+    fn a_record_beyond_the_look_ahead_or_pushed_out_is_not_found() {
+        let depth = i64::try_from(LOOK_AHEAD).unwrap_or(i64::MAX);
+        let mut kept = batch(depth + 2);
+        assert!(kept.take(key(depth)).is_none(), "past the look-ahead, and not the newest");
+        assert_eq!(kept.0.len(), usize::try_from(depth + 2).unwrap_or(0), "a miss forgets nothing");
+        let full = i64::try_from(MAX_KEPT).unwrap_or(i64::MAX);
+        let mut kept = batch(full + 1);
+        assert_eq!(kept.0.len(), MAX_KEPT);
+        assert!(kept.take(key(0)).is_none(), "the oldest was pushed out");
+        assert!(kept.take(key(1)).is_some());
+    }
+}
