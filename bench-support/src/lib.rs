@@ -291,10 +291,7 @@ fn ours<C: BenchCarrier>(
         let view = BenchView { operation: OperationType::Process, partition };
         let root = opentelemetry::Context::new();
         let builder = instrumenter.operation(&view).with_parent(&root);
-        match &reading {
-            Some(reading) => builder.with_delivered_context(x, reading).start(),
-            None => builder.with_delivered_message(x).start(),
-        }
+        builder.with_delivered_context(x, reading.as_ref()).start()
     });
     process.end_ok();
     headers

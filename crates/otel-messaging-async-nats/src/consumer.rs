@@ -37,20 +37,15 @@ fn start_process(
 ) -> Operation {
     // Counted by a traced fetch if it kept an entry, which keeps the link for the settle; the
     // context the fetch read is taken.
-    let (fetched, kept) = match jetstream.delivery_key.as_deref() {
-        Some(key) => instrumentation
-            .fetched()
-            .update(key, |entry| (entry.is_some(), entry.as_mut().and_then(|f| f.context.take()))),
-        None => (false, None),
-    };
+    let entry = jetstream
+        .delivery_key
+        .as_deref()
+        .and_then(|key| instrumentation.fetched().modify(key, |f| f.context.take()));
+    let (fetched, kept) = (entry.is_some(), entry.flatten());
     let view = ProcessView { message, jetstream, client: instrumentation, fetched };
     let extractor = HeaderMapExtractor(headers(message));
-    let builder = instrumentation.instrumenter.operation(&view);
     // Its context as the traced fetch read it, if kept; else read here.
-    match kept {
-        Some(context) => builder.with_delivered_context(&extractor, &context).start(),
-        None => builder.with_delivered_message(&extractor).start(),
-    }
+    instrumentation.instrumenter.operation(&view).with_delivered_context(&extractor, kept.as_ref()).start()
 }
 
 /// Traced processing of a received message: a core NATS [`Message`], or a JetStream
@@ -232,26 +227,12 @@ impl JetStreamMessageExt for jetstream::Message {
             };
             let kept = view.jetstream.delivery_key.as_deref().and_then(|key| {
                 let fetched = instrumentation.fetched();
-                if ends {
-                    fetched.take(key).map(|f| f.link)
-                } else {
-                    fetched.update(key, |entry| entry.as_ref().map(|f| f.link.clone()))
-                }
+                if ends { fetched.take(key).map(|f| f.link) } else { fetched.modify(key, |f| f.link.clone()) }
             });
-            let builder = instrumentation.instrumenter.operation(&view);
-            let operation = match kept {
-                // The link the traced fetch made (none: no creation context).
-                Some(link) => builder.with_links(link.into_iter().collect()).start(),
-                None => {
-                    let extractor = HeaderMapExtractor(headers(&self.message));
-                    builder
-                        .with_batch_links([(
-                            &extractor as &dyn opentelemetry::propagation::Extractor,
-                            Vec::new(),
-                        )])
-                        .start()
-                }
-            };
+            // The link the traced fetch made, else read from the headers.
+            let extractor = HeaderMapExtractor(headers(&self.message));
+            let operation =
+                instrumentation.instrumenter.operation(&view).with_settled_message(&extractor, kept).start();
             let result = settle.await;
             operation.end(&result, error_type);
             result

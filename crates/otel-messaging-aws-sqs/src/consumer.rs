@@ -279,11 +279,11 @@ fn start_process(instrumentation: &SqsInstrumentation, message: &Message) -> ote
     view.message_id = message.message_id.as_deref();
     view.body_size = message.body.as_ref().map(|b| b.len() as u64);
     let extractor = ReceivedMessageExtractor::with_removed(message, &removed);
-    let builder = instrumentation.instrumenter.operation(&view);
-    match &removed.context {
-        Some(context) => builder.with_delivered_context(&extractor, context).start(),
-        None => builder.with_delivered_message(&extractor).start(),
-    }
+    instrumentation
+        .instrumenter
+        .operation(&view)
+        .with_delivered_context(&extractor, removed.context.as_ref())
+        .start()
 }
 
 /// Traced processing of a received SQS [`Message`].

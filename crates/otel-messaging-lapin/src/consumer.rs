@@ -46,11 +46,8 @@ fn start_process(
     let empty = FieldTable::default();
     let headers = delivery.properties.headers().as_ref().unwrap_or(&empty);
     let extractor = FieldTableExtractor(headers);
-    let builder = instrumentation.instrumenter.operation(&view);
-    match reading.or(handed.as_ref().and_then(|h| h.context.as_ref())) {
-        Some(reading) => builder.with_delivered_context(&extractor, reading).start(),
-        None => builder.with_delivered_message(&extractor).start(),
-    }
+    let reading = reading.or(handed.as_ref().and_then(|h| h.context.as_ref()));
+    instrumentation.instrumenter.operation(&view).with_delivered_context(&extractor, reading).start()
 }
 
 async fn settle<F>(
@@ -80,19 +77,15 @@ where
     // Parent: the current context (typically the process span, when settling inside the handler);
     // always a link to the message's creation context, so a settle after processing is still
     // connected to the producer.
-    let builder = instrumentation.instrumenter.operation(&view);
-    let operation = match handed.map(|h| h.link) {
-        // The link its traced consumer or `basic_get` made (none: no creation context).
-        Some(link) => builder.with_links(link.into_iter().collect()).start(),
-        None => {
-            let empty = FieldTable::default();
-            let headers = delivery.properties.headers().as_ref().unwrap_or(&empty);
-            let extractor = FieldTableExtractor(headers);
-            let message: [(&dyn opentelemetry::propagation::Extractor, Vec<opentelemetry::KeyValue>); 1] =
-                [(&extractor, Vec::new())];
-            builder.with_batch_links(message).start()
-        }
-    };
+    // The link its traced consumer or `basic_get` made, else read from the headers.
+    let empty = FieldTable::default();
+    let headers = delivery.properties.headers().as_ref().unwrap_or(&empty);
+    let kept = handed.map(|h| h.link);
+    let operation = instrumentation
+        .instrumenter
+        .operation(&view)
+        .with_settled_message(&FieldTableExtractor(headers), kept)
+        .start();
     let result = settle.await;
     operation.end(&result, error_type);
     result

@@ -24,7 +24,7 @@ use std::{
 };
 
 use futures_core::Stream;
-use opentelemetry::{Context, propagation::Extractor, trace::Link};
+use opentelemetry::{Context, trace::Link};
 use otel_messaging::{__private::DeliveredContext, Operation, TracedMessage};
 use rdkafka::{
     ClientContext, TopicPartitionList,
@@ -229,7 +229,7 @@ fn start_process<M: KafkaMessage + ?Sized>(instrumentation: &KafkaInstrumentatio
         // Its propagation fields were read by its receive: the headers only for what else asks.
         Some(received) => {
             let headers = PropagationHeaders::unscanned(message.headers());
-            let operation = builder.with_delivered_context(&headers, &received).start();
+            let operation = builder.with_delivered_context(&headers, Some(&received)).start();
             // Kept on for the links of its settle spans.
             if let Some(key) = message.received_key() {
                 keep_in(&PROCESSED, key, received);
@@ -717,21 +717,16 @@ fn settle<Cx: ClientContext>(
     };
     let parent = otel_messaging::current_context();
     let instrumenter = &instrumentation.instrumenter;
-    let kept = message.and_then(|m| processed_link(m.received_key()?, instrumenter));
-    let operation = match (message, kept) {
-        // Its link from the reading its receive made.
-        (Some(_), Some(link)) => {
-            instrumenter.operation(&view).with_parent(&parent).with_links(link.into_iter().collect()).start()
+    let operation = match message {
+        // Linked from the reading its receive made, else from its headers.
+        Some(m) => {
+            let kept = m.received_key().and_then(|key| processed_link(key, instrumenter));
+            // Its headers are scanned only when they are read.
+            let headers =
+                if kept.is_some() { PropagationHeaders::unscanned(m.headers()) } else { extractor(m) };
+            instrumenter.operation(&view).with_parent(&parent).with_settled_message(&headers, kept).start()
         }
-        (Some(m), None) => {
-            let extractor = extractor(m);
-            instrumenter
-                .operation(&view)
-                .with_parent(&parent)
-                .with_batch_links(std::iter::once((&extractor as &dyn Extractor, Vec::new())))
-                .start()
-        }
-        (None, _) => instrumenter.operation(&view).with_parent(&parent).start(),
+        None => instrumenter.operation(&view).with_parent(&parent).start(),
     };
     let result = call();
     operation.end(&result, error_type);

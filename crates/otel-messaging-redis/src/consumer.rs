@@ -481,12 +481,9 @@ fn start_entry_process(
     view.delivery_count = entry.delivered_count.map(|n| n as u64);
     view.counted = true;
     let extractor = StreamFieldsExtractor(&entry.map);
-    let builder = instrumentation.instrumenter.operation(&view);
     // Its context as the traced read read it, if kept; else read here.
-    match facts.as_ref().and_then(|f| f.context.as_ref()) {
-        Some(context) => builder.with_delivered_context(&extractor, context).start(),
-        None => builder.with_delivered_message(&extractor).start(),
-    }
+    let kept = facts.as_ref().and_then(|f| f.context.as_ref());
+    instrumentation.instrumenter.operation(&view).with_delivered_context(&extractor, kept).start()
 }
 
 impl crate::sealed::Sealed<crate::sealed::StreamEntryExt> for StreamId {}
@@ -555,11 +552,8 @@ fn start_decoded_process(
         Some(h) => h,
         None => &EmptyExtractor,
     };
-    let builder = instrumentation.instrumenter.operation(&view);
-    let operation = match received {
-        Some(received) => builder.with_delivered_context(message, received).start(),
-        None => builder.with_delivered_message(message).start(),
-    };
+    let operation =
+        instrumentation.instrumenter.operation(&view).with_delivered_context(message, received).start();
     let payload = payload.to_vec();
     TracedMessage::new(QueueMessage { source, payload }, operation)
 }

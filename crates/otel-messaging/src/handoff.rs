@@ -102,6 +102,13 @@ impl<V> Handoff<V> {
         inner.entries.get(key).map(|(_, value)| value.clone())
     }
 
+    /// Runs `f` on the value kept for `key`, in place and under the lock (its age unchanged);
+    /// `None`, without calling `f`, when there is none.
+    pub fn modify<R>(&self, key: &str, f: impl FnOnce(&mut V) -> R) -> Option<R> {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.entries.get_mut(key).map(|(_, value)| f(value))
+    }
+
     /// Runs `f` on the value kept for `key` (`None` when there is none), under the lock, and keeps
     /// what it leaves: `None` forgets the key, a value replaces it (keeping its age, or as the
     /// newest when `key` was not kept). Returns what `f` returns.
@@ -198,6 +205,21 @@ mod tests {
             h.put_copy("2-0".into(), address, "x");
         }
         assert_eq!(h.inner.lock().map(|i| i.entries["2-0"].1.0.len()).unwrap_or(0), Copies::<&str>::MAX);
+    }
+
+    /// `modify` changes a kept value in place, keeping its age (forgotten in its turn), and
+    /// keeps nothing for a key it does not know.
+    #[test]
+    fn modified_in_place_keeps_its_age() {
+        let h = Handoff::new(2);
+        h.put("a".into(), 1);
+        h.put("b".into(), 2);
+        assert_eq!(h.modify("a", |v| std::mem::replace(v, 10)), Some(1));
+        assert_eq!(h.modify("zz", |v| *v), None);
+        assert_eq!(h.len(), 2, "no value made for an unknown key");
+        h.put("c".into(), 3); // forgets the oldest: "a", modified but not renewed
+        assert_eq!(h.take("a"), None);
+        assert_eq!((h.take("b"), h.take("c")), (Some(2), Some(3)));
     }
 
     #[test]

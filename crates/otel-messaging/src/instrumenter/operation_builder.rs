@@ -149,9 +149,10 @@ impl<'a> OperationBuilder<'a> {
     }
 
     /// [`with_delivered_message`](Self::with_delivered_message) for a message whose context a traced
-    /// receive read already ([`MessagingInstrumenter::extract_delivered`]): used as it is when this
-    /// operation's instrumenter is the one that read it, read again from `message` otherwise.
-    /// `message` still serves everything else (retry lineage, captured headers, the enricher).
+    /// receive may have read already ([`MessagingInstrumenter::extract_delivered`]): that reading is
+    /// used as it is when this operation's instrumenter is the one that made it; without one, or
+    /// made by another, the context is read from `message`. `message` still serves everything else
+    /// (retry lineage, captured headers, the enricher).
     ///
     /// Plumbing of the broker crates (hidden, like [`crate::__private`]).
     #[doc(hidden)]
@@ -159,10 +160,26 @@ impl<'a> OperationBuilder<'a> {
     pub fn with_delivered_context(
         mut self,
         message: &'a dyn Extractor,
-        extracted: &'a DeliveredContext,
+        extracted: Option<&'a DeliveredContext>,
     ) -> Self {
-        self.carried = Carried::DeliveredExtracted(message, extracted);
+        self.carried = match extracted {
+            Some(extracted) => Carried::DeliveredExtracted(message, extracted),
+            None => Carried::Delivered(message),
+        };
         self
+    }
+
+    /// A settle of one message, linked to its creation context: the link a traced receive made
+    /// from its reading (`Some(None)`: the message has none), else (`None`) read from `message`.
+    ///
+    /// Plumbing of the broker crates (hidden, like [`crate::__private`]).
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn with_settled_message(self, message: &'a dyn Extractor, kept: Option<Option<Link>>) -> Self {
+        match kept {
+            Some(link) => self.with_links(link.into_iter().collect()),
+            None => self.with_batch_links(std::iter::once((message, Vec::new()))),
+        }
     }
 
     /// Links given as they are: for a receive whose messages' contexts were read already
