@@ -51,11 +51,45 @@ pub(crate) const OPERATION_COMMIT: &str = "commit";
 /// `store_offset`.
 pub(crate) const OPERATION_STORE_OFFSET: &str = "store_offset";
 
+/// Partitions whose `messaging.destination.partition.id` is a static string: topics rarely have
+/// more (Kafka's own guidance is thousands per broker, not per topic).
+const STATIC_PARTITIONS: usize = 1_024;
+
+/// The decimal digits of `0..STATIC_PARTITIONS`, zero-padded on the right (at most four digits).
+static PARTITION_DIGITS: [[u8; 4]; STATIC_PARTITIONS] = partition_digits();
+
+const fn partition_digits() -> [[u8; 4]; STATIC_PARTITIONS] {
+    let mut table = [[0u8; 4]; STATIC_PARTITIONS];
+    let mut partition = 0;
+    while partition < STATIC_PARTITIONS {
+        let len = if partition >= 1_000 {
+            4
+        } else if partition >= 100 {
+            3
+        } else if partition >= 10 {
+            2
+        } else {
+            1
+        };
+        let mut rest = partition;
+        let mut at = len;
+        while at > 0 {
+            at -= 1;
+            table[partition][at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        partition += 1;
+    }
+    table
+}
+
+/// `messaging.destination.partition.id` of `partition`: a static string for the first
+/// [`STATIC_PARTITIONS`] (no allocation per span — a wide topic's partitions 16 and up allocated
+/// one each), the number formatted beyond.
 pub(crate) fn partition_value(partition: i32) -> StringValue {
-    const SMALL: [&str; 16] =
-        ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15"];
-    match usize::try_from(partition).ok().and_then(|p| SMALL.get(p)) {
-        Some(s) => StringValue::from(*s),
+    let digits = usize::try_from(partition).ok().and_then(|p| PARTITION_DIGITS.get(p));
+    match digits.and_then(|d| std::str::from_utf8(&d[..d.iter().position(|&b| b == 0).unwrap_or(4)]).ok()) {
+        Some(s) => StringValue::from(s),
         None => StringValue::from(partition.to_string()),
     }
 }
@@ -361,5 +395,21 @@ mod tests {
         assert_eq!(partition_value(3).as_str(), "3");
         assert_eq!(partition_value(123).as_str(), "123");
         assert_eq!(partition_value(-1).as_str(), "-1");
+        assert_eq!(partition_value(1_023).as_str(), "1023");
+        assert_eq!(partition_value(1_024).as_str(), "1024");
+        assert_eq!(partition_value(i32::MAX).as_str(), i32::MAX.to_string());
+        for partition in [0, 9, 10, 99, 100, 999, 1_000] {
+            assert_eq!(partition_value(partition).as_str(), partition.to_string());
+        }
+    }
+
+    /// A wide topic's partition ids are shared strings, not a new one per span: two values of the
+    /// same partition, alive together, point to the same bytes.
+    #[test]
+    fn partition_values_of_a_wide_topic_are_not_allocated_per_span() {
+        for partition in [0, 15, 16, 255, 1_023] {
+            let (a, b) = (partition_value(partition), partition_value(partition));
+            assert_eq!(a.as_str().as_ptr(), b.as_str().as_ptr(), "partition {partition}");
+        }
     }
 }
