@@ -51,8 +51,8 @@ pub(crate) const OPERATION_COMMIT: &str = "commit";
 /// `store_offset`.
 pub(crate) const OPERATION_STORE_OFFSET: &str = "store_offset";
 
-/// Partitions whose `messaging.destination.partition.id` is a static string: topics rarely have
-/// more (Kafka's own guidance is thousands per broker, not per topic).
+/// Partitions whose `messaging.destination.partition.id` is a static string (a 4-KiB table);
+/// a partition beyond it is formatted per span, as every partition from 16 on was before.
 const STATIC_PARTITIONS: usize = 1_024;
 
 /// The decimal digits of `0..STATIC_PARTITIONS`, zero-padded on the right (at most four digits).
