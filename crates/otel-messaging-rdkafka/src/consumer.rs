@@ -60,7 +60,7 @@ pub trait KafkaMessage: Message<Headers: RawHeaders> + sealed::Sealed {
     #[doc(hidden)]
     fn topic_handle(&self) -> Option<(usize, &str)>;
 
-    /// What tells this received record from any other ([`ReceivedKey`]); `None` for a detached one.
+    /// What tells this received record from any other (a `ReceivedKey`); `None` for a detached one.
     #[doc(hidden)]
     fn received_key(&self) -> Option<ReceivedKey>;
 }
