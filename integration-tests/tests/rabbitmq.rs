@@ -70,6 +70,22 @@ async fn next(
         .expect("delivery")
 }
 
+/// The next message of `queue` through `basic_get_traced_with`, polling until one is there
+/// (deadline [`TIMEOUT`]).
+async fn get_one(ch: &Channel, tr: &AmqpInstrumentation, queue: &str) -> lapin::message::BasicGetMessage {
+    tokio::time::timeout(TIMEOUT, async {
+        loop {
+            let get = ch.basic_get_traced_with(tr, queue.into(), Default::default());
+            if let Some(m) = get.await.expect("get") {
+                break m;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a message in time")
+}
+
 async fn publish(
     ch: &Channel,
     tracing: &AmqpInstrumentation,
@@ -554,17 +570,7 @@ async fn process_and_settle_spans_name_the_same_destination() {
     // The second message, fetched with basic_get after the consumer is gone.
     t.clear_spans();
     let (_c2, ch2) = channel().await;
-    let got = tokio::time::timeout(TIMEOUT, async {
-        loop {
-            let get = ch2.basic_get_traced_with(&tr, q.as_str().into(), Default::default());
-            if let Some(m) = get.await.expect("get") {
-                break m;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the message back in the queue");
+    let got = get_one(&ch2, &tr, &q).await;
     let delivery = got.delivery;
     delivery.process_traced_with(&tr, async { Ok::<_, lapin::Error>(()) }).await.expect("handler");
     delivery.ack_traced_with(&tr, BasicAckOptions::default()).await.expect("ack");
@@ -753,18 +759,7 @@ async fn basic_get_then_process_counts_the_message_once() {
     let (_conn, ch) = channel().await;
     let q = queue(&ch, "", FieldTable::default()).await;
     publish(&ch, &tr, "", &q, BasicProperties::default()).await;
-    let got = tokio::time::timeout(TIMEOUT, async {
-        loop {
-            if let Some(m) =
-                ch.basic_get_traced_with(&tr, q.as_str().into(), Default::default()).await.expect("get")
-            {
-                break m;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the message in time");
+    let got = get_one(&ch, &tr, &q).await;
     got.delivery.process_traced_with(&tr, async { Ok::<_, lapin::Error>(()) }).await.expect("handler");
     got.delivery.ack_traced_with(&tr, BasicAckOptions::default()).await.expect("ack");
     let spans = t.spans();
@@ -811,18 +806,7 @@ async fn a_deliverys_context_is_read_once_for_its_process_and_settle() {
 
     // The second through basic_get, once the consumer is gone.
     let (_c2, ch2) = channel().await;
-    let got = tokio::time::timeout(TIMEOUT, async {
-        loop {
-            if let Some(m) =
-                ch2.basic_get_traced_with(&tr, q.as_str().into(), Default::default()).await.expect("get")
-            {
-                break m;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("a message in time");
+    let got = get_one(&ch2, &tr, &q).await;
     let before = readings.load(Ordering::SeqCst);
     assert_eq!(before, 2, "basic_get read it once");
     let seen = got.delivery.process_traced_with(&tr, async { Ok::<_, lapin::Error>(tenant()) }).await;
